@@ -1,0 +1,201 @@
+"""The seams between the phone and the world: Protocols and the value types that cross them.
+
+Everything above (`pidphone.app`) talks to hardware and the network only through these
+interfaces; everything in `pidphone.drivers` implements one of them, each with a simulated twin.
+No implementations live here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Address = tuple[str, int]
+"""A (host, port) pair; host is an IP literal or a DNS name."""
+
+# --------------------------------------------------------------------------- audio
+
+SAMPLE_RATE = 8000
+"""The rate of every PCM frame that crosses the audio ports (drivers resample)."""
+
+FRAME_SAMPLES = 160
+"""One 20 ms frame at 8 kHz: the packetization and the ALSA period."""
+
+FRAME_BYTES = FRAME_SAMPLES * 2
+"""Signed 16-bit little-endian mono."""
+
+
+class AudioCapture(Protocol):
+    """The handset microphone. `read_frame` blocks until one 20 ms frame is captured: the
+    capture device is the media clock, so the sending thread is paced by it."""
+
+    def read_frame(self) -> bytes:
+        """Return FRAME_BYTES of S16_LE mono PCM at 8 kHz."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class AudioPlayback(Protocol):
+    """The handset earpiece or the ringer speaker. `write_frame` blocks while the device buffer
+    is full, so the playback thread is paced by the device."""
+
+    def write_frame(self, pcm: bytes) -> None:
+        """Play FRAME_BYTES of S16_LE mono PCM at 8 kHz."""
+        ...
+
+    def close(self) -> None: ...
+
+
+AudioPurpose = Literal["call", "ring"]
+
+
+class AudioDevices(Protocol):
+    """Opens the capture and playback streams named in the config."""
+
+    def open_capture(self) -> AudioCapture: ...
+
+    def open_playback(self, purpose: AudioPurpose = "call") -> AudioPlayback: ...
+
+    def set_volume(self, percent: int) -> None: ...
+
+
+# --------------------------------------------------------------------------- keys and hook
+
+
+@dataclass(frozen=True)
+class KeyEvent:
+    """A key of the keypad or a function key went down (`pressed`) or up.
+
+    `key` is the keymap's name: "0"-"9", "*", "#", "A"-"D", or a function key name such as
+    "sas_confirm", "sas_reject", "hold", "mute", "volume_up", "volume_down", "dnd", "redial",
+    "speed1".."speed9", "back", "answer", "hangup". `repeat` is true for auto-repeat.
+    """
+
+    key: str
+    pressed: bool = True
+    repeat: bool = False
+
+
+@dataclass(frozen=True)
+class HookEvent:
+    """The handset was lifted (`off_hook=True`) or put down."""
+
+    off_hook: bool
+
+
+InputEvent = KeyEvent | HookEvent
+
+
+class Keypad(Protocol):
+    """The keypad, the hook switch and the function keys.
+
+    `start` delivers events through `sink`; real drivers call it from their own threads, so the
+    sink given by the app must be thread-safe (it hands over with `call_soon_threadsafe`).
+    """
+
+    def start(self, sink: Callable[[InputEvent], None]) -> None: ...
+
+    def off_hook(self) -> bool:
+        """The hook switch state right now (read at start-up)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- display
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What the 128x64 display shows, as data: the pure `render(state)` makes it, a display
+    driver draws it. Comparing two Screens is comparing two pictures.
+
+    The layout has a status bar (left text plus icons), a title, a few small lines and an
+    optional line in large type (the SAS, or NOT SECURE).
+    """
+
+    status: str = ""
+    """Left of the status bar: account or clock."""
+    icons: frozenset[str] = frozenset()
+    """Status-bar icons by name: "registered", "unregistered", "secure", "insecure", "muted",
+    "hold", "dnd", "tls_error"."""
+    title: str = ""
+    """One line under the status bar: "Idle", "Calling", "In call 01:23", ..."""
+    lines: tuple[str, ...] = ()
+    """Small-type lines (peer name and number, reasons, hints)."""
+    big: str = ""
+    """Large type: the SAS ("4jw5", "aardvark bifocals") or "NOT SECURE"."""
+    big_inverse: bool = False
+    """Draw `big` white on black (NOT SECURE)."""
+    verified: bool = False
+    """Show the verified mark beside the SAS."""
+    alert: bool = False
+    """Whole screen inverse: the cached-secret mismatch warning and hard errors."""
+    brightness: Literal["normal", "dim", "off"] = "normal"
+    """Burn-in protection: the display dims, then blanks, when idle."""
+
+
+class Display(Protocol):
+    """The OLED (or its simulated twin)."""
+
+    def show(self, screen: Screen) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- network
+
+
+class StreamConnection(Protocol):
+    """One TLS byte stream (SIP). Bytes go out with `write`; bytes and the end of the stream
+    come back through the callbacks given when it was opened."""
+
+    @property
+    def peer(self) -> Address: ...
+
+    @property
+    def local(self) -> Address: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class DatagramSocket(Protocol):
+    """The one UDP socket of a call: RTP, RTCP, ZRTP and STUN share it (RFC 7983)."""
+
+    @property
+    def local(self) -> Address: ...
+
+    def sendto(self, data: bytes, addr: Address) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- service
+
+
+class ServiceNotifier(Protocol):
+    """The service manager (systemd's sd_notify, or nothing)."""
+
+    def ready(self) -> None: ...
+
+    def status(self, text: str) -> None: ...
+
+    def watchdog(self) -> None: ...
+
+    def stopping(self) -> None: ...
+
+    def watchdog_interval(self) -> float | None:
+        """Half of WATCHDOG_USEC in seconds, or None when no watchdog is asked for."""
+        ...
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Time sources handed to the app so tests can replace them."""
+
+    monotonic: Callable[[], float]
+    wall: Callable[[], float] = field(default=lambda: 0.0)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what pidphone needs to build, run and test on Debian 12 / Raspberry Pi OS, and creates
+# the virtual environment in .venv. Idempotent: a second run only checks.
+#   scripts/setup.sh            runtime + test packages (what the test suite and the demo need)
+#   scripts/setup.sh --runtime  only what the phone needs to run (for a Pi)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=${1:-test}
+RUNTIME_APT=(build-essential pkg-config python3-dev python3-venv libasound2-dev libsystemd-dev
+             alsa-utils openssl)
+TEST_APT=(kamailio kamailio-tls-modules linphone-cli iproute2 util-linux systemd tshark)
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need=()
+pkgs=("${RUNTIME_APT[@]}")
+[ "$MODE" = --runtime ] || pkgs+=("${TEST_APT[@]}")
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark asks whether non-root users may capture; answer once, non-interactively.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections || true
+  as_root apt-get update -q >&2
+  as_root apt-get install -y -q --no-install-recommends "${need[@]}" >&2
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.pidphone-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >&2
+  if [ "$MODE" = --runtime ]; then
+    .venv/bin/python -m pip install -q -e . >&2
+  else
+    .venv/bin/python -m pip install -q -e '.[test]' >&2
+  fi
+  touch "$stamp"
+fi
