@@ -1,0 +1,62 @@
+"""ZRTP (RFC 6189): media-path key agreement for SRTP, with a short authentication string.
+
+Pure and sans-I/O: packets and `now` in; packets, a timer deadline and typed events out.
+"""
+
+from __future__ import annotations
+
+from pidphone.zrtp.crc import crc32c
+from pidphone.zrtp.kdf import kdf
+from pidphone.zrtp.messages import (
+    ClearAck,
+    Commit,
+    Conf2Ack,
+    Confirm1,
+    Confirm2,
+    ConfirmPlaintext,
+    DHPart1,
+    DHPart2,
+    Error,
+    ErrorAck,
+    GoClear,
+    Hello,
+    HelloAck,
+    Message,
+    Ping,
+    PingAck,
+    RelayAck,
+    SasRelay,
+    ZrtpPacket,
+    ZrtpParseError,
+    parse_message,
+    parse_packet,
+)
+from pidphone.zrtp.sas import render_sas
+
+__all__ = [
+    "ClearAck",
+    "Commit",
+    "Conf2Ack",
+    "Confirm1",
+    "Confirm2",
+    "ConfirmPlaintext",
+    "DHPart1",
+    "DHPart2",
+    "Error",
+    "ErrorAck",
+    "GoClear",
+    "Hello",
+    "HelloAck",
+    "Message",
+    "Ping",
+    "PingAck",
+    "RelayAck",
+    "SasRelay",
+    "ZrtpPacket",
+    "ZrtpParseError",
+    "crc32c",
+    "kdf",
+    "parse_message",
+    "parse_packet",
+    "render_sas",
+]
