@@ -1,0 +1,1 @@
+"""The phone: its state, its screens, the call and media sessions, the controller."""

@@ -1,0 +1,156 @@
+"""Capture and playback threads: the audio device is the media clock (ARCHITECTURE.md).
+
+The capture thread blocks in `read_frame` for one 20 ms period and hands the frame to the loop
+with `call_soon_threadsafe`; the loop encodes and sends it. The playback thread writes one
+frame per period (the device's blocking write paces it) from a small bounded queue and asks the
+loop to top the queue up, so the media session stays single-threaded and the loop never waits
+on a device. When the queue runs dry the thread plays silence rather than wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from pidphone.ports import FRAME_BYTES, AudioCapture, AudioPlayback
+
+log = logging.getLogger(__name__)
+
+SILENCE = bytes(FRAME_BYTES)
+
+FrameSink = Callable[[bytes], None]
+"""Called on the loop with each captured frame."""
+FrameSource = Callable[[], bytes]
+"""Called on the loop for the next frame to play."""
+
+PLAYBACK_AHEAD = 2
+"""Frames queued ahead of the playback device: 40 ms of slack for a busy loop."""
+
+
+def _silence() -> bytes:
+    return SILENCE
+
+
+class AudioPump:
+    """Runs one capture and one playback device against a frame sink and a frame source.
+
+    `sink` and `source` are swapped on the loop as the phone moves between idle (tones only),
+    ringing and a call (the media session). Stop with `close()`, which joins both threads.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        capture: AudioCapture | None,
+        playback: AudioPlayback | None,
+    ) -> None:
+        self._loop = loop
+        self._capture = capture
+        self._playback = playback
+        self._sink: FrameSink | None = None
+        self._source: FrameSource = _silence
+        self._queue: queue.Queue[bytes] = queue.Queue(maxsize=PLAYBACK_AHEAD + 1)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.frames_captured = 0
+        self.frames_played = 0
+        self.underruns = 0
+
+    # ------------------------------------------------------------------ loop side
+
+    def set_sink(self, sink: FrameSink | None) -> None:
+        """Where captured frames go (None: captured audio is discarded)."""
+        self._sink = sink
+
+    def set_source(self, source: FrameSource | None) -> None:
+        """Where frames to play come from (None: silence). Drops what was queued."""
+        self._source = source or _silence
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._refill()
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        if self._capture is not None:
+            self._threads.append(
+                threading.Thread(target=self._capture_loop, name="audio-capture", daemon=True)
+            )
+        if self._playback is not None:
+            self._refill()
+            self._threads.append(
+                threading.Thread(target=self._playback_loop, name="audio-playback", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def close(self) -> None:
+        """Stop both threads and close the devices. Safe to call twice."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=1.0)
+        self._threads = []
+        for device in (self._capture, self._playback):
+            if device is not None:
+                with contextlib.suppress(Exception):
+                    device.close()
+        self._capture = self._playback = None
+
+    def _deliver(self, pcm: bytes) -> None:
+        sink = self._sink
+        if sink is not None:
+            sink(pcm)
+
+    def _refill(self) -> None:
+        while self._queue.qsize() < PLAYBACK_AHEAD:
+            try:
+                self._queue.put_nowait(self._source())
+            except queue.Full:
+                return
+
+    def _to_loop(self, callback: Callable[..., None], *args: object) -> bool:
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop is closed: the phone is shutting down
+            return False
+        return True
+
+    # ------------------------------------------------------------------ device threads
+
+    def _capture_loop(self) -> None:
+        capture = self._capture
+        assert capture is not None
+        while not self._stop.is_set():
+            try:
+                pcm = capture.read_frame()
+            except Exception:
+                log.exception("audio capture failed; capture stopped")
+                return
+            self.frames_captured += 1
+            if not self._to_loop(self._deliver, pcm):
+                return
+
+    def _playback_loop(self) -> None:
+        playback = self._playback
+        assert playback is not None
+        while not self._stop.is_set():
+            try:
+                pcm = self._queue.get_nowait()
+            except queue.Empty:
+                self.underruns += 1
+                pcm = SILENCE
+            try:
+                playback.write_frame(pcm)
+            except Exception:
+                log.exception("audio playback failed; playback stopped")
+                return
+            self.frames_played += 1
+            if not self._to_loop(self._refill):
+                return

@@ -1,0 +1,124 @@
+"""The UDP socket of a call (the `DatagramSocket` port) over asyncio.
+
+RTP, RTCP, ZRTP and STUN share this one socket (RFC 7983); it hands every datagram to the
+call's callback except the answers to its own STUN binding requests (RFC 8489), which it keeps
+for `stun_binding`. Send errors (ICMP port unreachable reported back, a full buffer) are
+counted and logged at debug: media is best effort and the call above decides what a silent
+peer means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from pidphone.ports import Address
+from pidphone.rtp import stun
+
+log = logging.getLogger(__name__)
+
+DatagramHandler = Callable[[bytes, Address], None]
+
+STUN_RETRIES = (0.5, 1.0, 2.0)
+"""Seconds to wait after each binding request (RFC 8489 §6.2.1, shortened for call set-up)."""
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: UdpSocket) -> None:
+        self._owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, ...]) -> None:
+        self._owner._received(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        self._owner.send_errors += 1
+        log.debug("udp error on %s: %s", self._owner.local, exc)
+
+
+class UdpSocket:
+    """One bound UDP socket; create it with `open_udp`."""
+
+    def __init__(self, handler: DatagramHandler) -> None:
+        self._handler = handler
+        self._transport: asyncio.DatagramTransport | None = None
+        self._local: Address = ("0.0.0.0", 0)
+        self._stun_waiters: dict[bytes, asyncio.Future[Address]] = {}
+        self.send_errors = 0
+
+    @property
+    def local(self) -> Address:
+        return self._local
+
+    def set_handler(self, handler: DatagramHandler) -> None:
+        """Route received datagrams somewhere else (the call that now owns the socket)."""
+        self._handler = handler
+
+    def sendto(self, data: bytes, addr: Address) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        try:
+            self._transport.sendto(data, addr)
+        except OSError as exc:
+            self.send_errors += 1
+            log.debug("udp send to %s failed: %s", addr, exc)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        for waiter in self._stun_waiters.values():
+            waiter.cancel()
+        self._stun_waiters.clear()
+
+    async def stun_binding(
+        self, server: Address, retries: tuple[float, ...] = STUN_RETRIES
+    ) -> Address | None:
+        """Our address as the STUN server sees it (RFC 8489 binding), or None on no answer."""
+        loop = asyncio.get_running_loop()
+        transaction = secrets.token_bytes(12)
+        waiter: asyncio.Future[Address] = loop.create_future()
+        self._stun_waiters[transaction] = waiter
+        request = stun.build_binding_request(transaction)
+        try:
+            for wait in retries:
+                self.sendto(request, server)
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(asyncio.shield(waiter), wait)
+            return None
+        finally:
+            self._stun_waiters.pop(transaction, None)
+
+    def _received(self, data: bytes, source: Address) -> None:
+        # STUN's first byte is 0-3 and its cookie sits at offset 4 (RFC 7983 §7).
+        if self._stun_waiters and len(data) >= stun.HEADER_LEN and data[0] < 4:
+            transaction = data[8:20]
+            waiter = self._stun_waiters.get(transaction)
+            if waiter is not None:
+                try:
+                    mapped = stun.parse_binding_response(data, transaction)
+                except stun.StunParseError as exc:
+                    log.debug("bad STUN response from %s: %s", source, exc)
+                    return
+                if not waiter.done():
+                    waiter.set_result(mapped)
+                return
+        self._handler(data, source)
+
+
+async def open_udp(host: str, port: int, handler: DatagramHandler) -> UdpSocket:
+    """Bind a UDP socket on host:port (port 0: any free port) and deliver datagrams to handler."""
+    loop = asyncio.get_running_loop()
+    sock = UdpSocket(handler)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Protocol(sock), local_addr=(host, port), family=family
+    )
+    sock._transport = transport
+    name = transport.get_extra_info("sockname")
+    sock._local = (str(name[0]), int(name[1]))
+    return sock
