@@ -1,0 +1,94 @@
+"""Framing SIP messages on a byte stream (RFC 3261 §18.3) and CRLF keep-alives (RFC 5626
+§3.5.1).
+
+On a stream, Content-Length says where a message ends. The framer hands out each whole message
+as bytes (parsing is the caller's job, so a malformed but framed request can still be answered),
+a `Ping` for a CRLFCRLF keep-alive (answer it with `PONG`) or a `Pong` for a lone CRLF. The
+buffer has a cap: a message that does not fit, or a head that cannot be framed, raises
+SipParseError and the connection must be closed — there is no way to find the next message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pidphone.sip.errors import SipParseError
+
+PING = b"\r\n\r\n"
+PONG = b"\r\n"
+DEFAULT_MAX_MESSAGE = 65536
+
+_CONTENT_LENGTH_RE = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.I | re.M)
+
+
+@dataclass(frozen=True)
+class Ping:
+    """The peer sent a CRLFCRLF keep-alive; it expects `PONG` back."""
+
+
+@dataclass(frozen=True)
+class Pong:
+    """The peer answered our keep-alive."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One whole message, not yet parsed."""
+
+    data: bytes
+
+
+StreamItem = Frame | Ping | Pong
+
+
+class StreamFramer:
+    """Feed bytes with `feed`, take items with `next_item` until it returns None."""
+
+    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+        self._buffer = bytearray()
+        self._max = max_message
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def next_item(self) -> StreamItem | None:
+        """The next complete item, None if more bytes are needed.
+
+        Raises SipParseError if the stream cannot be framed or a message exceeds the cap."""
+        buf = self._buffer
+        if buf.startswith(PING):
+            del buf[:4]
+            return Ping()
+        if buf.startswith(PONG):
+            if len(buf) == 2 or buf[2:4] != b"\r\n"[: len(buf) - 2]:
+                del buf[:2]
+                return Pong()
+            return None  # "\r\n\r" so far: a ping still arriving
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > self._max:
+                raise SipParseError("message head exceeds the buffer cap", error_status_hint=513)
+            return None
+        head_end = end + 4
+        match = _CONTENT_LENGTH_RE.search(bytes(buf[:end]))
+        length = 0
+        if match is not None:
+            value = match.group(1).strip()
+            if not value.isdigit() or len(value) > 9:
+                raise SipParseError(f"unframeable Content-Length {value[:20]!r}")
+            length = int(value)
+        total = head_end + length
+        if total > self._max:
+            raise SipParseError(
+                f"message of {total} bytes exceeds the cap of {self._max}", error_status_hint=513
+            )
+        if len(buf) < total:
+            return None
+        data = bytes(buf[:total])
+        del buf[:total]
+        return Frame(data)

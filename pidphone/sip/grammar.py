@@ -1,0 +1,135 @@
+"""Small lexical helpers of the RFC 3261 §25 grammar shared by the URI and header parsers.
+
+Splitting on separators must skip quoted strings (with backslash escapes) and `<...>` URIs;
+every parser here relies on `split_outside` for that.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pidphone.sip.errors import SipParseError
+
+TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+_LWS_RE = re.compile(r"[ \t]+")
+
+
+def is_token(text: str) -> bool:
+    """True if `text` is a non-empty RFC 3261 token."""
+    return _TOKEN_RE.match(text) is not None
+
+
+def collapse_lws(text: str) -> str:
+    """Collapse runs of spaces and tabs into one space and strip the ends."""
+    return _LWS_RE.sub(" ", text).strip()
+
+
+def split_outside(text: str, sep: str) -> list[str]:
+    """Split `text` on `sep`, ignoring separators inside quoted strings and `<...>`.
+
+    Raises SipParseError for an unterminated quoted string or angle bracket.
+    """
+    parts: list[str] = []
+    start = 0
+    quoted = False
+    angle = False
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif angle:
+            if ch == ">":
+                angle = False
+        elif ch == "<":
+            angle = True
+        elif ch == sep:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    if quoted:
+        raise SipParseError(f"unterminated quoted string in {text!r}")
+    if angle:
+        raise SipParseError(f"unterminated '<' in {text!r}")
+    parts.append(text[start:])
+    return parts
+
+
+def unquote(text: str) -> str:
+    """Return the content of a quoted-string (RFC 3261 §25.1), resolving backslash escapes."""
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        raise SipParseError(f"not a quoted string: {text!r}")
+    out: list[str] = []
+    i = 1
+    end = len(text) - 1
+    while i < end:
+        ch = text[i]
+        if ch == "\\":
+            if i + 1 >= end:
+                raise SipParseError(f"dangling escape in {text!r}")
+            i += 1
+            ch = text[i]
+        elif ch == '"':
+            raise SipParseError(f"stray quote in {text!r}")
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def quote(text: str) -> str:
+    """Make a quoted-string of `text`, escaping quotes and backslashes."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+Params = tuple[tuple[str, str | None], ...]
+"""Parameters in wire order: (name, value or None for a flag such as `lr` or `rport`)."""
+
+
+def parse_params(parts: list[str], what: str) -> Params:
+    """Parse `name[=value]` items (already split on ';'); values may be quoted strings."""
+    out: list[tuple[str, str | None]] = []
+    for raw in parts:
+        item = raw.strip(" \t")
+        if not item:
+            raise SipParseError(f"empty parameter in {what}")
+        name, eq, value = item.partition("=")
+        name = name.strip(" \t")
+        if not is_token(name):
+            raise SipParseError(f"bad parameter name {name!r} in {what}")
+        if not eq:
+            out.append((name, None))
+            continue
+        value = value.strip(" \t")
+        if value.startswith('"'):
+            unquote(value)  # validates; the quoted form is kept for a faithful round trip
+        elif not value or any(c in value for c in ' \t"<>,'):
+            raise SipParseError(f"bad value for parameter {name!r} in {what}")
+        out.append((name, value))
+    return tuple(out)
+
+
+def format_params(params: Params) -> str:
+    """Serialize parameters as `;name=value;flag`."""
+    return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in params)
+
+
+def get_param(params: Params, name: str) -> str | None:
+    """The value of parameter `name` (case-insensitive), "" for a flag, None if absent."""
+    key = name.lower()
+    for n, v in params:
+        if n.lower() == key:
+            return "" if v is None else v
+    return None
+
+
+def has_param(params: Params, name: str) -> bool:
+    """True if parameter `name` is present, with or without a value."""
+    return get_param(params, name) is not None
