@@ -1,0 +1,370 @@
+"""The phone's configuration: one TOML file read with tomllib into frozen dataclasses.
+
+Every field has a default, a unit where it has one, and a docstring below it (this file is the
+reference; examples/pidphone.toml is the commented example). `load_config(path)` reads, checks
+and completes a file: every problem is a `ConfigError` naming the key path, the bad value and
+what is allowed, and the daemon exits 78 on it. Secrets are never echoed, in errors or in
+`repr`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import stat
+import tomllib
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pidphone import config_checks as checks
+from pidphone.config_build import build, meta
+from pidphone.config_cross import complete
+from pidphone.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/pidphone/pidphone.toml")
+"""Where the daemon reads its config (systemd's ConfigurationDirectory=pidphone)."""
+
+DEFAULT_PROVISION_PATH = Path("/boot/firmware/pidphone.toml")
+"""The file headless provisioning imports from the FAT boot partition of Raspberry Pi OS."""
+
+log = logging.getLogger("pidphone.config")
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """[account] — who the phone is. With no `aor` the phone does not register and only
+    takes direct calls (server.listen) or runs the demo."""
+
+    aor: str = field(default="", metadata=meta(check=checks.optional(checks.sip_uri)))
+    """The address of record, "sip:alice@example.org". Empty: no registration."""
+    auth_user: str = field(default="", metadata=meta(check=checks.no_control_characters))
+    """The digest authentication user name. Empty: the user part of `aor`."""
+    password: str = field(default="", repr=False, metadata=meta(secret=True))
+    """The digest password. Prefer `password_file`; never both."""
+    password_file: str = field(default="", metadata=meta(path=True))
+    """A file holding the password (first line). Read at start; relative to this file."""
+    display_name: str = field(default="", metadata=meta(check=checks.no_control_characters))
+    """The name shown to the people you call, "Alice (desk)"."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """[server] — the registrar or outbound proxy, reached over TLS (RFC 3261 §26, RFC 5630)."""
+
+    registrar: str = field(default="", metadata=meta(check=checks.optional(checks.host_port(5061))))
+    """host[:port] of the registrar, port 5061 if left out. Empty: the domain of account.aor."""
+    outbound_proxy: str = field(
+        default="", metadata=meta(check=checks.optional(checks.host_port(5061)))
+    )
+    """host[:port] every request is sent through (RFC 3261 §8.1.2). Empty: the registrar."""
+    ca_file: str = field(default="", metadata=meta(path=True))
+    """PEM file of the CAs that may sign the server's certificate. Empty: the system's store."""
+    pinned_fingerprint: str = field(
+        default="", metadata=meta(check=checks.optional(checks.fingerprint))
+    )
+    """SHA-256 fingerprint of the server's certificate (hex, colons allowed). When set, the
+    server must present exactly this certificate, in addition to the CA check."""
+    client_cert: str = field(default="", metadata=meta(path=True))
+    """PEM certificate the phone presents to the server (mutual TLS). Needs `client_key`."""
+    client_key: str = field(default="", metadata=meta(path=True))
+    """PEM private key of `client_cert`. Keep it mode 0600."""
+    keepalive_interval: float = field(
+        default=30.0, metadata=meta(check=checks.between(0, 3600, "s"))
+    )
+    """Seconds between CRLF keep-alives on the TLS connection (RFC 5626 §4.4.1); 0 disables."""
+    register_expires: int = field(default=600, metadata=meta(check=checks.between(60, 86400, "s")))
+    """Seconds a registration is asked to last; it is refreshed before it runs out."""
+    listen: str = field(default="", metadata=meta(check=checks.optional(checks.listen_address)))
+    """address:port of a TLS listener for direct calls without a registrar, "0.0.0.0:5061".
+    Empty: no listener."""
+    stun_server: str = field(
+        default="", metadata=meta(check=checks.optional(checks.host_port(3478)))
+    )
+    """host[:port] of a STUN server (RFC 8489) to learn the public media address. Empty: none."""
+
+    @property
+    def registrar_address(self) -> tuple[str, int] | None:
+        """(host, port) of the registrar, or None when there is none."""
+        return checks.parse_host_port(self.registrar, 5061) if self.registrar else None
+
+    @property
+    def outbound_address(self) -> tuple[str, int] | None:
+        """(host, port) every request goes to first: the outbound proxy, else the registrar."""
+        if self.outbound_proxy:
+            return checks.parse_host_port(self.outbound_proxy, 5061)
+        return self.registrar_address
+
+    @property
+    def pinned_sha256(self) -> bytes | None:
+        """The pinned fingerprint as 32 bytes, or None."""
+        return bytes.fromhex(self.pinned_fingerprint.replace(":", "")) or None
+
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        return checks.parse_host_port(self.listen, 5061) if self.listen else None
+
+    @property
+    def stun_address(self) -> tuple[str, int] | None:
+        return checks.parse_host_port(self.stun_server, 3478) if self.stun_server else None
+
+
+def _zrtp_list(allowed: tuple[str, ...], what: str) -> dict[str, object]:
+    return meta(check=checks.preference_list(allowed, what))
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """[security] — ZRTP (RFC 6189): the policy, the algorithms offered, most preferred first,
+    and the cache of retained secrets. Algorithms the RFC makes mandatory are offered even if
+    left out (§5.1.5)."""
+
+    zrtp_policy: Literal["require", "prefer"] = "require"
+    """"require": a call whose media cannot be secured by ZRTP is ended, with a NOT SECURE
+    warning. "prefer": it goes on in the clear, with NOT SECURE shown on the screen."""
+    key_agreement: tuple[str, ...] = field(
+        default=("X255", "EC25", "DH3k"),
+        metadata=_zrtp_list(checks.ZRTP_KEY_AGREEMENTS, "ZRTP key agreement"),
+    )
+    """Key agreement types (§5.1.5): DH3k DH2k EC25 EC38 X255 X448."""
+    cipher: tuple[str, ...] = field(
+        default=("AES3", "AES1"), metadata=_zrtp_list(checks.ZRTP_CIPHERS, "ZRTP cipher")
+    )
+    """SRTP cipher types (§5.1.3): AES1 (AES-128), AES3 (AES-256)."""
+    auth_tag: tuple[str, ...] = field(
+        default=("HS80", "HS32"), metadata=_zrtp_list(checks.ZRTP_AUTH_TAGS, "ZRTP auth tag")
+    )
+    """SRTP authentication tags (§5.1.4): HS80 (HMAC-SHA1 80 bits), HS32 (32 bits)."""
+    hash: tuple[str, ...] = field(
+        default=("S256", "S384"), metadata=_zrtp_list(checks.ZRTP_HASHES, "ZRTP hash")
+    )
+    """Hash types (§5.1.2): S256 (SHA-256), S384 (SHA-384, required by EC38)."""
+    sas: tuple[str, ...] = field(
+        default=("B32", "B256"), metadata=_zrtp_list(checks.ZRTP_SAS_TYPES, "ZRTP SAS type")
+    )
+    """SAS renderings (§5.1.6): B32 (four characters), B256 (two PGP words)."""
+    zid_cache: str = field(default="/var/lib/pidphone/zid-cache.json", metadata=meta(path=True))
+    """The ZID cache: our ZID and, per peer, the retained secrets and the SAS-verified flag
+    (§4.9). Lives in systemd's StateDirectory=pidphone."""
+    hello_timeout: float = field(default=12.0, metadata=meta(check=checks.between(1, 120, "s")))
+    """Seconds to wait for the peer's ZRTP Hello before the call counts as NOT SECURE (§6)."""
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """[audio] — ALSA devices (names as in `aplay -L`), volumes and tones."""
+
+    capture_device: str = "default"
+    """ALSA PCM of the handset microphone, e.g. "plughw:CARD=Device,DEV=0"."""
+    playback_device: str = "default"
+    """ALSA PCM of the handset earpiece."""
+    ring_device: str = ""
+    """ALSA PCM of the ringer loudspeaker. Empty: the playback device."""
+    rate: int = field(default=8000, metadata=meta(check=checks.one_of(checks.AUDIO_RATES)))
+    """Hz the devices are opened at; audio is resampled to and from the codecs' 8000 Hz."""
+    mixer_card: str = "default"
+    """ALSA card whose mixer sets the volume."""
+    mixer_control: str = ""
+    """Mixer control for the volume keys, e.g. "PCM", "Speaker". Empty: no volume control."""
+    volume: int = field(default=80, metadata=meta(check=checks.between(0, 100, "%")))
+    """Start-up earpiece volume in percent."""
+    ring_volume: int = field(default=80, metadata=meta(check=checks.between(0, 100, "%")))
+    """Ringer volume in percent."""
+    tone_plan: Literal["etsi", "us"] = "etsi"
+    """Dial, ringback and busy tones: "etsi" (425 Hz, Europe) or "us" (350+440 Hz)."""
+    codecs: tuple[str, ...] = field(
+        default=("PCMU", "PCMA"),
+        metadata=meta(check=checks.preference_list(checks.CODECS, "codec")),
+    )
+    """G.711 variants offered in SDP, most preferred first."""
+
+
+@dataclass(frozen=True)
+class KeypadConfig:
+    """[keypad] — the matrix keypad, the hook switch and the function keys (BCM GPIO numbers;
+    see hw/wiring.md). Rows are driven, columns read with pull-ups."""
+
+    layout: Literal["4x3", "4x4"] = "4x3"
+    """4 rows of 3 keys (0-9 * #) or of 4 keys (adds A-D)."""
+    rows: tuple[int, ...] = field(
+        default=(5, 6, 12, 13), metadata=meta(each=checks.gpio, check=checks.nonempty)
+    )
+    """GPIO of each keypad row, top first."""
+    cols: tuple[int, ...] = field(
+        default=(16, 17, 22), metadata=meta(each=checks.gpio, check=checks.nonempty)
+    )
+    """GPIO of each keypad column, left first (4x4: add a fourth, e.g. 23)."""
+    keymap: tuple[str, ...] = field(default=(), metadata=meta(each=checks.keymap_row))
+    """One string per row, one character per key. Empty: the standard map of `layout`."""
+    hook_pin: int = field(default=4, metadata=meta(check=checks.gpio))
+    """GPIO of the hook switch (the other side to ground)."""
+    hook_closed_when: Literal["off_hook", "on_hook"] = "off_hook"
+    """When the hook switch closes: when the handset is lifted ("off_hook") or put down."""
+    function_keys: Mapping[str, int] = field(
+        default_factory=lambda: types.MappingProxyType({"sas_confirm": 26, "sas_reject": 27}),
+        metadata=meta(each=checks.gpio),
+    )
+    """Function key name -> GPIO (button to ground). Names: sas_confirm sas_reject hold mute
+    volume_up volume_down dnd redial back answer hangup speed1..speed9."""
+    debounce_ms: int = field(default=20, metadata=meta(check=checks.between(1, 500, "ms")))
+    """Milliseconds a key or the hook must stay still before a change counts."""
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    """[display] — the 128x64 OLED (luma.oled), on I2C or SPI (see hw/wiring.md)."""
+
+    driver: Literal["ssd1306", "sh1106", "none"] = "ssd1306"
+    """The controller chip; "none" runs without a display."""
+    bus: Literal["i2c", "spi"] = "i2c"
+    i2c_port: int = field(default=1, metadata=meta(check=checks.between(0, 22)))
+    """/dev/i2c-N; the header's I2C is 1."""
+    i2c_address: int = field(default=0x3C, metadata=meta(check=checks.between(0x03, 0x77)))
+    """7-bit address; write it in hex, 0x3C or 0x3D (`i2cdetect -y 1` shows it)."""
+    spi_port: int = field(default=0, metadata=meta(check=checks.between(0, 1)))
+    """/dev/spidevP.D port P: 0 (GPIO 9-11) or 1 (GPIO 19-21)."""
+    spi_device: int = field(default=0, metadata=meta(check=checks.between(0, 2)))
+    """Chip select D: on port 0, 0 is GPIO 8 (CE0), 1 is GPIO 7 (CE1)."""
+    spi_dc_pin: int = field(default=24, metadata=meta(check=checks.gpio))
+    """GPIO of the data/command line (SPI only)."""
+    spi_reset_pin: int = field(default=25, metadata=meta(check=checks.gpio))
+    """GPIO of the reset line (SPI only)."""
+    rotation: int = field(default=0, metadata=meta(check=checks.between(0, 3)))
+    """Quarter turns clockwise: 0, 1, 2, 3 (2 = upside down)."""
+    contrast: int = field(default=200, metadata=meta(check=checks.between(0, 255)))
+    """Brightness, 0-255."""
+    dim_after: float = field(default=30.0, metadata=meta(check=checks.between(0, 86400, "s")))
+    """Seconds of idle before the screen dims (burn-in protection); 0 never dims."""
+    blank_after: float = field(default=300.0, metadata=meta(check=checks.between(0, 86400, "s")))
+    """Seconds of idle before the screen goes dark; 0 never blanks."""
+
+
+@dataclass(frozen=True)
+class PhoneConfig:
+    """[phone] — dialling."""
+
+    speed_dials: Mapping[str, str] = field(
+        default_factory=lambda: types.MappingProxyType({}),
+        metadata=meta(each=checks.dial_target),
+    )
+    """Digit "1".."9" -> SIP address or number, dialled by holding the digit."""
+    inter_digit_timeout: float = field(
+        default=4.0, metadata=meta(check=checks.between(0.5, 60, "s"))
+    )
+    """Seconds after the last digit before a number is dialled (or press #)."""
+    dial_domain: str = field(default="", metadata=meta(check=checks.optional(checks.host_port(0))))
+    """Domain appended to a bare number: 1234 -> sip:1234@domain. Empty: the domain of
+    account.aor."""
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """[logging] — to journald under systemd, to stderr otherwise."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """[sim] — the simulated hardware (hardware = "simulated"), for the demo and tests."""
+
+    keys_script: str = field(default="", metadata=meta(path=True))
+    """A file of key and hook events the simulated keypad plays. Empty: none."""
+    audio_in_file: str = field(default="", metadata=meta(path=True))
+    """Raw S16_LE mono PCM at audio.rate played into the microphone. Empty: a tone."""
+    tone_frequency: float = field(
+        default=1000.0, metadata=meta(check=checks.between(0, 4000, "Hz"))
+    )
+    """Hz of the microphone tone when there is no input file; 0 is silence."""
+    audio_out_file: str = field(default="", metadata=meta(path=True))
+    """Where the earpiece audio is written (raw S16_LE). Empty: discarded."""
+    screens_dir: str = field(default="", metadata=meta(path=True))
+    """Directory receiving a PNG per screen shown. Empty: none."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole file. Top-level keys come before the first [section] in TOML."""
+
+    hardware: Literal["pi", "simulated"] = "pi"
+    """"pi": the real GPIO, ALSA and OLED; "simulated": the twins configured in [sim]."""
+    account: AccountConfig = field(default_factory=AccountConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    keypad: KeypadConfig = field(default_factory=KeypadConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    phone: PhoneConfig = field(default_factory=PhoneConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+
+
+Warn = Callable[[str], None]
+
+
+def load_config(path: str | os.PathLike[str], warn: Warn | None = None) -> Config:
+    """Read, check and complete the config at `path`.
+
+    Raises ConfigError for anything a person must fix. Problems that do not stop the phone
+    (a password others can read) go to `warn`, by default the log.
+    """
+    path = Path(path)
+    warn = warn or log.warning
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the config file: {exc.strerror}") from None
+    return parse_config(data, path, warn)
+
+
+def parse_config(data: bytes, path: Path, warn: Warn | None = None) -> Config:
+    """Like `load_config` for the bytes of a file that lives at `path`."""
+    warn = warn or log.warning
+    try:
+        text = data.decode("utf-8")
+        table = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "the file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    config = build(Config, table, base_dir=path.parent.absolute())
+    config = _read_password_file(config, warn)
+    config = complete(config)
+    if config.account.password and "password" in table.get("account", {}):
+        _warn_if_readable(path, "the config file holds a password", warn)
+    return config
+
+
+def _read_password_file(config: Config, warn: Warn) -> Config:
+    account = config.account
+    if not account.password_file:
+        return config
+    if account.password:
+        raise ConfigError(
+            "account.password_file", "give either account.password or account.password_file"
+        )
+    path = Path(account.password_file)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise ConfigError("account.password_file", f'cannot read "{path}": {reason}') from None
+    if not lines or not lines[0]:
+        raise ConfigError("account.password_file", f'"{path}" is empty')
+    _warn_if_readable(path, "the password file", warn)
+    return dataclasses.replace(config, account=dataclasses.replace(account, password=lines[0]))
+
+
+def _warn_if_readable(path: Path, what: str, warn: Warn) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warn(
+            f"{path}: {what} and other users can read it (mode {stat.S_IMODE(mode):04o}); "
+            f"run: chmod 600 {path}"
+        )
