@@ -5,7 +5,19 @@ Pure and sans-I/O: packets and `now` in; packets, a timer deadline and typed eve
 
 from __future__ import annotations
 
+from pidphone.zrtp.cache import CacheEntry, MemoryZidCache, ZidCache
+from pidphone.zrtp.config import ZrtpConfig
 from pidphone.zrtp.crc import crc32c
+from pidphone.zrtp.events import (
+    CacheMismatch,
+    GoClearRefused,
+    PeerHelloReceived,
+    Secured,
+    SecurityLost,
+    SrtpKeysReady,
+    ZrtpEvent,
+    ZrtpFailed,
+)
 from pidphone.zrtp.kdf import kdf
 from pidphone.zrtp.messages import (
     ClearAck,
@@ -32,8 +44,11 @@ from pidphone.zrtp.messages import (
     parse_packet,
 )
 from pidphone.zrtp.sas import render_sas
+from pidphone.zrtp.session import ZrtpSession
 
 __all__ = [
+    "CacheEntry",
+    "CacheMismatch",
     "ClearAck",
     "Commit",
     "Conf2Ack",
@@ -45,15 +60,26 @@ __all__ = [
     "Error",
     "ErrorAck",
     "GoClear",
+    "GoClearRefused",
     "Hello",
     "HelloAck",
+    "MemoryZidCache",
     "Message",
+    "PeerHelloReceived",
     "Ping",
     "PingAck",
     "RelayAck",
     "SasRelay",
+    "Secured",
+    "SecurityLost",
+    "SrtpKeysReady",
+    "ZidCache",
+    "ZrtpConfig",
+    "ZrtpEvent",
+    "ZrtpFailed",
     "ZrtpPacket",
     "ZrtpParseError",
+    "ZrtpSession",
     "crc32c",
     "kdf",
     "parse_message",

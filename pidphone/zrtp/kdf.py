@@ -11,7 +11,8 @@ import hashlib
 import hmac
 import struct
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.decrepit.ciphers.modes import CFB
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from pidphone.errors import LocalProtocolError
 
@@ -55,6 +56,6 @@ def kdf(
 
 def aes_cfb(key: bytes, iv: bytes, data: bytes, *, encrypt: bool) -> bytes:
     """AES in full-block CFB mode with a 128-bit IV, for the Confirm messages (§5.7)."""
-    cipher = Cipher(algorithms.AES(key), modes.CFB(iv))
+    cipher = Cipher(algorithms.AES(key), CFB(iv))
     context = cipher.encryptor() if encrypt else cipher.decryptor()
     return context.update(data) + context.finalize()

@@ -1,0 +1,109 @@
+"""Algorithm names, the mandatory set and negotiation (RFC 6189 §4.1.2, §5.1.2-§5.1.6).
+
+Names are the 4-character wire blocks ("B32 " keeps its space). A Hello's lists get the
+mandatory algorithms implicitly appended. The key agreement follows §4.1.2 as bzrtp does: each
+side's first common choice, and if they differ the faster of the two; the other algorithms take
+the initiator's first preference that the peer also offers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SUPPORTED: dict[str, tuple[str, ...]] = {
+    "hashes": ("S256", "S384"),
+    "ciphers": ("AES1", "AES3"),
+    "auth_tags": ("HS32", "HS80"),
+    "key_agreements": ("DH3k", "DH2k", "EC25", "EC38", "X255", "X448", "Mult"),
+    "sas_types": ("B32 ", "B256"),
+}
+MANDATORY: dict[str, tuple[str, ...]] = {
+    "hashes": ("S256",),
+    "ciphers": ("AES1",),
+    "auth_tags": ("HS32", "HS80"),
+    "key_agreements": ("DH3k",),
+    "sas_types": ("B32 ",),
+}
+# fastest first, as bzrtp ranks them (§4.1.2 asks for the faster of the two first choices)
+SPEED_RANK = ("DH2k", "X255", "EC25", "X448", "DH3k", "EC38")
+MULTISTREAM = "Mult"
+CIPHER_KEY_BYTES = {"AES1": 16, "AES3": 32}
+SRTP_CIPHER = {"AES1": "AES_CM_128", "AES3": "AES_256_CM"}
+SRTP_AUTH = {"HS80": "HMAC_SHA1_80", "HS32": "HMAC_SHA1_32"}
+# §4.4.1: exchanges Error codes for an unsupported choice in a Commit, per algorithm kind
+UNSUPPORTED_CODE = {
+    "hashes": 0x51,
+    "ciphers": 0x52,
+    "key_agreements": 0x53,
+    "auth_tags": 0x54,
+    "sas_types": 0x55,
+}
+
+
+def wire(name: str) -> str:
+    """The 4-character wire block of a configured name ("B32" -> "B32 ")."""
+    return name.ljust(4)
+
+
+def with_mandatory(kind: str, offered: tuple[str, ...]) -> tuple[str, ...]:
+    """A Hello's list with the mandatory algorithms it left out appended (§5.2)."""
+    return offered + tuple(name for name in MANDATORY[kind] if name not in offered)
+
+
+def usable(kind: str, offered: tuple[str, ...]) -> tuple[str, ...]:
+    """What of an offered list (mandatory ones appended) this implementation supports."""
+    return tuple(n for n in with_mandatory(kind, offered) if n in SUPPORTED[kind])
+
+
+@dataclass(frozen=True)
+class Suite:
+    """The algorithms one exchange uses, as wire names."""
+
+    hash: str
+    cipher: str
+    auth_tag: str
+    key_agreement: str
+    sas: str
+
+    @property
+    def srtp_profile(self) -> str:
+        return f"{SRTP_CIPHER[self.cipher]}_{SRTP_AUTH[self.auth_tag]}"
+
+
+def _first_common(ours: tuple[str, ...], theirs: tuple[str, ...]) -> str | None:
+    return next((name for name in ours if name in theirs), None)
+
+
+def choose_suite(ours: dict[str, tuple[str, ...]], theirs: dict[str, tuple[str, ...]]) -> Suite:
+    """Our choice as initiator of a DH-mode exchange, from both Hellos' lists."""
+    mine = {kind: usable(kind, names) for kind, names in ours.items()}
+    peer = {kind: usable(kind, names) for kind, names in theirs.items()}
+    common = {kind: tuple(n for n in mine[kind] if n in peer[kind]) for kind in mine}
+    can_ec38 = "S384" in common["hashes"]
+    agreements = [n for n in mine["key_agreements"] if n != MULTISTREAM]
+    if not can_ec38:
+        agreements = [n for n in agreements if n != "EC38"]
+    peer_agreements = [n for n in peer["key_agreements"] if n in agreements]
+    ours_first = _first_common(tuple(agreements), tuple(peer_agreements)) or "DH3k"
+    theirs_first = peer_agreements[0] if peer_agreements else "DH3k"
+    key_agreement = min(ours_first, theirs_first, key=SPEED_RANK.index)
+    hash_ = "S384" if key_agreement == "EC38" else common["hashes"][0]
+    cipher = common["ciphers"][0]
+    if key_agreement == "EC38" and "AES3" in common["ciphers"]:
+        cipher = "AES3"
+    return Suite(hash_, cipher, common["auth_tags"][0], key_agreement, common["sas_types"][0])
+
+
+def unsupported_kind(suite: Suite, ours: dict[str, tuple[str, ...]]) -> str | None:
+    """The first kind whose choice in `suite` we did not offer (mandatory ones count)."""
+    chosen = {
+        "hashes": suite.hash,
+        "ciphers": suite.cipher,
+        "auth_tags": suite.auth_tag,
+        "key_agreements": suite.key_agreement,
+        "sas_types": suite.sas,
+    }
+    for kind, name in chosen.items():
+        if name not in usable(kind, ours[kind]):
+            return kind
+    return None
