@@ -188,6 +188,10 @@ class ServiceNotifier(Protocol):
 
     def stopping(self) -> None: ...
 
+    def reloading(self) -> None:
+        """The config is being read again (SIGHUP); `ready()` says it is done."""
+        ...
+
     def watchdog_interval(self) -> float | None:
         """Half of WATCHDOG_USEC in seconds, or None when no watchdog is asked for."""
         ...
@@ -199,3 +203,52 @@ class Clock:
 
     monotonic: Callable[[], float]
     wall: Callable[[], float] = field(default=lambda: 0.0)
+
+
+# --------------------------------------------------------------------------- SIP transport
+
+
+@dataclass(frozen=True)
+class LinkError:
+    """Why a SIP connection could not be opened or was lost."""
+
+    reason: str
+    """One word or two a person can act on: "untrusted", "expired", "not yet valid",
+    "wrong host", "pin mismatch", "handshake failed", "unreachable", "timeout", "reset"."""
+    detail: str = ""
+    """The full message, for the log."""
+
+
+class SipTransportHandler(Protocol):
+    """What a SIP transport reports to (the signalling runner). Called on the event loop."""
+
+    def connection_made(self, peer: Address, local: Address) -> None: ...
+
+    def data_received(self, peer: Address, data: bytes) -> None: ...
+
+    def connection_lost(self, peer: Address, error: LinkError | None) -> None:
+        """The flow to `peer` closed (`error` None: closed in order) or never opened."""
+        ...
+
+
+class SipTransport(Protocol):
+    """Byte-stream flows to SIP peers, keyed by the peer's (host, port) (RFC 5626 "flows").
+
+    `send` to a peer without a flow opens one; the bytes go out once it is up (and, over TLS,
+    only after the peer is verified). Accepted connections report under the peer's address."""
+
+    async def start(self, handler: SipTransportHandler) -> None:
+        """Begin reporting to `handler`; open the listener if there is one."""
+        ...
+
+    def connect(self, peer: Address) -> None:
+        """Open a flow to `peer` now if there is none (reconnecting the registrar flow)."""
+        ...
+
+    def send(self, peer: Address, data: bytes) -> None: ...
+
+    def close(self, peer: Address) -> None: ...
+
+    async def aclose(self) -> None:
+        """Close every flow and the listener."""
+        ...
