@@ -1,0 +1,391 @@
+"""SIP over TLS (RFC 3261 §26.2.1, RFC 5922 §7) on asyncio: client flows and a listener.
+
+`TlsTransport` implements the `SipTransport` port. Client connections use TLS 1.2 or newer,
+verify the server certificate against the system store or a CA file, check the host name (SNI
+is sent for names; an IP literal is checked against the iPAddress entries), and optionally a
+pinned SHA-256 fingerprint of the server certificate and a client certificate. Nothing is ever
+written before the handshake and the pin check have passed, and there is no plaintext
+fallback. A failure becomes a `TlsError` whose `reason` names it ("untrusted", "expired",
+"wrong host", "pin mismatch", ...) and is reported to the handler as a `LinkError`.
+
+Flows are keyed by the (host, port) the SIP agent addresses: the registrar's address for
+outgoing flows, the peer's source address for accepted ones. Reconnecting is the signalling
+runner's job: it calls `connect` again with its own backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from pidphone.drivers.certs import parse_fingerprint
+from pidphone.errors import ConfigError, DeviceError
+from pidphone.ports import Address, LinkError, SipTransportHandler
+
+log = logging.getLogger(__name__)
+
+Resolver = Callable[[Address], Awaitable[Sequence[Address]]]
+"""Turns the address a flow is keyed by into the addresses to try in order (RFC 3263)."""
+
+MAX_PENDING_BYTES = 256 * 1024
+"""Bytes queued for a flow that is still connecting; beyond this the send is dropped."""
+
+
+@dataclass(frozen=True)
+class TlsClientConfig:
+    """How outgoing TLS connections verify the server and present themselves."""
+
+    ca_file: str | None = None
+    """PEM file of the CAs to trust; None means the system's CA store."""
+    pinned_sha256: str | None = None
+    """If set, the server certificate's SHA-256 fingerprint must equal it (hex, colons ok)."""
+    client_cert: str | None = None
+    """PEM certificate (chain) to present when the server asks; with `client_key`."""
+    client_key: str | None = None
+    server_name: str | None = None
+    """The name to send as SNI and check the certificate for, instead of the flow's host
+    (RFC 5922: the SIP domain when RFC 3263 led to another host)."""
+    connect_timeout: float = 10.0
+    """Seconds for TCP connect plus handshake."""
+
+
+@dataclass(frozen=True)
+class TlsServerConfig:
+    """The listener for direct calls without a registrar (sips:bob@192.0.2.7:5062)."""
+
+    cert_file: str
+    key_file: str
+    host: str = "127.0.0.1"
+    port: int = 5061
+    """0 lets the system pick; `TlsTransport.listening` tells which."""
+    ca_file: str | None = None
+    """CAs for client certificates; with `require_client_cert`, unverified clients fail."""
+    require_client_cert: bool = False
+    handshake_timeout: float = 10.0
+
+
+class TlsError(DeviceError):
+    """A TLS connection could not be set up safely; `reason` says why in a word or two."""
+
+    def __init__(self, peer: Address, reason: str, detail: str) -> None:
+        super().__init__(f"TLS connection to {peer[0]}:{peer[1]}", "sip.tls", f"{reason}: {detail}")
+        self.peer = peer
+        self.reason = reason
+        self.detail = detail
+
+    def link_error(self) -> LinkError:
+        return LinkError(self.reason, str(self))
+
+
+# OpenSSL X509_V_ERR_* codes (openssl/x509_vfy.h) worth a name of their own.
+_VERIFY_REASONS = {
+    9: "not yet valid",
+    10: "expired",
+    18: "untrusted",
+    19: "untrusted",
+    20: "untrusted",
+    21: "untrusted",
+    62: "wrong host",
+    64: "wrong host",
+}
+
+
+def _classify(peer: Address, exc: BaseException) -> TlsError:
+    if isinstance(exc, TlsError):
+        return exc
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = _VERIFY_REASONS.get(exc.verify_code, "untrusted")
+        return TlsError(peer, reason, exc.verify_message or str(exc))
+    if isinstance(exc, ssl.SSLError):
+        return TlsError(peer, "handshake failed", exc.reason or str(exc))
+    if isinstance(exc, TimeoutError):
+        return TlsError(peer, "timeout", "no TLS session within the connect timeout")
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return TlsError(peer, "reset", str(exc) or type(exc).__name__)
+    if isinstance(exc, OSError):
+        return TlsError(peer, "unreachable", exc.strerror or str(exc))
+    return TlsError(peer, "failed", repr(exc))
+
+
+def client_context(config: TlsClientConfig) -> ssl.SSLContext:
+    """A verifying client context: TLS 1.2+, CERT_REQUIRED, host name checked."""
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=config.ca_file)
+        if config.client_cert is not None:
+            context.load_cert_chain(config.client_cert, config.client_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("sip.tls", f"cannot load certificates: {exc}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def server_context(config: TlsServerConfig) -> ssl.SSLContext:
+    """The listener's context: TLS 1.2+, our certificate, client certificates if asked."""
+    if config.require_client_cert and config.ca_file is None:
+        raise ConfigError("sip.tls.ca_file", "requiring client certificates needs a CA file")
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=config.ca_file)
+        context.load_cert_chain(config.cert_file, config.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("sip.tls", f"cannot load the listener certificate: {exc}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if config.require_client_cert:
+        context.verify_mode = ssl.CERT_REQUIRED
+    elif config.ca_file is not None:
+        context.verify_mode = ssl.CERT_OPTIONAL
+    else:
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _address(sockaddr: object) -> Address:
+    if isinstance(sockaddr, tuple) and len(sockaddr) >= 2:
+        return (str(sockaddr[0]), int(sockaddr[1]))
+    return ("", 0)
+
+
+class _Flow(asyncio.Protocol):
+    """One TLS connection. Received bytes wait until the owner declares the flow open."""
+
+    def __init__(self, owner: TlsTransport, key: Address | None) -> None:
+        self.owner = owner
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.open = False
+        self.early: list[bytes] = []
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        if self.key is None:  # accepted: the handshake is done, the flow is ours
+            self.key = _address(transport.get_extra_info("peername"))
+            self.owner._accepted(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.open and self.key is not None:
+            self.owner._handler_data(self.key, data)
+        else:
+            self.early.append(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+        self.owner._lost(self, exc)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def local(self) -> Address:
+        return _address(self.transport.get_extra_info("sockname") if self.transport else None)
+
+    def certificate(self) -> bytes | None:
+        if self.transport is None:
+            return None
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        if not isinstance(ssl_object, ssl.SSLObject):
+            return None
+        return ssl_object.getpeercert(binary_form=True)
+
+
+class TlsTransport:
+    """SIP flows over TLS: outgoing on demand, incoming through an optional listener."""
+
+    def __init__(
+        self,
+        client: TlsClientConfig,
+        server: TlsServerConfig | None = None,
+        *,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self._client = client
+        self._client_context = client_context(client)
+        self._pin = None if client.pinned_sha256 is None else _pin(client.pinned_sha256)
+        self._server = server
+        self._resolver = resolver
+        self._handler: SipTransportHandler | None = None
+        self._flows: dict[Address, _Flow] = {}
+        self._connecting: dict[Address, list[bytes]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._listener: asyncio.Server | None = None
+        self._listening: Address | None = None
+
+    @property
+    def listening(self) -> Address | None:
+        """Where the listener accepts connections, once started."""
+        return self._listening
+
+    def is_open(self, peer: Address) -> bool:
+        return peer in self._flows
+
+    async def start(self, handler: SipTransportHandler) -> None:
+        self._handler = handler
+        if self._server is None:
+            return
+        context = server_context(self._server)
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            lambda: _Flow(self, None),
+            self._server.host,
+            self._server.port,
+            ssl=context,
+            ssl_handshake_timeout=self._server.handshake_timeout,
+        )
+        self._listening = _address(self._listener.sockets[0].getsockname())
+        log.info("SIP TLS listener on %s:%d", *self._listening)
+
+    def connect(self, peer: Address) -> None:
+        if peer in self._flows or peer in self._connecting:
+            return
+        self._connecting[peer] = []
+        task = asyncio.get_running_loop().create_task(self._open(peer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def send(self, peer: Address, data: bytes) -> None:
+        flow = self._flows.get(peer)
+        if flow is not None:
+            flow.write(data)
+            return
+        self.connect(peer)
+        pending = self._connecting[peer]
+        if sum(map(len, pending)) + len(data) > MAX_PENDING_BYTES:
+            log.warning("dropping %d bytes for %s:%d: connection not up yet", len(data), *peer)
+            return
+        pending.append(data)
+
+    def close(self, peer: Address) -> None:
+        flow = self._flows.get(peer)
+        if flow is not None and flow.transport is not None:
+            flow.transport.close()
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._listener is not None:
+            self._listener.close()
+        flows = list(self._flows.values())
+        for flow in flows:
+            if flow.transport is not None:
+                flow.transport.close()
+        if flows:
+            await asyncio.wait([flow.closed for flow in flows], timeout=2.0)
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
+
+    # ------------------------------------------------------------------ internals
+
+    async def _open(self, peer: Address) -> None:
+        try:
+            flow = await self._connect_any(peer)
+        except asyncio.CancelledError:
+            self._connecting.pop(peer, None)
+            raise
+        except TlsError as exc:
+            self._connecting.pop(peer, None)
+            log.warning("%s", exc)
+            if self._handler is not None:
+                self._handler.connection_lost(peer, exc.link_error())
+            return
+        pending = self._connecting.pop(peer, [])
+        if flow.closed.done():  # the server hung up right after the handshake
+            if self._handler is not None:
+                self._handler.connection_lost(peer, LinkError("reset", "closed after handshake"))
+            return
+        self._flows[peer] = flow
+        flow.open = True
+        log.info("TLS flow to %s:%d up (from %s:%d)", *peer, *flow.local())
+        if self._handler is not None:
+            self._handler.connection_made(peer, flow.local())
+        for data in pending:
+            flow.write(data)
+        early, flow.early = flow.early, []
+        for data in early:
+            self._handler_data(peer, data)
+
+    async def _connect_any(self, peer: Address) -> _Flow:
+        targets: Sequence[Address] = [peer]
+        if self._resolver is not None:
+            try:
+                targets = await self._resolver(peer)
+            except Exception as exc:  # any resolver failure means: not reachable now
+                raise TlsError(peer, "unreachable", f"cannot resolve {peer[0]}: {exc}") from None
+        if not targets:
+            raise TlsError(peer, "unreachable", f"no address for {peer[0]}")
+        failures: list[TlsError] = []
+        for target in targets:
+            try:
+                return await self._connect_one(peer, target)
+            except TlsError as exc:
+                failures.append(exc)
+        # report the most telling failure: a verification problem beats "unreachable"
+        telling = [f for f in failures if f.reason not in ("unreachable", "timeout")]
+        raise (telling or failures)[0]
+
+    async def _connect_one(self, peer: Address, target: Address) -> _Flow:
+        loop = asyncio.get_running_loop()
+        name = self._client.server_name or peer[0]
+        flow = _Flow(self, peer)
+        try:
+            async with asyncio.timeout(self._client.connect_timeout):
+                await loop.create_connection(
+                    lambda: flow,
+                    target[0],
+                    target[1],
+                    ssl=self._client_context,
+                    server_hostname=name,
+                )
+        except Exception as exc:
+            raise _classify(peer, exc) from None
+        if self._pin is not None:
+            der = flow.certificate()
+            seen = hashlib.sha256(der or b"").digest()
+            if der is None or not hmac.compare_digest(seen, self._pin):
+                if flow.transport is not None:
+                    flow.transport.abort()
+                raise TlsError(peer, "pin mismatch", f"server certificate SHA-256 is {seen.hex()}")
+        return flow
+
+    def _accepted(self, flow: _Flow) -> None:
+        assert flow.key is not None
+        old = self._flows.get(flow.key)
+        if old is not None and old.transport is not None:
+            old.transport.close()
+        self._flows[flow.key] = flow
+        flow.open = True
+        log.info("TLS flow from %s:%d accepted", *flow.key)
+        if self._handler is not None:
+            self._handler.connection_made(flow.key, flow.local())
+
+    def _handler_data(self, peer: Address, data: bytes) -> None:
+        if self._handler is not None:
+            self._handler.data_received(peer, data)
+
+    def _lost(self, flow: _Flow, exc: Exception | None) -> None:
+        if flow.key is None or self._flows.get(flow.key) is not flow:
+            return  # never opened (failed verification) or already replaced
+        del self._flows[flow.key]
+        error = None if exc is None else _classify(flow.key, exc).link_error()
+        log.info("TLS flow to %s:%d closed%s", *flow.key, "" if error is None else f": {error}")
+        if self._handler is not None:
+            self._handler.connection_lost(flow.key, error)
+
+
+def _pin(text: str) -> bytes:
+    try:
+        return parse_fingerprint(text)
+    except ValueError as exc:
+        raise ConfigError("sip.tls.pinned_sha256", str(exc)) from None
