@@ -20,7 +20,11 @@ Send = Callable[[str], bool]
 
 
 class SystemdNotifier:
-    """Sends state changes to systemd through NOTIFY_SOCKET."""
+    """Sends state changes to systemd through NOTIFY_SOCKET.
+
+    `environ` (default: the process environment) decides whether to notify at all and the
+    watchdog interval; sd_notify itself reads NOTIFY_SOCKET from the process environment.
+    """
 
     def __init__(
         self,
