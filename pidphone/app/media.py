@@ -1,0 +1,555 @@
+"""The media session of one call: ZRTP keys SRTP, SRTP carries G.711 audio, RTCP reports.
+
+One UDP socket carries RTP, RTCP, ZRTP and STUN (RFC 7983: the first byte tells them apart).
+The session is sans-I/O like the core it drives: datagrams and 20 ms PCM frames in; datagrams,
+a timer deadline, PCM frames and typed events out; `now` is always a parameter. One thread (the
+asyncio loop) owns it; the audio pump hands frames over through the loop.
+
+Security policy, the reason this module exists:
+- "require": no RTP or RTCP ever leaves in clear. Audio goes out only after ZRTP is `Secured`
+  (RFC 6189 §4.6: the SRTP send context is installed then, not at key derivation). A ZRTP
+  failure, or a peer that never answers Hello, is a `SecurityFailed` with `fatal=True`; the
+  call above hangs up.
+- "prefer": the same until ZRTP has an outcome; if it fails, audio flows in clear and
+  `SecurityFailed(fatal=False)` lets the screen say NOT SECURE.
+Received clear RTP is played only when we are ourselves in clear ("prefer" after a failure).
+
+Symmetric RTP (RFC 4961): we send from the port we receive on, and the peer's address follows
+the source of its authenticated packets: SRTP/SRTCP that pass the tag check, and before keys
+exist the ZRTP packets of the exchange (a forger can at worst break the exchange; the SAS and
+the hello hash expose any man in the middle).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pidphone.audio import g711
+from pidphone.audio.plc import Concealer
+from pidphone.errors import LocalProtocolError, ProtocolError
+from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES, Address
+from pidphone.rtp import PacketKind, RtpPacket, RtpSender, classify
+from pidphone.rtp.jitter import JitterBuffer
+from pidphone.rtp.rtcp import (
+    Bye,
+    ReceiverReport,
+    SenderReport,
+    SourceDescription,
+    parse_rtcp,
+    serialize_rtcp,
+)
+from pidphone.rtp.stats import ReceiverStats
+from pidphone.rtp.telephone_event import TelephoneEventDecoder, TelephoneEventEncoder
+from pidphone.srtp import SrtpContext, SrtpError
+from pidphone.zrtp.cache import ZidCache
+from pidphone.zrtp.config import ZrtpConfig
+from pidphone.zrtp.events import (
+    CacheMismatch,
+    PeerHelloReceived,
+    Secured,
+    SrtpKeysReady,
+    ZrtpEvent,
+    ZrtpFailed,
+)
+from pidphone.zrtp.events import SecurityLost as ZrtpSecurityLost
+from pidphone.zrtp.session import ZrtpSession
+
+Policy = Literal["require", "prefer"]
+Security = Literal["negotiating", "secure", "clear", "failed"]
+
+SILENCE = bytes(FRAME_BYTES)
+NO_ZRTP_REASON = "Peer does not support ZRTP"
+NTP_EPOCH_OFFSET = 2_208_988_800
+"""Seconds from 1900 (NTP) to 1970 (Unix), for the SR's NTP timestamp."""
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    """What a call's media needs besides the negotiated codec (see `MediaSession.configure`)."""
+
+    policy: Policy = "require"
+    """"require": never clear audio; "prefer": clear audio when ZRTP fails (NOT SECURE)."""
+    zrtp: ZrtpConfig = field(default_factory=ZrtpConfig)
+    """Algorithm preferences and timers handed to the ZRTP session."""
+    secure_timeout: float = 20.0
+    """Seconds from start to Secured before the exchange is declared failed, a backstop to
+    ZRTP's own timers (Hello gives up after 3.75 s, or 12 s when the peer's a=zrtp-hash
+    says it speaks ZRTP; the other messages after 9.45 s)."""
+    rtcp_interval: float = 5.0
+    """Seconds between RTCP reports (RFC 3550 §6.2: fixed for a two-party call)."""
+    max_jitter_delay: float = 0.2
+    """Upper bound of the jitter buffer's adaptive delay, in seconds."""
+    cname: str = "pidphone"
+    """RTCP SDES CNAME."""
+    srtcp_tag_len: int | None = None
+    """SRTCP tag bytes: None for RFC 3711's 10; 4 for peers that reuse a 32-bit SRTP tag."""
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class MediaEvent:
+    """Base of what the media session reports."""
+
+
+@dataclass(frozen=True)
+class SecurityEstablished(MediaEvent):
+    """ZRTP finished: audio now goes out and comes in only as SRTP."""
+
+    sas: str
+    sas_scheme: str
+    verified: bool
+    cipher: str
+    auth_tag: str
+    key_agreement: str
+    hash: str
+    role: str
+    peer_zid: bytes
+    cache_mismatch: bool
+
+
+@dataclass(frozen=True)
+class SecretMismatch(MediaEvent):
+    """The peer's retained secret did not match ours: possible man in the middle (§4.6.1.1)."""
+
+
+@dataclass(frozen=True)
+class SecurityFailed(MediaEvent):
+    """ZRTP did not secure the call; `fatal` under the require policy: the call must end."""
+
+    reason: str
+    code: int | None
+    fatal: bool
+    peer_without_zrtp: bool
+
+
+@dataclass(frozen=True)
+class SecurityLost(MediaEvent):
+    """A secured call's ZRTP session failed afterwards (the peer sent Error)."""
+
+    reason: str
+    fatal: bool
+
+
+@dataclass(frozen=True)
+class DtmfReceived(MediaEvent):
+    """The peer pressed a key (RFC 4733 telephone-event)."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class PeerAddressChanged(MediaEvent):
+    """Symmetric RTP latched onto a new peer address (RFC 4961)."""
+
+    address: Address
+
+
+@dataclass
+class MediaStats:
+    """Counters for the call report and the screen."""
+
+    packets_sent: int = 0
+    packets_received: int = 0
+    packets_lost: int = 0
+    clear_packets_sent: int = 0
+    """RTP packets sent without SRTP (only under "prefer" after a failure)."""
+    frames_withheld: int = 0
+    """Captured frames not sent: not secured yet, on hold, or no peer address."""
+    dropped: int = 0
+    """Datagrams dropped: failed authentication or replay, refused clear RTP, garbage."""
+    zrtp_sent: int = 0
+    zrtp_received: int = 0
+    rtcp_sent: int = 0
+    rtcp_received: int = 0
+    jitter: float = 0.0
+    """Interarrival jitter in seconds (RFC 3550 A.8)."""
+
+
+# --------------------------------------------------------------------------- session
+
+
+class MediaSession:
+    """One call's media: ZRTP, two SRTP contexts, RTP/RTCP, jitter buffer, PLC, G.711, DTMF.
+
+    Order of use: build it (its `hello_hash` goes into the SDP), `configure` with the
+    negotiated codec, `set_remote`, `start`. Then feed `receive_datagram`, `send_audio`,
+    `handle_timer`, and drain `datagrams_to_send` and `next_event` after each.
+    """
+
+    def __init__(
+        self,
+        config: MediaConfig,
+        *,
+        cache: ZidCache,
+        wall_clock: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        self.config = config
+        self.stats = MediaStats()
+        self._wall_clock = wall_clock
+        self._sender = RtpSender(0)
+        self.ssrc = self._sender.ssrc
+        self._zrtp = ZrtpSession(cache=cache, ssrc=self.ssrc, config=config.zrtp)
+        self._receiver: ReceiverStats | None = None
+        self._peer_ssrc: int | None = None
+        self._jitter = JitterBuffer(max_delay=config.max_jitter_delay)
+        self._plc = Concealer()
+        self._encode, self._decode = g711.ulaw_encode, g711.ulaw_decode
+        self._payload_type = 0
+        self._dtmf_out: TelephoneEventEncoder | None = None
+        self._dtmf_in: TelephoneEventDecoder | None = None
+        self._sending = True
+        self._send_ctx: SrtpContext | None = None
+        self._recv_ctx: SrtpContext | None = None
+        self._pending_send: tuple[str, bytes, bytes] | None = None
+        self._security: Security = "negotiating"
+        self._peer_hello_seen = False
+        self._remote: Address | None = None
+        self._outbox: list[tuple[bytes, Address]] = []
+        self._events: deque[MediaEvent] = deque()
+        self._started_at: float | None = None
+        self._next_rtcp: float | None = None
+        self._closed = False
+        self.secured: SecurityEstablished | None = None
+        """The SecurityEstablished event once ZRTP finished, for reports."""
+
+    # ------------------------------------------------------------------ set-up
+
+    @property
+    def hello_hash(self) -> str:
+        """Our Hello hash for the SDP's a=zrtp-hash: "1.10 <hex>"."""
+        return self._zrtp.hello_hash
+
+    @property
+    def remote(self) -> Address | None:
+        """Where media goes now: from the SDP, then latched from the peer's packets."""
+        return self._remote
+
+    @property
+    def security(self) -> Security:
+        return self._security
+
+    def configure(self, codec: str, payload_type: int, telephone_event_pt: int | None) -> None:
+        """The codec and payload types the SDP negotiation settled on."""
+        if codec == "PCMU":
+            self._encode, self._decode = g711.ulaw_encode, g711.ulaw_decode
+        elif codec == "PCMA":
+            self._encode, self._decode = g711.alaw_encode, g711.alaw_decode
+        else:
+            raise LocalProtocolError(f"unsupported codec {codec!r}: PCMU or PCMA")
+        self._payload_type = payload_type
+        self._sender.payload_type = payload_type
+        if telephone_event_pt is None:
+            self._dtmf_out = self._dtmf_in = None
+        else:
+            self._dtmf_out = TelephoneEventEncoder(telephone_event_pt)
+            self._dtmf_in = TelephoneEventDecoder(telephone_event_pt)
+
+    def set_direction(self, direction: str) -> None:
+        """Our SDP direction: audio goes out only for sendrecv and sendonly (RFC 3264 §5.1)."""
+        self._sending = direction in ("sendrecv", "sendonly")
+
+    def set_remote(self, address: Address, peer_hello_hash: str | None = None) -> None:
+        """The peer's media address from its SDP, and its a=zrtp-hash ("1.10 <hex>" or hex)."""
+        self._remote = address
+        if peer_hello_hash:
+            if " " not in peer_hello_hash:
+                peer_hello_hash = f"1.10 {peer_hello_hash}"
+            self._zrtp.set_peer_hello_hash(peer_hello_hash)
+            self._pump_zrtp(self._started_at or 0.0)
+
+    def start(self, now: float) -> None:
+        """Begin ZRTP: both sides send Hello as soon as the media path exists (§4.1)."""
+        if self._started_at is not None:
+            raise LocalProtocolError("media session already started")
+        if self._remote is None:
+            raise LocalProtocolError("media session started before the peer's address is known")
+        self._started_at = now
+        self._next_rtcp = now + self.config.rtcp_interval
+        self._zrtp.start(now)
+        self._pump_zrtp(now)
+
+    def confirm_sas(self, verified: bool) -> None:
+        """The user compared the SAS: set, or clear, the verified flag in the ZID cache."""
+        self._zrtp.confirm_sas(verified)
+
+    def close(self, now: float) -> None:
+        """Send an RTCP BYE where allowed, stop ZRTP and forget the keys."""
+        if self._closed:
+            return
+        if self._started_at is not None and self._remote is not None and self._may_send():
+            self._send_rtcp(now, bye=True)
+        self._closed = True
+        self._zrtp.close()
+        self._send_ctx = self._recv_ctx = None
+        self._pending_send = None
+
+    # ------------------------------------------------------------------ the sans-I/O verbs
+
+    def receive_datagram(self, data: bytes, source: Address, now: float) -> None:
+        """A datagram arrived on the call's socket. Bad ones are dropped and counted."""
+        if self._closed or self._started_at is None:
+            return
+        kind = classify(data)
+        try:
+            if kind is PacketKind.RTP:
+                self._receive_rtp(data, source, now)
+            elif kind is PacketKind.ZRTP:
+                self._receive_zrtp(data, source, now)
+            elif kind is PacketKind.RTCP:
+                self._receive_rtcp(data, source)
+            else:
+                self.stats.dropped += 1
+        except ProtocolError:
+            self.stats.dropped += 1
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+        """Everything queued for the wire, with its destination."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def get_timer(self) -> float | None:
+        """The next deadline: ZRTP retransmission or timeout, the security backstop, RTCP."""
+        if self._closed or self._started_at is None:
+            return None
+        deadlines = [d for d in (self._next_rtcp, self._zrtp.get_timer()) if d is not None]
+        if self._security == "negotiating":
+            deadlines.append(self._started_at + self.config.secure_timeout)
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> None:
+        if self._closed or self._started_at is None:
+            return
+        zrtp_timer = self._zrtp.get_timer()
+        if zrtp_timer is not None and zrtp_timer <= now:
+            self._zrtp.handle_timer(now)
+            self._pump_zrtp(now)
+        if self._security == "negotiating" and now >= self._started_at + self.config.secure_timeout:
+            if self._peer_hello_seen:
+                self._fail("ZRTP failed: no agreement in time", 0xB0, peer_without_zrtp=False)
+            else:
+                self._fail(NO_ZRTP_REASON, None, peer_without_zrtp=True)
+        if self._next_rtcp is not None and now >= self._next_rtcp:
+            self._next_rtcp = now + self.config.rtcp_interval
+            if self._may_send() and self._remote is not None:
+                self._send_rtcp(now)
+
+    def next_event(self) -> MediaEvent | None:
+        return self._events.popleft() if self._events else None
+
+    # ------------------------------------------------------------------ audio and DTMF
+
+    def send_audio(self, pcm: bytes, now: float) -> None:
+        """One captured 20 ms frame: encode and send it, when the policy lets audio out."""
+        if len(pcm) != FRAME_BYTES:
+            raise LocalProtocolError(f"audio frame of {len(pcm)} bytes, expected {FRAME_BYTES}")
+        if self._closed or self._started_at is None:
+            return
+        sendable = self._may_send() and self._sending and self._remote is not None
+        if self._dtmf_out is not None and self._dtmf_out.active:
+            # An RFC 4733 event replaces the audio of the frames it lasts (§2.5).
+            for payload, marker, timestamp in self._dtmf_out.next_packets(FRAME_SAMPLES):
+                packet = self._sender.event_packet(
+                    self._dtmf_out.payload_type, payload, timestamp=timestamp, marker=marker
+                )
+                if sendable:
+                    self._send_rtp(packet)
+            self._sender.skip(FRAME_SAMPLES)
+            return
+        if not sendable:
+            self.stats.frames_withheld += 1
+            self._sender.skip(FRAME_SAMPLES)
+            return
+        self._send_rtp(self._sender.packet(self._encode(pcm)))
+
+    def send_dtmf(self, key: str, duration: float = 0.1) -> None:
+        """Send a key press as RFC 4733 events in place of the next frames' audio."""
+        if self._dtmf_out is None:
+            raise LocalProtocolError("the peer did not negotiate telephone-event")
+        self._dtmf_out.press(key, round(duration * 8000), self._sender.timestamp)
+
+    def pull_audio(self, now: float) -> bytes:
+        """The next 20 ms to play: decoded, concealed over a loss, or silence."""
+        frame = self._jitter.pop()
+        if frame.kind == "silence":
+            return SILENCE
+        if frame.kind == "lost":
+            return self._plc.conceal()
+        pcm = self._decode(frame.payload)
+        if len(pcm) != FRAME_BYTES:
+            pcm = (pcm + SILENCE)[:FRAME_BYTES]
+        self._plc.good(pcm)
+        return pcm
+
+    # ------------------------------------------------------------------ policy
+
+    def _may_send(self) -> bool:
+        return self._security in ("secure", "clear")
+
+    def _fail(self, reason: str, code: int | None, *, peer_without_zrtp: bool) -> None:
+        fatal = self.config.policy == "require"
+        was_secure = self._security == "secure"
+        self._send_ctx = self._recv_ctx = None
+        self._pending_send = None
+        self._security = "failed" if fatal else "clear"
+        if was_secure:
+            self._events.append(SecurityLost(reason, fatal))
+        else:
+            self._events.append(SecurityFailed(reason, code, fatal, peer_without_zrtp))
+
+    # ------------------------------------------------------------------ ZRTP
+
+    def _receive_zrtp(self, data: bytes, source: Address, now: float) -> None:
+        self.stats.zrtp_received += 1
+        if self._security == "negotiating":
+            self._latch(source)
+        self._zrtp.receive_packet(data, now)
+        self._pump_zrtp(now)
+
+    def _pump_zrtp(self, now: float) -> None:
+        for packet in self._zrtp.packets_to_send():
+            if self._remote is not None:
+                self._outbox.append((packet, self._remote))
+                self.stats.zrtp_sent += 1
+        while (event := self._zrtp.next_event()) is not None:
+            self._on_zrtp_event(event)
+
+    def _on_zrtp_event(self, event: ZrtpEvent) -> None:
+        if isinstance(event, PeerHelloReceived):
+            self._peer_hello_seen = True
+        elif isinstance(event, SrtpKeysReady):
+            if self._security != "negotiating":
+                return
+            self._recv_ctx = SrtpContext(
+                event.profile,
+                event.recv_key,
+                event.recv_salt,
+                srtcp_tag_len=self.config.srtcp_tag_len,
+            )
+            self._pending_send = (event.profile, event.send_key, event.send_salt)
+        elif isinstance(event, Secured):
+            if self._pending_send is None or self._security != "negotiating":
+                return
+            profile, key, salt = self._pending_send
+            self._pending_send = None
+            self._send_ctx = SrtpContext(
+                profile, key, salt, srtcp_tag_len=self.config.srtcp_tag_len
+            )
+            self._security = "secure"
+            self.secured = SecurityEstablished(
+                sas=event.sas,
+                sas_scheme=event.sas_scheme,
+                verified=event.verified,
+                cipher=event.cipher,
+                auth_tag=event.auth_tag,
+                key_agreement=event.key_agreement,
+                hash=event.hash,
+                role=event.role,
+                peer_zid=event.peer_zid,
+                cache_mismatch=event.cache_mismatch,
+            )
+            self._events.append(self.secured)
+        elif isinstance(event, CacheMismatch):
+            self._events.append(SecretMismatch())
+        elif isinstance(event, ZrtpFailed):
+            if self._security in ("negotiating", "secure"):
+                no_zrtp = not self._peer_hello_seen
+                reason = NO_ZRTP_REASON if no_zrtp else f"ZRTP failed: {event.reason}"
+                self._fail(reason, event.code, peer_without_zrtp=no_zrtp)
+        elif isinstance(event, ZrtpSecurityLost) and self._security == "secure":
+            self._fail(f"ZRTP failed: {event.reason}", None, peer_without_zrtp=False)
+
+    # ------------------------------------------------------------------ RTP and RTCP
+
+    def _latch(self, source: Address) -> None:
+        if source != self._remote:
+            self._remote = source
+            self._events.append(PeerAddressChanged(source))
+
+    def _send_rtp(self, packet: bytes) -> None:
+        assert self._remote is not None  # checked by send_audio
+        if self._send_ctx is not None:
+            self._outbox.append((self._send_ctx.protect(packet), self._remote))
+        elif self._security == "clear":
+            self._outbox.append((packet, self._remote))
+            self.stats.clear_packets_sent += 1
+        else:  # pragma: no cover - send_audio checks the policy first
+            return
+        self.stats.packets_sent += 1
+
+    def _receive_rtp(self, data: bytes, source: Address, now: float) -> None:
+        if self._recv_ctx is not None:
+            try:
+                data = self._recv_ctx.unprotect(data)
+            except SrtpError:
+                self.stats.dropped += 1
+                return
+            self._latch(source)
+            if self._send_ctx is None:
+                # §4.6: a valid SRTP packet from the responder stands for Conf2ACK.
+                self._zrtp.srtp_authenticated(now)
+                self._pump_zrtp(now)
+        elif self._security != "clear":
+            self.stats.dropped += 1
+            return
+        packet = RtpPacket.parse(data)
+        if self._receiver is None or packet.ssrc != self._peer_ssrc:
+            self._peer_ssrc = packet.ssrc
+            self._receiver = ReceiverStats()
+        self._receiver.update(packet.sequence, packet.timestamp, now)
+        self.stats.packets_received += 1
+        self.stats.packets_lost = max(0, self._receiver.cumulative_lost)
+        self.stats.jitter = self._receiver.jitter / 8000
+        if self._dtmf_in is not None and packet.payload_type == self._dtmf_in.payload_type:
+            for key in self._dtmf_in.receive(packet):
+                self._events.append(DtmfReceived(key))
+        elif packet.payload_type == self._payload_type:
+            self._jitter.put(packet, now)
+        else:
+            self.stats.dropped += 1
+
+    def _receive_rtcp(self, data: bytes, source: Address) -> None:
+        if self._recv_ctx is not None:
+            try:
+                data = self._recv_ctx.unprotect_rtcp(data)
+            except SrtpError:
+                self.stats.dropped += 1
+                return
+            self._latch(source)
+        elif self._security != "clear":
+            self.stats.dropped += 1
+            return
+        parse_rtcp(data)
+        self.stats.rtcp_received += 1
+
+    def _send_rtcp(self, now: float, *, bye: bool = False) -> None:
+        """An SR (or RR when we have sent nothing), SDES CNAME, and BYE at the end (§6.1)."""
+        assert self._remote is not None  # callers check
+        blocks = (self._receiver.report_block(self._peer_ssrc or 0),) if self._receiver else ()
+        if self._sender.packets_sent:
+            wall = self._wall_clock() + NTP_EPOCH_OFFSET
+            report: SenderReport | ReceiverReport = SenderReport(
+                ssrc=self.ssrc,
+                ntp_timestamp=int(wall * 2**32) & 0xFFFFFFFFFFFFFFFF,
+                rtp_timestamp=self._sender.timestamp,
+                packet_count=self._sender.packets_sent,
+                octet_count=self._sender.octets_sent,
+                reports=blocks,
+            )
+        else:
+            report = ReceiverReport(ssrc=self.ssrc, reports=blocks)
+        packets: list[SenderReport | ReceiverReport | SourceDescription | Bye] = [
+            report,
+            SourceDescription(((self.ssrc, self.config.cname),)),
+        ]
+        if bye:
+            packets.append(Bye((self.ssrc,)))
+        compound = serialize_rtcp(packets)
+        if self._send_ctx is not None:
+            compound = self._send_ctx.protect_rtcp(compound)
+        self._outbox.append((compound, self._remote))
+        self.stats.rtcp_sent += 1
