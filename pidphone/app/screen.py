@@ -1,0 +1,176 @@
+"""What the display shows for a phone state: the pure `render(state, now) -> Screen`.
+
+The layout is fixed by `Screen` (pidphone.ports): a status bar (clock or call timer, icons), a
+title, up to three small lines, or one small line under a line in large type (the SAS, NOT
+SECURE, the number being dialled). Security comes first: the cached-secret mismatch and a
+failed key agreement take the whole screen in inverse until dealt with.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pidphone.ports import Screen
+
+from .state import Call, PhoneState
+
+REGISTRATION_TEXT = {
+    "registered": "Registered",
+    "registering": "Registering...",
+    "failed": "Not registered",
+    "tls_error": "TLS error",
+    "no_network": "No network",
+    "disabled": "No account",
+}
+REGISTRATION_ICON = {"registered": "registered", "tls_error": "tls_error"}
+
+
+def render(state: PhoneState, now: float) -> Screen:
+    """The screen for `state` at time `now` (the call timer and display power depend on it)."""
+    call = state.call
+    if call is None:
+        screen = _dialing(state) if state.dialing else _idle(state)
+    elif call.mismatch:
+        screen = _mismatch(call)
+    elif call.security == "failed":
+        screen = Screen(alert=True, title="NOT SECURE", lines=("Call refused:", call.security_note))
+    elif call.phase == "incoming":
+        screen = _incoming(state, call)
+    elif call.phase in {"calling", "alerting"}:
+        title = "Ringing" if call.phase == "alerting" else "Calling"
+        screen = Screen(title=title, lines=_peer_lines(call))
+    else:
+        screen = _in_call(state, call, now)
+    return Screen(
+        status=screen.status or state.clock or state.settings.account,
+        icons=_icons(state),
+        title=screen.title,
+        lines=screen.lines,
+        big=screen.big,
+        big_inverse=screen.big_inverse,
+        verified=screen.verified,
+        alert=screen.alert,
+        brightness=_brightness(state, now),
+    )
+
+
+def _idle(state: PhoneState) -> Screen:
+    account = state.settings.account or "pidphone"
+    reason = state.registration_reason
+    lines: list[str] = []
+    if state.notice:
+        lines.append(state.notice)
+    if state.registration in {"failed", "tls_error"}:
+        title = REGISTRATION_TEXT[state.registration]
+        lines += [reason or "no reason given", account]
+    else:
+        title = account
+        lines.append(REGISTRATION_TEXT[state.registration] + (f": {reason}" if reason else ""))
+    if state.dnd:
+        lines.append("Do not disturb")
+    if state.off_hook and state.notice:
+        lines.append("Hang up to dial again")
+    return Screen(title=title, lines=tuple(lines[:3]))
+
+
+def _dialing(state: PhoneState) -> Screen:
+    if not state.digits:
+        return Screen(title="Dial", lines=("Enter a number", "# calls, back deletes"))
+    hint = "# to call now" if state.off_hook else "Lift handset or # to call"
+    return Screen(title="Dial", big=state.digits, lines=(hint,))
+
+
+def _incoming(state: PhoneState, call: Call) -> Screen:
+    hint = "Press answer" if state.off_hook else "Lift handset to answer"
+    return Screen(title="Incoming call", lines=(*_peer_lines(call), hint))
+
+
+def _in_call(state: PhoneState, call: Call, now: float) -> Screen:
+    started = call.connected_at if call.connected_at is not None else now
+    timer = _duration(now - started)
+    if call.held:
+        title = f"Hold: {call.peer}"
+    elif call.held_by_peer:
+        title = f"Held by {call.peer}"
+    else:
+        title = call.peer
+    other = state.other
+    note = ""
+    if other is not None:
+        verb = "Waiting" if other.phase == "incoming" else "On hold"
+        note = f"{verb}: {other.peer}"
+    if call.security == "secure":
+        hint = "SAS verified" if call.verified else "Read SAS aloud: confirm?"
+        return Screen(
+            status=timer, title=title, big=call.sas, verified=call.verified, lines=(note or hint,)
+        )
+    if call.security == "not_secure":
+        return Screen(
+            status=timer,
+            title=title,
+            big="NOT SECURE",
+            big_inverse=True,
+            lines=(note or call.security_note or "Audio is not encrypted",),
+        )
+    lines = [*_peer_lines(call)[1:], "Securing..."]
+    if call.dtmf:
+        lines.append(f"Sent: {call.dtmf}")
+    if note:
+        lines.append(note)
+    return Screen(status=timer, title=title, lines=tuple(lines[-3:]))
+
+
+def _mismatch(call: Call) -> Screen:
+    if call.sas:
+        return Screen(
+            alert=True, title="SECRET MISMATCH", big=call.sas, lines=("Verify SAS aloud, # = OK",)
+        )
+    return Screen(
+        alert=True,
+        title="SECRET MISMATCH",
+        lines=("Possible eavesdropper.", "Verify the SAS aloud.", "Press # to continue"),
+    )
+
+
+def _peer_lines(call: Call) -> tuple[str, ...]:
+    if call.name and call.name != call.number:
+        return (call.name, call.number)
+    return (call.number,)
+
+
+def _icons(state: PhoneState) -> frozenset[str]:
+    icons = {REGISTRATION_ICON.get(state.registration, "unregistered")}
+    if state.dnd:
+        icons.add("dnd")
+    call = state.call
+    if call is not None and call.phase == "connected":
+        if state.muted:
+            icons.add("muted")
+        if call.held or call.held_by_peer:
+            icons.add("hold")
+        if call.security == "secure":
+            icons.add("secure")
+        elif call.security in {"not_secure", "failed"}:
+            icons.add("insecure")
+    return frozenset(icons)
+
+
+def _brightness(state: PhoneState, now: float) -> Literal["normal", "dim", "off"]:
+    call, other = state.call, state.other
+    if call is not None and (call.phase == "incoming" or call.mismatch):
+        return "normal"
+    if other is not None and other.phase == "incoming":
+        return "normal"
+    idle = now - state.last_input
+    if idle >= state.settings.blank_after:
+        return "off"
+    if idle >= state.settings.dim_after:
+        return "dim"
+    return "normal"
+
+
+def _duration(seconds: float) -> str:
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
