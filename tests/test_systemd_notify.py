@@ -20,6 +20,16 @@ from pidphone.drivers.logging_setup import (
 from pidphone.drivers.systemd_notify import NullNotifier, SystemdNotifier, notifier_from_environment
 
 
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    yield
+    root = logging.getLogger("pidphone")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.propagate = True
+    root.setLevel(logging.NOTSET)
+
+
 @pytest.fixture
 def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
     path = tmp_path / "notify"
@@ -116,7 +126,6 @@ def test_stderr_logging_appends_structured_fields() -> None:
     )
     assert lines[1].endswith("DEBUG pidphone.test: plain")
     assert call_fields() == {}
-    setup_logging("info", journal_=False, stream=io.StringIO())
 
 
 def test_journal_handler_sends_fields() -> None:
@@ -125,7 +134,6 @@ def test_journal_handler_sends_fields() -> None:
     handler = setup_logging("info", journal_=True)
     handler.send = lambda text, **fields: sent.append({"MESSAGE": text, **fields})  # type: ignore[attr-defined]
     logging.getLogger("pidphone.test").warning("hello", extra=call_fields("id1", "sip:b@x"))
-    setup_logging("info", journal_=False, stream=io.StringIO())
     assert sent[0]["MESSAGE"] == "hello"
     assert sent[0]["CALL_ID"] == "id1"
     assert sent[0]["PEER"] == "sip:b@x"

@@ -1,0 +1,269 @@
+"""The command line: exit statuses, check-config output, lazy subcommands, provisioning."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pwd
+import stat
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pidphone import __version__, cli
+from pidphone.config import Config
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """`pidphone run` sets up the pidphone logger; leave it as other tests expect."""
+    yield
+    root = logging.getLogger("pidphone")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.propagate = True
+    root.setLevel(logging.NOTSET)
+
+
+GOOD = 'hardware = "simulated"\n[account]\naor = "sip:alice@example.org"\npassword = "top-secret"\n'
+
+
+def write(tmp_path: Path, text: str, name: str = "pidphone.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"pidphone {__version__}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["run", "--help"],
+        ["provision", "--help"],
+        ["check-config", "--help"],
+        ["demo", "--help"],
+        ["call", "--help"],
+        ["answer", "--help"],
+        ["render-screens", "--help"],
+        ["zid", "--help"],
+        ["zid", "list", "--help"],
+        ["zid", "verify", "--help"],
+        ["zid", "forget", "--help"],
+        ["zid", "name", "--help"],
+    ],
+)
+def test_help_everywhere(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.startswith("usage: pidphone")
+
+
+@pytest.mark.parametrize(
+    "argv", [[], ["frobnicate"], ["call"], ["zid"], ["zid", "name", "abc"], ["run", "--bogus"]]
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == 2
+    assert "usage: pidphone" in capsys.readouterr().err
+
+
+def test_check_config_prints_effective_config_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, GOOD)
+    assert cli.main(["check-config", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"# {path}: valid.")
+    assert "top-secret" not in out + err
+    effective = tomllib.loads(out)
+    assert effective["account"]["password"] == "********"
+    assert effective["server"]["registrar"] == "example.org"
+    assert effective["hardware"] == "simulated"
+    assert err == ""
+
+
+def test_check_config_takes_config_option_and_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, GOOD)
+    assert cli.main(["--config", str(path), "check-config"]) == 0
+    assert cli.main(["check-config", "-c", str(path)]) == 0
+    monkeypatch.setenv("PIDPHONE_CONFIG", str(path))
+    assert cli.main(["check-config"]) == 0
+    assert capsys.readouterr().out.count("valid.") == 3
+
+
+def test_check_config_bad_file_exits_78_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "[account]\npassword = 42\n[keypad]\nrows = [5, 6, 40, 13]\n")
+    assert cli.main(["check-config", str(path)]) == 78
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert (
+        err
+        == "pidphone: configuration error: account.password: expected a string, got an integer\n"
+    )
+
+
+def test_check_config_warns_about_a_readable_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, GOOD)
+    path.chmod(0o644)
+    assert cli.main(["check-config", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "pidphone: warning:" in err
+    assert "chmod 600" in err
+
+
+def test_missing_config_exits_78(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check-config", str(tmp_path / "none.toml")]) == 78
+    assert "cannot read the config file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "module"),
+    [
+        (["demo"], "pidphone.demo"),
+        (["render-screens", "x"], "pidphone.screens"),
+        (["call", "sip:bob@example.org"], "pidphone.callcmd"),
+        (["answer"], "pidphone.callcmd"),
+        (["run", "--no-provision"], "pidphone.daemon"),
+    ],
+)
+def test_missing_modules_are_reported_not_crashed(
+    argv: list[str],
+    module: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if this build had no such module
+    path = write(tmp_path, GOOD)
+    assert cli.main(["--config", str(path), *argv]) == 1
+    assert f"pidphone: {module} is not available in this build" in capsys.readouterr().err
+
+
+def test_subcommands_dispatch_to_their_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[tuple[str, object]] = []
+
+    def fake_call(args: argparse.Namespace, config: Config) -> int:
+        calls.append(("call", (args.uri, config.hardware)))
+        return 0
+
+    def fake_answer(args: argparse.Namespace, config: Config) -> int:
+        calls.append(("answer", config.account.aor))
+        return 3
+
+    def fake_demo(args: argparse.Namespace) -> int:
+        calls.append(("demo", args.screens))
+        return 0
+
+    def fake_render(directory: Path) -> list[Path]:
+        calls.append(("render", directory))
+        return [directory / "idle.png"]
+
+    def fake_lazy(module: str, function: str) -> object:
+        return {
+            ("pidphone.callcmd", "run_call"): fake_call,
+            ("pidphone.callcmd", "run_answer"): fake_answer,
+            ("pidphone.demo", "run_demo"): fake_demo,
+            ("pidphone.screens", "render_screens"): fake_render,
+        }[(module, function)]
+
+    monkeypatch.setattr(cli, "_lazy", fake_lazy)
+    path = write(tmp_path, GOOD)
+    assert cli.main(["call", "-c", str(path), "sip:bob@example.org"]) == 0
+    assert cli.main(["answer", "-c", str(path)]) == 3
+    assert cli.main(["demo", "--screens", str(tmp_path)]) == 0
+    assert cli.main(["render-screens", str(tmp_path)]) == 0
+    assert calls == [
+        ("call", ("sip:bob@example.org", "simulated")),
+        ("answer", "sip:alice@example.org"),
+        ("demo", tmp_path),
+        ("render", tmp_path),
+    ]
+    assert capsys.readouterr().out == f"{tmp_path / 'idle.png'}\n"
+
+
+def test_lazy_import_keeps_real_import_errors() -> None:
+    with pytest.raises(cli.CommandError, match="not available"):
+        cli._lazy("pidphone.no_such_module", "run")
+    assert cli._lazy("pidphone.config", "load_config") is not None
+
+
+def test_run_exits_78_on_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "[display]\nrotation = 7\n")
+    assert cli.main(["run", "-c", str(path), "--no-provision"]) == 78
+    assert "display.rotation: 7 is out of range" in capsys.readouterr().err
+
+
+def test_run_provisions_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    boot = write(tmp_path, GOOD, "boot.toml")
+    target = tmp_path / "etc" / "pidphone.toml"
+    seen: dict[str, object] = {}
+
+    def fake_run(config: Config, **kwargs: object) -> int:
+        seen["aor"] = config.account.aor
+        seen.update(kwargs)
+        return 0
+
+    monkeypatch.setattr(cli, "_lazy", lambda module, function: fake_run)
+    assert cli.main(["run", "-c", str(target), "--provision-from", str(boot)]) == 0
+    assert not boot.exists()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert seen["aor"] == "sip:alice@example.org"
+    assert seen["notice"] == ""
+    reload_config = seen["reload_config"]
+    assert callable(reload_config)
+    assert reload_config().account.aor == "sip:alice@example.org"
+
+
+def test_run_with_invalid_provisioning_file_keeps_config_and_passes_the_notice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    boot = write(tmp_path, "[keypad]\nrows = [1]\n", "boot.toml")
+    target = write(tmp_path, GOOD)
+    seen: dict[str, object] = {}
+
+    def fake_run(config: Config, **kwargs: object) -> int:
+        seen.update(kwargs)
+        return 0
+
+    monkeypatch.setattr(cli, "_lazy", lambda module, function: fake_run)
+    monkeypatch.setenv("PIDPHONE_PROVISION_FILE", str(boot))
+    assert cli.main(["run", "-c", str(target)]) == 0
+    assert boot.exists()
+    notice = str(seen["notice"])
+    assert notice.startswith(f"{boot} not installed: keypad.rows: layout")
+    assert "provisioning:" in capsys.readouterr().err
+
+
+def test_provision_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "etc" / "pidphone.toml"
+    boot = tmp_path / "boot.toml"
+    argv = ["provision", "-c", str(target), "--provision-from", str(boot)]
+    assert cli.main(argv) == 0
+    assert "nothing to provision" in capsys.readouterr().err
+    write(tmp_path, "[display]\nrotation = 7\n", "boot.toml")
+    assert cli.main(argv) == 78
+    assert "display.rotation" in capsys.readouterr().err
+    write(tmp_path, GOOD, "boot.toml")
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert cli.main([*argv, "--owner", me]) == 0
+    assert "installed" in capsys.readouterr().err
+    assert target.stat().st_uid == os.getuid()
+    assert cli.main([*argv, "--owner", "no-such-user-here"]) == 2
