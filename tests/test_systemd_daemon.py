@@ -1,0 +1,119 @@
+"""A real `pidphone run` process (simulated hardware, no account) under a test-made NOTIFY_SOCKET:
+READY=1, STATUS=, WATCHDOG=1 at half of WATCHDOG_USEC, RELOADING=1 on SIGHUP, STOPPING=1 and
+exit 0 on SIGTERM, and exit 78 for a bad config."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CONFIG = """
+hardware = "simulated"
+[display]
+driver = "none"
+[logging]
+level = "debug"
+"""
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[tuple[socket.socket, Path]]:
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(20)
+    yield sock, path
+    sock.close()
+
+
+def start(tmp_path: Path, notify_path: Path, config: str, **env: str) -> subprocess.Popen[bytes]:
+    path = tmp_path / "pidphone.toml"
+    path.write_text(config)
+    path.chmod(0o600)
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("WATCHDOG_")}
+    environ = {
+        **inherited,
+        "NOTIFY_SOCKET": str(notify_path),
+        "PIDPHONE_PROVISION_FILE": str(tmp_path / "no-boot-file.toml"),
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "pidphone.cli", "run", "--config", str(path)],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def receive_until(sock: socket.socket, wanted: bytes) -> list[bytes]:
+    """Every notification up to and including `wanted`."""
+    seen: list[bytes] = []
+    while True:
+        message = sock.recv(4096)
+        seen.append(message)
+        if message == wanted:
+            return seen
+
+
+def test_ready_status_watchdog_reload_and_clean_stop(
+    tmp_path: Path, notify: tuple[socket.socket, Path]
+) -> None:
+    sock, path = notify
+    # WatchdogSec=1s: pings every 0.5 s; the test only counts them, it never times them.
+    process = start(tmp_path, path, CONFIG, WATCHDOG_USEC="1000000")
+    try:
+        before_ready = receive_until(sock, b"READY=1")
+        assert any(m.startswith(b"STATUS=") for m in before_ready)
+        assert b"STATUS=idle, no account configured" in before_ready
+        assert receive_until(sock, b"WATCHDOG=1")[-1] == b"WATCHDOG=1"
+        assert receive_until(sock, b"WATCHDOG=1")[-1] == b"WATCHDOG=1"
+        process.send_signal(signal.SIGHUP)
+        after_hup = receive_until(sock, b"READY=1")
+        assert b"RELOADING=1" in after_hup
+        process.send_signal(signal.SIGTERM)
+        after_term = receive_until(sock, b"STOPPING=1")
+        assert b"STOPPING=1" in after_term
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    assert "SIGHUP: config reloaded" in stderr
+
+
+def test_no_watchdog_without_watchdog_usec(
+    tmp_path: Path, notify: tuple[socket.socket, Path]
+) -> None:
+    sock, path = notify
+    process = start(tmp_path, path, CONFIG)
+    try:
+        receive_until(sock, b"READY=1")
+        process.send_signal(signal.SIGTERM)
+        seen = receive_until(sock, b"STOPPING=1")
+        assert b"WATCHDOG=1" not in seen
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_bad_config_exits_78_before_ready(
+    tmp_path: Path, notify: tuple[socket.socket, Path]
+) -> None:
+    sock, path = notify
+    process = start(tmp_path, path, CONFIG + "[keypad]\nrows = [5, 6, 40, 13]\n")
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 78
+    assert "keypad.rows[2]: GPIO 40 does not exist" in stderr.decode()
+    sock.settimeout(0)
+    with pytest.raises(BlockingIOError):
+        sock.recv(4096)  # never READY=1
