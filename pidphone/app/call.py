@@ -1,0 +1,486 @@
+"""One call: its SIP dialog, the SDP offer/answer, its media session and the security policy.
+
+The call is sans-I/O like everything it drives. It calls the SIP agent's API (`invite`,
+`answer`, `hangup`, `reinvite` ... each with `now`) and feeds it nothing else: the engine
+routes the agent's call events here by Call-ID, and the call's datagrams between its media
+session and its UDP socket. What the phone's screen needs comes out of `next_event()`.
+
+Policy (RFC 6189 §4.1, ARCHITECTURE.md): under "require" a call whose ZRTP fails, or whose
+peer never answers Hello, is hung up with a reason for the screen ("Peer does not support
+ZRTP", "ZRTP failed: <reason>"); the media session guarantees no clear audio left before. Under
+"prefer" it goes on in clear and is reported NOT SECURE.
+
+Hold and resume (RFC 3264 §8.4) are re-INVITEs that change only the direction: the media
+session, its ZRTP result and both SRTP contexts stay, so the SAS and the keys carry on.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from pidphone.errors import LocalProtocolError, ProtocolError
+from pidphone.ports import Address
+from pidphone.sdp import (
+    MediaParams,
+    NoCommonCodec,
+    SessionDescription,
+    build_answer,
+    build_offer,
+    negotiate,
+)
+from pidphone.sip import events as sip_events
+
+from .media import (
+    DtmfReceived,
+    MediaConfig,
+    MediaSession,
+    PeerAddressChanged,
+    SecretMismatch,
+    SecurityEstablished,
+    SecurityFailed,
+    SecurityLost,
+)
+
+Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
+CallState = Literal["calling", "ringing", "early", "established", "ended"]
+
+_REVERSE: dict[str, Direction] = {
+    "sendrecv": "sendrecv",
+    "sendonly": "recvonly",
+    "recvonly": "sendonly",
+    "inactive": "inactive",
+}
+
+
+class SignallingAgent(Protocol):
+    """The part of `pidphone.sip.UserAgent` a call uses."""
+
+    def invite(self, target: str, sdp: bytes, now: float) -> str: ...
+
+    def ringing(self, call_id: str, now: float) -> None: ...
+
+    def answer(self, call_id: str, sdp: bytes, now: float) -> None: ...
+
+    def reject(self, call_id: str, status: int, now: float) -> None: ...
+
+    def hangup(self, call_id: str, now: float) -> None: ...
+
+    def reinvite(self, call_id: str, sdp: bytes, now: float) -> None: ...
+
+    def accept_reinvite(self, call_id: str, sdp: bytes, now: float) -> None: ...
+
+    def reject_reinvite(self, call_id: str, status: int, now: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """What every call of the phone shares, from the config."""
+
+    media: MediaConfig = field(default_factory=MediaConfig)
+    """Policy, ZRTP preferences and timeouts (codec fields are overwritten by negotiation)."""
+    codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    """Codecs to offer, in order of preference."""
+    media_host: str = "127.0.0.1"
+    """The address written in the SDP's c= line (the STUN-mapped one behind NAT)."""
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    call_id: str
+
+
+@dataclass(frozen=True)
+class CallRinging(CallEvent):
+    """The callee is alerting (180); play ringback unless early media arrives."""
+
+
+@dataclass(frozen=True)
+class CallConnected(CallEvent):
+    """The dialog is established; media is starting (not yet secure)."""
+
+
+@dataclass(frozen=True)
+class CallSecure(CallEvent):
+    """ZRTP keyed the call: show the SAS."""
+
+    sas: str
+    sas_scheme: str
+    verified: bool
+    cipher: str
+    auth_tag: str
+    key_agreement: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class CallInsecure(CallEvent):
+    """Prefer policy: ZRTP did not work out and audio flows in clear — show NOT SECURE."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class CallMismatch(CallEvent):
+    """The retained secret did not match: a possible man in the middle; verify the SAS."""
+
+
+@dataclass(frozen=True)
+class CallSecurityLost(CallEvent):
+    """A secure call lost its security; under require it is being hung up."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class CallVerified(CallEvent):
+    """The user confirmed (or rejected) the SAS; the cache now says so."""
+
+    verified: bool
+
+
+@dataclass(frozen=True)
+class CallDtmf(CallEvent):
+    key: str
+
+
+@dataclass(frozen=True)
+class CallHeld(CallEvent):
+    """The media direction changed by a re-INVITE (ours or the peer's)."""
+
+    local_hold: bool
+    remote_hold: bool
+
+
+@dataclass(frozen=True)
+class CallFinished(CallEvent):
+    """The call is over. `reason` is for the screen; `secured` says whether ZRTP ever was."""
+
+    reason: str
+    by_peer: bool
+    status: int | None = None
+
+
+# --------------------------------------------------------------------------- the call
+
+
+class Call:
+    """One call from INVITE to BYE. Build it with `place` or `incoming`."""
+
+    def __init__(
+        self,
+        agent: SignallingAgent,
+        settings: CallSettings,
+        media: MediaSession,
+        media_port: int,
+        *,
+        outgoing: bool,
+        remote_uri: str,
+        remote_name: str = "",
+    ) -> None:
+        self._agent = agent
+        self.media_port = media_port
+        """The local UDP port of the call's socket, written in our SDP."""
+        self.settings = settings
+        self.media = media
+        self.outgoing = outgoing
+        self.remote_uri = remote_uri
+        self.remote_name = remote_name
+        self.call_id = ""
+        self.state: CallState = "calling" if outgoing else "ringing"
+        self.end_reason = ""
+        self.answered_at: float | None = None
+        self.secured_at: float | None = None
+        self.local_hold = False
+        self.remote_hold = False
+        self._session_id = secrets.randbelow(2**62)
+        self._version = 0
+        self._local_sdp: SessionDescription | None = None
+        self._offer: SessionDescription | None = None
+        self._params: MediaParams | None = None
+        self._events: deque[CallEvent] = deque()
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def place(
+        cls,
+        agent: SignallingAgent,
+        *,
+        settings: CallSettings,
+        media: MediaSession,
+        media_port: int,
+        target: str,
+        now: float,
+    ) -> Call:
+        """Send the INVITE with our SDP offer (and our ZRTP Hello hash in it)."""
+        call = cls(agent, settings, media, media_port, outgoing=True, remote_uri=target)
+        offer = call._build_offer("sendrecv")
+        call._local_sdp = offer
+        call.call_id = agent.invite(target, bytes(offer), now)
+        return call
+
+    @classmethod
+    def incoming(
+        cls,
+        agent: SignallingAgent,
+        *,
+        settings: CallSettings,
+        media: MediaSession,
+        media_port: int,
+        event: sip_events.IncomingCall,
+        now: float,
+    ) -> Call:
+        """An INVITE arrived: check its offer (488 when no codec fits), then ring."""
+        call = cls(
+            agent,
+            settings,
+            media,
+            media_port,
+            outgoing=False,
+            remote_uri=str(event.remote_uri),
+            remote_name=event.remote_display_name or "",
+        )
+        call.call_id = event.call_id
+        try:
+            call._offer = SessionDescription.parse(event.sdp)
+            answer = build_answer(
+                call._offer,
+                address=call._media_address(),
+                codecs=settings.codecs,
+                zrtp_hash=_hash_hex(media.hello_hash),
+                session_id=call._session_id,
+                session_version=call._version,
+            )
+        except NoCommonCodec:
+            agent.reject(call.call_id, 488, now)
+            call._finish("No common codec", by_peer=False, status=488)
+            return call
+        except ProtocolError:
+            agent.reject(call.call_id, 488, now)
+            call._finish("Unreadable SDP offer", by_peer=False, status=488)
+            return call
+        call._local_sdp = answer
+        agent.ringing(call.call_id, now)
+        return call
+
+    # ------------------------------------------------------------------ user actions
+
+    def answer(self, now: float) -> None:
+        """Send 200 with the SDP answer and start the media: ZRTP Hello goes out now."""
+        if self.outgoing or self.state != "ringing" or self._local_sdp is None:
+            raise LocalProtocolError(f"cannot answer a call in state {self.state}")
+        assert self._offer is not None
+        self._agent.answer(self.call_id, bytes(self._local_sdp), now)
+        self._establish(negotiate(self._local_sdp, self._offer), now)
+
+    def reject(self, now: float, status: int = 486) -> None:
+        if self.outgoing or self.state != "ringing":
+            raise LocalProtocolError(f"cannot reject a call in state {self.state}")
+        self._agent.reject(self.call_id, status, now)
+        self._finish("Rejected", by_peer=False, status=status, now=now)
+
+    def hangup(self, now: float, reason: str = "Hung up") -> None:
+        if self.state == "ended":
+            return
+        self._agent.hangup(self.call_id, now)
+        self._finish(reason, by_peer=False, now=now)
+
+    def hold(self, now: float) -> None:
+        self._change_hold(True, now)
+
+    def resume(self, now: float) -> None:
+        self._change_hold(False, now)
+
+    def send_dtmf(self, key: str) -> None:
+        self.media.send_dtmf(key)
+
+    def confirm_sas(self, verified: bool, now: float) -> None:
+        """The user read the SAS aloud with the peer: mark it verified, or reject it.
+
+        Rejecting clears the verified flag and ends the call (issue 6: "ends the call").
+        """
+        self.media.confirm_sas(verified)
+        self._events.append(CallVerified(self.call_id, verified))
+        if not verified:
+            self.hangup(now, "SAS rejected")
+
+    # ------------------------------------------------------------------ from the engine
+
+    def on_sip_event(self, event: object, now: float) -> None:
+        """An agent event for this Call-ID."""
+        if isinstance(event, sip_events.CallProgress):
+            if event.status in (180, 183) and self.state == "calling":
+                self._events.append(CallRinging(self.call_id))
+        elif isinstance(event, sip_events.CallAnswered):
+            if self.outgoing and self.state == "calling":
+                assert self._local_sdp is not None
+                try:
+                    params = negotiate(self._local_sdp, SessionDescription.parse(event.sdp))
+                except ProtocolError as exc:
+                    self.hangup(now, f"Unusable SDP answer: {exc}")
+                    return
+                self._establish(params, now)
+        elif isinstance(event, sip_events.ReinviteReceived):
+            self._on_reinvite(event.sdp, now)
+        elif isinstance(event, sip_events.ReinviteAnswered):
+            assert self._local_sdp is not None
+            try:
+                params = negotiate(self._local_sdp, SessionDescription.parse(event.sdp))
+            except ProtocolError as exc:
+                self.hangup(now, f"Unusable SDP answer: {exc}")
+                return
+            self.media.set_remote(params.remote_address)
+            self._set_direction(params.direction)
+        elif isinstance(event, sip_events.CallEnded) and self.state != "ended":
+            reason = event.reason or ("Hung up by peer" if event.by_peer else "Call ended")
+            self._finish(reason, by_peer=event.by_peer, status=event.status, now=now)
+
+    def receive_datagram(self, data: bytes, source: Address, now: float) -> None:
+        self.media.receive_datagram(data, source, now)
+        self._drain_media(now)
+
+    def get_timer(self) -> float | None:
+        return None if self.state == "ended" else self.media.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        if self.state == "ended":
+            return
+        self.media.handle_timer(now)
+        self._drain_media(now)
+
+    def after_audio(self, now: float) -> None:
+        """Call after feeding the media session audio: collect what it reported."""
+        self._drain_media(now)
+
+    def next_event(self) -> CallEvent | None:
+        return self._events.popleft() if self._events else None
+
+    # ------------------------------------------------------------------ internals
+
+    def _media_address(self) -> tuple[str, int]:
+        return (self.settings.media_host, self.media_port)
+
+    def _build_offer(self, direction: Direction) -> SessionDescription:
+        return build_offer(
+            address=self._media_address(),
+            codecs=self.settings.codecs,
+            zrtp_hash=_hash_hex(self.media.hello_hash),
+            direction=direction,
+            session_id=self._session_id,
+            session_version=self._version,
+        )
+
+    def _establish(self, params: MediaParams, now: float) -> None:
+        self._params = params
+        self.state = "established"
+        self.answered_at = now
+        self.media.configure(
+            codec=params.codec,
+            payload_type=params.payload_type,
+            telephone_event_pt=params.telephone_event_pt,
+        )
+        self.media.set_remote(params.remote_address, params.remote_zrtp_hash)
+        self.media.set_direction(params.direction)
+        self._events.append(CallConnected(self.call_id))
+        self.media.start(now)
+        self._drain_media(now)
+
+    def _change_hold(self, hold: bool, now: float) -> None:
+        if self.state != "established":
+            raise LocalProtocolError(f"cannot change hold in state {self.state}")
+        if hold == self.local_hold:
+            return
+        self.local_hold = hold
+        self._version += 1
+        direction: Direction = "sendonly" if hold else "sendrecv"
+        if self.remote_hold:
+            direction = "inactive" if hold else "recvonly"
+        offer = self._build_offer(direction)
+        self._local_sdp = offer
+        self._agent.reinvite(self.call_id, bytes(offer), now)
+        self._set_direction(direction)
+        self._events.append(CallHeld(self.call_id, self.local_hold, self.remote_hold))
+
+    def _set_direction(self, direction: str) -> None:
+        # A call we hold offers sendonly (RFC 3264 §8.4) but sends no microphone audio.
+        self.media.set_direction("inactive" if self.local_hold else direction)
+
+    def _on_reinvite(self, sdp: bytes, now: float) -> None:
+        try:
+            offer = SessionDescription.parse(sdp)
+            self._version += 1
+            answer = build_answer(
+                offer,
+                address=self._media_address(),
+                codecs=self.settings.codecs,
+                zrtp_hash=_hash_hex(self.media.hello_hash),
+                direction="sendonly" if self.local_hold else "sendrecv",
+                session_id=self._session_id,
+                session_version=self._version,
+            )
+            params = negotiate(answer, offer)
+        except ProtocolError:
+            self._agent.reject_reinvite(self.call_id, 488, now)
+            return
+        self._agent.accept_reinvite(self.call_id, bytes(answer), now)
+        self._local_sdp = answer
+        remote_hold = params.direction in ("recvonly", "inactive")
+        if remote_hold != self.remote_hold:
+            self.remote_hold = remote_hold
+            self._events.append(CallHeld(self.call_id, self.local_hold, self.remote_hold))
+        # Same stream, same ZRTP/SRTP context: only the address and the direction may change.
+        self.media.set_remote(params.remote_address, None)
+        self._set_direction(params.direction)
+
+    def _drain_media(self, now: float) -> None:
+        while (event := self.media.next_event()) is not None:
+            if isinstance(event, SecurityEstablished):
+                self.secured_at = now
+                self._events.append(
+                    CallSecure(
+                        self.call_id,
+                        sas=event.sas,
+                        sas_scheme=event.sas_scheme,
+                        verified=event.verified,
+                        cipher=event.cipher,
+                        auth_tag=event.auth_tag,
+                        key_agreement=event.key_agreement,
+                        hash=event.hash,
+                    )
+                )
+            elif isinstance(event, SecretMismatch):
+                self._events.append(CallMismatch(self.call_id))
+            elif isinstance(event, SecurityFailed):
+                if event.fatal:
+                    self.hangup(now, event.reason)
+                else:
+                    self._events.append(CallInsecure(self.call_id, event.reason))
+            elif isinstance(event, SecurityLost):
+                self._events.append(CallSecurityLost(self.call_id, event.reason))
+                if event.fatal:
+                    self.hangup(now, f"Security lost: {event.reason}")
+            elif isinstance(event, DtmfReceived):
+                self._events.append(CallDtmf(self.call_id, event.key))
+            elif isinstance(event, PeerAddressChanged):
+                pass  # symmetric RTP at work; nothing for the screen
+
+    def _finish(
+        self, reason: str, *, by_peer: bool, status: int | None = None, now: float = 0.0
+    ) -> None:
+        if self.state == "ended":
+            return
+        self.state = "ended"
+        self.end_reason = reason
+        self.media.close(now)
+        self._events.append(CallFinished(self.call_id, reason, by_peer, status))
+
+
+def _hash_hex(hello_hash: str) -> str:
+    """The hex digest of ZRTP's "1.10 <hex>" Hello hash (the SDP module adds the version)."""
+    return hello_hash.rpartition(" ")[2]
