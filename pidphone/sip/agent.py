@@ -1,0 +1,1164 @@
+"""The SIP user agent: registration, calls and everything between, sans I/O (RFC 3261 over
+TLS, RFC 3581 rport, RFC 5626 outbound keep-alives).
+
+Three things drive it, as in aioquic: the transport (`connection_made`, `receive_data`,
+`connection_lost`), the clock (`get_timer` / `handle_timer`) and API calls (`register`,
+`invite`, `answer`, ...). Output is bytes per flow (`data_to_send`), flows to close
+(`flows_to_close`) and typed events (`next_event`).
+
+A *flow* is one TLS connection named by the peer's (host, port). When a message needs a flow
+that is not connected, the agent queues it and `data_to_send` yields `(address, b"")`: the
+driver opens the connection (an empty payload asks for nothing else) and calls
+`connection_made`, after which the message is built with the connection's local address in
+Via and Contact and comes out of the next `data_to_send`. A connection attempt that fails is
+reported with `connection_lost`.
+
+Nothing a peer sends can raise out of `receive_data`: a malformed request that can be framed
+is answered 400 (or the status its error hints) and reported as `RequestRejected`; a stream
+that cannot be framed is reported as `FlowFailed` and listed by `flows_to_close`.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pidphone.errors import LocalProtocolError, ProtocolError
+from pidphone.sip import events as ev
+from pidphone.sip.auth import Challenge, DigestCredentials, best_challenge
+from pidphone.sip.dialog import Dialog
+from pidphone.sip.errors import SipParseError
+from pidphone.sip.framing import PONG, Frame, Ping, StreamFramer
+from pidphone.sip.headers import Via, split_list
+from pidphone.sip.message import (
+    Header,
+    Request,
+    Response,
+    parse_message,
+    reason_phrase,
+    salvage_error_response,
+)
+from pidphone.sip.registration import Registration, RegState, our_binding
+from pidphone.sip.transaction import (
+    T1,
+    T2,
+    TIMER_H,
+    Input,
+    Kind,
+    State,
+    Transaction,
+    response_input,
+)
+from pidphone.sip.uri import NameAddr, Uri, format_host
+
+Address = tuple[str, int]
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+SUPPORTED = "outbound"
+KNOWN_NOT_ALLOWED = frozenset(
+    {"REGISTER", "PRACK", "UPDATE", "INFO", "REFER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "PUBLISH"}
+)
+"""Methods we recognise but do not serve: 405 with Allow (§8.2.1); any other method gets 501."""
+LINGER = 64 * T1
+"""How long an ended call is kept to absorb late responses and retransmissions."""
+
+READABLE_REASONS = {
+    408: "Request timeout",
+    480: "Temporarily Unavailable",
+    486: "Busy Here",
+    487: "Cancelled",
+    600: "Busy Everywhere",
+    603: "Declined",
+}
+
+
+def readable_reason(status: int, phrase: str) -> str:
+    return READABLE_REASONS.get(status) or phrase or reason_phrase(status)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Who we are and where the registrar is. Times are in seconds."""
+
+    aor: str
+    """Address of record, e.g. "sips:alice@example.org" or "sip:alice@127.0.0.1"."""
+    display_name: str = ""
+    auth_user: str | None = None
+    """Digest user name; defaults to the AOR's user."""
+    password: str | None = field(default=None, repr=False)
+    registrar: Address | None = None
+    """Where REGISTER and out-of-dialog requests go (the outbound proxy); None means no
+    registration, direct calls only."""
+    register_expires: int = 600
+    keepalive_interval: float = 30.0
+    """CRLF ping on every open flow (RFC 5626 §3.5.1); 0 disables."""
+    user_agent: str = "pidphone/0.1.0"
+    transport: str = "tls"
+    """"tls" (or "tcp" for tests against plain peers)."""
+    instance_id: str | None = None
+    """RFC 5626 `+sip.instance` URN ("urn:uuid:..."); made up at start when None."""
+
+
+class CallState(enum.Enum):
+    CALLING = "calling"  # our INVITE is out, no final response
+    INCOMING = "incoming"  # an INVITE came in, not answered yet
+    ANSWERED = "answered"  # we sent 200, the ACK has not come
+    CONFIRMED = "confirmed"
+    ENDED = "ended"
+
+
+@dataclass
+class _Call:
+    call_id: str
+    outgoing: bool
+    flow: Address
+    state: CallState
+    invite: Request
+    """The INVITE we sent last (outgoing) or received (incoming)."""
+    local_tag: str
+    invite_tx: Transaction | None = None
+    dialog: Dialog | None = None
+    provisional_seen: bool = False
+    cancel_wanted: bool = False
+    cancel_sent: bool = False
+    bye_after_ack: bool = False
+    auth_attempts: int = 0
+    last_ack: Request | None = None
+    # a 2xx we sent, retransmitted until its ACK (§13.3.1.4)
+    ok_response: Response | None = None
+    ok_resend_at: float | None = None
+    ok_interval: float = T1
+    ok_give_up_at: float | None = None
+    # re-INVITE in either direction
+    reinvite_out: Transaction | None = None
+    reinvite_sdp: bytes = b""
+    reinvite_retry_at: float | None = None
+    glare_retries: int = 0
+    reinvite_in: Transaction | None = None
+    purge_at: float | None = None
+
+
+@dataclass
+class _ClientTx:
+    tx: Transaction
+    purpose: str  # "register", "invite", "reinvite", "cancel", "bye", "options"
+    call_id: str = ""
+
+
+@dataclass
+class _Deferred:
+    send: Callable[[], None]
+    fail: Callable[[str, float], None]
+
+
+@dataclass
+class _Flow:
+    framer: StreamFramer = field(default_factory=StreamFramer)
+    local: Address | None = None
+    pending: list[_Deferred] = field(default_factory=list)
+    next_ping: float | None = None
+
+
+class UserAgent:
+    """A SIP user agent over reliable flows. See the module docstring for the contract."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        self.config = config
+        self._random = random_bytes
+        self._aor = NameAddr.parse(config.aor).uri
+        if self._aor.opaque is not None or not self._aor.user:
+            raise LocalProtocolError(
+                f"the AOR must be a sip: or sips: URI with a user: {config.aor!r}"
+            )
+        self._instance = config.instance_id or _uuid_urn(self._random(16))
+        username = config.auth_user or self._aor.user
+        self._credentials = (
+            DigestCredentials(username, config.password) if config.password is not None else None
+        )
+        self._flows: dict[Address, _Flow] = {}
+        self._out: list[tuple[Address, bytes]] = []
+        self._close: list[Address] = []
+        self._events: deque[ev.SipEvent] = deque()
+        self._client: dict[tuple[str, str], _ClientTx] = {}
+        self._server: dict[tuple[str, str], tuple[Transaction, str]] = {}
+        self._calls: dict[str, _Call] = {}
+        self._auth_everything = False
+        """Set once a request other than REGISTER is challenged: the proxy wants credentials
+        on every request, so they are sent up front from then on (§22.3)."""
+        self._reg = Registration(
+            call_id=self._token(16), from_tag=self._token(8), expires=config.register_expires
+        )
+
+    # ------------------------------------------------------------------ transport side
+
+    def connection_made(self, peer: Address, local: Address, now: float) -> None:
+        flow = self._flows.setdefault(peer, _Flow())
+        flow.local = local
+        if self.config.keepalive_interval > 0:
+            flow.next_ping = now + self.config.keepalive_interval
+        pending, flow.pending = flow.pending, []
+        for item in pending:
+            item.send()
+
+    def connection_lost(self, peer: Address, now: float) -> None:
+        flow = self._flows.pop(peer, None)
+        if flow is not None:
+            for item in flow.pending:
+                item.fail("Connection failed", now)
+        for key, ctx in list(self._client.items()):
+            if ctx.tx.flow == peer and not ctx.tx.terminated:
+                ctx.tx.apply(Input.TRANSPORT_ERROR, now)
+                del self._client[key]
+                self._client_result(ctx, None, "Connection lost", now)
+        for key, (tx, _) in list(self._server.items()):
+            if tx.flow == peer:
+                del self._server[key]
+        if peer == self.config.registrar and self._reg.state is RegState.REGISTERED:
+            self._registration_failed(None, "Connection lost", now)
+
+    def receive_data(self, peer: Address, data: bytes, now: float) -> None:
+        flow = self._flows.setdefault(peer, _Flow())
+        flow.framer.feed(data)
+        while True:
+            try:
+                item = flow.framer.next_item()
+            except SipParseError as exc:
+                self._fail_flow(peer, str(exc))
+                return
+            if item is None:
+                return
+            if isinstance(item, Ping):
+                self._out.append((peer, PONG))
+            elif isinstance(item, Frame):
+                self._receive_message(peer, item.data, now)
+
+    def data_to_send(self) -> list[tuple[Address, bytes]]:
+        out, self._out = self._out, []
+        return out
+
+    def flows_to_close(self) -> list[Address]:
+        """Connections the driver must close (unframeable stream or buffer over its cap)."""
+        out, self._close = self._close, []
+        return out
+
+    def next_event(self) -> ev.SipEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float | None:
+        times: list[float] = [
+            ctx.tx.deadline for ctx in self._client.values() if ctx.tx.deadline is not None
+        ]
+        times += [tx.deadline for tx, _ in self._server.values() if tx.deadline is not None]
+        times += [f.next_ping for f in self._flows.values() if f.next_ping is not None and f.local]
+        for t in (self._reg.refresh_at, self._reg.retry_at):
+            if t is not None:
+                times.append(t)
+        for call in self._calls.values():
+            for t in (call.ok_resend_at, call.ok_give_up_at, call.reinvite_retry_at, call.purge_at):
+                if t is not None:
+                    times.append(t)
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        for key, ctx in list(self._client.items()):
+            if ctx.tx.deadline is not None and ctx.tx.deadline <= now:
+                ctx.tx.apply(Input.TIMEOUT, now)
+                del self._client[key]
+                self._client_result(ctx, None, "Request timeout", now)
+        for key, (tx, _) in list(self._server.items()):
+            if tx.deadline is not None and tx.deadline <= now:
+                tx.apply(Input.TIMEOUT, now)
+                del self._server[key]
+        for peer, flow in self._flows.items():
+            if flow.local and flow.next_ping is not None and flow.next_ping <= now:
+                self._out.append((peer, b"\r\n\r\n"))
+                flow.next_ping = now + self.config.keepalive_interval
+        reg = self._reg
+        if reg.retry_at is not None and reg.retry_at <= now:
+            reg.retry_at = None
+            self._send_register(self._reg.expires, now)
+        if reg.refresh_at is not None and reg.refresh_at <= now:
+            reg.refresh_at = None
+            self._send_register(self._reg.expires, now)
+        for call in list(self._calls.values()):
+            self._call_timers(call, now)
+
+    # ------------------------------------------------------------------ registration API
+
+    def register(self, now: float) -> None:
+        """Register our Contact with the registrar (and keep refreshing it)."""
+        if self.config.registrar is None:
+            raise LocalProtocolError("no registrar configured")
+        if self._reg.state in (RegState.REGISTERING, RegState.UNREGISTERING):
+            return
+        self._reg.retry_at = None
+        self._send_register(self._reg.expires, now)
+
+    def unregister(self, now: float) -> None:
+        """Remove our binding (Expires: 0), e.g. on shutdown; `Unregistered` follows."""
+        reg = self._reg
+        reg.refresh_at = reg.retry_at = None
+        registrar = self.config.registrar
+        if registrar is None or reg.state is RegState.IDLE or registrar not in self._flows:
+            reg.state = RegState.IDLE
+            self._events.append(ev.Unregistered())
+            return
+        self._send_register(0, now)
+
+    # ------------------------------------------------------------------ call API
+
+    def invite(self, target: str, sdp: bytes, now: float) -> str:
+        """Call `target` (a SIP URI, or a user name in our domain) with the offer `sdp`.
+        Returns the Call-ID that names the call from now on."""
+        uri = self._target_uri(target)
+        flow = self.config.registrar or (uri.host.strip("[]"), self._default_port(uri))
+        call_id = self._token(16)
+        tag = self._token(8)
+        placeholder = Request(method="INVITE", uri=uri)
+        call = _Call(call_id, True, flow, CallState.CALLING, placeholder, tag)
+        self._calls[call_id] = call
+        to = NameAddr(uri=uri)
+
+        def send() -> None:
+            if call.state is CallState.CALLING:
+                self._send_invite(call, to, uri, sdp, now)
+
+        def fail(reason: str, when: float) -> None:
+            self._end_call(call, 503, reason, by_peer=False, now=when)
+
+        self._when_connected(flow, _Deferred(send, fail))
+        return call_id
+
+    def ringing(self, call_id: str, now: float) -> None:
+        """Send 180 Ringing for an incoming call."""
+        call = self._incoming(call_id, "ringing")
+        self._respond_invite(call, 180, now)
+
+    def answer(self, call_id: str, sdp: bytes, now: float) -> None:
+        """Accept an incoming call with the answer `sdp` (200 OK, repeated until the ACK)."""
+        call = self._incoming(call_id, "answer")
+        call.dialog = Dialog.as_uas(call.invite, call.local_tag)
+        call.state = CallState.ANSWERED
+        self._respond_invite(call, 200, now, body=sdp)
+
+    def reject(self, call_id: str, status: int, now: float) -> None:
+        """Refuse an incoming call: 486 Busy Here, 603 Decline, 488 Not Acceptable Here ..."""
+        if not 300 <= status <= 699:
+            raise LocalProtocolError(f"reject needs a 3xx-6xx status, not {status}")
+        call = self._incoming(call_id, "reject")
+        self._respond_invite(call, status, now)
+        self._end_call(call, status, readable_reason(status, ""), by_peer=False, now=now)
+
+    def hangup(self, call_id: str, now: float) -> None:
+        """End a call in whatever state: CANCEL, reject (603), or BYE as the state requires."""
+        call = self._call(call_id)
+        if call.state is CallState.ENDED:
+            return
+        if call.state is CallState.CALLING:
+            call.cancel_wanted = True
+            if call.provisional_seen:
+                self._send_cancel(call, now)
+            self._end_call(call, None, "Cancelled", by_peer=False, now=now)
+        elif call.state is CallState.INCOMING:
+            self.reject(call_id, 603, now)
+        elif call.state is CallState.ANSWERED:
+            call.bye_after_ack = True
+            self._end_call(call, None, "Hung up", by_peer=False, now=now)
+        else:
+            self._send_in_dialog(call, "BYE", now)
+            self._end_call(call, None, "Hung up", by_peer=False, now=now)
+
+    def reinvite(self, call_id: str, sdp: bytes, now: float) -> None:
+        """Send a new offer in an established call (hold: sendonly/inactive; resume)."""
+        call = self._call(call_id)
+        if call.state is not CallState.CONFIRMED:
+            raise LocalProtocolError(f"call {call_id} is not established")
+        if call.reinvite_out is not None or call.reinvite_in is not None:
+            raise LocalProtocolError(f"call {call_id} already has a re-INVITE in progress")
+        call.reinvite_sdp = sdp
+        call.glare_retries = 0
+        self._send_reinvite(call, now)
+
+    def accept_reinvite(self, call_id: str, sdp: bytes, now: float) -> None:
+        """Answer the peer's re-INVITE with `sdp` (200 OK, repeated until the ACK)."""
+        call, tx = self._pending_reinvite(call_id)
+        tx.apply(Input.SUCCESS, now)
+        self._forget_server(tx)
+        call.reinvite_in = None
+        response = self._response(tx.request, 200, call.flow, to_tag=call.local_tag, body=sdp)
+        self._send(call.flow, response)
+        self._start_ok_retransmit(call, response, now)
+
+    def reject_reinvite(self, call_id: str, status: int, now: float) -> None:
+        """Refuse the peer's re-INVITE (488 ...); the call goes on as before."""
+        if not 300 <= status <= 699:
+            raise LocalProtocolError(f"reject_reinvite needs a 3xx-6xx status, not {status}")
+        call, tx = self._pending_reinvite(call_id)
+        tx.apply(Input.FAILURE, now)
+        call.reinvite_in = None
+        self._send(call.flow, self._response(tx.request, status, call.flow, to_tag=call.local_tag))
+
+    # ------------------------------------------------------------------ receiving
+
+    def _receive_message(self, peer: Address, data: bytes, now: float) -> None:
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            self._reject_unparsable(peer, data, exc)
+            return
+        try:
+            if isinstance(message, Request):
+                self._receive_request(peer, message, now)
+            else:
+                self._receive_response(message, now)
+        except ProtocolError as exc:
+            if isinstance(message, Request) and message.method != "ACK":
+                status = exc.error_status_hint
+                self._send(peer, self._response(message, status, peer, to_tag=self._token(8)))
+                self._events.append(ev.RequestRejected(status, str(exc)))
+
+    def _reject_unparsable(self, peer: Address, data: bytes, exc: SipParseError) -> None:
+        status = exc.error_status_hint
+        answer = salvage_error_response(data, status, self._token(8))
+        if answer is not None:
+            self._send(peer, answer)
+            self._events.append(ev.RequestRejected(status, str(exc)))
+
+    def _receive_request(self, peer: Address, req: Request, now: float) -> None:
+        if req.method == "ACK":
+            self._receive_ack(req, now)
+            return
+        if req.method == "CANCEL":
+            self._receive_cancel(peer, req, now)
+            return
+        known = self._server.get((req.vias[0].branch or "", req.method))
+        if known is not None:
+            return  # a retransmission; the transport is reliable, the answer is on its way
+        unsupported = [o for o in req.header_values("Require") if o.lower() != "outbound"]
+        if unsupported:
+            self._reject(peer, req, 420, [("Unsupported", ", ".join(unsupported))])
+            return
+        if req.to.tag is not None:
+            self._receive_in_dialog(peer, req, now)
+        elif req.method == "INVITE":
+            self._receive_invite(peer, req, now)
+        elif req.method == "OPTIONS":
+            self._answer_options(peer, req)
+        elif req.method == "BYE":
+            self._reject(peer, req, 481)
+        else:
+            self._reject_method(peer, req)
+
+    def _reject_method(self, peer: Address, req: Request) -> None:
+        if req.method in KNOWN_NOT_ALLOWED:
+            self._reject(peer, req, 405, [("Allow", ALLOW)])
+        else:
+            self._reject(peer, req, 501)
+
+    def _reject(
+        self, peer: Address, req: Request, status: int, extra: list[Header] | None = None
+    ) -> None:
+        response = self._response(req, status, peer, to_tag=self._token(8), extra=extra or [])
+        self._send(peer, response)
+        self._events.append(ev.RequestRejected(status, f"{req.method}: {response.reason}"))
+
+    def _answer_options(self, peer: Address, req: Request) -> None:
+        extra = [("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", SUPPORTED)]
+        self._send(peer, self._response(req, 200, peer, to_tag=self._token(8), extra=extra))
+
+    def _receive_invite(self, peer: Address, req: Request, now: float) -> None:
+        if req.call_id in self._calls:
+            self._reject(peer, req, 482)  # a second INVITE of a call we know: a loop/merge
+            return
+        tx = Transaction.start(Kind.INVITE_SERVER, req, peer, now)
+        call = _Call(req.call_id, False, peer, CallState.INCOMING, req, self._token(8), tx)
+        self._calls[req.call_id] = call
+        self._server[tx.key] = (tx, req.call_id)
+        self._send(peer, self._response(req, 100, peer, to_tag=None))
+        self._events.append(
+            ev.IncomingCall(req.call_id, str(req.from_.uri), req.from_.display_name, req.body)
+        )
+
+    def _receive_in_dialog(self, peer: Address, req: Request, now: float) -> None:
+        call = self._calls.get(req.call_id)
+        dialog = call.dialog if call else None
+        if call is None or dialog is None or not dialog.matches(req, incoming_request=True):
+            self._reject(peer, req, 481)
+            return
+        if not dialog.accept_remote_seq(req.cseq.seq, req.method):
+            self._reject(peer, req, 500)
+            return
+        if req.method == "BYE":
+            self._send(peer, self._response(req, 200, peer, to_tag=None))
+            call.ok_response = call.ok_resend_at = call.ok_give_up_at = None
+            self._end_call(call, None, "Hung up by peer", by_peer=True, now=now)
+        elif req.method == "INVITE":
+            self._receive_reinvite(peer, call, dialog, req, now)
+        elif req.method == "OPTIONS":
+            self._answer_options(peer, req)
+        else:
+            self._reject_method(peer, req)
+
+    def _receive_reinvite(
+        self, peer: Address, call: _Call, dialog: Dialog, req: Request, now: float
+    ) -> None:
+        if call.state is not CallState.CONFIRMED or call.reinvite_out is not None:
+            self._reject(peer, req, 491)  # glare (§14.2)
+            return
+        if call.reinvite_in is not None or call.ok_response is not None:
+            self._reject(peer, req, 500, [("Retry-After", "1")])
+            return
+        dialog.refresh_target(req)
+        tx = Transaction.start(Kind.INVITE_SERVER, req, peer, now)
+        self._server[tx.key] = (tx, call.call_id)
+        call.reinvite_in = tx
+        self._send(peer, self._response(req, 100, peer, to_tag=None))
+        self._events.append(ev.ReinviteReceived(call.call_id, req.body))
+
+    def _receive_ack(self, req: Request, now: float) -> None:
+        found = self._server.get((req.vias[0].branch or "", "INVITE"))
+        if found is not None and found[0].state is State.COMPLETED:
+            found[0].apply(Input.ACK, now)
+            self._forget_server(found[0])
+            return
+        call = self._calls.get(req.call_id)
+        if call is None or call.dialog is None or call.ok_response is None:
+            return
+        if req.cseq.seq != call.ok_response.cseq.seq:
+            return
+        call.ok_response = call.ok_resend_at = call.ok_give_up_at = None
+        if call.bye_after_ack:
+            call.bye_after_ack = False
+            self._send_in_dialog(call, "BYE", now)
+        elif call.state is CallState.ANSWERED:
+            call.state = CallState.CONFIRMED
+            self._events.append(ev.CallEstablished(call.call_id))
+
+    def _receive_cancel(self, peer: Address, req: Request, now: float) -> None:
+        found = self._server.get((req.vias[0].branch or "", "INVITE"))
+        if found is None:
+            self._reject(peer, req, 481)
+            return
+        tx, call_id = found
+        self._send(peer, self._response(req, 200, peer, to_tag=None))
+        call = self._calls.get(call_id)
+        if call is None or tx.state is not State.PROCEEDING or call.state is not CallState.INCOMING:
+            return
+        self._respond_invite(call, 487, now)
+        self._end_call(call, 487, "Cancelled", by_peer=True, now=now)
+
+    def _receive_response(self, resp: Response, now: float) -> None:
+        key = (resp.vias[0].branch or "", resp.cseq.method)
+        ctx = self._client.get(key)
+        if ctx is None:
+            self._stray_response(resp, now)
+            return
+        tx = ctx.tx
+        event = response_input(resp.status)
+        if not tx.can(event):
+            return
+        tx.apply(event, now)
+        if tx.terminated:
+            del self._client[key]
+            if tx.kind is Kind.INVITE_CLIENT and resp.status >= 300:
+                self._send(tx.flow, self._ack_for_failure(tx.request, resp))
+        self._client_result(ctx, resp, resp.reason, now)
+
+    def _stray_response(self, resp: Response, now: float) -> None:
+        """A 2xx to INVITE retransmitted after its transaction ended: ACK it again, or ACK
+        and BYE if we had given the call up (§13.2.2.4)."""
+        call = self._calls.get(resp.call_id)
+        if resp.cseq.method != "INVITE" or not 200 <= resp.status < 300 or call is None:
+            return
+        if call.last_ack is not None and call.last_ack.cseq.seq == resp.cseq.seq:
+            self._send(call.flow, call.last_ack)
+
+    # ------------------------------------------------------------------ client results
+
+    def _client_result(
+        self, ctx: _ClientTx, resp: Response | None, reason: str, now: float
+    ) -> None:
+        if ctx.purpose == "register":
+            self._register_result(ctx, resp, reason, now)
+            return
+        call = self._calls.get(ctx.call_id)
+        if call is None:
+            return
+        if ctx.purpose == "invite":
+            self._invite_result(call, resp, reason, now)
+        elif ctx.purpose == "reinvite":
+            self._reinvite_result(call, resp, reason, now)
+
+    def _invite_result(self, call: _Call, resp: Response | None, reason: str, now: float) -> None:
+        if resp is None:
+            status = 408 if reason == "Request timeout" else 503
+            self._end_call(call, status, reason, by_peer=False, now=now)
+            return
+        if resp.status < 200:
+            call.provisional_seen = True  # §9.1: from now on a CANCEL may be sent
+            if resp.status > 100 and call.state is CallState.CALLING:
+                self._events.append(
+                    ev.CallProgress(call.call_id, resp.status, resp.reason, resp.body or None)
+                )
+            if call.cancel_wanted:
+                self._send_cancel(call, now)
+            return
+        if resp.status < 300:
+            dialog = Dialog.as_uac(call.invite, resp)
+            call.dialog = dialog
+            ack = self._build_in_dialog(call, "ACK", seq=resp.cseq.seq)
+            call.last_ack = ack
+            self._send(call.flow, ack)
+            if call.state is CallState.ENDED:
+                self._send_in_dialog(call, "BYE", now)  # the 200 crossed our CANCEL
+                return
+            call.state = CallState.CONFIRMED
+            self._events.append(ev.CallAnswered(call.call_id, resp.body))
+            return
+        if resp.status in (401, 407) and self._retry_with_auth(call, resp, now):
+            return
+        if call.state is not CallState.ENDED:
+            self._end_call(
+                call, resp.status, readable_reason(resp.status, reason), by_peer=True, now=now
+            )
+
+    def _retry_with_auth(self, call: _Call, resp: Response, now: float) -> bool:
+        if call.state is CallState.ENDED or not self._learn_challenge(resp):
+            return False
+        self._auth_everything = True
+        call.auth_attempts += 1
+        if call.auth_attempts > 2:
+            return False
+        old = call.invite
+        self._send_invite(call, old.to, old.uri, old.body, now, seq=old.cseq.seq + 1)
+        return True
+
+    def _reinvite_result(self, call: _Call, resp: Response | None, reason: str, now: float) -> None:
+        if resp is not None and resp.status < 200:
+            return
+        call.reinvite_out = None
+        if resp is None or resp.status in (408, 481):
+            status = resp.status if resp is not None else None
+            self._end_call(call, status, readable_reason(status or 408, reason), False, now)
+            return
+        if resp.status < 300 and call.dialog is not None:
+            call.dialog.refresh_target(resp)
+            ack = self._build_in_dialog(call, "ACK", seq=resp.cseq.seq)
+            call.last_ack = ack
+            self._send(call.flow, ack)
+            if call.state is CallState.ENDED:
+                return
+            self._events.append(ev.ReinviteAnswered(call.call_id, resp.body))
+            return
+        if resp.status == 491 and call.glare_retries < 3 and call.state is CallState.CONFIRMED:
+            # §14.1: the owner of the Call-ID waits 2.1-4 s, the other side 0-2 s
+            call.glare_retries += 1
+            fraction = int.from_bytes(self._random(2), "big") / 65535
+            delay = 2.1 + 1.9 * fraction if call.outgoing else 2.0 * fraction
+            call.reinvite_retry_at = now + delay
+            return
+        self._events.append(ev.ReinviteFailed(call.call_id, resp.status, resp.reason))
+
+    # ------------------------------------------------------------------ registration
+
+    def _send_register(self, expires: int, now: float) -> None:
+        registrar = self.config.registrar
+        assert registrar is not None
+        reg = self._reg
+        reg.state = RegState.UNREGISTERING if expires == 0 else RegState.REGISTERING
+
+        def send() -> None:
+            self._send_register_now(registrar, expires, now)
+
+        def fail(reason: str, when: float) -> None:
+            self._registration_failed(None, reason, when)
+
+        self._when_connected(registrar, _Deferred(send, fail))
+
+    def _send_register_now(self, registrar: Address, expires: int, now: float) -> None:
+        reg = self._reg
+        aor = self._aor
+        request_uri = Uri(scheme=aor.scheme, host=aor.host, port=aor.port)
+        contact = self._register_contact(registrar)
+        headers: list[Header] = [
+            ("Contact", str(contact)),
+            ("Expires", str(expires)),
+            ("Supported", SUPPORTED),
+        ]
+        request = self._new_request(
+            "REGISTER",
+            request_uri,
+            registrar,
+            from_=NameAddr(uri=aor, display_name=self.config.display_name).with_tag(reg.from_tag),
+            to=NameAddr(uri=aor, display_name=self.config.display_name),
+            call_id=reg.call_id,
+            seq=reg.next_cseq(),
+            routes=self._preloaded_route(),
+            extra=headers,
+        )
+        self._start_client(request, registrar, "register", "", now)
+
+    def _register_result(
+        self, ctx: _ClientTx, resp: Response | None, reason: str, now: float
+    ) -> None:
+        reg = self._reg
+        unregistering = reg.state is RegState.UNREGISTERING
+        if resp is not None and resp.status < 200:
+            return
+        if unregistering and (resp is None or resp.status not in (401, 407)):
+            reg.state = RegState.IDLE
+            self._events.append(ev.Unregistered())
+            return
+        expires_asked = 0 if unregistering else reg.expires
+        if resp is None:
+            self._registration_failed(None, reason, now)
+        elif resp.status < 300:
+            self._registered(ctx, resp, now)
+        elif resp.status in (401, 407):
+            reg.auth_attempts += 1
+            if reg.auth_attempts <= 2 and self._learn_challenge(resp):
+                self._send_register(expires_asked, now)
+            elif unregistering:
+                reg.state = RegState.IDLE
+                self._events.append(ev.Unregistered())
+            else:
+                self._registration_failed(resp.status, "Authentication failed", now, retry=False)
+        elif resp.status == 423:
+            min_expires = resp.int_header("Min-Expires")
+            if min_expires is None or min_expires <= reg.expires:
+                self._registration_failed(423, "Interval Too Brief without Min-Expires", now)
+                return
+            reg.expires = min_expires
+            self._send_register(min_expires, now)
+        else:
+            self._registration_failed(resp.status, resp.reason, now)
+
+    def _registered(self, ctx: _ClientTx, resp: Response, now: float) -> None:
+        reg = self._reg
+        sent = ctx.tx.request.contacts[0]
+        binding = our_binding(resp, sent, self._instance)
+        granted: int | None = None
+        if binding is not None and binding.param("expires") is not None:
+            value = binding.param("expires") or ""
+            granted = int(value) if value.isdigit() else None
+        if granted is None:
+            granted = resp.int_header("Expires")
+        if granted is None:
+            granted = reg.expires
+        if binding is None and resp.contacts:
+            self._registration_failed(resp.status, "our Contact is missing from the 200", now)
+            return
+        reg.succeeded(granted, now)
+        contacts = tuple(str(c.uri) for c in resp.contacts if not c.wildcard)
+        self._events.append(ev.Registered(granted, contacts))
+
+    def _registration_failed(
+        self, status: int | None, reason: str, now: float, *, retry: bool = True
+    ) -> None:
+        jitter = int.from_bytes(self._random(2), "big") / 65535
+        retry_at = self._reg.failed(now, jitter, retry=retry)
+        self._events.append(ev.RegistrationFailed(status, reason, retry_at))
+
+    def _learn_challenge(self, resp: Response) -> bool:
+        if self._credentials is None:
+            return False
+        proxy = resp.status == 407
+        name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        challenges: list[Challenge] = []
+        for value in resp.header_values(name):
+            try:
+                challenges.append(Challenge.parse(value, proxy=proxy))
+            except SipParseError:
+                continue
+        best = best_challenge(challenges)
+        return best is not None and self._credentials.learn(best)
+
+    # ------------------------------------------------------------------ building requests
+
+    def _send_invite(
+        self,
+        call: _Call,
+        to: str | NameAddr,
+        uri: Uri,
+        sdp: bytes,
+        now: float,
+        *,
+        seq: int = 1,
+    ) -> None:
+        to_na = to if isinstance(to, NameAddr) else NameAddr.parse(to)
+        headers: list[Header] = [
+            ("Contact", str(self._dialog_contact(call.flow))),
+            ("Allow", ALLOW),
+            ("Supported", SUPPORTED),
+        ]
+        if sdp:
+            headers.append(("Content-Type", "application/sdp"))
+        request = self._new_request(
+            "INVITE",
+            uri,
+            call.flow,
+            from_=self._local_name_addr().with_tag(call.local_tag),
+            to=to_na,
+            call_id=call.call_id,
+            seq=seq,
+            routes=self._preloaded_route(),
+            extra=headers,
+            body=sdp,
+        )
+        call.invite = request
+        call.invite_tx = self._start_client(request, call.flow, "invite", call.call_id, now)
+
+    def _send_cancel(self, call: _Call, now: float) -> None:
+        """§9.1: same Request-URI, Call-ID, From, To, Route and top Via as the INVITE."""
+        tx = call.invite_tx
+        if tx is None or tx.terminated or call.cancel_sent:
+            return
+        call.cancel_sent = True
+        invite = call.invite
+        headers: list[Header] = [("Via", str(invite.vias[0]))]
+        headers += [(n, v) for n, v in invite.headers if n in ("From", "To", "Call-ID", "Route")]
+        headers += [("CSeq", f"{invite.cseq.seq} CANCEL"), ("Max-Forwards", "70")]
+        cancel = Request(method="CANCEL", uri=invite.uri, headers=tuple(headers))
+        tx.extend(now)
+        self._start_client(cancel, call.flow, "cancel", call.call_id, now)
+
+    def _ack_for_failure(self, invite: Request, resp: Response) -> Request:
+        """§17.1.1.3: the ACK for a non-2xx is part of the INVITE transaction."""
+        headers: list[Header] = [("Via", str(invite.vias[0]))]
+        for name, value in invite.headers:
+            if name in ("From", "Call-ID", "Route"):
+                headers.append((name, value))
+        headers.append(("To", resp.header("To") or ""))
+        headers += [("CSeq", f"{invite.cseq.seq} ACK"), ("Max-Forwards", "70")]
+        return Request(method="ACK", uri=invite.uri, headers=tuple(headers))
+
+    def _send_reinvite(self, call: _Call, now: float) -> None:
+        request = self._build_in_dialog(
+            call,
+            "INVITE",
+            body=call.reinvite_sdp,
+            extra=[
+                ("Contact", str(self._dialog_contact(call.flow))),
+                ("Allow", ALLOW),
+                ("Supported", SUPPORTED),
+                ("Content-Type", "application/sdp"),
+            ],
+        )
+        call.reinvite_out = self._start_client(request, call.flow, "reinvite", call.call_id, now)
+
+    def _send_in_dialog(self, call: _Call, method: str, now: float) -> None:
+        request = self._build_in_dialog(call, method)
+        self._start_client(request, call.flow, method.lower(), call.call_id, now)
+
+    def _build_in_dialog(
+        self,
+        call: _Call,
+        method: str,
+        *,
+        seq: int | None = None,
+        body: bytes = b"",
+        extra: list[Header] | None = None,
+    ) -> Request:
+        dialog = call.dialog
+        if dialog is None:
+            raise LocalProtocolError(f"call {call.call_id} has no dialog for {method}")
+        uri, routes = dialog.request_target()
+        return self._new_request(
+            method,
+            uri,
+            call.flow,
+            from_=dialog.from_header(),
+            to=dialog.to_header(),
+            call_id=dialog.call_id,
+            seq=dialog.next_seq() if seq is None else seq,
+            routes=routes,
+            extra=extra or [],
+            body=body,
+        )
+
+    def _new_request(
+        self,
+        method: str,
+        uri: Uri,
+        flow: Address,
+        *,
+        from_: NameAddr,
+        to: NameAddr,
+        call_id: str,
+        seq: int,
+        routes: list[NameAddr],
+        extra: list[Header],
+        body: bytes = b"",
+    ) -> Request:
+        local = self._local(flow)
+        via = Via(
+            transport=self.config.transport.upper(),
+            host=local[0],
+            port=local[1],
+            params=(("branch", "z9hG4bK" + self._token(10)), ("rport", None)),
+        )
+        headers: list[Header] = [
+            ("Via", str(via)),
+            ("Max-Forwards", "70"),
+            ("From", str(from_)),
+            ("To", str(to)),
+            ("Call-ID", call_id),
+            ("CSeq", f"{seq} {method}"),
+        ]
+        headers += [("Route", str(route)) for route in routes]
+        headers.append(("User-Agent", self.config.user_agent))
+        if self._credentials is not None and (
+            method == "REGISTER" or (self._auth_everything and method not in ("ACK", "CANCEL"))
+        ):
+            cnonce = self._token(12)
+            headers += self._credentials.headers(method, str(uri), cnonce)
+        headers += extra
+        return Request(method=method, uri=uri, headers=tuple(headers), body=body)
+
+    def _start_client(
+        self, request: Request, flow: Address, purpose: str, call_id: str, now: float
+    ) -> Transaction:
+        if request.method == "ACK":
+            raise LocalProtocolError("ACK is not sent in a client transaction")
+        kind = Kind.INVITE_CLIENT if request.method == "INVITE" else Kind.NON_INVITE_CLIENT
+        tx = Transaction.start(kind, request, flow, now)
+        self._client[tx.key] = _ClientTx(tx, purpose, call_id)
+        self._send(flow, request)
+        return tx
+
+    # ------------------------------------------------------------------ building responses
+
+    def _response(
+        self,
+        req: Request,
+        status: int,
+        peer: Address,
+        *,
+        to_tag: str | None,
+        extra: list[Header] | None = None,
+        body: bytes = b"",
+        contact: bool = False,
+    ) -> Response:
+        headers: list[Header] = []
+        first_via = True
+        for name, value in req.headers:
+            if name == "Via":
+                for item in split_list(value):
+                    if first_via:
+                        item = _stamp_via(item, peer)
+                        first_via = False
+                    headers.append(("Via", item))
+            elif name == "To":
+                if to_tag is not None and req.to.tag is None and status > 100:
+                    value = f"{value};tag={to_tag}"
+                headers.append((name, value))
+            elif name in ("From", "Call-ID", "CSeq") or (
+                name == "Record-Route" and req.method == "INVITE" and 100 < status < 300
+            ):
+                headers.append((name, value))
+        if contact:
+            headers.append(("Contact", str(self._dialog_contact(peer))))
+        headers.append(("Server", self.config.user_agent))
+        headers += extra or []
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+        return Response(
+            status=status, reason=reason_phrase(status), headers=tuple(headers), body=body
+        )
+
+    def _respond_invite(self, call: _Call, status: int, now: float, body: bytes = b"") -> None:
+        tx = call.invite_tx
+        if tx is None:
+            raise LocalProtocolError(f"call {call.call_id} has no INVITE to answer")
+        event = response_input(status)
+        extra: list[Header] = []
+        if status < 300:
+            extra = [("Allow", ALLOW), ("Supported", SUPPORTED)]
+        response = self._response(
+            call.invite,
+            status,
+            call.flow,
+            to_tag=call.local_tag,
+            extra=extra,
+            body=body,
+            contact=100 < status < 300,
+        )
+        tx.apply(event, now)
+        if tx.terminated:
+            self._forget_server(tx)
+        self._send(call.flow, response)
+        if 200 <= status < 300:
+            self._start_ok_retransmit(call, response, now)
+
+    def _start_ok_retransmit(self, call: _Call, response: Response, now: float) -> None:
+        call.ok_response = response
+        call.ok_interval = T1
+        call.ok_resend_at = now + T1
+        call.ok_give_up_at = now + TIMER_H
+
+    # ------------------------------------------------------------------ timers of calls
+
+    def _call_timers(self, call: _Call, now: float) -> None:
+        if call.ok_response is not None and call.ok_give_up_at is not None:
+            if call.ok_give_up_at <= now:
+                # §13.3.1.4: no ACK within 64·T1 — end the dialog with a BYE
+                call.ok_response = call.ok_resend_at = call.ok_give_up_at = None
+                self._send_in_dialog(call, "BYE", now)
+                self._end_call(call, 408, "No ACK from the caller", by_peer=False, now=now)
+            elif call.ok_resend_at is not None and call.ok_resend_at <= now:
+                self._send(call.flow, call.ok_response)
+                call.ok_interval = min(call.ok_interval * 2, T2)
+                call.ok_resend_at = now + call.ok_interval
+        if call.reinvite_retry_at is not None and call.reinvite_retry_at <= now:
+            call.reinvite_retry_at = None
+            if call.state is CallState.CONFIRMED:
+                if call.reinvite_in is not None or call.ok_response is not None:
+                    call.reinvite_retry_at = now + 1.0
+                else:
+                    self._send_reinvite(call, now)
+        if call.purge_at is not None and call.purge_at <= now:
+            del self._calls[call.call_id]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _end_call(
+        self, call: _Call, status: int | None, reason: str, by_peer: bool, now: float
+    ) -> None:
+        if call.state is CallState.ENDED:
+            return
+        call.state = CallState.ENDED
+        call.reinvite_retry_at = None
+        call.purge_at = now + LINGER
+        self._events.append(ev.CallEnded(call.call_id, status, reason, by_peer))
+
+    def _call(self, call_id: str) -> _Call:
+        call = self._calls.get(call_id)
+        if call is None:
+            raise LocalProtocolError(f"no call {call_id!r}")
+        return call
+
+    def _incoming(self, call_id: str, action: str) -> _Call:
+        call = self._call(call_id)
+        if call.outgoing or call.state is not CallState.INCOMING:
+            raise LocalProtocolError(f"cannot {action} call {call_id} in state {call.state.value}")
+        return call
+
+    def _pending_reinvite(self, call_id: str) -> tuple[_Call, Transaction]:
+        call = self._call(call_id)
+        tx = call.reinvite_in
+        if tx is None:
+            raise LocalProtocolError(f"call {call_id} has no re-INVITE to answer")
+        return call, tx
+
+    def _forget_server(self, tx: Transaction) -> None:
+        self._server.pop(tx.key, None)
+
+    def _when_connected(self, flow: Address, item: _Deferred) -> None:
+        state = self._flows.get(flow)
+        if state is not None and state.local is not None:
+            item.send()
+            return
+        if state is None:
+            state = self._flows[flow] = _Flow()
+        if not state.pending:
+            self._out.append((flow, b""))
+        state.pending.append(item)
+
+    def _send(self, flow: Address, message: Request | Response) -> None:
+        self._out.append((flow, bytes(message)))
+
+    def _fail_flow(self, peer: Address, reason: str) -> None:
+        self._close.append(peer)
+        self._events.append(ev.FlowFailed(peer, reason))
+        flow = self._flows.get(peer)
+        if flow is not None:
+            flow.framer = StreamFramer()
+
+    def _local(self, flow: Address) -> Address:
+        state = self._flows.get(flow)
+        if state is None or state.local is None:
+            raise LocalProtocolError(f"flow {flow} is not connected")
+        return state.local
+
+    def _local_name_addr(self) -> NameAddr:
+        return NameAddr(uri=self._aor, display_name=self.config.display_name)
+
+    def _contact_uri(self, flow: Address, *, ob: bool) -> Uri:
+        host, port = self._local(flow)
+        params: list[tuple[str, str | None]] = []
+        if self._aor.scheme == "sip":
+            params.append(("transport", self.config.transport))
+        if ob:
+            params.append(("ob", None))
+        return Uri(
+            scheme=self._aor.scheme, user=self._aor.user, host=_bracket(host), port=port,
+            params=tuple(params),
+        )  # fmt: skip
+
+    def _dialog_contact(self, flow: Address) -> NameAddr:
+        return NameAddr(uri=self._contact_uri(flow, ob=self.config.registrar is not None))
+
+    def _register_contact(self, flow: Address) -> NameAddr:
+        params = (("+sip.instance", f'"<{self._instance}>"'), ("reg-id", "1"))
+        return NameAddr(uri=self._contact_uri(flow, ob=False), params=params)
+
+    def _preloaded_route(self) -> list[NameAddr]:
+        """The outbound proxy as a preloaded loose route (§8.1.2, RFC 5626 §4.2.1)."""
+        proxy = self.config.registrar
+        if proxy is None:
+            return []
+        params: tuple[tuple[str, str | None], ...] = (("lr", None),)
+        if self._aor.scheme == "sip":
+            params = (("transport", self.config.transport), ("lr", None))
+        uri = Uri(scheme=self._aor.scheme, host=_bracket(proxy[0]), port=proxy[1], params=params)
+        return [NameAddr(uri=uri)]
+
+    def _target_uri(self, target: str) -> Uri:
+        """A full URI, "user@host", or a bare user name in our own domain."""
+        text = target.strip()
+        if not text.lower().startswith(("sip:", "sips:", "<", '"')):
+            if "@" not in text:
+                text += "@" + format_host(self._aor.host, self._aor.port)
+            text = f"{self._aor.scheme}:{text}"
+        try:
+            return NameAddr.parse(text).uri
+        except SipParseError as exc:
+            raise LocalProtocolError(f"cannot call {target!r}: {exc}") from None
+
+    def _default_port(self, uri: Uri) -> int:
+        if uri.port is not None:
+            return uri.port
+        return 5061 if self.config.transport == "tls" else uri.default_port()
+
+    def _token(self, nbytes: int) -> str:
+        return self._random(nbytes).hex()
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _stamp_via(value: str, peer: Address) -> str:
+    """§18.2.1 and RFC 3581 §4: record where the request really came from."""
+    via = Via.parse(value)
+    if via.param("rport") is None and via.host.strip("[]") == peer[0]:
+        return value
+    rport = peer[1] if via.param("rport") is not None else None
+    return str(via.with_received(peer[0], rport))
+
+
+def _uuid_urn(raw: bytes) -> str:
+    """A version-4 UUID URN from 16 random bytes (RFC 4122 §4.4)."""
+    b = bytearray(raw[:16])
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -1,0 +1,125 @@
+"""What the SIP user agent reports: one frozen dataclass per fact, under `SipEvent`.
+
+Each call event carries the call's Call-ID, the handle the app uses in `UserAgent` calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SipEvent:
+    """Base of every event `UserAgent.next_event` returns."""
+
+
+@dataclass(frozen=True)
+class Registered(SipEvent):
+    """The registrar accepted our binding for `expires` seconds; `contacts` lists every
+    binding of the AOR it returned (ours included)."""
+
+    expires: int
+    contacts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RegistrationFailed(SipEvent):
+    """A REGISTER failed (`status` None when no response came: timeout or connection loss).
+    The agent retries by itself at `retry_at` (None: it will not, e.g. wrong password)."""
+
+    status: int | None
+    reason: str
+    retry_at: float | None
+
+
+@dataclass(frozen=True)
+class Unregistered(SipEvent):
+    """Our binding was removed (Expires: 0 answered, or given up on)."""
+
+
+@dataclass(frozen=True)
+class IncomingCall(SipEvent):
+    """An INVITE arrived and 100 Trying went back; answer with ringing/answer/reject."""
+
+    call_id: str
+    remote_uri: str
+    remote_display_name: str
+    sdp: bytes
+
+
+@dataclass(frozen=True)
+class CallProgress(SipEvent):
+    """A provisional response (180 Ringing, 183 Session Progress ...) to our INVITE."""
+
+    call_id: str
+    status: int
+    reason: str
+    sdp: bytes | None
+
+
+@dataclass(frozen=True)
+class CallAnswered(SipEvent):
+    """Our INVITE got a 2xx with the answer `sdp`; the ACK is already queued."""
+
+    call_id: str
+    sdp: bytes
+
+
+@dataclass(frozen=True)
+class CallEstablished(SipEvent):
+    """The ACK for the 2xx we sent arrived: the incoming call is up."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
+class CallEnded(SipEvent):
+    """The call is over. `reason` is for people ("Busy Here", "Declined", "Cancelled",
+    "Hung up by peer", "Request timeout" ...); `by_peer` tells who ended it."""
+
+    call_id: str
+    status: int | None
+    reason: str
+    by_peer: bool
+
+
+@dataclass(frozen=True)
+class ReinviteReceived(SipEvent):
+    """The peer sent a re-INVITE (hold/resume); answer with accept_reinvite/reject_reinvite."""
+
+    call_id: str
+    sdp: bytes
+
+
+@dataclass(frozen=True)
+class ReinviteAnswered(SipEvent):
+    """Our re-INVITE got a 2xx with the answer `sdp` (ACK queued)."""
+
+    call_id: str
+    sdp: bytes
+
+
+@dataclass(frozen=True)
+class ReinviteFailed(SipEvent):
+    """Our re-INVITE was refused; the previous session description still holds."""
+
+    call_id: str
+    status: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class RequestRejected(SipEvent):
+    """We answered a request we could not accept (malformed, unknown method, no such call)."""
+
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class FlowFailed(SipEvent):
+    """The connection to `peer` carried bytes that cannot be framed, or exceeded the buffer
+    cap: the driver must close it (`UserAgent.flows_to_close` lists it too)."""
+
+    peer: tuple[str, int]
+    reason: str

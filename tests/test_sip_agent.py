@@ -1,0 +1,690 @@
+"""Two user agents (and a test registrar) back to back over an in-memory network, with time
+moved by hand: registration with digest, calls, CANCEL, BYE both ways, re-INVITE and glare,
+timeouts, and what the agent answers to bad requests."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from typing import Protocol
+
+import pytest
+
+from pidphone.errors import LocalProtocolError
+from pidphone.sip import Request, Response, parse_message
+from pidphone.sip import events as ev
+from pidphone.sip.agent import AgentConfig, UserAgent
+from pidphone.sip.auth import Challenge, digest_response, parse_authorization
+from pidphone.sip.framing import Frame, StreamFramer
+from pidphone.sip.message import reason_phrase
+
+# ------------------------------------------------------------------ the in-memory network
+# A tiny in-memory network for driving SIP agents back to back with time moved by hand.
+#
+# Every node listens on one address. When a node emits bytes for an address it has no connection
+# to, the network "connects" (both ends get connection_made, the caller with a fresh ephemeral
+# port) and then delivers. Nothing is delivered until `run` is called, so tests can drop or
+# reorder traffic.
+
+Address = tuple[str, int]
+
+
+class Node(Protocol):
+    def connection_made(self, peer: Address, local: Address, now: float) -> None: ...
+    def connection_lost(self, peer: Address, now: float) -> None: ...
+    def receive_data(self, peer: Address, data: bytes, now: float) -> None: ...
+    def data_to_send(self) -> list[tuple[Address, bytes]]: ...
+
+
+class Network:
+    def __init__(self) -> None:
+        self.nodes: dict[Address, Node] = {}
+        self.links: dict[tuple[int, Address], tuple[Node, Address]] = {}
+        self.next_port = 40000
+        self.wire: list[tuple[Address, Address, bytes]] = []
+        """Everything delivered: (from, to, bytes)."""
+        self.drop: Callable[[bytes], bool] = lambda data: False
+
+    def add(self, address: Address, node: Node) -> None:
+        self.nodes[address] = node
+
+    def address_of(self, node: Node) -> Address:
+        return next(a for a, n in self.nodes.items() if n is node)
+
+    def pending(self, now: float) -> list[tuple[Node, Address, bytes]]:
+        out: list[tuple[Node, Address, bytes]] = []
+        for node in list(self.nodes.values()):
+            for peer, data in node.data_to_send():
+                out.append((node, peer, data))
+        return out
+
+    def deliver(self, node: Node, peer: Address, data: bytes, now: float) -> None:
+        link = self.links.get((id(node), peer))
+        if link is None:
+            target = self.nodes.get(peer)
+            if target is None:
+                node.connection_lost(peer, now)
+                return
+            local = (self.address_of(node)[0], self.next_port)
+            self.next_port += 1
+            self.links[(id(node), peer)] = (target, local)
+            self.links[(id(target), local)] = (node, peer)
+            node.connection_made(peer, local, now)
+            target.connection_made(local, peer, now)
+            link = self.links[(id(node), peer)]
+        target, source = link
+        if not data or self.drop(data):
+            return
+        self.wire.append((source, peer, data))
+        target.receive_data(source, data, now)
+
+    def run(self, now: float, rounds: int = 50) -> None:
+        for _ in range(rounds):
+            batch = self.pending(now)
+            if not batch:
+                return
+            for node, peer, data in batch:
+                self.deliver(node, peer, data, now)
+        raise AssertionError("the network never went quiet")
+
+    def cut(self, a: Node, peer: Address, now: float) -> None:
+        """Close the connection from `a` to `peer`, telling both ends."""
+        target, local = self.links.pop((id(a), peer))
+        self.links.pop((id(target), local), None)
+        a.connection_lost(peer, now)
+        target.connection_lost(local, now)
+
+
+def seeded(seed: int) -> Callable[[int], bytes]:
+    rng = random.Random(seed)
+    return rng.randbytes
+
+
+def make_agent(aor: str, seed: int, **kwargs: object) -> UserAgent:
+    config = AgentConfig(aor=aor, **kwargs)  # type: ignore[arg-type]
+    return UserAgent(config, random_bytes=seeded(seed))
+
+
+def events(agent: UserAgent) -> list[object]:
+    out: list[object] = []
+    while (event := agent.next_event()) is not None:
+        out.append(event)
+    return out
+
+
+ALICE_ADDR: Address = ("127.0.0.1", 5061)
+BOB_ADDR: Address = ("127.0.0.1", 5062)
+REGISTRAR: Address = ("127.0.0.1", 5070)
+OFFER = (
+    b"v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+    b"t=0 0\r\nm=audio 17078 RTP/AVP 0\r\n"
+)
+ANSWER = OFFER.replace(b"alice", b"bob").replace(b"17078", b"17178")
+HOLD = OFFER + b"a=sendonly\r\n"
+HELD = ANSWER + b"a=recvonly\r\n"
+
+
+class Registrar:
+    """A registrar that challenges with digest (RFC 7616) and stores bindings."""
+
+    def __init__(
+        self,
+        password: str = "alicepw",
+        algorithm: str = "SHA-256",
+        min_expires: int = 0,
+        other_bindings: tuple[str, ...] = (),
+        fail_with: int | None = None,
+        silent: bool = False,
+    ) -> None:
+        self.password = password
+        self.algorithm = algorithm
+        self.min_expires = min_expires
+        self.other = other_bindings
+        self.fail_with = fail_with
+        self.silent = silent
+        self.nonce = "n0nce-1"
+        self.framers: dict[Address, StreamFramer] = {}
+        self.out: list[tuple[Address, bytes]] = []
+        self.requests: list[Request] = []
+        self.authorizations: list[dict[str, str]] = []
+        self.bindings: dict[str, int] = {}
+
+    def connection_made(self, peer: Address, local: Address, now: float) -> None:
+        self.framers[peer] = StreamFramer()
+
+    def connection_lost(self, peer: Address, now: float) -> None:
+        self.framers.pop(peer, None)
+
+    def data_to_send(self) -> list[tuple[Address, bytes]]:
+        out, self.out = self.out, []
+        return out
+
+    def receive_data(self, peer: Address, data: bytes, now: float) -> None:
+        framer = self.framers[peer]
+        framer.feed(data)
+        while (item := framer.next_item()) is not None:
+            if isinstance(item, Frame):
+                request = parse_message(item.data)
+                assert isinstance(request, Request)
+                self.requests.append(request)
+                if not self.silent:
+                    self.out.append((peer, bytes(self.handle(request))))
+
+    def reply(self, req: Request, status: int, extra: tuple[tuple[str, str], ...] = ()) -> Response:
+        headers = [(n, v) for n, v in req.headers if n in ("Via", "From", "Call-ID", "CSeq")]
+        headers.append(("To", f"{req.header('To')};tag=reg1"))
+        return Response(status, reason_phrase(status), (*headers, *extra))
+
+    def handle(self, req: Request) -> Response:
+        if self.fail_with is not None:
+            return self.reply(req, self.fail_with)
+        auth = req.header("Authorization")
+        if auth is None:
+            return self.challenge(req)
+        params = parse_authorization(auth)
+        self.authorizations.append(params)
+        challenge = Challenge(
+            realm="127.0.0.1", nonce=self.nonce, algorithm=self.algorithm, qop=("auth",)
+        )
+        expected = digest_response(
+            challenge,
+            username=params["username"],
+            password=self.password,
+            method=req.method,
+            uri=params["uri"],
+            cnonce=params["cnonce"],
+            nc=int(params["nc"], 16),
+        )
+        if params["response"] != expected or params["nonce"] != self.nonce:
+            return self.challenge(req)
+        expires = int(req.header("Expires") or "3600")
+        if 0 < expires < self.min_expires:
+            return self.reply(req, 423, (("Min-Expires", str(self.min_expires)),))
+        contact = req.header("Contact") or ""
+        if expires == 0:
+            self.bindings.pop(contact, None)
+            return self.reply(req, 200)
+        self.bindings[contact] = expires
+        contacts = [f"<{o}>;expires=77" for o in self.other] + [f"{contact};expires={expires}"]
+        return self.reply(req, 200, (("Contact", ", ".join(contacts)),))
+
+    def challenge(self, req: Request) -> Response:
+        value = (
+            f'Digest realm="127.0.0.1", nonce="{self.nonce}", qop="auth", '
+            f"algorithm={self.algorithm}"
+        )
+        return self.reply(req, 401, (("WWW-Authenticate", value),))
+
+
+def advance(net: Network, agents: list[UserAgent], until: float) -> float:
+    """Fire every timer up to `until`, moving traffic after each; returns `until`."""
+    while True:
+        timers = [t for a in agents if (t := a.get_timer()) is not None and t <= until]
+        if not timers:
+            return until
+        now = min(timers)
+        for agent in agents:
+            timer = agent.get_timer()
+            if timer is not None and timer <= now:
+                agent.handle_timer(now)
+        net.run(now)
+
+
+def registered_alice(**kwargs: object) -> tuple[Network, UserAgent, Registrar]:
+    net = Network()
+    registrar = Registrar(**kwargs)  # type: ignore[arg-type]
+    alice = make_agent("sip:alice@127.0.0.1", 1, password="alicepw", registrar=REGISTRAR)
+    net.add(ALICE_ADDR, alice)
+    net.add(REGISTRAR, registrar)
+    return net, alice, registrar
+
+
+# ------------------------------------------------------------------ registration
+
+
+def test_register_with_digest_then_refresh_then_unregister() -> None:
+    net, alice, registrar = registered_alice()
+    alice.register(0.0)
+    net.run(0.0)
+    assert events(alice) == [ev.Registered(600, ("sip:alice@127.0.0.1:40000;transport=tls",))]
+    first, second = registrar.requests
+    assert "Authorization" not in dict(first.headers)
+    auth = registrar.authorizations[0]
+    assert (auth["algorithm"], auth["qop"], auth["nc"]) == ("SHA-256", "auth", "00000001")
+    assert second.cseq.seq == first.cseq.seq + 1
+    assert second.call_id == first.call_id
+    contact = second.contacts[0]
+    assert contact.uri.param("transport") == "tls"
+    assert contact.param("reg-id") == "1"
+    assert (contact.param("+sip.instance") or "").startswith('"<urn:uuid:')
+    assert second.vias[0].param("rport") == ""
+    assert second.header("Route") == "<sip:127.0.0.1:5070;transport=tls;lr>"
+    assert second.header("User-Agent") == "pidphone/0.1.0"
+    assert second.int_header("Max-Forwards") == 70
+    # the refresh comes halfway through and reuses the credentials: no second challenge
+    assert alice.get_timer() == 30.0  # the keep-alive comes first
+    advance(net, [alice], 299.0)
+    assert len(registrar.requests) == 2
+    advance(net, [alice], 300.0)
+    assert len(registrar.requests) == 3
+    assert registrar.authorizations[-1]["nc"] == "00000002"
+    assert events(alice) == [ev.Registered(600, ("sip:alice@127.0.0.1:40000;transport=tls",))]
+    alice.unregister(301.0)
+    net.run(301.0)
+    assert registrar.requests[-1].header("Expires") == "0"
+    assert events(alice) == [ev.Unregistered()]
+    assert registrar.bindings == {}
+    # the password never went on the wire, nor into a repr
+    assert all(b"alicepw" not in data for _, _, data in net.wire)
+    assert "alicepw" not in repr(alice.config)
+
+
+@pytest.mark.parametrize("algorithm", ["MD5", "SHA-256", "SHA-512-256"])
+def test_register_with_each_digest_algorithm(algorithm: str) -> None:
+    net, alice, registrar = registered_alice(algorithm=algorithm)
+    alice.register(0.0)
+    net.run(0.0)
+    assert isinstance(events(alice)[0], ev.Registered)
+    assert registrar.authorizations[0]["algorithm"] == algorithm
+
+
+def test_wrong_password_fails_without_retry() -> None:
+    net, alice, _ = registered_alice(password="other")
+    alice.register(0.0)
+    net.run(0.0)
+    assert events(alice) == [ev.RegistrationFailed(401, "Authentication failed", None)]
+    assert alice.get_timer() == 30.0  # keep-alive only, no retry
+
+
+def test_interval_too_brief_uses_min_expires() -> None:
+    net, alice, registrar = registered_alice(min_expires=1800)
+    alice.register(0.0)
+    net.run(0.0)
+    assert events(alice) == [ev.Registered(1800, ("sip:alice@127.0.0.1:40000;transport=tls",))]
+    assert registrar.requests[-1].header("Expires") == "1800"
+
+
+def test_our_binding_found_among_others() -> None:
+    net, alice, _ = registered_alice(other_bindings=("sip:alice@192.0.2.9:5061;transport=tls",))
+    alice.register(0.0)
+    net.run(0.0)
+    (registered,) = events(alice)
+    assert isinstance(registered, ev.Registered)
+    assert registered.expires == 600
+    assert len(registered.contacts) == 2
+
+
+def test_failure_retries_with_backoff() -> None:
+    net, alice, registrar = registered_alice(fail_with=503)
+    alice.register(0.0)
+    net.run(0.0)
+    (failed,) = events(alice)
+    assert isinstance(failed, ev.RegistrationFailed)
+    assert failed.status == 503
+    assert failed.retry_at is not None and 4.0 <= failed.retry_at <= 6.0
+    advance(net, [alice], failed.retry_at)
+    (again,) = events(alice)
+    assert isinstance(again, ev.RegistrationFailed)
+    assert again.retry_at is not None and 8.0 <= again.retry_at - failed.retry_at <= 12.0
+    registrar.fail_with = None
+    advance(net, [alice], again.retry_at)
+    assert isinstance(events(alice)[-1], ev.Registered)
+
+
+def test_timer_f_on_a_silent_registrar() -> None:
+    net, alice, _ = registered_alice(silent=True)
+    alice.register(0.0)
+    net.run(0.0)
+    advance(net, [alice], 31.9)
+    assert events(alice) == []
+    advance(net, [alice], 32.0)
+    (failed,) = events(alice)
+    assert isinstance(failed, ev.RegistrationFailed)
+    assert (failed.status, failed.reason) == (None, "Request timeout")
+
+
+def test_connection_loss_reregisters() -> None:
+    net, alice, registrar = registered_alice()
+    alice.register(0.0)
+    net.run(0.0)
+    events(alice)
+    net.cut(alice, REGISTRAR, 10.0)
+    (lost,) = events(alice)
+    assert isinstance(lost, ev.RegistrationFailed)
+    assert lost.reason == "Connection lost"
+    assert lost.retry_at is not None
+    advance(net, [alice], lost.retry_at)
+    assert isinstance(events(alice)[-1], ev.Registered)
+    assert registrar.requests[-1].contacts[0].uri.port == 40001  # the new connection
+
+
+def test_keepalive_ping_is_answered() -> None:
+    net = Network()
+    alice = make_agent("sip:alice@127.0.0.1", 1, transport="tls")
+    bob = make_agent("sip:bob@127.0.0.1", 2)
+    net.add(ALICE_ADDR, alice)
+    net.add(BOB_ADDR, bob)
+    alice.invite("sip:bob@127.0.0.1:5062", OFFER, 0.0)
+    net.run(0.0)
+    advance(net, [alice, bob], 30.0)
+    pings = [(src, data) for src, _, data in net.wire if data in (b"\r\n\r\n", b"\r\n")]
+    assert (b"\r\n\r\n" in [d for _, d in pings]) and (b"\r\n" in [d for _, d in pings])
+
+
+# ------------------------------------------------------------------ calls
+
+
+def two_phones() -> tuple[Network, UserAgent, UserAgent]:
+    net = Network()
+    alice = make_agent("sips:alice@127.0.0.1", 1, display_name="Alice A")
+    bob = make_agent("sips:bob@127.0.0.1", 2)
+    net.add(ALICE_ADDR, alice)
+    net.add(BOB_ADDR, bob)
+    return net, alice, bob
+
+
+def ringing_call() -> tuple[Network, UserAgent, UserAgent, str]:
+    net, alice, bob = two_phones()
+    call_id = alice.invite("sips:bob@127.0.0.1:5062", OFFER, 0.0)
+    net.run(0.0)
+    assert events(bob) == [ev.IncomingCall(call_id, "sips:alice@127.0.0.1", "Alice A", OFFER)]
+    bob.ringing(call_id, 0.1)
+    net.run(0.1)
+    assert events(alice) == [ev.CallProgress(call_id, 180, "Ringing", None)]
+    return net, alice, bob, call_id
+
+
+def established_call() -> tuple[Network, UserAgent, UserAgent, str]:
+    net, alice, bob, call_id = ringing_call()
+    bob.answer(call_id, ANSWER, 1.0)
+    net.run(1.0)
+    assert events(alice) == [ev.CallAnswered(call_id, ANSWER)]
+    assert events(bob) == [ev.CallEstablished(call_id)]
+    return net, alice, bob, call_id
+
+
+def test_call_answered_and_hung_up_by_caller() -> None:
+    net, alice, bob, call_id = established_call()
+    invite = next(parse_message(d) for _, _, d in net.wire if d.startswith(b"INVITE"))
+    assert isinstance(invite, Request)
+    assert str(invite.uri) == "sips:bob@127.0.0.1:5062"
+    assert invite.contacts[0].uri.scheme == "sips"
+    assert invite.header("Content-Type") == "application/sdp"
+    assert invite.header_values("Allow") == ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS"]
+    trying = [d for _, _, d in net.wire if d.startswith(b"SIP/2.0 100")]
+    assert len(trying) == 1
+    alice.hangup(call_id, 5.0)
+    net.run(5.0)
+    assert events(alice) == [ev.CallEnded(call_id, None, "Hung up", False)]
+    assert events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
+    assert net.wire[-1][2].startswith(b"SIP/2.0 200 OK")
+    assert b"CSeq: 2 BYE" in net.wire[-1][2]
+
+
+def test_call_hung_up_by_callee() -> None:
+    net, alice, bob, call_id = established_call()
+    bob.hangup(call_id, 5.0)
+    net.run(5.0)
+    assert events(alice) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
+    assert events(bob) == [ev.CallEnded(call_id, None, "Hung up", False)]
+    bye = parse_message(next(d for _, _, d in net.wire if d.startswith(b"BYE")))
+    assert isinstance(bye, Request)
+    assert bye.from_.tag and bye.to.tag
+    assert bye.cseq.seq == 1  # bob's first request in the dialog
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"), [(486, "Busy Here"), (603, "Declined"), (488, "Not Acceptable Here")]
+)
+def test_call_rejected(status: int, reason: str) -> None:
+    net, alice, bob, call_id = ringing_call()
+    bob.reject(call_id, status, 1.0)
+    net.run(1.0)
+    assert events(alice) == [ev.CallEnded(call_id, status, reason, True)]
+    assert events(bob) == [ev.CallEnded(call_id, status, reason, False)]
+    ack = parse_message(net.wire[-1][2])
+    assert isinstance(ack, Request) and ack.method == "ACK"
+    assert bob.get_timer() == 30.0  # the ACK ended Timer H; only the keep-alive is left
+
+
+def test_cancel_after_ringing() -> None:
+    net, alice, bob, call_id = ringing_call()
+    alice.hangup(call_id, 2.0)
+    assert events(alice) == [ev.CallEnded(call_id, None, "Cancelled", False)]
+    net.run(2.0)
+    assert events(bob) == [ev.CallEnded(call_id, 487, "Cancelled", True)]
+    sent = [d.split(b"\r\n", 1)[0] for _, _, d in net.wire][-4:]
+    assert sent == [
+        b"CANCEL sips:bob@127.0.0.1:5062 SIP/2.0",
+        b"SIP/2.0 200 OK",
+        b"SIP/2.0 487 Request Terminated",
+        b"ACK sips:bob@127.0.0.1:5062 SIP/2.0",
+    ]
+    assert events(alice) == []
+
+
+def test_cancel_crossing_the_200() -> None:
+    net, alice, bob, call_id = ringing_call()
+    bob.answer(call_id, ANSWER, 2.0)
+    alice.hangup(call_id, 2.0)
+    net.run(2.0)
+    assert events(alice) == [ev.CallEnded(call_id, None, "Cancelled", False)]
+    # bob's 200 won: alice ACKs it and hangs up with a BYE, the CANCEL gets 481
+    assert events(bob) == [
+        ev.RequestRejected(481, "CANCEL: Call/Transaction Does Not Exist"),
+        ev.CallEstablished(call_id),
+        ev.CallEnded(call_id, None, "Hung up by peer", True),
+    ]
+
+
+def test_hold_and_resume_both_ways() -> None:
+    net, alice, bob, call_id = established_call()
+    alice.reinvite(call_id, HOLD, 10.0)
+    net.run(10.0)
+    assert events(bob) == [ev.ReinviteReceived(call_id, HOLD)]
+    bob.accept_reinvite(call_id, HELD, 10.5)
+    net.run(10.5)
+    assert events(alice) == [ev.ReinviteAnswered(call_id, HELD)]
+    assert events(bob) == []
+    bob.reinvite(call_id, ANSWER, 20.0)
+    net.run(20.0)
+    assert events(alice) == [ev.ReinviteReceived(call_id, ANSWER)]
+    alice.accept_reinvite(call_id, OFFER, 20.0)
+    net.run(20.0)
+    assert events(bob) == [ev.ReinviteAnswered(call_id, OFFER)]
+    # a refused re-INVITE leaves the call up
+    alice.reinvite(call_id, HOLD, 30.0)
+    net.run(30.0)
+    events(bob)
+    bob.reject_reinvite(call_id, 488, 30.0)
+    net.run(30.0)
+    assert events(alice) == [ev.ReinviteFailed(call_id, 488, "Not Acceptable Here")]
+    alice.hangup(call_id, 40.0)
+    net.run(40.0)
+    assert events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
+
+
+def test_reinvite_glare_resolves() -> None:
+    net, alice, bob, call_id = established_call()
+    alice.reinvite(call_id, HOLD, 10.0)
+    bob.reinvite(call_id, ANSWER, 10.0)
+    net.run(10.0)
+    # both got 491 and answered 491: nobody saw the other's offer yet
+    assert [type(e) for e in events(alice)] == [ev.RequestRejected]
+    assert [type(e) for e in events(bob)] == [ev.RequestRejected]
+    # bob (not the Call-ID owner) retries within 2 s, alice only after 2.1 s
+    advance(net, [alice, bob], 12.05)
+    assert events(alice) == [ev.ReinviteReceived(call_id, ANSWER)]
+    alice.accept_reinvite(call_id, OFFER, 12.1)
+    net.run(12.1)
+    assert events(bob) == [ev.ReinviteAnswered(call_id, OFFER)]
+    advance(net, [alice, bob], 15.0)
+    assert events(bob) == [ev.ReinviteReceived(call_id, HOLD)]
+    bob.accept_reinvite(call_id, HELD, 15.0)
+    net.run(15.0)
+    assert events(alice) == [ev.ReinviteAnswered(call_id, HELD)]
+
+
+def test_timer_b_on_a_silent_peer() -> None:
+    net = Network()
+    alice = make_agent("sips:alice@127.0.0.1", 1, keepalive_interval=0)
+    silent = Registrar(silent=True)
+    net.add(ALICE_ADDR, alice)
+    net.add(BOB_ADDR, silent)
+    call_id = alice.invite("sips:bob@127.0.0.1:5062", OFFER, 0.0)
+    net.run(0.0)
+    assert alice.get_timer() == 32.0
+    advance(net, [alice], 32.0)
+    assert events(alice) == [ev.CallEnded(call_id, 408, "Request timeout", False)]
+
+
+def test_unreachable_peer_ends_the_call() -> None:
+    net = Network()
+    alice = make_agent("sips:alice@127.0.0.1", 1)
+    net.add(ALICE_ADDR, alice)
+    call_id = alice.invite("sips:bob@127.0.0.1:5999", OFFER, 0.0)
+    net.run(0.0)
+    assert events(alice) == [ev.CallEnded(call_id, 503, "Connection failed", False)]
+
+
+def test_200_is_repeated_until_ack_then_given_up() -> None:
+    net, alice, bob, call_id = ringing_call()
+    net.drop = lambda data: data.startswith(b"ACK")
+    bob.answer(call_id, ANSWER, 1.0)
+    net.run(1.0)
+    assert events(alice) == [ev.CallAnswered(call_id, ANSWER)]
+    advance(net, [bob], 1.0 + 0.5 + 1.0 + 2.0)
+    oks = [d for _, _, d in net.wire if d.startswith(b"SIP/2.0 200") and b"INVITE" in d]
+    assert len(oks) == 4  # at 1.0, 1.5, 2.5, 4.5
+    advance(net, [bob], 33.0)
+    (ended,) = [e for e in events(bob) if isinstance(e, ev.CallEnded)]
+    assert ended == ev.CallEnded(call_id, 408, "No ACK from the caller", False)
+
+
+def test_default_port_is_5061_for_tls() -> None:
+    net = Network()
+    alice = make_agent("sips:alice@127.0.0.1", 1)
+    bob = make_agent("sips:bob@127.0.0.1", 2)
+    net.add(ALICE_ADDR, alice)
+    net.add(("127.0.0.2", 5061), bob)
+    call_id = alice.invite("bob@127.0.0.2", OFFER, 0.0)
+    net.run(0.0)
+    assert events(bob)[0] == ev.IncomingCall(call_id, "sips:alice@127.0.0.1", "", OFFER)
+
+
+def test_api_misuse_raises_local_protocol_error() -> None:
+    _, alice, bob, call_id = established_call()
+    with pytest.raises(LocalProtocolError):
+        alice.answer(call_id, ANSWER, 2.0)
+    with pytest.raises(LocalProtocolError):
+        alice.accept_reinvite(call_id, ANSWER, 2.0)
+    with pytest.raises(LocalProtocolError):
+        alice.hangup("no-such-call", 2.0)
+    with pytest.raises(LocalProtocolError):
+        bob.reject(call_id, 200, 2.0)
+    with pytest.raises(LocalProtocolError):
+        alice.register(2.0)  # no registrar configured
+
+
+# ------------------------------------------------------------------ bad and unusual requests
+
+
+def raw_request(method: str, extra: str = "", to_tag: str = "") -> bytes:
+    text = (
+        f"{method} sips:bob@127.0.0.1:5062 SIP/2.0\r\n"
+        "Via: SIP/2.0/TLS 127.0.0.1:41000;branch=z9hG4bKraw1;rport\r\n"
+        "From: <sips:eve@127.0.0.1>;tag=e1\r\n"
+        f"To: <sips:bob@127.0.0.1>{to_tag}\r\n"
+        "Call-ID: raw-1\r\n"
+        f"CSeq: 7 {method}\r\n"
+        "Max-Forwards: 70\r\n"
+        f"{extra}Content-Length: 0\r\n\r\n"
+    )
+    return text.encode()
+
+
+def answer_to(bob: UserAgent, data: bytes) -> Response:
+    peer = ("127.0.0.1", 41000)
+    bob.connection_made(peer, BOB_ADDR, 0.0)
+    bob.receive_data(peer, data, 0.0)
+    ((to, sent),) = bob.data_to_send()
+    assert to == peer
+    response = parse_message(sent)
+    assert isinstance(response, Response)
+    return response
+
+
+def test_options_answered_with_allow_and_accept() -> None:
+    bob = make_agent("sips:bob@127.0.0.1", 2)
+    response = answer_to(bob, raw_request("OPTIONS"))
+    assert response.status == 200
+    assert response.header_values("Allow") == ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS"]
+    assert response.header("Accept") == "application/sdp"
+    assert response.vias[0].param("rport") == "41000"
+    assert response.vias[0].param("received") == "127.0.0.1"
+    assert events(bob) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "extra", "to_tag", "status"),
+    [
+        ("FROBNICATE", "", "", 501),
+        ("SUBSCRIBE", "", "", 405),
+        ("BYE", "", "", 481),
+        ("BYE", "", ";tag=nope", 481),
+        ("INVITE", "", ";tag=nope", 481),
+        ("OPTIONS", "Require: 100rel\r\n", "", 420),
+        ("OPTIONS", "Contact: <sips:broken\r\n", "", 400),
+        ("OPTIONS", "Expires: soon\r\n", "", 400),
+    ],
+)
+def test_bad_requests_are_answered(method: str, extra: str, to_tag: str, status: int) -> None:
+    bob = make_agent("sips:bob@127.0.0.1", 2)
+    response = answer_to(bob, raw_request(method, extra, to_tag))
+    assert response.status == status
+    assert response.to.tag
+    assert response.header("Call-ID") == "raw-1"
+    (rejected,) = events(bob)
+    assert isinstance(rejected, ev.RequestRejected)
+    assert rejected.status == status
+    if status == 405:
+        assert response.header_values("Allow") == ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS"]
+    if status == 420:
+        assert response.header("Unsupported") == "100rel"
+
+
+def test_bad_version_gets_505() -> None:
+    bob = make_agent("sips:bob@127.0.0.1", 2)
+    data = raw_request("OPTIONS").replace(b"SIP/2.0\r\nVia", b"SIP/3.0\r\nVia")
+    assert answer_to(bob, data).status == 505
+
+
+def test_unframeable_stream_closes_the_flow() -> None:
+    bob = make_agent("sips:bob@127.0.0.1", 2)
+    peer = ("127.0.0.1", 41000)
+    bob.connection_made(peer, BOB_ADDR, 0.0)
+    bob.receive_data(peer, raw_request("OPTIONS").replace(b"Content-Length: 0", b"l: x"), 0.0)
+    assert bob.flows_to_close() == [peer]
+    (failed,) = events(bob)
+    assert isinstance(failed, ev.FlowFailed)
+    bob.receive_data(peer, b"A" * 70000, 0.0)
+    assert bob.flows_to_close() == [peer]
+
+
+def test_garbage_never_raises() -> None:
+    bob = make_agent("sips:bob@127.0.0.1", 2)
+    peer = ("127.0.0.1", 41000)
+    bob.connection_made(peer, BOB_ADDR, 0.0)
+    seed = hashlib.sha256(b"seed").digest()
+    for i in range(200):
+        chunk = hashlib.sha256(seed + bytes([i])).digest()
+        bob.receive_data(peer, b"INVITE sip:x SIP/2.0\r\n" + chunk + b"\r\n\r\n", float(i))
+    bob.data_to_send()
+    events(bob)
+
+
+def test_agent_config_hides_the_password() -> None:
+    config = AgentConfig(aor="sip:alice@example.org", password="s3cret")
+    assert "s3cret" not in repr(config)
+    assert "s3cret" not in repr(UserAgent(config).__dict__.get("_credentials"))
