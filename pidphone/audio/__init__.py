@@ -1,5 +1,28 @@
 """Pure audio processing on S16_LE mono PCM: G.711, concealment, tones, analysis, resampling."""
 
+from pidphone.audio.analysis import (
+    detect_dtmf,
+    dominant_frequencies,
+    goertzel_power,
+    rms,
+    samples_of,
+)
 from pidphone.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from pidphone.audio.tones import ToneGenerator, ToneSpec, dtmf_frequencies, dtmf_tone, test_tone
 
-__all__ = ["alaw_decode", "alaw_encode", "ulaw_decode", "ulaw_encode"]
+__all__ = [
+    "ToneGenerator",
+    "ToneSpec",
+    "alaw_decode",
+    "alaw_encode",
+    "detect_dtmf",
+    "dominant_frequencies",
+    "dtmf_frequencies",
+    "dtmf_tone",
+    "goertzel_power",
+    "rms",
+    "samples_of",
+    "test_tone",
+    "ulaw_decode",
+    "ulaw_encode",
+]

@@ -1,6 +1,7 @@
 """RTP and RTCP (RFC 3550), datagram classification (RFC 7983), jitter buffer, RFC 4733 events."""
 
 from pidphone.rtp.classify import PacketKind, classify
+from pidphone.rtp.jitter import JitterBuffer, JitterFrame
 from pidphone.rtp.packet import (
     RtpExtension,
     RtpPacket,
@@ -11,6 +12,8 @@ from pidphone.rtp.packet import (
 from pidphone.rtp.sender import RtpSender
 
 __all__ = [
+    "JitterBuffer",
+    "JitterFrame",
     "PacketKind",
     "RtpExtension",
     "RtpPacket",

@@ -1,0 +1,205 @@
+"""Jitter buffer scenarios, driven by a simulated clock: puts at arrival times, a pop per 20 ms."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pidphone.errors import LocalProtocolError
+from pidphone.rtp import JitterBuffer, JitterFrame, RtpPacket
+
+FRAME = 0.02
+
+
+def packet(
+    n: int, *, seq0: int = 1000, ts0: int = 5000, ssrc: int = 7, marker: bool = False
+) -> RtpPacket:
+    """Frame n of a stream; the payload names the frame so playback order can be read back."""
+    return RtpPacket(
+        0, (seq0 + n) & 0xFFFF, (ts0 + 160 * n) & 0xFFFFFFFF, ssrc, n.to_bytes(4, "big"), marker
+    )
+
+
+def frame_no(frame: JitterFrame) -> int:
+    return int.from_bytes(frame.payload, "big")
+
+
+def run(
+    buffer: JitterBuffer, arrivals: list[tuple[float, RtpPacket]], pops: int, phase: float = 0.01
+) -> list[JitterFrame]:
+    """Deliver packets at their times and pop every 20 ms starting at `phase`."""
+    pending = sorted(arrivals, key=lambda item: item[0])
+    out = []
+    i = 0
+    for k in range(pops):
+        now = phase + k * FRAME
+        while i < len(pending) and pending[i][0] <= now:
+            buffer.put(pending[i][1], pending[i][0])
+            i += 1
+        out.append(buffer.pop())
+    return out
+
+
+def played(frames: list[JitterFrame]) -> list[int | str]:
+    return [frame_no(f) if f.kind == "audio" else f.kind[0] for f in frames]
+
+
+def test_silence_before_anything() -> None:
+    buffer = JitterBuffer()
+    assert buffer.pop() == JitterFrame("silence", b"", None)
+
+
+def test_steady_stream_plays_in_order_after_target_delay() -> None:
+    buffer = JitterBuffer(initial_delay=0.04)
+    frames = run(buffer, [(n * FRAME, packet(n)) for n in range(20)], 22)
+    # target 2 frames: one frame of silence, then every frame, then concealment at the end
+    assert played(frames) == ["s", *range(20), "l"]
+    assert frames[1].payload_type == 0
+    assert (buffer.lost, buffer.late, buffer.duplicates) == (0, 0, 0)
+
+
+def test_target_of_one_frame_without_jitter() -> None:
+    buffer = JitterBuffer(initial_delay=0.02)
+    frames = run(buffer, [(n * FRAME, packet(n)) for n in range(10)], 10)
+    assert played(frames) == list(range(10))
+    assert buffer.target == 1
+
+
+def test_reordered_packets_are_played_in_order() -> None:
+    buffer = JitterBuffer(initial_delay=0.06)
+    order = [0, 2, 1, 3, 5, 4, 6, 7, 9, 8]
+    arrivals = [(i * FRAME, packet(n)) for i, n in enumerate(order)]
+    assert played(run(buffer, arrivals, 12)) == ["s", "s", *range(10)]
+    assert buffer.late == 0
+
+
+def test_duplicates_are_dropped_and_counted() -> None:
+    buffer = JitterBuffer(initial_delay=0.04)
+    arrivals = [(n * FRAME, packet(n)) for n in range(10)]
+    arrivals += [(n * FRAME + 0.001, packet(n)) for n in (2, 3, 3)]
+    arrivals += [(0.15, packet(1))]  # long after it was played: still a duplicate
+    assert played(run(buffer, arrivals, 11)) == ["s", *range(10)]
+    assert buffer.duplicates == 4
+    assert buffer.late == 0
+
+
+def test_loss_is_a_gap_to_conceal() -> None:
+    buffer = JitterBuffer(initial_delay=0.04)
+    arrivals = [(n * FRAME, packet(n)) for n in range(10) if n not in (3, 6, 7)]
+    frames = run(buffer, arrivals, 11)
+    # one loss: a gap in place. Two in a row empty the buffer: the first pop cannot tell loss
+    # from lateness, so it holds (the delay grows by a frame), then both are declared lost.
+    assert played(frames) == ["s", 0, 1, 2, "l", 4, 5, "l", "l", "l", 8]
+    assert frames[4].payload_type == 0
+    assert buffer.lost == 3
+    assert buffer.concealed == 4
+
+
+def test_late_packet_is_dropped() -> None:
+    buffer = JitterBuffer(initial_delay=0.02, max_delay=0.02)
+    arrivals = [(n * FRAME, packet(n)) for n in range(8) if n != 3] + [(0.15, packet(3))]
+    frames = run(buffer, arrivals, 8)
+    assert played(frames) == [0, 1, 2, "l", 4, 5, 6, 7]
+    assert buffer.late == 1
+
+
+def test_sequence_and_timestamp_wrap() -> None:
+    buffer = JitterBuffer(initial_delay=0.04)
+    arrivals = [(n * FRAME, packet(n, seq0=0xFFF0, ts0=0xFFFFFFFF - 160 * 12)) for n in range(40)]
+    arrivals[20], arrivals[21] = (
+        (arrivals[20][0], arrivals[21][1]),
+        (arrivals[21][0], arrivals[20][1]),
+    )
+    assert played(run(buffer, arrivals, 40)) == ["s", *range(39)]
+    assert buffer.resyncs == 0
+
+
+def test_timestamp_jump_resynchronises() -> None:
+    buffer = JitterBuffer(initial_delay=0.02)
+    arrivals = [(n * FRAME, packet(n)) for n in range(10)]
+    # the sender restarts its clock: sequence continues, timestamp leaps a million samples
+    arrivals += [(n * FRAME, packet(n, ts0=5000 + 1_000_000)) for n in range(10, 20)]
+    frames = played(run(buffer, arrivals, 20))
+    assert frames == list(range(20))
+    assert buffer.resyncs == 1
+
+
+def test_timestamp_jump_backwards_resynchronises() -> None:
+    buffer = JitterBuffer(initial_delay=0.02)
+    arrivals = [(n * FRAME, packet(n)) for n in range(20)]
+    arrivals += [(n * FRAME, packet(n, ts0=5000 - 160 * 30)) for n in range(20, 50)]
+    frames = played(run(buffer, arrivals, 50))
+    assert frames[:20] == list(range(20))
+    assert frames[20:] == list(range(20, 50))
+    assert buffer.resyncs == 1
+    assert buffer.late == 0
+    assert buffer.target == 1
+
+
+def test_ssrc_change_resynchronises() -> None:
+    buffer = JitterBuffer(initial_delay=0.02)
+    arrivals = [(n * FRAME, packet(n)) for n in range(10)]
+    arrivals += [(n * FRAME, packet(n, seq0=3, ts0=99, ssrc=8)) for n in range(10, 20)]
+    assert played(run(buffer, arrivals, 20)) == list(range(20))
+    assert buffer.resyncs == 1
+
+
+def test_late_start_and_talk_spurts() -> None:
+    buffer = JitterBuffer(initial_delay=0.02)
+    first = [(1.0 + n * FRAME, packet(n, marker=n == 0)) for n in range(5)]
+    # silence suppression: the next spurt starts 2 s of timestamps later, with the marker bit
+    second = [(3.0 + n * FRAME, packet(100 + n, marker=n == 0)) for n in range(5)]
+    frames = played(run(buffer, first + second, 160))
+    assert frames[:50] == ["s"] * 50
+    assert frames[50:55] == list(range(5))
+    assert frames[55:58] == ["l"] * 3  # concealment fades out, then silence
+    assert frames[58:150] == ["s"] * 92
+    assert frames[150:155] == list(range(100, 105))
+    assert buffer.lost == 0
+
+
+def test_jitter_raises_the_target_up_to_max_delay() -> None:
+    rng = random.Random(4)
+    buffer = JitterBuffer(initial_delay=0.02, max_delay=0.2)
+    arrivals = [(n * FRAME + rng.uniform(0, 0.065), packet(n)) for n in range(500)]
+    frames = run(buffer, arrivals, 505)
+    assert 4 <= buffer.target <= 5  # 1 + ceil(65 ms / 20 ms)
+    # once adapted (after the first second), nothing is late any more and order holds
+    audio = [frame_no(f) for f in frames[60:] if f.kind == "audio"]
+    assert audio == sorted(audio)
+    assert len(audio) >= 430
+    late_before = buffer.late
+    assert late_before < 30
+
+    huge = JitterBuffer(initial_delay=0.02, max_delay=0.1)
+    run(huge, [(n * FRAME + rng.uniform(0, 0.5), packet(n)) for n in range(300)], 320)
+    assert huge.target == 5
+    assert huge.delay == pytest.approx(0.1)
+
+
+def test_delay_shrinks_when_jitter_goes_away() -> None:
+    buffer = JitterBuffer(initial_delay=0.02, max_delay=0.2)
+    spike = [(n * FRAME + (0.1 if n == 5 else 0.0), packet(n)) for n in range(10)]
+    calm = [(n * FRAME, packet(n)) for n in range(10, 3000)]
+    frames = run(buffer, spike + calm, 3000)
+    assert buffer.target == 1
+    assert buffer.dropped > 0
+    audio = [frame_no(f) for f in frames if f.kind == "audio"]
+    assert audio == sorted(audio)
+    assert audio[-1] >= 2990  # the delay drained back to about a frame
+
+
+def test_burst_beyond_max_delay_drops_oldest() -> None:
+    buffer = JitterBuffer(initial_delay=0.02, max_delay=0.1)
+    arrivals = [(0.0, packet(0))] + [(0.5, packet(n)) for n in range(1, 30)]
+    frames = played(run(buffer, arrivals, 40, phase=0.5))
+    # the burst arrives before the first pop: only the newest target's worth is kept
+    assert buffer.target == 5
+    assert frames[:5] == [25, 26, 27, 28, 29]
+    assert buffer.dropped == 25
+
+
+def test_bad_configuration() -> None:
+    with pytest.raises(LocalProtocolError):
+        JitterBuffer(max_delay=0)
