@@ -14,9 +14,12 @@ import statistics
 import struct
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import pylibsrtp
 
+from pidphone.audio.g711 import ulaw_decode, ulaw_encode
+from pidphone.rtp import JitterBuffer, RtpPacket, RtpSender
 from pidphone.srtp import SrtpContext
 
 PROFILE = "AES_CM_128_HMAC_SHA1_80"
@@ -41,15 +44,20 @@ def rtp_packets(start: int) -> list[bytes]:
     ]
 
 
-def median_us(run: Round) -> float:
-    """Median over ROUNDS of the time per packet; packets are prepared outside the timing."""
-    per_packet = []
+def median_us(*runs: Round) -> list[float]:
+    """Median over ROUNDS of the time per packet of each run.
+
+    The runs take turns round by round, so a machine busy with something else slows them
+    alike and the ratios stay fair. Garbage collection stays on, as in the phone.
+    """
+    per_packet: list[list[float]] = [[] for _ in runs]
     for r in range(ROUNDS):
         start = r * PACKETS
-        t0 = time.perf_counter_ns()
-        run(start)
-        per_packet.append((time.perf_counter_ns() - t0) / PACKETS / 1000)
-    return statistics.median(per_packet)
+        for run, times in zip(runs, per_packet, strict=True):
+            t0 = time.perf_counter_ns()
+            run(start)
+            times.append((time.perf_counter_ns() - t0) / PACKETS / 1000)
+    return [statistics.median(times) for times in per_packet]
 
 
 def prepared(body: Callable[[list[bytes]], None]) -> Round:
@@ -93,14 +101,81 @@ def libsrtp() -> Round:
     return prepared(body)
 
 
+def pcm_frame() -> bytes:
+    """A 20 ms S16_LE frame of a busy waveform (so mu-law sees every segment)."""
+    return struct.pack("<160h", *((i * 397) % 20000 - 10000 for i in range(160)))
+
+
+def whole_path() -> Round:
+    """PCM -> mu-law -> RTP -> SRTP, then SRTP -> RTP -> jitter buffer -> PCM.
+
+    One pop per put, as the playback clock does in a call without jitter; the arrival time
+    advances 20 ms per packet.
+    """
+    tx, rx = SrtpContext(PROFILE, KEY, SALT), SrtpContext(PROFILE, KEY, SALT)
+    sender = RtpSender(0)
+    jitter = JitterBuffer()
+    pcm = pcm_frame()
+
+    def run(start: int) -> None:
+        for i in range(PACKETS):
+            wire = tx.protect(sender.packet(ulaw_encode(pcm)))
+            jitter.put(RtpPacket.parse(rx.unprotect(wire)), (start + i) * 0.02)
+            ulaw_decode(jitter.pop().payload)
+
+    return run
+
+
+def stages() -> dict[str, Round]:
+    """Each step of (b) alone, to show where its time goes."""
+    pcm = pcm_frame()
+    codes = ulaw_encode(pcm)
+    sender = RtpSender(0)
+    rtp = sender.packet(codes)
+    parsed = RtpPacket.parse(rtp)
+    jitter = JitterBuffer()
+
+    def repeat(step: Callable[[], object]) -> Round:
+        def run(start: int) -> None:
+            for _ in range(PACKETS):
+                step()
+
+        return run
+
+    frames = [
+        [
+            replace(parsed, sequence=(r * PACKETS + i) & 0xFFFF, timestamp=(r * PACKETS + i) * 160)
+            for i in range(PACKETS)
+        ]
+        for r in range(ROUNDS)
+    ]
+
+    def jitter_round(start: int) -> None:
+        for i, packet in enumerate(frames[start // PACKETS]):
+            jitter.put(packet, (start + i) * 0.02)
+            jitter.pop()
+
+    return {
+        "mu-law encode": repeat(lambda: ulaw_encode(pcm)),
+        "RtpSender.packet": repeat(lambda: sender.packet(codes)),
+        "RtpPacket.parse": repeat(lambda: RtpPacket.parse(rtp)),
+        "JitterBuffer put+pop": jitter_round,
+        "mu-law decode": repeat(lambda: ulaw_decode(codes)),
+    }
+
+
 def main() -> None:
-    a = median_us(ours_srtp())
-    c = median_us(libsrtp())
+    a, b, c = median_us(ours_srtp(), whole_path(), libsrtp())
     print(f"per 20 ms G.711 packet ({PAYLOAD_LEN}-byte payload), median of {ROUNDS} rounds")
     print(f"(a) our SRTP protect+unprotect        {a:7.2f} us")
-    print("(b) whole send + receive path       waits for pidphone.audio and pidphone.rtp")
+    print(f"(b) whole send + receive path         {b:7.2f} us")
     print(f"(c) pylibsrtp protect+unprotect       {c:7.2f} us")
     print(f"(a)/(c) = {a / c:.2f}  (target <= 2.5)")
+    print(f"(b)/(c) = {b / c:.2f}  (target <= 4)")
+    print("the steps of (b) besides (a), each alone:")
+    parts = stages()
+    for name, us in zip(parts, median_us(*parts.values()), strict=True):
+        print(f"    {name:42s} {us:6.2f} us")
 
 
 if __name__ == "__main__":
