@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Installs pidphone on Raspberry Pi OS (Debian 12 "bookworm" or later) from this source tree:
+# the system packages, the user "pidphone" (groups audio gpio i2c spi), the venv /opt/pidphone,
+# /etc/pidphone, and the systemd unit. Idempotent: run it again after `git pull` to upgrade.
+#
+#   sudo scripts/install.sh              install or upgrade, enable the service
+#   scripts/install.sh --dry-run         print what would be done, change nothing
+#   options: --no-apt (skip apt-get), --start (start or restart the service now)
+#   environment: PREFIX (default /opt/pidphone), PYTHON (default python3)
+set -euo pipefail
+
+SOURCE="$(cd "$(dirname "$0")/.." && pwd)"
+PREFIX="${PREFIX:-/opt/pidphone}"
+PYTHON="${PYTHON:-python3}"
+SERVICE_USER=pidphone
+GROUPS_NEEDED=(audio gpio i2c spi)
+UNIT_DIR=/etc/systemd/system
+CONFIG_DIR=/etc/pidphone
+APT_PACKAGES=(python3 python3-venv python3-dev build-essential pkg-config libasound2-dev
+              libsystemd-dev alsa-utils i2c-tools openssl swig liblgpio-dev)
+
+DRY_RUN=false
+APT=true
+START=false
+for arg in "$@"; do
+  case "$arg" in
+    --dry-run) DRY_RUN=true ;;
+    --no-apt) APT=false ;;
+    --start) START=true ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+say() { echo "install: $*" >&2; }
+
+# Every change goes through `run`, so --dry-run shows exactly the commands a real run would use.
+run() {
+  if $DRY_RUN; then
+    printf '+'; printf ' %q' "$@"; printf '\n'
+  else
+    "$@"
+  fi
+}
+
+if ! $DRY_RUN && [ "$(id -u)" != 0 ]; then
+  echo "install.sh: run it as root (sudo scripts/install.sh), or with --dry-run" >&2
+  exit 1
+fi
+
+# 1. System packages (only the missing ones).
+if $APT; then
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    run apt-get update -q
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+# 2. Groups and the service user. Raspberry Pi OS has the groups; elsewhere they are made.
+for g in "${GROUPS_NEEDED[@]}"; do
+  getent group "$g" >/dev/null || run groupadd --system "$g"
+done
+if ! id "$SERVICE_USER" >/dev/null 2>&1; then
+  say "creating the system user $SERVICE_USER"
+  run useradd --system --user-group --home-dir /var/lib/pidphone --no-create-home \
+      --shell /usr/sbin/nologin --comment "pidphone desk phone" "$SERVICE_USER"
+fi
+groups_csv=$(IFS=,; echo "${GROUPS_NEEDED[*]}")
+run usermod --append --groups "$groups_csv" "$SERVICE_USER"
+
+# 3. The venv and the program.
+if [ ! -x "$PREFIX/bin/python" ]; then
+  say "creating the venv $PREFIX"
+  run "$PYTHON" -m venv "$PREFIX"
+fi
+run "$PREFIX/bin/python" -m pip install -q --upgrade pip
+run "$PREFIX/bin/python" -m pip install -q --upgrade "$SOURCE" lgpio
+run install -d -m 0755 "$PREFIX/share/doc/pidphone"
+for doc in README.md SECURITY.md docs/*.md examples/pidphone.toml; do
+  if [ -f "$SOURCE/$doc" ]; then
+    run install -m 0644 "$SOURCE/$doc" "$PREFIX/share/doc/pidphone/"
+  fi
+done
+
+# 4. The config directory. The config itself is yours to write (or to provision headless);
+#    an existing one is never touched.
+run install -d -m 0750 -o root -g "$SERVICE_USER" "$CONFIG_DIR"
+run install -m 0644 "$SOURCE/examples/pidphone.toml" "$CONFIG_DIR/pidphone.toml.example"
+if [ ! -e "$CONFIG_DIR/pidphone.toml" ]; then
+  say "no $CONFIG_DIR/pidphone.toml yet: copy $CONFIG_DIR/pidphone.toml.example and edit it,"
+  say "or put pidphone.toml on the boot partition (docs/install.md, headless provisioning)"
+fi
+
+# 5. The systemd unit (paths follow PREFIX).
+unit_text=$(sed "s#/opt/pidphone#$PREFIX#g" "$SOURCE/systemd/pidphone.service")
+if [ ! -f "$UNIT_DIR/pidphone.service" ] || [ "$(cat "$UNIT_DIR/pidphone.service")" != "$unit_text" ]; then
+  say "installing $UNIT_DIR/pidphone.service"
+  if $DRY_RUN; then
+    echo "+ write $UNIT_DIR/pidphone.service (systemd/pidphone.service, prefix $PREFIX)"
+  else
+    printf '%s\n' "$unit_text" > "$UNIT_DIR/pidphone.service.tmp"
+    chmod 0644 "$UNIT_DIR/pidphone.service.tmp"
+    mv "$UNIT_DIR/pidphone.service.tmp" "$UNIT_DIR/pidphone.service"
+  fi
+fi
+run systemctl daemon-reload
+run systemctl enable pidphone.service
+if $START; then
+  run systemctl restart pidphone.service
+fi
+
+# 6. What is left to do by hand.
+if ! grep -qs '^dtparam=i2c_arm=on' /boot/firmware/config.txt; then
+  say "I2C is not enabled: see hw/config.txt (or: raspi-config nonint do_i2c 0)"
+fi
+say "done. Check the config with: $PREFIX/bin/pidphone check-config"
+say "then: systemctl start pidphone; journalctl -u pidphone -f"

@@ -1,0 +1,57 @@
+"""scripts/install.sh: valid bash, and its dry run lists the steps without changing anything."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import need_program
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTALL = ROOT / "scripts" / "install.sh"
+
+
+def test_install_script_parses() -> None:
+    bash = need_program("bash", "bash")
+    result = subprocess.run([bash, "-n", str(INSTALL)], capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_dry_run_shows_every_step_and_changes_nothing(tmp_path: Path) -> None:
+    bash = need_program("bash", "bash")
+    prefix = tmp_path / "opt" / "pidphone"
+    result = subprocess.run(
+        [bash, str(INSTALL), "--dry-run", "--no-apt", "--start"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PREFIX": str(prefix)},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.splitlines()
+    assert all(line.startswith("+ ") for line in commands)
+    assert f"+ python3 -m venv {prefix}" in commands
+    assert f"+ {prefix}/bin/python -m pip install -q --upgrade {ROOT} lgpio" in commands
+    assert "+ install -d -m 0750 -o root -g pidphone /etc/pidphone" in commands
+    assert any(
+        line.startswith("+ usermod --append --groups audio\\,gpio\\,i2c\\,spi") for line in commands
+    )
+    unit = "/etc/systemd/system/pidphone.service"
+    assert f"+ write {unit} (systemd/pidphone.service, prefix {prefix})" in commands
+    assert commands[-3:] == [
+        "+ systemctl daemon-reload",
+        "+ systemctl enable pidphone.service",
+        "+ systemctl restart pidphone.service",
+    ]
+    assert not prefix.exists()
+
+
+def test_unknown_option_is_a_usage_error() -> None:
+    bash = need_program("bash", "bash")
+    result = subprocess.run(
+        [bash, str(INSTALL), "--frobnicate"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "unknown option --frobnicate" in result.stderr
