@@ -30,6 +30,8 @@ def split_outside(text: str, sep: str) -> list[str]:
 
     Raises SipParseError for an unterminated quoted string or angle bracket.
     """
+    if '"' not in text and "<" not in text:
+        return text.split(sep)
     parts: list[str] = []
     start = 0
     quoted = False

@@ -55,36 +55,43 @@ class _MessageBase:
     headers: tuple[Header, ...]
     body: bytes
 
+    @cached_property
+    def _index(self) -> dict[str, list[str]]:
+        """Raw values by lower-case canonical name, built once per message."""
+        index: dict[str, list[str]] = {}
+        for n, v in self.headers:
+            index.setdefault(n.lower(), []).append(v)
+        return index
+
     def header(self, name: str) -> str | None:
         """The first value of header `name` (any spelling or compact form), or None.
 
         For a list header the first list item is returned."""
         key = canonical_name(name).lower()
-        for n, v in self.headers:
-            if n.lower() == key:
-                if key in LIST_HEADERS:
-                    items = split_list(v)
-                    if items:
-                        return items[0]
-                    continue
-                return v
-        return None
+        values = self._index.get(key)
+        if not values:
+            return None
+        if key in LIST_HEADERS:
+            for v in values:
+                items = split_list(v)
+                if items:
+                    return items[0]
+            return None
+        return values[0]
 
     def header_values(self, name: str) -> list[str]:
         """Every value of header `name`, list headers split on commas, in wire order."""
         key = canonical_name(name).lower()
+        values = self._index.get(key, [])
+        if key not in LIST_HEADERS:
+            return list(values)
         out: list[str] = []
-        for n, v in self.headers:
-            if n.lower() == key:
-                if key in LIST_HEADERS:
-                    out.extend(split_list(v))
-                else:
-                    out.append(v)
+        for v in values:
+            out.extend(split_list(v))
         return out
 
     def has_header(self, name: str) -> bool:
-        key = canonical_name(name).lower()
-        return any(n.lower() == key for n, _ in self.headers)
+        return canonical_name(name).lower() in self._index
 
     @cached_property
     def vias(self) -> list[Via]:
