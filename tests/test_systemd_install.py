@@ -26,7 +26,7 @@ def test_dry_run_shows_every_step_and_changes_nothing(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "PREFIX": str(prefix)},
+        env={**os.environ, "PREFIX": str(prefix), "PYTHON": "python3"},
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
