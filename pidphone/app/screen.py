@@ -55,6 +55,8 @@ def render(state: PhoneState, now: float) -> Screen:
 
 
 def _idle(state: PhoneState) -> Screen:
+    if state.off_hook and state.notice:
+        return Screen(title=state.notice, lines=("Hang up to dial again",))
     account = state.settings.account or "pidphone"
     reason = state.registration_reason
     lines: list[str] = []
@@ -68,8 +70,6 @@ def _idle(state: PhoneState) -> Screen:
         lines.append(REGISTRATION_TEXT[state.registration] + (f": {reason}" if reason else ""))
     if state.dnd:
         lines.append("Do not disturb")
-    if state.off_hook and state.notice:
-        lines.append("Hang up to dial again")
     return Screen(title=title, lines=tuple(lines[:3]))
 
 
@@ -100,7 +100,7 @@ def _in_call(state: PhoneState, call: Call, now: float) -> Screen:
         verb = "Waiting" if other.phase == "incoming" else "On hold"
         note = f"{verb}: {other.peer}"
     if call.security == "secure":
-        hint = "SAS verified" if call.verified else "Read SAS aloud: confirm?"
+        hint = "SAS verified" if call.verified else "Compare SAS aloud"
         return Screen(
             status=timer, title=title, big=call.sas, verified=call.verified, lines=(note or hint,)
         )

@@ -452,6 +452,8 @@ def _unknown(state: PhoneState, call_id: str) -> bool:
 
 
 def _incoming(state: PhoneState, fact: IncomingCall) -> Result:
+    if not _unknown(state, fact.call_id):
+        return state, []
     if state.dnd or (state.call is not None and state.other is not None):
         return state, [Reject(fact.call_id)]
     new = Call(call_id=fact.call_id, number=fact.number, name=fact.name, phase="incoming")

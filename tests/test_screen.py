@@ -1,0 +1,149 @@
+"""The pure screen model: what each phone state shows, and display power."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from pidphone.app.screen import render
+from pidphone.app.state import (
+    CallAnswered,
+    CallSecure,
+    IncomingCall,
+    OutgoingCall,
+    PhoneSettings,
+    PhoneState,
+    Tick,
+    initial_state,
+    reduce,
+)
+from pidphone.ports import HookEvent, KeyEvent, Screen
+from pidphone.screens import sample_screens
+
+SCREENS = sample_screens()
+
+
+def test_idle_registered_shows_clock_account_and_registration() -> None:
+    screen = SCREENS["idle_registered"]
+    assert screen.status == "09:41"
+    assert screen.title == "alice@example.org"
+    assert screen.lines == ("Registered",)
+    assert screen.icons == {"registered"}
+
+
+@pytest.mark.parametrize(
+    ("name", "title", "reason", "icon"),
+    [
+        ("idle_failed", "Not registered", "403 Forbidden", "unregistered"),
+        ("idle_tls_error", "TLS error", "untrusted certificate", "tls_error"),
+    ],
+)
+def test_registration_errors_name_the_reason(name: str, title: str, reason: str, icon: str) -> None:
+    screen = SCREENS[name]
+    assert screen.title == title
+    assert screen.lines[0] == reason
+    assert icon in screen.icons
+
+
+def test_no_network_and_do_not_disturb() -> None:
+    assert SCREENS["idle_no_network"].lines == ("No network",)
+    assert "dnd" in SCREENS["idle_dnd"].icons
+    assert "Do not disturb" in SCREENS["idle_dnd"].lines
+
+
+def test_dialling_shows_the_digits_large() -> None:
+    assert SCREENS["dial_tone"].title == "Dial"
+    assert SCREENS["dialing"].big == "0446681"
+
+
+def test_calling_and_incoming_show_the_peer() -> None:
+    assert SCREENS["calling"].title == "Calling"
+    assert SCREENS["ringback"].title == "Ringing"
+    assert SCREENS["calling"].lines == ("+41446681800",)
+    incoming = SCREENS["incoming"]
+    assert incoming.title == "Incoming call"
+    assert incoming.lines[:2] == ("Bob Example", "+15551234567")
+
+
+def test_secure_call_shows_the_sas_large_and_the_call_timer() -> None:
+    screen = SCREENS["secure_b32"]
+    assert screen.big == "4jw5"
+    assert not screen.verified
+    assert screen.status == "01:23"
+    assert "secure" in screen.icons
+    verified = SCREENS["secure_b256_verified"]
+    assert verified.big == "aardvark bifocals"
+    assert verified.verified
+
+
+def test_not_secure_is_large_and_inverse() -> None:
+    screen = SCREENS["not_secure"]
+    assert (screen.big, screen.big_inverse) == ("NOT SECURE", True)
+    assert "insecure" in screen.icons
+
+
+def test_mismatch_and_security_failure_take_the_whole_screen() -> None:
+    mismatch = SCREENS["mismatch"]
+    assert mismatch.alert
+    assert mismatch.title == "SECRET MISMATCH"
+    assert mismatch.big == "4jw5"
+    failed = SCREENS["security_failed"]
+    assert failed.alert
+    assert "no ZRTP Hello" in failed.lines
+
+
+def test_hold_mute_and_call_waiting() -> None:
+    hold = SCREENS["hold"]
+    assert {"hold", "muted"} <= hold.icons
+    assert hold.title.startswith("Hold:")
+    assert SCREENS["call_waiting"].lines == ("Waiting: Bob Example",)
+
+
+def test_busy_after_a_call_tells_to_hang_up() -> None:
+    assert SCREENS["busy"].title == "Busy"
+
+
+def test_mismatch_without_sas_still_explains() -> None:
+    state = _in_call()
+    state, _ = reduce(state, CallSecure("c1", "", "B32", verified=False))
+    call = state.call
+    assert call is not None
+    state = replace(state, call=replace(call, mismatch=True))
+    screen = render(state, state.now)
+    assert screen.alert
+    assert "Verify the SAS aloud." in screen.lines
+
+
+def _in_call() -> PhoneState:
+    state = initial_state(PhoneSettings(dim_after=10.0, blank_after=60.0), now=0.0)
+    for event in (HookEvent(True), KeyEvent("1"), KeyEvent("#"), OutgoingCall("c1", "1")):
+        state, _ = reduce(state, event)
+    state, _ = reduce(state, CallAnswered("c1"))
+    return state
+
+
+def test_call_timer_counts_hours() -> None:
+    state = _in_call()
+    assert render(state, 3723.0).status == "1:02:03"
+
+
+def test_display_dims_then_blanks_and_any_key_wakes_it() -> None:
+    state = initial_state(PhoneSettings(dim_after=10.0, blank_after=60.0), now=0.0)
+    assert render(state, 9.0).brightness == "normal"
+    assert render(state, 10.0).brightness == "dim"
+    assert render(state, 60.0).brightness == "off"
+    state, _ = reduce(state, Tick(61.0))
+    state, _ = reduce(state, KeyEvent("volume_up"))
+    assert render(state, 61.0).brightness == "normal"
+
+
+def test_incoming_call_wakes_the_display_and_keeps_it_on() -> None:
+    state = initial_state(PhoneSettings(dim_after=10.0, blank_after=60.0), now=0.0)
+    state, _ = reduce(state, IncomingCall("c2", "Bob", "1"), now=100.0)
+    assert render(state, 1000.0).brightness == "normal"
+
+
+def test_screens_are_values() -> None:
+    assert SCREENS["secure_b32"] == sample_screens()["secure_b32"]
+    assert isinstance(SCREENS["secure_b32"], Screen)
