@@ -98,9 +98,13 @@ def test_every_single_bit_flip_is_rejected(profile: str) -> None:
 def test_wrong_key_and_wrong_salt_are_rejected() -> None:
     tx, _ = pair()
     protected = tx.protect(rtp(1))
+    report = tx.protect_rtcp(struct.pack("!BBHI", 0x80, 201, 1, SSRC))
     for key, salt in ((bytes(16), SALT), (bytes(range(16)), bytes(14))):
         with pytest.raises(SrtpError) as err:
             SrtpContext(P80, key, salt).unprotect(protected)
+        assert err.value.reason == "auth"
+        with pytest.raises(SrtpError) as err:
+            SrtpContext(P80, key, salt).unprotect_rtcp(report)
         assert err.value.reason == "auth"
 
 
