@@ -31,7 +31,7 @@ from pidphone.sip import events as ev
 from pidphone.sip.auth import Challenge, DigestCredentials, best_challenge
 from pidphone.sip.dialog import Dialog
 from pidphone.sip.errors import SipParseError
-from pidphone.sip.framing import PONG, Frame, Ping, StreamFramer
+from pidphone.sip.framing import PING, PONG, Frame, Ping, StreamFramer
 from pidphone.sip.headers import Via, split_list
 from pidphone.sip.message import (
     Header,
@@ -279,7 +279,8 @@ class UserAgent:
                 del self._server[key]
         for peer, flow in self._flows.items():
             if flow.local and flow.next_ping is not None and flow.next_ping <= now:
-                self._out.append((peer, b"\r\n\r\n"))
+                self._out.append((peer, PING))
+                flow.framer.ping_sent()
                 flow.next_ping = now + self.config.keepalive_interval
         reg = self._reg
         if reg.retry_at is not None and reg.retry_at <= now:

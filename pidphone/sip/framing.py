@@ -3,7 +3,8 @@
 
 On a stream, Content-Length says where a message ends. The framer hands out each whole message
 as bytes (parsing is the caller's job, so a malformed but framed request can still be answered),
-a `Ping` for a CRLFCRLF keep-alive (answer it with `PONG`) or a `Pong` for a lone CRLF. The
+a `Ping` for a CRLFCRLF keep-alive (answer it with `PONG`) or a `Pong` for the lone CRLF
+that answers our own ping (`ping_sent`); other stray CRLFs between messages are skipped. The
 buffer has a cap: a message that does not fit, or a head that cannot be framed, raises
 SipParseError and the connection must be closed — there is no way to find the next message.
 """
@@ -48,9 +49,15 @@ class StreamFramer:
     def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
         self._buffer = bytearray()
         self._max = max_message
+        self._awaiting_pong = False
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
+
+    def ping_sent(self) -> None:
+        """We sent a CRLFCRLF ping: the next lone CRLF is its pong. (Without this a lone CRLF
+        could be the first half of a ping from the peer.)"""
+        self._awaiting_pong = True
 
     @property
     def buffered(self) -> int:
@@ -61,14 +68,17 @@ class StreamFramer:
 
         Raises SipParseError if the stream cannot be framed or a message exceeds the cap."""
         buf = self._buffer
-        if buf.startswith(PING):
-            del buf[:4]
-            return Ping()
-        if buf.startswith(PONG):
-            if len(buf) == 2 or buf[2:4] != b"\r\n"[: len(buf) - 2]:
+        while buf.startswith(PONG):
+            if buf.startswith(PING):
+                del buf[:4]
+                return Ping()
+            if self._awaiting_pong and buf[2:3] != b"\r":
+                self._awaiting_pong = False
                 del buf[:2]
                 return Pong()
-            return None  # "\r\n\r" so far: a ping still arriving
+            if len(buf) < 4 and b"\r\n\r\n".startswith(bytes(buf)):
+                return None  # perhaps a ping still arriving
+            del buf[:2]  # a stray CRLF before a message (§7.5): ignored
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             if len(buf) > self._max:
