@@ -16,6 +16,7 @@ never outlives its bound, and it is stopped by its PID only.
 from __future__ import annotations
 
 import contextlib
+import glob
 import shutil
 import signal
 import socket
@@ -54,6 +55,12 @@ method = TLSv1.2+
 verify_certificate = no
 require_certificate = no
 """
+
+
+def tls_module() -> str:
+    """Where Debian's kamailio-tls-modules put tls.so on this architecture."""
+    found = sorted(glob.glob("/usr/lib/*/kamailio/modules/tls.so"))
+    return found[0] if found else "/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so"
 
 
 class KamailioError(RuntimeError):
