@@ -36,8 +36,14 @@ from pidphone.rtp.jitter import JitterBuffer
 from pidphone.rtp.rtcp import (
     Bye,
     ReceiverReport,
+    ReportBlock,
+    RtcpPacket,
+    SdesChunk,
+    SdesItem,
     SenderReport,
     SourceDescription,
+    ntp_middle32,
+    ntp_timestamp,
     parse_rtcp,
     serialize_rtcp,
 )
@@ -62,8 +68,7 @@ Security = Literal["negotiating", "secure", "clear", "failed"]
 
 SILENCE = bytes(FRAME_BYTES)
 NO_ZRTP_REASON = "Peer does not support ZRTP"
-NTP_EPOCH_OFFSET = 2_208_988_800
-"""Seconds from 1900 (NTP) to 1970 (Unix), for the SR's NTP timestamp."""
+SDES_CNAME = 1
 
 
 @dataclass(frozen=True)
@@ -200,8 +205,9 @@ class MediaSession:
         self._plc = Concealer()
         self._encode, self._decode = g711.ulaw_encode, g711.ulaw_decode
         self._payload_type = 0
-        self._dtmf_out: TelephoneEventEncoder | None = None
-        self._dtmf_in: TelephoneEventDecoder | None = None
+        self._event_pt: int | None = None
+        self._dtmf_out = TelephoneEventEncoder()
+        self._dtmf_in = TelephoneEventDecoder()
         self._sending = True
         self._send_ctx: SrtpContext | None = None
         self._recv_ctx: SrtpContext | None = None
@@ -213,6 +219,8 @@ class MediaSession:
         self._events: deque[MediaEvent] = deque()
         self._started_at: float | None = None
         self._next_rtcp: float | None = None
+        self._last_sr: tuple[int, float] | None = None
+        """The middle 32 bits of the peer's last SR timestamp and when it arrived (LSR/DLSR)."""
         self._closed = False
         self.secured: SecurityEstablished | None = None
         """The SecurityEstablished event once ZRTP finished, for reports."""
@@ -243,11 +251,7 @@ class MediaSession:
             raise LocalProtocolError(f"unsupported codec {codec!r}: PCMU or PCMA")
         self._payload_type = payload_type
         self._sender.payload_type = payload_type
-        if telephone_event_pt is None:
-            self._dtmf_out = self._dtmf_in = None
-        else:
-            self._dtmf_out = TelephoneEventEncoder(telephone_event_pt)
-            self._dtmf_in = TelephoneEventDecoder(telephone_event_pt)
+        self._event_pt = telephone_event_pt
 
     def set_direction(self, direction: str) -> None:
         """Our SDP direction: audio goes out only for sendrecv and sendonly (RFC 3264 §5.1)."""
@@ -301,7 +305,7 @@ class MediaSession:
             elif kind is PacketKind.ZRTP:
                 self._receive_zrtp(data, source, now)
             elif kind is PacketKind.RTCP:
-                self._receive_rtcp(data, source)
+                self._receive_rtcp(data, source, now)
             else:
                 self.stats.dropped += 1
         except ProtocolError:
@@ -350,14 +354,18 @@ class MediaSession:
         if self._closed or self._started_at is None:
             return
         sendable = self._may_send() and self._sending and self._remote is not None
-        if self._dtmf_out is not None and self._dtmf_out.active:
+        if self._event_pt is not None and self._dtmf_out.busy:
             # An RFC 4733 event replaces the audio of the frames it lasts (§2.5).
-            for payload, marker, timestamp in self._dtmf_out.next_packets(FRAME_SAMPLES):
-                packet = self._sender.event_packet(
-                    self._dtmf_out.payload_type, payload, timestamp=timestamp, marker=marker
+            event = self._dtmf_out.frame()
+            if event is not None and sendable:
+                self._send_rtp(
+                    self._sender.event_packet(
+                        self._event_pt,
+                        event.payload,
+                        timestamp=event.timestamp,
+                        marker=event.marker,
+                    )
                 )
-                if sendable:
-                    self._send_rtp(packet)
             self._sender.skip(FRAME_SAMPLES)
             return
         if not sendable:
@@ -368,9 +376,9 @@ class MediaSession:
 
     def send_dtmf(self, key: str, duration: float = 0.1) -> None:
         """Send a key press as RFC 4733 events in place of the next frames' audio."""
-        if self._dtmf_out is None:
+        if self._event_pt is None:
             raise LocalProtocolError("the peer did not negotiate telephone-event")
-        self._dtmf_out.press(key, round(duration * 8000), self._sender.timestamp)
+        self._dtmf_out.start(key, self._sender.timestamp, duration=round(duration * 8000))
 
     def pull_audio(self, now: float) -> bytes:
         """The next 20 ms to play: decoded, concealed over a loss, or silence."""
@@ -504,15 +512,16 @@ class MediaSession:
         self.stats.packets_received += 1
         self.stats.packets_lost = max(0, self._receiver.cumulative_lost)
         self.stats.jitter = self._receiver.jitter / 8000
-        if self._dtmf_in is not None and packet.payload_type == self._dtmf_in.payload_type:
-            for key in self._dtmf_in.receive(packet):
-                self._events.append(DtmfReceived(key))
+        if packet.payload_type == self._event_pt:
+            press = self._dtmf_in.receive(packet.payload, packet.timestamp)
+            if press is not None:
+                self._events.append(DtmfReceived(press.key))
         elif packet.payload_type == self._payload_type:
             self._jitter.put(packet, now)
         else:
             self.stats.dropped += 1
 
-    def _receive_rtcp(self, data: bytes, source: Address) -> None:
+    def _receive_rtcp(self, data: bytes, source: Address, now: float) -> None:
         if self._recv_ctx is not None:
             try:
                 data = self._recv_ctx.unprotect_rtcp(data)
@@ -523,18 +532,25 @@ class MediaSession:
         elif self._security != "clear":
             self.stats.dropped += 1
             return
-        parse_rtcp(data)
+        for packet in parse_rtcp(data):
+            if isinstance(packet, SenderReport) and packet.ssrc == self._peer_ssrc:
+                self._last_sr = (ntp_middle32(packet.ntp_timestamp), now)
         self.stats.rtcp_received += 1
 
     def _send_rtcp(self, now: float, *, bye: bool = False) -> None:
         """An SR (or RR when we have sent nothing), SDES CNAME, and BYE at the end (§6.1)."""
         assert self._remote is not None  # callers check
-        blocks = (self._receiver.report_block(self._peer_ssrc or 0),) if self._receiver else ()
+        blocks: tuple[ReportBlock, ...] = ()
+        if self._receiver is not None and self._peer_ssrc is not None:
+            lsr, since = (0, 0.0)
+            if self._last_sr is not None:
+                lsr, since = self._last_sr[0], now - self._last_sr[1]
+            blocks = (self._receiver.report_block(self._peer_ssrc, lsr, since),)
+        report: SenderReport | ReceiverReport
         if self._sender.packets_sent:
-            wall = self._wall_clock() + NTP_EPOCH_OFFSET
-            report: SenderReport | ReceiverReport = SenderReport(
+            report = SenderReport(
                 ssrc=self.ssrc,
-                ntp_timestamp=int(wall * 2**32) & 0xFFFFFFFFFFFFFFFF,
+                ntp_timestamp=ntp_timestamp(self._wall_clock()),
                 rtp_timestamp=self._sender.timestamp,
                 packet_count=self._sender.packets_sent,
                 octet_count=self._sender.octets_sent,
@@ -542,10 +558,8 @@ class MediaSession:
             )
         else:
             report = ReceiverReport(ssrc=self.ssrc, reports=blocks)
-        packets: list[SenderReport | ReceiverReport | SourceDescription | Bye] = [
-            report,
-            SourceDescription(((self.ssrc, self.config.cname),)),
-        ]
+        cname = SdesItem(SDES_CNAME, self.config.cname.encode())
+        packets: list[RtcpPacket] = [report, SourceDescription((SdesChunk(self.ssrc, (cname,)),))]
         if bye:
             packets.append(Bye((self.ssrc,)))
         compound = serialize_rtcp(packets)

@@ -1,0 +1,318 @@
+"""Two calls back to back over real SIP agents and media sessions, no sockets, time by hand:
+INVITE with SDP, ZRTP, SRTP audio, hold/resume keeping the keys, hang-up, and the policy."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pidphone.app.call import (
+    Call,
+    CallConnected,
+    CallDtmf,
+    CallEvent,
+    CallFinished,
+    CallHeld,
+    CallInsecure,
+    CallRinging,
+    CallSecure,
+    CallSettings,
+    CallVerified,
+)
+from pidphone.app.media import NO_ZRTP_REASON, MediaConfig, MediaSession
+from pidphone.audio.analysis import dominant_frequencies
+from pidphone.ports import FRAME_SAMPLES, Address
+from pidphone.rtp import PacketKind, classify
+from pidphone.sip import events as sip
+from pidphone.sip.agent import AgentConfig, UserAgent
+from pidphone.zrtp.cache import MemoryZidCache
+
+ALICE_SIP: Address = ("127.0.0.1", 50000)
+BOB_SIP: Address = ("127.0.0.1", 5062)
+ALICE_RTP = 40000
+BOB_RTP = 40002
+STEP = 0.02
+
+
+def tone(freq: float) -> Callable[[int], bytes]:
+    def frame(n: int) -> bytes:
+        start = n * FRAME_SAMPLES
+        return struct.pack(
+            f"<{FRAME_SAMPLES}h",
+            *(
+                round(8000 * math.sin(2 * math.pi * freq * (start + i) / 8000))
+                for i in range(FRAME_SAMPLES)
+            ),
+        )
+
+    return frame
+
+
+@dataclass
+class Phone:
+    name: str
+    agent: UserAgent
+    sip_addr: Address
+    rtp_port: int
+    settings: CallSettings
+    cache: MemoryZidCache
+    tone: Callable[[int], bytes]
+    call: Call | None = None
+    sip_events: list[sip.SipEvent] = field(default_factory=list)
+    events: list[CallEvent] = field(default_factory=list)
+    played: list[bytes] = field(default_factory=list)
+    sent: list[bytes] = field(default_factory=list)
+    auto_answer: bool = True
+    zrtp: bool = True
+
+    @property
+    def rtp_addr(self) -> Address:
+        return ("127.0.0.1", self.rtp_port)
+
+    def new_media(self) -> MediaSession:
+        return MediaSession(self.settings.media, cache=self.cache)
+
+    def place(self, target: str, now: float) -> Call:
+        self.call = Call.place(
+            self.agent,
+            settings=self.settings,
+            media=self.new_media(),
+            media_port=self.rtp_port,
+            target=target,
+            now=now,
+        )
+        return self.call
+
+    def of(self, kind: type[CallEvent]) -> list[CallEvent]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def make_phone(
+    name: str, sip_addr: Address, rtp_port: int, freq: float, policy: str = "require"
+) -> Phone:
+    agent = UserAgent(AgentConfig(aor=f"sips:{name}@127.0.0.1", keepalive_interval=0))
+    settings = CallSettings(media=MediaConfig(policy=policy))  # type: ignore[arg-type]
+    return Phone(name, agent, sip_addr, rtp_port, settings, MemoryZidCache(), tone(freq))
+
+
+class Network:
+    """Carries SIP bytes between the two agents and media datagrams between the calls."""
+
+    def __init__(self, alice: Phone, bob: Phone) -> None:
+        self.alice, self.bob = alice, bob
+        self.connected = False
+        self.now = 0.0
+        self.frame = 0
+        self.media_filter: Callable[[Phone, bytes], bool] = lambda phone, data: True
+
+    def peer(self, phone: Phone) -> Phone:
+        return self.bob if phone is self.alice else self.alice
+
+    def pump_sip(self) -> None:
+        for _ in range(20):
+            moved = False
+            for phone in (self.alice, self.bob):
+                other = self.peer(phone)
+                for _address, data in phone.agent.data_to_send():
+                    moved = True
+                    if not self.connected:
+                        self.connected = True
+                        phone.agent.connection_made(other.sip_addr, phone.sip_addr, self.now)
+                        other.agent.connection_made(phone.sip_addr, other.sip_addr, self.now)
+                    if data:
+                        other.agent.receive_data(phone.sip_addr, data, self.now)
+                while (event := phone.agent.next_event()) is not None:
+                    moved = True
+                    phone.sip_events.append(event)
+                    self.on_sip_event(phone, event)
+            if not moved:
+                return
+
+    def on_sip_event(self, phone: Phone, event: sip.SipEvent) -> None:
+        if isinstance(event, sip.IncomingCall):
+            phone.call = Call.incoming(
+                phone.agent,
+                settings=phone.settings,
+                media=phone.new_media(),
+                media_port=phone.rtp_port,
+                event=event,
+                now=self.now,
+            )
+            if phone.auto_answer and phone.call.state == "ringing":
+                phone.call.answer(self.now)
+        elif phone.call is not None and getattr(event, "call_id", None) == phone.call.call_id:
+            phone.call.on_sip_event(event, self.now)
+
+    def step(self, audio: bool = True) -> None:
+        for phone in (self.alice, self.bob):
+            for agent_timer in (phone.agent.get_timer(),):
+                if agent_timer is not None and agent_timer <= self.now:
+                    phone.agent.handle_timer(self.now)
+            call = phone.call
+            if call is None or call.state == "ended":
+                continue
+            timer = call.get_timer()
+            if timer is not None and timer <= self.now:
+                call.handle_timer(self.now)
+            if audio and call.state == "established":
+                call.media.send_audio(phone.tone(self.frame), self.now)
+                phone.played.append(call.media.pull_audio(self.now))
+                call.after_audio(self.now)
+        self.pump_sip()
+        for phone in (self.alice, self.bob):
+            other = self.peer(phone)
+            if phone.call is None:
+                continue
+            for data, address in phone.call.media.datagrams_to_send():
+                phone.sent.append(data)
+                if (
+                    address == other.rtp_addr
+                    and other.call is not None
+                    and self.media_filter(other, data)
+                ):
+                    other.call.receive_datagram(data, phone.rtp_addr, self.now)
+        for phone in (self.alice, self.bob):
+            while phone.call is not None and (event := phone.call.next_event()) is not None:
+                phone.events.append(event)
+        self.pump_sip()
+        self.now += STEP
+        self.frame += 1
+
+    def run(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            self.step()
+
+
+def setup(policy: str = "require") -> tuple[Network, Phone, Phone]:
+    alice = make_phone("alice", ALICE_SIP, ALICE_RTP, 1000, policy)
+    bob = make_phone("bob", BOB_SIP, BOB_RTP, 700, policy)
+    return Network(alice, bob), alice, bob
+
+
+def test_secure_call_with_audio_both_ways_then_hang_up() -> None:
+    net, alice, bob = setup()
+    alice.place("sips:bob@127.0.0.1:5062", net.now)
+    net.pump_sip()
+    net.run(3.0)
+
+    assert alice.call is not None and bob.call is not None
+    assert alice.call.call_id == bob.call.call_id
+    assert alice.of(CallConnected) and bob.of(CallConnected)
+    (sa,) = alice.of(CallSecure)
+    (sb,) = bob.of(CallSecure)
+    assert isinstance(sa, CallSecure) and isinstance(sb, CallSecure)
+    assert sa.sas == sb.sas
+    assert not sa.verified
+    assert abs(dominant_frequencies(b"".join(bob.played[-40:]))[0] - 1000) < 20
+    assert abs(dominant_frequencies(b"".join(alice.played[-40:]))[0] - 700) < 20
+
+    alice.call.hangup(net.now, "Hung up")
+    net.run(0.2)
+    (fb,) = bob.of(CallFinished)
+    assert isinstance(fb, CallFinished) and fb.by_peer
+    (fa,) = alice.of(CallFinished)
+    assert isinstance(fa, CallFinished) and not fa.by_peer and fa.reason == "Hung up"
+
+
+def test_hold_and_resume_keep_the_zrtp_context() -> None:
+    net, alice, bob = setup()
+    alice.place("sips:bob@127.0.0.1:5062", net.now)
+    net.run(2.0)
+    assert alice.call is not None and bob.call is not None
+    sent_before = alice.call.media.stats.packets_sent
+
+    alice.call.hold(net.now)
+    net.run(1.0)
+    assert bob.of(CallHeld) and alice.of(CallHeld)
+    held = alice.call.media.stats.packets_sent
+    bob_held = bob.call.media.stats.packets_sent
+    net.run(1.0)
+    # No audio either way while held: Bob answered recvonly, Alice keeps her microphone in.
+    assert alice.call.media.stats.packets_sent == held
+    assert bob.call.media.stats.packets_sent == bob_held
+    assert held >= sent_before
+
+    alice.call.resume(net.now)
+    net.run(1.5)
+    assert alice.call.media.stats.packets_sent > held
+    # Still the one ZRTP exchange: one SAS event each, and audio decodes at Bob.
+    assert len(alice.of(CallSecure)) == 1 and len(bob.of(CallSecure)) == 1
+    assert abs(dominant_frequencies(b"".join(bob.played[-20:]))[0] - 1000) < 25
+
+
+def test_peer_without_zrtp_under_require_is_hung_up_with_no_rtp_sent() -> None:
+    net, alice, bob = setup()
+    # Bob's phone cannot speak ZRTP: ZRTP never reaches him and he sends none.
+    net.media_filter = lambda phone, data: classify(data) is not PacketKind.ZRTP
+    alice.place("sips:bob@127.0.0.1:5062", net.now)
+    # Bob's SDP carried a=zrtp-hash, so Alice keeps sending Hello for 12 s (RFC 6189 §6).
+    net.run(13.0)
+    assert alice.call is not None
+    (finished,) = alice.of(CallFinished)
+    assert isinstance(finished, CallFinished)
+    assert finished.reason == NO_ZRTP_REASON
+    assert not any(classify(d) in (PacketKind.RTP, PacketKind.RTCP) for d in alice.sent)
+    assert bob.of(CallFinished)
+
+
+def test_prefer_policy_marks_the_call_insecure_and_carries_clear_audio() -> None:
+    net, alice, bob = setup("prefer")
+    net.media_filter = lambda phone, data: classify(data) is not PacketKind.ZRTP
+    alice.place("sips:bob@127.0.0.1:5062", net.now)
+    net.run(14.0)
+    assert alice.call is not None and alice.call.state == "established"
+    assert alice.of(CallInsecure)
+    assert abs(dominant_frequencies(b"".join(bob.played[-40:]))[0] - 1000) < 20
+
+
+def test_sas_confirmation_makes_the_next_call_verified() -> None:
+    net, alice, bob = setup()
+    alice.place("sips:bob@127.0.0.1:5062", net.now)
+    net.run(2.0)
+    assert alice.call is not None and bob.call is not None
+    alice.call.confirm_sas(True, net.now)
+    bob.call.confirm_sas(True, net.now)
+    net.step()
+    assert CallVerified(alice.call.call_id, True) in alice.events
+    alice.call.hangup(net.now)
+    net.run(0.5)
+
+    alice.events.clear()
+    bob.events.clear()
+    alice.call = bob.call = None
+    alice.place("sips:bob@127.0.0.1:5062", net.now)
+    net.run(2.0)
+    (sa,) = alice.of(CallSecure)
+    (sb,) = bob.of(CallSecure)
+    assert isinstance(sa, CallSecure) and isinstance(sb, CallSecure)
+    assert sa.verified and sb.verified and sa.sas == sb.sas
+
+
+def test_rejecting_the_sas_ends_the_call() -> None:
+    net, alice, bob = setup()
+    alice.place("sips:bob@127.0.0.1:5062", net.now)
+    net.run(2.0)
+    assert alice.call is not None
+    alice.call.confirm_sas(False, net.now)
+    net.run(0.2)
+    (finished,) = alice.of(CallFinished)
+    assert isinstance(finished, CallFinished) and finished.reason == "SAS rejected"
+    assert bob.of(CallFinished)
+
+
+def test_ringing_before_answer_and_dtmf() -> None:
+    net, alice, bob = setup()
+    bob.auto_answer = False
+    alice.place("sips:bob@127.0.0.1:5062", net.now)
+    net.run(0.2)
+    assert alice.of(CallRinging)
+    assert bob.call is not None and bob.call.state == "ringing"
+    bob.call.answer(net.now)
+    net.run(2.0)
+    assert alice.call is not None
+    alice.call.send_dtmf("7")
+    net.run(0.5)
+    assert [e for e in bob.events if isinstance(e, CallDtmf)] == [CallDtmf(bob.call.call_id, "7")]

@@ -1,0 +1,278 @@
+"""Two media sessions back to back, time moved by hand: ZRTP, SRTP audio, policy, DTMF, RTCP."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from pidphone.audio.analysis import dominant_frequencies
+
+from pidphone.app.media import (
+    NO_ZRTP_REASON,
+    DtmfReceived,
+    MediaConfig,
+    MediaEvent,
+    MediaSession,
+    PeerAddressChanged,
+    Policy,
+    SecurityEstablished,
+    SecurityFailed,
+)
+from pidphone.audio import g711
+from pidphone.ports import FRAME_SAMPLES, Address
+from pidphone.rtp import PacketKind, classify
+from pidphone.zrtp.cache import MemoryZidCache
+
+A_ADDR: Address = ("127.0.0.1", 40000)
+B_ADDR: Address = ("127.0.0.1", 40002)
+STEP = 0.02
+
+
+def tone_frames(freq: float, amplitude: int = 8000) -> Callable[[int], bytes]:
+    """Frame n of a continuous sine."""
+
+    def frame(n: int) -> bytes:
+        start = n * FRAME_SAMPLES
+        return struct.pack(
+            f"<{FRAME_SAMPLES}h",
+            *(
+                round(amplitude * math.sin(2 * math.pi * freq * (start + i) / 8000))
+                for i in range(FRAME_SAMPLES)
+            ),
+        )
+
+    return frame
+
+
+@dataclass
+class End:
+    session: MediaSession
+    address: Address
+    tone: Callable[[int], bytes]
+    events: list[MediaEvent] = field(default_factory=list)
+    sent: list[tuple[float, bytes, Address]] = field(default_factory=list)
+    played: list[bytes] = field(default_factory=list)
+
+    def drain(self) -> None:
+        while (event := self.session.next_event()) is not None:
+            self.events.append(event)
+
+    def of(self, kind: type[MediaEvent]) -> list[MediaEvent]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def make_end(
+    address: Address,
+    freq: float,
+    policy: Policy = "require",
+    codec: tuple[str, int] = ("PCMU", 0),
+    cache: MemoryZidCache | None = None,
+) -> End:
+    session = MediaSession(MediaConfig(policy=policy), cache=cache or MemoryZidCache())
+    session.configure(codec[0], codec[1], 101)
+    return End(session, address, tone_frames(freq))
+
+
+def pair(policy: Policy = "require", codec: tuple[str, int] = ("PCMU", 0)) -> tuple[End, End]:
+    a = make_end(A_ADDR, 1000, policy, codec)
+    b = make_end(B_ADDR, 700, policy, codec)
+    a.session.set_remote(B_ADDR, b.session.hello_hash)
+    b.session.set_remote(A_ADDR, a.session.hello_hash)
+    return a, b
+
+
+Link = Callable[[bytes, float], bool]
+"""Decides whether one datagram is delivered."""
+
+
+def deliver_all(data: bytes, now: float) -> bool:
+    return True
+
+
+def run(
+    a: End,
+    b: End,
+    seconds: float,
+    *,
+    start: float = 0.0,
+    a_to_b: Link = deliver_all,
+    b_to_a: Link = deliver_all,
+    b_source: Address | None = None,
+    audio: bool = True,
+) -> float:
+    """Step both ends 20 ms at a time: timers, a captured frame each, a played frame each."""
+    now = start
+    n = 0
+    while now < start + seconds:
+        for end in (a, b):
+            timer = end.session.get_timer()
+            if timer is not None and timer <= now:
+                end.session.handle_timer(now)
+            if audio:
+                end.session.send_audio(end.tone(n), now)
+                end.played.append(end.session.pull_audio(now))
+        for src, dst, link in ((a, b, a_to_b), (b, a, b_to_a)):
+            for data, addr in src.session.datagrams_to_send():
+                src.sent.append((now, data, addr))
+                if addr == dst.address and link(data, now):
+                    origin = b_source if (src is b and b_source) else src.address
+                    dst.session.receive_datagram(data, origin, now)
+        a.drain()
+        b.drain()
+        now += STEP
+        n += 1
+    return now
+
+
+def rtp_sent(end: End) -> list[bytes]:
+    return [data for _, data, _ in end.sent if classify(data) is PacketKind.RTP]
+
+
+def test_zrtp_then_srtp_audio_both_ways() -> None:
+    a, b = pair()
+    a.session.start(0.0)
+    b.session.start(0.0)
+    run(a, b, 3.0)
+
+    (sa,) = a.of(SecurityEstablished)
+    (sb,) = b.of(SecurityEstablished)
+    assert isinstance(sa, SecurityEstablished) and isinstance(sb, SecurityEstablished)
+    assert sa.sas == sb.sas and len(sa.sas) == 4
+    assert {sa.role, sb.role} == {"initiator", "responder"}
+    assert a.session.security == b.session.security == "secure"
+
+    # Each side decodes the other's tone from what it received over SRTP.
+    received_by_b = b"".join(b.played[-50:])
+    received_by_a = b"".join(a.played[-50:])
+    assert abs(dominant_frequencies(received_by_b)[0] - 1000) < 20
+    assert abs(dominant_frequencies(received_by_a)[0] - 700) < 20
+    assert b.session.stats.packets_received > 50
+    assert a.session.stats.packets_sent > 50
+    assert a.session.stats.clear_packets_sent == 0
+
+
+def test_no_clear_audio_ever_leaves() -> None:
+    a, b = pair()
+    a.session.start(0.0)
+    b.session.start(0.0)
+    run(a, b, 2.0)
+    clear_payloads = {g711.ulaw_encode(a.tone(n))[:40] for n in range(100)}
+    for data in rtp_sent(a):
+        # SRTP: the payload is encrypted, so no captured frame's G.711 bytes appear in it.
+        assert not any(p in data for p in clear_payloads)
+    secured_at = min(t for t, data, _ in a.sent if classify(data) is PacketKind.RTP)
+    assert a.session.stats.frames_withheld > 0
+    assert secured_at > 0.0
+
+
+def test_require_peer_without_zrtp_fails_and_sends_no_rtp() -> None:
+    a = make_end(A_ADDR, 1000, "require")
+    b = make_end(B_ADDR, 700, "require")
+    a.session.set_remote(B_ADDR)
+    b.session.set_remote(A_ADDR)
+    a.session.start(0.0)
+    # b speaks no ZRTP: it is never started, and a's ZRTP packets fall on deaf ears.
+    run(a, b, 8.0, a_to_b=lambda data, now: classify(data) is not PacketKind.ZRTP)
+
+    failures = a.of(SecurityFailed)
+    assert len(failures) == 1
+    failure = failures[0]
+    assert isinstance(failure, SecurityFailed)
+    assert failure.reason == NO_ZRTP_REASON
+    assert failure.fatal and failure.peer_without_zrtp
+    assert rtp_sent(a) == []
+    assert a.session.stats.packets_sent == 0
+    assert not any(classify(d) is PacketKind.RTCP for _, d, _ in a.sent)
+
+
+def test_prefer_peer_without_zrtp_falls_back_to_clear_audio() -> None:
+    a = make_end(A_ADDR, 1000, "prefer")
+    b = make_end(B_ADDR, 700, "prefer")
+    a.session.set_remote(B_ADDR)
+    b.session.set_remote(A_ADDR)
+    a.session.start(0.0)
+    b.session.start(0.0)
+    no_zrtp: Link = lambda data, now: classify(data) is not PacketKind.ZRTP  # noqa: E731
+    run(a, b, 10.0, a_to_b=no_zrtp, b_to_a=no_zrtp)
+
+    (failure,) = a.of(SecurityFailed)
+    assert isinstance(failure, SecurityFailed) and not failure.fatal
+    assert a.session.security == "clear"
+    assert a.session.stats.clear_packets_sent > 0
+    assert abs(dominant_frequencies(b"".join(b.played[-50:]))[0] - 1000) < 20
+
+
+def test_symmetric_rtp_latches_onto_authenticated_source() -> None:
+    a, b = pair()
+    a.session.start(0.0)
+    b.session.start(0.0)
+    nat: Address = ("127.0.0.1", 50123)
+    now = run(a, b, 2.0)
+    assert a.session.remote == B_ADDR
+    run(a, b, 0.5, start=now, b_source=nat)
+    assert a.session.remote == nat
+    assert PeerAddressChanged(nat) in a.events
+    assert a.sent[-1][2] == nat
+
+
+def test_forged_packets_do_not_move_the_peer_address() -> None:
+    a, b = pair()
+    a.session.start(0.0)
+    b.session.start(0.0)
+    now = run(a, b, 2.0)
+    forged = bytes(rtp_sent(b)[-1])
+    forged = forged[:-1] + bytes([forged[-1] ^ 1])
+    dropped = a.session.stats.dropped
+    a.session.receive_datagram(forged, ("127.0.0.1", 6666), now)
+    assert a.session.remote == B_ADDR
+    assert a.session.stats.dropped == dropped + 1
+
+
+def test_dtmf_arrives_as_one_key_press() -> None:
+    a, b = pair()
+    a.session.start(0.0)
+    b.session.start(0.0)
+    now = run(a, b, 2.0)
+    a.session.send_dtmf("5")
+    run(a, b, 1.0, start=now)
+    assert [e for e in b.events if isinstance(e, DtmfReceived)] == [DtmfReceived("5")]
+
+
+def test_rtcp_reports_go_out_over_srtcp() -> None:
+    a, b = pair()
+    a.session.start(0.0)
+    b.session.start(0.0)
+    run(a, b, 11.0)
+    assert a.session.stats.rtcp_sent >= 2
+    assert b.session.stats.rtcp_received >= 2
+
+
+def test_loss_is_counted_and_concealed() -> None:
+    a, b = pair()
+    a.session.start(0.0)
+    b.session.start(0.0)
+    now = run(a, b, 2.0)
+    count = 0
+
+    def lossy(data: bytes, t: float) -> bool:
+        nonlocal count
+        if classify(data) is not PacketKind.RTP:
+            return True
+        count += 1
+        return count % 10 != 0
+
+    run(a, b, 4.0, start=now, a_to_b=lossy)
+    assert b.session.stats.packets_lost >= 15
+    assert abs(dominant_frequencies(b"".join(b.played[-100:]))[0] - 1000) < 25
+
+
+@pytest.mark.parametrize("codec,pt", [("PCMA", 8), ("PCMU", 0)])
+def test_codecs(codec: str, pt: int) -> None:
+    a, b = pair(codec=(codec, pt))
+    a.session.start(0.0)
+    b.session.start(0.0)
+    run(a, b, 3.0)
+    assert abs(dominant_frequencies(b"".join(a.played[-50:]))[0] - 700) < 20
