@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pidphone.errors import LocalProtocolError
 from pidphone.sip import Request, Response, parse_message
@@ -688,3 +690,221 @@ def test_agent_config_hides_the_password() -> None:
     config = AgentConfig(aor="sip:alice@example.org", password="s3cret")
     assert "s3cret" not in repr(config)
     assert "s3cret" not in repr(UserAgent(config).__dict__.get("_credentials"))
+
+
+# ------------------------------------------------------------------ fuzzing the agent
+
+
+def recorded_traffic() -> list[bytes]:
+    """Every message of a whole call (invite, ring, answer, hold, hang-up) as sent."""
+    net, alice, bob, call_id = established_call()
+    alice.reinvite(call_id, HOLD, 10.0)
+    net.run(10.0)
+    bob.accept_reinvite(call_id, HELD, 10.0)
+    net.run(10.0)
+    bob.hangup(call_id, 11.0)
+    net.run(11.0)
+    return [data for _, _, data in net.wire if data.strip()]
+
+
+TRAFFIC = recorded_traffic()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_agent_survives_mutated_traffic(data: st.DataObject) -> None:
+    """Replay a call's messages to fresh agents with random damage: nothing may raise."""
+    net, alice, bob = two_phones()
+    call_id = alice.invite("sips:bob@127.0.0.1:5062", OFFER, 0.0)
+    net.run(0.0)
+    peer_of = {id(alice): ("127.0.0.1", 5062), id(bob): ("127.0.0.1", 40000)}
+    for _ in range(data.draw(st.integers(1, 6))):
+        message = bytearray(data.draw(st.sampled_from(TRAFFIC)))
+        for _ in range(data.draw(st.integers(0, 4))):
+            pos = data.draw(st.integers(0, len(message) - 1))
+            message[pos] = data.draw(st.sampled_from(b' \t\r\n:;,<>"@%=0123456789abcXYZ\xff'))
+        target = data.draw(st.sampled_from([alice, bob]))
+        target.receive_data(peer_of[id(target)], bytes(message), 1.0)
+        net.run(1.0)
+    for agent in (alice, bob):
+        events(agent)
+        if agent.get_timer() is not None:
+            agent.handle_timer(100.0)
+    assert call_id
+
+
+# ------------------------------------------------------------------ through a proxy
+
+
+class Proxy(Registrar):
+    """A registrar that is also a record-routing, stateless proxy, the way the Kamailio config
+    of the interop tests behaves: it reaches each UA over the UA's own connection."""
+
+    me = "127.0.0.1:5070"
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.users: dict[str, Address] = {}
+        self.forwarded: list[Request] = []
+
+    def receive_data(self, peer: Address, data: bytes, now: float) -> None:
+        framer = self.framers[peer]
+        framer.feed(data)
+        while (item := framer.next_item()) is not None:
+            if not isinstance(item, Frame):
+                continue
+            message = parse_message(item.data)
+            if isinstance(message, Response):
+                self.forward_response(message)
+            elif message.method == "REGISTER":
+                answer = self.handle(message)
+                if answer.status == 200 and message.from_.uri.user:
+                    self.users[message.from_.uri.user] = peer
+                self.out.append((peer, bytes(answer)))
+            else:
+                self.forward_request(peer, message)
+
+    def forward_request(self, peer: Address, req: Request) -> None:
+        headers = list(req.headers)
+        routes = [i for i, (n, v) in enumerate(headers) if n == "Route"]
+        if routes and self.me in headers[routes[0]][1]:
+            del headers[routes[0]]
+        if req.to.tag is None and req.method == "INVITE":
+            headers.insert(0, ("Record-Route", f"<sip:{self.me};transport=tls;lr>"))
+        if req.to.tag is None and req.method in ("INVITE", "CANCEL", "ACK"):
+            target = self.users[req.uri.user or ""]
+        else:
+            target = (req.uri.host, req.uri.port or 5061)
+        top = req.vias[0]
+        stamped = str(top.with_received(peer[0], peer[1]))
+        first_via = next(i for i, (n, _) in enumerate(headers) if n == "Via")
+        headers[first_via] = ("Via", stamped)
+        branch = "z9hG4bKp" + (top.branch or "")[7:]
+        headers.insert(0, ("Via", f"SIP/2.0/TLS {self.me};branch={branch}"))
+        out = Request(req.method, req.uri, tuple(headers), req.body)
+        self.forwarded.append(out)
+        self.out.append((target, bytes(out)))
+
+    def forward_response(self, resp: Response) -> None:
+        headers = list(resp.headers)
+        del headers[next(i for i, (n, _) in enumerate(headers) if n == "Via")]
+        out = Response(resp.status, resp.reason, tuple(headers), resp.body)
+        via = out.vias[0]
+        self.out.append(
+            ((via.param("received") or via.host, int(via.param("rport") or 0)), bytes(out))
+        )
+
+
+def proxied_phones() -> tuple[Network, UserAgent, UserAgent, Proxy]:
+    net = Network()
+    proxy = Proxy(password="pw")
+    alice = make_agent("sip:alice@127.0.0.1", 1, password="pw", registrar=REGISTRAR)
+    bob = make_agent("sip:bob@127.0.0.1", 2, password="pw", registrar=REGISTRAR)
+    net.add(ALICE_ADDR, alice)
+    net.add(BOB_ADDR, bob)
+    net.add(REGISTRAR, proxy)
+    alice.register(0.0)
+    bob.register(0.0)
+    net.run(0.0)
+    assert isinstance(events(alice)[0], ev.Registered)
+    assert isinstance(events(bob)[0], ev.Registered)
+    return net, alice, bob, proxy
+
+
+def test_call_through_a_record_routing_proxy() -> None:
+    net, alice, bob, proxy = proxied_phones()
+    call_id = alice.invite("bob", OFFER, 1.0)
+    net.run(1.0)
+    (incoming,) = events(bob)
+    assert incoming == ev.IncomingCall(call_id, "sip:alice@127.0.0.1", "", OFFER)
+    invite = proxy.forwarded[0]
+    assert str(invite.uri) == "sip:bob@127.0.0.1"
+    assert invite.header("Route") is None  # the preloaded route was the proxy's own
+    assert (invite.contacts[0].uri.param("ob"), invite.contacts[0].uri.param("transport")) == (
+        "",
+        "tls",
+    )
+    bob.ringing(call_id, 1.1)
+    bob.answer(call_id, ANSWER, 2.0)
+    net.run(2.0)
+    assert events(alice) == [
+        ev.CallProgress(call_id, 180, "Ringing", None),
+        ev.CallAnswered(call_id, ANSWER),
+    ]
+    assert events(bob) == [ev.CallEstablished(call_id)]
+    ack = next(r for r in proxy.forwarded if r.method == "ACK")
+    assert ack.uri.port == 40001  # bob's Contact: the remote target
+    # hold from the callee, then BYE from the caller, all along the route set
+    bob.reinvite(call_id, HELD, 3.0)
+    net.run(3.0)
+    assert events(alice) == [ev.ReinviteReceived(call_id, HELD)]
+    alice.accept_reinvite(call_id, HOLD, 3.0)
+    net.run(3.0)
+    assert events(bob) == [ev.ReinviteAnswered(call_id, HOLD)]
+    alice.hangup(call_id, 4.0)
+    net.run(4.0)
+    assert events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
+    in_dialog = [r for r in proxy.forwarded if r.method in ("ACK", "BYE", "INVITE")][1:]
+    assert all(r.header("Route") is None for r in in_dialog)  # the proxy popped itself
+    sent_bye = next(d for s, _, d in net.wire if d.startswith(b"BYE"))
+    assert b"Route: <sip:127.0.0.1:5070;transport=tls;lr>\r\n" in sent_bye
+
+
+def test_cancel_through_a_proxy() -> None:
+    net, alice, bob, _ = proxied_phones()
+    call_id = alice.invite("sip:bob@127.0.0.1", OFFER, 1.0)
+    net.run(1.0)
+    bob.ringing(call_id, 1.0)
+    net.run(1.0)
+    alice.hangup(call_id, 2.0)
+    net.run(2.0)
+    assert events(bob)[-1] == ev.CallEnded(call_id, 487, "Cancelled", True)
+    assert events(alice)[-1] == ev.CallEnded(call_id, None, "Cancelled", False)
+
+
+class ChallengingPeer(Registrar):
+    """Answers INVITE with 407 until it carries Proxy-Authorization, then 486."""
+
+    def handle(self, req: Request) -> Response:
+        if req.method == "ACK":
+            return self.reply(req, 200)  # never sent: ACKs are not answered
+        auth = req.header("Proxy-Authorization")
+        if auth is None:
+            value = f'Digest realm="proxy", nonce="{self.nonce}", algorithm=MD5'
+            return self.reply(req, 407, (("Proxy-Authenticate", value),))
+        self.authorizations.append(parse_authorization(auth))
+        return self.reply(req, 486)
+
+    def receive_data(self, peer: Address, data: bytes, now: float) -> None:
+        framer = self.framers[peer]
+        framer.feed(data)
+        while (item := framer.next_item()) is not None:
+            if isinstance(item, Frame):
+                request = parse_message(item.data)
+                assert isinstance(request, Request)
+                self.requests.append(request)
+                if request.method != "ACK":
+                    self.out.append((peer, bytes(self.handle(request))))
+
+
+def test_invite_answers_a_407_challenge() -> None:
+    net = Network()
+    alice = make_agent("sips:alice@127.0.0.1", 1, password="pw")
+    peer = ChallengingPeer(password="pw")
+    net.add(ALICE_ADDR, alice)
+    net.add(BOB_ADDR, peer)
+    call_id = alice.invite("sips:bob@127.0.0.1:5062", OFFER, 0.0)
+    net.run(0.0)
+    assert [r.method for r in peer.requests] == ["INVITE", "ACK", "INVITE", "ACK"]
+    first, ack, second, _ = peer.requests
+    assert ack.cseq.seq == 1 and ack.to.tag == "reg1" and ack.vias[0].branch == first.vias[0].branch
+    assert second.cseq.seq == 2 and second.call_id == first.call_id
+    assert second.from_.tag == first.from_.tag
+    auth = peer.authorizations[0]
+    expected = digest_response(
+        Challenge(realm="proxy", nonce=peer.nonce),
+        username="alice", password="pw", method="INVITE", uri="sips:bob@127.0.0.1:5062",
+        cnonce="", nc=1,
+    )  # fmt: skip
+    assert auth["response"] == expected
+    assert events(alice) == [ev.CallEnded(call_id, 486, "Busy Here", True)]
