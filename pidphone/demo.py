@@ -66,45 +66,58 @@ class _Pacer:
             self._next = time.monotonic()
 
 
-class _ToneMicrophone:
-    """Captures a steady tone, one frame per period."""
+class ToneMicrophone:
+    """Captures a steady tone (or silence at 0 Hz), or loops raw S16_LE PCM from a file."""
 
-    def __init__(self, frequency: float) -> None:
-        self._tone = ToneGenerator.from_spec(ToneSpec((frequency,)))
+    def __init__(self, frequency: float, pcm: bytes = b"") -> None:
+        self._tone = ToneGenerator.from_spec(ToneSpec((frequency,))) if frequency > 0 else None
+        self._pcm = pcm[: len(pcm) - len(pcm) % FRAME_BYTES]
+        self._offset = 0
         self._pacer = _Pacer()
 
     def read_frame(self) -> bytes:
         self._pacer.wait()
-        return self._tone.frame()
+        if self._pcm:
+            frame = self._pcm[self._offset : self._offset + FRAME_BYTES]
+            self._offset = (self._offset + FRAME_BYTES) % len(self._pcm)
+            return frame
+        return self._tone.frame() if self._tone is not None else bytes(FRAME_BYTES)
 
     def close(self) -> None:
         pass
 
 
-class _RecordingEarpiece:
-    """Plays into a list, one frame per period; `mark()` starts a new recording."""
+class RecordingEarpiece:
+    """Plays into a list (and a raw PCM file when given), one frame per period."""
 
-    def __init__(self) -> None:
+    def __init__(self, out_file: Path | None = None) -> None:
         self.frames: list[bytes] = []
         self._pacer = _Pacer()
+        self._file = out_file.open("wb") if out_file is not None else None
 
     def write_frame(self, pcm: bytes) -> None:
         self._pacer.wait()
         self.frames.append(pcm)
+        if self._file is not None:
+            self._file.write(pcm)
 
     def mark(self) -> int:
         return len(self.frames)
 
     def close(self) -> None:
-        pass
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
-class _SimulatedAudio:
-    """The `AudioDevices` port for one simulated phone."""
+class SimulatedAudio:
+    """The `AudioDevices` port of a simulated phone: a tone or file in, a recording out."""
 
-    def __init__(self, frequency: float) -> None:
-        self.microphone = _ToneMicrophone(frequency)
-        self.earpiece = _RecordingEarpiece()
+    def __init__(
+        self, frequency: float, *, in_pcm: bytes = b"", out_file: Path | None = None
+    ) -> None:
+        self.microphone = ToneMicrophone(frequency, in_pcm)
+        self.earpiece = RecordingEarpiece(out_file)
         self.volume = 80
 
     def open_capture(self) -> AudioCapture:
@@ -158,7 +171,7 @@ def screen_text(screen: Screen, width: int = 26) -> list[str]:
 class _Phone:
     name: str
     engine: Engine
-    audio: _SimulatedAudio
+    audio: SimulatedAudio
     display: _ScreenLog
     transport: TlsTransport
     events: list[EngineEvent] = field(default_factory=list)
@@ -204,7 +217,7 @@ async def _make_phone(
     server: TlsServerConfig | None,
     speed_dials: dict[str, str],
 ) -> _Phone:
-    audio = _SimulatedAudio(tone)
+    audio = SimulatedAudio(tone)
     display = _ScreenLog()
     agent = UserAgent(
         AgentConfig(aor=f"sips:{name.lower()}@127.0.0.1", display_name=name, keepalive_interval=0)
@@ -287,8 +300,8 @@ async def _story(out: TextIO, workdir: Path) -> DemoResult:
         await asyncio.sleep(AUDIO_SECONDS)
         result.screens["alice-secure"] = _screen(alice)
         result.screens["bob-secure"] = _screen(bob)
-        result.alice_heard = _heard(alice.audio.earpiece.frames[marks[0] :])
-        result.bob_heard = _heard(bob.audio.earpiece.frames[marks[1] :])
+        result.alice_heard = heard_frequencies(alice.audio.earpiece.frames[marks[0] :])
+        result.bob_heard = heard_frequencies(bob.audio.earpiece.frames[marks[1] :])
         for phone in (alice, bob):
             call = _only_call(phone)
             stats = call.media.stats
@@ -321,9 +334,10 @@ def _only_call(phone: _Phone) -> Call:
     return calls[0]
 
 
-def _heard(frames: list[bytes]) -> list[float]:
+def heard_frequencies(frames: list[bytes], count: int = 2) -> list[float]:
+    """The strongest tones in what was played, rounded to the hertz."""
     pcm = b"".join(f for f in frames if len(f) == FRAME_BYTES)
-    return [round(f) for f in dominant_frequencies(pcm, count=1)] if pcm else []
+    return [round(f) for f in dominant_frequencies(pcm, count=count)] if pcm else []
 
 
 def _tone_ok(heard: list[float], expected: float) -> bool:

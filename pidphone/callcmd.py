@@ -1,0 +1,407 @@
+"""`pidphone call URI` and `pidphone answer`: one real call from the command line, reported.
+
+They check a line after provisioning, and they are how tests and benchmarks drive pidphone
+against other phones. Both use the configured account (registering first when it has a
+registrar) or, with no account, call directly (`sips:bob@192.0.2.7:5061`) and take direct
+calls on `server.listen`. The call's progress goes to stdout as lines; `--json` prints one
+JSON object per call at the end instead (state, reason, SAS, algorithms, packet counts,
+received tone frequencies). With simulated hardware the microphone sends
+`sim.tone_frequency` and the report names the frequencies received.
+
+Exit status 0 only when every call was established and secured as the policy demands:
+secure under "require"; under "prefer" a call that stayed NOT SECURE also counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from pidphone.app.call import (
+    Call,
+    CallConnected,
+    CallEvent,
+    CallFinished,
+    CallInsecure,
+    CallMismatch,
+    CallRinging,
+    CallSecure,
+    CallSecurityLost,
+    CallSettings,
+)
+from pidphone.app.engine import (
+    CallIncoming,
+    Engine,
+    EngineEvent,
+    EngineSettings,
+    RegistrationEvent,
+)
+from pidphone.app.media import MediaConfig
+from pidphone.config import Config
+from pidphone.demo import RecordingEarpiece, SimulatedAudio, heard_frequencies
+from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
+from pidphone.drivers.udp import open_udp
+from pidphone.errors import ConfigError
+from pidphone.ports import AudioDevices
+from pidphone.sip.agent import AgentConfig, UserAgent
+from pidphone.zrtp.cache import MemoryZidCache, ZidCache
+from pidphone.zrtp.config import ZrtpConfig
+
+log = logging.getLogger("pidphone.callcmd")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+DEFAULT_DURATION = 10.0
+"""Seconds a call lasts after it is answered, unless the peer hangs up first."""
+REGISTER_TIMEOUT = 15.0
+ANSWER_TIMEOUT = 60.0
+"""Seconds an outgoing call may ring before it is given up."""
+DIRECT_AOR = "sips:pidphone@127.0.0.1"
+"""Who we say we are when no account is configured (direct calls only)."""
+
+
+@dataclass
+class CallReport:
+    """What `--json` prints for one call."""
+
+    state: str = "failed"
+    """"secure", "insecure" (prefer policy, NOT SECURE), "unsecured" or "failed"."""
+    reason: str = ""
+    call_id: str = ""
+    remote: str = ""
+    sas: str = ""
+    sas_scheme: str = ""
+    verified: bool = False
+    cipher: str = ""
+    key_agreement: str = ""
+    hash: str = ""
+    auth_tag: str = ""
+    cache_mismatch: bool = False
+    answer_to_sas_ms: float | None = None
+    duration: float = 0.0
+    packets_sent: int = 0
+    packets_received: int = 0
+    packets_lost: int = 0
+    received_frequencies: list[float] = field(default_factory=list)
+    ok: bool = False
+
+
+# --------------------------------------------------------------------------- composition
+
+
+def zrtp_config(config: Config) -> ZrtpConfig:
+    security = config.security
+    return ZrtpConfig(
+        hashes=security.hash,
+        ciphers=security.cipher,
+        auth_tags=security.auth_tag,
+        key_agreements=(*security.key_agreement, "Mult")[:7],
+        sas_types=security.sas,
+        hello_extension=security.hello_timeout,
+    )
+
+
+def engine_settings(config: Config, media_host: str = "127.0.0.1") -> EngineSettings:
+    media = MediaConfig(
+        policy=config.security.zrtp_policy,
+        zrtp=zrtp_config(config),
+        secure_timeout=config.security.hello_timeout + 10.0,
+    )
+    return EngineSettings(
+        call=CallSettings(media=media, codecs=config.audio.codecs, media_host=media_host),
+        media_bind=media_host,
+        stun_server=config.server.stun_address,
+        tone_plan=config.audio.tone_plan,
+        dial_domain=config.phone.dial_domain,
+    )
+
+
+def user_agent(config: Config) -> UserAgent:
+    account = config.account
+    return UserAgent(
+        AgentConfig(
+            aor=account.aor or DIRECT_AOR,
+            display_name=account.display_name,
+            auth_user=account.auth_user or None,
+            password=account.password or None,
+            registrar=config.server.outbound_address if account.aor else None,
+            register_expires=config.server.register_expires,
+            keepalive_interval=config.server.keepalive_interval,
+        )
+    )
+
+
+def tls_transport(config: Config) -> TlsTransport:
+    server = config.server
+    client = TlsClientConfig(
+        ca_file=server.ca_file or None,
+        pinned_sha256=server.pinned_fingerprint or None,
+        client_cert=server.client_cert or None,
+        client_key=server.client_key or None,
+    )
+    listener = None
+    listen = server.listen_address
+    if listen is not None:
+        if not (server.client_cert and server.client_key):
+            raise ConfigError(
+                "server.listen", "a TLS listener needs server.client_cert and client_key"
+            )
+        listener = TlsServerConfig(
+            cert_file=server.client_cert, key_file=server.client_key, host=listen[0], port=listen[1]
+        )
+    return TlsTransport(client, listener)
+
+
+def zid_cache(config: Config) -> ZidCache:
+    try:
+        from pidphone.drivers.zid_cache import FileZidCache
+    except ImportError:  # pragma: no cover - until the file cache driver exists
+        log.warning("no file ZID cache available: retained secrets last this process only")
+        return MemoryZidCache()
+    return FileZidCache(Path(config.security.zid_cache))
+
+
+def audio_devices(config: Config) -> tuple[AudioDevices, RecordingEarpiece | None]:
+    """The real ALSA devices, or the simulated ones (whose earpiece we can analyse)."""
+    if config.hardware == "simulated":
+        sim = config.sim
+        pcm = Path(sim.audio_in_file).read_bytes() if sim.audio_in_file else b""
+        out = Path(sim.audio_out_file) if sim.audio_out_file else None
+        audio = SimulatedAudio(sim.tone_frequency, in_pcm=pcm, out_file=out)
+        return audio, audio.earpiece
+    from pidphone.drivers.alsa_audio import AlsaAudio  # type: ignore[import-not-found]
+
+    devices: AudioDevices = AlsaAudio(config.audio)
+    return devices, None
+
+
+# --------------------------------------------------------------------------- one run
+
+
+class _Session:
+    """An engine with a listener that prints progress and collects events per call."""
+
+    def __init__(self, config: Config, out: TextIO, as_json: bool) -> None:
+        self.config = config
+        self.out = out
+        self.as_json = as_json
+        self.events: list[tuple[float, EngineEvent]] = []
+        self.changed = asyncio.Event()
+        audio, self.earpiece = audio_devices(config)
+        self.engine = Engine(
+            engine_settings(config),
+            user_agent(config),
+            tls_transport(config),
+            zid_cache(config),
+            open_udp,
+            audio=audio,
+        )
+        self.engine.add_listener(self._on_event)
+
+    def say(self, text: str) -> None:
+        if not self.as_json:
+            print(text, file=self.out, flush=True)
+
+    def _on_event(self, event: EngineEvent) -> None:
+        self.events.append((time.monotonic(), event))
+        self.changed.set()
+        self.say(describe(event))
+
+    async def wait(
+        self, check: Callable[[EngineEvent], bool], timeout: float
+    ) -> EngineEvent | None:
+        """The first event (seen or to come) that passes `check`, or None after `timeout`."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for _, event in self.events[seen:]:
+                if check(event):
+                    return event
+            seen = len(self.events)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), left)
+            except TimeoutError:
+                return None
+
+    async def register(self) -> bool:
+        if self.engine.agent.config.registrar is None:
+            return True
+        event = await self.wait(
+            lambda e: isinstance(e, RegistrationEvent) and e.state != "registering",
+            REGISTER_TIMEOUT,
+        )
+        return isinstance(event, RegistrationEvent) and event.state == "registered"
+
+    async def follow(self, call: Call, duration: float, report: CallReport) -> None:
+        """Wait for the answer, then `duration` seconds or the end, then hang up."""
+        cid = call.call_id
+
+        def mine(kind: type[CallEvent]) -> Callable[[EngineEvent], bool]:
+            return lambda e: isinstance(e, kind) and e.call_id == cid
+
+        def ended(e: EngineEvent) -> bool:
+            return isinstance(e, CallFinished) and e.call_id == cid
+
+        connected = await self.wait(lambda e: mine(CallConnected)(e) or ended(e), ANSWER_TIMEOUT)
+        if connected is None:
+            self.engine.hangup(cid, "No answer")
+        elif isinstance(connected, CallConnected):
+            mark = self.earpiece.mark() if self.earpiece is not None else 0
+            answered = time.monotonic()
+            await self.wait(ended, duration)
+            report.duration = round(time.monotonic() - answered, 2)
+            if self.earpiece is not None:
+                report.received_frequencies = heard_frequencies(self.earpiece.frames[mark:])
+            if call.state != "ended":
+                self.engine.hangup(cid, "Hung up")
+        await self.wait(ended, 5.0)
+        fill_report(report, call, [e for _, e in self.events if getattr(e, "call_id", "") == cid])
+
+
+def describe(event: EngineEvent) -> str:
+    """One progress line per event."""
+    if isinstance(event, RegistrationEvent):
+        return f"registration: {event.state}" + (f" ({event.reason})" if event.reason else "")
+    if isinstance(event, CallIncoming):
+        name = f'"{event.remote_name}" ' if event.remote_name else ""
+        return f"incoming call from {name}{event.remote_uri}"
+    if isinstance(event, CallRinging):
+        return "ringing"
+    if isinstance(event, CallConnected):
+        return "answered; ZRTP key agreement on the media path"
+    if isinstance(event, CallSecure):
+        mark = " (verified)" if event.verified else ""
+        return (
+            f"SECURE  SAS {event.sas} ({event.sas_scheme}){mark}  "
+            f"{event.key_agreement} {event.cipher} {event.auth_tag} {event.hash}"
+        )
+    if isinstance(event, CallInsecure):
+        return f"NOT SECURE: {event.reason}"
+    if isinstance(event, CallMismatch):
+        return "WARNING: cached secret mismatch: possible man in the middle, verify the SAS"
+    if isinstance(event, CallSecurityLost):
+        return f"security lost: {event.reason}"
+    if isinstance(event, CallFinished):
+        return f"call ended: {event.reason}"
+    return type(event).__name__
+
+
+def fill_report(report: CallReport, call: Call, events: list[EngineEvent]) -> None:
+    report.call_id = call.call_id
+    report.remote = call.remote_uri
+    stats = call.media.stats
+    report.packets_sent = stats.packets_sent
+    report.packets_received = stats.packets_received
+    report.packets_lost = stats.packets_lost
+    secured = call.media.secured
+    connected = any(isinstance(e, CallConnected) for e in events)
+    if secured is not None:
+        report.state = "secure"
+        report.sas, report.sas_scheme = secured.sas, secured.sas_scheme
+        report.verified = secured.verified
+        report.cipher, report.auth_tag = secured.cipher, secured.auth_tag
+        report.key_agreement, report.hash = secured.key_agreement, secured.hash
+        report.cache_mismatch = secured.cache_mismatch
+        if call.answered_at is not None and call.secured_at is not None:
+            report.answer_to_sas_ms = round((call.secured_at - call.answered_at) * 1000, 1)
+    elif any(isinstance(e, CallInsecure) for e in events):
+        report.state = "insecure"
+    elif connected:
+        report.state = "unsecured"
+    finished = [e for e in events if isinstance(e, CallFinished)]
+    report.reason = finished[-1].reason if finished else call.end_reason
+    policy = call.settings.media.policy
+    report.ok = report.state == "secure" or (policy == "prefer" and report.state == "insecure")
+
+
+def _print_report(session: _Session, report: CallReport) -> None:
+    if session.as_json:
+        print(json.dumps(asdict(report)), file=session.out, flush=True)
+        return
+    session.say(
+        f"media: {report.packets_sent} packets sent, {report.packets_received} received, "
+        f"{report.packets_lost} lost"
+    )
+    if report.received_frequencies:
+        freqs = ", ".join(f"{f:.0f} Hz" for f in report.received_frequencies)
+        session.say(f"received tones: {freqs}")
+    session.say("result: " + ("OK" if report.ok else f"FAILED ({report.state})"))
+
+
+async def _call(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    session = _Session(config, out, bool(getattr(args, "json", False)))
+    report = CallReport(remote=args.uri)
+    await session.engine.start()
+    try:
+        if not await session.register():
+            report.reason = "registration failed"
+        else:
+            session.say(f"calling {args.uri}")
+            call = await session.engine.place_call(args.uri)
+            await session.follow(call, _duration(args), report)
+    finally:
+        await session.engine.stop()
+    _print_report(session, report)
+    return EXIT_OK if report.ok else EXIT_FAILURE
+
+
+async def _answer(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    session = _Session(config, out, bool(getattr(args, "json", False)))
+    count = int(getattr(args, "count", 1) or 1)
+    ok = True
+    await session.engine.start()
+    try:
+        if not await session.register():
+            report = CallReport(reason="registration failed")
+            _print_report(session, report)
+            return EXIT_FAILURE
+        session.say("waiting for calls")
+        answered: set[str] = set()
+        for _ in range(count):
+            event = await session.wait(
+                lambda e: isinstance(e, CallIncoming) and e.call_id not in answered,
+                float("inf"),
+            )
+            assert isinstance(event, CallIncoming)
+            answered.add(event.call_id)
+            call = session.engine.call(event.call_id)
+            report = CallReport(remote=event.remote_uri)
+            if call is None:
+                report.reason = "the call ended before it could be answered"
+                ok = False
+            else:
+                session.engine.answer(event.call_id)
+                await session.follow(call, _duration(args), report)
+                ok = ok and report.ok
+            _print_report(session, report)
+    finally:
+        await session.engine.stop()
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
+def _duration(args: argparse.Namespace) -> float:
+    value = getattr(args, "duration", None)
+    return DEFAULT_DURATION if value is None else float(value)
+
+
+def run_call(args: argparse.Namespace, config: Config, out: TextIO = sys.stdout) -> int:
+    """`pidphone call URI`: place one call, report it, exit 0 when secured as required."""
+    return asyncio.run(_call(args, config, out))
+
+
+def run_answer(args: argparse.Namespace, config: Config, out: TextIO = sys.stdout) -> int:
+    """`pidphone answer`: answer `--count` incoming calls, reporting each."""
+    return asyncio.run(_answer(args, config, out))

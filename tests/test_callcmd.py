@@ -1,0 +1,128 @@
+"""`pidphone call` against `pidphone answer`: two pidphones over real TLS and UDP on loopback,
+direct (no registrar), simulated audio: ZRTP secures the call, the SAS match, each side hears
+the other's tone, and the JSON reports say so."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from pidphone.callcmd import _answer, _call
+from pidphone.config import Config, SecurityConfig, ServerConfig, SimConfig
+from pidphone.drivers.certs import make_test_pki
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def configs(tmp_path: Path, policy: str = "require") -> tuple[Config, Config, int]:
+    pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
+    port = free_port()
+    callee = Config(
+        hardware="simulated",
+        server=ServerConfig(
+            listen=f"127.0.0.1:{port}",
+            client_cert=str(pki.server_cert),
+            client_key=str(pki.server_key),
+            ca_file=str(pki.ca_cert),
+            keepalive_interval=0,
+        ),
+        security=SecurityConfig(
+            zid_cache=str(tmp_path / "bob-zid.json"),
+            zrtp_policy=policy,  # type: ignore[arg-type]
+        ),
+        sim=SimConfig(tone_frequency=700),
+    )
+    caller = Config(
+        hardware="simulated",
+        server=ServerConfig(ca_file=str(pki.ca_cert), keepalive_interval=0),
+        security=SecurityConfig(
+            zid_cache=str(tmp_path / "alice-zid.json"),
+            zrtp_policy=policy,  # type: ignore[arg-type]
+        ),
+        sim=SimConfig(tone_frequency=1000),
+    )
+    return caller, callee, port
+
+
+async def call_and_answer(
+    caller: Config, callee: Config, port: int, duration: float = 2.0
+) -> tuple[int, str, int, str]:
+    answer_out, call_out = io.StringIO(), io.StringIO()
+    answer_args = argparse.Namespace(count=1, duration=30.0, json=True)
+    call_args = argparse.Namespace(uri=f"sips:bob@127.0.0.1:{port}", duration=duration, json=True)
+    answering = asyncio.create_task(_answer(answer_args, callee, answer_out))
+    await asyncio.sleep(0.3)  # the listener is up
+    call_status = await _call(call_args, caller, call_out)
+    answer_status = await asyncio.wait_for(answering, 10)
+    return call_status, call_out.getvalue(), answer_status, answer_out.getvalue()
+
+
+def test_call_and_answer_over_tls_are_secure_with_tones_both_ways(tmp_path: Path) -> None:
+    caller, callee, port = configs(tmp_path)
+    call_status, call_out, answer_status, answer_out = asyncio.run(
+        call_and_answer(caller, callee, port)
+    )
+    alice = json.loads(call_out)
+    bob = json.loads(answer_out)
+    assert call_status == 0 and answer_status == 0, (call_out, answer_out)
+    assert alice["state"] == bob["state"] == "secure"
+    assert alice["sas"] == bob["sas"] and len(alice["sas"]) == 4
+    assert alice["key_agreement"] == bob["key_agreement"] == "X255"
+    assert alice["cipher"] == "AES3" and alice["auth_tag"] == "HS80"
+    assert abs(alice["received_frequencies"][0] - 700) <= 25
+    assert abs(bob["received_frequencies"][0] - 1000) <= 25
+    assert alice["packets_sent"] > 50 and bob["packets_received"] > 50
+    assert bob["reason"] == "Hung up by peer"
+
+
+def test_second_call_uses_the_retained_secret_from_the_file_cache(tmp_path: Path) -> None:
+    pytest.importorskip("pidphone.drivers.zid_cache")
+    caller, callee, port = configs(tmp_path)
+    first = asyncio.run(call_and_answer(caller, callee, port, duration=0.5))
+    second = asyncio.run(call_and_answer(caller, callee, port, duration=0.5))
+    for status, out in ((first[0], first[1]), (second[0], second[1])):
+        assert status == 0, out
+    assert json.loads(second[1])["cache_mismatch"] is False
+    assert (tmp_path / "alice-zid.json").exists()
+
+
+def test_human_readable_progress(tmp_path: Path) -> None:
+    caller, callee, port = configs(tmp_path)
+
+    async def main() -> str:
+        out = io.StringIO()
+        answering = asyncio.create_task(
+            _answer(argparse.Namespace(count=1, duration=30.0, json=True), callee, io.StringIO())
+        )
+        await asyncio.sleep(0.3)
+        args = argparse.Namespace(uri=f"sips:bob@127.0.0.1:{port}", duration=1.0, json=False)
+        assert await _call(args, caller, out) == 0
+        await answering
+        return out.getvalue()
+
+    text = asyncio.run(main())
+    assert f"calling sips:bob@127.0.0.1:{port}" in text
+    assert "SECURE  SAS " in text
+    assert "result: OK" in text
+    assert "received tones: " in text
+
+
+def test_nobody_listening_fails_with_a_reason(tmp_path: Path) -> None:
+    caller, _, port = configs(tmp_path)
+    out = io.StringIO()
+    args = argparse.Namespace(uri=f"sips:bob@127.0.0.1:{port}", duration=1.0, json=True)
+    status = asyncio.run(_call(args, caller, out))
+    report = json.loads(out.getvalue())
+    assert status == 1
+    assert report["state"] == "failed" and report["reason"]
