@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from pidphone.errors import LocalProtocolError, ProtocolError
 from pidphone.sip import events as ev
-from pidphone.sip.auth import Challenge, DigestCredentials, best_challenge
+from pidphone.sip.auth import Challenge, DigestCredentials, best_challenge, parse_authorization
 from pidphone.sip.dialog import Dialog
 from pidphone.sip.errors import SipParseError
 from pidphone.sip.framing import PING, PONG, Frame, Ping, StreamFramer
@@ -632,7 +632,7 @@ class UserAgent:
             )
 
     def _retry_with_auth(self, call: _Call, resp: Response, now: float) -> bool:
-        if call.state is CallState.ENDED or not self._learn_challenge(resp):
+        if call.state is CallState.ENDED or not self._learn_challenge(call.invite, resp):
             return False
         self._auth_everything = True
         call.auth_attempts += 1
@@ -725,7 +725,7 @@ class UserAgent:
             self._registered(ctx, resp, now)
         elif resp.status in (401, 407):
             reg.auth_attempts += 1
-            if reg.auth_attempts <= 2 and self._learn_challenge(resp):
+            if reg.auth_attempts <= 2 and self._learn_challenge(ctx.tx.request, resp):
                 self._send_register(expires_asked, now)
             elif unregistering:
                 reg.state = RegState.IDLE
@@ -768,7 +768,8 @@ class UserAgent:
         retry_at = self._reg.failed(now, jitter, retry=retry)
         self._events.append(ev.RegistrationFailed(status, reason, retry_at))
 
-    def _learn_challenge(self, resp: Response) -> bool:
+    def _learn_challenge(self, request: Request, resp: Response) -> bool:
+        """Take a 401/407's best challenge; False if we cannot or should not answer it."""
         if self._credentials is None:
             return False
         proxy = resp.status == 407
@@ -780,7 +781,17 @@ class UserAgent:
             except SipParseError:
                 continue
         best = best_challenge(challenges)
-        return best is not None and self._credentials.learn(best)
+        if best is None:
+            return False
+        answered: set[str] = set()
+        for value in request.header_values("Proxy-Authorization" if proxy else "Authorization"):
+            try:
+                params = parse_authorization(value)
+            except SipParseError:
+                continue
+            if params.get("realm") == best.realm and "nonce" in params:
+                answered.add(params["nonce"])
+        return self._credentials.learn(best, answered_nonces=frozenset(answered))
 
     # ------------------------------------------------------------------ building requests
 

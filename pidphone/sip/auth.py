@@ -102,41 +102,39 @@ def digest_response(
 
 
 @dataclass
-class _RealmState:
-    challenge: Challenge
-    nc: int = 0
-
-
-@dataclass
 class DigestCredentials:
-    """A username and password, and the challenges seen per realm (for reuse and nc)."""
+    """A username and password, and the challenges seen per protection space (realm, and
+    whether a proxy or the server asked) for reuse and nonce counting."""
 
     username: str
     password: str = field(repr=False)
-    _realms: dict[str, _RealmState] = field(default_factory=dict, repr=False)
+    _spaces: dict[tuple[str, bool], Challenge] = field(default_factory=dict, repr=False)
+    _nc: dict[str, int] = field(default_factory=dict, repr=False)
+    """Requests sent per nonce: one count even when a 401 and a 407 share a nonce."""
 
-    def learn(self, challenge: Challenge) -> bool:
-        """Record a new challenge. Returns False if it is the same nonce we already answered
-        and not stale: the password is wrong, retrying would loop."""
-        old = self._realms.get(challenge.realm)
-        if old is not None and old.challenge.nonce == challenge.nonce and not challenge.stale:
+    def learn(self, challenge: Challenge, *, answered_nonces: frozenset[str] = frozenset()) -> bool:
+        """Record a challenge to a request that carried credentials with `answered_nonces`.
+
+        Returns False when that request already answered this very nonce and the server does
+        not call it stale: the password is wrong and retrying would loop. (A registrar may
+        challenge an INVITE with 407 reusing the nonce of its 401 to REGISTER: that is a new
+        protection space, not a failure.)"""
+        if challenge.nonce in answered_nonces and not challenge.stale:
             return False
-        self._realms[challenge.realm] = _RealmState(challenge)
+        self._spaces[(challenge.realm, challenge.proxy)] = challenge
+        live = {c.nonce for c in self._spaces.values()}
+        self._nc = {nonce: n for nonce, n in self._nc.items() if nonce in live}
         return True
 
-    def forget(self) -> None:
-        self._realms.clear()
-
     def headers(self, method: str, uri: str, cnonce: str) -> list[tuple[str, str]]:
-        """Authorization / Proxy-Authorization headers for every realm we know."""
+        """Authorization / Proxy-Authorization headers for every protection space we know."""
         out: list[tuple[str, str]] = []
-        for state in self._realms.values():
-            state.nc += 1
-            out.append(self._header(state, method, uri, cnonce))
+        for challenge in self._spaces.values():
+            nc = self._nc[challenge.nonce] = self._nc.get(challenge.nonce, 0) + 1
+            out.append(self._header(challenge, nc, method, uri, cnonce))
         return out
 
-    def _header(self, state: _RealmState, method: str, uri: str, cnonce: str) -> tuple[str, str]:
-        c = state.challenge
+    def _header(self, c: Challenge, nc: int, method: str, uri: str, cnonce: str) -> tuple[str, str]:
         response = digest_response(
             c,
             username=self.username,
@@ -144,7 +142,7 @@ class DigestCredentials:
             method=method,
             uri=uri,
             cnonce=cnonce,
-            nc=state.nc,
+            nc=nc,
         )
         parts = [
             f"username={quote(self.username)}",
@@ -155,7 +153,7 @@ class DigestCredentials:
             f"algorithm={c.algorithm}",
         ]
         if c.qop:
-            parts += [f"cnonce={quote(cnonce)}", "qop=auth", f"nc={state.nc:08x}"]
+            parts += [f"cnonce={quote(cnonce)}", "qop=auth", f"nc={nc:08x}"]
         if c.opaque is not None:
             parts.append(f"opaque={quote(c.opaque)}")
         name = "Proxy-Authorization" if c.proxy else "Authorization"
