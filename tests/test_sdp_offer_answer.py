@@ -314,3 +314,42 @@ def test_any_pair_of_pidphones_agrees(
     assert x.payload_type == y.payload_type
     mirrored = {"sendonly": "recvonly", "recvonly": "sendonly"}
     assert mirrored.get(x.direction, x.direction) == y.direction
+
+
+# linphonec 5.1.65's answer to a pidphone offer (0 8 101), and its hold re-offer, both taken
+# from its debug log in the interop tests.
+LINPHONE_ANSWER_TO_PIDPHONE = (
+    b"v=0\r\n"
+    b"o=linphone 1101 443 IN IP4 127.0.0.1\r\n"
+    b"s=Talk\r\n"
+    b"c=IN IP4 127.0.0.1\r\n"
+    b"t=0 0\r\n"
+    b"m=audio 17078 RTP/AVP 0 8 101\r\n"
+    b"a=rtpmap:101 telephone-event/8000\r\n"
+    b"a=zrtp-hash:1.10 bf804348907db01dadfd33a281e2dda3f3c6cde31e7e996176f6a6c78de43834\r\n"
+)
+LINPHONE_HOLD = LINPHONE_OFFER.replace(b"o=alice 1271 3141", b"o=linphone 1101 444").replace(
+    b"a=rtcp-fb:* trr-int 1000\r\n", b"a=sendonly\r\na=rtcp-fb:* trr-int 1000\r\n"
+)
+
+
+def test_linphone_answer_to_our_offer() -> None:
+    params = negotiate(offer(), SessionDescription.parse(LINPHONE_ANSWER_TO_PIDPHONE))
+    assert params == MediaParams(
+        remote_address=("127.0.0.1", 17078),
+        payload_type=0,
+        codec="PCMU",
+        telephone_event_pt=101,
+        direction="sendrecv",
+        remote_zrtp_hash="bf804348907db01dadfd33a281e2dda3f3c6cde31e7e996176f6a6c78de43834",
+        ptime=20,
+    )
+
+
+def test_answer_to_linphone_hold() -> None:
+    hold = SessionDescription.parse(LINPHONE_HOLD)
+    assert hold.media[0].direction == "sendonly"
+    sd = answer(hold)
+    assert sd.media[0].direction == "recvonly"
+    assert sd.media[0].formats == ("0", "101")
+    assert negotiate(sd, hold).direction == "recvonly"
