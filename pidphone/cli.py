@@ -107,11 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--screens", type=Path, default=None, help="write each screen here as PNG")
     demo.set_defaults(handler=cmd_demo)
 
-    call = sub.add_parser("call", parents=[common], help="place a call from the command line")
+    report = argparse.ArgumentParser(add_help=False)
+    report.add_argument(
+        "--duration", type=float, default=None, help="seconds to stay in each call (default: 10)"
+    )
+    report.add_argument(
+        "--json", action="store_true", help="print one JSON report per call instead of lines"
+    )
+    call = sub.add_parser(
+        "call", parents=[common, report], help="place one call from the command line and report it"
+    )
     call.add_argument("uri", help="SIP address or number to call")
     call.set_defaults(handler=cmd_call)
 
-    answer = sub.add_parser("answer", parents=[common], help="answer the next incoming call")
+    answer = sub.add_parser(
+        "answer", parents=[common, report], help="answer incoming calls and report them"
+    )
+    answer.add_argument("--count", type=int, default=1, help="calls to answer (default: 1)")
     answer.set_defaults(handler=cmd_answer)
 
     render = sub.add_parser("render-screens", help="draw every screen of the phone as PNG")
@@ -126,15 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
     zid.add_argument("--cache", type=Path, default=None, help="cache file (default: from config)")
     zid.set_defaults(handler=lambda _: _usage(zid))
     zsub = zid.add_subparsers(title="zid commands", metavar="ACTION")
-    zsub.add_parser("list", help="list the peers in the cache").set_defaults(handler=cmd_zid_list)
+    zsub.add_parser("list", parents=[common], help="list the peers in the cache").set_defaults(
+        handler=cmd_zid_list
+    )
     peer_help = "a peer: its ZID in hex, a unique hex prefix, or its name"
-    verify = zsub.add_parser("verify", help="mark a peer's SAS as compared and matching")
+    verify = zsub.add_parser(
+        "verify", parents=[common], help="mark a peer's SAS as compared and matching"
+    )
     verify.add_argument("peer", help=peer_help)
     verify.set_defaults(handler=cmd_zid_verify)
-    forget = zsub.add_parser("forget", help="erase a peer: its secrets and its verified flag")
+    forget = zsub.add_parser(
+        "forget", parents=[common], help="erase a peer: its secrets and its verified flag"
+    )
     forget.add_argument("peer", help=peer_help)
     forget.set_defaults(handler=cmd_zid_forget)
-    name = zsub.add_parser("name", help="give a peer a name")
+    name = zsub.add_parser("name", parents=[common], help="give a peer a name")
     name.add_argument("peer", help=peer_help)
     name.add_argument("name", help="the name to show for this peer")
     name.set_defaults(handler=cmd_zid_name)
@@ -194,11 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         elif result.outcome is not Outcome.ABSENT:
             log.error("provisioning: %s", result.message)
             provisioning_error = result.message
-    try:
-        config = load_config(path, warn=log.warning)
-    except ConfigError as exc:
-        log.error("configuration error: %s", exc)
-        raise
+    config = load_config(path, warn=log.warning)  # a ConfigError exits 78 in main()
     setup_logging(config.logging.level)
     run = _lazy("pidphone.daemon", "run")
 

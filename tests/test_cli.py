@@ -159,11 +159,11 @@ def test_subcommands_dispatch_to_their_modules(
     calls: list[tuple[str, object]] = []
 
     def fake_call(args: argparse.Namespace, config: Config) -> int:
-        calls.append(("call", (args.uri, config.hardware)))
+        calls.append(("call", (args.uri, args.duration, args.json, config.hardware)))
         return 0
 
     def fake_answer(args: argparse.Namespace, config: Config) -> int:
-        calls.append(("answer", config.account.aor))
+        calls.append(("answer", (args.count, args.duration, config.account.aor)))
         return 3
 
     def fake_demo(args: argparse.Namespace) -> int:
@@ -184,13 +184,15 @@ def test_subcommands_dispatch_to_their_modules(
 
     monkeypatch.setattr(cli, "_lazy", fake_lazy)
     path = write(tmp_path, GOOD)
-    assert cli.main(["call", "-c", str(path), "sip:bob@example.org"]) == 0
-    assert cli.main(["answer", "-c", str(path)]) == 3
+    assert (
+        cli.main(["call", "-c", str(path), "sip:bob@example.org", "--duration", "4", "--json"]) == 0
+    )
+    assert cli.main(["answer", "--config", str(path), "--count", "2"]) == 3
     assert cli.main(["demo", "--screens", str(tmp_path)]) == 0
     assert cli.main(["render-screens", str(tmp_path)]) == 0
     assert calls == [
-        ("call", ("sip:bob@example.org", "simulated")),
-        ("answer", "sip:alice@example.org"),
+        ("call", ("sip:bob@example.org", 4.0, True, "simulated")),
+        ("answer", (2, None, "sip:alice@example.org")),
         ("demo", tmp_path),
         ("render", tmp_path),
     ]

@@ -152,7 +152,9 @@ def test_command_line_uses_the_cache_from_config(
     monkeypatch.setattr(cli, "_lazy", opener)
     assert cli.main(["zid", "-c", str(config), "list"]) == 0
     assert caches[-1].path == cache_file
-    assert "our ZID: 00112233445566778899aabb" in capsys.readouterr().out
+    assert cli.main(["zid", "list", "--config", str(config)]) == 0
+    assert caches[-1].path == cache_file
+    assert capsys.readouterr().out.count("our ZID: 00112233445566778899aabb") == 2
     assert cli.main(["zid", "--cache", str(cache_file), "verify", "carol"]) == 0
     assert cli.main(["zid", "--cache", str(cache_file), "name", "carol", "Carol"]) == 0
     assert cli.main(["zid", "--cache", str(cache_file), "forget", "ca2"]) == 0
