@@ -1,0 +1,418 @@
+"""Helpers for the interop tests and the call benchmark: pidphone against linphonec (bzrtp)
+and against itself, through Kamailio over TLS.
+
+    suite = ZrtpSuite("X255", "AES3", "HS32", "S384", "B256")
+    peer = InteropLinphone(workdir, "linphone", "linphonepw", ca_file=pki.ca_cert,
+                           media_encryption="zrtp", extra_sip=suite.linphone_sip())
+    config = write_config(workdir / "alice.toml", "alice", "alicepw", pki=pki, suite=suite)
+    call = PidphoneRun.call(config, peer.uri, duration=4)      # `pidphone call --json`
+    report = call.result()                                     # the JSON object, as a dict
+
+pidphone runs as a subprocess of the test (`python -m pidphone.cli`), started from the thread
+that is inside the private network namespace, so it sees the same loopback as Kamailio and
+linphonec. Every process runs under `timeout` and is stopped by its own PID.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import time
+import wave
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pidphone.audio.analysis import dominant_frequencies
+from pidphone.drivers.certs import Pki
+from tests.peers.linphone import Linphone
+
+REPO = Path(__file__).resolve().parents[2]
+
+PIDPHONE_LIFETIME = 180
+"""Seconds after which `timeout` kills a pidphone process whatever happens to the test."""
+
+TONE_TOLERANCE = 15.0
+"""Hz a received tone may be off (the analysis is good to a fraction of a 7.8 Hz bin)."""
+
+# --------------------------------------------------------------------------- ZRTP suites
+
+_LINPHONE_KEYS = {
+    "key_agreement": ("zrtp_key_agreements_suites", "MS_ZRTP_KEY_AGREEMENT_"),
+    "cipher": ("zrtp_cipher_suites", "MS_ZRTP_CIPHER_"),
+    "auth_tag": ("zrtp_auth_suites", "MS_ZRTP_AUTHTAG_"),
+    "hash": ("zrtp_hash_suites", "MS_ZRTP_HASH_"),
+    "sas": ("zrtp_sas_suites", "MS_ZRTP_SAS_"),
+}
+
+LINPHONE_NAMES = {
+    "DH3k": "DHM-3072",
+    "DH2k": "DHM-2048",
+    "X255": "ECDH-255",
+    "X448": "ECDH-448",
+    "AES1": "AES-128",
+    "AES3": "AES-256",
+    "HS32": "HMAC-SHA1-32",
+    "HS80": "HMAC-SHA1-80",
+    "S256": "SHA-256",
+    "S384": "SHA-384",
+    "B32": "Base32",
+    "B256": "PGP-WordList",
+}
+"""RFC 6189 type names → how liblinphone writes them in "ZRTP algo used during negotiation"."""
+
+
+@dataclass(frozen=True)
+class ZrtpSuite:
+    """One ZRTP algorithm of each kind (RFC 6189 §5.1.2-§5.1.6), offered first by both sides,
+    so the exchange has to pick exactly these."""
+
+    key_agreement: str
+    cipher: str
+    auth_tag: str
+    hash: str
+    sas: str
+
+    @property
+    def label(self) -> str:
+        return "-".join((self.key_agreement, self.cipher, self.auth_tag, self.hash, self.sas))
+
+    def linphone_sip(self) -> dict[str, str]:
+        """The [sip] keys that make linphonec offer only this suite (bzrtp adds the
+        mandatory DH3k, AES1, HS32/HS80, S256, B32 itself)."""
+        return {
+            key: prefix + getattr(self, kind).upper()
+            for kind, (key, prefix) in _LINPHONE_KEYS.items()
+        }
+
+    def linphone_names(self) -> dict[str, str]:
+        """What linphonec's debug log should say was negotiated, by `ZrtpAlgorithms` field."""
+        return {
+            "key_agreement": LINPHONE_NAMES[self.key_agreement],
+            "cipher": LINPHONE_NAMES[self.cipher],
+            "auth_tag": LINPHONE_NAMES[self.auth_tag],
+            "hash": LINPHONE_NAMES[self.hash],
+            "sas_rendering": LINPHONE_NAMES[self.sas],
+        }
+
+
+DEFAULT_SUITE = ZrtpSuite("DH3k", "AES1", "HS80", "S256", "B32")
+"""What bzrtp negotiates with its default Hello (shared/notes/real-peers.md §3)."""
+
+
+# --------------------------------------------------------------------------- linphonec
+
+PCMU_ONLY = (
+    ("PCMU", 8000, 1, True),
+    ("PCMA", 8000, 1, False),
+    ("opus", 48000, 2, False),
+    ("speex", 16000, 1, False),
+    ("speex", 8000, 1, False),
+    ("speex", 32000, 1, False),
+    ("G729", 8000, 1, False),
+)
+"""[audio_codec_N] sections that leave linphonec with PCMU alone (plus telephone-event)."""
+
+
+class InteropLinphone(Linphone):
+    """linphonec with an optional fixed codec list: `codecs` holds (mime, rate, channels,
+    enabled) rows written as [audio_codec_N] sections."""
+
+    def __init__(
+        self,
+        *args: Any,
+        codecs: Sequence[tuple[str, int, int, bool]] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.codecs = tuple(codecs)
+
+    def linphonerc(self) -> str:
+        sections = "".join(
+            f"\n[audio_codec_{index}]\nmime={mime}\nrate={rate}\nchannels={channels}\n"
+            f"enabled={int(enabled)}\n"
+            for index, (mime, rate, channels, enabled) in enumerate(self.codecs)
+        )
+        return super().linphonerc() + sections
+
+    def linphonec_pid(self) -> int | None:
+        """The PID of linphonec itself (the started process is `timeout`, its parent)."""
+        if self.process is None:
+            return None
+        return only_child(self.process.pid)
+
+    def log_times(self, pattern: str) -> list[float]:
+        """Wall-clock times (epoch seconds) of the debug-log lines matching `pattern`."""
+        found = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}) .*" + pattern, re.M)
+        return [log_time(stamp) for stamp in found.findall(self.log())]
+
+    def connected_times(self) -> list[float]:
+        """When each call reached Connected: the 200 OK sent (callee) or received (caller)."""
+        return self.log_times(r"moving from state LinphoneCall\w+ to LinphoneCallConnected")
+
+    def sas_times(self) -> list[float]:
+        """When each ZRTP exchange made the SAS known."""
+        return self.log_times(r"ZRTP secrets on: SAS is ")
+
+
+def log_time(stamp: str) -> float:
+    """Epoch seconds of a liblinphone log stamp "2026-11-27 07:43:54:924" (local time)."""
+    day, _, millis = stamp.rpartition(":")
+    return datetime.strptime(day, "%Y-%m-%d %H:%M:%S").timestamp() + int(millis) / 1000
+
+
+def only_child(pid: int) -> int | None:
+    """The first child of `pid` (Linux /proc), or None when it has none."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+def write_tone(path: Path, frequency: float, seconds: float, rate: int = 8000) -> Path:
+    """A mono 16-bit sine WAV for linphonec's `play` (its file card resamples as needed)."""
+    step = 2 * math.pi * frequency / rate
+    samples = [int(12000 * math.sin(step * i)) for i in range(int(rate * seconds))]
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+    return path
+
+
+def wav_frequencies(path: Path, skip: float = 0.5) -> list[float]:
+    """The dominant tones of a linphonec recording, leaving out its first `skip` seconds
+    (the time before ZRTP completed, when nothing was heard)."""
+    with wave.open(str(path), "rb") as heard:
+        rate, channels = heard.getframerate(), heard.getnchannels()
+        pcm = heard.readframes(heard.getnframes())
+    if channels > 1:
+        width = 2 * channels
+        pcm = b"".join(pcm[i : i + 2] for i in range(0, len(pcm) - width + 1, width))
+    return dominant_frequencies(pcm[int(skip * rate) * 2 :], rate)
+
+
+def has_tone(frequencies: Iterable[float], expected: float) -> bool:
+    """Whether one of `frequencies` is `expected` within TONE_TOLERANCE."""
+    return any(abs(found - expected) <= TONE_TOLERANCE for found in frequencies)
+
+
+def same_sas(ours: str, theirs: str) -> bool:
+    """SAS equality across renderings: linphonec writes B256 as "word1:word2", B32 as four
+    characters; case and separators do not count."""
+
+    def words(text: str) -> list[str]:
+        return [part for part in re.split(r"[^0-9a-z]+", text.lower()) if part]
+
+    return bool(words(ours)) and words(ours) == words(theirs)
+
+
+# --------------------------------------------------------------------------- pidphone
+
+
+def write_config(
+    path: Path,
+    user: str,
+    password: str,
+    *,
+    pki: Pki,
+    registrar: tuple[str, int] = ("127.0.0.1", 5061),
+    suite: ZrtpSuite | None = None,
+    policy: str = "require",
+    tone: float = 1000.0,
+    zid_cache: Path | None = None,
+    hello_timeout: float = 5.0,
+    codecs: Sequence[str] = ("PCMU", "PCMA"),
+    log_level: str = "info",
+) -> Path:
+    """A pidphone config for one Kamailio account with simulated audio sending `tone` Hz.
+    `suite` puts those ZRTP algorithms first (the mandatory ones follow by themselves)."""
+    security = ""
+    if suite is not None:
+        security = "".join(
+            f'{kind} = ["{getattr(suite, kind)}"]\n'
+            for kind in ("key_agreement", "cipher", "auth_tag", "hash", "sas")
+        )
+    cache = zid_cache or path.with_suffix(".zid.json")
+    text = f"""hardware = "simulated"
+
+[account]
+aor = "sip:{user}@{registrar[0]}"
+password = "{password}"
+display_name = "{user.capitalize()}"
+
+[server]
+registrar = "{registrar[0]}:{registrar[1]}"
+ca_file = "{pki.ca_cert}"
+
+[security]
+zrtp_policy = "{policy}"
+zid_cache = "{cache}"
+hello_timeout = {hello_timeout}
+{security}
+[audio]
+codecs = [{", ".join(f'"{codec}"' for codec in codecs)}]
+
+[sim]
+tone_frequency = {tone}
+
+[logging]
+level = "{log_level}"
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    return path
+
+
+class PidphoneError(RuntimeError):
+    """A pidphone process did not give a report; the message quotes its output."""
+
+
+def pidphone_command(*args: str) -> list[str]:
+    """`pidphone ARGS` with this interpreter, bounded by `timeout`."""
+    return [
+        "timeout",
+        "--kill-after=5",
+        str(PIDPHONE_LIFETIME),
+        sys.executable,
+        "-m",
+        "pidphone.cli",
+        *args,
+    ]
+
+
+class PidphoneRun:
+    """One `pidphone call` or `pidphone answer` subprocess with --json."""
+
+    def __init__(self, args: Sequence[str], workdir: Path, name: str) -> None:
+        self.args = list(args)
+        self.stdout_path = workdir / f"{name}.out"
+        self.stderr_path = workdir / f"{name}.err"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(REPO)
+        env.pop("PIDPHONE_CONFIG", None)
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.process = subprocess.Popen(
+                pidphone_command(*self.args),
+                cwd=workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+            )
+        self.returncode: int | None = None
+
+    @classmethod
+    def call(cls, config: Path, uri: str, *, duration: float, name: str = "call") -> PidphoneRun:
+        args = ["call", uri, "--config", str(config), "--duration", f"{duration:g}", "--json"]
+        return cls(args, config.parent, name)
+
+    @classmethod
+    def answer(
+        cls, config: Path, *, duration: float, count: int = 1, name: str = "answer"
+    ) -> PidphoneRun:
+        args = ["answer", "--config", str(config), "--count", str(count)]
+        args += ["--duration", f"{duration:g}", "--json"]
+        return cls(args, config.parent, name)
+
+    @property
+    def pid(self) -> int | None:
+        """The PID of the Python process itself (the one started is `timeout`)."""
+        return only_child(self.process.pid)
+
+    def output(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def errors(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        try:
+            self.returncode = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise PidphoneError(
+                f"pidphone {' '.join(self.args[:2])} still running after {timeout} s:\n"
+                f"{self.describe()}"
+            ) from None
+        return self.returncode
+
+    def stop(self) -> None:
+        """SIGTERM then SIGKILL to the PID started here (timeout passes SIGTERM on)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.returncode = self.process.returncode
+
+    def reports(self) -> list[dict[str, Any]]:
+        """Every JSON object printed on stdout (one per call; `answer --count N` prints N)."""
+        decoder = json.JSONDecoder()
+        text, index = self.output(), 0
+        found: list[dict[str, Any]] = []
+        while True:
+            start = text.find("{", index)
+            if start < 0:
+                return found
+            try:
+                value, index = decoder.raw_decode(text, start)
+            except json.JSONDecodeError:
+                index = start + 1
+                continue
+            if isinstance(value, dict):
+                found.append(value)
+
+    def result(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait for the exit and return the (last) report."""
+        self.wait(timeout)
+        found = self.reports()
+        if not found:
+            raise PidphoneError(f"pidphone printed no JSON report:\n{self.describe()}")
+        return found[-1]
+
+    def describe(self) -> str:
+        """Exit status, stdout and the end of stderr, for assertion messages."""
+        return (
+            f"exit status {self.process.returncode}\n--- stdout\n{self.output()[-3000:]}\n"
+            f"--- stderr\n{self.errors()[-5000:]}"
+        )
+
+
+def pidphone_zid(
+    config: Path, *args: str, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
+    """`pidphone zid ARGS --config CONFIG` (list, verify PEER ...)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run(
+        pidphone_command("zid", "--config", str(config), *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )
+
+
+def wait_for(done: Callable[[], bool], what: str, timeout: float) -> None:
+    """Poll the zero-argument callable `done` until true, else AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout} s")
+        time.sleep(0.05)
