@@ -370,8 +370,15 @@ def test_keepalive_ping_is_answered() -> None:
     alice.invite("sip:bob@127.0.0.1:5062", OFFER, 0.0)
     net.run(0.0)
     advance(net, [alice, bob], 30.0)
-    pings = [(src, data) for src, _, data in net.wire if data in (b"\r\n\r\n", b"\r\n")]
-    assert (b"\r\n\r\n" in [d for _, d in pings]) and (b"\r\n" in [d for _, d in pings])
+    keepalives = [data for _, _, data in net.wire if data in (b"\r\n\r\n", b"\r\n")]
+    assert keepalives == [b"\r\n\r\n", b"\r\n"]
+    # once the peer has answered pings, a missing pong fails the flow (RFC 5626 §4.4.1)
+    net.drop = lambda data: data == b"\r\n"
+    advance(net, [alice, bob], 69.9)
+    assert alice.flows_to_close() == []
+    advance(net, [alice, bob], 70.0)
+    assert alice.flows_to_close() == [BOB_ADDR]
+    assert ev.FlowFailed(BOB_ADDR, "no answer to the keep-alive") in events(alice)
 
 
 # ------------------------------------------------------------------ calls
@@ -447,7 +454,6 @@ def test_call_rejected(status: int, reason: str) -> None:
     assert events(bob) == [ev.CallEnded(call_id, status, reason, False)]
     ack = parse_message(net.wire[-1][2])
     assert isinstance(ack, Request) and ack.method == "ACK"
-    assert bob.get_timer() == 30.0  # the ACK ended Timer H; only the keep-alive is left
 
 
 def test_cancel_after_ringing() -> None:
@@ -908,3 +914,13 @@ def test_invite_answers_a_407_challenge() -> None:
     )  # fmt: skip
     assert auth["response"] == expected
     assert events(alice) == [ev.CallEnded(call_id, 486, "Busy Here", True)]
+
+
+def test_unregister_while_the_first_register_is_out() -> None:
+    net, alice, registrar = registered_alice()
+    alice.register(0.0)
+    alice.unregister(0.0)
+    net.run(0.0)
+    assert events(alice) == [ev.Unregistered()]
+    assert registrar.bindings == {}
+    assert alice.get_timer() == 30.0  # no refresh planned

@@ -31,7 +31,7 @@ from pidphone.sip import events as ev
 from pidphone.sip.auth import Challenge, DigestCredentials, best_challenge, parse_authorization
 from pidphone.sip.dialog import Dialog
 from pidphone.sip.errors import SipParseError
-from pidphone.sip.framing import PING, PONG, Frame, Ping, StreamFramer
+from pidphone.sip.framing import PING, PONG, Frame, Ping, Pong, StreamFramer
 from pidphone.sip.headers import Via, split_list
 from pidphone.sip.message import (
     Header,
@@ -62,6 +62,8 @@ KNOWN_NOT_ALLOWED = frozenset(
     {"REGISTER", "PRACK", "UPDATE", "INFO", "REFER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "PUBLISH"}
 )
 """Methods we recognise but do not serve: 405 with Allow (§8.2.1); any other method gets 501."""
+PONG_TIMEOUT = 10.0
+"""RFC 5626 §4.4.1: a flow whose ping gets no pong within 10 s has failed."""
 LINGER = 64 * T1
 """How long an ended call is kept to absorb late responses and retransmissions."""
 
@@ -160,6 +162,9 @@ class _Flow:
     local: Address | None = None
     pending: list[_Deferred] = field(default_factory=list)
     next_ping: float | None = None
+    pong_due: float | None = None
+    answers_pings: bool = False
+    """The peer has answered a ping before, so a missing pong means a dead flow."""
 
 
 class UserAgent:
@@ -200,9 +205,12 @@ class UserAgent:
     # ------------------------------------------------------------------ transport side
 
     def connection_made(self, peer: Address, local: Address, now: float) -> None:
+        """A connection is up: one we asked for (pings go out on it every
+        `keepalive_interval`, RFC 5626 §3.5.1) or one a peer opened to our listener."""
+        asked_for = peer in self._flows
         flow = self._flows.setdefault(peer, _Flow())
         flow.local = local
-        if self.config.keepalive_interval > 0:
+        if asked_for and self.config.keepalive_interval > 0:
             flow.next_ping = now + self.config.keepalive_interval
         pending, flow.pending = flow.pending, []
         for item in pending:
@@ -237,6 +245,9 @@ class UserAgent:
                 return
             if isinstance(item, Ping):
                 self._out.append((peer, PONG))
+            elif isinstance(item, Pong):
+                flow.answers_pings = True
+                flow.pong_due = None
             elif isinstance(item, Frame):
                 self._receive_message(peer, item.data, now)
 
@@ -258,6 +269,7 @@ class UserAgent:
         ]
         times += [tx.deadline for tx, _ in self._server.values() if tx.deadline is not None]
         times += [f.next_ping for f in self._flows.values() if f.next_ping is not None and f.local]
+        times += [f.pong_due for f in self._flows.values() if f.pong_due is not None]
         for t in (self._reg.refresh_at, self._reg.retry_at):
             if t is not None:
                 times.append(t)
@@ -282,6 +294,11 @@ class UserAgent:
                 self._out.append((peer, PING))
                 flow.framer.ping_sent()
                 flow.next_ping = now + self.config.keepalive_interval
+                if flow.answers_pings:
+                    flow.pong_due = now + PONG_TIMEOUT
+            if flow.pong_due is not None and flow.pong_due <= now:
+                flow.pong_due = None
+                self._fail_flow(peer, "no answer to the keep-alive")
         reg = self._reg
         if reg.retry_at is not None and reg.retry_at <= now:
             reg.retry_at = None
@@ -386,6 +403,7 @@ class UserAgent:
             raise LocalProtocolError(f"call {call_id} already has a re-INVITE in progress")
         call.reinvite_sdp = sdp
         call.glare_retries = 0
+        call.reinvite_retry_at = None
         self._send_reinvite(call, now)
 
     def accept_reinvite(self, call_id: str, sdp: bytes, now: float) -> None:
@@ -711,9 +729,11 @@ class UserAgent:
         self, ctx: _ClientTx, resp: Response | None, reason: str, now: float
     ) -> None:
         reg = self._reg
-        unregistering = reg.state is RegState.UNREGISTERING
         if resp is not None and resp.status < 200:
             return
+        unregistering = ctx.tx.request.header("Expires") == "0"
+        if unregistering != (reg.state is RegState.UNREGISTERING):
+            return  # the answer to a REGISTER overtaken by unregister() (or the reverse)
         if unregistering and (resp is None or resp.status not in (401, 407)):
             reg.state = RegState.IDLE
             self._events.append(ev.Unregistered())
