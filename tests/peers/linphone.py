@@ -1,12 +1,17 @@
 """Headless linphonec (liblinphone 5.1, bzrtp) as a test peer.
 
-    phone = Linphone(workdir, "bob", "bobpw", ca_file=pki.ca_cert, auto_answer=True)
+    phone = Linphone(workdir, "bob", "bobpw", ca_file=pki.ca_cert, auto_answer=True,
+                     media_encryption="zrtp", encryption_mandatory=True,
+                     extra_sip={"zrtp_key_agreements_suites": "MS_ZRTP_KEY_AGREEMENT_X255"})
     phone.start()                       # fresh HOME and linphonerc every time (pitfall P2)
     phone.wait_registered()
-    phone.use_files(play=tone_wav, record=workdir / "heard.wav")   # no sound card (P5)
+    tone = write_tone(workdir / "700.wav", 700)                    # tests.peers.wav
+    phone.use_files(play=tone, record=workdir / "heard.wav")       # no sound card (P5)
     phone.call("sip:alice@127.0.0.1")  # or wait_call_state("IncomingReceived"); answer()
     phone.wait_call_state("StreamsRunning")
-    phone.zrtp_secrets()               # [ZrtpSecrets(sas="a6ew", previously_verified=False)]
+    phone.wait_zrtp()                  # ZrtpSecrets(sas="a6ew", previously_verified=False)
+    phone.zrtp_algorithms()            # ZrtpAlgorithms(cipher="AES-128", key_agreement=...)
+    phone.set_sas_verified()           # zrtp-set-verified: the next call says verified
     phone.terminate()
     phone.stop()
 
@@ -19,14 +24,11 @@ Use it inside `tests.peers.netns.private_network()`.
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import time
-import wave
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,20 +67,6 @@ class ZrtpAlgorithms:
     hash: str
     auth_tag: str
     sas_rendering: str
-
-
-def write_tone(path: Path, frequency: float, seconds: float = 30.0, rate: int = 16000) -> Path:
-    """A mono 16-bit sine WAV for `play` (linphonec's file card resamples as needed)."""
-    frames = b"".join(
-        struct.pack("<h", int(12000 * math.sin(2 * math.pi * frequency * i / rate)))
-        for i in range(int(rate * seconds))
-    )
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(frames)
-    return path
 
 
 class Linphone:
