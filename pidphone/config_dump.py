@@ -7,7 +7,6 @@ derived values included — and it loads back to the same config (except the mas
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -43,7 +42,32 @@ def _masked(value: Any, f: dataclasses.Field[Any]) -> Any:
 
 
 def _key(name: str) -> str:
-    return name if _BARE_KEY.match(name) else json.dumps(name)
+    return name if _BARE_KEY.match(name) else _string(name)
+
+
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def _string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters (U+0000-U+001F and
+    U+007F, which TOML forbids raw) escaped."""
+    out = []
+    for c in text:
+        if c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\u{ord(c):04X}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
 
 
 def _value(value: Any) -> str:
@@ -52,8 +76,7 @@ def _value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        # A JSON string with non-ASCII kept is a valid TOML basic string.
-        return json.dumps(value, ensure_ascii=False)
+        return _string(value)
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
