@@ -609,7 +609,10 @@ def raw_request(method: str, extra: str = "", to_tag: str = "") -> bytes:
         "Max-Forwards: 70\r\n"
         f"{extra}Content-Length: 0\r\n\r\n"
     )
-    return text.encode()
+    data = text.encode()
+    if "Content-Type" in extra:
+        data = data.replace(b"Content-Length: 0\r\n\r\n", b"Content-Length: 3\r\n\r\nv=0")
+    return data
 
 
 def answer_to(bob: UserAgent, data: bytes) -> Response:
@@ -643,6 +646,8 @@ def test_options_answered_with_allow_and_accept() -> None:
         ("BYE", "", ";tag=nope", 481),
         ("INVITE", "", ";tag=nope", 481),
         ("OPTIONS", "Require: 100rel\r\n", "", 420),
+        ("INVITE", "Content-Type: text/plain\r\n", "", 415),
+        ("INVITE", "Content-Type: application/sdp\r\ne: gzip\r\n", "", 415),
         ("OPTIONS", "Contact: <sips:broken\r\n", "", 400),
         ("OPTIONS", "Expires: soon\r\n", "", 400),
     ],

@@ -465,6 +465,9 @@ class UserAgent:
         if unsupported:
             self._reject(peer, req, 420, [("Unsupported", ", ".join(unsupported))])
             return
+        if req.method == "INVITE" and req.body and not _is_plain_sdp(req):
+            self._reject(peer, req, 415, [("Accept", "application/sdp")])
+            return
         if req.to.tag is not None:
             self._receive_in_dialog(peer, req, now)
         elif req.method == "INVITE":
@@ -1172,6 +1175,13 @@ class UserAgent:
 
     def _token(self, nbytes: int) -> str:
         return self._random(nbytes).hex()
+
+
+def _is_plain_sdp(req: Request) -> bool:
+    """§8.2.3: the only body we understand is an uncompressed application/sdp."""
+    media_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
+    encodings = [e.lower() for e in req.header_values("Content-Encoding")]
+    return media_type == "application/sdp" and all(e == "identity" for e in encodings)
 
 
 def _bracket(host: str) -> str:
