@@ -286,14 +286,10 @@ async def call_up_registered(alice: Phone, bob: Phone) -> tuple[str, str]:
     return call_id, incoming.call_id
 
 
-@pytest.mark.xfail(
-    reason="the agent takes Kamailio's 407, which reuses the 401's nonce for the same realm, "
-    "for a wrong password (pidphone/sip/auth.py keys challenges by realm only)",
-    strict=False,
-)
 def test_call_with_proxy_authentication(
     network: None, pki: Pki, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    """Kamailio challenges the INVITE with 407, reusing the nonce of its 401 for REGISTER."""
     proxy = Kamailio(
         tmp_path_factory.mktemp("kamailio407"), pki, tls_port=5071, udp_port=5070, invite_auth=True
     )
