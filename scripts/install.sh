@@ -89,7 +89,7 @@ done
 
 # 4. The config directory. The config itself is yours to write (or to provision headless);
 #    an existing one is never touched.
-run install -d -m 0750 -o root -g "$SERVICE_USER" "$CONFIG_DIR"
+run install -d -m 0755 -o root -g root "$CONFIG_DIR"
 run install -m 0644 "$SOURCE/examples/pidphone.toml" "$CONFIG_DIR/pidphone.toml.example"
 if [ ! -e "$CONFIG_DIR/pidphone.toml" ]; then
   say "no $CONFIG_DIR/pidphone.toml yet: copy $CONFIG_DIR/pidphone.toml.example and edit it,"
