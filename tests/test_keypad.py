@@ -81,6 +81,7 @@ class Rig:
             COLUMNS,
             KEYMAP,
             hook_pin=HOOK_PIN,
+            hook_closed_when="on_hook",
             buttons=BUTTONS,
             timing=TIMING,
             pin_factory=self.factory,
@@ -212,7 +213,7 @@ def test_busy_pin_closes_everything_and_names_the_config_key() -> None:
     factory.pin(16)  # not busy by itself; make the column pin unusable instead
     with pytest.raises(DeviceError) as info:
         MatrixKeypad(ROWS, [12, 12], [["1", "2"]] * 4, pin_factory=factory)
-    assert info.value.config_key == "keypad.columns[1]"
+    assert info.value.config_key == "keypad.cols[1]"
     assert "GPIO12" in str(info.value)
     # every pin it had opened is free again
     keypad = MatrixKeypad(ROWS, [12], [["1"]] * 4, pin_factory=factory)
@@ -223,3 +224,16 @@ def test_keymap_must_match_the_pins() -> None:
     with pytest.raises(DeviceError) as info:
         MatrixKeypad([1, 2], [3], [["1"]], pin_factory=MockFactory())
     assert info.value.config_key == "keypad.keymap"
+
+
+def test_hook_switch_that_closes_when_lifted() -> None:
+    factory = MockFactory()
+    hook = factory.pin(HOOK_PIN)
+    keypad = MatrixKeypad([], [], [], hook_pin=HOOK_PIN, timing=TIMING, pin_factory=factory)
+    try:
+        assert not keypad.off_hook()  # open switch, pulled up: the handset is down
+        hook.drive_low()
+        assert keypad.poll(0.0) == []
+        assert keypad.poll(0.05) == [HookEvent(off_hook=True)]
+    finally:
+        keypad.close()

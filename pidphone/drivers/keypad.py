@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from gpiozero import Device, DigitalInputDevice, DigitalOutputDevice
 from gpiozero.exc import GPIOZeroError
@@ -67,9 +67,10 @@ class _Contact:
 class MatrixKeypad:
     """A scanned 4x3/4x4 matrix plus push buttons for the hook and the function keys.
 
-    `keymap[r][c]` names the key at row r, column c. `buttons` maps a key name to its BCM pin.
-    The hook switch closes (reads pressed) while the handset rests on it, unless
-    `hook_closed_when_on_hook` is false. `poll(now)` does one scan; `start` runs it on a thread.
+    `keymap[r][c]` names the key at row r, column c. `buttons` maps a function key name to its
+    BCM pin. `hook_closed_when` says whether the hook switch closes when the handset is lifted
+    or put down. `poll(now)` does one scan; `start` runs it on a thread. The config keys in
+    errors are those of the `[keypad]` table (`keypad.rows[1]`, `keypad.function_keys.hold`).
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class MatrixKeypad:
         keymap: Sequence[Sequence[str]],
         *,
         hook_pin: int | None = None,
-        hook_closed_when_on_hook: bool = True,
+        hook_closed_when: Literal["off_hook", "on_hook"] = "off_hook",
         buttons: Mapping[str, int] | None = None,
         timing: KeypadTiming | None = None,
         pin_factory: Factory | None = None,
@@ -91,7 +92,7 @@ class MatrixKeypad:
         self.timing = timing or KeypadTiming()
         self._clock = clock
         self._keymap = [list(row) for row in keymap]
-        self._hook_closed_when_on_hook = hook_closed_when_on_hook
+        self._hook_closed_on_hook = hook_closed_when == "on_hook"
         self._devices: list[Device] = []
         self._buttons: dict[str, DigitalInputDevice] = {}
         self._sink: Callable[[InputEvent], None] | None = None
@@ -109,7 +110,7 @@ class MatrixKeypad:
             self._columns = [
                 self._open(
                     partial(DigitalInputDevice, pin, pull_up=True, pin_factory=pin_factory),
-                    f"{config_key}.columns[{i}]",
+                    f"{config_key}.cols[{i}]",
                     pin,
                 )
                 for i, pin in enumerate(columns)
@@ -118,7 +119,11 @@ class MatrixKeypad:
             if hook_pin is not None:
                 named[HOOK] = hook_pin
             for name, pin in named.items():
-                key = f"{config_key}.hook_pin" if name == HOOK else f"{config_key}.buttons.{name}"
+                key = (
+                    f"{config_key}.hook_pin"
+                    if name == HOOK
+                    else f"{config_key}.function_keys.{name}"
+                )
                 self._buttons[name] = self._open(
                     partial(DigitalInputDevice, pin, pull_up=True, pin_factory=pin_factory),
                     key,
@@ -155,7 +160,7 @@ class MatrixKeypad:
 
     def off_hook(self) -> bool:
         contact = self._contacts.get(HOOK)
-        return contact is not None and contact.stable != self._hook_closed_when_on_hook
+        return contact is not None and contact.stable != self._hook_closed_on_hook
 
     def close(self) -> None:
         self._stop.set()

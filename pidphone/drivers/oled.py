@@ -35,17 +35,18 @@ CONTROLLERS: dict[str, type[ssd1306] | type[sh1106]] = {"ssd1306": ssd1306, "sh1
 
 @dataclass(frozen=True)
 class OledConfig:
-    """Where the display is and how it is mounted (the `[display]` table of the config)."""
+    """Where the display is and how it is mounted: the fields of the `[display]` config table
+    by the same names."""
 
-    controller: Controller = "ssd1306"
+    driver: Controller = "ssd1306"
     bus: Literal["i2c", "spi"] = "i2c"
     i2c_port: int = 1
     i2c_address: int = 0x3C
     spi_port: int = 0
     spi_device: int = 0
-    gpio_dc: int = 24
-    gpio_reset: int = 25
-    rotate: int = 0
+    spi_dc_pin: int = 24
+    spi_reset_pin: int = 25
+    rotation: int = 0
     """0, 1, 2, 3: quarter turns clockwise (2 = mounted upside down)."""
     contrast: int = 0xCF
     dim_contrast: int = 0x08
@@ -60,10 +61,10 @@ def open_luma(config: OledConfig) -> LumaDevice:
         serial = spi(
             port=config.spi_port,
             device=config.spi_device,
-            gpio_DC=config.gpio_dc,
-            gpio_RST=config.gpio_reset,
+            gpio_DC=config.spi_dc_pin,
+            gpio_RST=config.spi_reset_pin,
         )
-    return CONTROLLERS[config.controller](serial, width=WIDTH, height=HEIGHT, rotate=config.rotate)
+    return CONTROLLERS[config.driver](serial, width=WIDTH, height=HEIGHT, rotate=config.rotation)
 
 
 class OledDisplay:
