@@ -31,8 +31,8 @@ from pidphone.sip import events as ev
 from pidphone.sip.auth import Challenge, DigestCredentials, best_challenge, parse_authorization
 from pidphone.sip.dialog import Dialog
 from pidphone.sip.errors import SipParseError
+from pidphone.sip.factory import ALLOW, SUPPORTED, MessageFactory, uuid_urn
 from pidphone.sip.framing import PING, PONG, Frame, Ping, Pong, StreamFramer
-from pidphone.sip.headers import Via, split_list
 from pidphone.sip.message import (
     Header,
     Request,
@@ -56,8 +56,6 @@ from pidphone.sip.uri import NameAddr, Uri, format_host
 
 Address = tuple[str, int]
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
-SUPPORTED = "outbound"
 KNOWN_NOT_ALLOWED = frozenset(
     {"REGISTER", "PRACK", "UPDATE", "INFO", "REFER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "PUBLISH"}
 )
@@ -183,7 +181,14 @@ class UserAgent:
             raise LocalProtocolError(
                 f"the AOR must be a sip: or sips: URI with a user: {config.aor!r}"
             )
-        self._instance = config.instance_id or _uuid_urn(self._random(16))
+        self._make = MessageFactory(
+            aor=self._aor,
+            display_name=config.display_name,
+            transport=config.transport,
+            user_agent=config.user_agent,
+            instance=config.instance_id or uuid_urn(self._random(16)),
+            outbound_proxy=config.registrar,
+        )
         username = config.auth_user or self._aor.user
         self._credentials = (
             DigestCredentials(username, config.password) if config.password is not None else None
@@ -591,7 +596,7 @@ class UserAgent:
         if tx.terminated:
             del self._client[key]
             if tx.kind is Kind.INVITE_CLIENT and resp.status >= 300:
-                self._send(tx.flow, self._ack_for_failure(tx.request, resp))
+                self._send(tx.flow, self._make.ack_for_failure(tx.request, resp))
         self._client_result(ctx, resp, resp.reason, now)
 
     def _stray_response(self, resp: Response, now: float) -> None:
@@ -709,7 +714,7 @@ class UserAgent:
         reg = self._reg
         aor = self._aor
         request_uri = Uri(scheme=aor.scheme, host=aor.host, port=aor.port)
-        contact = self._register_contact(registrar)
+        contact = self._make.register_contact(self._local(registrar))
         headers: list[Header] = [
             ("Contact", str(contact)),
             ("Expires", str(expires)),
@@ -723,7 +728,7 @@ class UserAgent:
             to=NameAddr(uri=aor, display_name=self.config.display_name),
             call_id=reg.call_id,
             seq=reg.next_cseq(),
-            routes=self._preloaded_route(),
+            routes=self._make.preloaded_route(),
             extra=headers,
         )
         self._start_client(request, registrar, "register", "", now)
@@ -768,7 +773,7 @@ class UserAgent:
     def _registered(self, ctx: _ClientTx, resp: Response, now: float) -> None:
         reg = self._reg
         sent = ctx.tx.request.contacts[0]
-        binding = our_binding(resp, sent, self._instance)
+        binding = our_binding(resp, sent, self._make.instance)
         granted: int | None = None
         if binding is not None and binding.param("expires") is not None:
             value = binding.param("expires") or ""
@@ -830,7 +835,7 @@ class UserAgent:
     ) -> None:
         to_na = to if isinstance(to, NameAddr) else NameAddr.parse(to)
         headers: list[Header] = [
-            ("Contact", str(self._dialog_contact(call.flow))),
+            ("Contact", str(self._make.dialog_contact(self._local(call.flow)))),
             ("Allow", ALLOW),
             ("Supported", SUPPORTED),
         ]
@@ -840,11 +845,11 @@ class UserAgent:
             "INVITE",
             uri,
             call.flow,
-            from_=self._local_name_addr().with_tag(call.local_tag),
+            from_=self._make.local_name_addr().with_tag(call.local_tag),
             to=to_na,
             call_id=call.call_id,
             seq=seq,
-            routes=self._preloaded_route(),
+            routes=self._make.preloaded_route(),
             extra=headers,
             body=sdp,
         )
@@ -852,28 +857,12 @@ class UserAgent:
         call.invite_tx = self._start_client(request, call.flow, "invite", call.call_id, now)
 
     def _send_cancel(self, call: _Call, now: float) -> None:
-        """§9.1: same Request-URI, Call-ID, From, To, Route and top Via as the INVITE."""
         tx = call.invite_tx
         if tx is None or tx.terminated or call.cancel_sent:
             return
         call.cancel_sent = True
-        invite = call.invite
-        headers: list[Header] = [("Via", str(invite.vias[0]))]
-        headers += [(n, v) for n, v in invite.headers if n in ("From", "To", "Call-ID", "Route")]
-        headers += [("CSeq", f"{invite.cseq.seq} CANCEL"), ("Max-Forwards", "70")]
-        cancel = Request(method="CANCEL", uri=invite.uri, headers=tuple(headers))
         tx.extend(now)
-        self._start_client(cancel, call.flow, "cancel", call.call_id, now)
-
-    def _ack_for_failure(self, invite: Request, resp: Response) -> Request:
-        """§17.1.1.3: the ACK for a non-2xx is part of the INVITE transaction."""
-        headers: list[Header] = [("Via", str(invite.vias[0]))]
-        for name, value in invite.headers:
-            if name in ("From", "Call-ID", "Route"):
-                headers.append((name, value))
-        headers.append(("To", resp.header("To") or ""))
-        headers += [("CSeq", f"{invite.cseq.seq} ACK"), ("Max-Forwards", "70")]
-        return Request(method="ACK", uri=invite.uri, headers=tuple(headers))
+        self._start_client(self._make.cancel(call.invite), call.flow, "cancel", call.call_id, now)
 
     def _send_reinvite(self, call: _Call, now: float) -> None:
         request = self._build_in_dialog(
@@ -881,7 +870,7 @@ class UserAgent:
             "INVITE",
             body=call.reinvite_sdp,
             extra=[
-                ("Contact", str(self._dialog_contact(call.flow))),
+                ("Contact", str(self._make.dialog_contact(self._local(call.flow)))),
                 ("Allow", ALLOW),
                 ("Supported", SUPPORTED),
                 ("Content-Type", "application/sdp"),
@@ -933,30 +922,24 @@ class UserAgent:
         extra: list[Header],
         body: bytes = b"",
     ) -> Request:
-        local = self._local(flow)
-        via = Via(
-            transport=self.config.transport.upper(),
-            host=local[0],
-            port=local[1],
-            params=(("branch", "z9hG4bK" + self._token(10)), ("rport", None)),
-        )
-        headers: list[Header] = [
-            ("Via", str(via)),
-            ("Max-Forwards", "70"),
-            ("From", str(from_)),
-            ("To", str(to)),
-            ("Call-ID", call_id),
-            ("CSeq", f"{seq} {method}"),
-        ]
-        headers += [("Route", str(route)) for route in routes]
-        headers.append(("User-Agent", self.config.user_agent))
+        credentials: list[Header] = []
         if self._credentials is not None and (
             method == "REGISTER" or (self._auth_everything and method not in ("ACK", "CANCEL"))
         ):
-            cnonce = self._token(12)
-            headers += self._credentials.headers(method, str(uri), cnonce)
-        headers += extra
-        return Request(method=method, uri=uri, headers=tuple(headers), body=body)
+            credentials = self._credentials.headers(method, str(uri), self._token(12))
+        return self._make.request(
+            method,
+            uri,
+            self._local(flow),
+            branch="z9hG4bK" + self._token(10),
+            from_=from_,
+            to=to,
+            call_id=call_id,
+            seq=seq,
+            routes=routes,
+            extra=credentials + extra,
+            body=body,
+        )
 
     def _start_client(
         self, request: Request, flow: Address, purpose: str, call_id: str, now: float
@@ -982,31 +965,14 @@ class UserAgent:
         body: bytes = b"",
         contact: bool = False,
     ) -> Response:
-        headers: list[Header] = []
-        first_via = True
-        for name, value in req.headers:
-            if name == "Via":
-                for item in split_list(value):
-                    if first_via:
-                        item = _stamp_via(item, peer)
-                        first_via = False
-                    headers.append(("Via", item))
-            elif name == "To":
-                if to_tag is not None and req.to.tag is None and status > 100:
-                    value = f"{value};tag={to_tag}"
-                headers.append((name, value))
-            elif name in ("From", "Call-ID", "CSeq") or (
-                name == "Record-Route" and req.method == "INVITE" and 100 < status < 300
-            ):
-                headers.append((name, value))
-        if contact:
-            headers.append(("Contact", str(self._dialog_contact(peer))))
-        headers.append(("Server", self.config.user_agent))
-        headers += extra or []
-        if body:
-            headers.append(("Content-Type", "application/sdp"))
-        return Response(
-            status=status, reason=reason_phrase(status), headers=tuple(headers), body=body
+        return self._make.response(
+            req,
+            status,
+            peer,
+            to_tag=to_tag,
+            extra=extra,
+            body=body,
+            contact_from=self._local(peer) if contact else None,
         )
 
     def _respond_invite(self, call: _Call, status: int, now: float, body: bytes = b"") -> None:
@@ -1123,39 +1089,6 @@ class UserAgent:
             raise LocalProtocolError(f"flow {flow} is not connected")
         return state.local
 
-    def _local_name_addr(self) -> NameAddr:
-        return NameAddr(uri=self._aor, display_name=self.config.display_name)
-
-    def _contact_uri(self, flow: Address, *, ob: bool) -> Uri:
-        host, port = self._local(flow)
-        params: list[tuple[str, str | None]] = []
-        if self._aor.scheme == "sip":
-            params.append(("transport", self.config.transport))
-        if ob:
-            params.append(("ob", None))
-        return Uri(
-            scheme=self._aor.scheme, user=self._aor.user, host=_bracket(host), port=port,
-            params=tuple(params),
-        )  # fmt: skip
-
-    def _dialog_contact(self, flow: Address) -> NameAddr:
-        return NameAddr(uri=self._contact_uri(flow, ob=self.config.registrar is not None))
-
-    def _register_contact(self, flow: Address) -> NameAddr:
-        params = (("+sip.instance", f'"<{self._instance}>"'), ("reg-id", "1"))
-        return NameAddr(uri=self._contact_uri(flow, ob=False), params=params)
-
-    def _preloaded_route(self) -> list[NameAddr]:
-        """The outbound proxy as a preloaded loose route (§8.1.2, RFC 5626 §4.2.1)."""
-        proxy = self.config.registrar
-        if proxy is None:
-            return []
-        params: tuple[tuple[str, str | None], ...] = (("lr", None),)
-        if self._aor.scheme == "sip":
-            params = (("transport", self.config.transport), ("lr", None))
-        uri = Uri(scheme=self._aor.scheme, host=_bracket(proxy[0]), port=proxy[1], params=params)
-        return [NameAddr(uri=uri)]
-
     def _target_uri(self, target: str) -> Uri:
         """A full URI, "user@host", or a bare user name in our own domain."""
         text = target.strip()
@@ -1182,25 +1115,3 @@ def _is_plain_sdp(req: Request) -> bool:
     media_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
     encodings = [e.lower() for e in req.header_values("Content-Encoding")]
     return media_type == "application/sdp" and all(e == "identity" for e in encodings)
-
-
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def _stamp_via(value: str, peer: Address) -> str:
-    """§18.2.1 and RFC 3581 §4: record where the request really came from."""
-    via = Via.parse(value)
-    if via.param("rport") is None and via.host.strip("[]") == peer[0]:
-        return value
-    rport = peer[1] if via.param("rport") is not None else None
-    return str(via.with_received(peer[0], rport))
-
-
-def _uuid_urn(raw: bytes) -> str:
-    """A version-4 UUID URN from 16 random bytes (RFC 4122 §4.4)."""
-    b = bytearray(raw[:16])
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
