@@ -50,7 +50,7 @@ def test_random_bytes_give_a_config_or_a_config_error(data: bytes) -> None:
         parse_config(data, HERE, warn=lambda _: None)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(tables)
 def test_random_tables_give_a_config_or_a_config_error(table: dict[str, Any]) -> None:
     try:
