@@ -9,6 +9,7 @@ The subcommands that run the phone import their module only when used, so `check
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import os
@@ -250,6 +251,11 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO | None = None) -> int
     config = load_config(path, warn=_warn)
     stream = out or sys.stdout
     stream.write(f"# {path}: valid. The effective config, secrets masked:\n")
+    if config.account.password_file:
+        # Shown as it is written: the password comes from the file, not from this key.
+        stream.write(f"# account.password is read from {config.account.password_file}\n")
+        account = dataclasses.replace(config.account, password="")
+        config = dataclasses.replace(config, account=account)
     stream.write(dump_config(config))
     return EXIT_OK
 

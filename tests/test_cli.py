@@ -90,6 +90,19 @@ def test_check_config_prints_effective_config_masked(
     assert err == ""
 
 
+def test_check_config_output_loads_back_with_a_password_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = write(tmp_path, "from-the-file\n", "password")
+    path = write(tmp_path, '[account]\naor = "sip:a@example.org"\npassword_file = "password"\n')
+    assert cli.main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"# account.password is read from {secret}" in out
+    assert "from-the-file" not in out
+    again = write(tmp_path, out, "again.toml")
+    assert cli.main(["check-config", str(again)]) == 0
+
+
 def test_check_config_takes_config_option_and_environment(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
