@@ -11,6 +11,7 @@ from pidphone.sdp import (
     DIRECTIONS,
     MediaParams,
     NoCommonCodec,
+    SdpParseError,
     SessionDescription,
     build_answer,
     build_offer,
@@ -353,3 +354,28 @@ def test_answer_to_linphone_hold() -> None:
     assert sd.media[0].direction == "recvonly"
     assert sd.media[0].formats == ("0", "101")
     assert negotiate(sd, hold).direction == "recvonly"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_strange_offers_give_an_answer_or_488(data: st.DataObject) -> None:
+    """Whatever parses is answered or refused with NoCommonCodec; nothing else escapes."""
+    raw = bytearray(LINPHONE_OFFER)
+    for _ in range(data.draw(st.integers(1, 8))):
+        position = data.draw(st.integers(0, len(raw) - 1))
+        raw[position] = data.draw(st.sampled_from(b"\r\n =:/0189a \x00mvtc"))
+    try:
+        remote = SessionDescription.parse(bytes(raw))
+    except SdpParseError:
+        return
+    try:
+        sd = answer(remote)
+    except NoCommonCodec:
+        return
+    offered = {f for m in remote.media for f in m.formats}
+    assert set(sd.media[0].formats) <= offered or sd.media[0].port == 0
+    try:
+        params = negotiate(sd, remote)
+    except NoCommonCodec:
+        return
+    assert params.codec in ("PCMU", "PCMA")

@@ -144,6 +144,13 @@ STATIC_PAYLOAD_TYPES: dict[int, RtpMap] = {0: RtpMap("PCMU", 8000), 8: RtpMap("P
 """The static RTP/AVP payload types pidphone speaks (RFC 3551 §6); others need an rtpmap."""
 
 
+def payload_type(text: str) -> int | None:
+    """The RTP payload type a format word names (0-127 written canonically), else None."""
+    if not text.isascii() or not text.isdigit() or text != str(int(text)) or int(text) > 127:
+        return None
+    return int(text)
+
+
 def _find(attributes: tuple[Attribute, ...], name: str) -> Attribute | None:
     for attribute in attributes:
         if attribute.name == name:
@@ -212,15 +219,16 @@ class MediaDescription:
         for value in self.values("rtpmap"):
             pt_text, _, encoding = value.partition(" ")
             parts = encoding.strip().split("/")
-            if not pt_text.isdigit() or len(parts) not in (2, 3):
+            if payload_type(pt_text) is None or len(parts) not in (2, 3):
                 continue
             if not parts[1].isdigit() or (len(parts) == 3 and not parts[2].isdigit()):
                 continue
             channels = int(parts[2]) if len(parts) == 3 else None
             mapping.setdefault(int(pt_text), RtpMap(parts[0], int(parts[1]), channels))
         for value in self.formats:
-            if value.isdigit() and int(value) in STATIC_PAYLOAD_TYPES:
-                mapping.setdefault(int(value), STATIC_PAYLOAD_TYPES[int(value)])
+            pt = payload_type(value)
+            if pt in STATIC_PAYLOAD_TYPES:
+                mapping.setdefault(pt, STATIC_PAYLOAD_TYPES[pt])
         return mapping
 
     def fmtp(self, payload_type: int) -> str | None:

@@ -24,6 +24,7 @@ from pidphone.sdp.message import (
     Origin,
     RtpMap,
     SessionDescription,
+    payload_type,
 )
 
 SUPPORTED_CODECS = {"PCMU": 0, "PCMA": 8}
@@ -191,8 +192,9 @@ def _payload_types(media: MediaDescription) -> list[tuple[int, RtpMap]]:
     mapping = media.rtpmap()
     found: list[tuple[int, RtpMap]] = []
     for text in media.formats:
-        if text.isdigit() and int(text) in mapping:
-            found.append((int(text), mapping[int(text)]))
+        pt = payload_type(text)
+        if pt is not None and pt in mapping:
+            found.append((pt, mapping[pt]))
     return found
 
 
