@@ -27,9 +27,19 @@ from pidphone.rtp.rtcp import (
 )
 from pidphone.rtp.sender import RtpSender
 from pidphone.rtp.stats import ReceiverStats
+from pidphone.rtp.telephone_event import (
+    DtmfPress,
+    EventPacket,
+    TelephoneEvent,
+    TelephoneEventDecoder,
+    TelephoneEventEncoder,
+    TelephoneEventParseError,
+)
 
 __all__ = [
     "Bye",
+    "DtmfPress",
+    "EventPacket",
     "JitterBuffer",
     "JitterFrame",
     "PacketKind",
@@ -46,6 +56,10 @@ __all__ = [
     "SdesItem",
     "SenderReport",
     "SourceDescription",
+    "TelephoneEvent",
+    "TelephoneEventDecoder",
+    "TelephoneEventEncoder",
+    "TelephoneEventParseError",
     "UnknownRtcp",
     "build_rtp",
     "classify",
