@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pidphone",
         description="A secure desk phone for the Raspberry Pi: SIP over TLS, ZRTP, SRTP.",
+        epilog="exit status: 0 success, 1 failure, 2 usage error, 78 configuration error. "
+        "`pidphone COMMAND --help` describes each command.",
     )
     parser.add_argument("--version", action="version", version=f"pidphone {__version__}")
     parser.add_argument(
