@@ -44,6 +44,13 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"pidphone {__version__}"
 
 
+def test_help_states_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--help"]) == 0
+    assert "0 success, 1 failure, 2 usage error, 78 configuration error" in " ".join(
+        capsys.readouterr().out.split()
+    )
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -62,13 +69,6 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         ["zid", "name", "--help"],
     ],
 )
-def test_help_states_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["--help"]) == 0
-    assert "0 success, 1 failure, 2 usage error, 78 configuration error" in " ".join(
-        capsys.readouterr().out.split()
-    )
-
-
 def test_help_everywhere(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(argv) == 0
     assert capsys.readouterr().out.startswith("usage: pidphone")
