@@ -929,3 +929,20 @@ def test_unregister_while_the_first_register_is_out() -> None:
     assert events(alice) == [ev.Unregistered()]
     assert registrar.bindings == {}
     assert alice.get_timer() == 30.0  # no refresh planned
+
+
+class Redirector(ChallengingPeer):
+    def handle(self, req: Request) -> Response:
+        return self.reply(req, 302, (("Contact", "<sips:bob@192.0.2.44>"),))
+
+
+def test_redirect_ends_the_call_with_its_target() -> None:
+    net = Network()
+    alice = make_agent("sips:alice@127.0.0.1", 1)
+    net.add(ALICE_ADDR, alice)
+    net.add(BOB_ADDR, Redirector())
+    call_id = alice.invite("sips:bob@127.0.0.1:5062", OFFER, 0.0)
+    net.run(0.0)
+    assert events(alice) == [
+        ev.CallEnded(call_id, 302, "Moved Temporarily to sips:bob@192.0.2.44", True)
+    ]

@@ -513,3 +513,92 @@ def test_fuzz_mutated_messages(data: st.DataObject) -> None:
         return
     # whatever parses must serialize and parse back to the same message
     assert parse_message(bytes(msg)) == msg
+
+
+# RFC 4475 §3.1.1.x, valid messages (shapes kept, long runs shortened)
+ESC02 = crlf(
+    """RE%47IST%45R sip:registrar.example.com SIP/2.0
+To: "%Z%45" <sip:resource@example.com>
+From: "%Z%45" <sip:resource@example.com>;tag=f232jadfj23
+Call-ID: esc02.asdfnqwo34rq23i34jrjasdcnl23nrlknsdf
+Via: SIP/2.0/TCP host.example.com;branch=z9hG4bK209793
+Contact: <sip:alias1@host1.example.com>
+Contact: <sip:%61lias2@host2.example.com>
+Contact: <sip:alias%333@host4.example.com>
+L: 0
+Max-Forwards: 70
+CSeq: 29344 RE%47IST%45R
+
+"""
+)
+
+TRANSPORTS = crlf(
+    """OPTIONS sip:user@example.com SIP/2.0
+To: sip:user@example.com
+From: <sip:caller@example.com>;tag=323
+Max-Forwards: 70
+Call-ID:  transports.kijh4akdnaqjkwendsasfdj
+Accept: application/sdp
+CSeq: 60 OPTIONS
+Via: SIP/2.0/UDP t1.example.com;branch=z9hG4bKkdjuw
+Via: SIP/2.0/SCTP t2.example.com;branch=z9hG4bKklasjdhf
+Via: SIP/2.0/TLS t3.example.com;branch=z9hG4bK2980unddj
+Via: SIP/2.0/UNKNOWN t4.example.com;branch=z9hG4bKasd0f3en
+Via: SIP/2.0/TCP t5.example.com;branch=z9hG4bK0a9idfnee
+l: 0
+
+"""
+)
+
+SEMIURI = crlf(
+    """OPTIONS sip:user;par=u%40example.net@example.com SIP/2.0
+To: sip:j_user@example.com
+From: sip:caller@example.org;tag=33242
+Max-Forwards: 3
+Call-ID: semiuri.0ha0isndaksdj
+CSeq: 8 OPTIONS
+Accept: application/sdp, application/pkcs7-mime,
+        multipart/mixed, multipart/signed,
+        message/sip, message/sipfrag
+Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKkdjuw
+l: 0
+
+"""
+)
+
+NOREASON = crlf(
+    """SIP/2.0 100 {SP}
+Via: SIP/2.0/UDP 192.0.2.105;branch=z9hG4bK2398ndaoe
+Call-ID: noreason.asndj203insdf99223ndf
+CSeq: 35 INVITE
+From: <sip:user@example.com>;tag=39ansfi3
+To: <sip:user@example.edu>;tag=902jndnke3
+Content-Length: 0
+Contact: <sip:user@host105.example.com>
+
+""".replace(" {SP}", " ")
+)
+
+
+def test_rfc4475_more_valid_messages() -> None:
+    esc = parse_message(ESC02)
+    assert isinstance(esc, Request)
+    assert esc.method == "RE%47IST%45R"
+    assert [c.uri.user for c in esc.contacts] == ["alias1", "%61lias2", "alias%333"]
+    assert esc.from_.display_name == "%Z%45"
+    transports = parse_message(TRANSPORTS)
+    assert [v.transport for v in transports.vias] == ["UDP", "SCTP", "TLS", "UNKNOWN", "TCP"]
+    assert transports.call_id == "transports.kijh4akdnaqjkwendsasfdj"
+    semi = parse_message(SEMIURI)
+    assert isinstance(semi, Request)
+    assert (semi.uri.user, semi.uri.host, semi.uri.params) == (
+        "user;par=u%40example.net",
+        "example.com",
+        (),
+    )
+    assert len(semi.header_values("Accept")) == 6
+    noreason = parse_message(NOREASON)
+    assert isinstance(noreason, Response)
+    assert (noreason.status, noreason.reason) == (100, "")
+    for message in (esc, transports, semi, noreason):
+        assert parse_message(bytes(message)) == message

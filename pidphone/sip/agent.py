@@ -653,9 +653,10 @@ class UserAgent:
         if resp.status in (401, 407) and self._retry_with_auth(call, resp, now):
             return
         if call.state is not CallState.ENDED:
-            self._end_call(
-                call, resp.status, readable_reason(resp.status, reason), by_peer=True, now=now
-            )
+            text = readable_reason(resp.status, reason)
+            if 300 <= resp.status < 400 and resp.contacts:
+                text += f" to {resp.contacts[0].uri}"  # we do not follow redirects
+            self._end_call(call, resp.status, text, by_peer=True, now=now)
 
     def _retry_with_auth(self, call: _Call, resp: Response, now: float) -> bool:
         if call.state is CallState.ENDED or not self._learn_challenge(call.invite, resp):
