@@ -68,15 +68,6 @@ def between(low: float, high: float, unit: str = "") -> Check:
     return check
 
 
-def at_least(low: float, unit: str) -> Check:
-    def check(value: Any) -> str | None:
-        if value >= low:
-            return None
-        return f"{value:g} {unit} is too small; allowed: {low:g} {unit} or more"
-
-    return check
-
-
 def one_of(allowed: Sequence[object]) -> Check:
     def check(value: Any) -> str | None:
         if value in allowed:
@@ -108,24 +99,6 @@ def preference_list(allowed: Sequence[str], what: str) -> Check:
 
 def nonempty(values: Sequence[Any]) -> str | None:
     return None if values else "the list is empty; give at least one"
-
-
-def distinct(values: Sequence[Any]) -> str | None:
-    for i, v in enumerate(values):
-        if v in values[:i]:
-            return f"{quoted([v])} is listed twice"
-    return None
-
-
-def all_of(*checks: Check) -> Check:
-    def check(value: Any) -> str | None:
-        for c in checks:
-            problem = c(value)
-            if problem is not None:
-                return problem
-        return None
-
-    return check
 
 
 def optional(check: Check) -> Check:
@@ -216,12 +189,6 @@ def fingerprint(value: str) -> str | None:
         f'"{value}" is not a SHA-256 fingerprint: expected 64 hex digits, colons allowed '
         "(openssl x509 -noout -fingerprint -sha256 -in server.pem prints one)"
     )
-
-
-def normalize_fingerprint(value: str) -> str:
-    """Upper-case hex pairs joined by colons, as openssl prints them."""
-    digits = value.replace(":", "").upper()
-    return ":".join(digits[i : i + 2] for i in range(0, len(digits), 2))
 
 
 def function_key_name(name: str) -> str | None:

@@ -352,3 +352,31 @@ def test_config_is_frozen(tmp_path: Path) -> None:
         config.hardware = "simulated"  # type: ignore[misc]
     with pytest.raises(TypeError):
         config.keypad.function_keys["x"] = 1  # type: ignore[index]
+
+
+def test_every_zrtp_name_the_config_allows_is_one_the_engine_offers() -> None:
+    from pidphone.config_checks import (
+        ZRTP_AUTH_TAGS,
+        ZRTP_CIPHERS,
+        ZRTP_HASHES,
+        ZRTP_KEY_AGREEMENTS,
+        ZRTP_SAS_TYPES,
+    )
+    from pidphone.zrtp.config import ZrtpConfig
+
+    ZrtpConfig()  # the engine's own defaults
+    ZrtpConfig(
+        hashes=ZRTP_HASHES,
+        ciphers=ZRTP_CIPHERS,
+        auth_tags=ZRTP_AUTH_TAGS,
+        key_agreements=ZRTP_KEY_AGREEMENTS,
+        sas_types=ZRTP_SAS_TYPES,
+    )
+    security = Config().security
+    ZrtpConfig(
+        hashes=security.hash,
+        ciphers=security.cipher,
+        auth_tags=security.auth_tag,
+        key_agreements=security.key_agreement,
+        sas_types=security.sas,
+    )
