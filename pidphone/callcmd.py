@@ -91,6 +91,10 @@ class CallReport:
     packets_sent: int = 0
     packets_received: int = 0
     packets_lost: int = 0
+    rtcp_sent: int = 0
+    rtcp_received: int = 0
+    dropped: int = 0
+    """Datagrams dropped: failed SRTP authentication, replays, refused clear RTP."""
     received_frequencies: list[float] = field(default_factory=list)
     ok: bool = False
 
@@ -306,6 +310,8 @@ def fill_report(report: CallReport, call: Call, events: list[EngineEvent]) -> No
     report.packets_sent = stats.packets_sent
     report.packets_received = stats.packets_received
     report.packets_lost = stats.packets_lost
+    report.rtcp_sent, report.rtcp_received = stats.rtcp_sent, stats.rtcp_received
+    report.dropped = stats.dropped
     secured = call.media.secured
     connected = any(isinstance(e, CallConnected) for e in events)
     if secured is not None:
@@ -333,7 +339,8 @@ def _print_report(session: _Session, report: CallReport) -> None:
         return
     session.say(
         f"media: {report.packets_sent} packets sent, {report.packets_received} received, "
-        f"{report.packets_lost} lost"
+        f"{report.packets_lost} lost; RTCP {report.rtcp_sent} sent, {report.rtcp_received} "
+        f"received; {report.dropped} dropped"
     )
     if report.received_frequencies:
         freqs = ", ".join(f"{f:.0f} Hz" for f in report.received_frequencies)

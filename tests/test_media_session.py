@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from pidphone.audio.analysis import dominant_frequencies
 
 from pidphone.app.media import (
     NO_ZRTP_REASON,
@@ -22,9 +21,11 @@ from pidphone.app.media import (
     SecurityFailed,
 )
 from pidphone.audio import g711
+from pidphone.audio.analysis import dominant_frequencies
 from pidphone.ports import FRAME_SAMPLES, Address
-from pidphone.rtp import PacketKind, classify
+from pidphone.rtp import PacketKind, classify, stun
 from pidphone.zrtp.cache import MemoryZidCache
+from pidphone.zrtp.config import ZrtpConfig
 
 A_ADDR: Address = ("127.0.0.1", 40000)
 B_ADDR: Address = ("127.0.0.1", 40002)
@@ -276,3 +277,36 @@ def test_codecs(codec: str, pt: int) -> None:
     b.session.start(0.0)
     run(a, b, 3.0)
     assert abs(dominant_frequencies(b"".join(a.played[-50:]))[0] - 700) < 20
+
+
+def test_srtcp_follows_a_peer_that_uses_the_32_bit_tag() -> None:
+    """Linphone keys SRTCP with the RTP policy: a 4-byte SRTCP tag under HS32."""
+    hs32 = ZrtpConfig(auth_tags=("HS32",))
+    a = End(MediaSession(MediaConfig(zrtp=hs32), cache=MemoryZidCache()), A_ADDR, tone_frames(1000))
+    like_linphone = MediaConfig(zrtp=hs32, srtcp_tag_len=4)
+    b = End(MediaSession(like_linphone, cache=MemoryZidCache()), B_ADDR, tone_frames(700))
+    for end in (a, b):
+        end.session.configure("PCMU", 0, 101)
+    a.session.set_remote(B_ADDR, b.session.hello_hash)
+    b.session.set_remote(A_ADDR, a.session.hello_hash)
+    a.session.start(0.0)
+    b.session.start(0.0)
+    run(a, b, 16.0)
+    assert a.session.secured is not None and a.session.secured.auth_tag == "HS32"
+    assert a.session.stats.rtcp_received >= 2
+    assert b.session.stats.rtcp_received >= 2  # once a switched to the peer's tag length
+    assert a.session.stats.dropped <= 1
+
+
+def test_plain_stun_binding_requests_are_answered() -> None:
+    a, b = pair()
+    a.session.start(0.0)
+    b.session.start(0.0)
+    now = run(a, b, 1.0)
+    transaction = bytes(range(12))
+    a.session.receive_datagram(stun.build_binding_request(transaction), ("127.0.0.1", 7777), now)
+    ((answer, to),) = [
+        d for d in a.session.datagrams_to_send() if classify(d[0]) is PacketKind.STUN
+    ]
+    assert to == ("127.0.0.1", 7777)
+    assert stun.parse_binding_response(answer, transaction) == ("127.0.0.1", 7777)

@@ -31,7 +31,7 @@ from pidphone.audio import g711
 from pidphone.audio.plc import Concealer
 from pidphone.errors import LocalProtocolError, ProtocolError
 from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES, Address
-from pidphone.rtp import PacketKind, RtpPacket, RtpSender, classify
+from pidphone.rtp import PacketKind, RtpPacket, RtpSender, classify, stun
 from pidphone.rtp.jitter import JitterBuffer
 from pidphone.rtp.rtcp import (
     Bye,
@@ -90,7 +90,9 @@ class MediaConfig:
     cname: str = "pidphone"
     """RTCP SDES CNAME."""
     srtcp_tag_len: int | None = None
-    """SRTCP tag bytes: None for RFC 3711's 10; 4 for peers that reuse a 32-bit SRTP tag."""
+    """SRTCP tag bytes: 10 (RFC 3711), 4 (the 32-bit SRTP tag reused, as Linphone does under
+    HS32), or None: 10, but under a 32-bit profile switch to 4 once the peer's SRTCP
+    authenticates only that way."""
 
 
 # --------------------------------------------------------------------------- events
@@ -211,6 +213,12 @@ class MediaSession:
         self._sending = True
         self._send_ctx: SrtpContext | None = None
         self._recv_ctx: SrtpContext | None = None
+        self._rtcp_send_ctx: SrtpContext | None = None
+        self._rtcp_recv_ctx: SrtpContext | None = None
+        self._short_tag_ctxs: tuple[SrtpContext, SrtpContext] | None = None
+        """(receive, send) contexts with a 4-byte SRTCP tag, while the peer's choice is open."""
+        self._short_tag_send: SrtpContext | None = None
+        """The 4-byte-tag send context once the peer showed it uses that tag length."""
         self._pending_send: tuple[str, bytes, bytes] | None = None
         self._security: Security = "negotiating"
         self._peer_hello_seen = False
@@ -289,7 +297,8 @@ class MediaSession:
             self._send_rtcp(now, bye=True)
         self._closed = True
         self._zrtp.close()
-        self._send_ctx = self._recv_ctx = None
+        self._send_ctx = self._recv_ctx = self._rtcp_send_ctx = self._rtcp_recv_ctx = None
+        self._short_tag_ctxs = self._short_tag_send = None
         self._pending_send = None
 
     # ------------------------------------------------------------------ the sans-I/O verbs
@@ -306,6 +315,8 @@ class MediaSession:
                 self._receive_zrtp(data, source, now)
             elif kind is PacketKind.RTCP:
                 self._receive_rtcp(data, source, now)
+            elif kind is PacketKind.STUN:
+                self._answer_stun(data, source)
             else:
                 self.stats.dropped += 1
         except ProtocolError:
@@ -401,7 +412,8 @@ class MediaSession:
     def _fail(self, reason: str, code: int | None, *, peer_without_zrtp: bool) -> None:
         fatal = self.config.policy == "require"
         was_secure = self._security == "secure"
-        self._send_ctx = self._recv_ctx = None
+        self._send_ctx = self._recv_ctx = self._rtcp_send_ctx = self._rtcp_recv_ctx = None
+        self._short_tag_ctxs = self._short_tag_send = None
         self._pending_send = None
         self._security = "failed" if fatal else "clear"
         if was_secure:
@@ -432,13 +444,18 @@ class MediaSession:
         elif isinstance(event, SrtpKeysReady):
             if self._security != "negotiating":
                 return
-            self._recv_ctx = SrtpContext(
+            self._recv_ctx = self._rtcp_recv_ctx = SrtpContext(
                 event.profile,
                 event.recv_key,
                 event.recv_salt,
                 srtcp_tag_len=self.config.srtcp_tag_len,
             )
             self._pending_send = (event.profile, event.send_key, event.send_salt)
+            if self.config.srtcp_tag_len is None and event.profile.endswith("_32"):
+                self._short_tag_ctxs = (
+                    SrtpContext(event.profile, event.recv_key, event.recv_salt, srtcp_tag_len=4),
+                    SrtpContext(event.profile, event.send_key, event.send_salt, srtcp_tag_len=4),
+                )
         elif isinstance(event, Secured):
             if self._pending_send is None or self._security != "negotiating":
                 return
@@ -447,6 +464,7 @@ class MediaSession:
             self._send_ctx = SrtpContext(
                 profile, key, salt, srtcp_tag_len=self.config.srtcp_tag_len
             )
+            self._rtcp_send_ctx = self._short_tag_send or self._send_ctx
             self._security = "secure"
             self.secured = SecurityEstablished(
                 sas=event.sas,
@@ -522,12 +540,15 @@ class MediaSession:
             self.stats.dropped += 1
 
     def _receive_rtcp(self, data: bytes, source: Address, now: float) -> None:
-        if self._recv_ctx is not None:
+        if self._rtcp_recv_ctx is not None:
             try:
-                data = self._recv_ctx.unprotect_rtcp(data)
+                data = self._rtcp_recv_ctx.unprotect_rtcp(data)
             except SrtpError:
-                self.stats.dropped += 1
-                return
+                plain = self._try_short_srtcp_tag(data)
+                if plain is None:
+                    self.stats.dropped += 1
+                    return
+                data = plain
             self._latch(source)
         elif self._security != "clear":
             self.stats.dropped += 1
@@ -536,6 +557,32 @@ class MediaSession:
             if isinstance(packet, SenderReport) and packet.ssrc == self._peer_ssrc:
                 self._last_sr = (ntp_middle32(packet.ntp_timestamp), now)
         self.stats.rtcp_received += 1
+
+    def _answer_stun(self, data: bytes, source: Address) -> None:
+        """Answer a plain STUN binding request (a peer's keep-alive or NAT probe, RFC 8489
+        §6.3); ICE checks (with USERNAME) are not ours to answer."""
+        request = stun.parse_message(data)
+        if request.msg_type != stun.BINDING_REQUEST or request.attribute(stun.ATTR_USERNAME):
+            self.stats.dropped += 1
+            return
+        response = stun.build_binding_response(request.transaction_id, source[0], source[1])
+        self._outbox.append((response, source))
+
+    def _try_short_srtcp_tag(self, data: bytes) -> bytes | None:
+        """A peer that keys SRTCP with its 32-bit SRTP tag: follow it both ways from now on."""
+        if self._short_tag_ctxs is None:
+            return None
+        receive, send = self._short_tag_ctxs
+        try:
+            plain = receive.unprotect_rtcp(data)
+        except SrtpError:
+            return None
+        self._rtcp_recv_ctx = receive
+        self._short_tag_send = send
+        if self._rtcp_send_ctx is not None:  # else Secured installs it
+            self._rtcp_send_ctx = send
+        self._short_tag_ctxs = None
+        return plain
 
     def _send_rtcp(self, now: float, *, bye: bool = False) -> None:
         """An SR (or RR when we have sent nothing), SDES CNAME, and BYE at the end (§6.1)."""
@@ -563,7 +610,7 @@ class MediaSession:
         if bye:
             packets.append(Bye((self.ssrc,)))
         compound = serialize_rtcp(packets)
-        if self._send_ctx is not None:
-            compound = self._send_ctx.protect_rtcp(compound)
+        if self._rtcp_send_ctx is not None:
+            compound = self._rtcp_send_ctx.protect_rtcp(compound)
         self._outbox.append((compound, self._remote))
         self.stats.rtcp_sent += 1
