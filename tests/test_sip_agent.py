@@ -946,3 +946,22 @@ def test_redirect_ends_the_call_with_its_target() -> None:
     assert events(alice) == [
         ev.CallEnded(call_id, 302, "Moved Temporarily to sips:bob@192.0.2.44", True)
     ]
+
+
+def test_bye_during_a_reinvite_answers_it_487() -> None:
+    net, alice, bob, call_id = established_call()
+    alice.reinvite(call_id, HOLD, 10.0)
+    net.run(10.0)
+    assert events(bob) == [ev.ReinviteReceived(call_id, HOLD)]
+    alice.hangup(call_id, 11.0)
+    net.run(11.0)
+    assert events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
+    firsts = [d.split(b"\r\n", 1)[0] for _, _, d in net.wire][-4:]
+    assert firsts == [
+        b"BYE sips:bob@127.0.0.1:5062 SIP/2.0",
+        b"SIP/2.0 200 OK",
+        b"SIP/2.0 487 Request Terminated",
+        b"ACK sips:bob@127.0.0.1:5062 SIP/2.0",
+    ]
+    with pytest.raises(LocalProtocolError):
+        bob.accept_reinvite(call_id, HELD, 12.0)

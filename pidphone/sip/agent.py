@@ -526,6 +526,11 @@ class UserAgent:
         if req.method == "BYE":
             self._send(peer, self._response(req, 200, peer, to_tag=None))
             call.ok_response = call.ok_resend_at = call.ok_give_up_at = None
+            pending = call.reinvite_in
+            if pending is not None:  # §15.1.2: the unanswered re-INVITE gets 487
+                call.reinvite_in = None
+                pending.apply(Input.FAILURE, now)
+                self._send(peer, self._response(pending.request, 487, peer, to_tag=None))
             self._end_call(call, None, "Hung up by peer", by_peer=True, now=now)
         elif req.method == "INVITE":
             self._receive_reinvite(peer, call, dialog, req, now)
@@ -699,7 +704,8 @@ class UserAgent:
 
     def _send_register(self, expires: int, now: float) -> None:
         registrar = self.config.registrar
-        assert registrar is not None
+        if registrar is None:
+            raise LocalProtocolError("no registrar configured")
         reg = self._reg
         reg.state = RegState.UNREGISTERING if expires == 0 else RegState.REGISTERING
 
