@@ -15,6 +15,7 @@ linphonec. Every process runs under `timeout` and is stopped by its own PID.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -25,15 +26,21 @@ import subprocess
 import sys
 import time
 import wave
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pidphone.audio.analysis import dominant_frequencies
-from pidphone.drivers.certs import Pki
+from pidphone.drivers.certs import Pki, make_test_pki
+from tests.conftest import IN_CI, need_path, need_program
+from tests.peers.kamailio import Kamailio, tls_module
 from tests.peers.linphone import Linphone
+from tests.peers.netns import can_unshare, private_network
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,6 +141,19 @@ class InteropLinphone(Linphone):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.codecs = tuple(codecs)
+        self.tone = 0.0
+        """Hz of the tone it plays (0: nothing set up yet)."""
+
+    def recording(self, call: int) -> Path:
+        """Where it records what it hears in its `call`-th call (counted from 1)."""
+        return self.home.parent / f"{self.user}-heard-{call}.wav"
+
+    def next_call(self, call: int) -> None:
+        """Play the tone and record into `recording(call)` in the coming call."""
+        wav = self.home.parent / f"{self.user}-tone.wav"
+        if not wav.exists():
+            write_tone(wav, self.tone, seconds=60)
+        self.use_files(play=wav, record=self.recording(call))
 
     def linphonerc(self) -> str:
         sections = "".join(
@@ -163,10 +183,70 @@ class InteropLinphone(Linphone):
         return self.log_times(r"ZRTP secrets on: SAS is ")
 
 
+def start_linphone(
+    workdir: Path,
+    user: str,
+    *,
+    ca_file: Path,
+    registrar: tuple[str, int],
+    tone: float,
+    suite: ZrtpSuite | None = None,
+    encryption: str = "zrtp",
+    auto_answer: bool = False,
+    rtp_port: int = 17078,
+    codecs: Sequence[tuple[str, int, int, bool]] = (),
+) -> InteropLinphone:
+    """A registered linphonec playing a `tone` Hz WAV and recording what it hears to
+    `recording(1)` for its first call (call `next_call` before each later call). With
+    encryption "zrtp" it insists on ZRTP; "none" is a peer without it."""
+    phone = InteropLinphone(
+        workdir,
+        user,
+        f"{user}pw",
+        ca_file=ca_file,
+        registrar=registrar,
+        rtp_port=rtp_port,
+        media_encryption=encryption,
+        encryption_mandatory=encryption != "none",
+        auto_answer=auto_answer,
+        extra_sip=suite.linphone_sip() if suite is not None else None,
+        codecs=codecs,
+    )
+    phone.tone = tone
+    phone.start()
+    try:
+        phone.wait_registered()
+        phone.next_call(1)
+    except Exception:
+        phone.stop()
+        raise
+    return phone
+
+
 def log_time(stamp: str) -> float:
     """Epoch seconds of a liblinphone log stamp "2026-11-27 07:43:54:924" (local time)."""
     day, _, millis = stamp.rpartition(":")
     return datetime.strptime(day, "%Y-%m-%d %H:%M:%S").timestamp() + int(millis) / 1000
+
+
+def registered(kamailio: Kamailio, user: str) -> bool:
+    """Whether Kamailio's location table has a contact for user@127.0.0.1 (kamcmd over the
+    rig's control socket)."""
+    result = subprocess.run(
+        [
+            "kamcmd",
+            "-s",
+            f"unix:{kamailio.workdir}/kamailio_ctl",
+            "ul.lookup",
+            "location",
+            f"{user}@127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return "Contact:" in result.stdout
 
 
 def only_child(pid: int) -> int | None:
@@ -416,3 +496,170 @@ def wait_for(done: Callable[[], bool], what: str, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"no {what} within {timeout} s")
         time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- the rig
+
+
+class Rig:
+    """Kamailio in this thread's private network namespace, plus the phones a test starts
+    (all stopped by `close`, whatever happened)."""
+
+    def __init__(self, workdir: Path, pki: Pki, kamailio: Kamailio) -> None:
+        self.workdir = workdir
+        self.pki = pki
+        self.kamailio = kamailio
+        self._linphones: list[InteropLinphone] = []
+        self._runs: list[PidphoneRun] = []
+        self._count = 0
+
+    def _dir(self, name: str) -> Path:
+        self._count += 1
+        path = self.workdir / f"{self._count:02d}-{name}"
+        path.mkdir(parents=True)
+        return path
+
+    def linphone(self, user: str, *, tone: float, **kwargs: Any) -> InteropLinphone:
+        """A registered linphonec (see `start_linphone`), stopped at `close`."""
+        phone = start_linphone(
+            self._dir(user),
+            user,
+            ca_file=self.pki.ca_cert,
+            registrar=self.kamailio.address,
+            tone=tone,
+            **kwargs,
+        )
+        self._linphones.append(phone)
+        return phone
+
+    def config(self, user: str, **kwargs: Any) -> Path:
+        """A pidphone config for `user` (password "<user>pw") in a directory of its own."""
+        return write_config(
+            self._dir(user) / f"{user}.toml",
+            user,
+            f"{user}pw",
+            pki=self.pki,
+            registrar=self.kamailio.address,
+            **kwargs,
+        )
+
+    def call(self, config: Path, uri: str, *, duration: float, name: str = "call") -> PidphoneRun:
+        run = PidphoneRun.call(config, uri, duration=duration, name=name)
+        self._runs.append(run)
+        return run
+
+    def answer(
+        self, config: Path, *, duration: float, count: int = 1, name: str = "answer"
+    ) -> PidphoneRun:
+        """`pidphone answer`, returned once it is registered at Kamailio."""
+        run = PidphoneRun.answer(config, duration=duration, count=count, name=name)
+        self._runs.append(run)
+        user = config.stem
+        deadline = time.monotonic() + 20
+        while not registered(self.kamailio, user):
+            if run.process.poll() is not None or time.monotonic() > deadline:
+                run.stop()
+                raise PidphoneError(f"pidphone answer did not register:\n{run.describe()}")
+            time.sleep(0.1)
+        return run
+
+    def close(self) -> None:
+        """Stop every phone started so far (between tests, and at the end)."""
+        runs, self._runs = self._runs, []
+        phones, self._linphones = self._linphones, []
+        for run in runs:
+            run.stop()
+        for phone in phones:
+            phone.stop()
+
+
+def need_interop() -> None:
+    """Skip (fail in CI) without kamailio + TLS module, linphonec, kamcmd or root."""
+    need_program("kamailio", "kamailio")
+    need_program("kamcmd", "kamailio")
+    need_path(tls_module(), "kamailio-tls-modules")
+    need_program("linphonec", "linphone-cli")
+    if not can_unshare():
+        message = "a private network namespace needs root"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@contextmanager
+def interop_rig(workdir: Path) -> Iterator[Rig]:
+    """A private network namespace with Kamailio (TLS, digest auth) for a test module."""
+    with private_network():
+        pki = make_test_pki(workdir / "pki")
+        kamailio = Kamailio(workdir / "kamailio", pki)
+        kamailio.start()
+        rig = Rig(workdir, pki, kamailio)
+        try:
+            yield rig
+        finally:
+            rig.close()
+            kamailio.stop()
+
+
+# --------------------------------------------------------------------------- one interop call
+
+
+def negotiated(report: Mapping[str, Any]) -> dict[str, str]:
+    """pidphone's report of the algorithms, written as linphonec's log writes them."""
+    return {
+        "cipher": LINPHONE_NAMES.get(report["cipher"], report["cipher"]),
+        "key_agreement": LINPHONE_NAMES.get(report["key_agreement"], report["key_agreement"]),
+        "hash": LINPHONE_NAMES.get(report["hash"], report["hash"]),
+        "auth_tag": LINPHONE_NAMES.get(report["auth_tag"], report["auth_tag"]),
+        "sas_rendering": LINPHONE_NAMES.get(report["sas_scheme"], report["sas_scheme"]),
+    }
+
+
+@dataclass(frozen=True)
+class InteropCall:
+    """What one pidphone <-> linphonec call gave, from both ends."""
+
+    report: dict[str, Any]
+    """pidphone's JSON report."""
+    run: PidphoneRun
+    linphone_sas: str
+    linphone_algorithms: dict[str, str]
+    linphone_heard: list[float]
+    linphone_verified: bool
+
+
+def call_linphone(
+    rig: Rig,
+    linphone: InteropLinphone,
+    config: Path,
+    *,
+    pidphone_calls: bool,
+    call: int = 1,
+    seconds: float = 3.0,
+) -> InteropCall:
+    """One call between a registered linphonec and pidphone `config`: pidphone calls and hangs
+    up after `seconds`, or linphonec calls and hangs up `seconds` after its SAS. Returns both
+    sides' views once the call ended at both ends; `call` counts linphonec's calls from 1."""
+    ends = linphone.call_states().count("End")
+    if pidphone_calls:
+        run = rig.call(config, linphone.uri, duration=seconds, name=f"call-{call}")
+        report = run.result(timeout=60)
+    else:
+        user = config.stem
+        run = rig.answer(config, duration=seconds + 30, name=f"answer-{call}")
+        linphone.call(f"sip:{user}@127.0.0.1")
+        linphone.wait_zrtp(count=call, timeout=30)
+        time.sleep(seconds)
+        linphone.terminate()
+        report = run.result(timeout=30)
+    linphone.wait_call_state("End", count=ends + 1, timeout=15)
+    secrets = linphone.zrtp_secrets()
+    algorithms = linphone.zrtp_algorithms()
+    return InteropCall(
+        report=report,
+        run=run,
+        linphone_sas=secrets[call - 1].sas if len(secrets) >= call else "",
+        linphone_algorithms=dataclasses.asdict(algorithms) if algorithms else {},
+        linphone_heard=wav_frequencies(linphone.recording(call)),
+        linphone_verified=secrets[call - 1].previously_verified if len(secrets) >= call else False,
+    )

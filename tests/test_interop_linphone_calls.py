@@ -1,0 +1,92 @@
+"""pidphone against linphonec (liblinphone 5.1, bzrtp) through Kamailio over TLS, in both
+directions, with each side's default ZRTP preferences (issue 5's acceptance test).
+
+ZRTP completes with the same SAS on both sides (linphonec's from its debug log, pidphone's
+from `--json`); a tone goes each way through SRTP (pidphone reports the frequencies it
+received; linphonec records what it hears to a WAV, analysed here); the call ends with a BYE
+from either side. One Kamailio in a private network namespace for the module.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.peers.interop import (
+    Rig,
+    has_tone,
+    interop_rig,
+    need_interop,
+    same_sas,
+    wav_frequencies,
+)
+
+pytestmark = [pytest.mark.kamailio, pytest.mark.linphone, pytest.mark.slow]
+
+PIDPHONE_TONE = 1000.0
+LINPHONE_TONE = 700.0
+
+
+@pytest.fixture(scope="module")
+def module_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    need_interop()
+    with interop_rig(tmp_path_factory.mktemp("interop-calls")) as rig:
+        yield rig
+
+
+@pytest.fixture
+def rig(module_rig: Rig) -> Iterator[Rig]:
+    yield module_rig
+    module_rig.close()
+
+
+def test_pidphone_calls_linphonec_and_hangs_up(rig: Rig) -> None:
+    linphone = rig.linphone("linphone", tone=LINPHONE_TONE, auto_answer=True)
+    config = rig.config("alice", tone=PIDPHONE_TONE)
+    run = rig.call(config, linphone.uri, duration=3)
+    report = run.result(timeout=60)
+    linphone.wait_call_state("End", timeout=15)  # our BYE reached it through Kamailio
+
+    assert run.returncode == 0, run.describe()
+    assert report["state"] == "secure", run.describe()
+    secrets = linphone.zrtp_secrets()
+    assert len(secrets) == 1
+    assert same_sas(report["sas"], secrets[0].sas), (report["sas"], secrets[0].sas)
+    assert report["sas_scheme"] == "B32" and len(report["sas"]) == 4
+    assert not report["verified"] and not secrets[0].previously_verified
+    # both ends agree on what was negotiated
+    algorithms = linphone.zrtp_algorithms()
+    assert algorithms is not None
+    assert algorithms.cipher == {"AES1": "AES-128", "AES3": "AES-256"}[report["cipher"]]
+    assert algorithms.hash == {"S256": "SHA-256", "S384": "SHA-384"}[report["hash"]]
+    # audio both ways, decrypted at both ends
+    assert has_tone(report["received_frequencies"], LINPHONE_TONE), report
+    heard = wav_frequencies(linphone.recording(1))
+    assert has_tone(heard, PIDPHONE_TONE), heard
+    assert report["packets_received"] > 50 and report["packets_sent"] > 50
+    assert "End" in linphone.call_states()
+    assert any("proto=tls" in line for line in rig.kamailio.requests("BYE"))
+
+
+def test_linphonec_calls_pidphone_and_hangs_up(rig: Rig) -> None:
+    config = rig.config("bob", tone=PIDPHONE_TONE)
+    run = rig.answer(config, duration=30)
+    linphone = rig.linphone("linphone", tone=LINPHONE_TONE)
+    linphone.call("sip:bob@127.0.0.1")
+    secrets = linphone.wait_zrtp(timeout=30)
+    linphone.wait_call_state("StreamsRunning")
+    # let the tones flow for a while, then linphonec hangs up
+    time.sleep(3)
+    linphone.terminate()
+    report = run.result(timeout=30)
+
+    assert run.returncode == 0, run.describe()
+    assert report["state"] == "secure", run.describe()
+    assert same_sas(report["sas"], secrets.sas), (report["sas"], secrets.sas)
+    assert report["reason"] == "Hung up by peer", report
+    assert has_tone(report["received_frequencies"], LINPHONE_TONE), report
+    linphone.wait_call_state("End", timeout=10)
+    heard = wav_frequencies(linphone.recording(1))
+    assert has_tone(heard, PIDPHONE_TONE), heard

@@ -1,0 +1,67 @@
+"""Every ZRTP algorithm linphonec (bzrtp) offers and pidphone supports, part 1: the elliptic
+curve key agreements X255 and X448 (RFC 7748), each with a different cipher, auth tag, hash
+and SAS rendering, one call in each direction. Part 2 (test_interop_linphone_suites_dh.py)
+covers DH3k and DH2k; together every algorithm is chosen at least once. Both sides put the
+suite first, so the exchange must pick exactly it; the SAS, the tones both ways and the
+algorithms reported at both ends are compared. The two parts run in parallel under xdist,
+each in its own network namespace with its own Kamailio."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.peers.interop import (
+    Rig,
+    ZrtpSuite,
+    call_linphone,
+    has_tone,
+    interop_rig,
+    need_interop,
+    negotiated,
+    same_sas,
+)
+
+pytestmark = [pytest.mark.kamailio, pytest.mark.linphone, pytest.mark.slow]
+
+CASES = [
+    pytest.param(ZrtpSuite("X255", "AES3", "HS32", "S384", "B256"), True, id="X255-pidphone-calls"),
+    pytest.param(
+        ZrtpSuite("X448", "AES1", "HS80", "S384", "B32"), False, id="X448-linphonec-calls"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def module_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    need_interop()
+    with interop_rig(tmp_path_factory.mktemp("interop-suites-ec")) as rig:
+        yield rig
+
+
+@pytest.fixture
+def rig(module_rig: Rig) -> Iterator[Rig]:
+    yield module_rig
+    module_rig.close()
+
+
+@pytest.mark.parametrize(("suite", "pidphone_calls"), CASES)
+def test_suite(rig: Rig, suite: ZrtpSuite, pidphone_calls: bool) -> None:
+    linphone = rig.linphone("linphone", tone=700, suite=suite, auto_answer=pidphone_calls)
+    config = rig.config("alice" if pidphone_calls else "bob", tone=1000, suite=suite)
+    result = call_linphone(rig, linphone, config, pidphone_calls=pidphone_calls)
+    report = result.report
+
+    assert result.run.returncode == 0, result.run.describe()
+    assert report["state"] == "secure"
+    assert (report["key_agreement"], report["cipher"], report["auth_tag"]) == (
+        suite.key_agreement,
+        suite.cipher,
+        suite.auth_tag,
+    )
+    assert (report["hash"], report["sas_scheme"]) == (suite.hash, suite.sas)
+    assert result.linphone_algorithms == suite.linphone_names() == negotiated(report)
+    assert same_sas(report["sas"], result.linphone_sas), (report["sas"], result.linphone_sas)
+    assert has_tone(report["received_frequencies"], 700), report
+    assert has_tone(result.linphone_heard, 1000), result.linphone_heard
