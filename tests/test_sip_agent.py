@@ -965,3 +965,16 @@ def test_bye_during_a_reinvite_answers_it_487() -> None:
     ]
     with pytest.raises(LocalProtocolError):
         bob.accept_reinvite(call_id, HELD, 12.0)
+
+
+def test_hangup_after_the_connection_dropped_reconnects() -> None:
+    net, alice, bob, call_id = established_call()
+    net.cut(alice, BOB_ADDR, 5.0)
+    alice.hangup(call_id, 6.0)
+    net.run(6.0)
+    assert events(alice) == [ev.CallEnded(call_id, None, "Hung up", False)]
+    assert events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
+    bye = next(d for s, _, d in net.wire if d.startswith(b"BYE"))
+    assert b"rport" in bye
+    advance(net, [alice, bob], 36.0)
+    assert b"\r\n\r\n" in [d for _, _, d in net.wire]  # the new connection is kept alive

@@ -194,6 +194,7 @@ class UserAgent:
             DigestCredentials(username, config.password) if config.password is not None else None
         )
         self._flows: dict[Address, _Flow] = {}
+        self._last_local: dict[Address, Address] = {}
         self._out: list[tuple[Address, bytes]] = []
         self._close: list[Address] = []
         self._events: deque[ev.SipEvent] = deque()
@@ -215,6 +216,7 @@ class UserAgent:
         asked_for = peer in self._flows
         flow = self._flows.setdefault(peer, _Flow())
         flow.local = local
+        self._last_local[peer] = local
         if asked_for and self.config.keepalive_interval > 0:
             flow.next_ping = now + self.config.keepalive_interval
         pending, flow.pending = flow.pending, []
@@ -1081,6 +1083,7 @@ class UserAgent:
         state.pending.append(item)
 
     def _send(self, flow: Address, message: Request | Response) -> None:
+        self._flows.setdefault(flow, _Flow())  # if it is down, the driver reconnects for us
         self._out.append((flow, bytes(message)))
 
     def _fail_flow(self, peer: Address, reason: str) -> None:
@@ -1091,10 +1094,13 @@ class UserAgent:
             flow.framer = StreamFramer()
 
     def _local(self, flow: Address) -> Address:
+        """The local address of `flow`; if it is down, the one it had (the driver reconnects
+        to send, and rport brings answers back over the new connection)."""
         state = self._flows.get(flow)
-        if state is None or state.local is None:
-            raise LocalProtocolError(f"flow {flow} is not connected")
-        return state.local
+        local = state.local if state is not None and state.local else self._last_local.get(flow)
+        if local is None:
+            raise LocalProtocolError(f"flow {flow} was never connected")
+        return local
 
     def _target_uri(self, target: str) -> Uri:
         """A full URI, "user@host", or a bare user name in our own domain."""
