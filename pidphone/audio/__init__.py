@@ -8,9 +8,11 @@ from pidphone.audio.analysis import (
     samples_of,
 )
 from pidphone.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from pidphone.audio.plc import Concealer
 from pidphone.audio.tones import ToneGenerator, ToneSpec, dtmf_frequencies, dtmf_tone, test_tone
 
 __all__ = [
+    "Concealer",
     "ToneGenerator",
     "ToneSpec",
     "alaw_decode",

@@ -1,0 +1,184 @@
+"""Packet-loss concealment for G.711 after ITU-T G.711 Appendix I, on 8 kHz S16_LE PCM.
+
+How it works (the structure of Appendix I; constants in samples at 8 kHz):
+
+* Output is delayed by 30 samples (3.75 ms, a quarter of the longest pitch period), and the
+  last 390 samples (three longest periods plus that quarter) are kept as history.
+* When a loss starts, the pitch period (40..120 samples, 200..66 Hz) is found by normalised
+  cross-correlation of the last 20 ms with the history: a coarse search on every second
+  sample and lag (then a half or a third of the best lag if it is within 90 %, against
+  octave errors), and a fine search around it. The last period becomes the pitch
+  buffer; its last quarter-period is overlap-added with the quarter before the period so the
+  loop joins smoothly, and the same blend replaces the still unplayed delayed samples.
+* The loss is filled by repeating the pitch buffer. Each further 10 ms (the second and third)
+  the buffer grows by one period, with an overlap-add at the switch, so long losses do not
+  buzz. From the second 10 ms on, the signal is attenuated by 20 % per 10 ms; after 60 ms the
+  output is silence.
+* The first good frame after a loss is cross-faded from the continued synthetic signal over
+  a quarter-period plus 4 ms for every further 10 ms lost (at most 10 ms).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+_PITCH_MIN = 40
+_PITCH_MAX = 120
+_OVERLAP_MAX = _PITCH_MAX // 4
+_HISTORY = 3 * _PITCH_MAX + _OVERLAP_MAX
+_CORR_LEN = 160
+_UNIT = 80
+_ATTENUATION = 0.2
+_ATTENUATION_STEP = _ATTENUATION / _UNIT
+_OVERLAP_STEP = 32
+_MIN_POWER = 250.0
+_SILENT_AFTER = 6
+"""10 ms units of synthetic signal before the output is silent (60 ms)."""
+_DELAY_BYTES = 2 * _OVERLAP_MAX
+_HISTORY_BYTES = 2 * _HISTORY
+
+
+def _to_pcm(samples: list[float]) -> bytes:
+    return struct.pack(f"<{len(samples)}h", *(max(-32768, min(32767, round(s))) for s in samples))
+
+
+def _overlap_add(fading_out: list[float], fading_in: list[float]) -> list[float]:
+    n = len(fading_out)
+    return [
+        a + (b - a) * (i + 1) / (n + 1)
+        for i, (a, b) in enumerate(zip(fading_out, fading_in, strict=True))
+    ]
+
+
+def find_pitch(history: list[float]) -> int:
+    """The pitch period in samples (40..120) of the end of `history` (at least 390 samples)."""
+    end = len(history)
+    target = history[end - _CORR_LEN :]
+
+    def score(lag: int, step: int) -> float:
+        candidate = history[end - _CORR_LEN - lag : end - lag]
+        corr = sum(target[i] * candidate[i] for i in range(0, _CORR_LEN, step))
+        energy = sum(candidate[i] * candidate[i] for i in range(0, _CORR_LEN, step))
+        return corr / math.sqrt(max(energy, _MIN_POWER))
+
+    coarse = max(range(_PITCH_MIN, _PITCH_MAX + 1, 2), key=lambda lag: score(lag, 2))
+    # a multiple of the period correlates as well as the period itself: prefer a third or
+    # a half of the lag when it is nearly as good, so the loop holds one period
+    best = score(coarse, 1)
+    for divisor in (3, 2):
+        shorter = round(coarse / divisor)
+        if shorter >= _PITCH_MIN and score(shorter, 1) >= 0.9 * best:
+            coarse = shorter
+            break
+    fine = range(max(_PITCH_MIN, coarse - 1), min(_PITCH_MAX, coarse + 1) + 1)
+    return max(fine, key=lambda lag: score(lag, 1))
+
+
+class Concealer:
+    """Conceals lost 20 ms frames of one decoded stream (see the module docstring)."""
+
+    def __init__(self, frame_samples: int = 160) -> None:
+        self.frame_samples = frame_samples
+        self._history = bytes(_HISTORY_BYTES)
+        self._erased = 0
+        """10 ms units concealed in the current loss."""
+        self._pitch = _PITCH_MIN
+        self._overlap = _PITCH_MIN // 4
+        self._buffer: list[float] = []
+        self._length = 0
+        self._offset = 0
+        self._last_quarter: list[float] = []
+
+    def good(self, pcm: bytes) -> bytes:
+        """Record a received frame; return the frame to play (delayed by 3.75 ms, and
+        cross-faded from the concealment if a loss just ended)."""
+        if self._erased:
+            pcm = self._blend_in(pcm)
+        return self._push(pcm)
+
+    def conceal(self) -> bytes:
+        """Return one frame to play in place of a lost one."""
+        samples: list[float] = []
+        for _ in range(max(1, self.frame_samples // _UNIT)):
+            samples.extend(self._unit())
+        return self._push(_to_pcm(samples))
+
+    def _push(self, pcm: bytes) -> bytes:
+        joined = self._history + pcm
+        self._history = joined[-_HISTORY_BYTES:]
+        return joined[len(joined) - len(pcm) - _DELAY_BYTES : len(joined) - _DELAY_BYTES]
+
+    def _synthesize(self, count: int) -> list[float]:
+        start = _HISTORY - self._length
+        out = []
+        buffer, offset, length = self._buffer, self._offset, self._length
+        for _ in range(count):
+            out.append(buffer[start + offset])
+            offset += 1
+            if offset == length:
+                offset = 0
+        self._offset = offset
+        return out
+
+    def _start(self) -> None:
+        history = [float(s) for s in struct.unpack(f"<{_HISTORY}h", self._history)]
+        pitch = find_pitch(history)
+        overlap = pitch // 4
+        self._pitch, self._overlap = pitch, overlap
+        self._last_quarter = history[_HISTORY - overlap :]
+        before = history[_HISTORY - pitch - overlap : _HISTORY - pitch]
+        history[_HISTORY - overlap :] = _overlap_add(self._last_quarter, before)
+        self._buffer = history
+        self._length = pitch
+        self._offset = 0
+        # the blended end is still in the delay line, not yet played: replace it
+        self._history = self._history[: -2 * overlap] + _to_pcm(history[_HISTORY - overlap :])
+
+    def _grow(self) -> None:
+        """Add one period to the pitch buffer, blending its end into the new start."""
+        self._length += self._pitch
+        start = _HISTORY - self._length
+        before = self._buffer[start - self._overlap : start]
+        self._buffer[_HISTORY - self._overlap :] = _overlap_add(self._last_quarter, before)
+
+    def _attenuate(self, samples: list[float], unit: int) -> list[float]:
+        gain = 1.0 - (unit - 1) * _ATTENUATION
+        out = []
+        for s in samples:
+            out.append(s * max(0.0, gain))
+            gain -= _ATTENUATION_STEP
+        return out
+
+    def _unit(self) -> list[float]:
+        unit = self._erased
+        self._erased += 1
+        if unit == 0:
+            self._start()
+            return self._synthesize(_UNIT)
+        if unit >= _SILENT_AFTER:
+            return [0.0] * _UNIT
+        if unit <= 2:
+            saved = self._offset
+            tail = self._synthesize(self._overlap)
+            self._offset = saved
+            self._grow()
+            out = self._synthesize(_UNIT)
+            out[: self._overlap] = _overlap_add(tail, out[: self._overlap])
+        else:
+            out = self._synthesize(_UNIT)
+        return self._attenuate(out, unit)
+
+    def _blend_in(self, pcm: bytes) -> bytes:
+        unit = self._erased
+        self._erased = 0
+        count = len(pcm) // 2
+        length = min(count, _UNIT, self._overlap + (unit - 1) * _OVERLAP_STEP)
+        if unit >= _SILENT_AFTER:
+            synthetic = [0.0] * length
+        else:
+            synthetic = self._synthesize(length)
+            if unit > 1:
+                synthetic = self._attenuate(synthetic, unit)
+        real = [float(s) for s in struct.unpack_from(f"<{length}h", pcm)]
+        return _to_pcm(_overlap_add(synthetic, real)) + pcm[2 * length :]

@@ -1,0 +1,99 @@
+"""Packet-loss concealment: continuity, pitch, decay to silence, smooth recovery."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import struct
+
+import pytest
+
+from pidphone.audio import dominant_frequencies, rms, samples_of
+from pidphone.audio.plc import Concealer, find_pitch
+
+
+def sine_frames(
+    frequency: float, count: int, start: int = 0, amplitude: float = 8000
+) -> list[bytes]:
+    step = 2 * math.pi * frequency / 8000
+    return [
+        struct.pack(
+            "<160h", *(round(amplitude * math.sin(step * n)) for n in range(k * 160, k * 160 + 160))
+        )
+        for k in range(start, start + count)
+    ]
+
+
+def max_jump(pcm: bytes) -> int:
+    s = samples_of(pcm)
+    return max(abs(a - b) for a, b in itertools.pairwise(s))
+
+
+def test_good_frames_pass_through_delayed() -> None:
+    concealer = Concealer()
+    frames = sine_frames(200, 5)
+    out = b"".join(concealer.good(f) for f in frames)
+    # delayed by 30 samples (3.75 ms), otherwise untouched
+    assert out[60:] == b"".join(frames)[:-60]
+    assert out[:60] == bytes(60)
+
+
+@pytest.mark.parametrize("frequency", [70.0, 100.0, 160.0, 200.0])
+def test_find_pitch(frequency: float) -> None:
+    history = [1000 * math.sin(2 * math.pi * frequency * n / 8000) for n in range(390)]
+    assert find_pitch(history) == pytest.approx(8000 / frequency, abs=1)
+
+
+def test_concealment_continues_the_waveform_then_fades_to_silence() -> None:
+    concealer = Concealer()
+    frames = sine_frames(200, 12)  # 200 Hz: a 40-sample period
+    out = [concealer.good(f) for f in frames[:8]]
+    concealed = [concealer.conceal() for _ in range(4)]
+    stream = b"".join(out + concealed)
+    # no click where the concealment starts: steps stay like those of the sine itself
+    assert max_jump(stream) <= max_jump(b"".join(frames)) * 1.2
+    # the first concealed frame still sounds like the original
+    assert dominant_frequencies(concealed[0] * 4, count=1) == [pytest.approx(200, abs=10)]
+    # the first 10 ms is the sine at full level (the true continuation, 30 samples delayed)
+    truth = samples_of(b"".join(frames))[8 * 160 - 30 : 8 * 160 + 50]
+    first = samples_of(concealed[0])[:80]
+    assert max(abs(a - b) for a, b in zip(first, truth, strict=True)) < 800
+    levels = [rms(c) for c in concealed]
+    assert levels[0] > levels[1] > levels[2] > levels[3]
+    assert levels[0] == pytest.approx(8000 / 2**0.5, rel=0.15)
+    # after 60 ms (plus the 30 delayed samples, which end the fade): silence
+    tail = samples_of(concealed[3])
+    assert max(abs(s) for s in tail[:30]) < 800
+    assert tail[30:] == (0,) * 130
+
+
+def test_recovery_is_smooth() -> None:
+    concealer = Concealer()
+    frames = sine_frames(250, 12)
+    out = [concealer.good(f) for f in frames[:6]]
+    out.append(concealer.conceal())
+    out += [concealer.good(f) for f in frames[7:12]]
+    stream = b"".join(out)
+    assert max_jump(stream) <= max_jump(b"".join(frames)) * 1.3
+    # later frames are the original again, 30 samples late
+    assert out[-1] == b"".join(frames)[11 * 160 * 2 - 60 : 12 * 160 * 2 - 60]
+
+
+def test_recovery_after_long_loss_fades_in_from_silence() -> None:
+    concealer = Concealer()
+    frames = sine_frames(200, 12)
+    for f in frames[:5]:
+        concealer.good(f)
+    for _ in range(5):
+        assert len(concealer.conceal()) == 320
+    back = samples_of(concealer.good(frames[10]))
+    # the 30 delayed samples are still silence, then the signal ramps in
+    assert back[:30] == (0,) * 30
+    ramp = [abs(s) for s in back[30:110]]
+    assert max(ramp[:10]) < max(ramp[-10:])
+
+
+def test_silence_stays_silent() -> None:
+    concealer = Concealer()
+    concealer.good(bytes(320))
+    assert concealer.conceal() == bytes(320)
