@@ -978,3 +978,25 @@ def test_hangup_after_the_connection_dropped_reconnects() -> None:
     assert b"rport" in bye
     advance(net, [alice, bob], 36.0)
     assert b"\r\n\r\n" in [d for _, _, d in net.wire]  # the new connection is kept alive
+
+
+def test_offerless_invite_gets_the_answer_in_the_ack() -> None:
+    bob = make_agent("sips:bob@127.0.0.1", 2)
+    peer = ("127.0.0.1", 41000)
+    bob.connection_made(peer, BOB_ADDR, 0.0)
+    bob.receive_data(peer, raw_request("INVITE"), 0.0)
+    (incoming,) = events(bob)
+    assert isinstance(incoming, ev.IncomingCall) and incoming.sdp == b""
+    bob.answer("raw-1", OFFER, 1.0)
+    sent = [parse_message(d) for _, d in bob.data_to_send()]
+    ok = sent[-1]
+    assert isinstance(ok, Response) and ok.status == 200 and ok.body == OFFER
+    ack = (
+        raw_request("ACK", to_tag=f";tag={ok.to.tag}")
+        .replace(b"z9hG4bKraw1", b"z9hG4bKraw2")
+        .replace(b"CSeq: 7 ACK", b"CSeq: 7 ACK\r\nContent-Type: application/sdp")
+        .replace(b"Content-Length: 0\r\n\r\n", b"Content-Length: %d\r\n\r\n" % len(ANSWER))
+        + ANSWER
+    )
+    bob.receive_data(peer, ack, 1.1)
+    assert events(bob) == [ev.CallEstablished("raw-1", ANSWER)]

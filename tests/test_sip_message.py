@@ -602,3 +602,28 @@ def test_rfc4475_more_valid_messages() -> None:
     assert (noreason.status, noreason.reason) == (100, "")
     for message in (esc, transports, semi, noreason):
         assert parse_message(bytes(message)) == message
+
+
+vias = st.builds(
+    Via,
+    transport=st.sampled_from(["TLS", "TCP", "UDP", "WS"]),
+    host=host,
+    port=st.one_of(st.none(), st.integers(1, 65535)),
+    params=params,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(vias)
+def test_via_round_trip(via: Via) -> None:
+    assert Via.parse(str(via)) == via
+
+
+@settings(max_examples=200, deadline=None)
+@given(uris, st.lists(st.tuples(token, token), max_size=2).map(tuple))
+def test_uri_round_trip_with_headers(uri: Uri, headers: tuple[tuple[str, str], ...]) -> None:
+    full = Uri(
+        scheme=uri.scheme, host=uri.host, user=uri.user, port=uri.port, params=uri.params,
+        headers=headers,
+    )  # fmt: skip
+    assert Uri.parse(str(full)) == full

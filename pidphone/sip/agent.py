@@ -574,7 +574,7 @@ class UserAgent:
             self._send_in_dialog(call, "BYE", now)
         elif call.state is CallState.ANSWERED:
             call.state = CallState.CONFIRMED
-            self._events.append(ev.CallEstablished(call.call_id))
+            self._events.append(ev.CallEstablished(call.call_id, req.body))
 
     def _receive_cancel(self, peer: Address, req: Request, now: float) -> None:
         found = self._server.get((req.vias[0].branch or "", "INVITE"))

@@ -67,9 +67,11 @@ class CallAnswered(SipEvent):
 
 @dataclass(frozen=True)
 class CallEstablished(SipEvent):
-    """The ACK for the 2xx we sent arrived: the incoming call is up."""
+    """The ACK for the 2xx we sent arrived: the incoming call is up. `sdp` is the ACK's body:
+    empty, unless the INVITE came without an offer and our 200 carried it (RFC 3264 §4)."""
 
     call_id: str
+    sdp: bytes = b""
 
 
 @dataclass(frozen=True)
