@@ -13,6 +13,13 @@ driver opens the connection (an empty payload asks for nothing else) and calls
 Via and Contact and comes out of the next `data_to_send`. A connection attempt that fails is
 reported with `connection_lost`.
 
+Calls, by their Call-ID: `invite` → `CallProgress`* → `CallAnswered` or `CallEnded`;
+`IncomingCall` → `ringing`/`answer` → `CallEstablished`, or `reject` → `CallEnded`. `hangup`
+(CANCEL, 603 or BYE as the state requires) reports `CallEnded` at once; a 200 that crosses
+our CANCEL is ACKed and ended with a BYE. Re-INVITEs: `reinvite` → `ReinviteAnswered` or
+`ReinviteFailed` (a 491 is retried after the §14.1 delay); `ReinviteReceived` →
+`accept_reinvite`/`reject_reinvite`. API misuse raises LocalProtocolError.
+
 Nothing a peer sends can raise out of `receive_data`: a malformed request that can be framed
 is answered 400 (or the status its error hints) and reported as `RequestRejected`; a stream
 that cannot be framed is reported as `FlowFailed` and listed by `flows_to_close`.
@@ -86,6 +93,7 @@ class AgentConfig:
     aor: str
     """Address of record, e.g. "sips:alice@example.org" or "sip:alice@127.0.0.1"."""
     display_name: str = ""
+    """Shown to the people we call (From), e.g. "Alice"."""
     auth_user: str | None = None
     """Digest user name; defaults to the AOR's user."""
     password: str | None = field(default=None, repr=False)
@@ -93,9 +101,11 @@ class AgentConfig:
     """Where REGISTER and out-of-dialog requests go (the outbound proxy); None means no
     registration, direct calls only."""
     register_expires: int = 600
+    """Seconds of registration asked for; refreshed halfway through (at most 30 s before)."""
     keepalive_interval: float = 30.0
     """CRLF ping on every open flow (RFC 5626 §3.5.1); 0 disables."""
     user_agent: str = "pidphone/0.1.0"
+    """User-Agent of our requests and Server of our responses."""
     transport: str = "tls"
     """"tls" (or "tcp" for tests against plain peers)."""
     instance_id: str | None = None
@@ -224,6 +234,8 @@ class UserAgent:
             item.send()
 
     def connection_lost(self, peer: Address, now: float) -> None:
+        """The connection to `peer` closed, or could not be opened: its pending requests fail
+        (transport error, §8.1.3.1) and a registration over it is renewed after a backoff."""
         flow = self._flows.pop(peer, None)
         if flow is not None:
             for item in flow.pending:
@@ -240,6 +252,7 @@ class UserAgent:
             self._registration_failed(None, "Connection lost", now)
 
     def receive_data(self, peer: Address, data: bytes, now: float) -> None:
+        """Bytes from `peer`'s connection, in any chunking. Never raises on their content."""
         flow = self._flows.setdefault(peer, _Flow())
         flow.framer.feed(data)
         while True:
@@ -259,6 +272,7 @@ class UserAgent:
                 self._receive_message(peer, item.data, now)
 
     def data_to_send(self) -> list[tuple[Address, bytes]]:
+        """Bytes to write, per flow, in order; an empty payload only asks for a connection."""
         out, self._out = self._out, []
         return out
 
@@ -268,9 +282,11 @@ class UserAgent:
         return out
 
     def next_event(self) -> ev.SipEvent | None:
+        """The oldest event not yet taken, or None."""
         return self._events.popleft() if self._events else None
 
     def get_timer(self) -> float | None:
+        """The next deadline (absolute, same clock as `now`), or None."""
         times: list[float] = [
             ctx.tx.deadline for ctx in self._client.values() if ctx.tx.deadline is not None
         ]
@@ -287,6 +303,8 @@ class UserAgent:
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> None:
+        """Run everything due at `now`: transaction timers, keep-alives, registration refresh
+        and retry, 2xx retransmission, glare retries."""
         for key, ctx in list(self._client.items()):
             if ctx.tx.deadline is not None and ctx.tx.deadline <= now:
                 ctx.tx.apply(Input.TIMEOUT, now)
