@@ -46,7 +46,8 @@ from pidphone.app.engine import (
 )
 from pidphone.app.media import MediaConfig
 from pidphone.config import Config
-from pidphone.demo import RecordingEarpiece, SimulatedAudio, heard_frequencies
+from pidphone.demo import heard_frequencies
+from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import open_udp
 from pidphone.errors import ConfigError
@@ -174,18 +175,19 @@ def zid_cache(config: Config) -> ZidCache:
     return FileZidCache(Path(config.security.zid_cache))
 
 
-def audio_devices(config: Config) -> tuple[AudioDevices, RecordingEarpiece | None]:
-    """The real ALSA devices, or the simulated ones (whose earpiece we can analyse)."""
+def audio_devices(config: Config) -> AudioDevices:
+    """The simulated devices (whose earpiece can be analysed), or the real ALSA ones."""
     if config.hardware == "simulated":
         sim = config.sim
-        pcm = Path(sim.audio_in_file).read_bytes() if sim.audio_in_file else b""
-        out = Path(sim.audio_out_file) if sim.audio_out_file else None
-        audio = SimulatedAudio(sim.tone_frequency, in_pcm=pcm, out_file=out)
-        return audio, audio.earpiece
+        return SimAudioDevices(
+            in_file=Path(sim.audio_in_file) if sim.audio_in_file else None,
+            tone_frequency=sim.tone_frequency,
+            out_file=Path(sim.audio_out_file) if sim.audio_out_file else None,
+        )
     from pidphone.drivers.alsa_audio import AlsaAudio  # type: ignore[import-not-found]
 
     devices: AudioDevices = AlsaAudio(config.audio)
-    return devices, None
+    return devices
 
 
 # --------------------------------------------------------------------------- one run
@@ -200,7 +202,8 @@ class _Session:
         self.as_json = as_json
         self.events: list[tuple[float, EngineEvent]] = []
         self.changed = asyncio.Event()
-        audio, self.earpiece = audio_devices(config)
+        audio = audio_devices(config)
+        self.simulated = audio if isinstance(audio, SimAudioDevices) else None
         self.engine = Engine(
             engine_settings(config),
             user_agent(config),
@@ -249,6 +252,11 @@ class _Session:
         )
         return isinstance(event, RegistrationEvent) and event.state == "registered"
 
+    def _heard(self) -> list[bytes]:
+        """The frames the simulated earpiece played so far (empty with real hardware)."""
+        playback = self.simulated.playbacks.get("call") if self.simulated is not None else None
+        return list(playback.frames) if playback is not None else []
+
     async def follow(self, call: Call, duration: float, report: CallReport) -> None:
         """Wait for the answer, then `duration` seconds or the end, then hang up."""
         cid = call.call_id
@@ -263,12 +271,12 @@ class _Session:
         if connected is None:
             self.engine.hangup(cid, "No answer")
         elif isinstance(connected, CallConnected):
-            mark = self.earpiece.mark() if self.earpiece is not None else 0
+            mark = len(self._heard())
             answered = time.monotonic()
             await self.wait(ended, duration)
             report.duration = round(time.monotonic() - answered, 2)
-            if self.earpiece is not None:
-                report.received_frequencies = heard_frequencies(self.earpiece.frames[mark:])
+            if self.simulated is not None:
+                report.received_frequencies = heard_frequencies(self._heard()[mark:])
             if call.state != "ended":
                 self.engine.hangup(cid, "Hung up")
         await self.wait(ended, 5.0)

@@ -13,26 +13,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import functools
 import logging
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+
+from PIL.Image import Resampling
 
 from pidphone.app import phone_events as pe
 from pidphone.app.call import Call, CallFinished, CallSecure, CallSettings
 from pidphone.app.engine import CallIncoming, Engine, EngineEvent, EngineSettings
 from pidphone.app.media import MediaConfig
 from pidphone.audio.analysis import dominant_frequencies
-from pidphone.audio.tones import ToneGenerator, ToneSpec
 from pidphone.drivers.certs import make_test_pki
+from pidphone.drivers.draw import draw_screen
+from pidphone.drivers.sim_audio import SimAudioDevices, SimPlayback
+from pidphone.drivers.sim_display import PNG_SCALE, screen_text
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import open_udp
-from pidphone.ports import FRAME_BYTES, AudioCapture, AudioPlayback, AudioPurpose, KeyEvent, Screen
+from pidphone.ports import FRAME_BYTES, KeyEvent, Screen
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache
 
@@ -48,90 +51,8 @@ TIMEOUT = 12.0
 """Seconds for each step (answer, SAS) before the demo gives up."""
 
 
-# --------------------------------------------------------------------------- simulated audio
-
-
-class _Pacer:
-    """A 20 ms period on the monotonic clock: the simulated device's media clock."""
-
-    def __init__(self) -> None:
-        self._next = time.monotonic()
-
-    def wait(self) -> None:
-        self._next += 0.02
-        delay = self._next - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        elif delay < -0.2:  # far behind (a busy machine): do not try to catch up
-            self._next = time.monotonic()
-
-
-class ToneMicrophone:
-    """Captures a steady tone (or silence at 0 Hz), or loops raw S16_LE PCM from a file."""
-
-    def __init__(self, frequency: float, pcm: bytes = b"") -> None:
-        self._tone = ToneGenerator.from_spec(ToneSpec((frequency,))) if frequency > 0 else None
-        self._pcm = pcm[: len(pcm) - len(pcm) % FRAME_BYTES]
-        self._offset = 0
-        self._pacer = _Pacer()
-
-    def read_frame(self) -> bytes:
-        self._pacer.wait()
-        if self._pcm:
-            frame = self._pcm[self._offset : self._offset + FRAME_BYTES]
-            self._offset = (self._offset + FRAME_BYTES) % len(self._pcm)
-            return frame
-        return self._tone.frame() if self._tone is not None else bytes(FRAME_BYTES)
-
-    def close(self) -> None:
-        pass
-
-
-class RecordingEarpiece:
-    """Plays into a list (and a raw PCM file when given), one frame per period."""
-
-    def __init__(self, out_file: Path | None = None) -> None:
-        self.frames: list[bytes] = []
-        self._pacer = _Pacer()
-        self._file = out_file.open("wb") if out_file is not None else None
-
-    def write_frame(self, pcm: bytes) -> None:
-        self._pacer.wait()
-        self.frames.append(pcm)
-        if self._file is not None:
-            self._file.write(pcm)
-
-    def mark(self) -> int:
-        return len(self.frames)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-class SimulatedAudio:
-    """The `AudioDevices` port of a simulated phone: a tone or file in, a recording out."""
-
-    def __init__(
-        self, frequency: float, *, in_pcm: bytes = b"", out_file: Path | None = None
-    ) -> None:
-        self.microphone = ToneMicrophone(frequency, in_pcm)
-        self.earpiece = RecordingEarpiece(out_file)
-        self.volume = 80
-
-    def open_capture(self) -> AudioCapture:
-        return self.microphone
-
-    def open_playback(self, purpose: AudioPurpose = "call") -> AudioPlayback:
-        return self.earpiece
-
-    def set_volume(self, percent: int) -> None:
-        self.volume = percent
-
-
 class _ScreenLog:
-    """The `Display` port: keeps every screen shown."""
+    """The `Display` port: keeps every screen shown (the demo prints a chosen few)."""
 
     def __init__(self) -> None:
         self.screens: list[Screen] = []
@@ -143,25 +64,12 @@ class _ScreenLog:
         pass
 
 
-def screen_text(screen: Screen, width: int = 26) -> list[str]:
-    """A Screen as a few lines of text in a box, for the terminal."""
-    icons = " ".join(sorted(screen.icons))
-    rows = [f"{screen.status[: width - len(icons) - 1]:<{width - len(icons)}}{icons}"]
-    rows.append("-" * width)
-    if screen.title:
-        rows.append(screen.title)
-    rows.extend(screen.lines)
-    if screen.big:
-        mark = " (verified)" if screen.verified else ""
-        big = f"[ {screen.big} ]" if screen.big_inverse else screen.big.upper()
-        rows.append(f"  {big}{mark}")
-    if screen.alert:
-        rows = [f"!! {row}" for row in rows]
-    return (
-        ["+" + "-" * (width + 2) + "+"]
-        + [f"| {r[:width]:<{width}} |" for r in rows]
-        + ["+" + "-" * (width + 2) + "+"]
-    )
+def earpiece(audio: SimAudioDevices) -> SimPlayback:
+    """The simulated handset's earpiece, once the engine opened it."""
+    playback = audio.playbacks.get("call")
+    if playback is None:
+        raise DemoFailedError("the earpiece was never opened")
+    return playback
 
 
 # --------------------------------------------------------------------------- one phone
@@ -171,7 +79,7 @@ def screen_text(screen: Screen, width: int = 26) -> list[str]:
 class _Phone:
     name: str
     engine: Engine
-    audio: SimulatedAudio
+    audio: SimAudioDevices
     display: _ScreenLog
     transport: TlsTransport
     events: list[EngineEvent] = field(default_factory=list)
@@ -217,7 +125,7 @@ async def _make_phone(
     server: TlsServerConfig | None,
     speed_dials: dict[str, str],
 ) -> _Phone:
-    audio = SimulatedAudio(tone)
+    audio = SimAudioDevices(tone_frequency=tone)
     display = _ScreenLog()
     agent = UserAgent(
         AgentConfig(aor=f"sips:{name.lower()}@127.0.0.1", display_name=name, keepalive_interval=0)
@@ -255,14 +163,37 @@ class DemoResult:
     alice_heard: list[float] = field(default_factory=list)
     bob_heard: list[float] = field(default_factory=list)
     stats: dict[str, tuple[int, int, int]] = field(default_factory=dict)
-    screens: dict[str, Screen] = field(default_factory=dict)
 
 
 def _is_secure(event: EngineEvent) -> bool:
     return isinstance(event, CallSecure)
 
 
-async def _story(out: TextIO, workdir: Path) -> DemoResult:
+class _Show:
+    """Prints both phones' screens side by side and saves them as PNG."""
+
+    def __init__(self, out: TextIO, screens_dir: Path | None) -> None:
+        self.out = out
+        self.dir = screens_dir
+        if screens_dir is not None:
+            screens_dir.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, moment: str, alice: _Phone, bob: _Phone) -> None:
+        left = screen_text(_screen(alice)).splitlines()
+        right = screen_text(_screen(bob)).splitlines()
+        width = max(len(row) for row in left)
+        blank = " " * width
+        print(f"\n  {'Alice':<{width}}   Bob", file=self.out)
+        for n in range(max(len(left), len(right))):
+            a = left[n] if n < len(left) else blank
+            b = right[n] if n < len(right) else ""
+            print(f"  {a:<{width}}   {b}", file=self.out)
+        if self.dir is not None:
+            for phone in (alice, bob):
+                _save_png(_screen(phone), self.dir / f"{phone.name.lower()}-{moment}.png")
+
+
+async def _story(out: TextIO, workdir: Path, show: _Show) -> DemoResult:
     result = DemoResult()
     pki = make_test_pki(workdir / "pki", ["127.0.0.1", "localhost"])
     bob_server = TlsServerConfig(
@@ -274,21 +205,24 @@ async def _story(out: TextIO, workdir: Path) -> DemoResult:
         raise DemoFailedError("Bob's TLS listener did not start")
     bob_uri = f"sips:bob@127.0.0.1:{listening[1]}"
     alice = await _make_phone("Alice", ALICE_TONE, str(pki.ca_cert), None, {"1": bob_uri})
+    loop = asyncio.get_running_loop()
     try:
-        print(f"Bob listens for SIP over TLS on {listening[0]}:{listening[1]}", file=out)
-        print(f"Alice presses speed dial 1: {bob_uri}", file=out)
+        say = functools.partial(print, file=out)
+        say(f"Certificates made in {workdir / 'pki'}; Bob takes SIP over TLS on {bob_uri}")
+        say(f"Alice presses speed dial 1: {bob_uri}")
         alice.press("speed1")
         incoming = await bob.wait_for(lambda e: isinstance(e, CallIncoming), "incoming call")
-        result.screens["alice-calling"] = _screen(alice)
-        result.screens["bob-incoming"] = _screen(bob)
-        print(f"Bob's phone rings: {getattr(incoming, 'remote_uri', '')}", file=out)
-        answered_at = asyncio.get_running_loop().time()
+        assert isinstance(incoming, CallIncoming)
+        say(f"Bob's phone rings: a call from {incoming.remote_uri}")
+        show("ringing", alice, bob)
+        answered_at = loop.time()
+        say("\nBob presses answer; ZRTP runs on the media path (RFC 6189)")
         bob.press("answer")
         secure_a = await alice.wait_for(_is_secure, "SAS")
         secure_b = await bob.wait_for(_is_secure, "SAS")
-        result.answer_to_sas = max(alice.time_of(secure_a), bob.time_of(secure_b)) - answered_at
         assert isinstance(secure_a, CallSecure) and isinstance(secure_b, CallSecure)
-        print(f"Alice's SAS: {secure_a.sas}   Bob's SAS: {secure_b.sas}", file=out)
+        result.answer_to_sas = max(alice.time_of(secure_a), bob.time_of(secure_b)) - answered_at
+        say(f"Alice's phone shows SAS {secure_a.sas!r}, Bob's shows {secure_b.sas!r}")
         if secure_a.sas != secure_b.sas:
             raise DemoFailedError(f"the SAS differ: {secure_a.sas} != {secure_b.sas}")
         result.sas, result.sas_scheme = secure_a.sas, secure_a.sas_scheme
@@ -296,26 +230,28 @@ async def _story(out: TextIO, workdir: Path) -> DemoResult:
             f"{secure_a.key_agreement} {secure_a.cipher} {secure_a.auth_tag} "
             f"{secure_a.hash} {secure_a.sas_scheme}"
         )
-        marks = (alice.audio.earpiece.mark(), bob.audio.earpiece.mark())
-        await asyncio.sleep(AUDIO_SECONDS)
-        result.screens["alice-secure"] = _screen(alice)
-        result.screens["bob-secure"] = _screen(bob)
-        result.alice_heard = heard_frequencies(alice.audio.earpiece.frames[marks[0] :])
-        result.bob_heard = heard_frequencies(bob.audio.earpiece.frames[marks[1] :])
+        marks = (len(earpiece(alice.audio).frames), len(earpiece(bob.audio).frames))
+        await asyncio.sleep(AUDIO_SECONDS / 2)
+        show("secure", alice, bob)
+        say("\nThey read the SAS to each other, it matches: both press SAS-confirm")
+        alice.press("sas_confirm")
+        bob.press("sas_confirm")
+        await asyncio.sleep(AUDIO_SECONDS / 2)
+        show("verified", alice, bob)
+        result.alice_heard = heard_frequencies(list(earpiece(alice.audio).frames)[marks[0] :])
+        result.bob_heard = heard_frequencies(list(earpiece(bob.audio).frames)[marks[1] :])
         for phone in (alice, bob):
-            call = _only_call(phone)
-            stats = call.media.stats
+            stats = _only_call(phone).media.stats
             result.stats[phone.name] = (
                 stats.packets_sent,
                 stats.packets_received,
                 stats.packets_lost,
             )
-        print("Alice hangs up", file=out)
+        say("\nAlice hangs up")
         alice.press("hangup")
         await bob.wait_for(lambda e: isinstance(e, CallFinished), "hang-up")
         await alice.wait_for(lambda e: isinstance(e, CallFinished), "end of call")
-        result.screens["alice-ended"] = _screen(alice)
-        result.screens["bob-ended"] = _screen(bob)
+        show("ended", alice, bob)
     finally:
         await alice.engine.stop()
         await bob.engine.stop()
@@ -344,24 +280,13 @@ def _tone_ok(heard: list[float], expected: float) -> bool:
     return bool(heard) and abs(heard[0] - expected) <= TONE_TOLERANCE
 
 
-def _save_png(screen: Screen, path: Path) -> bool:
-    try:
-        from pidphone.drivers.draw import draw_screen
-    except ImportError:
-        return False
+def _save_png(screen: Screen, path: Path) -> None:
     image = draw_screen(screen)
-    image.resize((image.width * 4, image.height * 4)).save(path)
-    return True
+    scaled = image.resize((image.width * PNG_SCALE, image.height * PNG_SCALE), Resampling.NEAREST)
+    scaled.save(path)
 
 
 def _report(result: DemoResult, out: TextIO, screens_dir: Path | None) -> bool:
-    for name, screen in result.screens.items():
-        print(f"\n{name}:", file=out)
-        for row in screen_text(screen):
-            print(f"  {row}", file=out)
-        if screens_dir is not None:
-            screens_dir.mkdir(parents=True, exist_ok=True)
-            _save_png(screen, screens_dir / f"{name}.png")
     alice_ok = _tone_ok(result.alice_heard, BOB_TONE)
     bob_ok = _tone_ok(result.bob_heard, ALICE_TONE)
     print("\nSummary", file=out)
@@ -390,20 +315,17 @@ def _report(result: DemoResult, out: TextIO, screens_dir: Path | None) -> bool:
 
 def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run the demo; 0 when the call was secured and both tones arrived."""
-    screens: Path | None = getattr(args, "screens", None)
+    screens: Path = getattr(args, "screens", None) or (
+        Path(tempfile.gettempdir()) / "pidphone-demo-screens"
+    )
     with tempfile.TemporaryDirectory(prefix="pidphone-demo-") as tmp:
-        workdir = Path(tmp)
-        if screens is None:
-            screens = Path(tempfile.gettempdir()) / "pidphone-demo-screens"
         try:
-            result = asyncio.run(asyncio.wait_for(_story(out, workdir), 4 * TIMEOUT))
+            show = _Show(out, screens)
+            result = asyncio.run(asyncio.wait_for(_story(out, Path(tmp), show), 4 * TIMEOUT))
         except DemoFailedError as exc:
             print(f"demo failed: {exc}", file=out)
             return 1
         except TimeoutError:
             print("demo failed: it took too long", file=out)
             return 1
-        with contextlib.suppress(OSError):
-            ok = _report(result, out, screens)
-            return 0 if ok else 1
-    return 1
+    return 0 if _report(result, out, screens) else 1

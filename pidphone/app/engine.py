@@ -482,18 +482,18 @@ class Engine:
         if self._legs.pop(leg.call.call_id, None) is not None:
             self.finished.append(leg.call)
         if self._handset == leg.call.call_id:
-            self._handset = None
+            self._set_handset(None)
             self._take_handset()
 
     def _on_call_event(self, leg: _Leg, event: CallEvent) -> None:
         if isinstance(event, CallConnected):
-            self._handset = leg.call.call_id
+            self._set_handset(leg.call.call_id)
         elif isinstance(event, CallHeld):
             if event.local_hold and self._handset == leg.call.call_id:
-                self._handset = None
+                self._set_handset(None)
                 self._take_handset()
             elif not event.local_hold and self._handset is None:
-                self._handset = leg.call.call_id
+                self._set_handset(leg.call.call_id)
         self._emit(event)
         self._phone_fact_for(leg.call, event)
 
@@ -501,8 +501,17 @@ class Engine:
         """Give the handset to another established call that is not on hold, if any."""
         for leg in self._legs.values():
             if leg.call.state == "established" and not leg.call.local_hold:
-                self._handset = leg.call.call_id
+                self._set_handset(leg.call.call_id)
                 return
+
+    def _set_handset(self, call_id: str | None) -> None:
+        """Which call the handset carries; what was queued for the earpiece is dropped."""
+        self._handset = call_id
+        self._audio_changed()
+
+    def _audio_changed(self) -> None:
+        if self._pump is not None:
+            self._pump.set_source(self._next_frame)
 
     # ------------------------------------------------------------------ audio (on the loop)
 
@@ -531,9 +540,11 @@ class Engine:
 
     def play_tone(self, kind: str | None) -> None:
         self._tone = None if kind is None else ToneGenerator(kind, plan=self.settings.tone_plan)
+        self._audio_changed()
 
     def ring(self, on: bool) -> None:
         self._ring = ToneGenerator("ring", plan=self.settings.tone_plan) if on else None
+        self._audio_changed()
 
     # ------------------------------------------------------------------ the phone UI
 
