@@ -1,0 +1,296 @@
+"""The ALSA driver against real alsa-lib, through PCMs defined in a test asoundrc: `filein:PATH`
+captures from a raw file, `fileout:PATH` plays into one (plugins "file" and "null", no card).
+
+alsa-lib reads its configuration once per process, so each scenario runs in a child Python
+(this file run as a script, with ALSA_CONFIG_PATH naming the test asoundrc). Faults alsa-lib
+cannot be made to produce here (overruns, underruns) are tested in-process on a stand-in PCM.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import alsaaudio
+import pytest
+
+from pidphone.drivers import alsa_audio
+from pidphone.drivers.alsa_audio import AlsaAudio
+from pidphone.drivers.sim_audio import Pacer
+from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES
+
+ASOUNDRC = """
+pcm.filein  { @args [ FILE ] @args.FILE { type string default "/dev/null" }
+              type file slave.pcm "null" file "/dev/null" infile $FILE format "raw" }
+pcm.fileout { @args [ FILE ] @args.FILE { type string default "/dev/null" }
+              type file slave.pcm "null" file $FILE format "raw" }
+"""
+ALSA_CONF = "/usr/share/alsa/alsa.conf"
+
+
+@dataclass(frozen=True)
+class Settings:
+    capture_device: str = "default"
+    playback_device: str = "default"
+    ring_device: str = ""
+    rate: int = 8000
+    mixer_card: str = "default"
+    mixer_control: str = ""
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def frames(count: int, first: int = 0) -> list[bytes]:
+    """Frames that differ from each other: frame n holds samples n*160 ... n*160+159."""
+    return [
+        struct.pack(f"<{FRAME_SAMPLES}h", *range(n * FRAME_SAMPLES, (n + 1) * FRAME_SAMPLES))
+        for n in range(first, first + count)
+    ]
+
+
+def devices(settings: Settings, t: FakeTime) -> AlsaAudio:
+    return AlsaAudio(
+        settings,
+        pacer=lambda: Pacer(clock=t.clock, sleep=t.sleep),
+        clock=t.clock,
+        sleep=t.sleep,
+        retry_interval=5.0,
+    )
+
+
+# --------------------------------------------------------------------------- scenarios
+# Each runs in a child process; a failed assert exits non-zero with the traceback.
+
+
+def scenario_capture(tmp: Path) -> None:
+    source = tmp / "in.raw"
+    source.write_bytes(b"".join(frames(60)))
+    t = FakeTime()
+    capture = devices(Settings(capture_device=f"filein:{source}"), t).open_capture()
+    got = [capture.read_frame() for _ in range(50)]
+    capture.close()
+    assert got == frames(50), "captured frames differ from the file"
+    assert abs(t.now - 1.0) < 1e-9, f"50 frames took {t.now} s of paced time"
+
+
+def scenario_playback(tmp: Path) -> None:
+    call, ring = tmp / "call.raw", tmp / "ring.raw"
+    t = FakeTime()
+    audio = devices(Settings(playback_device=f"fileout:{call}", ring_device=f"fileout:{ring}"), t)
+    earpiece = audio.open_playback()
+    ringer = audio.open_playback("ring")
+    for frame in frames(25):
+        earpiece.write_frame(frame)
+    ringer.write_frame(frames(1, first=99)[0])
+    earpiece.close()
+    ringer.close()
+    # one period of silence primes the device, then exactly the frames written
+    assert call.read_bytes() == bytes(FRAME_BYTES) + b"".join(frames(25))
+    assert ring.read_bytes() == bytes(FRAME_BYTES) + frames(1, first=99)[0]
+    assert abs(t.now - 0.52) < 1e-9
+
+
+def scenario_missing_then_back(tmp: Path) -> None:
+    source = tmp / "later.raw"  # does not exist yet: the device cannot open
+    t = FakeTime()
+    audio = devices(Settings(capture_device=f"filein:{source}"), t)
+    capture = audio.open_capture()
+    silent = [capture.read_frame() for _ in range(100)]  # 2 s of outage, paced
+    assert silent == [bytes(FRAME_BYTES)] * 100
+    assert abs(t.now - 2.0) < 1e-9
+    source.write_bytes(b"".join(frames(20)))
+    while t.now < 5.0:
+        assert capture.read_frame() == bytes(FRAME_BYTES)
+    assert capture.read_frame() == frames(1)[0]  # reopened after retry_interval
+    capture.close()
+
+
+def scenario_missing_playback_and_mixer(tmp: Path) -> None:
+    t = FakeTime()
+    audio = devices(
+        Settings(playback_device="plughw:CARD=NoSuchCard,DEV=0", mixer_control="PCM"), t
+    )
+    earpiece = audio.open_playback()
+    for frame in frames(10):
+        earpiece.write_frame(frame)  # dropped, paced, never raises
+    assert abs(t.now - 0.2) < 1e-9
+    audio.set_volume(50)
+    audio.set_volume(60)
+
+
+SCENARIOS = {
+    "capture": scenario_capture,
+    "playback": scenario_playback,
+    "missing_then_back": scenario_missing_then_back,
+    "missing_playback_and_mixer": scenario_missing_playback_and_mixer,
+}
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def run_scenario(name: str, tmp_path: Path) -> str:
+    """Run one scenario in a child process with the test asoundrc; return its log output."""
+    if not Path(ALSA_CONF).exists():
+        pytest.skip(f"{ALSA_CONF} not found: install libasound2")
+    asoundrc = tmp_path / "asoundrc"
+    asoundrc.write_text(ASOUNDRC)
+    env = {**os.environ, "ALSA_CONFIG_PATH": f"{ALSA_CONF}:{asoundrc}"}
+    root = Path(__file__).resolve().parent.parent
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-bb", __file__, name, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+def test_captured_frames_arrive_intact_and_in_order(tmp_path: Path) -> None:
+    run_scenario("capture", tmp_path)
+
+
+def test_playback_writes_exactly_the_frames_and_the_ringer_has_its_own_device(
+    tmp_path: Path,
+) -> None:
+    run_scenario("playback", tmp_path)
+
+
+def test_a_missing_device_gives_paced_silence_and_is_reopened_when_back(tmp_path: Path) -> None:
+    logged = run_scenario("missing_then_back", tmp_path)
+    errors = [line for line in logged.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1, logged  # once, not at every retry
+    assert "audio.capture_device" in errors[0]
+    assert any("is back" in line for line in logged.splitlines())
+
+
+def test_missing_playback_and_mixer_are_logged_once_each(tmp_path: Path) -> None:
+    logged = run_scenario("missing_playback_and_mixer", tmp_path)
+    errors = [line for line in logged.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 2, logged
+    assert "audio.playback_device" in errors[0]
+    assert "NoSuchCard" in errors[0]
+    assert "audio.mixer_control" in errors[1]
+
+
+class StandInPcm:
+    """Replaces alsaaudio.PCM in-process: scripted read results, write failures, state."""
+
+    script: list[tuple[int, bytes]] = []
+    writes: list[bytes] = []
+    fail_writes = 0
+    xrun = True
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def read(self) -> tuple[int, bytes]:
+        return StandInPcm.script.pop(0)
+
+    def write(self, data: bytes) -> int:
+        if StandInPcm.fail_writes:
+            StandInPcm.fail_writes -= 1
+            raise alsaaudio.ALSAAudioError("Broken pipe [x]")
+        StandInPcm.writes.append(data)
+        return len(data) // 2
+
+    def state(self) -> int:
+        return alsaaudio.PCM_STATE_XRUN if StandInPcm.xrun else 0
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def stand_in(monkeypatch: pytest.MonkeyPatch) -> type[StandInPcm]:
+    monkeypatch.setattr(alsaaudio, "PCM", StandInPcm)
+    StandInPcm.script, StandInPcm.writes, StandInPcm.fail_writes = [], [], 0
+    StandInPcm.xrun = True
+    return StandInPcm
+
+
+def test_overrun_is_counted_and_capture_goes_on(stand_in: type[StandInPcm]) -> None:
+    data = frames(2)
+    stand_in.script = [
+        (160, data[0]),
+        (-errno.EPIPE, b""),
+        (80, data[1][:160]),
+        (80, data[1][160:]),
+    ]
+    capture = devices(Settings(), FakeTime()).open_capture()
+    assert capture.read_frame() == data[0]
+    assert capture.read_frame() == data[1]  # after the overrun, two half periods make a frame
+    assert capture.overruns == 1
+
+
+def test_underrun_is_counted_and_playback_goes_on(
+    stand_in: type[StandInPcm], caplog: pytest.LogCaptureFixture
+) -> None:
+    playback = devices(Settings(), FakeTime()).open_playback()
+    data = frames(3)
+    playback.write_frame(data[0])
+    stand_in.fail_writes = 1
+    with caplog.at_level(logging.ERROR):
+        playback.write_frame(data[1])  # lost in the underrun
+        playback.write_frame(data[2])
+    assert playback.underruns == 1
+    assert stand_in.writes == [bytes(FRAME_BYTES), data[0], bytes(FRAME_BYTES), data[2]]
+    assert caplog.records == []
+
+
+def test_write_error_that_is_not_an_underrun_means_the_device_is_gone(
+    stand_in: type[StandInPcm], caplog: pytest.LogCaptureFixture
+) -> None:
+    t = FakeTime()
+    playback = devices(Settings(), t).open_playback()
+    stand_in.fail_writes = 1
+    stand_in.xrun = False
+    with caplog.at_level(logging.ERROR):
+        playback.write_frame(frames(1)[0])
+        playback.write_frame(frames(1)[0])  # outage: dropped and paced
+    assert [r.levelno for r in caplog.records] == [logging.ERROR]
+    assert "audio.playback_device" in caplog.records[0].getMessage()
+    t.now += 5.0
+    playback.write_frame(frames(1)[0])  # reopened
+    assert stand_in.writes[-1] == frames(1)[0]
+
+
+def test_resampling_is_applied_at_other_device_rates(stand_in: type[StandInPcm]) -> None:
+    calls: list[tuple[int, int]] = []
+
+    def resampler(source: int, target: int) -> alsa_audio.Converter:
+        calls.append((source, target))
+        factor = target / source
+        return lambda pcm: bytes(round(len(pcm) * factor))
+
+    t = FakeTime()
+    audio = AlsaAudio(Settings(rate=48000), resampler=resampler, clock=t.clock, sleep=t.sleep)
+    stand_in.script = [(960, bytes(1920))]
+    assert len(audio.open_capture().read_frame()) == FRAME_BYTES
+    audio.open_playback().write_frame(bytes(FRAME_BYTES))
+    assert stand_in.writes[-1] == bytes(1920)
+    assert calls == [(48000, 8000), (8000, 48000)]
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    SCENARIOS[sys.argv[1]](Path(sys.argv[2]))
