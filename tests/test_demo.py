@@ -15,12 +15,13 @@ def test_demo_secures_a_call_and_hears_both_tones(tmp_path: Path) -> None:
     status = run_demo(argparse.Namespace(screens=tmp_path), out)
     text = out.getvalue()
     assert status == 0, text
-    match = re.search(r"Alice's SAS: (\S+)   Bob's SAS: (\S+)", text)
+    match = re.search(r"Alice's phone shows SAS '(\S+)', Bob's shows '(\S+)'", text)
     assert match is not None and match.group(1) == match.group(2)
     heard = {who: float(freq) for who, freq in re.findall(r"(Alice|Bob) heard: +\[(\d+)", text)}
     assert abs(heard["Alice"] - 700) <= 25 and abs(heard["Bob"] - 1000) <= 25
     assert re.search(r"Alice: +\d+ SRTP packets sent, \d+ received, 0 lost", text)
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert "alice-secure.png" in pngs and "bob-incoming.png" in pngs
+    assert "alice-secure.png" in pngs and "bob-ringing.png" in pngs
     # The in-call screens show the SAS (in large type on the OLED).
     assert text.count(f" {match.group(1)} ") >= 2
+    assert text.count(f" {match.group(1)} (verified) ") == 2
