@@ -184,10 +184,9 @@ def audio_devices(config: Config) -> AudioDevices:
             tone_frequency=sim.tone_frequency,
             out_file=Path(sim.audio_out_file) if sim.audio_out_file else None,
         )
-    from pidphone.drivers.alsa_audio import AlsaAudio  # type: ignore[import-not-found]
+    from pidphone.drivers.alsa_audio import AlsaAudio
 
-    devices: AudioDevices = AlsaAudio(config.audio)
-    return devices
+    return AlsaAudio(config.audio)
 
 
 # --------------------------------------------------------------------------- one run
