@@ -7,9 +7,10 @@ import queue
 from collections.abc import Iterator
 
 import pytest
+from gpiozero import DigitalInputDevice
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from pidphone.drivers.keypad import KeypadTiming, MatrixKeypad
+from pidphone.drivers.keypad import KeypadTiming, MatrixKeypad, RetryingKeypad
 from pidphone.errors import DeviceError
 from pidphone.ports import HookEvent, InputEvent, KeyEvent
 
@@ -237,3 +238,31 @@ def test_hook_switch_that_closes_when_lifted() -> None:
         assert keypad.poll(0.05) == [HookEvent(off_hook=True)]
     finally:
         keypad.close()
+
+
+def test_busy_gpio_is_logged_once_and_the_keypad_opens_when_freed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    factory = MockFactory()
+    holder = DigitalInputDevice(4, pin_factory=factory)  # someone else has GPIO4
+    button = factory.pin(4)
+
+    def opener() -> MatrixKeypad:
+        return MatrixKeypad([], [], [], buttons={"hold": 4}, timing=TIMING, pin_factory=factory)
+
+    got: queue.Queue[InputEvent] = queue.Queue()
+    with caplog.at_level("ERROR"):
+        keypad = RetryingKeypad(opener, retry_interval=0.01)
+        try:
+            assert keypad.keypad is None
+            assert not keypad.off_hook()
+            keypad.start(got.put)
+            holder.close()
+            assert got.get(timeout=5) == HookEvent(off_hook=False)  # state after reopening
+            button.drive_low()
+            assert got.get(timeout=5) == KeyEvent("hold")
+        finally:
+            keypad.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert "keypad.function_keys.hold" in errors[0]

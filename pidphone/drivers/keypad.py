@@ -173,14 +173,22 @@ class MatrixKeypad:
     # ----------------------------------------------------------------- scanning
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.is_set():
             try:
-                for event in self.poll(self._clock()):
-                    if self._sink is not None:
-                        self._sink(event)
+                events = self.poll(self._clock())
             except GPIOZeroError as exc:
-                log.error("keypad: GPIO read failed (%s); retrying", exc)
+                if not failing:
+                    log.error("keypad: GPIO read failed (%s); retrying every second", exc)
+                failing = True
                 self._stop.wait(1.0)
+                continue
+            if failing:
+                log.info("keypad: GPIO reads work again")
+                failing = False
+            for event in events:
+                if self._sink is not None:
+                    self._sink(event)
             self._stop.wait(self.timing.scan_interval)
 
     def poll(self, now: float) -> list[InputEvent]:
@@ -228,3 +236,70 @@ class MatrixKeypad:
             contact.next_repeat = now + timing.repeat_interval
             return KeyEvent(name, repeat=True)
         return None
+
+
+class RetryingKeypad:
+    """A keypad whose GPIO lines may not be available yet (busy, no pin backend): the failure
+    is logged once and opening is retried on a thread every `retry_interval` seconds, so the
+    phone runs, rings and shows calls meanwhile. Implements `ports.Keypad`."""
+
+    def __init__(self, opener: Callable[[], MatrixKeypad], retry_interval: float = 10.0) -> None:
+        self._opener = opener
+        self._retry_interval = retry_interval
+        self._keypad: MatrixKeypad | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._reported = False
+        self._try_open()
+
+    @property
+    def keypad(self) -> MatrixKeypad | None:
+        """The keypad once it is open."""
+        return self._keypad
+
+    def _try_open(self) -> bool:
+        try:
+            keypad = self._opener()
+        except DeviceError as exc:
+            if not self._reported:
+                log.error("%s; retrying every %.0f s", exc, self._retry_interval)
+                self._reported = True
+            return False
+        if self._reported:
+            log.info("keypad is working now")
+        with self._lock:
+            self._keypad = keypad
+        return True
+
+    def start(self, sink: Callable[[InputEvent], None]) -> None:
+        if self._keypad is not None:
+            self._keypad.start(sink)
+            return
+        self._thread = threading.Thread(
+            target=self._retry, args=(sink,), name="keypad-retry", daemon=True
+        )
+        self._thread.start()
+
+    def _retry(self, sink: Callable[[InputEvent], None]) -> None:
+        while not self._stop.wait(self._retry_interval):
+            if self._try_open():
+                with self._lock:
+                    if self._stop.is_set() or self._keypad is None:
+                        return
+                    self._keypad.start(sink)
+                    # The handset may have moved while the keypad was away.
+                    sink(HookEvent(off_hook=self._keypad.off_hook()))
+                return
+
+    def off_hook(self) -> bool:
+        return self._keypad is not None and self._keypad.off_hook()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            if self._keypad is not None:
+                self._keypad.close()
+                self._keypad = None
