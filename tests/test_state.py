@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pidphone.app.screen import render
 from pidphone.app.state import (
     Answer,
     CacheMismatch,
@@ -467,3 +468,5 @@ def test_any_sequence_keeps_the_phone_consistent(events: list[PhoneEvent]) -> No
         assert len(tones) <= 1
         if not state.off_hook and state.call is None:
             assert state.tone is None
+        screen = render(state, state.now)
+        assert screen.brightness in {"normal", "dim", "off"}
