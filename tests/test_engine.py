@@ -1,0 +1,162 @@
+"""Two engines over real TLS and UDP on loopback, driven through the phone's keys: ringing,
+answer, DTMF, hold and resume, mute, hang-up by hook, and what the screen shows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pidphone.app import phone_events as pe
+from pidphone.app.call import CallDtmf, CallFinished, CallHeld, CallSecure, CallSettings
+from pidphone.app.engine import CallIncoming, Engine, EngineEvent, EngineSettings
+from pidphone.app.media import MediaConfig
+from pidphone.audio.analysis import dominant_frequencies, rms
+from pidphone.drivers.certs import Pki, make_test_pki
+from pidphone.drivers.sim_audio import SimAudioDevices
+from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
+from pidphone.drivers.udp import open_udp
+from pidphone.ports import HookEvent, KeyEvent, Screen
+from pidphone.sip.agent import AgentConfig, UserAgent
+from pidphone.zrtp.cache import MemoryZidCache
+
+
+class Screens:
+    def __init__(self) -> None:
+        self.shown: list[Screen] = []
+
+    def show(self, screen: Screen) -> None:
+        self.shown.append(screen)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Phone:
+    engine: Engine
+    audio: SimAudioDevices
+    screens: Screens
+    transport: TlsTransport
+    events: list[EngineEvent] = field(default_factory=list)
+
+    def key(self, name: str) -> None:
+        self.engine.press(KeyEvent(name))
+
+    def heard(self, frames: int = 25) -> bytes:
+        return b"".join(list(self.audio.playbacks["call"].frames)[-frames:])
+
+    async def until(self, check: Callable[[EngineEvent], bool], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not any(check(e) for e in self.events):
+                await asyncio.sleep(0.02)
+
+
+async def make(name: str, tone: float, pki: Pki, *, listen: bool, dials: dict[str, str]) -> Phone:
+    server = TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0) if listen else None
+    transport = TlsTransport(TlsClientConfig(ca_file=str(pki.ca_cert)), server)
+    audio = SimAudioDevices(tone_frequency=tone)
+    screens = Screens()
+    engine = Engine(
+        EngineSettings(
+            call=CallSettings(media=MediaConfig()),
+            phone=pe.PhoneSettings(account=name, speed_dials=dials),
+        ),
+        UserAgent(AgentConfig(aor=f"sips:{name}@127.0.0.1", keepalive_interval=0)),
+        transport,
+        MemoryZidCache(),
+        open_udp,
+        audio=audio,
+        display=screens,
+    )
+    phone = Phone(engine, audio, screens, transport)
+    engine.add_listener(phone.events.append)
+    await engine.start()
+    return phone
+
+
+@asynccontextmanager
+async def two_phones(tmp_path: Path) -> AsyncIterator[tuple[Phone, Phone]]:
+    pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
+    bob = await make("bob", 700, pki, listen=True, dials={})
+    assert bob.transport.listening is not None
+    uri = f"sips:bob@127.0.0.1:{bob.transport.listening[1]}"
+    alice = await make("alice", 1000, pki, listen=False, dials={"1": uri})
+    try:
+        yield alice, bob
+    finally:
+        await alice.engine.stop()
+        await bob.engine.stop()
+
+
+async def connect(alice: Phone, bob: Phone) -> None:
+    alice.key("speed1")
+    await bob.until(lambda e: isinstance(e, CallIncoming))
+    bob.engine.press(HookEvent(off_hook=True))  # lifting the handset answers
+    await alice.until(lambda e: isinstance(e, CallSecure))
+    await bob.until(lambda e: isinstance(e, CallSecure))
+
+
+def strongest(pcm: bytes) -> float:
+    found = dominant_frequencies(pcm, count=1)
+    return found[0] if found else 0.0
+
+
+def test_ring_answer_by_hook_secure_screen_and_hang_up(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with two_phones(tmp_path) as (alice, bob):
+            alice.key("speed1")
+            await bob.until(lambda e: isinstance(e, CallIncoming))
+            await asyncio.sleep(0.6)
+            # Alice hears the ETSI ringback (425 Hz) while Bob's phone rings.
+            assert abs(strongest(alice.heard()) - 425) < 15
+            assert bob.screens.shown[-1].title.lower().startswith("incoming")
+            bob.engine.press(HookEvent(off_hook=True))
+            await alice.until(lambda e: isinstance(e, CallSecure))
+            await bob.until(lambda e: isinstance(e, CallSecure))
+            await asyncio.sleep(0.8)
+            secure = next(e for e in alice.events if isinstance(e, CallSecure))
+            assert alice.screens.shown[-1].big == secure.sas
+            assert "secure" in alice.screens.shown[-1].icons
+            assert abs(strongest(alice.heard()) - 700) < 20
+            assert abs(strongest(bob.heard()) - 1000) < 20
+            bob.engine.press(HookEvent(off_hook=False))  # Bob hangs up
+            await alice.until(lambda e: isinstance(e, CallFinished))
+            finished = next(e for e in alice.events if isinstance(e, CallFinished))
+            assert finished.by_peer
+
+    asyncio.run(main())
+
+
+def test_dtmf_hold_resume_and_mute_from_the_keys(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with two_phones(tmp_path) as (alice, bob):
+            await connect(alice, bob)
+            for key in "42#":
+                alice.key(key)
+                await asyncio.sleep(0.3)
+            await bob.until(lambda e: isinstance(e, CallDtmf) and e.key == "#")
+            assert [e.key for e in bob.events if isinstance(e, CallDtmf)] == ["4", "2", "#"]
+
+            alice.key("mute")
+            await asyncio.sleep(0.6)
+            assert rms(bob.heard(10)) < 50  # Bob hears silence from a muted Alice
+            alice.key("mute")
+            await asyncio.sleep(0.6)
+            assert abs(strongest(bob.heard(10)) - 1000) < 30
+
+            alice.key("hold")
+            await bob.until(lambda e: isinstance(e, CallHeld) and e.remote_hold)
+            await asyncio.sleep(0.5)
+            assert rms(bob.heard(10)) < 50
+            assert alice.screens.shown[-1].icons >= {"hold"}
+            alice.key("hold")  # resume
+            await bob.until(lambda e: isinstance(e, CallHeld) and not e.remote_hold)
+            await asyncio.sleep(0.6)
+            assert abs(strongest(bob.heard(10)) - 1000) < 30
+            # Still the first exchange's keys: one SAS event on each side.
+            assert sum(isinstance(e, CallSecure) for e in alice.events) == 1
+
+    asyncio.run(main())
