@@ -20,6 +20,8 @@ from pathlib import Path
 import alsaaudio
 import pytest
 
+from pidphone.audio.analysis import goertzel_power, rms
+from pidphone.audio.tones import test_tone
 from pidphone.drivers import alsa_audio
 from pidphone.drivers.alsa_audio import AlsaAudio
 from pidphone.drivers.sim_audio import Pacer
@@ -133,7 +135,34 @@ def scenario_missing_playback_and_mixer(tmp: Path) -> None:
     audio.set_volume(60)
 
 
+def scenario_resampled(tmp: Path) -> None:
+    source, sink = tmp / "in48.raw", tmp / "out48.raw"
+    source.write_bytes(test_tone(1000.0, 1.5, rate=48000))
+    t = FakeTime()
+    audio = devices(
+        Settings(capture_device=f"filein:{source}", playback_device=f"fileout:{sink}", rate=48000),
+        t,
+    )
+    capture = audio.open_capture()
+    captured = b"".join(capture.read_frame() for _ in range(50))
+    capture.close()
+    assert len(captured) == 50 * FRAME_BYTES
+    steady = captured[4000:]  # past the filter's start-up
+    assert goertzel_power(steady, 1000.0) > 1000 * goertzel_power(steady, 3000.0)
+    assert abs(rms(steady) - rms(test_tone(1000.0, 0.5))) < 0.05 * rms(test_tone(1000.0, 0.5))
+    playback = audio.open_playback()
+    tone = test_tone(440.0, 1.0)
+    for i in range(50):
+        playback.write_frame(tone[i * FRAME_BYTES : (i + 1) * FRAME_BYTES])
+    playback.close()
+    played = sink.read_bytes()
+    assert len(played) == 51 * 6 * FRAME_BYTES  # a priming period, then 50 frames at 6x
+    steady48 = played[20000:]
+    assert goertzel_power(steady48, 440.0, 48000) > 1000 * goertzel_power(steady48, 7560.0, 48000)
+
+
 SCENARIOS = {
+    "resampled": scenario_resampled,
     "capture": scenario_capture,
     "playback": scenario_playback,
     "missing_then_back": scenario_missing_then_back,
@@ -181,6 +210,10 @@ def test_a_missing_device_gives_paced_silence_and_is_reopened_when_back(tmp_path
     assert len(errors) == 1, logged  # once, not at every retry
     assert "audio.capture_device" in errors[0]
     assert any("is back" in line for line in logged.splitlines())
+
+
+def test_a_48_khz_device_is_resampled_both_ways(tmp_path: Path) -> None:
+    run_scenario("resampled", tmp_path)
 
 
 def test_missing_playback_and_mixer_are_logged_once_each(tmp_path: Path) -> None:

@@ -20,7 +20,6 @@ inject a pacer; real hardware needs none.
 from __future__ import annotations
 
 import errno
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from typing import Protocol
 
 import alsaaudio
 
+from pidphone.audio.resample import Resampler
 from pidphone.errors import DeviceError
 from pidphone.ports import FRAME_BYTES, SAMPLE_RATE, AudioPurpose
 
@@ -301,7 +301,4 @@ class AlsaAudio:
 
 
 def _default_resampler(source: int, target: int) -> Converter:
-    # Imported by name until pidphone.audio.resample is in the tree for the type checker.
-    module = importlib.import_module("pidphone.audio.resample")
-    converter: Converter = module.Resampler(source, target).process
-    return converter
+    return Resampler(source, target).process
