@@ -123,6 +123,14 @@ def test_every_key_gives_exactly_one_press_and_one_release(rig: Rig, name: str) 
     assert rig.run(0.2) == [KeyEvent(name, pressed=False)]
 
 
+def test_a_held_digit_sends_one_long_press(rig: Rig) -> None:
+    rig.press("5")
+    events = rig.run(2.5)
+    assert events == [KeyEvent("5"), KeyEvent("5", repeat=True)]  # once, at 1.03 s
+    rig.release("5")
+    assert rig.run(0.1) == [KeyEvent("5", pressed=False)]
+
+
 def test_bouncing_contact_gives_one_event(rig: Rig) -> None:
     for _ in range(5):  # 5 ms of chatter, 5 times
         rig.press("5")

@@ -146,6 +146,23 @@ def test_speed_dial_and_redial() -> None:
     assert phone.do(key("speed9")) == []  # no such slot, and a call is already up
 
 
+def test_holding_a_digit_dials_its_speed_dial() -> None:
+    phone = Phone()
+    phone.do(LIFT, key("1"))
+    assert phone.do(KeyEvent("1", repeat=True)) == [PlaceCall("+41446681800")]
+    assert phone.state.digits == ""
+
+
+def test_holding_a_digit_after_others_or_without_a_speed_dial_does_nothing() -> None:
+    phone = Phone()
+    phone.do(LIFT, key("2"), key("1"))
+    assert phone.do(KeyEvent("1", repeat=True)) == []
+    phone.do(key("hangup"), key("7"))
+    assert phone.do(KeyEvent("7", repeat=True)) == []
+    assert phone.state.digits == "7"
+    assert phone.state.digit_deadline is not None  # still dialled after the timeout
+
+
 def test_unknown_speed_dial_does_nothing() -> None:
     assert Phone().do(key("speed7")) == []
 

@@ -27,7 +27,8 @@ class PhoneSettings:
     account: str = ""
     """Shown on the idle screen: the account's display name or SIP user."""
     speed_dials: Mapping[str, str] = field(default_factory=dict)
-    """Slot ("1".."9", pressed as the "speed1".."speed9" keys) -> number or SIP URI."""
+    """Slot "1".."9" -> number or SIP URI: dialled by holding that digit down (the keypad's
+    repeat event), or by the function keys "speed1".."speed9"."""
     inter_digit_timeout: float = 4.0
     """Seconds after the last digit (handset lifted) before the number is dialled."""
     dim_after: float = 30.0

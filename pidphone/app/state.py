@@ -58,6 +58,8 @@ from .phone_events import (
 
 DIAL_KEYS = frozenset("0123456789*#ABCD")
 """Keys that are DTMF digits in a call."""
+SPEED_DIAL_DIGITS = frozenset("123456789")
+"""Digits whose long press (a repeat event from the keypad) dials `speed_dials[digit]`."""
 ACK_KEYS = frozenset({"#", "answer", "sas_confirm"})
 """Keys that acknowledge the cached-secret mismatch warning."""
 DTMF_SHOWN = 12
@@ -252,9 +254,13 @@ def _key(state: PhoneState, event: KeyEvent) -> Result:
         return replace(state, volume=volume), (
             [SetVolume(volume)] if volume != state.volume else []
         )
-    if event.repeat:
-        return state, []
     call = state.call
+    if event.repeat:
+        # A digit held down dials its speed dial (it was typed as the first digit on press).
+        number = state.settings.speed_dials.get(key, "")
+        if call is None and key in SPEED_DIAL_DIGITS and state.digits == key and number:
+            return _place(state, number)
+        return state, []
     if call is None:
         return _idle_key(state, key)
     if call.mismatch and key in ACK_KEYS:

@@ -7,7 +7,8 @@ inputs, so every input shares one debounce: a contact must stay put for `debounc
 before it counts (gpiozero's mock pins, and some real backends, ignore `bounce_time`). They are
 plain DigitalInputDevices rather than gpiozero Buttons because the scan already does what
 Button adds (debounce, hold, repeat) and each Button would cost a polling thread. Volume keys
-auto-repeat while held.
+auto-repeat while held; a digit held for `long_press` seconds sends one repeat event (the
+phone dials that digit's speed dial).
 
 Without diodes a matrix "ghosts": three keys at three corners of a rectangle make the fourth
 look pressed. A scan showing two rows that share two pressed columns is ambiguous and is not
@@ -52,6 +53,9 @@ class KeypadTiming:
     """How long a repeating key is held before it repeats."""
     repeat_interval: float = 0.15
     repeat_keys: frozenset[str] = field(default=frozenset({"volume_up", "volume_down"}))
+    long_press: float = 1.0
+    """How long a `long_press_keys` key is held before its single repeat event."""
+    long_press_keys: frozenset[str] = field(default=frozenset("123456789"))
 
 
 @dataclass
@@ -227,13 +231,17 @@ class MatrixKeypad:
         timing = self.timing
         if contact.raw != contact.stable and now - contact.raw_since >= timing.debounce:
             contact.stable = contact.raw
-            repeats = contact.stable and name in timing.repeat_keys
-            contact.next_repeat = now + timing.repeat_delay if repeats else None
+            contact.next_repeat = None
+            if contact.stable and name in timing.repeat_keys:
+                contact.next_repeat = now + timing.repeat_delay
+            elif contact.stable and name in timing.long_press_keys:
+                contact.next_repeat = now + timing.long_press
             if name == HOOK:
                 return HookEvent(off_hook=self.off_hook())
             return KeyEvent(name, pressed=contact.stable)
         if contact.next_repeat is not None and contact.stable and now >= contact.next_repeat:
-            contact.next_repeat = now + timing.repeat_interval
+            repeats = name in timing.repeat_keys
+            contact.next_repeat = now + timing.repeat_interval if repeats else None
             return KeyEvent(name, repeat=True)
         return None
 
