@@ -14,14 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
+from pidphone import callcmd
+from pidphone.app.call import CallFinished, CallInsecure, CallSecure
+from pidphone.app.engine import CallIncoming, CallPlaced, Engine, EngineEvent, RegistrationEvent
+from pidphone.app.phone_events import PhoneSettings
 from pidphone.config import Config
+from pidphone.drivers.sim_display import SimDisplay
+from pidphone.drivers.sim_keypad import ScriptKeypad, TerminalKeypad
 from pidphone.drivers.systemd_notify import notifier_from_environment
+from pidphone.drivers.udp import open_udp
 from pidphone.errors import ConfigError
-from pidphone.ports import ServiceNotifier
+from pidphone.ports import Display, Keypad, ServiceNotifier
 
 log = logging.getLogger("pidphone.daemon")
 
@@ -29,32 +39,162 @@ log = logging.getLogger("pidphone.daemon")
 class Phone:
     """The running phone, seen from the service life cycle.
 
-    Integration point: open the devices chosen by `config.hardware` in `start`, register and
-    run calls, report state through `status`, apply a new config in `reconfigure` without
-    dropping a call in progress, end calls and unregister in `stop`.
+    `start` opens the devices chosen by `config.hardware` (real, or the simulated twins of
+    `[sim]`), builds the engine (SIP agent over TLS, calls, audio pump, the phone's reducer and
+    screen) and registers; `status` hears registration and call changes; `reconfigure` applies
+    a new config at once when idle, or after the call in progress; `stop` ends calls and
+    unregisters.
     """
 
     def __init__(self, config: Config, status: Callable[[str], None], notice: str = "") -> None:
         self.config = config
         self._status = status
         self._notice = notice
+        self._engine: Engine | None = None
+        self._pending: Config | None = None
+        self._registration = ""
+        self._call_state = ""
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def engine(self) -> Engine | None:
+        return self._engine
 
     async def start(self) -> None:
+        self._engine = build_engine(self.config)
+        self._engine.add_listener(self._on_event)
+        await self._engine.start()
         self._status(self.describe())
 
     async def reconfigure(self, config: Config) -> None:
+        if self._engine is not None and self._engine.calls():
+            log.info("new config kept until the call in progress ends")
+            self._pending = config
+            return
+        await self._restart(config)
+
+    async def _restart(self, config: Config) -> None:
+        self._pending = None
+        if self._engine is not None:
+            await self._engine.stop()
+            self._engine = None
         self.config = config
-        self._status(self.describe())
+        self._registration = self._call_state = ""
+        await self.start()
 
     async def stop(self) -> None:
         self._status("stopping")
+        if self._engine is not None:
+            await self._engine.stop()
+            self._engine = None
+
+    def _on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, RegistrationEvent):
+            self._registration = event.state + (f" ({event.reason})" if event.reason else "")
+        elif isinstance(event, CallFinished):
+            self._call_state = ""
+            engine, pending = self._engine, self._pending
+            if pending is not None and engine is not None and len(engine.calls()) <= 1:
+                task = asyncio.get_running_loop().create_task(self._restart(pending))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        elif isinstance(event, CallIncoming):
+            self._call_state = f"ringing: {event.remote_uri}"
+        elif isinstance(event, CallPlaced):
+            self._call_state = f"calling {event.target}"
+        elif isinstance(event, CallSecure):
+            self._call_state = "in call, secure"
+        elif isinstance(event, CallInsecure):
+            self._call_state = "in call, NOT SECURE"
+        else:
+            return
+        self._status(self.describe())
 
     def describe(self) -> str:
         if self._notice:
             return self._notice
-        if not self.config.account.aor:
-            return "idle, no account configured"
-        return f"not registered: {self.config.account.aor}"
+        account = self.config.account.aor
+        if not account:
+            state = "no account, direct calls only"
+        else:
+            state = f"{self._registration or 'not registered'}: {account}"
+        return f"{state}; {self._call_state}" if self._call_state else state
+
+
+# --------------------------------------------------------------------------- composition
+
+
+def build_engine(config: Config) -> Engine:
+    """The engine with the devices `config.hardware` names."""
+    settings = dataclasses.replace(
+        callcmd.engine_settings(config),
+        phone=PhoneSettings(
+            account=config.account.display_name or config.account.auth_user,
+            speed_dials=config.phone.speed_dials,
+            inter_digit_timeout=config.phone.inter_digit_timeout,
+            dim_after=config.display.dim_after or float("inf"),
+            blank_after=config.display.blank_after or float("inf"),
+            volume=config.audio.volume,
+        ),
+    )
+    return Engine(
+        settings,
+        callcmd.user_agent(config),
+        callcmd.tls_transport(config),
+        callcmd.zid_cache(config),
+        open_udp,
+        audio=callcmd.audio_devices(config),
+        display=_display(config),
+        keypad=_keypad(config),
+    )
+
+
+def _display(config: Config) -> Display | None:
+    if config.hardware == "simulated":
+        png_dir = Path(config.sim.screens_dir) if config.sim.screens_dir else None
+        return SimDisplay(png_dir=png_dir) if config.display.driver != "none" else None
+    d = config.display
+    if d.driver == "none":
+        return None
+    from pidphone.drivers.oled import OledConfig, OledDisplay
+
+    return OledDisplay.from_config(
+        OledConfig(
+            driver=d.driver,
+            bus=d.bus,
+            i2c_port=d.i2c_port,
+            i2c_address=d.i2c_address,
+            spi_port=d.spi_port,
+            spi_device=d.spi_device,
+            spi_dc_pin=d.spi_dc_pin,
+            spi_reset_pin=d.spi_reset_pin,
+            rotation=d.rotation,
+            contrast=d.contrast,
+        )
+    )
+
+
+def _keypad(config: Config) -> Keypad | None:
+    if config.hardware == "simulated":
+        if config.sim.keys_script:
+            return ScriptKeypad.from_file(Path(config.sim.keys_script))
+        return TerminalKeypad() if sys.stdin.isatty() else None
+    from pidphone.drivers.keypad import KeypadTiming, MatrixKeypad, RetryingKeypad
+
+    k = config.keypad
+
+    def open_keypad() -> MatrixKeypad:
+        return MatrixKeypad(
+            k.rows,
+            k.cols,
+            [list(row) for row in k.keymap],
+            hook_pin=k.hook_pin,
+            hook_closed_when=k.hook_closed_when,
+            buttons=k.function_keys,
+            timing=KeypadTiming(debounce=k.debounce_ms / 1000),
+        )
+
+    return RetryingKeypad(open_keypad)
 
 
 def run(

@@ -1,0 +1,82 @@
+"""The daemon's phone on simulated hardware, built from a config like `pidphone run` builds
+it: a scripted keypad lifts the handset and dials a speed dial over TLS to a `pidphone answer`
+on loopback; the call is secured, the status line follows, the screens are drawn as PNG."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import socket
+from pathlib import Path
+
+from pidphone.callcmd import _answer
+from pidphone.config import (
+    Config,
+    DisplayConfig,
+    PhoneConfig,
+    SecurityConfig,
+    ServerConfig,
+    SimConfig,
+)
+from pidphone.daemon import Phone
+from pidphone.drivers.certs import make_test_pki
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_scripted_phone_calls_and_reports_status(tmp_path: Path) -> None:
+    pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
+    port = free_port()
+    callee = Config(
+        hardware="simulated",
+        server=ServerConfig(
+            listen=f"127.0.0.1:{port}",
+            client_cert=str(pki.server_cert),
+            client_key=str(pki.server_key),
+            keepalive_interval=0,
+        ),
+        security=SecurityConfig(zid_cache=str(tmp_path / "bob.json")),
+        sim=SimConfig(tone_frequency=700),
+    )
+    script = tmp_path / "keys.txt"
+    script.write_text("0.3 lift\n0.2 speed1\n3.0 sas_confirm\n1.0 put_down\n")
+    screens = tmp_path / "screens"
+    caller = Config(
+        hardware="simulated",
+        server=ServerConfig(ca_file=str(pki.ca_cert), keepalive_interval=0),
+        security=SecurityConfig(zid_cache=str(tmp_path / "alice.json")),
+        phone=PhoneConfig(speed_dials={"1": f"sips:bob@127.0.0.1:{port}"}),
+        display=DisplayConfig(driver="ssd1306"),
+        sim=SimConfig(tone_frequency=1000, keys_script=str(script), screens_dir=str(screens)),
+    )
+    statuses: list[str] = []
+
+    async def main() -> str:
+        out = io.StringIO()
+        answering = asyncio.create_task(
+            _answer(argparse.Namespace(count=1, duration=30.0, json=True), callee, out)
+        )
+        await asyncio.sleep(0.3)
+        phone = Phone(caller, statuses.append)
+        await phone.start()
+        try:
+            await asyncio.wait_for(answering, 15)
+        finally:
+            await phone.stop()
+        return out.getvalue()
+
+    report = json.loads(asyncio.run(main()))
+    assert report["state"] == "secure" and report["ok"]
+    assert abs(report["received_frequencies"][0] - 1000) <= 25
+    assert statuses[0] == "no account, direct calls only"
+    assert f"no account, direct calls only; calling sips:bob@127.0.0.1:{port}" in statuses
+    assert "no account, direct calls only; in call, secure" in statuses
+    assert statuses[-1] == "stopping"
+    assert len(list(screens.glob("*.png"))) >= 4
