@@ -16,6 +16,7 @@ from pidphone.app.state import (
     PhoneState,
     Tick,
     initial_state,
+    next_deadline,
     reduce,
 )
 from pidphone.ports import HookEvent, KeyEvent, Screen
@@ -136,6 +137,12 @@ def test_display_dims_then_blanks_and_any_key_wakes_it() -> None:
     state, _ = reduce(state, Tick(61.0))
     state, _ = reduce(state, KeyEvent("volume_up"))
     assert render(state, 61.0).brightness == "normal"
+
+
+def test_zero_means_never_dim_or_blank() -> None:
+    state = initial_state(PhoneSettings(dim_after=0.0, blank_after=0.0), now=0.0)
+    assert render(state, 1e6).brightness == "normal"
+    assert next_deadline(state) is None
 
 
 def test_incoming_call_wakes_the_display_and_keeps_it_on() -> None:

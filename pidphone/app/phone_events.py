@@ -32,9 +32,9 @@ class PhoneSettings:
     inter_digit_timeout: float = 4.0
     """Seconds after the last digit (handset lifted) before the number is dialled."""
     dim_after: float = 30.0
-    """Seconds without input before the display dims (burn-in protection)."""
+    """Seconds without input before the display dims (burn-in protection); 0: never."""
     blank_after: float = 300.0
-    """Seconds without input before the display goes dark."""
+    """Seconds without input before the display goes dark; 0: never."""
     volume: int = 70
     """Initial playback volume in percent."""
     volume_step: int = 10

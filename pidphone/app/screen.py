@@ -162,9 +162,10 @@ def _brightness(state: PhoneState, now: float) -> Literal["normal", "dim", "off"
     if other is not None and other.phase == "incoming":
         return "normal"
     idle = now - state.last_input
-    if idle >= state.settings.blank_after:
+    settings = state.settings
+    if 0 < settings.blank_after <= idle:
         return "off"
-    if idle >= state.settings.dim_after:
+    if 0 < settings.dim_after <= idle:
         return "dim"
     return "normal"
 

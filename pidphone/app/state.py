@@ -97,11 +97,14 @@ class Call:
 
     @property
     def peer(self) -> str:
+        """Who the user is talking to: the display name, else the number."""
         return self.name or self.number
 
 
 @dataclass(frozen=True)
 class PhoneState:
+    """Everything the phone remembers; `reduce` makes the next one."""
+
     settings: PhoneSettings
     now: float = 0.0
     clock: str = ""
@@ -133,10 +136,14 @@ class PhoneState:
 
 def initial_state(settings: PhoneSettings, now: float = 0.0, off_hook: bool = False) -> PhoneState:
     """The phone at start-up; `off_hook` is the hook switch read from the keypad driver."""
-    state = PhoneState(
-        settings=settings, now=now, volume=settings.volume, last_input=now, off_hook=off_hook
+    return PhoneState(
+        settings=settings,
+        now=now,
+        volume=settings.volume,
+        last_input=now,
+        off_hook=off_hook,
+        dialing=off_hook,
     )
-    return replace(state, dialing=off_hook)
 
 
 Result = tuple[PhoneState, list[Command]]
@@ -162,12 +169,10 @@ def reduce(state: PhoneState, event: PhoneEvent, now: float | None = None) -> Re
 
 def next_deadline(state: PhoneState) -> float | None:
     """The next time a `Tick` changes something other than the clock and the call timer."""
-    candidates = [
-        state.digit_deadline,
-        state.notice_until,
-        state.last_input + state.settings.dim_after,
-        state.last_input + state.settings.blank_after,
-    ]
+    candidates = [state.digit_deadline, state.notice_until]
+    for after in (state.settings.dim_after, state.settings.blank_after):
+        if after > 0:
+            candidates.append(state.last_input + after)
     future = [t for t in candidates if t is not None and t > state.now]
     return min(future, default=None)
 
