@@ -220,7 +220,9 @@ class _Session:
     def _on_event(self, event: EngineEvent) -> None:
         self.events.append((time.monotonic(), event))
         self.changed.set()
-        self.say(describe(event))
+        line = describe(event)
+        if line:
+            self.say(line)
 
     async def wait(
         self, check: Callable[[EngineEvent], bool], timeout: float
@@ -283,7 +285,7 @@ class _Session:
 
 
 def describe(event: EngineEvent) -> str:
-    """One progress line per event."""
+    """The progress line for an event ("" when it needs none)."""
     if isinstance(event, RegistrationEvent):
         return f"registration: {event.state}" + (f" ({event.reason})" if event.reason else "")
     if isinstance(event, CallIncoming):
@@ -307,7 +309,7 @@ def describe(event: EngineEvent) -> str:
         return f"security lost: {event.reason}"
     if isinstance(event, CallFinished):
         return f"call ended: {event.reason}"
-    return type(event).__name__
+    return ""
 
 
 def fill_report(report: CallReport, call: Call, events: list[EngineEvent]) -> None:
