@@ -9,10 +9,12 @@ from pidphone.audio.analysis import (
 )
 from pidphone.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from pidphone.audio.plc import Concealer
+from pidphone.audio.resample import Resampler, resample
 from pidphone.audio.tones import ToneGenerator, ToneSpec, dtmf_frequencies, dtmf_tone, test_tone
 
 __all__ = [
     "Concealer",
+    "Resampler",
     "ToneGenerator",
     "ToneSpec",
     "alaw_decode",
@@ -22,6 +24,7 @@ __all__ = [
     "dtmf_frequencies",
     "dtmf_tone",
     "goertzel_power",
+    "resample",
     "rms",
     "samples_of",
     "test_tone",
