@@ -274,3 +274,14 @@ def test_busy_gpio_is_logged_once_and_the_keypad_opens_when_freed(
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1
     assert "keypad.function_keys.hold" in errors[0]
+
+
+def test_standard_keymap_when_none_is_given() -> None:
+    factory = MatrixFactory()
+    keypad = MatrixKeypad(ROWS, COLUMNS[:3], pin_factory=factory, timing=TIMING)
+    try:
+        factory.matrix.down = {(3, 2)}  # bottom right of a 4x3 keypad
+        events = [e for t in (0.0, 0.05) for e in keypad.poll(t)]
+        assert events == [KeyEvent("#")]
+    finally:
+        keypad.close()

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 D = TypeVar("D", bound=Device)
 
+STANDARD_KEYMAPS = {3: ("123", "456", "789", "*0#"), 4: ("123A", "456B", "789C", "*0#D")}
+"""The usual 4x3 and 4x4 keypads, by number of columns: used when no keymap is given."""
+
 HOOK = "hook"
 """The hook switch's name among the debounced inputs."""
 
@@ -71,17 +74,18 @@ class _Contact:
 class MatrixKeypad:
     """A scanned 4x3/4x4 matrix plus push buttons for the hook and the function keys.
 
-    `keymap[r][c]` names the key at row r, column c. `buttons` maps a function key name to its
-    BCM pin. `hook_closed_when` says whether the hook switch closes when the handset is lifted
-    or put down. `poll(now)` does one scan; `start` runs it on a thread. The config keys in
-    errors are those of the `[keypad]` table (`keypad.rows[1]`, `keypad.function_keys.hold`).
+    `keymap[r][c]` names the key at row r, column c (default: the standard 4x3 or 4x4 map).
+    `buttons` maps a function key name to its BCM pin. `hook_closed_when` says whether the hook
+    switch closes when the handset is lifted or put down. `poll(now)` does one scan; `start`
+    runs it on a thread. The config keys in errors are those of the `[keypad]` table
+    (`keypad.rows[1]`, `keypad.function_keys.hold`).
     """
 
     def __init__(
         self,
         rows: Sequence[int],
         columns: Sequence[int],
-        keymap: Sequence[Sequence[str]],
+        keymap: Sequence[Sequence[str]] = (),
         *,
         hook_pin: int | None = None,
         hook_closed_when: Literal["off_hook", "on_hook"] = "off_hook",
@@ -91,6 +95,8 @@ class MatrixKeypad:
         clock: Callable[[], float] = time.monotonic,
         config_key: str = "keypad",
     ) -> None:
+        if not keymap and len(rows) == 4:
+            keymap = STANDARD_KEYMAPS.get(len(columns), ())
         if len(keymap) != len(rows) or any(len(r) != len(columns) for r in keymap):
             raise DeviceError("keypad", f"{config_key}.keymap", "does not match rows x columns")
         self.timing = timing or KeypadTiming()
