@@ -13,12 +13,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from gpiozero import DigitalOutputDevice
+from gpiozero.pins.mock import MockFactory
 from luma.core.device import dummy
+from luma.core.interface.serial import spi
 from luma.oled.device import sh1106, ssd1306
 from PIL import Image
 
 from pidphone.drivers.draw import HEIGHT, WIDTH, draw_screen
-from pidphone.drivers.oled import OledConfig, OledDisplay
+from pidphone.drivers.oled import GpioLines, OledConfig, OledDisplay, open_luma
+from pidphone.errors import DeviceError
 from pidphone.ports import Screen
 from pidphone.screens import SCALE, sample_screens
 
@@ -36,6 +40,7 @@ class RecordingSerial:
     def __init__(self) -> None:
         self.commands: list[tuple[int, ...]] = []
         self.data_blocks: list[list[int]] = []
+        self.cleanups = 0
 
     def command(self, *cmd: int) -> None:
         self.commands.append(cmd)
@@ -44,7 +49,7 @@ class RecordingSerial:
         self.data_blocks.append(list(data))
 
     def cleanup(self) -> None:
-        pass
+        self.cleanups += 1
 
     def flat_commands(self) -> list[int]:
         return [b for cmd in self.commands for b in cmd]
@@ -205,3 +210,54 @@ def test_missing_i2c_bus_is_one_log_line_naming_the_config_key(
     assert len(messages) == 1
     assert "display.i2c_port" in messages[0]
     display.close()
+
+
+def test_failing_display_releases_its_bus_without_talking_to_it() -> None:
+    bus = FlakyBus()
+    display = OledDisplay(lambda: ssd1306(bus), clock=lambda: 0.0)
+    bus.broken = True
+    commands_before = len(bus.commands)
+    display.show(SCREENS["calling"])
+    assert not display.working
+    assert bus.cleanups == 1
+    # only the contrast and address commands of the failed frame; no hide/clear afterwards
+    assert DISPLAY_OFF not in [b for cmd in bus.commands[commands_before:] for b in cmd]
+
+
+class FakeSpidev:
+    """What luma's SPI interface needs from spidev."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[int]] = []
+        self.max_speed_hz = 0
+
+    def open(self, port: int, device: int) -> None:
+        self.port = (port, device)
+
+    def writebytes(self, data: list[int]) -> None:
+        self.sent.append(list(data))
+
+    def close(self) -> None:
+        pass
+
+
+def test_spi_display_drives_dc_and_reset_through_gpiozero() -> None:
+    factory = MockFactory()
+    lines = GpioLines(pin_factory=factory)
+    bus = FakeSpidev()
+    device = ssd1306(spi(spi=bus, gpio=lines, gpio_DC=24, gpio_RST=25))
+    display = OledDisplay(lambda: device, on_close=lines.cleanup)
+    bus.sent.clear()
+    display.show(SCREENS["secure_b32"])
+    assert factory.pin(25).state  # out of reset
+    assert factory.pin(24).state  # DC high: the last bytes were data
+    image = [b for block in bus.sent if len(block) == WIDTH * HEIGHT // 8 for b in block]
+    assert from_pages(image).tobytes() == reference("secure_b32").tobytes()
+    display.close()
+    DigitalOutputDevice(24, pin_factory=factory).close()  # the lines are free again
+
+
+def test_spi_without_lines_is_refused() -> None:
+    with pytest.raises(DeviceError) as info:
+        open_luma(OledConfig(bus="spi"))
+    assert info.value.config_key == "display.bus"

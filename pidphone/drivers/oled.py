@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from gpiozero import DigitalOutputDevice
+from gpiozero.pins import Factory
 from luma.core.device import device as LumaDevice  # noqa: N812
 from luma.core.interface.serial import i2c, spi
 from luma.oled.device import sh1106, ssd1306
@@ -52,19 +54,64 @@ class OledConfig:
     dim_contrast: int = 0x08
 
 
-def open_luma(config: OledConfig) -> LumaDevice:
-    """Open the real device: bus first, then the controller's init sequence."""
+class GpioLines:
+    """The part of RPi.GPIO that luma's SPI interface uses (the DC and RESET lines), done with
+    gpiozero so SPI needs no second GPIO library. Lines stay claimed until `cleanup`."""
+
+    BCM = "BCM"
+    OUT = "OUT"
+    LOW = 0
+    HIGH = 1
+
+    def __init__(self, pin_factory: Factory | None = None) -> None:
+        self._pin_factory = pin_factory
+        self._lines: dict[int, DigitalOutputDevice] = {}
+
+    def setmode(self, mode: str) -> None:
+        """Pins are always BCM numbers."""
+
+    def setup(self, pin: int, mode: str, initial: int | None = None) -> None:
+        if pin not in self._lines:
+            self._lines[pin] = DigitalOutputDevice(
+                pin, initial_value=bool(initial), pin_factory=self._pin_factory
+            )
+
+    def output(self, pin: int, value: int) -> None:
+        line = self._lines[pin]
+        if value:
+            line.on()
+        else:
+            line.off()
+
+    def cleanup(self, pins: object = None) -> None:
+        for line in self._lines.values():
+            line.close()
+        self._lines.clear()
+
+
+def open_luma(config: OledConfig, lines: GpioLines | None = None) -> LumaDevice:
+    """Open the real device: the bus first, then the controller's init sequence. If the
+    controller does not answer, the bus is released again."""
     serial: i2c | spi
     if config.bus == "i2c":
         serial = i2c(port=config.i2c_port, address=config.i2c_address)
     else:
+        if lines is None:
+            raise DeviceError("OLED display", "display.bus", "SPI needs its GPIO lines")
         serial = spi(
+            gpio=lines,
             port=config.spi_port,
             device=config.spi_device,
             gpio_DC=config.spi_dc_pin,
             gpio_RST=config.spi_reset_pin,
         )
-    return CONTROLLERS[config.driver](serial, width=WIDTH, height=HEIGHT, rotate=config.rotation)
+    try:
+        return CONTROLLERS[config.driver](
+            serial, width=WIDTH, height=HEIGHT, rotate=config.rotation
+        )
+    except Exception:
+        serial.cleanup()
+        raise
 
 
 class OledDisplay:
@@ -79,8 +126,10 @@ class OledDisplay:
         config_key: str = "display",
         retry_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self._opener = opener
+        self._on_close = on_close
         self._contrast = {"normal": contrast, "dim": dim_contrast}
         self._config_key = config_key
         self._retry_interval = retry_interval
@@ -95,11 +144,13 @@ class OledDisplay:
 
     @classmethod
     def from_config(cls, config: OledConfig, config_key: str = "display") -> OledDisplay:
+        lines = GpioLines() if config.bus == "spi" else None
         return cls(
-            lambda: open_luma(config),
+            lambda: open_luma(config, lines),
             contrast=config.contrast,
             dim_contrast=config.dim_contrast,
             config_key=config_key,
+            on_close=lines.cleanup if lines is not None else None,
         )
 
     @property
@@ -127,10 +178,12 @@ class OledDisplay:
     def close(self) -> None:
         if self._device is not None:
             try:
-                self._device.cleanup()
+                self._device.cleanup()  # blank the panel, release the bus
             except OSError as exc:
                 log.debug("display cleanup failed: %s", exc)
             self._device = None
+        if self._on_close is not None:
+            self._on_close()
 
     # ----------------------------------------------------------------- internals
 
@@ -155,7 +208,13 @@ class OledDisplay:
         if not self._reported:
             log.error("%s; retrying every %.0f s", error, self._retry_interval)
             self._reported = True
-        self._device = None
+        if self._device is not None:
+            self._device.persist = True  # no blanking commands to a display that fails
+            try:
+                self._device.cleanup()
+            except OSError as cleanup_exc:
+                log.debug("display cleanup failed: %s", cleanup_exc)
+            self._device = None
         self._failed_at = self._clock()
 
     def _draw(self, device: LumaDevice, screen: Screen) -> None:
