@@ -203,3 +203,30 @@ def test_burst_beyond_max_delay_drops_oldest() -> None:
 def test_bad_configuration() -> None:
     with pytest.raises(LocalProtocolError):
         JitterBuffer(max_delay=0)
+
+
+def test_straggler_after_talk_spurt_does_not_restart_playback() -> None:
+    buffer = JitterBuffer(initial_delay=0.04)
+    arrivals = [(n * FRAME, packet(n)) for n in range(5) if n != 2] + [(0.5, packet(2))]
+    frames = played(run(buffer, arrivals, 40))
+    assert frames[:6] == ["s", 0, 1, "l", 3, 4]
+    assert set(frames[10:]) == {"s"}
+    assert buffer.late == 1
+
+
+def test_first_sequence_zero_and_reordered_predecessor() -> None:
+    buffer = JitterBuffer(initial_delay=0.04)
+    arrivals = [(0.0, packet(1, seq0=0xFFFF)), (0.001, packet(0, seq0=0xFFFF))]
+    arrivals += [(n * FRAME, packet(n, seq0=0xFFFF)) for n in range(2, 6)]
+    # frame 0 arrives after frame 1 anchored the stream, but within the pre-roll: played
+    assert played(run(buffer, arrivals, 6)) == [0, 1, 2, 3, 4, 5]
+    assert (buffer.duplicates, buffer.late) == (0, 0)
+
+
+def test_payload_type_follows_the_stream() -> None:
+    buffer = JitterBuffer(initial_delay=0.02)
+    buffer.put(RtpPacket(8, 1, 160, 9, b"a"), 0.0)
+    buffer.put(RtpPacket(13, 2, 320, 9, b"\x40"), 0.02)
+    assert buffer.pop() == JitterFrame("audio", b"a", 8)
+    assert buffer.pop() == JitterFrame("audio", b"\x40", 13)
+    assert buffer.pop() == JitterFrame("lost", b"", 13)

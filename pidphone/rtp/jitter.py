@@ -1,9 +1,10 @@
 """An adaptive jitter buffer for one incoming audio stream: pure, driven by two calls.
 
-`put(packet, arrival)` is called by the receiving side with each RTP packet and its arrival time
-(any monotonic clock, in seconds); `pop()` is called by the playback clock once per frame
-(20 ms) and returns what to play: the frame's payload ("audio"), a gap the decoder must conceal
-("lost"), or "silence" (nothing started yet, or the talk-spurt is over).
+`put(packet, arrival)` is called by the receiving side with each RTP audio packet (RFC 4733
+events go to the telephone-event decoder instead) and its arrival time (any monotonic clock,
+in seconds); `pop()` is called by the playback clock once per frame (20 ms) and returns what
+to play: the frame's payload ("audio"), a gap the decoder must conceal ("lost"), or
+"silence" (nothing started yet, or the talk-spurt is over).
 
 The algorithm:
 
@@ -30,7 +31,8 @@ The algorithm:
   if it stayed above the target, one frame is dropped, so excess delay drains by a frame per
   second. A level beyond `max_delay` drops the oldest frames at once.
 * Late and duplicate packets. A packet whose index was already played is late (dropped and
-  counted); a sequence number seen among the last 256 is a duplicate.
+  counted), and so is an older one arriving while the stream is idle; a sequence number seen
+  among the last 256, or a second packet for a buffered timestamp, is a duplicate.
 * Resynchronisation. A new SSRC, or a packet newer by sequence number whose timestamp went
   back (the sender's clock jumped) or lies more than ``max(50, 3 * max_frames)`` frames ahead
   of the play position, flushes the buffer, restarts the transit measurement and anchors
@@ -154,6 +156,9 @@ class JitterBuffer:
             self._resync(ext_ts)
             index = 0
         self._measure(ext_ts, arrival)
+        if not self._anchored and not newer:  # a straggler from a finished talk-spurt
+            self.late += 1
+            return
         if not self._anchored or (packet.marker and not self._frames and newer):
             self._anchor(index)
         elif index < self._play:
@@ -228,9 +233,9 @@ class JitterBuffer:
         self._unanchor()
 
     def _extend_sequence(self, sequence: int) -> int:
-        if self._ext_seq < 0:
+        if self._ext_seq < 0:  # the first packet; start one cycle up so nothing goes negative
             self._seq16 = sequence
-            return sequence
+            return sequence + 0x10000
         delta = ((sequence - self._seq16 + 0x8000) & 0xFFFF) - 0x8000
         ext = self._ext_seq + delta
         if delta > 0:
