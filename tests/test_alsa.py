@@ -25,6 +25,7 @@ from pidphone.audio.tones import test_tone
 from pidphone.drivers import alsa_audio
 from pidphone.drivers.alsa_audio import AlsaAudio
 from pidphone.drivers.sim_audio import Pacer
+from pidphone.errors import LocalProtocolError
 from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES
 
 ASOUNDRC = """
@@ -305,6 +306,11 @@ def test_write_error_that_is_not_an_underrun_means_the_device_is_gone(
     t.now += 5.0
     playback.write_frame(frames(1)[0])  # reopened
     assert stand_in.writes[-1] == frames(1)[0]
+
+
+def test_a_frame_of_the_wrong_size_is_refused(stand_in: type[StandInPcm]) -> None:
+    with pytest.raises(LocalProtocolError):
+        devices(Settings(), FakeTime()).open_playback().write_frame(bytes(100))
 
 
 def test_resampling_is_applied_at_other_device_rates(stand_in: type[StandInPcm]) -> None:

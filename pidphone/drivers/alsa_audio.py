@@ -28,7 +28,7 @@ from typing import Protocol
 import alsaaudio
 
 from pidphone.audio.resample import Resampler
-from pidphone.errors import DeviceError
+from pidphone.errors import DeviceError, LocalProtocolError
 from pidphone.ports import FRAME_BYTES, SAMPLE_RATE, AudioPurpose
 
 from .sim_audio import Pacer
@@ -192,6 +192,8 @@ class AlsaPlayback:
         return self._stream.xruns
 
     def write_frame(self, pcm: bytes) -> None:
+        if len(pcm) != FRAME_BYTES:
+            raise LocalProtocolError(f"a frame is {FRAME_BYTES} bytes, got {len(pcm)}")
         stream = self._stream
         data = self._resample(pcm) if self._resample is not None else pcm
         device = stream.ready()
