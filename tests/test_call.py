@@ -25,6 +25,7 @@ from pidphone.app.media import NO_ZRTP_REASON, MediaConfig, MediaSession
 from pidphone.audio.analysis import dominant_frequencies
 from pidphone.ports import FRAME_SAMPLES, Address
 from pidphone.rtp import PacketKind, classify
+from pidphone.sdp import SessionDescription, build_answer
 from pidphone.sip import events as sip
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache
@@ -316,3 +317,86 @@ def test_ringing_before_answer_and_dtmf() -> None:
     alice.call.send_dtmf("7")
     net.run(0.5)
     assert [e for e in bob.events if isinstance(e, CallDtmf)] == [CallDtmf(bob.call.call_id, "7")]
+
+
+class RecordingAgent:
+    """Stands in for the SIP agent: records what the call asks of it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, bytes]] = []
+
+    def invite(self, target: str, sdp: bytes, now: float) -> str:
+        self.sent.append(("invite", target, sdp))
+        return "call-1"
+
+    def ringing(self, call_id: str, now: float) -> None:
+        self.sent.append(("ringing", call_id, b""))
+
+    def answer(self, call_id: str, sdp: bytes, now: float) -> None:
+        self.sent.append(("answer", call_id, sdp))
+
+    def reject(self, call_id: str, status: int, now: float) -> None:
+        self.sent.append(("reject", call_id, str(status).encode()))
+
+    def hangup(self, call_id: str, now: float) -> None:
+        self.sent.append(("hangup", call_id, b""))
+
+    def reinvite(self, call_id: str, sdp: bytes, now: float) -> None:
+        self.sent.append(("reinvite", call_id, sdp))
+
+    def accept_reinvite(self, call_id: str, sdp: bytes, now: float) -> None:
+        self.sent.append(("accept_reinvite", call_id, sdp))
+
+    def reject_reinvite(self, call_id: str, status: int, now: float) -> None:
+        self.sent.append(("reject_reinvite", call_id, str(status).encode()))
+
+
+def test_offerless_invite_gets_our_offer_in_the_200_and_media_starts_on_the_ack() -> None:
+    agent = RecordingAgent()
+    settings = CallSettings()
+    bob_media = MediaSession(settings.media, cache=MemoryZidCache())
+    invite = sip.IncomingCall("call-1", "sips:alice@127.0.0.1", "Alice", b"")
+    bob = Call.incoming(
+        agent, settings=settings, media=bob_media, media_port=BOB_RTP, event=invite, now=0.0
+    )
+    assert bob.state == "ringing" and agent.sent[-1][0] == "ringing"
+    bob.answer(1.0)
+    kind, _, offer_bytes = agent.sent[-1]
+    assert kind == "answer" and b"a=zrtp-hash:1.10 " in offer_bytes
+    assert bob.state == "answered" and bob.media.remote is None  # no answer yet: no media
+
+    alice_media = MediaSession(settings.media, cache=MemoryZidCache())
+    answer = build_answer(
+        SessionDescription.parse(offer_bytes),
+        address=("127.0.0.1", ALICE_RTP),
+        zrtp_hash=alice_media.hello_hash.split()[1],
+        session_id=1,
+        session_version=1,
+    )
+    bob.on_sip_event(sip.CallEstablished("call-1", bytes(answer)), 1.1)
+    assert bob.state == "established"
+    assert bob.media.remote == ("127.0.0.1", ALICE_RTP)
+    assert isinstance(bob.next_event(), CallConnected)
+    # ZRTP Hello goes out to Alice's address at once.
+    assert [addr for _, addr in bob.media.datagrams_to_send()] == [("127.0.0.1", ALICE_RTP)]
+
+
+def test_an_offer_without_a_common_codec_is_refused_with_488() -> None:
+    agent = RecordingAgent()
+    settings = CallSettings()
+    offer = (
+        b"v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        b"m=audio 4000 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\n"
+    )
+    call = Call.incoming(
+        agent,
+        settings=settings,
+        media=MediaSession(settings.media, cache=MemoryZidCache()),
+        media_port=BOB_RTP,
+        event=sip.IncomingCall("call-2", "sips:x@127.0.0.1", "", offer),
+        now=0.0,
+    )
+    assert agent.sent == [("reject", "call-2", b"488")]
+    assert call.state == "ended"
+    finished = call.next_event()
+    assert isinstance(finished, CallFinished) and finished.status == 488

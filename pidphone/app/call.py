@@ -45,7 +45,7 @@ from .media import (
 )
 
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
-CallState = Literal["calling", "ringing", "early", "established", "ended"]
+CallState = Literal["calling", "ringing", "answered", "established", "ended"]
 
 _REVERSE: dict[str, Direction] = {
     "sendrecv": "sendrecv",
@@ -236,7 +236,10 @@ class Call:
         event: sip_events.IncomingCall,
         now: float,
     ) -> Call:
-        """An INVITE arrived: check its offer (488 when no codec fits), then ring."""
+        """An INVITE arrived: check its offer (488 when no codec fits), then ring.
+
+        An INVITE without an offer (RFC 3264 §4, RFC 3261 §13.2.1) gets our offer in the 200
+        and its answer in the ACK; the media starts then."""
         call = cls(
             agent,
             settings,
@@ -247,6 +250,10 @@ class Call:
             remote_name=event.remote_display_name or "",
         )
         call.call_id = event.call_id
+        if not event.sdp.strip():
+            call._local_sdp = call._build_offer("sendrecv")
+            agent.ringing(call.call_id, now)
+            return call
         try:
             call._offer = SessionDescription.parse(event.sdp)
             answer = build_answer(
@@ -275,8 +282,10 @@ class Call:
         """Send 200 with the SDP answer and start the media: ZRTP Hello goes out now."""
         if self.outgoing or self.state != "ringing" or self._local_sdp is None:
             raise LocalProtocolError(f"cannot answer a call in state {self.state}")
-        assert self._offer is not None
         self._agent.answer(self.call_id, bytes(self._local_sdp), now)
+        if self._offer is None:
+            self.state = "answered"  # our offer went in the 200: the answer comes in the ACK
+            return
         self._establish(negotiate(self._local_sdp, self._offer), now)
 
     def reject(self, now: float, status: int = 486) -> None:
@@ -324,6 +333,14 @@ class Call:
                     params = negotiate(self._local_sdp, SessionDescription.parse(event.sdp))
                 except ProtocolError as exc:
                     self.hangup(now, f"Unusable SDP answer: {exc}")
+                    return
+                self._establish(params, now)
+        elif isinstance(event, sip_events.CallEstablished):
+            if self.state == "answered" and self._local_sdp is not None:
+                try:
+                    params = negotiate(self._local_sdp, SessionDescription.parse(event.sdp))
+                except ProtocolError as exc:
+                    self.hangup(now, f"Unusable SDP answer in the ACK: {exc}")
                     return
                 self._establish(params, now)
         elif isinstance(event, sip_events.ReinviteReceived):
