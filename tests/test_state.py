@@ -365,6 +365,21 @@ def test_call_waiting_answer_holds_the_first_call_and_hold_swaps() -> None:
     assert phone.do(key("hold")) == [Resume("c2")]
 
 
+def test_a_held_call_comes_back_when_the_handset_is_lifted() -> None:
+    phone = Phone()
+    phone.do(IncomingCall("c2", "Bob", "+1555"), key("answer"))  # answered on hook, by key
+    assert phone.do(key("hold")) == [Hold("c2")]
+    assert phone.do(LIFT) == [Resume("c2")]
+    assert not call_of(phone).held
+
+
+def test_do_not_disturb_can_be_set_during_a_call() -> None:
+    phone = connected_call()
+    phone.do(key("dnd"))
+    assert phone.state.dnd
+    assert phone.do(IncomingCall("c2", "Bob", "+1555")) == [Reject("c2")]
+
+
 def test_call_waiting_rejected_and_a_third_call_refused() -> None:
     phone = connected_call()
     phone.do(IncomingCall("c2", "Bob", "+1555"))

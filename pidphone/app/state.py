@@ -233,9 +233,13 @@ def _hook(state: PhoneState, off_hook: bool) -> Result:
     state = replace(state, off_hook=off_hook)
     call = state.call
     if off_hook:
-        if call is not None:
-            if call.phase == "incoming" and call.call_id is not None:
+        if call is not None and call.call_id is not None:
+            if call.phase == "incoming":
                 return _answer(state, call, call.call_id)
+            if call.held:  # a call left on hold comes back to the handset
+                return replace(state, call=replace(call, held=False)), [Resume(call.call_id)]
+            return state, []
+        if call is not None:
             return state, []
         if state.dialing and state.digits:
             return _place(state, state.digits)
@@ -260,6 +264,8 @@ def _key(state: PhoneState, event: KeyEvent) -> Result:
             [SetVolume(volume)] if volume != state.volume else []
         )
     call = state.call
+    if key == "dnd" and not event.repeat and (call is None or call.phase != "incoming"):
+        return replace(state, dnd=not state.dnd), []
     if event.repeat:
         # A digit held down dials its speed dial (it was typed as the first digit on press).
         number = state.settings.speed_dials.get(key, "")
@@ -277,8 +283,6 @@ def _key(state: PhoneState, event: KeyEvent) -> Result:
 
 def _idle_key(state: PhoneState, key: str) -> Result:
     settings = state.settings
-    if key == "dnd":
-        return replace(state, dnd=not state.dnd), []
     if key == "redial":
         return _place(state, state.last_number)
     if key.startswith("speed"):
