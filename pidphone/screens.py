@@ -22,6 +22,7 @@ from pidphone.app.state import (
     CallSecure,
     IncomingCall,
     OutgoingCall,
+    PhoneEvent,
     PhoneSettings,
     PhoneState,
     RegistrationChanged,
@@ -43,9 +44,9 @@ SETTINGS = PhoneSettings(
 )
 
 
-def _drive(state: PhoneState, *events: object) -> PhoneState:
+def _drive(state: PhoneState, *events: PhoneEvent) -> PhoneState:
     for event in events:
-        state, _ = reduce(state, event, now=state.now)  # type: ignore[arg-type]
+        state, _ = reduce(state, event, now=state.now)
     return state
 
 
