@@ -33,7 +33,9 @@ def render(state: PhoneState, now: float) -> Screen:
     elif call.mismatch:
         screen = _mismatch(call)
     elif call.security == "failed":
-        screen = Screen(alert=True, title="NOT SECURE", lines=("Call refused:", call.security_note))
+        screen = Screen(
+            alert=True, title="NOT SECURE", lines=("Encryption failed:", call.security_note)
+        )
     elif call.phase == "incoming":
         screen = _incoming(state, call)
     elif call.phase in {"calling", "alerting"}:
