@@ -1,0 +1,223 @@
+"""The ZID cache on disk (RFC 6189 §4.9): a small JSON file, rewritten atomically.
+
+Our ZID is made once from 96 random bits (`secrets`) the first time the file is created, so it
+is never baked into an image. Every change rewrites the whole file: a temporary file in the same
+directory (mode 0600), fsync, `os.replace`, fsync of the directory; a power cut leaves either
+the old or the new file, never a torn one. A file that does not parse is never trusted: it is
+logged, moved aside as `<name>.corrupt-<UTC time>` (kept for inspection, `recovered_from`) and
+a fresh cache starts, with a new ZID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pidphone.zrtp.cache import ZID_BYTES, CacheEntry
+
+log = logging.getLogger(__name__)
+
+FORMAT = "pidphone-zid-cache"
+VERSION = 1
+SECRET_BYTES = 32
+
+
+class _CorruptCacheError(Exception):
+    """The file's content is not a cache this code wrote."""
+
+
+class FileZidCache:
+    """A `ZidCache` persisted in one JSON file; methods for the CLI to list and edit peers."""
+
+    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time):
+        self.path = Path(path)
+        self.recovered_from: Path | None = None
+        """Where a corrupt cache file was moved aside when this object opened it, else None."""
+        self._clock = clock
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._remove_stale_temporaries()
+        self._zid, self._entries = self._open()
+
+    @property
+    def our_zid(self) -> bytes:
+        return self._zid
+
+    def load(self, peer_zid: bytes) -> CacheEntry | None:
+        entry = self._entries.get(peer_zid)
+        if entry is not None and entry.expires_at is not None and entry.expires_at <= self._clock():
+            return None
+        return entry
+
+    def store(self, peer_zid: bytes, entry: CacheEntry) -> None:
+        self._entries[peer_zid] = dataclasses.replace(entry, last_used=self._clock())
+        self._write()
+
+    def entries(self) -> dict[bytes, CacheEntry]:
+        """Every peer, expired ones included."""
+        return dict(self._entries)
+
+    def set_verified(self, peer_zid: bytes, verified: bool) -> None:
+        self._edit(peer_zid, verified=verified)
+
+    def set_name(self, peer_zid: bytes, name: str) -> None:
+        self._edit(peer_zid, name=name)
+
+    def forget(self, peer_zid: bytes) -> None:
+        """Erase a peer and its secrets; the next call with it starts as with a stranger."""
+        self._entry(peer_zid)
+        del self._entries[peer_zid]
+        self._write()
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _entry(self, peer_zid: bytes) -> CacheEntry:
+        try:
+            return self._entries[peer_zid]
+        except KeyError:
+            raise KeyError(f"no peer with ZID {peer_zid.hex()} in {self.path}") from None
+
+    def _edit(self, peer_zid: bytes, **changes: Any) -> None:
+        self._entries[peer_zid] = dataclasses.replace(self._entry(peer_zid), **changes)
+        self._write()
+
+    def _open(self) -> tuple[bytes, dict[bytes, CacheEntry]]:
+        try:
+            text = self.path.read_bytes()
+        except FileNotFoundError:
+            return self._fresh()
+        try:
+            return _decode(text)
+        except _CorruptCacheError as exc:
+            aside = self._aside_name()
+            os.replace(self.path, aside)
+            self.recovered_from = aside
+            log.warning(
+                "ZID cache %s is corrupt (%s): moved to %s, starting a new cache",
+                self.path,
+                exc,
+                aside,
+            )
+            return self._fresh()
+
+    def _fresh(self) -> tuple[bytes, dict[bytes, CacheEntry]]:
+        self._zid = secrets.token_bytes(ZID_BYTES)
+        self._entries = {}
+        self._write()
+        return self._zid, self._entries
+
+    def _aside_name(self) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock()))
+        candidate = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        counter = 1
+        while candidate.exists():
+            candidate = self.path.with_name(f"{self.path.name}.corrupt-{stamp}.{counter}")
+            counter += 1
+        return candidate
+
+    def _temp_prefix(self) -> str:
+        return f".{self.path.name}."
+
+    def _remove_stale_temporaries(self) -> None:
+        for stale in self.path.parent.glob(f"{self._temp_prefix()}*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+    def _write(self) -> None:
+        data = _encode(self._zid, self._entries)
+        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=self._temp_prefix(), suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temp, 0o600)
+            os.replace(temp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        directory = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def _encode(zid: bytes, entries: dict[bytes, CacheEntry]) -> bytes:
+    peers = {
+        peer.hex(): {
+            "rs1": entry.rs1.hex() if entry.rs1 is not None else None,
+            "rs2": entry.rs2.hex() if entry.rs2 is not None else None,
+            "verified": entry.verified,
+            "expires_at": entry.expires_at,
+            "last_used": entry.last_used,
+            "name": entry.name,
+        }
+        for peer, entry in sorted(entries.items())
+    }
+    document = {"format": FORMAT, "version": VERSION, "zid": zid.hex(), "peers": peers}
+    return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _decode(text: bytes) -> tuple[bytes, dict[bytes, CacheEntry]]:
+    try:
+        document = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _CorruptCacheError(f"not JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise _CorruptCacheError("not a pidphone ZID cache")
+    if document.get("version") != VERSION:
+        raise _CorruptCacheError(f"unknown version {document.get('version')!r}")
+    zid = _hex(document.get("zid"), ZID_BYTES, "zid")
+    peers = document.get("peers")
+    if not isinstance(peers, dict):
+        raise _CorruptCacheError("peers is not an object")
+    entries = {}
+    for key, value in peers.items():
+        entries[_hex(key, ZID_BYTES, "peer ZID")] = _entry(value)
+    return zid, entries
+
+
+def _entry(value: object) -> CacheEntry:
+    if not isinstance(value, dict):
+        raise _CorruptCacheError("a peer entry is not an object")
+    verified, name = value.get("verified"), value.get("name")
+    expires_at, last_used = value.get("expires_at"), value.get("last_used")
+    if not isinstance(verified, bool) or not isinstance(name, str):
+        raise _CorruptCacheError("verified must be a boolean and name a string")
+    rs1, rs2 = value.get("rs1"), value.get("rs2")
+    return CacheEntry(
+        rs1=None if rs1 is None else _hex(rs1, SECRET_BYTES, "rs1"),
+        rs2=None if rs2 is None else _hex(rs2, SECRET_BYTES, "rs2"),
+        verified=verified,
+        expires_at=None if expires_at is None else _number(expires_at, "expires_at"),
+        last_used=_number(last_used, "last_used"),
+        name=name,
+    )
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _CorruptCacheError(f"{what} is not a number")
+    return float(value)
+
+
+def _hex(value: object, length: int, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise _CorruptCacheError(f"{what} is not a hex string")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise _CorruptCacheError(f"{what} is not hex") from None
+    if len(raw) != length:
+        raise _CorruptCacheError(f"{what} is {len(raw)} bytes, not {length}")
+    return raw
