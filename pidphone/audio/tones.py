@@ -2,21 +2,19 @@
 
 Plans (frequencies in Hz, cadences in seconds on/off):
 
-====================  ==========================  ====================================
-tone                  "us" (ANSI T1.401, Bellcore)  "etsi" (ETSI ETR 187, TR 101 041-2)
-====================  ==========================  ====================================
-dial                  350+440 continuous          425 continuous
-ringback              440+480 2.0/4.0             425 1.0/4.0
-busy                  480+620 0.5/0.5             425 0.5/0.5
-congestion (reorder)  480+620 0.25/0.25           425 0.25/0.25
-call_waiting          440 0.3 on, 9.7 off         425 0.2/0.2/0.2 on-off-on, 5.0 off
-ring (our ringer)     1100+1400 0.4/0.2/0.4/2.0   the same
-====================  ==========================  ====================================
+- dial: us 350+440 continuous; etsi 425 continuous
+- ringback: us 440+480 2.0/4.0; etsi 425 1.0/4.0
+- busy: us 480+620 0.5/0.5; etsi 425 0.5/0.5
+- congestion (reorder): us 480+620 0.25/0.25; etsi 425 0.25/0.25
+- call_waiting: us 440 0.3 on, 9.7 off; etsi 425 0.2 on, 0.2 off, 0.2 on, 5.0 off
+- ring (our own ringer): 1100+1400 0.4/0.2/0.4/2.0 in both plans
 
-ETSI congestion follows ETR 187 (0.25/0.25); some networks (Germany's variant II) use
-0.2/0.2, which is within the tolerance ETR 187 allows. The call-waiting burst is ETR 187's
-on-off-on pattern with Germany's 5 s repetition. The ringer is a double ring (the UK cadence)
-on two tones that carry well on a small speaker.
+The US plan is the North American precise tone plan. The ETSI plan is the harmonised
+European one (ETSI ETR 187, 425 Hz for every tone). Congestion and call-waiting cadences
+differ between countries (TR 101 041-2 and ITU-T E.180 Supplement 2 list them; Germany, for
+one, uses 0.24/0.24 or 0.2/0.2 congestion and 0.2 on, 0.2 off, 0.2 on, 5 s off call
+waiting): we take 0.25/0.25 congestion and that call-waiting pattern. The ringer is a double
+ring (the UK cadence) on two tones that carry well on a small speaker.
 
 Levels: a single tone is -10 dBm0; each component of a dual tone is -13 dBm0 so the pair is
 about -10 dBm0. 0 dBm0 is a sine of amplitude 22,670 (the G.711 digital milliwatt scale, on

@@ -85,15 +85,15 @@ class RtpPacket:
                 raise RtpParseError("RTP packet padding length is invalid")
             end -= padding
         return cls(
-            payload_type=second & 0x7F,
-            sequence=sequence,
-            timestamp=timestamp,
-            ssrc=ssrc,
-            payload=bytes(data[pos:end]),
-            marker=bool(second & 0x80),
-            csrc=csrc,
-            extension=extension,
-            padding=padding,
+            second & 0x7F,
+            sequence,
+            timestamp,
+            ssrc,
+            data[pos:end] if type(data) is bytes else bytes(data[pos:end]),
+            second >= 0x80,
+            csrc,
+            extension,
+            padding,
         )
 
     def __bytes__(self) -> bytes:
