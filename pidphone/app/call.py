@@ -297,8 +297,10 @@ class Call:
     def hangup(self, now: float, reason: str = "Hung up") -> None:
         if self.state == "ended":
             return
-        self._agent.hangup(self.call_id, now)
+        # Finish first: the agent reports its own CallEnded ("Hung up") while sending the
+        # BYE, and the reason given here (e.g. "Peer does not support ZRTP") must win.
         self._finish(reason, by_peer=False, now=now)
+        self._agent.hangup(self.call_id, now)
 
     def hold(self, now: float) -> None:
         self._change_hold(True, now)
