@@ -50,7 +50,8 @@ from pidphone.demo import heard_frequencies
 from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import open_udp
-from pidphone.errors import ConfigError
+from pidphone.drivers.zid_cache import FileZidCache
+from pidphone.errors import ConfigError, ProtocolError
 from pidphone.ports import AudioDevices
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache, ZidCache
@@ -87,6 +88,8 @@ class CallReport:
     hash: str = ""
     auth_tag: str = ""
     cache_mismatch: bool = False
+    peer_zid: str = ""
+    """The peer's ZID in hex, as `pidphone zid verify` takes it."""
     answer_to_sas_ms: float | None = None
     duration: float = 0.0
     packets_sent: int = 0
@@ -167,12 +170,20 @@ def tls_transport(config: Config) -> TlsTransport:
 
 
 def zid_cache(config: Config) -> ZidCache:
+    """The ZID cache file; if it cannot be opened, a cache in memory (and the reason logged):
+    calls still work and are secured, only the retained secrets do not outlive the process."""
     try:
-        from pidphone.drivers.zid_cache import FileZidCache
-    except ImportError:  # pragma: no cover - until the file cache driver exists
-        log.warning("no file ZID cache available: retained secrets last this process only")
+        cache = FileZidCache(Path(config.security.zid_cache))
+    except OSError as exc:
+        log.error(
+            "security.zid_cache: cannot use %s (%s); secrets kept in memory only",
+            config.security.zid_cache,
+            exc,
+        )
         return MemoryZidCache()
-    return FileZidCache(Path(config.security.zid_cache))
+    if cache.recovered_from is not None:
+        log.warning("the ZID cache was corrupt and was moved aside to %s", cache.recovered_from)
+    return cache
 
 
 def audio_devices(config: Config) -> AudioDevices:
@@ -330,6 +341,7 @@ def fill_report(report: CallReport, call: Call, events: list[EngineEvent]) -> No
         report.cipher, report.auth_tag = secured.cipher, secured.auth_tag
         report.key_agreement, report.hash = secured.key_agreement, secured.hash
         report.cache_mismatch = secured.cache_mismatch
+        report.peer_zid = secured.peer_zid.hex()
         if call.answered_at is not None and call.secured_at is not None:
             report.answer_to_sas_ms = round((call.secured_at - call.answered_at) * 1000, 1)
     elif any(isinstance(e, CallInsecure) for e in events):
@@ -366,8 +378,12 @@ async def _call(args: argparse.Namespace, config: Config, out: TextIO) -> int:
             report.reason = "registration failed"
         else:
             session.say(f"calling {args.uri}")
-            call = await session.engine.place_call(args.uri)
-            await session.follow(call, _duration(args), report)
+            try:
+                call = await session.engine.place_call(args.uri)
+            except ProtocolError as exc:
+                report.reason = str(exc)
+            else:
+                await session.follow(call, _duration(args), report)
     finally:
         await session.engine.stop()
     _print_report(session, report)

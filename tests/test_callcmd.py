@@ -11,11 +11,10 @@ import json
 import socket
 from pathlib import Path
 
-import pytest
-
 from pidphone.callcmd import _answer, _call
 from pidphone.config import Config, SecurityConfig, ServerConfig, SimConfig
 from pidphone.drivers.certs import make_test_pki
+from pidphone.drivers.zid_cache import FileZidCache
 
 
 def free_port() -> int:
@@ -86,15 +85,22 @@ def test_call_and_answer_over_tls_are_secure_with_tones_both_ways(tmp_path: Path
     assert bob["reason"] == "Hung up by peer"
 
 
-def test_second_call_uses_the_retained_secret_from_the_file_cache(tmp_path: Path) -> None:
-    pytest.importorskip("pidphone.drivers.zid_cache")
+def test_retained_secret_then_verified_sas_on_the_next_call(tmp_path: Path) -> None:
     caller, callee, port = configs(tmp_path)
     first = asyncio.run(call_and_answer(caller, callee, port, duration=0.5))
+    alice, bob = json.loads(first[1]), json.loads(first[3])
+    assert first[0] == first[2] == 0
+    assert not alice["verified"] and not bob["verified"]
+    # Both people compared the SAS and said so (what `pidphone zid verify PEER` does).
+    FileZidCache(tmp_path / "alice-zid.json").set_verified(bytes.fromhex(alice["peer_zid"]), True)
+    FileZidCache(tmp_path / "bob-zid.json").set_verified(bytes.fromhex(bob["peer_zid"]), True)
+
     second = asyncio.run(call_and_answer(caller, callee, port, duration=0.5))
-    for status, out in ((first[0], first[1]), (second[0], second[1])):
-        assert status == 0, out
-    assert json.loads(second[1])["cache_mismatch"] is False
-    assert (tmp_path / "alice-zid.json").exists()
+    alice2, bob2 = json.loads(second[1]), json.loads(second[3])
+    assert second[0] == second[2] == 0
+    assert alice2["verified"] and bob2["verified"]
+    assert not alice2["cache_mismatch"] and not bob2["cache_mismatch"]
+    assert alice2["sas"] == bob2["sas"]
 
 
 def test_human_readable_progress(tmp_path: Path) -> None:
@@ -126,3 +132,12 @@ def test_nobody_listening_fails_with_a_reason(tmp_path: Path) -> None:
     report = json.loads(out.getvalue())
     assert status == 1
     assert report["state"] == "failed" and report["reason"]
+
+
+def test_a_target_that_is_no_sip_address_fails_cleanly(tmp_path: Path) -> None:
+    caller, _, _ = configs(tmp_path)
+    out = io.StringIO()
+    args = argparse.Namespace(uri="sips:", duration=1.0, json=True)
+    assert asyncio.run(_call(args, caller, out)) == 1
+    report = json.loads(out.getvalue())
+    assert report["state"] == "failed" and "cannot call" in report["reason"]

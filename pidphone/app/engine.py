@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -62,6 +63,9 @@ from pidphone.zrtp.cache import ZidCache
 log = logging.getLogger(__name__)
 
 DatagramHandler = Callable[[bytes, Address], None]
+
+FINISHED_KEPT = 8
+"""Ended calls kept for reports (a daemon runs for months)."""
 
 
 class MediaSocket(Protocol):
@@ -212,8 +216,8 @@ class Engine:
         self._state: PhoneState | None = None
         self._shown: Screen | None = None
         self._tick: asyncio.TimerHandle | None = None
-        self.finished: list[Call] = []
-        """Calls that ended, for reports."""
+        self.finished: deque[Call] = deque(maxlen=FINISHED_KEPT)
+        """The latest calls that ended, for reports."""
 
     # ------------------------------------------------------------------ life cycle
 
@@ -294,14 +298,19 @@ class Engine:
         socket, host = await self._media_socket()
         settings = self._call_settings(host)
         media = MediaSession(settings.media, cache=self.cache, wall_clock=self._wall_clock)
-        call = Call.place(
-            _Agent(self.signalling),
-            settings=settings,
-            media=media,
-            media_port=socket.local[1],
-            target=self._target(target),
-            now=self.now(),
-        )
+        try:
+            call = Call.place(
+                _Agent(self.signalling),
+                settings=settings,
+                media=media,
+                media_port=socket.local[1],
+                target=self._target(target),
+                now=self.now(),
+            )
+        except BaseException:
+            self._routes.pop(id(socket), None)
+            socket.close()
+            raise
         self._adopt(call, socket)
         self._emit(CallPlaced(call.call_id, target))
         self._flush(call.call_id)
