@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pidphone.errors import LocalProtocolError
 from pidphone.rtp import JitterBuffer, JitterFrame, RtpPacket
@@ -230,3 +232,57 @@ def test_payload_type_follows_the_stream() -> None:
     assert buffer.pop() == JitterFrame("audio", b"a", 8)
     assert buffer.pop() == JitterFrame("audio", b"\x40", 13)
     assert buffer.pop() == JitterFrame("lost", b"", 13)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 0.15), st.integers(0, 2), st.booleans()), min_size=1, max_size=120
+    ),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFFFFFF),
+)
+def test_property_plays_each_frame_at_most_once_in_order(
+    plan: list[tuple[float, int, bool]], seq0: int, ts0: int
+) -> None:
+    """Random delay, duplication and loss: whatever is played is in order, each frame once."""
+    buffer = JitterBuffer()
+    arrivals = []
+    for n, (delay, copies, keep) in enumerate(plan):
+        if keep:
+            arrivals += [
+                (n * FRAME + delay + 0.001 * c, packet(n, seq0=seq0, ts0=ts0))
+                for c in range(copies + 1)
+            ]
+    frames = run(buffer, arrivals, len(plan) + 20)
+    audio = [frame_no(f) for f in frames if f.kind == "audio"]
+    assert audio == sorted(set(audio))
+    assert all(f.kind in {"audio", "lost", "silence"} for f in frames)
+    assert 1 <= buffer.target <= buffer.max_frames
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 0xFFFF),
+            st.integers(0, 0xFFFFFFFF),
+            st.integers(0, 2),
+            st.booleans(),
+            st.booleans(),
+        ),
+        max_size=60,
+    )
+)
+def test_fuzz_arbitrary_packets_never_break_it(
+    items: list[tuple[int, int, int, bool, bool]],
+) -> None:
+    buffer = JitterBuffer()
+    now = 0.0
+    for seq, ts, ssrc, marker, pop in items:
+        buffer.put(RtpPacket(0, seq, ts, ssrc, b"x", marker), now)
+        if pop:
+            assert buffer.pop().kind in {"audio", "lost", "silence"}
+        now += 0.02
+    for _ in range(15):
+        buffer.pop()
