@@ -3,10 +3,10 @@
 They check a line after provisioning, and they are how tests and benchmarks drive pidphone
 against other phones. Both use the configured account (registering first when it has a
 registrar) or, with no account, call directly (`sips:bob@192.0.2.7:5061`) and take direct
-calls on `server.listen`. The call's progress goes to stdout as lines; `--json` prints one
-JSON object per call at the end instead (state, reason, SAS, algorithms, packet counts,
-received tone frequencies). With simulated hardware the microphone sends
-`sim.tone_frequency` and the report names the frequencies received.
+calls on `server.listen`. The call's progress goes to stdout as lines; with `--json` it goes
+to stderr, and stdout gets one JSON object per call at the end (state, reason, SAS,
+algorithms, packet counts, received tone frequencies). With simulated hardware the microphone
+sends `sim.tone_frequency` and the report names the frequencies received.
 
 Exit status 0 only when every call was established and secured as the policy demands:
 secure under "require"; under "prefer" a call that stayed NOT SECURE also counts.
@@ -225,8 +225,8 @@ class _Session:
         self.engine.add_listener(self._on_event)
 
     def say(self, text: str) -> None:
-        if not self.as_json:
-            print(text, file=self.out, flush=True)
+        """A progress line: on stdout, or on stderr when stdout is for the JSON report."""
+        print(text, file=sys.stderr if self.as_json else self.out, flush=True)
 
     def _on_event(self, event: EngineEvent) -> None:
         self.events.append((time.monotonic(), event))
