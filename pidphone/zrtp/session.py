@@ -478,7 +478,7 @@ class ZrtpSession:
 
     def _wipe(self) -> None:
         self._keypair = None
-        self._pending_rs1 = None if self._state is not _State.SECURE else self._pending_rs1
+        self._pending_rs1 = None
 
     # ---- message handlers --------------------------------------------------------------
 
@@ -512,8 +512,8 @@ class ZrtpSession:
         self._hello_acked = True
         if self._retransmit is not None and self._retransmit.is_hello:
             self._retransmit = None
-            if self._config.passive:
-                self._deadline = self._started_at + self._config.hello_extension
+            # the peer heard us; if its Commit (or its Hello) never comes, give up in time
+            self._deadline = self._started_at + self._config.hello_extension
         self._maybe_commit(now)
 
     def _maybe_commit(self, now: float) -> None:
@@ -555,6 +555,7 @@ class ZrtpSession:
         self._commit, self._commit_raw = _sealed(commit, self._h1)
         self._role = "initiator"
         self._state = _State.COMMIT_SENT
+        self._deadline = None
         self._send_retransmitted(self._commit_raw, now)
 
     def _new_keypair(self, suite: alg.Suite) -> KeyPair:
