@@ -26,6 +26,7 @@ from pidphone.ports import FRAME_SAMPLES, Address
 from pidphone.rtp import PacketKind, classify, stun
 from pidphone.zrtp.cache import MemoryZidCache
 from pidphone.zrtp.config import ZrtpConfig
+from pidphone.zrtp.messages import parse_packet
 
 A_ADDR: Address = ("127.0.0.1", 40000)
 B_ADDR: Address = ("127.0.0.1", 40002)
@@ -310,3 +311,14 @@ def test_plain_stun_binding_requests_are_answered() -> None:
     ]
     assert to == ("127.0.0.1", 7777)
     assert stun.parse_binding_response(answer, transaction) == ("127.0.0.1", 7777)
+
+
+def test_a_hello_that_arrives_before_start_is_not_lost() -> None:
+    a, b = pair()
+    b.session.start(0.0)  # the callee answered; its Hello beats the 200 to the caller
+    ((hello, _),) = b.session.datagrams_to_send()
+    a.session.receive_datagram(hello, B_ADDR, 0.001)
+    a.session.start(0.002)
+    # Answered at once: a HelloACK (and a's own Hello) go out before any retransmission.
+    kinds = [parse_packet(d).message.type_name for d, _ in a.session.datagrams_to_send()]
+    assert "HelloACK" in kinds or "Commit" in kinds

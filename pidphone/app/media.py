@@ -69,6 +69,8 @@ Security = Literal["negotiating", "secure", "clear", "failed"]
 SILENCE = bytes(FRAME_BYTES)
 NO_ZRTP_REASON = "Peer does not support ZRTP"
 SDES_CNAME = 1
+EARLY_KEPT = 8
+"""ZRTP packets kept when they arrive before the media session starts."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,8 @@ class MediaSession:
         self._peer_hello_seen = False
         self._remote: Address | None = None
         self._outbox: list[tuple[bytes, Address]] = []
+        self._early: list[tuple[bytes, Address]] = []
+        """ZRTP packets that arrived before `start`, replayed by it."""
         self._events: deque[MediaEvent] = deque()
         self._started_at: float | None = None
         self._next_rtcp: float | None = None
@@ -284,6 +288,9 @@ class MediaSession:
         self._next_rtcp = now + self.config.rtcp_interval
         self._zrtp.start(now)
         self._pump_zrtp(now)
+        early, self._early = self._early, []
+        for data, source in early:
+            self.receive_datagram(data, source, now)
 
     def confirm_sas(self, verified: bool) -> None:
         """The user compared the SAS: set, or clear, the verified flag in the ZID cache."""
@@ -305,7 +312,12 @@ class MediaSession:
 
     def receive_datagram(self, data: bytes, source: Address, now: float) -> None:
         """A datagram arrived on the call's socket. Bad ones are dropped and counted."""
-        if self._closed or self._started_at is None:
+        if self._closed:
+            return
+        if self._started_at is None:
+            # The callee starts ZRTP as it sends its 200; its Hello may beat the 200 here.
+            if len(self._early) < EARLY_KEPT and classify(data) is PacketKind.ZRTP:
+                self._early.append((data, source))
             return
         kind = classify(data)
         try:
