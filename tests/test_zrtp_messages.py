@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import struct
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from pidphone.zrtp import (
     parse_message,
     parse_packet,
 )
+from pidphone.zrtp.kdf import implicit_mac
 
 DATA = Path(__file__).parent / "data" / "zrtp"
 
@@ -358,3 +360,49 @@ def test_length_field_must_match() -> None:
     message[3] = 4
     with pytest.raises(ZrtpParseError, match="length field"):
         parse_message(bytes(message))
+
+
+# ---- the captured exchanges check out against our reading of §4.2, §4.4.1 and §9 ---------
+
+
+def exchange_by_sender(name: str) -> dict[tuple[str, str], bytes]:
+    """(sending port, message type) -> the first such message (without header and CRC)."""
+    found: dict[tuple[str, str], bytes] = {}
+    for line in (DATA / name).read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        _, ports, kind, payload = line.split("\t")
+        found.setdefault((ports.split("->")[0], kind.strip()), bytes.fromhex(payload)[12:-4])
+    return found
+
+
+@pytest.mark.parametrize("name", EXCHANGES)
+def test_captured_exchange_hash_chain_macs_and_hvi(name: str) -> None:
+    sent = exchange_by_sender(name)
+    ports = {port for port, _ in sent}
+    (initiator,) = [port for port in ports if (port, "DHPart2") in sent]
+    (responder,) = ports - {initiator}
+    hello_i, hello_r = (Hello.parse(sent[p, "Hello"]) for p in (initiator, responder))
+    commit_raw = sent[initiator, "Commit"]
+    commit = Commit.parse(commit_raw)
+    part1 = DHPart1.parse(sent[responder, "DHPart1"])
+    part2_raw = sent[initiator, "DHPart2"]
+    part2 = DHPart2.parse(part2_raw)
+    sha256 = hashlib.sha256
+    # Commit reveals the initiator's H2: it hashes to H3 and keys the Hello MAC
+    assert sha256(commit.h2).digest() == hello_i.h3
+    assert implicit_mac(commit.h2, sent[initiator, "Hello"][:-8]) == hello_i.mac
+    # DHPart1 reveals the responder's H1
+    h2_r = sha256(part1.h1).digest()
+    assert sha256(h2_r).digest() == hello_r.h3
+    assert implicit_mac(h2_r, sent[responder, "Hello"][:-8]) == hello_r.mac
+    # DHPart2 reveals the initiator's H1, which keys the Commit MAC
+    assert sha256(part2.h1).digest() == commit.h2
+    assert implicit_mac(part2.h1, commit_raw[:-8]) == commit.mac
+    # hvi = hash(DHPart2 || responder's Hello), truncated to 256 bits, in the negotiated hash
+    algorithm = {"S256": "sha256", "S384": "sha384"}[commit.hash]
+    hvi = hashlib.new(algorithm, part2_raw + sent[responder, "Hello"]).digest()[:32]
+    assert hvi == commit.hvi
+    # contention (§4.2): the losing Commit has the lower hvi
+    losing = Commit.parse(sent[responder, "Commit"])
+    assert int.from_bytes(losing.hvi, "big") < int.from_bytes(commit.hvi, "big")
