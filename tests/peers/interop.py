@@ -479,7 +479,7 @@ class PidphoneRun:
 def pidphone_zid(
     config: Path, *args: str, timeout: float = 30.0
 ) -> subprocess.CompletedProcess[str]:
-    """`pidphone zid ARGS --config CONFIG` (list, verify PEER ...)."""
+    """`pidphone zid --config CONFIG ARGS` (list, verify PEER ...)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO)
     return subprocess.run(
@@ -490,6 +490,17 @@ def pidphone_zid(
         check=False,
         env=env,
     )
+
+
+def cached_peers(config: Path) -> dict[str, bool]:
+    """Peer ZID (hex) -> verified, from `pidphone zid list`; empty without a cache."""
+    listed = pidphone_zid(config, "list")
+    peers: dict[str, bool] = {}
+    for line in listed.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and re.fullmatch(r"[0-9a-f]{24}", parts[0]):
+            peers[parts[0]] = parts[1] == "yes"
+    return peers
 
 
 def wait_for(done: Callable[[], bool], what: str, timeout: float) -> None:
@@ -641,19 +652,27 @@ def call_linphone(
     pidphone_calls: bool,
     call: int = 1,
     seconds: float = 3.0,
+    during: Callable[[], None] | None = None,
 ) -> InteropCall:
     """One call between a registered linphonec and pidphone `config`: pidphone calls and hangs
     up after `seconds`, or linphonec calls and hangs up `seconds` after its SAS. Returns both
-    sides' views once the call ended at both ends; `call` counts linphonec's calls from 1."""
+    sides' views once the call ended at both ends; `call` counts linphonec's calls from 1.
+    `during` runs while the call is up, once linphonec knows the SAS."""
     ends = linphone.call_states().count("End")
+    linphone.next_call(call)
     if pidphone_calls:
         run = rig.call(config, linphone.uri, duration=seconds, name=f"call-{call}")
+        linphone.wait_zrtp(count=call, timeout=30)
+        if during is not None:
+            during()
         report = run.result(timeout=60)
     else:
         user = config.stem
         run = rig.answer(config, duration=seconds + 30, name=f"answer-{call}")
         linphone.call(f"sip:{user}@127.0.0.1")
         linphone.wait_zrtp(count=call, timeout=30)
+        if during is not None:
+            during()
         time.sleep(seconds)
         linphone.terminate()
         report = run.result(timeout=30)
