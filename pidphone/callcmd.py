@@ -42,6 +42,7 @@ from pidphone.app.engine import (
     Engine,
     EngineEvent,
     EngineSettings,
+    LinkProblem,
     RegistrationEvent,
 )
 from pidphone.app.media import MediaConfig
@@ -293,12 +294,18 @@ class _Session:
                 self.engine.hangup(cid, "Hung up")
         await self.wait(ended, 5.0)
         fill_report(report, call, [e for _, e in self.events if getattr(e, "call_id", "") == cid])
+        problems = [e for _, e in self.events if isinstance(e, LinkProblem)]
+        if problems and not report.ok:
+            report.reason += f" (TLS: {problems[-1].reason})"
+
 
 
 def describe(event: EngineEvent) -> str:
     """The progress line for an event ("" when it needs none)."""
     if isinstance(event, RegistrationEvent):
         return f"registration: {event.state}" + (f" ({event.reason})" if event.reason else "")
+    if isinstance(event, LinkProblem):
+        return f"TLS connection to {event.peer[0]}:{event.peer[1]} failed: {event.reason}"
     if isinstance(event, CallIncoming):
         name = f'"{event.remote_name}" ' if event.remote_name else ""
         return f"incoming call from {name}{event.remote_uri}"

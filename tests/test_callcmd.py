@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import io
 import json
 import socket
@@ -141,3 +142,27 @@ def test_a_target_that_is_no_sip_address_fails_cleanly(tmp_path: Path) -> None:
     assert asyncio.run(_call(args, caller, out)) == 1
     report = json.loads(out.getvalue())
     assert report["state"] == "failed" and "cannot call" in report["reason"]
+
+
+def test_an_untrusted_certificate_is_named_in_the_report(tmp_path: Path) -> None:
+    caller, callee, port = configs(tmp_path)
+    other_ca = make_test_pki(tmp_path / "other", ["127.0.0.1"]).ca_cert
+    caller = dataclasses.replace(
+        caller, server=dataclasses.replace(caller.server, ca_file=str(other_ca))
+    )
+
+    async def main() -> tuple[int, str]:
+        out = io.StringIO()
+        answering = asyncio.create_task(
+            _answer(argparse.Namespace(count=1, duration=5.0, json=True), callee, io.StringIO())
+        )
+        await asyncio.sleep(0.3)
+        args = argparse.Namespace(uri=f"sips:bob@127.0.0.1:{port}", duration=1.0, json=True)
+        status = await _call(args, caller, out)
+        answering.cancel()
+        return status, out.getvalue()
+
+    status, text = asyncio.run(main())
+    report = json.loads(text)
+    assert status == 1 and report["state"] == "failed"
+    assert "TLS: untrusted" in report["reason"]

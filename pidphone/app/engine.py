@@ -47,6 +47,7 @@ from pidphone.app.screen import render
 from pidphone.app.signalling import LinkFailed, Signalling, SignallingEvent
 from pidphone.app.state import PhoneState, initial_state, next_deadline, reduce
 from pidphone.audio.tones import ToneGenerator
+from pidphone.errors import LocalProtocolError
 from pidphone.ports import (
     Address,
     AudioDevices,
@@ -129,7 +130,16 @@ class RegistrationEvent:
     reason: str = ""
 
 
-EngineEvent = CallEvent | RegistrationEvent
+@dataclass(frozen=True)
+class LinkProblem:
+    """A TLS connection failed: `reason` in a word or two ("untrusted", "wrong host"...)."""
+
+    peer: Address
+    reason: str
+    detail: str
+
+
+EngineEvent = CallEvent | RegistrationEvent | LinkProblem
 Listener = Callable[[EngineEvent], None]
 
 
@@ -224,13 +234,13 @@ class Engine:
     @property
     def signalling(self) -> Signalling:
         if self._signalling is None:
-            raise RuntimeError("engine not started")
+            raise LocalProtocolError("the engine is not started")
         return self._signalling
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
-            raise RuntimeError("engine not started")
+            raise LocalProtocolError("the engine is not started")
         return self._loop
 
     def now(self) -> float:
@@ -352,8 +362,10 @@ class Engine:
     def send_dtmf(self, call_id: str, key: str) -> None:
         leg = self._legs.get(call_id)
         if leg is not None and leg.call.state == "established":
-            with contextlib.suppress(Exception):
+            try:
                 leg.call.send_dtmf(key)
+            except LocalProtocolError as exc:  # no telephone-event, or a key still going out
+                log.info("DTMF %s not sent: %s", key, exc)
 
     def confirm_sas(self, call_id: str, verified: bool) -> None:
         leg = self._legs.get(call_id)
@@ -377,7 +389,8 @@ class Engine:
         elif isinstance(event, LinkFailed):
             if event.peer == self.agent.config.registrar:
                 self._registration("tls_error", event.reason)
-            log.info("SIP link to %s:%d failed: %s", *event.peer, event.reason)
+            log.info("SIP link to %s:%d failed: %s (%s)", *event.peer, event.reason, event.detail)
+            self._emit(LinkProblem(event.peer, event.reason, event.detail))
         else:
             call_id = getattr(event, "call_id", None)
             if isinstance(call_id, str):
@@ -391,6 +404,7 @@ class Engine:
     async def _accept_incoming(self, event: sip.IncomingCall) -> None:
         socket, host = await self._media_socket()
         if self._pending_incoming.pop(event.call_id, None) is None:
+            self._routes.pop(id(socket), None)
             socket.close()  # cancelled while the socket was opening
             return
         settings = self._call_settings(host)
