@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import itertools
 import random
 import struct
@@ -22,6 +23,7 @@ from pidphone.zrtp import (
     Error,
     ErrorAck,
     GoClear,
+    GoClearRefused,
     Hello,
     MemoryZidCache,
     PeerHelloReceived,
@@ -500,9 +502,23 @@ def test_hello_not_matching_zrtp_hash_fails() -> None:
     assert a.failed is not None and "a=zrtp-hash" in a.failed.reason
 
 
-def test_malformed_zrtp_hash_is_misuse() -> None:
-    with pytest.raises(LocalProtocolError):
-        side().session.set_peer_hello_hash("1.10 nothex")
+@pytest.mark.parametrize("value", ["1.10 nothex", "1.10", "", "1.10 abcd"])
+def test_malformed_zrtp_hash_fails_closed(value: str) -> None:
+    a, b = side(), side()
+    a.session.set_peer_hello_hash(value)
+    run(a, b)
+    assert a.secured is None and b.secured is None
+    assert a.failed is not None and "a=zrtp-hash" in a.failed.reason
+
+
+def test_zrtp_hash_arriving_after_the_hello_is_checked_too() -> None:
+    a, b, other = side(), side(), side()
+    a.session.start(0.0)
+    b.session.start(0.0)
+    for packet in b.session.packets_to_send():
+        a.session.receive_packet(packet, 0.0)
+    a.session.set_peer_hello_hash(other.session.hello_hash)
+    assert a.failed is not None and "a=zrtp-hash" in a.failed.reason
 
 
 def test_non_hello_retransmission_and_timeouts() -> None:
@@ -577,6 +593,24 @@ def test_ping_is_answered() -> None:
     ack = parse_packet(reply).message
     assert isinstance(ack, PingAck)
     assert ack.received_endpoint_hash == b"12345678" and ack.ssrc == 0x42
+
+
+def test_valid_goclear_is_refused_and_media_stays_secure() -> None:
+    a, b = side(), side()
+    run(a, b)
+    secured = a.secured
+    assert secured is not None
+    # the peer's MAC key is not public: read it to forge what a real peer would send
+    keys = a.session._keys
+    assert keys is not None
+    peer_key = keys.mac_key_r if secured.role == "initiator" else keys.mac_key_i
+    clear_mac = hmac.new(peer_key, b"GoClear ", "sha256").digest()[:8]
+    for _ in range(2):
+        a.session.receive_packet(bytes(ZrtpPacket(5, 1, GoClear(clear_mac))), 1.0)
+        (reply,) = a.session.packets_to_send()
+        assert parse_packet(reply).message == Error(0x100)
+    assert len(a.of(GoClearRefused)) == 1
+    assert a.session.state == "secure"
 
 
 def test_goclear_with_a_bad_mac_is_dropped_and_sasrelay_refused() -> None:
