@@ -772,3 +772,34 @@ def test_garbage_never_raises_and_exchange_survives(seeds: list[int], codes: lis
 
     run(a, b, a_to_b=corrupting, b_to_a=corrupting)
     assert_agreed(a, b)
+
+
+def test_hello_hash_is_the_sha256_of_our_hello_message() -> None:
+    a = side()
+    a.session.start(0.0)
+    (hello,) = a.session.packets_to_send()
+    assert a.session.hello_hash == "1.10 " + hashlib.sha256(hello[12:-4]).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"key_agreements": ("DH4k",)},
+        {"hashes": ()},
+        {"ciphers": ("AES1", "AES1")},
+        {"sas_types": ("B32", "B256", "B32", "B256", "B32", "B256", "B32", "B256")},
+        {"client_id": "a client id longer than 16"},
+    ],
+)
+def test_config_rejects_what_cannot_be_offered(changes: dict[str, object]) -> None:
+    with pytest.raises(LocalProtocolError):
+        ZrtpConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_error_is_retransmitted_until_acknowledged() -> None:
+    cache = MemoryZidCache()
+    a, b = side(cache=cache), side(cache=MemoryZidCache(cache.our_zid))
+    run(a, b)
+    assert a.failed is not None and b.failed is not None
+    assert a.sent_types().count("Error") == 1 and "ErrorACK" in b.sent_types()
+    assert a.session.get_timer() is None and b.session.get_timer() is None

@@ -1,6 +1,14 @@
 """ZRTP (RFC 6189): media-path key agreement for SRTP, with a short authentication string.
 
 Pure and sans-I/O: packets and `now` in; packets, a timer deadline and typed events out.
+
+- `ZrtpSession`: one stream's exchange (session.py); `ZrtpConfig` its preferences and timers.
+- Events: `PeerHelloReceived`, `SrtpKeysReady`, `Secured`, `CacheMismatch`, `ZrtpFailed`,
+  `SecurityLost`, `GoClearRefused` (events.py).
+- `ZidCache` protocol, `CacheEntry`, `MemoryZidCache` (cache.py); the file-backed cache is
+  `pidphone.drivers.zid_cache.FileZidCache`.
+- Wire format: `parse_packet`, `parse_message`, one dataclass per §5 message (messages.py).
+- Primitives: `kdf` (§4.5.1), `render_sas` (§5.1.6), `crc32c`.
 """
 
 from __future__ import annotations
