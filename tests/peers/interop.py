@@ -587,12 +587,14 @@ class Rig:
             phone.stop()
 
 
-def need_interop() -> None:
-    """Skip (fail in CI) without kamailio + TLS module, linphonec, kamcmd or root."""
+def need_interop(*, linphone: bool = True) -> None:
+    """Skip (fail in CI) without kamailio + TLS module, kamcmd, linphonec (unless not
+    `linphone`) or root."""
     need_program("kamailio", "kamailio")
     need_program("kamcmd", "kamailio")
     need_path(tls_module(), "kamailio-tls-modules")
-    need_program("linphonec", "linphone-cli")
+    if linphone:
+        need_program("linphonec", "linphone-cli")
     if not can_unshare():
         message = "a private network namespace needs root"
         if IN_CI:
