@@ -197,3 +197,25 @@ def test_back_to_back_sessions_with_file_caches(tmp_path: Path) -> None:
     second = call()
     assert first[0].sas == first[1].sas and second[0].sas == second[1].sas
     assert not first[0].verified and second[0].verified and second[1].verified
+
+
+def test_a_failed_write_during_a_call_is_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = FileZidCache(tmp_path / "c.json")
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pidphone.drivers.zid_cache.os.fsync", disk_full)
+    cache.store(PEER_A, CacheEntry(rs1=b"\x01" * 32))
+    assert isinstance(cache.write_error, OSError)
+    assert "No space left" in caplog.text
+    entry = cache.load(PEER_A)
+    assert entry is not None and entry.rs1 == b"\x01" * 32
+    assert not list(tmp_path.glob(".c.json.*.tmp"))
+    monkeypatch.undo()
+    assert FileZidCache(tmp_path / "c.json").load(PEER_A) is None
+    with pytest.raises(OSError):
+        monkeypatch.setattr("pidphone.drivers.zid_cache.os.fsync", disk_full)
+        cache.set_name(PEER_A, "Bob")

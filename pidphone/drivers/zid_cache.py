@@ -36,12 +36,18 @@ class _CorruptCacheError(Exception):
 
 
 class FileZidCache:
-    """A `ZidCache` persisted in one JSON file; methods for the CLI to list and edit peers."""
+    """A `ZidCache` persisted in one JSON file; methods for the CLI to list and edit peers.
+
+    Opening raises `OSError` only when the file or its directory cannot be read or written at
+    all (permissions); bad content is recovered from as described above.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time):
         self.path = Path(path)
         self.recovered_from: Path | None = None
         """Where a corrupt cache file was moved aside when this object opened it, else None."""
+        self.write_error: OSError | None = None
+        """Why the last `store` could not reach the disk, else None."""
         self._clock = clock
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._remove_stale_temporaries()
@@ -58,8 +64,19 @@ class FileZidCache:
         return entry
 
     def store(self, peer_zid: bytes, entry: CacheEntry) -> None:
+        """Keep the entry; a failed write (disk full, read-only) is logged, not raised.
+
+        The ZRTP session calls this in the middle of a call: the entry stays in memory for
+        this process and `write_error` says what went wrong, so the call itself goes on.
+        """
         self._entries[peer_zid] = dataclasses.replace(entry, last_used=self._clock())
-        self._write()
+        try:
+            self._write()
+        except OSError as exc:
+            self.write_error = exc
+            log.error("cannot write ZID cache %s: %s", self.path, exc)
+        else:
+            self.write_error = None
 
     def entries(self) -> dict[bytes, CacheEntry]:
         """Every peer, expired ones included."""
