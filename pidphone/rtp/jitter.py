@@ -8,9 +8,9 @@ to play: the frame's payload ("audio"), a gap the decoder must conceal ("lost"),
 
 The algorithm:
 
-* Position. Each packet gets a frame index from its extended RTP timestamp,
-  ``round((ts - base) / samples_per_frame)``; `pop` plays index `p` and advances it by one.
-  One packet is one frame (we offer ptime 20).
+* Position. Each packet gets a frame index: its extended RTP timestamp's distance from the
+  first one, in whole frames (rounded); `pop` plays index `p` and advances it by one. One
+  packet is one frame (we offer ptime 20).
 * Anchoring. The first packet, the first after the stream went idle, and one with the
   marker bit while the buffer is empty (a new talk-spurt) set ``p = index - (target - 1)``:
   the spurt starts after `target - 1` frames of silence, so the buffer starts at its target
@@ -86,6 +86,7 @@ class JitterBuffer:
         self.frame_time = samples_per_frame / clock_rate
         self.max_frames = max(1, int(max_delay / self.frame_time + 1e-9))
         self._jump_frames = max(50, 3 * self.max_frames)
+        self._half_frame = samples_per_frame // 2
         self.target = min(self.max_frames, max(1, round(initial_delay / self.frame_time)))
         """The target depth in frames."""
         self.late = 0
@@ -103,7 +104,7 @@ class JitterBuffer:
         self._reset_stream()
 
     def _reset_stream(self) -> None:
-        self._frames: dict[int, tuple[bytes, int]] = {}
+        self._frames: dict[int, RtpPacket] = {}
         self._seen = [-1] * 256
         self._seq16 = 0
         self._ext_seq = -1
@@ -134,20 +135,34 @@ class JitterBuffer:
                 self.resyncs += 1
             self._ssrc = packet.ssrc
             self._reset_stream()
-        ext_seq = self._extend_sequence(packet.sequence)
+        # extend the 16-bit sequence number and the 32-bit timestamp (inline: per packet)
+        if self._ext_seq < 0:  # the first packet; start one cycle up so nothing goes negative
+            self._seq16 = packet.sequence
+            ext_seq = packet.sequence + 0x10000
+        else:
+            delta = ((packet.sequence - self._seq16 + 0x8000) & 0xFFFF) - 0x8000
+            ext_seq = self._ext_seq + delta
+            if delta > 0:
+                self._seq16 = packet.sequence
+        seen = self._seen
         slot = ext_seq & 0xFF
-        if self._seen[slot] == ext_seq:
+        if seen[slot] == ext_seq:
             self.duplicates += 1
             return
-        self._seen[slot] = ext_seq
+        seen[slot] = ext_seq
         newer = ext_seq > self._ext_seq
         if newer:
             self._ext_seq = ext_seq
         highest_ts = self._ext_ts
-        ext_ts = self._extend_timestamp(packet.timestamp)
         if self._ts_base is None:
-            self._ts_base = ext_ts
-        index = round((ext_ts - self._ts_base) / self.samples_per_frame)
+            self._ts32 = self._ext_ts = self._ts_base = ext_ts = packet.timestamp
+        else:
+            delta = ((packet.timestamp - self._ts32 + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            ext_ts = highest_ts + delta
+            if delta > 0:
+                self._ts32 = packet.timestamp
+                self._ext_ts = ext_ts
+        index = (ext_ts - self._ts_base + self._half_frame) // self.samples_per_frame
         if (
             self._anchored
             and newer
@@ -159,15 +174,16 @@ class JitterBuffer:
         if not self._anchored and not newer:  # a straggler from a finished talk-spurt
             self.late += 1
             return
-        if not self._anchored or (packet.marker and not self._frames and newer):
+        frames = self._frames
+        if not self._anchored or (packet.marker and not frames and newer):
             self._anchor(index)
         elif index < self._play:
             self.late += 1
             return
-        elif index in self._frames:  # same timestamp, another sequence number
+        elif index in frames:  # same timestamp, another sequence number
             self.duplicates += 1
             return
-        self._frames[index] = (packet.payload, packet.payload_type)
+        frames[index] = packet
         self._newest = max(self._newest, index)
 
     def pop(self) -> JitterFrame:
@@ -197,8 +213,8 @@ class JitterBuffer:
                 self._window_min = 1 << 30
                 self._window_count = 0
             self._play = play + 1
-            self._payload_type = entry[1]
-            return JitterFrame("audio", entry[0], entry[1])
+            self._payload_type = entry.payload_type
+            return JitterFrame("audio", entry.payload, entry.payload_type)
         if play < self._first:
             self._play = play + 1
             return JitterFrame("silence", b"", self._payload_type)
@@ -231,28 +247,6 @@ class JitterBuffer:
         self._ts32 = ext_ts & 0xFFFFFFFF
         self._transit_floor = None
         self._unanchor()
-
-    def _extend_sequence(self, sequence: int) -> int:
-        if self._ext_seq < 0:  # the first packet; start one cycle up so nothing goes negative
-            self._seq16 = sequence
-            return sequence + 0x10000
-        delta = ((sequence - self._seq16 + 0x8000) & 0xFFFF) - 0x8000
-        ext = self._ext_seq + delta
-        if delta > 0:
-            self._seq16 = sequence
-        return ext
-
-    def _extend_timestamp(self, timestamp: int) -> int:
-        if self._ts_base is None:
-            self._ts32 = timestamp
-            self._ext_ts = timestamp
-            return timestamp
-        delta = ((timestamp - self._ts32 + 0x80000000) & 0xFFFFFFFF) - 0x80000000
-        ext = self._ext_ts + delta
-        if delta > 0:
-            self._ts32 = timestamp
-            self._ext_ts = ext
-        return ext
 
     def _measure(self, ext_ts: int, arrival: float) -> None:
         transit = arrival - ext_ts / self.clock_rate
