@@ -1,9 +1,11 @@
 """A whole secure call, pidphone against linphonec (issue 5's benchmark), run by hand as root:
 
     .venv/bin/python -m bench.call [--seconds 60] [--only linphone|pidphone]
+                                   [--suite DH3k-AES1-HS80-S256-B32]
 
 In one private network namespace with one Kamailio (TLS, digest auth), two PCMU calls of
-`--seconds` each, ZRTP-secured, a tone each way:
+`--seconds` each, ZRTP-secured with the same algorithms (`--suite`, by default what bzrtp
+picks by itself), a tone each way:
   (1) linphonec -> linphonec (liblinphone 5.1, bzrtp), each with its debug log;
   (2) `pidphone call` -> `pidphone answer` (simulated audio: a paced tone in, a recording out).
 For each endpoint process: CPU seconds (utime + stime from /proc/PID/stat) per call-minute,
@@ -30,9 +32,11 @@ from pathlib import Path
 
 from pidphone.drivers.certs import Pki, make_test_pki
 from tests.peers.interop import (
+    DEFAULT_SUITE,
     PCMU_ONLY,
     InteropLinphone,
     PidphoneRun,
+    ZrtpSuite,
     has_tone,
     wav_frequencies,
     write_config,
@@ -76,6 +80,7 @@ class CallFigures:
     callee: Endpoint
     ok_to_sas: float = float("nan")
     sas: tuple[str, str] = ("", "")
+    algorithms: str = ""
 
     @property
     def cpu_per_minute(self) -> float:
@@ -114,13 +119,16 @@ def wait_until(done: Callable[[], bool], what: str, timeout: float) -> None:
 # --------------------------------------------------------------------------- linphonec
 
 
-def linphone_call(workdir: Path, kamailio: Kamailio, ca: Path, seconds: float) -> CallFigures:
+def linphone_call(
+    workdir: Path, kamailio: Kamailio, ca: Path, suite: ZrtpSuite, seconds: float
+) -> CallFigures:
     common = {
         "ca_file": ca,
         "registrar": kamailio.address,
         "media_encryption": "zrtp",
         "encryption_mandatory": True,
         "codecs": PCMU_ONLY,
+        "extra_sip": suite.linphone_sip(),
     }
     caller = InteropLinphone(workdir, "linphone", "linphonepw", **common)  # type: ignore[arg-type]
     callee = InteropLinphone(
@@ -150,6 +158,11 @@ def linphone_call(workdir: Path, kamailio: Kamailio, ca: Path, seconds: float) -
         callee.wait_zrtp(timeout=30)
         secrets = (caller.zrtp_secrets()[0].sas, callee.zrtp_secrets()[0].sas)
         figures.sas = secrets
+        negotiated = caller.zrtp_algorithms()
+        if negotiated is not None:
+            figures.algorithms = " ".join(
+                (negotiated.key_agreement, negotiated.cipher, negotiated.auth_tag, negotiated.hash)
+            )
         figures.ok_to_sas = (
             max(caller.sas_times()[0], callee.sas_times()[0]) - (callee.connected_times()[0])
         )
@@ -212,12 +225,18 @@ class Progress:
         assert found is not None
         return found
 
+    def secure_line(self) -> str:
+        """ "SECURE  SAS 4jw5 (B32)  DH3k AES1 HS80 S256" """
+        return next((line for _, line in self.lines if line.startswith("SECURE  SAS ")), "")
+
     def sas(self) -> str:
-        line = next((line for _, line in self.lines if line.startswith("SECURE  SAS ")), "")
+        line = self.secure_line()
         return line.split()[2] if line else ""
 
 
-def pidphone_call(workdir: Path, kamailio: Kamailio, pki: Pki, seconds: float) -> CallFigures:
+def pidphone_call(
+    workdir: Path, kamailio: Kamailio, pki: Pki, suite: ZrtpSuite, seconds: float
+) -> CallFigures:
     alice = write_config(
         workdir / "alice.toml",
         "alice",
@@ -226,6 +245,7 @@ def pidphone_call(workdir: Path, kamailio: Kamailio, pki: Pki, seconds: float) -
         tone=CALLER_TONE,
         registrar=kamailio.address,
         codecs=("PCMU",),
+        suite=suite,
     )
     bob = write_config(
         workdir / "bob.toml",
@@ -235,6 +255,7 @@ def pidphone_call(workdir: Path, kamailio: Kamailio, pki: Pki, seconds: float) -
         tone=CALLEE_TONE,
         registrar=kamailio.address,
         codecs=("PCMU",),
+        suite=suite,
     )
     figures = CallFigures(
         "pidphone",
@@ -260,6 +281,7 @@ def pidphone_call(workdir: Path, kamailio: Kamailio, pki: Pki, seconds: float) -
         sas_at = max(caller.wait("SECURE", 30), callee.wait("SECURE", 30))
         figures.ok_to_sas = sas_at - answered
         figures.sas = (caller.sas(), callee.sas())
+        figures.algorithms = " ".join(caller.secure_line().split()[-4:])
         pids = [call.pid, answer.pid]
         if None in pids:
             raise RuntimeError("cannot find the pidphone processes")
@@ -297,7 +319,7 @@ def report(calls: list[CallFigures]) -> None:
         same = "same" if figures.sas[0] and figures.sas[0] == figures.sas[1] else "DIFFERENT"
         print(
             f"{figures.label}: 200 OK -> SAS on both sides {figures.ok_to_sas * 1000:.0f} ms; "
-            f"SAS {figures.sas[0]} / {figures.sas[1]} ({same})"
+            f"SAS {figures.sas[0]} / {figures.sas[1]} ({same}); {figures.algorithms}"
         )
     by_label = {figures.label: figures for figures in calls}
     if {"pidphone", "linphonec"} <= by_label.keys():
@@ -313,7 +335,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each call")
     parser.add_argument("--only", choices=("linphone", "pidphone"), help="run one half only")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--suite",
+        default=DEFAULT_SUITE.label,
+        help="ZRTP algorithms for both calls, KA-CIPHER-AUTH-HASH-SAS (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
+    try:
+        suite = ZrtpSuite(*args.suite.split("-"))
+    except TypeError:
+        parser.error(f"--suite {args.suite}: five names joined by '-'")
     for program in ("kamailio", "linphonec"):
         if shutil.which(program) is None:
             print(f"{program} is not installed (scripts/setup.sh installs it)", file=sys.stderr)
@@ -329,11 +360,13 @@ def main(argv: list[str] | None = None) -> int:
             kamailio = Kamailio(workdir / "kamailio", pki)
             kamailio.start()
             try:
-                print(f"{args.seconds:g} s PCMU calls through Kamailio over TLS, ZRTP")
+                print(
+                    f"{args.seconds:g} s PCMU calls through Kamailio over TLS, ZRTP {suite.label}"
+                )
                 if args.only != "pidphone":
-                    calls.append(linphone_call(workdir, kamailio, pki.ca_cert, args.seconds))
+                    calls.append(linphone_call(workdir, kamailio, pki.ca_cert, suite, args.seconds))
                 if args.only != "linphone":
-                    calls.append(pidphone_call(workdir, kamailio, pki, args.seconds))
+                    calls.append(pidphone_call(workdir, kamailio, pki, suite, args.seconds))
             finally:
                 kamailio.stop()
     except (RuntimeError, subprocess.SubprocessError) as exc:
