@@ -299,7 +299,6 @@ class _Session:
             report.reason += f" (TLS: {problems[-1].reason})"
 
 
-
 def describe(event: EngineEvent) -> str:
     """The progress line for an event ("" when it needs none)."""
     if isinstance(event, RegistrationEvent):

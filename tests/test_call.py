@@ -368,7 +368,8 @@ def test_offerless_invite_gets_our_offer_in_the_200_and_media_starts_on_the_ack(
     bob.answer(1.0)
     kind, _, offer_bytes = agent.sent[-1]
     assert kind == "answer" and b"a=zrtp-hash:1.10 " in offer_bytes
-    assert state_of(bob) == "answered" and not bob.media.datagrams_to_send()  # no answer yet: no media
+    # No answer yet, so no media.
+    assert state_of(bob) == "answered" and not bob.media.datagrams_to_send()
 
     alice_media = MediaSession(settings.media, cache=MemoryZidCache())
     answer = build_answer(
