@@ -181,6 +181,16 @@ class InteropLinphone(Linphone):
         """When each call reached Connected: the 200 OK sent (callee) or received (caller)."""
         return self.log_times(r"moving from state LinphoneCall\w+ to LinphoneCallConnected")
 
+    def wait_token(self, count: int, timeout: float = 15.0) -> None:
+        """Until liblinphone's core has taken in the SAS of its `count`-th ZRTP exchange:
+        mediastreamer logs "ZRTP secrets on" from its own thread first, and a
+        `zrtp-set-verified` that reaches the core before "Authentication token is" is lost."""
+        self.wait_until(
+            lambda: self.log().count("Authentication token is ") >= count,
+            "authentication token",
+            timeout,
+        )
+
     def sas_times(self) -> list[float]:
         """When each ZRTP exchange made the SAS known."""
         return self.log_times(r"ZRTP secrets on: SAS is ")
@@ -666,6 +676,7 @@ def call_linphone(
         run = rig.call(config, linphone.uri, duration=seconds, name=f"call-{call}")
         linphone.wait_zrtp(count=call, timeout=30)
         if during is not None:
+            linphone.wait_token(call)
             during()
         report = run.result(timeout=60)
     else:
@@ -674,6 +685,7 @@ def call_linphone(
         linphone.call(f"sip:{user}@127.0.0.1")
         linphone.wait_zrtp(count=call, timeout=30)
         if during is not None:
+            linphone.wait_token(call)
             during()
         time.sleep(seconds)
         linphone.terminate()
