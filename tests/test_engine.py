@@ -110,10 +110,13 @@ def test_ring_answer_by_hook_secure_screen_and_hang_up(tmp_path: Path) -> None:
             alice.key("speed1")
             await bob.until(lambda e: isinstance(e, CallIncoming))
             await asyncio.sleep(0.6)
-            # Alice hears the ETSI ringback (425 Hz) while Bob's phone rings.
+            # Alice hears the ETSI ringback (425 Hz) while Bob's ringer plays 1100 + 1400 Hz.
             assert abs(strongest(alice.heard()) - 425) < 15
+            ring = bob.audio.playbacks["ring"].played()
+            assert sorted(round(f, -2) for f in dominant_frequencies(ring)) == [1100, 1400]
             assert bob.screens.shown[-1].title.lower().startswith("incoming")
             bob.engine.press(HookEvent(off_hook=True))
+            assert bob.audio.playbacks["ring"].closed  # the ringer stops when he answers
             await alice.until(lambda e: isinstance(e, CallSecure))
             await bob.until(lambda e: isinstance(e, CallSecure))
             await asyncio.sleep(0.8)

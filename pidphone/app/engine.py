@@ -220,7 +220,7 @@ class Engine:
         self._pump: AudioPump | None = None
         self._handset: str | None = None
         self._tone: ToneGenerator | None = None
-        self._ring: ToneGenerator | None = None
+        self._ringer: AudioPump | None = None
         self._muted = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._state: PhoneState | None = None
@@ -289,6 +289,7 @@ class Engine:
             await self._signalling.aclose()
         for leg in list(self._legs.values()):
             self._drop_leg(leg)
+        self.ring(False)
         if self._pump is not None:
             self._pump.close()
         if self._keypad is not None:
@@ -557,8 +558,6 @@ class Engine:
                 return leg.call.media.pull_audio(self.now())
         if self._tone is not None:
             return self._tone.frame()
-        if self._ring is not None:
-            return self._ring.frame()
         return SILENCE
 
     def play_tone(self, kind: str | None) -> None:
@@ -566,8 +565,16 @@ class Engine:
         self._audio_changed()
 
     def ring(self, on: bool) -> None:
-        self._ring = ToneGenerator("ring", plan=self.settings.tone_plan) if on else None
-        self._audio_changed()
+        """Start or stop the ringer: its own playback ("ring": the loudspeaker when the
+        config names one), opened only while it rings."""
+        if on and self._ringer is None and self._audio is not None and self._loop is not None:
+            tone = ToneGenerator("ring", plan=self.settings.tone_plan)
+            self._ringer = AudioPump(self._loop, None, self._audio.open_playback("ring"))
+            self._ringer.set_source(tone.frame)
+            self._ringer.start()
+        elif not on and self._ringer is not None:
+            self._ringer.close()
+            self._ringer = None
 
     # ------------------------------------------------------------------ the phone UI
 
