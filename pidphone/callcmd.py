@@ -34,6 +34,7 @@ from pidphone.app.call import (
     CallMismatch,
     CallRinging,
     CallSecure,
+    CallSecurityFailed,
     CallSecurityLost,
     CallSettings,
 )
@@ -324,6 +325,9 @@ def describe(event: EngineEvent) -> str:
         return "WARNING: cached secret mismatch: possible man in the middle, verify the SAS"
     if isinstance(event, CallSecurityLost):
         return f"security lost: {event.reason}"
+    if isinstance(event, CallSecurityFailed):
+        code = f" (Error 0x{event.code:x})" if event.code else ""
+        return f"NOT SECURE, ending the call: {event.reason}{code}"
     if isinstance(event, CallFinished):
         return f"call ended: {event.reason}"
     return ""

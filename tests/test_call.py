@@ -18,6 +18,7 @@ from pidphone.app.call import (
     CallInsecure,
     CallRinging,
     CallSecure,
+    CallSecurityFailed,
     CallSettings,
     CallVerified,
 )
@@ -252,6 +253,8 @@ def test_peer_without_zrtp_under_require_is_hung_up_with_no_rtp_sent() -> None:
     # Bob's SDP carried a=zrtp-hash, so Alice keeps sending Hello for 12 s (RFC 6189 §6).
     net.run(13.0)
     assert alice.call is not None
+    (failed,) = alice.of(CallSecurityFailed)
+    assert failed == CallSecurityFailed(alice.call.call_id, NO_ZRTP_REASON, 0xB0)
     (finished,) = alice.of(CallFinished)
     assert isinstance(finished, CallFinished)
     assert finished.reason == NO_ZRTP_REASON

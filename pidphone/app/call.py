@@ -126,6 +126,15 @@ class CallInsecure(CallEvent):
 
 
 @dataclass(frozen=True)
+class CallSecurityFailed(CallEvent):
+    """Require policy: ZRTP failed (`code`: its §5.9 Error code, when there was one) or the
+    peer never spoke it; the call is being hung up with `reason`, and no audio went out."""
+
+    reason: str
+    code: int | None = None
+
+
+@dataclass(frozen=True)
 class CallMismatch(CallEvent):
     """The retained secret did not match: a possible man in the middle; verify the SAS."""
 
@@ -477,6 +486,7 @@ class Call:
                 self._events.append(CallMismatch(self.call_id))
             elif isinstance(event, SecurityFailed):
                 if event.fatal:
+                    self._events.append(CallSecurityFailed(self.call_id, event.reason, event.code))
                     self.hangup(now, event.reason)
                 else:
                     self._events.append(CallInsecure(self.call_id, event.reason))

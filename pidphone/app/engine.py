@@ -39,6 +39,7 @@ from pidphone.app.call import (
     CallMismatch,
     CallRinging,
     CallSecure,
+    CallSecurityFailed,
     CallSecurityLost,
     CallSettings,
 )
@@ -611,7 +612,7 @@ class Engine:
             fact = pe.CallNotSecure(cid, event.reason)
         elif isinstance(event, CallMismatch):
             fact = pe.CacheMismatch(cid)
-        elif isinstance(event, CallSecurityLost):
+        elif isinstance(event, CallSecurityLost | CallSecurityFailed):
             fact = pe.SecurityFailed(cid, event.reason)
         elif isinstance(event, CallHeld):
             held = event.local_hold or event.remote_hold
