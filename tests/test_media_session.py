@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pidphone.app.media import (
     NO_ZRTP_REASON,
@@ -322,3 +324,28 @@ def test_a_hello_that_arrives_before_start_is_not_lost() -> None:
     # Answered at once: a HelloACK (and a's own Hello) go out before any retransmission.
     kinds = [parse_packet(d).message.type_name for d, _ in a.session.datagrams_to_send()]
     assert "HelloACK" in kinds or "Commit" in kinds
+
+
+@pytest.fixture(scope="module")
+def secured() -> MediaSession:
+    a, b = pair()
+    a.session.start(0.0)
+    b.session.start(0.0)
+    run(a, b, 1.0)
+    return a.session
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.binary(max_size=200).map(lambda b: b"\x80\x00" + b),  # RTP-looking
+        st.binary(max_size=200).map(lambda b: b"\x80\xc8" + b),  # RTCP-looking
+        st.binary(max_size=200).map(lambda b: b"\x10\x00\x00\x01ZRTP" + b),  # ZRTP-looking
+        st.binary(max_size=200).map(lambda b: b"\x00\x01\x00\x00\x21\x12\xa4\x42" + b),  # STUN
+    )
+)
+def test_garbage_datagrams_are_dropped_never_raised(secured: MediaSession, data: bytes) -> None:
+    secured.receive_datagram(data, ("127.0.0.1", 9), 100.0)
+    secured.datagrams_to_send()
+    assert secured.security == "secure"
