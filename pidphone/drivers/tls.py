@@ -35,7 +35,8 @@ Resolver = Callable[[Address], Awaitable[Sequence[Address]]]
 """Turns the address a flow is keyed by into the addresses to try in order (RFC 3263)."""
 
 MAX_PENDING_BYTES = 256 * 1024
-"""Bytes queued for a flow that is still connecting; beyond this the send is dropped."""
+"""Bytes held either way for a flow that is still being set up: beyond this an outgoing send
+is dropped, and a peer that sends that much before its certificate is checked is cut off."""
 
 
 @dataclass(frozen=True)
@@ -173,8 +174,10 @@ class _Flow(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.open and self.key is not None:
             self.owner._handler_data(self.key, data)
-        else:
+        elif sum(map(len, self.early)) + len(data) <= MAX_PENDING_BYTES:
             self.early.append(data)
+        elif self.transport is not None:  # a peer flooding us before we checked it
+            self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
