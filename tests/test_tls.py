@@ -105,9 +105,7 @@ def test_bytes_flow_both_ways_once_verified(pki: Pki) -> None:
 def test_localhost_name_is_checked_with_sni(pki: Pki) -> None:
     async def main() -> None:
         server, at_server, address = await listener(pki)
-        alice, _ = await client(
-            TlsClientConfig(ca_file=str(pki.ca_cert), server_name="localhost")
-        )
+        alice, _ = await client(TlsClientConfig(ca_file=str(pki.ca_cert), server_name="localhost"))
         alice.send(address, b"OPTIONS\r\n")
         await at_server.until(lambda: at_server.received() == b"OPTIONS\r\n")
         await alice.aclose()
