@@ -417,7 +417,8 @@ async def _answer(args: argparse.Namespace, config: Config, out: TextIO) -> int:
                 lambda e: isinstance(e, CallIncoming) and e.call_id not in answered,
                 float("inf"),
             )
-            assert isinstance(event, CallIncoming)
+            if not isinstance(event, CallIncoming):
+                break
             answered.add(event.call_id)
             call = session.engine.call(event.call_id)
             report = CallReport(remote=event.remote_uri)

@@ -212,7 +212,8 @@ async def _story(out: TextIO, workdir: Path, show: _Show) -> DemoResult:
         say(f"Alice presses speed dial 1: {bob_uri}")
         alice.press("speed1")
         incoming = await bob.wait_for(lambda e: isinstance(e, CallIncoming), "incoming call")
-        assert isinstance(incoming, CallIncoming)
+        if not isinstance(incoming, CallIncoming):
+            raise DemoFailedError(f"unexpected {incoming}")
         say(f"Bob's phone rings: a call from {incoming.remote_uri}")
         show("ringing", alice, bob)
         answered_at = loop.time()
@@ -220,7 +221,8 @@ async def _story(out: TextIO, workdir: Path, show: _Show) -> DemoResult:
         bob.press("answer")
         secure_a = await alice.wait_for(_is_secure, "SAS")
         secure_b = await bob.wait_for(_is_secure, "SAS")
-        assert isinstance(secure_a, CallSecure) and isinstance(secure_b, CallSecure)
+        if not (isinstance(secure_a, CallSecure) and isinstance(secure_b, CallSecure)):
+            raise DemoFailedError(f"unexpected {secure_a} {secure_b}")
         result.answer_to_sas = max(alice.time_of(secure_a), bob.time_of(secure_b)) - answered_at
         say(f"Alice's phone shows SAS {secure_a.sas!r}, Bob's shows {secure_b.sas!r}")
         if secure_a.sas != secure_b.sas:

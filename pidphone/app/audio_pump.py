@@ -81,12 +81,22 @@ class AudioPump:
             return
         if self._capture is not None:
             self._threads.append(
-                threading.Thread(target=self._capture_loop, name="audio-capture", daemon=True)
+                threading.Thread(
+                    target=self._capture_loop,
+                    args=(self._capture,),
+                    name="audio-capture",
+                    daemon=True,
+                )
             )
         if self._playback is not None:
             self._refill()
             self._threads.append(
-                threading.Thread(target=self._playback_loop, name="audio-playback", daemon=True)
+                threading.Thread(
+                    target=self._playback_loop,
+                    args=(self._playback,),
+                    name="audio-playback",
+                    daemon=True,
+                )
             )
         for thread in self._threads:
             thread.start()
@@ -124,9 +134,7 @@ class AudioPump:
 
     # ------------------------------------------------------------------ device threads
 
-    def _capture_loop(self) -> None:
-        capture = self._capture
-        assert capture is not None
+    def _capture_loop(self, capture: AudioCapture) -> None:
         while not self._stop.is_set():
             try:
                 pcm = capture.read_frame()
@@ -137,9 +145,7 @@ class AudioPump:
             if not self._to_loop(self._deliver, pcm):
                 return
 
-    def _playback_loop(self) -> None:
-        playback = self._playback
-        assert playback is not None
+    def _playback_loop(self, playback: AudioPlayback) -> None:
         while not self._stop.is_set():
             try:
                 pcm = self._queue.get_nowait()

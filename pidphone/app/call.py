@@ -339,32 +339,17 @@ class Call:
                 self._events.append(CallRinging(self.call_id))
         elif isinstance(event, sip_events.CallAnswered):
             if self.outgoing and self.state == "calling":
-                assert self._local_sdp is not None
-                try:
-                    params = negotiate(self._local_sdp, SessionDescription.parse(event.sdp))
-                except ProtocolError as exc:
-                    self.hangup(now, f"Unusable SDP answer: {exc}")
-                    return
-                self._establish(params, now)
+                self._on_answer(event.sdp, now)
         elif isinstance(event, sip_events.CallEstablished):
-            if self.state == "answered" and self._local_sdp is not None:
-                try:
-                    params = negotiate(self._local_sdp, SessionDescription.parse(event.sdp))
-                except ProtocolError as exc:
-                    self.hangup(now, f"Unusable SDP answer in the ACK: {exc}")
-                    return
-                self._establish(params, now)
+            if self.state == "answered":  # our offer was in the 200: the answer is in the ACK
+                self._on_answer(event.sdp, now)
         elif isinstance(event, sip_events.ReinviteReceived):
             self._on_reinvite(event.sdp, now)
         elif isinstance(event, sip_events.ReinviteAnswered):
-            assert self._local_sdp is not None
-            try:
-                params = negotiate(self._local_sdp, SessionDescription.parse(event.sdp))
-            except ProtocolError as exc:
-                self.hangup(now, f"Unusable SDP answer: {exc}")
-                return
-            self.media.set_remote(params.remote_address)
-            self._set_direction(params.direction)
+            params = self._negotiate(event.sdp, now)
+            if params is not None:
+                self.media.set_remote(params.remote_address)
+                self._set_direction(params.direction)
         elif isinstance(event, sip_events.CallEnded) and self.state != "ended":
             reason = event.reason or ("Hung up by peer" if event.by_peer else "Call ended")
             self._finish(reason, by_peer=event.by_peer, status=event.status, now=now)
@@ -434,6 +419,22 @@ class Call:
         self._agent.reinvite(self.call_id, bytes(offer), now)
         self._set_direction(direction)
         self._events.append(CallHeld(self.call_id, self.local_hold, self.remote_hold))
+
+    def _negotiate(self, answer: bytes, now: float) -> MediaParams | None:
+        """The media parameters of our offer and the peer's answer; a useless answer ends
+        the call (RFC 3264 §6: the offerer cannot refuse an answer any other way)."""
+        try:
+            if self._local_sdp is None:
+                raise LocalProtocolError("an SDP answer came before any offer of ours")
+            return negotiate(self._local_sdp, SessionDescription.parse(answer))
+        except ProtocolError as exc:
+            self.hangup(now, f"Unusable SDP answer: {exc}")
+            return None
+
+    def _on_answer(self, answer: bytes, now: float) -> None:
+        params = self._negotiate(answer, now)
+        if params is not None:
+            self._establish(params, now)
 
     def _set_direction(self, direction: str) -> None:
         # A call we hold offers sendonly (RFC 3264 §8.4) but sends no microphone audio.

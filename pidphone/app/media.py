@@ -301,7 +301,7 @@ class MediaSession:
         if self._closed:
             return
         if self._started_at is not None and self._remote is not None and self._may_send():
-            self._send_rtcp(now, bye=True)
+            self._send_rtcp(now, self._remote, bye=True)
         self._closed = True
         self._zrtp.close()
         self._send_ctx = self._recv_ctx = self._rtcp_send_ctx = self._rtcp_recv_ctx = None
@@ -363,7 +363,7 @@ class MediaSession:
         if self._next_rtcp is not None and now >= self._next_rtcp:
             self._next_rtcp = now + self.config.rtcp_interval
             if self._may_send() and self._remote is not None:
-                self._send_rtcp(now)
+                self._send_rtcp(now, self._remote)
 
     def next_event(self) -> MediaEvent | None:
         return self._events.popleft() if self._events else None
@@ -376,26 +376,22 @@ class MediaSession:
             raise LocalProtocolError(f"audio frame of {len(pcm)} bytes, expected {FRAME_BYTES}")
         if self._closed or self._started_at is None:
             return
-        sendable = self._may_send() and self._sending and self._remote is not None
+        remote = self._remote if self._may_send() and self._sending else None
         if self._event_pt is not None and self._dtmf_out.busy:
             # An RFC 4733 event replaces the audio of the frames it lasts (§2.5).
             event = self._dtmf_out.frame()
-            if event is not None and sendable:
-                self._send_rtp(
-                    self._sender.event_packet(
-                        self._event_pt,
-                        event.payload,
-                        timestamp=event.timestamp,
-                        marker=event.marker,
-                    )
+            if event is not None and remote is not None:
+                packet = self._sender.event_packet(
+                    self._event_pt, event.payload, timestamp=event.timestamp, marker=event.marker
                 )
+                self._send_rtp(packet, remote)
             self._sender.skip(FRAME_SAMPLES)
             return
-        if not sendable:
+        if remote is None:
             self.stats.frames_withheld += 1
             self._sender.skip(FRAME_SAMPLES)
             return
-        self._send_rtp(self._sender.packet(self._encode(pcm)))
+        self._send_rtp(self._sender.packet(self._encode(pcm)), remote)
 
     def send_dtmf(self, key: str, duration: float = 0.1) -> None:
         """Send a key press as RFC 4733 events in place of the next frames' audio."""
@@ -508,14 +504,16 @@ class MediaSession:
             self._remote = source
             self._events.append(PeerAddressChanged(source))
 
-    def _send_rtp(self, packet: bytes) -> None:
-        assert self._remote is not None  # checked by send_audio
+    def _send_rtp(self, packet: bytes, remote: Address) -> None:
+        """SRTP when secure; clear RTP only when the prefer policy fell back to clear. Callers
+        check `_may_send()` first; the test here is the policy's last line of defence."""
         if self._send_ctx is not None:
-            self._outbox.append((self._send_ctx.protect(packet), self._remote))
+            self._outbox.append((self._send_ctx.protect(packet), remote))
         elif self._security == "clear":
-            self._outbox.append((packet, self._remote))
+            self._outbox.append((packet, remote))
             self.stats.clear_packets_sent += 1
-        else:  # pragma: no cover - send_audio checks the policy first
+        else:
+            self.stats.frames_withheld += 1
             return
         self.stats.packets_sent += 1
 
@@ -596,9 +594,8 @@ class MediaSession:
         self._short_tag_ctxs = None
         return plain
 
-    def _send_rtcp(self, now: float, *, bye: bool = False) -> None:
+    def _send_rtcp(self, now: float, remote: Address, *, bye: bool = False) -> None:
         """An SR (or RR when we have sent nothing), SDES CNAME, and BYE at the end (§6.1)."""
-        assert self._remote is not None  # callers check
         blocks: tuple[ReportBlock, ...] = ()
         if self._receiver is not None and self._peer_ssrc is not None:
             lsr, since = (0, 0.0)
@@ -624,5 +621,5 @@ class MediaSession:
         compound = serialize_rtcp(packets)
         if self._rtcp_send_ctx is not None:
             compound = self._rtcp_send_ctx.protect_rtcp(compound)
-        self._outbox.append((compound, self._remote))
+        self._outbox.append((compound, remote))
         self.stats.rtcp_sent += 1
