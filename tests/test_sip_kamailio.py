@@ -306,3 +306,25 @@ def test_call_with_proxy_authentication(
     finally:
         proxy.stop()
     assert len(proxy.requests("INVITE")) >= 2  # challenged once, then sent with credentials
+
+
+def test_sips_addresses_through_the_proxy(kamailio: Kamailio, pki: Pki) -> None:
+    """sips: AORs register and call each other the same way (RFC 5630: TLS on every hop)."""
+
+    async def main() -> None:
+        async with (
+            phone("alice", kamailio, pki, scheme="sips") as alice,
+            phone("bob", kamailio, pki, scheme="sips") as bob,
+        ):
+            await alice.expect(Registered)
+            await bob.expect(Registered)
+            call_id = alice.call("sips:bob@127.0.0.1", port=40000)
+            incoming = await bob.expect(IncomingCall)
+            assert incoming.remote_uri == "sips:alice@127.0.0.1"
+            bob.answer(incoming.call_id, incoming.sdp, port=42000)
+            await alice.expect(CallAnswered)
+            await bob.expect(CallEstablished)
+            alice.sip.hangup(call_id)
+            assert (await bob.expect(CallEnded)).by_peer
+
+    run(main())
