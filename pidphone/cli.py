@@ -211,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_provision:
         result = provision(provision_path(args), path)
         if result.outcome is Outcome.INSTALLED:
-            log.warning("installed %s from %s", result.target, result.source)
+            log.info("installed %s from %s", result.target, result.source)
         elif result.outcome is not Outcome.ABSENT:
             log.error("provisioning: %s", result.message)
             provisioning_error = result.message
