@@ -58,6 +58,11 @@ def _check_tls(config: Config) -> None:
         raise ConfigError(
             "server.client_cert", "server.client_key is set, so its certificate is needed"
         )
+    if server.listen and not server.client_cert:
+        raise ConfigError(
+            "server.listen",
+            "a TLS listener presents server.client_cert and server.client_key; set both",
+        )
 
 
 def _check_security(config: Config) -> None:

@@ -56,9 +56,13 @@ auth_user = "a1"
 registrar = "[2001:db8::1]:5071"
 outbound_proxy = "proxy.example.org"
 listen = "0.0.0.0:5061"
+client_cert = "phone.pem"
+client_key = "phone.key"
 stun_server = "stun.example.org"
 pinned_fingerprint = "{}"
 """.format(":".join(["ab"] * 32))
+    (tmp_path / "phone.pem").write_text("certificate")
+    (tmp_path / "phone.key").write_text("key")
     server = load_config(write(tmp_path, text)).server
     assert server.registrar_address == ("2001:db8::1", 5071)
     assert server.outbound_address == ("proxy.example.org", 5061)
@@ -148,6 +152,10 @@ def test_4x4_layout_gets_its_keymap(tmp_path: Path) -> None:
         (
             '[server]\nclient_cert = "/etc/hostname"\n',
             "server.client_key: server.client_cert is set, so its key is needed",
+        ),
+        (
+            '[server]\nlisten = "0.0.0.0:5061"\n',
+            "server.listen: a TLS listener presents server.client_cert and server.client_key",
         ),
         (
             '[server]\nca_file = "/nonexistent/ca.pem"\n',
