@@ -320,14 +320,15 @@ def test_retained_secret_chain_and_verified_flag() -> None:
     assert not a.secured.cache_mismatch
 
 
-def test_sas_differs_between_calls_but_matches_within() -> None:
+def test_every_call_has_its_own_keys_and_the_same_exported_key_on_both_ends() -> None:
     ca, cb = MemoryZidCache(), MemoryZidCache()
-    sas = set()
+    exported = set()
     for _ in range(3):
-        a, _b = call(ca, cb)
-        assert a.secured is not None
-        sas.add(a.session.exported_key)
-    assert len(sas) == 3
+        a, b = call(ca, cb)
+        assert a.session.exported_key is not None
+        assert a.session.exported_key == b.session.exported_key
+        exported.add(a.session.exported_key)
+    assert len(exported) == 3
 
 
 def test_lost_cache_on_one_side_is_a_mismatch_on_the_other() -> None:
@@ -803,3 +804,16 @@ def test_error_is_retransmitted_until_acknowledged() -> None:
     assert a.failed is not None and b.failed is not None
     assert a.sent_types().count("Error") == 1 and "ErrorACK" in b.sent_types()
     assert a.session.get_timer() is None and b.session.get_timer() is None
+
+
+@pytest.mark.parametrize("first", [b"\x00\x00", b"\xff\xff", b"\x7f\xff"])
+def test_sequence_numbers_start_low_enough_never_to_wrap(first: bytes) -> None:
+    chunks = [first]
+    session = ZrtpSession(
+        cache=MemoryZidCache(),
+        ssrc=1,
+        random_bytes=lambda n: chunks.pop() if chunks and n == 2 else bytes(n),
+    )
+    session.start(0.0)
+    (hello,) = session.packets_to_send()
+    assert 1 <= struct.unpack("!H", hello[2:4])[0] <= 0x8000

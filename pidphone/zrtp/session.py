@@ -205,7 +205,9 @@ class ZrtpSession:
         self._state = _State.IDLE
         self._out: list[bytes] = []
         self._events: deque[ZrtpEvent] = deque()
-        self._sequence = int.from_bytes(random_bytes(2), "big")
+        # random (§5), but in 1..0x8000: bzrtp drops a packet whose sequence number is not
+        # above the last one it accepted (starting from 0), so we must never wrap mid-call
+        self._sequence = (int.from_bytes(random_bytes(2), "big") & 0x7FFF) + 1
         self._h0 = random_bytes(32)
         self._h1 = _sha256(self._h0)
         self._h2 = _sha256(self._h1)
