@@ -370,17 +370,19 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 kamailio.stop()
     except (RuntimeError, subprocess.SubprocessError) as exc:
-        print(f"bench failed: {exc} (work directory {workdir})", file=sys.stderr)
+        print(f"bench failed: {exc}\nwork directory kept: {workdir}", file=sys.stderr)
         return 1
-    finally:
-        if not args.keep and not calls:
-            print(f"work directory kept: {workdir}", file=sys.stderr)
-        elif not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
     report(calls)
-    if args.keep:
-        print(f"work directory: {workdir}")
-    return 0
+    valid = all(figures.sas[0] and figures.sas[0] == figures.sas[1] for figures in calls) and all(
+        e.tone_ok for figures in calls for e in (figures.caller, figures.callee)
+    )
+    if args.keep or not valid:
+        print(f"work directory kept: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not valid:
+        print("bench failed: a SAS differs or a tone was not heard", file=sys.stderr)
+    return 0 if valid else 1
 
 
 if __name__ == "__main__":
