@@ -66,6 +66,9 @@ log = logging.getLogger(__name__)
 
 DatagramHandler = Callable[[bytes, Address], None]
 
+NETWORK_REASONS = frozenset({"unreachable", "timeout", "reset"})
+"""Link failures that say the server cannot be reached, not that TLS refused it."""
+
 FINISHED_KEPT = 8
 """Ended calls kept for reports (a daemon runs for months)."""
 
@@ -390,7 +393,8 @@ class Engine:
             self._registration("failed", f"{event.status or ''} {event.reason}".strip())
         elif isinstance(event, LinkFailed):
             if event.peer == self.agent.config.registrar:
-                self._registration("tls_error", event.reason)
+                offline = event.reason in NETWORK_REASONS
+                self._registration("no_network" if offline else "tls_error", event.reason)
             log.info("SIP link to %s:%d failed: %s (%s)", *event.peer, event.reason, event.detail)
             self._emit(LinkProblem(event.peer, event.reason, event.detail))
         else:
