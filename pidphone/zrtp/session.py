@@ -919,6 +919,19 @@ class ZrtpSession:
             cache_mismatch=mismatch,
         )
         self._events.append(self._secured)
+        # §4.6.1/§4.5: what only the exchange needed goes now; the MAC keys stay for GoClear,
+        # ZRTPSess for Multistream, ExportedKey for its users
+        self._keys = dataclasses.replace(
+            self._keys,
+            srtp_key_i=b"",
+            srtp_salt_i=b"",
+            srtp_key_r=b"",
+            srtp_salt_r=b"",
+            zrtp_key_i=b"",
+            zrtp_key_r=b"",
+            sashash=b"",
+            new_rs1=None,
+        )
 
     def _update_cache(self) -> bool:
         """§4.6.1: rs2 <- rs1, rs1 <- new; postponed on a mismatch. Returns SAS verified."""
