@@ -3,10 +3,11 @@
 Driven by three inputs, like every core protocol object (ARCHITECTURE.md): API calls
 (`start`, `set_peer_hello_hash`, `srtp_authenticated`, `confirm_sas`, `close`), received
 packets (`receive_packet`) and the clock (`handle_timer` at `get_timer()`). It produces packets
-(`packets_to_send`) and events (`next_event`). Both sides send Hello (§4.1); once Hello has been
-answered both by HelloACK the side that is not passive sends Commit, as bzrtp does, and two
-Commits are resolved by §4.2. DH mode is §4.4.1, Multistream §4.4.3, keys §4.5, Confirm §4.6,
-timers §6, errors §5.9. Bad input is dropped and counted in `dropped`; it never raises.
+(`packets_to_send`) and events (`next_event`). Both sides send Hello (§4.1); a side that is
+not passive sends Commit as soon as it holds the peer's Hello and a HelloACK for its own, as
+bzrtp does, so both usually commit and §4.2 picks the initiator (higher hvi). DH mode is
+§4.4.1, Multistream §4.4.3, keys §4.5, Confirm §4.6, timers §6, errors §5.9. Bad input is
+dropped and counted in `dropped`; it never raises.
 
 Everything that moves the state lives in this module: `_HANDLERS` maps each message type to
 the method that decides, from the current `_State`, what it means.
