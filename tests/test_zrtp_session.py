@@ -817,3 +817,23 @@ def test_sequence_numbers_start_low_enough_never_to_wrap(first: bytes) -> None:
     session.start(0.0)
     (hello,) = session.packets_to_send()
     assert 1 <= struct.unpack("!H", hello[2:4])[0] <= 0x8000
+
+
+def test_replayed_multistream_nonce_is_error_0x80() -> None:
+    ca, cb = MemoryZidCache(), MemoryZidCache()
+    a, b = side(cache=ca), side(cache=cb, config=ZrtpConfig(passive=True))
+    run(a, b)
+    # b2 is passive: only a2 commits, so a2's nonce is the one used
+    a2 = side(cache=ca, parent=a.session)
+    b2 = side(ZrtpConfig(passive=True), cache=cb, parent=b.session)
+    run(a2, b2)
+    assert_agreed(a2, b2)
+    hello, commit = (
+        next(p for p in a2.sent if parse_packet(p).message.type_name == kind)
+        for kind in ("Hello", "Commit")
+    )
+    replay = side(cache=cb, parent=b.session)
+    replay.session.start(0.0)
+    replay.session.receive_packet(hello, 0.0)
+    replay.session.receive_packet(commit, 0.0)
+    assert replay.failed is not None and replay.failed.code == 0x80
