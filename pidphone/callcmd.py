@@ -51,7 +51,7 @@ from pidphone.config import Config
 from pidphone.demo import heard_frequencies
 from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
-from pidphone.drivers.udp import open_udp
+from pidphone.drivers.udp import local_address_towards, open_udp
 from pidphone.drivers.zid_cache import FileZidCache
 from pidphone.errors import ConfigError, ProtocolError
 from pidphone.ports import AudioDevices
@@ -120,15 +120,17 @@ def zrtp_config(config: Config) -> ZrtpConfig:
     )
 
 
-def engine_settings(config: Config, media_host: str = "127.0.0.1") -> EngineSettings:
+def engine_settings(config: Config) -> EngineSettings:
+    """Media on every interface; the SDP names the address that routes towards the peer
+    (or the STUN answer)."""
     media = MediaConfig(
         policy=config.security.zrtp_policy,
         zrtp=zrtp_config(config),
         secure_timeout=config.security.hello_timeout + 10.0,
     )
     return EngineSettings(
-        call=CallSettings(media=media, codecs=config.audio.codecs, media_host=media_host),
-        media_bind=media_host,
+        call=CallSettings(media=media, codecs=config.audio.codecs),
+        media_bind="0.0.0.0",
         stun_server=config.server.stun_address,
         tone_plan=config.audio.tone_plan,
         dial_domain=config.phone.dial_domain,
@@ -222,6 +224,7 @@ class _Session:
             tls_transport(config),
             zid_cache(config),
             open_udp,
+            local_address=local_address_towards,
             audio=audio,
         )
         self.engine.add_listener(self._on_event)

@@ -29,7 +29,7 @@ from pidphone.config import Config
 from pidphone.drivers.sim_display import SimDisplay
 from pidphone.drivers.sim_keypad import ScriptKeypad, TerminalKeypad
 from pidphone.drivers.systemd_notify import notifier_from_environment
-from pidphone.drivers.udp import open_udp
+from pidphone.drivers.udp import local_address_towards, open_udp
 from pidphone.errors import ConfigError
 from pidphone.ports import Display, Keypad, ServiceNotifier
 
@@ -143,6 +143,7 @@ def build_engine(config: Config) -> Engine:
         callcmd.tls_transport(config),
         callcmd.zid_cache(config),
         open_udp,
+        local_address=local_address_towards,
         audio=callcmd.audio_devices(config),
         display=_display(config),
         keypad=_keypad(config),

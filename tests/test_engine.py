@@ -18,7 +18,7 @@ from pidphone.drivers.certs import Pki, make_test_pki
 from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import open_udp
-from pidphone.ports import HookEvent, KeyEvent, Screen
+from pidphone.ports import Address, HookEvent, KeyEvent, Screen, SipTransportHandler
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache
 
@@ -163,3 +163,57 @@ def test_dtmf_hold_resume_and_mute_from_the_keys(tmp_path: Path) -> None:
             assert sum(isinstance(e, CallSecure) for e in alice.events) == 1
 
     asyncio.run(main())
+
+
+class RecordingTransport:
+    """A SIP transport whose flows open at once and whose bytes are kept."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.handler: SipTransportHandler | None = None
+
+    async def start(self, handler: SipTransportHandler) -> None:
+        self.handler = handler
+
+    def connect(self, peer: Address) -> None:
+        assert self.handler is not None
+        self.handler.connection_made(peer, ("192.0.2.10", 40000))
+
+    def send(self, peer: Address, data: bytes) -> None:
+        self.sent.append(data)
+
+    def close(self, peer: Address) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_the_sdp_names_the_address_that_routes_to_the_peer() -> None:
+    asked: list[str] = []
+
+    async def route_to(host: str) -> str:
+        asked.append(host)
+        return "192.0.2.10"
+
+    async def main() -> bytes:
+        transport = RecordingTransport()
+        engine = Engine(
+            EngineSettings(media_bind="0.0.0.0"),
+            UserAgent(AgentConfig(aor="sips:alice@192.0.2.10", keepalive_interval=0)),
+            transport,
+            MemoryZidCache(),
+            open_udp,
+            local_address=route_to,
+        )
+        await engine.start()
+        try:
+            call = await engine.place_call("sips:bob@198.51.100.7:5061")
+            assert call.media_port > 0
+        finally:
+            await engine.stop()
+        return next(data for data in transport.sent if data.startswith(b"INVITE"))
+
+    invite = asyncio.run(main())
+    assert asked == ["198.51.100.7"]
+    assert b"c=IN IP4 192.0.2.10\r\n" in invite

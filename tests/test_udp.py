@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pidphone.drivers.udp import UdpSocket, open_udp
+from pidphone.drivers.udp import UdpSocket, local_address_towards, open_udp
 from pidphone.ports import Address
 from pidphone.rtp import stun
 
@@ -66,3 +66,8 @@ def test_stun_binding_without_answer_gives_none() -> None:
             silent.close()
 
     asyncio.run(main())
+
+
+def test_local_address_towards_loopback() -> None:
+    assert asyncio.run(local_address_towards("127.0.0.1")) == "127.0.0.1"
+    assert asyncio.run(local_address_towards("localhost")) in ("127.0.0.1", "::1")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -48,7 +49,7 @@ from pidphone.app.screen import render
 from pidphone.app.signalling import LinkFailed, Signalling, SignallingEvent
 from pidphone.app.state import PhoneState, initial_state, next_deadline, reduce
 from pidphone.audio.tones import ToneGenerator
-from pidphone.errors import LocalProtocolError
+from pidphone.errors import LocalProtocolError, ProtocolError
 from pidphone.ports import (
     Address,
     AudioDevices,
@@ -58,8 +59,10 @@ from pidphone.ports import (
     Screen,
     SipTransport,
 )
+from pidphone.sdp import SessionDescription
 from pidphone.sip import events as sip
 from pidphone.sip.agent import UserAgent
+from pidphone.sip.uri import NameAddr
 from pidphone.zrtp.cache import ZidCache
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,8 @@ class MediaSocket(Protocol):
 
 OpenSocket = Callable[[str, int, DatagramHandler], Awaitable[MediaSocket]]
 """Binds a UDP socket on (host, port) delivering datagrams to the handler."""
+LocalAddress = Callable[[str], Awaitable[str]]
+"""The local IP address that routes towards a host (the UDP driver's answer)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,9 @@ class EngineSettings:
     call: CallSettings = field(default_factory=CallSettings)
     media_bind: str = "127.0.0.1"
     """Local address the call sockets bind to ("0.0.0.0" for every interface)."""
+    media_address: str | None = None
+    """The address written in our SDP. None: the local address that routes towards the peer
+    (the registrar, the called host, or the caller's media address), or the STUN answer."""
     stun_server: Address | None = None
     """Learn the public media address with a STUN binding before each SDP (RFC 8489)."""
     register: bool = True
@@ -200,6 +208,7 @@ class Engine:
         cache: ZidCache,
         open_socket: OpenSocket,
         *,
+        local_address: LocalAddress | None = None,
         audio: AudioDevices | None = None,
         display: Display | None = None,
         keypad: Keypad | None = None,
@@ -210,6 +219,7 @@ class Engine:
         self.cache = cache
         self._transport = transport
         self._open_socket = open_socket
+        self._local_address = local_address
         self._audio = audio
         self._display = display
         self._keypad = keypad
@@ -310,7 +320,8 @@ class Engine:
 
     async def place_call(self, target: str) -> Call:
         """Open the call's socket (and ask STUN), send the INVITE; returns the new call."""
-        socket, host = await self._media_socket()
+        full_target = self._target(target)
+        socket, host = await self._media_socket(self._peer_host(full_target))
         settings = self._call_settings(host)
         media = MediaSession(settings.media, cache=self.cache, wall_clock=self._wall_clock)
         try:
@@ -319,7 +330,7 @@ class Engine:
                 settings=settings,
                 media=media,
                 media_port=socket.local[1],
-                target=self._target(target),
+                target=full_target,
                 now=self.now(),
             )
         except BaseException:
@@ -408,7 +419,7 @@ class Engine:
                     self._pending_incoming.pop(call_id, None)
 
     async def _accept_incoming(self, event: sip.IncomingCall) -> None:
-        socket, host = await self._media_socket()
+        socket, host = await self._media_socket(self._offer_host(event.sdp))
         if self._pending_incoming.pop(event.call_id, None) is None:
             self._routes.pop(id(socket), None)
             socket.close()  # cancelled while the socket was opening
@@ -433,7 +444,9 @@ class Engine:
 
     # ------------------------------------------------------------------ calls and media
 
-    async def _media_socket(self) -> tuple[MediaSocket, str]:
+    async def _media_socket(self, toward: str | None) -> tuple[MediaSocket, str]:
+        """A new call socket, and the address for our SDP: configured, learnt by STUN, or
+        the local address that routes `toward` the peer."""
         holder: list[str] = []
 
         def route(data: bytes, source: Address) -> None:
@@ -442,20 +455,51 @@ class Engine:
 
         socket = await self._open_socket(self.settings.media_bind, 0, route)
         self._routes[id(socket)] = holder
-        host = self.settings.call.media_host
-        if self.settings.stun_server is not None:
-            mapped = await socket.stun_binding(self.settings.stun_server)
-            if mapped is not None:
-                host = mapped[0]
-            else:
-                log.warning("no answer from STUN server %s:%d", *self.settings.stun_server)
+        host = await self._sdp_address(socket, toward)
         return socket, host
+
+    async def _sdp_address(self, socket: MediaSocket, toward: str | None) -> str:
+        settings = self.settings
+        if settings.media_address is not None:
+            return settings.media_address
+        if settings.stun_server is not None:
+            mapped = await socket.stun_binding(settings.stun_server)
+            if mapped is not None:
+                return mapped[0]
+            log.warning("no answer from STUN server %s:%d", *settings.stun_server)
+        bound = socket.local[0]
+        if bound not in ("0.0.0.0", "::") or toward is None or self._local_address is None:
+            return bound if bound not in ("0.0.0.0", "::") else "127.0.0.1"
+        try:
+            return await self._local_address(toward)
+        except OSError as exc:
+            log.warning("no route towards %s (%s): media address 127.0.0.1", toward, exc)
+            return "127.0.0.1"
+
+    def _peer_host(self, target: str) -> str | None:
+        """Where the INVITE goes first: the outbound proxy, or the called host."""
+        if self.agent.config.registrar is not None:
+            return self.agent.config.registrar[0]
+        text = target if target.lower().startswith(("sip:", "sips:")) else f"sip:{target}"
+        try:
+            return NameAddr.parse(text).uri.host.strip("[]")
+        except ProtocolError:
+            return None
+
+    def _offer_host(self, sdp: bytes) -> str | None:
+        """The caller's media address from its offer: our media will go there."""
+        try:
+            offer = SessionDescription.parse(sdp)
+        except ProtocolError:
+            return None
+        for media in offer.media:
+            if media.connections:
+                return media.connections[0].address.split("/")[0]
+        return offer.connection.address.split("/")[0] if offer.connection else None
 
     def _call_settings(self, host: str) -> CallSettings:
         base = self.settings.call
-        if host == base.media_host:
-            return base
-        return CallSettings(media=base.media, codecs=base.codecs, media_host=host)
+        return base if host == base.media_host else dataclasses.replace(base, media_host=host)
 
     def _adopt(self, call: Call, socket: MediaSocket) -> None:
         self._routes[id(socket)].append(call.call_id)

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 DatagramHandler = Callable[[bytes, Address], None]
 
+DISCARD_PORT = 9
+"""Any port serves `local_address_towards`: no datagram is sent."""
+
 STUN_RETRIES = (0.5, 1.0, 2.0)
 """Seconds to wait after each binding request (RFC 8489 §6.2.1, shortened for call set-up)."""
 
@@ -108,6 +111,20 @@ class UdpSocket:
                     waiter.set_result(mapped)
                 return
         self._handler(data, source)
+
+
+async def local_address_towards(host: str) -> str:
+    """The local IP address the system would send from to reach `host` (resolved without
+    blocking the loop). A connected UDP socket asks the kernel for the route; nothing is sent.
+    Raises OSError when there is no route or the name does not resolve."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, DISCARD_PORT, type=socket.SOCK_DGRAM)
+    if not infos:
+        raise OSError(f"{host} does not resolve")
+    family, _, _, _, sockaddr = infos[0]
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect(sockaddr)
+        return str(probe.getsockname()[0])
 
 
 async def open_udp(host: str, port: int, handler: DatagramHandler) -> UdpSocket:
