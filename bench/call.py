@@ -1,11 +1,12 @@
 """A whole secure call, pidphone against linphonec (issue 5's benchmark), run by hand as root:
 
     .venv/bin/python -m bench.call [--seconds 60] [--only linphone|pidphone]
-                                   [--suite DH3k-AES1-HS80-S256-B32]
+                                   [--suite DH3k-AES1-HS80-S256-B32] [--sequential]
 
 In one private network namespace with one Kamailio (TLS, digest auth), two PCMU calls of
 `--seconds` each, ZRTP-secured with the same algorithms (`--suite`, by default what bzrtp
-picks by itself), a tone each way:
+picks by itself), a tone each way, side by side (so other load on the machine weighs on both
+alike; each endpoint needs a few percent of one core):
   (1) linphonec -> linphonec (liblinphone 5.1, bzrtp), each with its debug log;
   (2) `pidphone call` -> `pidphone answer` (simulated audio: a paced tone in, a recording out).
 For each endpoint process: CPU seconds (utime + stime from /proc/PID/stat) per call-minute,
@@ -27,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -336,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("linphone", "pidphone"), help="run one half only")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
+        "--sequential", action="store_true", help="one call after the other, not side by side"
+    )
+    parser.add_argument(
         "--suite",
         default=DEFAULT_SUITE.label,
         help="ZRTP algorithms for both calls, KA-CIPHER-AUTH-HASH-SAS (default: %(default)s)",
@@ -363,10 +368,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{args.seconds:g} s PCMU calls through Kamailio over TLS, ZRTP {suite.label}"
                 )
+                halves: list[Callable[[], CallFigures]] = []
                 if args.only != "pidphone":
-                    calls.append(linphone_call(workdir, kamailio, pki.ca_cert, suite, args.seconds))
+                    halves.append(
+                        lambda: linphone_call(workdir, kamailio, pki.ca_cert, suite, args.seconds)
+                    )
                 if args.only != "linphone":
-                    calls.append(pidphone_call(workdir, kamailio, pki, suite, args.seconds))
+                    halves.append(
+                        lambda: pidphone_call(workdir, kamailio, pki, suite, args.seconds)
+                    )
+                if args.sequential:
+                    calls = [half() for half in halves]
+                else:
+                    # Side by side, so a machine busy with something else slows both alike;
+                    # threads started here share this thread's network namespace.
+                    with ThreadPoolExecutor(len(halves)) as pool:
+                        calls = list(pool.map(lambda half: half(), halves))
             finally:
                 kamailio.stop()
     except (RuntimeError, subprocess.SubprocessError) as exc:
