@@ -77,9 +77,13 @@ async def make(name: str, tone: float, pki: Pki, *, listen: bool, dials: dict[st
     return phone
 
 
+PKIS: dict[Path, Pki] = {}
+"""The test PKI of each test's two_phones(), for a third phone."""
+
+
 @asynccontextmanager
 async def two_phones(tmp_path: Path) -> AsyncIterator[tuple[Phone, Phone]]:
-    pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
+    pki = PKIS[tmp_path] = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
     bob = await make("bob", 700, pki, listen=True, dials={})
     assert bob.transport.listening is not None
     uri = f"sips:bob@127.0.0.1:{bob.transport.listening[1]}"
@@ -217,3 +221,27 @@ def test_the_sdp_names_the_address_that_routes_to_the_peer() -> None:
     invite = asyncio.run(main())
     assert asked == ["198.51.100.7"]
     assert b"c=IN IP4 192.0.2.10\r\n" in invite
+
+
+def test_call_waiting_holds_the_first_call_and_answers_the_second(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with two_phones(tmp_path) as (alice, bob):
+            await connect(alice, bob)
+            assert bob.transport.listening is not None
+            bob_uri = f"sips:bob@127.0.0.1:{bob.transport.listening[1]}"
+            carol = await make("carol", 500, PKIS[tmp_path], listen=False, dials={"1": bob_uri})
+            try:
+                carol.key("speed1")
+                await bob.until(lambda e: isinstance(e, CallIncoming) and "carol" in e.remote_uri)
+                await asyncio.sleep(0.3)
+                bob.key("answer")  # takes Carol's call and puts Alice on hold
+                await alice.until(lambda e: isinstance(e, CallHeld) and e.remote_hold)
+                await carol.until(lambda e: isinstance(e, CallSecure))
+                await asyncio.sleep(0.8)
+                assert abs(strongest(bob.heard(10)) - 500) < 20  # Bob hears Carol now
+                assert rms(alice.heard(10)) < 50  # and Alice hears nothing while held
+                assert len(bob.engine.calls()) == 2
+            finally:
+                await carol.engine.stop()
+
+    asyncio.run(main())
