@@ -82,6 +82,7 @@ class CallReport:
     reason: str = ""
     call_id: str = ""
     remote: str = ""
+    codec: str = ""
     sas: str = ""
     sas_scheme: str = ""
     verified: bool = False
@@ -339,6 +340,7 @@ def describe(event: EngineEvent) -> str:
 def fill_report(report: CallReport, call: Call, events: list[EngineEvent]) -> None:
     report.call_id = call.call_id
     report.remote = call.remote_uri
+    report.codec = call.media_params.codec if call.media_params is not None else ""
     stats = call.media.stats
     report.packets_sent = stats.packets_sent
     report.packets_received = stats.packets_received

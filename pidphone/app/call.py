@@ -211,7 +211,8 @@ class Call:
         self._version = 0
         self._local_sdp: SessionDescription | None = None
         self._offer: SessionDescription | None = None
-        self._params: MediaParams | None = None
+        self.media_params: MediaParams | None = None
+        """What the offer/answer settled (codec, payload types, the peer's address)."""
         self._events: deque[CallEvent] = deque()
 
     # ------------------------------------------------------------------ construction
@@ -390,7 +391,7 @@ class Call:
         )
 
     def _establish(self, params: MediaParams, now: float) -> None:
-        self._params = params
+        self.media_params = params
         self.state = "established"
         self.answered_at = now
         self.media.configure(
