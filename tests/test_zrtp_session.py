@@ -362,15 +362,39 @@ def test_postponed_update_happens_on_confirmation() -> None:
     assert a.secured is not None and a.secured.verified and not a.secured.cache_mismatch
 
 
-def test_rejecting_the_sas_rolls_the_cache_back() -> None:
+def test_rejecting_the_sas_clears_v_and_erases_the_retained_secrets() -> None:
+    """§7.1: "SAS differs" clears V and erases the cached secret; the name stays."""
     ca, cb = MemoryZidCache(), MemoryZidCache()
     call(ca, cb)
-    first = ca.load(cb.our_zid)
+    a, b = call(ca, cb)
+    a.session.confirm_sas(True)
+    b.session.confirm_sas(True)
+    known = ca.load(cb.our_zid)
+    assert known is not None
+    ca.store(cb.our_zid, dataclasses.replace(known, name="Bob"))
     a, _ = call(ca, cb)
+    assert a.secured is not None and a.secured.verified
     a.session.confirm_sas(False)
-    rolled = ca.load(cb.our_zid)
-    assert rolled is not None and first is not None
-    assert rolled.rs1 == first.rs1 and not rolled.verified
+    dropped = ca.load(cb.our_zid)
+    assert dropped is not None and dropped.rs1 is None and dropped.rs2 is None
+    assert not dropped.verified and dropped.name == "Bob"
+    # the next call starts as with a stranger here (no mismatch for us); the peer, which still
+    # holds the old secret, is warned until both compare the SAS again
+    a, b = call(ca, cb)
+    assert a.secured is not None and b.secured is not None
+    assert not a.secured.verified and not a.secured.cache_mismatch
+    assert b.secured.cache_mismatch and not b.secured.verified
+
+
+def test_rejecting_the_sas_after_a_cache_mismatch_erases_the_old_secret_too() -> None:
+    ca, cb = MemoryZidCache(), MemoryZidCache()
+    call(ca, cb)
+    a, _ = call(ca, MemoryZidCache(cb.our_zid))
+    assert a.secured is not None and a.secured.cache_mismatch
+    a.session.confirm_sas(False)
+    dropped = ca.load(cb.our_zid)
+    assert dropped is not None and dropped.rs1 is None and dropped.rs2 is None
+    assert not dropped.verified
 
 
 def test_confirm_sas_before_secure_is_misuse() -> None:

@@ -261,7 +261,6 @@ class ZrtpSession:
         self._matched_secret = False
         self._cache_mismatch = False
         self._pending_rs1: bytes | None = None
-        self._updated_cache = False
         self._secured: Secured | None = None
         self._zrtp_sess: bytes | None = None
         self._used_nonces: set[bytes] = set()
@@ -389,7 +388,14 @@ class ZrtpSession:
             self._secure(now)
 
     def confirm_sas(self, verified: bool) -> None:
-        """The user compared the SAS (True) or found it different (False): set or clear V."""
+        """The user compared the SAS (True) or found it different (False): §7.1.
+
+        True sets V and, after a cache mismatch, makes the postponed rs1 update (§4.6.1.1).
+        False clears V and erases the retained secrets kept for this peer (§7.1: a SAS that
+        differs means a man in the middle who, on a later call, must also have known the
+        cached secret, so neither this call's nor an older one is worth keeping); the peer's
+        name stays. The next call then starts as with a stranger on this side.
+        """
         if self._parent is not None:
             self._parent.confirm_sas(verified)
             return
@@ -400,17 +406,10 @@ class ZrtpSession:
         if verified:
             if self._pending_rs1 is not None:
                 entry = dataclasses.replace(entry, rs1=self._pending_rs1, rs2=entry.rs1)
-                self._pending_rs1 = None
             entry = dataclasses.replace(entry, verified=True)
-        elif self._pending_rs1 is not None:
-            self._pending_rs1 = None
-            entry = dataclasses.replace(entry, verified=False)
-        elif self._updated_cache:
-            before = self._entry_before or CacheEntry()
-            entry = dataclasses.replace(entry, rs1=before.rs1, rs2=before.rs2, verified=False)
-            self._updated_cache = False
         else:
-            entry = dataclasses.replace(entry, verified=False)
+            entry = dataclasses.replace(entry, rs1=None, rs2=None, verified=False)
+        self._pending_rs1 = None
         self._cache.store(peer_zid, entry)
 
     def close(self) -> None:
@@ -953,7 +952,6 @@ class ZrtpSession:
             peer_zid,
             dataclasses.replace(base, rs1=new_rs1, rs2=base.rs1, verified=verified),
         )
-        self._updated_cache = True
         return verified and self._peer_sas_verified
 
     def _on_error(self, error: Error, raw: bytes, ssrc: int, now: float) -> None:
