@@ -406,6 +406,10 @@ async def _call(args: argparse.Namespace, config: Config, out: TextIO) -> int:
 
 
 async def _answer(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    if not config.account.aor and not config.server.listen:
+        raise ConfigError(
+            "server.listen", "no call can reach this phone: set account.aor or server.listen"
+        )
     session = _Session(config, out, bool(getattr(args, "json", False)))
     count = int(getattr(args, "count", 1) or 1)
     ok = True

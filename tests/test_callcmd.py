@@ -16,6 +16,7 @@ from pidphone.callcmd import _answer, _call
 from pidphone.config import Config, SecurityConfig, ServerConfig, SimConfig
 from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.zid_cache import FileZidCache
+from pidphone.errors import ConfigError
 
 
 def free_port() -> int:
@@ -167,3 +168,10 @@ def test_an_untrusted_certificate_is_named_in_the_report(tmp_path: Path) -> None
     report = json.loads(text)
     assert status == 1 and report["state"] == "failed"
     assert "TLS: untrusted" in report["reason"]
+
+
+def test_answer_without_account_or_listener_is_a_config_error(tmp_path: Path) -> None:
+    caller, _, _ = configs(tmp_path)
+    args = argparse.Namespace(count=1, duration=1.0, json=True)
+    with pytest.raises(ConfigError, match="server.listen"):
+        asyncio.run(_answer(args, caller, io.StringIO()))
