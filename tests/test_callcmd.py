@@ -12,6 +12,8 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
+
 from pidphone.callcmd import _answer, _call
 from pidphone.config import Config, SecurityConfig, ServerConfig, SimConfig
 from pidphone.drivers.certs import make_test_pki
