@@ -175,5 +175,5 @@ def test_an_untrusted_certificate_is_named_in_the_report(tmp_path: Path) -> None
 def test_answer_without_account_or_listener_is_a_config_error(tmp_path: Path) -> None:
     caller, _, _ = configs(tmp_path)
     args = argparse.Namespace(count=1, duration=1.0, json=True)
-    with pytest.raises(ConfigError, match="server.listen"):
+    with pytest.raises(ConfigError, match=r"server\.listen"):
         asyncio.run(_answer(args, caller, io.StringIO()))
