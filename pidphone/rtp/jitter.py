@@ -1,7 +1,8 @@
 """An adaptive jitter buffer for one incoming audio stream: pure, driven by two calls.
 
-`put(packet, arrival)` is called by the receiving side with each RTP audio packet (RFC 4733
-events go to the telephone-event decoder instead) and its arrival time (any monotonic clock,
+`put(packet, arrival)` (or `put_raw` with the header fields, which builds no packet object) is
+called by the receiving side with each RTP audio packet (RFC 4733 events go to the
+telephone-event decoder instead) and its arrival time (any monotonic clock,
 in seconds); `pop()` is called by the playback clock once per frame (20 ms) and returns what
 to play: the frame's payload ("audio"), a gap the decoder must conceal ("lost"), or
 "silence" (nothing started yet, or the talk-spurt is over).
@@ -14,7 +15,9 @@ The algorithm:
 * Anchoring. The first packet, the first after the stream went idle, and one with the
   marker bit while the buffer is empty (a new talk-spurt) set ``p = index - (target - 1)``:
   the spurt starts after `target - 1` frames of silence, so the buffer starts at its target
-  depth. Frames before the first packet of a spurt are "silence", not losses.
+  depth, but never before the position where the previous spurt stopped playing (a straggler
+  of that spurt must stay late). Frames before the first packet of a spurt are "silence", not
+  losses.
 * Target delay. For every packet the transit time ``arrival - ts / clock_rate`` is compared to
   the smallest recent transit (which creeps upward slowly to follow clock drift); the excess is
   the packet's delay variation. Its peak attacks at once and decays over about ten seconds.
@@ -57,6 +60,8 @@ _BASE_CREEP = 5e-6
 """Seconds per packet the transit floor rises, to follow a sender clock slower than ours."""
 _JITTER_TOLERANCE = 0.0005
 """Delay variation below half a millisecond is float noise, not jitter."""
+_NO_FRAME = -(1 << 62)
+"""The play position before any frame of the current timestamp base was played."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,25 @@ class JitterFrame:
     kind: FrameKind
     payload: bytes = b""
     payload_type: int | None = None
+
+
+_new_frame = object.__new__
+_set_kind = JitterFrame.kind.__set__  # type: ignore[attr-defined]
+_set_payload = JitterFrame.payload.__set__  # type: ignore[attr-defined]
+_set_payload_type = JitterFrame.payload_type.__set__  # type: ignore[attr-defined]
+
+
+def _audio_frame(payload: bytes, payload_type: int) -> JitterFrame:
+    """`JitterFrame("audio", payload, payload_type)` at a third of the cost, once per frame.
+
+    A frozen dataclass's __init__ sets each field through object.__setattr__; the slot
+    descriptors do the same store directly.
+    """
+    frame: JitterFrame = _new_frame(JitterFrame)
+    _set_kind(frame, "audio")
+    _set_payload(frame, payload)
+    _set_payload_type(frame, payload_type)
+    return frame
 
 
 class JitterBuffer:
@@ -104,7 +128,8 @@ class JitterBuffer:
         self._reset_stream()
 
     def _reset_stream(self) -> None:
-        self._frames: dict[int, RtpPacket] = {}
+        self._frames: dict[int, tuple[bytes, int]] = {}
+        """Frame index -> (payload, payload type)."""
         self._seen = [-1] * 256
         self._seq16 = 0
         self._ext_seq = -1
@@ -112,6 +137,7 @@ class JitterBuffer:
         self._ext_ts = 0
         self._ts_base: int | None = None
         self._transit_floor: float | None = None
+        self._played = _NO_FRAME
         self._unanchor()
 
     def _unanchor(self) -> None:
@@ -130,20 +156,44 @@ class JitterBuffer:
 
     def put(self, packet: RtpPacket, arrival: float) -> None:
         """Store one received packet (arrival in seconds on any monotonic clock)."""
-        if packet.ssrc != self._ssrc:
+        self.put_raw(
+            packet.sequence,
+            packet.timestamp,
+            packet.ssrc,
+            packet.payload_type,
+            packet.payload,
+            arrival,
+            packet.marker,
+        )
+
+    def put_raw(
+        self,
+        sequence: int,
+        timestamp: int,
+        ssrc: int,
+        payload_type: int,
+        payload: bytes,
+        arrival: float,
+        marker: bool = False,
+    ) -> None:
+        """`put` for a packet given as its header fields, so the receive path builds no object.
+
+        The fields are those of `RtpPacket` (see `rtp_fields`); the payload is kept as given.
+        """
+        if ssrc != self._ssrc:
             if self._ssrc is not None:
                 self.resyncs += 1
-            self._ssrc = packet.ssrc
+            self._ssrc = ssrc
             self._reset_stream()
         # extend the 16-bit sequence number and the 32-bit timestamp (inline: per packet)
         if self._ext_seq < 0:  # the first packet; start one cycle up so nothing goes negative
-            self._seq16 = packet.sequence
-            ext_seq = packet.sequence + 0x10000
+            self._seq16 = sequence
+            ext_seq = sequence + 0x10000
         else:
-            delta = ((packet.sequence - self._seq16 + 0x8000) & 0xFFFF) - 0x8000
+            delta = ((sequence - self._seq16 + 0x8000) & 0xFFFF) - 0x8000
             ext_seq = self._ext_seq + delta
             if delta > 0:
-                self._seq16 = packet.sequence
+                self._seq16 = sequence
         seen = self._seen
         slot = ext_seq & 0xFF
         if seen[slot] == ext_seq:
@@ -154,28 +204,27 @@ class JitterBuffer:
         if newer:
             self._ext_seq = ext_seq
         highest_ts = self._ext_ts
-        if self._ts_base is None:
-            self._ts32 = self._ext_ts = self._ts_base = ext_ts = packet.timestamp
+        ts_base = self._ts_base
+        if ts_base is None:
+            self._ts32 = self._ext_ts = self._ts_base = ts_base = ext_ts = timestamp
         else:
-            delta = ((packet.timestamp - self._ts32 + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            delta = ((timestamp - self._ts32 + 0x80000000) & 0xFFFFFFFF) - 0x80000000
             ext_ts = highest_ts + delta
             if delta > 0:
-                self._ts32 = packet.timestamp
+                self._ts32 = timestamp
                 self._ext_ts = ext_ts
-        index = (ext_ts - self._ts_base + self._half_frame) // self.samples_per_frame
-        if (
-            self._anchored
-            and newer
-            and (ext_ts < highest_ts or index - self._play > self._jump_frames)
-        ):
+        index = (ext_ts - ts_base + self._half_frame) // self.samples_per_frame
+        anchored = self._anchored
+        if anchored and newer and (ext_ts < highest_ts or index - self._play > self._jump_frames):
             self._resync(ext_ts)
             index = 0
+            anchored = False
         self._measure(ext_ts, arrival)
-        if not self._anchored and not newer:  # a straggler from a finished talk-spurt
+        if not anchored and not newer:  # a straggler from a finished talk-spurt
             self.late += 1
             return
         frames = self._frames
-        if not self._anchored or (packet.marker and not frames and newer):
+        if not anchored or (marker and not frames and newer):
             self._anchor(index)
         elif index < self._play:
             self.late += 1
@@ -183,8 +232,9 @@ class JitterBuffer:
         elif index in frames:  # same timestamp, another sequence number
             self.duplicates += 1
             return
-        frames[index] = packet
-        self._newest = max(self._newest, index)
+        frames[index] = (payload, payload_type)
+        if index > self._newest:
+            self._newest = index
 
     def pop(self) -> JitterFrame:
         """Return the frame to play now; call once per frame time."""
@@ -213,14 +263,15 @@ class JitterBuffer:
                 self._window_min = 1 << 30
                 self._window_count = 0
             self._play = play + 1
-            self._payload_type = entry.payload_type
-            return JitterFrame("audio", entry.payload, entry.payload_type)
+            payload, self._payload_type = entry
+            return _audio_frame(payload, self._payload_type)
         if play < self._first:
             self._play = play + 1
             return JitterFrame("silence", b"", self._payload_type)
         if not frames:
             self._empty_pops += 1
             if self._empty_pops > _IDLE_AFTER:
+                self._played = play
                 self._unanchor()
                 return JitterFrame("silence", b"", self._payload_type)
             self.concealed += 1
@@ -233,7 +284,10 @@ class JitterBuffer:
 
     def _anchor(self, index: int) -> None:
         self._anchored = True
-        self._play = index - (self.target - 1)
+        play = index - (self.target - 1)
+        if play < self._played <= index:  # never play a frame older than one already played
+            play = self._played
+        self._play = play
         self._first = index
         self._newest = index
         self._empty_pops = 0
@@ -246,6 +300,7 @@ class JitterBuffer:
         self._ext_ts = ext_ts  # the sender's new clock is the reference from now on
         self._ts32 = ext_ts & 0xFFFFFFFF
         self._transit_floor = None
+        self._played = _NO_FRAME
         self._unanchor()
 
     def _measure(self, ext_ts: int, arrival: float) -> None:

@@ -1,8 +1,8 @@
 """RTP data packets (RFC 3550 §5.1, §5.3.1): parse and serialize.
 
 `RtpPacket` is the typed view used by tests, the jitter buffer and the media session;
-`rtp_header_fields` and `build_rtp` are the lean helpers for the per-packet hot path, which
-skip building an object when only the fixed header matters.
+`rtp_fields`, `rtp_header_fields` and `build_rtp` are the lean helpers for the per-packet hot
+path, which skip building an object when only the header fields and the payload matter.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ RTP_HEADER_LEN = 12
 
 _HEADER = struct.Struct("!BBHII")
 _EXT_HEADER = struct.Struct("!HH")
+_FIXED = struct.Struct("!BHII")
+"""The fixed header after its first octet."""
 
 
 class RtpParseError(ParseError):
@@ -84,17 +86,17 @@ class RtpPacket:
             if padding == 0 or end - padding < pos:
                 raise RtpParseError("RTP packet padding length is invalid")
             end -= padding
-        return cls(
-            second & 0x7F,
-            sequence,
-            timestamp,
-            ssrc,
-            data[pos:end] if type(data) is bytes else bytes(data[pos:end]),
-            second >= 0x80,
-            csrc,
-            extension,
-            padding,
-        )
+        packet: RtpPacket = _new_packet(cls)
+        _set_payload_type(packet, second & 0x7F)
+        _set_sequence(packet, sequence)
+        _set_timestamp(packet, timestamp)
+        _set_ssrc(packet, ssrc)
+        _set_payload(packet, data[pos:end] if type(data) is bytes else bytes(data[pos:end]))
+        _set_marker(packet, second >= 0x80)
+        _set_csrc(packet, csrc)
+        _set_extension(packet, extension)
+        _set_padding(packet, padding)
+        return packet
 
     def __bytes__(self) -> bytes:
         if not 0 <= self.payload_type <= 0x7F:
@@ -132,6 +134,49 @@ class RtpPacket:
         if self.padding:
             parts.append(bytes(self.padding - 1) + bytes((self.padding,)))
         return b"".join(parts)
+
+
+# A frozen dataclass's __init__ stores each field through object.__setattr__; `parse` runs
+# once per received packet and stores through the slot descriptors directly, a third faster.
+_new_packet = object.__new__
+_set_payload_type = RtpPacket.payload_type.__set__  # type: ignore[attr-defined]
+_set_sequence = RtpPacket.sequence.__set__  # type: ignore[attr-defined]
+_set_timestamp = RtpPacket.timestamp.__set__  # type: ignore[attr-defined]
+_set_ssrc = RtpPacket.ssrc.__set__  # type: ignore[attr-defined]
+_set_payload = RtpPacket.payload.__set__  # type: ignore[attr-defined]
+_set_marker = RtpPacket.marker.__set__  # type: ignore[attr-defined]
+_set_csrc = RtpPacket.csrc.__set__  # type: ignore[attr-defined]
+_set_extension = RtpPacket.extension.__set__  # type: ignore[attr-defined]
+_set_padding = RtpPacket.padding.__set__  # type: ignore[attr-defined]
+
+
+def rtp_fields(data: bytes) -> tuple[int, bool, int, int, int, bytes]:
+    """Return (payload_type, marker, sequence, timestamp, ssrc, payload) of one RTP packet.
+
+    The same checks and payload as `RtpPacket.parse` (CSRC list, extension and padding are
+    skipped), without building a packet: the receive path feeds these straight to
+    `JitterBuffer.put_raw`. Raises `RtpParseError` on malformed input.
+    """
+    if len(data) >= RTP_HEADER_LEN and data[0] == 0x80:  # version 2, nothing optional
+        second, sequence, timestamp, ssrc = _FIXED.unpack_from(data, 1)
+        payload = data[RTP_HEADER_LEN:]
+        return (
+            second & 0x7F,
+            second >= 0x80,
+            sequence,
+            timestamp,
+            ssrc,
+            payload if type(payload) is bytes else bytes(payload),
+        )
+    packet = RtpPacket.parse(data)
+    return (
+        packet.payload_type,
+        packet.marker,
+        packet.sequence,
+        packet.timestamp,
+        packet.ssrc,
+        packet.payload,
+    )
 
 
 def rtp_header_fields(data: bytes) -> tuple[int, int, int, int, int]:

@@ -2,7 +2,8 @@
 
 The per-packet path is written for speed (a Raspberry Pi Zero 2 runs it 50 times a second each
 way): AES-CM keystream is one AES-ECB call over all counter blocks of a packet (§4.1.1: block j
-is IV + j, and the IV's low 16 bits are zero, so the blocks are the IV repeated OR'ed with j),
+is IV + j, and the IV's low 16 bits are zero, so the blocks are the IV's top 14 bytes joined
+with the 2-byte counters),
 the payload is XOR'ed as one big integer, and HMAC-SHA1 starts from a copy of a pre-keyed object.
 """
 
@@ -42,25 +43,21 @@ class SrtpError(ParseError):
 
 
 class _Layout:
-    """For one payload length: multipliers that turn a 128-bit IV into its counter blocks.
+    """For one payload length: the pieces that turn an IV into its counter blocks.
 
-    `iv * repeat | counters` is the IV repeated once per block with j OR'ed into block j;
-    `shift` drops the keystream bytes past the payload.
+    `prefix.join(counters)`, with `prefix` the IV's top 14 bytes, is the IV repeated once per
+    block, block j carrying j in its low 16 bits (the tuple starts with b"" so the prefix comes
+    first); `shift` drops the keystream bits past the payload.
     """
 
-    __slots__ = ("counters", "repeat", "shift", "size")
+    __slots__ = ("counters", "shift")
 
     def __init__(self, length: int) -> None:
         blocks = (length + 15) >> 4
-        self.size = blocks << 4
-        self.shift = (self.size - length) << 3
-        self.repeat = int.from_bytes(_ONE_BLOCK * blocks, "big")
-        self.counters = int.from_bytes(
-            b"".join(j.to_bytes(16, "big") for j in range(blocks)), "big"
-        )
+        self.shift = ((blocks << 4) - length) << 3
+        self.counters = (b"", *(j.to_bytes(2, "big") for j in range(blocks)))
 
 
-_ONE_BLOCK = bytes(15) + b"\x01"
 _CACHED_LENGTH = 2048
 """Layouts are kept for payloads up to 2 KiB, which covers every audio packet."""
 _LAYOUTS: dict[int, _Layout] = {}
@@ -76,13 +73,13 @@ def _layout(length: int) -> _Layout:
 class _Crypto:
     """Session keys of one kind (SRTP or SRTCP), ready for per-packet use."""
 
-    __slots__ = ("ecb_update", "mac", "salt_iv", "tag_len")
+    __slots__ = ("ecb_update", "mac", "salt", "tag_len")
 
     def __init__(self, keys: SessionKeys, tag_len: int) -> None:
         ecb = Cipher(algorithms.AES(keys.encryption), modes.ECB()).encryptor()  # noqa: S305
         self.ecb_update = ecb.update
         self.mac = chmac.HMAC(keys.auth, hashes.SHA1())  # noqa: S303
-        self.salt_iv = int.from_bytes(keys.salt, "big") << 16
+        self.salt = int.from_bytes(keys.salt, "big")
         self.tag_len = tag_len
 
     def xor(self, iv: int, data: bytes) -> bytes:
@@ -91,7 +88,7 @@ class _Crypto:
         if not n:
             return b""
         lay = _LAYOUTS.get(n) or _layout(n)
-        stream = self.ecb_update((iv * lay.repeat | lay.counters).to_bytes(lay.size, "big"))
+        stream = self.ecb_update((iv >> 16).to_bytes(14, "big").join(lay.counters))
         return (
             int.from_bytes(data, "big") ^ (int.from_bytes(stream, "big") >> lay.shift)
         ).to_bytes(n, "big")
@@ -103,10 +100,11 @@ class _Stream:
     Bit k of `seen` set means index `highest - k` was received (and authenticated).
     """
 
-    __slots__ = ("highest", "iv_base", "seen")
+    __slots__ = ("highest", "iv_prefix", "seen")
 
-    def __init__(self, ssrc: int, salt_iv: int, highest: int) -> None:
-        self.iv_base = salt_iv ^ (ssrc << 64)
+    def __init__(self, ssrc: int, salt: int, highest: int) -> None:
+        self.iv_prefix = salt ^ (ssrc << 48)
+        """The IV (§4.1.1) shifted right by 16 bits, before the packet index is XOR'ed in."""
         self.highest = highest
         self.seen = 0
 
@@ -195,7 +193,7 @@ class SrtpContext:
         crypto = self._rtp
         stream = self._rtp_streams.get(ssrc)
         if stream is None:
-            stream = self._rtp_streams[ssrc] = _Stream(ssrc, crypto.salt_iv, seq)
+            stream = self._rtp_streams[ssrc] = _Stream(ssrc, crypto.salt, seq)
         highest = stream.highest
         index = (highest & ~0xFFFF) | seq
         delta = index - highest
@@ -210,13 +208,15 @@ class SrtpContext:
         size = n - hlen
         if size:
             lay = _LAYOUTS.get(size) or _layout(size)
-            iv = stream.iv_base ^ (index << 16)
-            ks = crypto.ecb_update((iv * lay.repeat | lay.counters).to_bytes(lay.size, "big"))
-            m = rtp[:hlen] + (
-                int.from_bytes(rtp[hlen:], "big") ^ (int.from_bytes(ks, "big") >> lay.shift)
-            ).to_bytes(size, "big")
+            prefix = (stream.iv_prefix ^ index).to_bytes(14, "big")
+            ks = crypto.ecb_update(prefix.join(lay.counters))
+            # The keystream is only `size` bytes long, so XOR'ing the whole packet leaves the
+            # header as it is and saves splitting and joining.
+            m = (int.from_bytes(rtp, "big") ^ (int.from_bytes(ks, "big") >> lay.shift)).to_bytes(
+                n, "big"
+            )
         else:
-            m = rtp
+            m = bytes(rtp)
         mac = crypto.mac.copy()
         mac.update(m + (index >> 16).to_bytes(4, "big"))
         return m + mac.finalize()[: crypto.tag_len]
@@ -243,12 +243,13 @@ class SrtpContext:
         delta = index - highest
         if delta <= 0 and (index < 0 or -delta >= self._window or (seen >> -delta) & 1):
             raise SrtpError("replay", f"SRTP packet index {index} replayed or too old")
+        m = srtp[:end]
         mac = crypto.mac.copy()
-        mac.update(srtp[:end] + (index >> 16).to_bytes(4, "big"))
+        mac.update(m + (index >> 16).to_bytes(4, "big"))
         if not hmac.compare_digest(mac.finalize()[: crypto.tag_len], srtp[end:]):
             raise SrtpError("auth", "SRTP authentication failed")
         if stream is None:
-            stream = self._rtp_streams[ssrc] = _Stream(ssrc, crypto.salt_iv, index)
+            stream = self._rtp_streams[ssrc] = _Stream(ssrc, crypto.salt, index)
             stream.seen = 1
         elif delta > 0:
             stream.highest = index
@@ -257,13 +258,12 @@ class SrtpContext:
             stream.seen = seen | (1 << -delta)
         size = end - hlen
         if not size:
-            return srtp[:end]
+            return m if type(m) is bytes else bytes(m)
         lay = _LAYOUTS.get(size) or _layout(size)
-        iv = stream.iv_base ^ (index << 16)
-        ks = crypto.ecb_update((iv * lay.repeat | lay.counters).to_bytes(lay.size, "big"))
-        return srtp[:hlen] + (
-            int.from_bytes(srtp[hlen:end], "big") ^ (int.from_bytes(ks, "big") >> lay.shift)
-        ).to_bytes(size, "big")
+        ks = crypto.ecb_update((stream.iv_prefix ^ index).to_bytes(14, "big").join(lay.counters))
+        return (int.from_bytes(m, "big") ^ (int.from_bytes(ks, "big") >> lay.shift)).to_bytes(
+            end, "big"
+        )
 
     # -- SRTCP (§3.4) -----------------------------------------------------------------------
 
@@ -280,14 +280,14 @@ class SrtpContext:
         crypto = self._rtcp
         stream = self._rtcp_streams.get(ssrc)
         if stream is None:
-            stream = self._rtcp_streams[ssrc] = _Stream(ssrc, crypto.salt_iv, 0)
+            stream = self._rtcp_streams[ssrc] = _Stream(ssrc, crypto.salt, 0)
         index = stream.highest + 1
         if index > MAX_SRTCP_INDEX:
             raise SrtpError("exhausted", "SRTCP index exhausted: the master key must change")
         stream.highest = index
         m = (
             rtcp[:RTCP_HEADER_LEN]
-            + crypto.xor(stream.iv_base ^ (index << 16), rtcp[RTCP_HEADER_LEN:])
+            + crypto.xor((stream.iv_prefix ^ index) << 16, rtcp[RTCP_HEADER_LEN:])
             + (_E_FLAG | index).to_bytes(4, "big")
         )
         mac = crypto.mac.copy()
@@ -319,7 +319,7 @@ class SrtpContext:
         if not hmac.compare_digest(mac.finalize()[:tag_len], srtcp[end:]):
             raise SrtpError("auth", "SRTCP authentication failed")
         if stream is None:
-            stream = self._rtcp_streams[ssrc] = _Stream(ssrc, crypto.salt_iv, index)
+            stream = self._rtcp_streams[ssrc] = _Stream(ssrc, crypto.salt, index)
             stream.seen = 1
         elif delta > 0:
             stream.highest = index
@@ -328,5 +328,5 @@ class SrtpContext:
             stream.seen = seen | (1 << -delta)
         body = srtcp[RTCP_HEADER_LEN:body_end]
         if e_index & _E_FLAG:
-            body = crypto.xor(stream.iv_base ^ (index << 16), body)
+            body = crypto.xor((stream.iv_prefix ^ index) << 16, body)
         return srtcp[:RTCP_HEADER_LEN] + body
