@@ -47,14 +47,14 @@ from pidphone.app.engine import (
     RegistrationEvent,
 )
 from pidphone.app.media import MediaConfig
+from pidphone.audio.analysis import dominant_frequencies
 from pidphone.config import Config
-from pidphone.demo import heard_frequencies
 from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import local_address_towards, open_udp
 from pidphone.drivers.zid_cache import FileZidCache
 from pidphone.errors import ConfigError, ProtocolError
-from pidphone.ports import AudioDevices
+from pidphone.ports import FRAME_BYTES, AudioDevices
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache, ZidCache
 from pidphone.zrtp.config import ZrtpConfig
@@ -203,6 +203,12 @@ def audio_devices(config: Config) -> AudioDevices:
     from pidphone.drivers.alsa_audio import AlsaAudio
 
     return AlsaAudio(config.audio)
+
+
+def heard_frequencies(frames: list[bytes], count: int = 2) -> list[float]:
+    """The strongest tones in what was played, rounded to the hertz."""
+    pcm = b"".join(f for f in frames if len(f) == FRAME_BYTES)
+    return [round(f) for f in dominant_frequencies(pcm, count=count)] if pcm else []
 
 
 # --------------------------------------------------------------------------- one run

@@ -26,8 +26,6 @@ from pidphone.app.call import CallFinished, CallInsecure, CallSecure
 from pidphone.app.engine import CallIncoming, CallPlaced, Engine, EngineEvent, RegistrationEvent
 from pidphone.app.phone_events import PhoneSettings
 from pidphone.config import Config
-from pidphone.drivers.sim_display import SimDisplay
-from pidphone.drivers.sim_keypad import ScriptKeypad, TerminalKeypad
 from pidphone.drivers.systemd_notify import notifier_from_environment
 from pidphone.drivers.udp import local_address_towards, open_udp
 from pidphone.errors import ConfigError
@@ -152,6 +150,8 @@ def build_engine(config: Config) -> Engine:
 
 def _display(config: Config) -> Display | None:
     if config.hardware == "simulated":
+        from pidphone.drivers.sim_display import SimDisplay
+
         png_dir = Path(config.sim.screens_dir) if config.sim.screens_dir else None
         return SimDisplay(png_dir=png_dir) if config.display.driver != "none" else None
     d = config.display
@@ -177,6 +177,8 @@ def _display(config: Config) -> Display | None:
 
 def _keypad(config: Config) -> Keypad | None:
     if config.hardware == "simulated":
+        from pidphone.drivers.sim_keypad import ScriptKeypad, TerminalKeypad
+
         if config.sim.keys_script:
             return ScriptKeypad.from_file(Path(config.sim.keys_script))
         return TerminalKeypad() if sys.stdin.isatty() else None

@@ -28,14 +28,14 @@ from pidphone.app import phone_events as pe
 from pidphone.app.call import Call, CallFinished, CallSecure, CallSettings
 from pidphone.app.engine import CallIncoming, Engine, EngineEvent, EngineSettings
 from pidphone.app.media import MediaConfig
-from pidphone.audio.analysis import dominant_frequencies
+from pidphone.callcmd import heard_frequencies
 from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.draw import draw_screen
 from pidphone.drivers.sim_audio import SimAudioDevices, SimPlayback
 from pidphone.drivers.sim_display import PNG_SCALE, screen_text
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import open_udp
-from pidphone.ports import FRAME_BYTES, KeyEvent, Screen
+from pidphone.ports import KeyEvent, Screen
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache
 
@@ -270,12 +270,6 @@ def _only_call(phone: _Phone) -> Call:
     if len(calls) != 1:
         raise DemoFailedError(f"{phone.name} has {len(calls)} calls, expected one")
     return calls[0]
-
-
-def heard_frequencies(frames: list[bytes], count: int = 2) -> list[float]:
-    """The strongest tones in what was played, rounded to the hertz."""
-    pcm = b"".join(f for f in frames if len(f) == FRAME_BYTES)
-    return [round(f) for f in dominant_frequencies(pcm, count=count)] if pcm else []
 
 
 def _tone_ok(heard: list[float], expected: float) -> bool:
