@@ -4,16 +4,25 @@ directions, with each side's default ZRTP preferences (issue 5's acceptance test
 ZRTP completes with the same SAS on both sides (linphonec's from its debug log, pidphone's
 from `--json`); a tone goes each way through SRTP (pidphone reports the frequencies it
 received; linphonec records what it hears to a WAV, analysed here); the call ends with a BYE
-from either side. One Kamailio in a private network namespace for the module.
+from either side. On the wire (tshark on `lo`), pidphone's media is SRTP from the start: no RTP
+before the ZRTP Confirm messages, every packet carries the negotiated tag, and the tone that
+linphonec hears is nowhere in the payloads. One Kamailio in a private network namespace for
+the module.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from pidphone.audio.analysis import goertzel_power, rms
+from pidphone.audio.g711 import ulaw_decode
+from pidphone.rtp.classify import PacketKind
+from tests.conftest import need_program
+from tests.peers.capture import Capture
 from tests.peers.interop import (
     Rig,
     has_tone,
@@ -32,6 +41,7 @@ LINPHONE_TONE = 700.0
 @pytest.fixture(scope="module")
 def module_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     need_interop()
+    need_program("tshark", "tshark")
     with interop_rig(tmp_path_factory.mktemp("interop-calls")) as rig:
         yield rig
 
@@ -42,12 +52,13 @@ def rig(module_rig: Rig) -> Iterator[Rig]:
     module_rig.close()
 
 
-def test_pidphone_calls_linphonec_and_hangs_up(rig: Rig) -> None:
+def test_pidphone_calls_linphonec_and_hangs_up(rig: Rig, tmp_path: Path) -> None:
     linphone = rig.linphone("linphone", tone=LINPHONE_TONE, auto_answer=True)
     config = rig.config("alice", tone=PIDPHONE_TONE)
-    run = rig.call(config, linphone.uri, duration=3)
-    report = run.result(timeout=60)
-    linphone.wait_call_state("End", timeout=15)  # our BYE reached it through Kamailio
+    with Capture(tmp_path / "call.pcapng") as capture:
+        run = rig.call(config, linphone.uri, duration=3)
+        report = run.result(timeout=60)
+        linphone.wait_call_state("End", timeout=15)  # our BYE reached it through Kamailio
 
     assert run.returncode == 0, run.describe()
     assert report["state"] == "secure", run.describe()
@@ -68,6 +79,23 @@ def test_pidphone_calls_linphonec_and_hangs_up(rig: Rig) -> None:
     assert report["packets_received"] > 50 and report["packets_sent"] > 50
     assert "End" in linphone.call_states()
     assert any("proto=tls" in line for line in rig.kamailio.requests("BYE"))
+
+    # on the wire: what pidphone sent to linphonec's media port
+    sent = [
+        d
+        for d in capture.datagrams()
+        if d.dst_port == linphone.rtp_port and d.src_port != linphone.rtp_port
+    ]
+    confirms = [d.time for d in sent if d.kind is PacketKind.ZRTP and b"Confirm" in d.payload]
+    rtp = [d for d in sent if d.kind is PacketKind.RTP]
+    assert confirms and len(rtp) > 50
+    assert min(d.time for d in rtp) > min(confirms)  # no media before the keys
+    tag = {"HS80": 10, "HS32": 4}[report["auth_tag"]]
+    assert {len(d.payload) for d in rtp} == {12 + 160 + tag}  # PCMU 20 ms + SRTP tag
+    assert all(d.rtp_payload_type == 0 for d in rtp)
+    # decoded as if clear, the payloads are noise: a tone would hold about all of the power
+    on_the_wire = ulaw_decode(b"".join(d.payload[12:172] for d in rtp))
+    assert goertzel_power(on_the_wire, PIDPHONE_TONE) < 0.01 * rms(on_the_wire) ** 2
 
 
 def test_linphonec_calls_pidphone_and_hangs_up(rig: Rig) -> None:
