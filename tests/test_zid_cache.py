@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from pidphone.zrtp import CacheEntry, MemoryZidCache, ZidCache
 
 PEER_A = bytes(range(12))
 PEER_B = bytes(range(12, 24))
+PEER_C = bytes(range(24, 36))
 
 
 class Clock:
@@ -219,3 +223,77 @@ def test_a_failed_write_during_a_call_is_logged_not_raised(
     with pytest.raises(OSError):
         monkeypatch.setattr("pidphone.drivers.zid_cache.os.fsync", disk_full)
         cache.set_name(PEER_A, "Bob")
+
+
+# ---- two processes on one file: the daemon and `pidphone zid ...` ----------------------
+
+
+def test_a_command_while_the_daemon_runs_survives_the_daemons_next_store(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    daemon = FileZidCache(path)
+    daemon.store(PEER_A, CacheEntry(rs1=b"\x01" * 32))
+    daemon.store(PEER_B, CacheEntry(rs1=b"\x03" * 32))
+    command = FileZidCache(path)
+    command.set_verified(PEER_A, True)
+    command.set_name(PEER_A, "Bob")
+    command.forget(PEER_B)
+    daemon.store(PEER_C, CacheEntry(rs1=b"\x04" * 32))
+    on_disk = FileZidCache(path).entries()
+    assert set(on_disk) == {PEER_A, PEER_C}
+    assert on_disk[PEER_A].verified and on_disk[PEER_A].name == "Bob"
+    assert on_disk[PEER_A].rs1 == b"\x01" * 32
+
+
+def test_the_daemon_sees_a_command_on_its_next_load(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    daemon = filled(path)
+    FileZidCache(path).set_verified(PEER_B, True)
+    FileZidCache(path).forget(PEER_A)
+    entry = daemon.load(PEER_B)
+    assert entry is not None and entry.verified
+    assert daemon.load(PEER_A) is None
+    assert set(daemon.entries()) == {PEER_B}
+
+
+def test_a_command_on_a_peer_another_process_forgot_is_a_key_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    first = filled(path)
+    FileZidCache(path).forget(PEER_A)
+    with pytest.raises(KeyError):
+        first.set_verified(PEER_A, True)
+    assert FileZidCache(path).load(PEER_A) is None
+
+
+def test_concurrent_writers_lose_no_entry(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    FileZidCache(path)
+    caches = [FileZidCache(path), FileZidCache(path)]
+
+    def write(index: int) -> None:
+        for n in range(25):
+            peer = bytes([index, n]) + bytes(10)
+            caches[index].store(peer, CacheEntry(rs1=bytes([n]) * 32))
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(FileZidCache(path).entries()) == 50
+
+
+def test_changes_wait_for_the_lock_beside_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    cache = filled(path)
+    lock = os.open(tmp_path / "c.json.lock", os.O_RDWR)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    writer = threading.Thread(target=cache.set_name, args=(PEER_B, "Carol"))
+    writer.start()
+    writer.join(0.2)
+    blocked = writer.is_alive()
+    on_disk = json.loads(path.read_bytes())["peers"][PEER_B.hex()]["name"]
+    os.close(lock)
+    writer.join()
+    assert blocked and on_disk == ""
+    entry = FileZidCache(path).load(PEER_B)
+    assert entry is not None and entry.name == "Carol"

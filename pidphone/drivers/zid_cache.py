@@ -6,21 +6,28 @@ directory (mode 0600), fsync, `os.replace`, fsync of the directory; a power cut 
 the old or the new file, never a torn one. A file that does not parse is never trusted: it is
 logged, moved aside as `<name>.corrupt-<UTC time>` (kept for inspection, `recovered_from`) and
 a fresh cache starts, with a new ZID.
+
+The daemon and `pidphone zid verify/forget/name` may hold the same file open at once, so no
+process trusts its memory for long: every change takes an advisory lock (`flock` on
+`<name>.lock` beside the file), re-reads the file, changes only its one entry and writes; a
+read (`load`, `entries`) re-reads the file whenever it was replaced since we last saw it. A
+command run during a call is therefore neither lost at the daemon's next store nor unseen by
+its next call.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
 import os
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from pidphone.zrtp.cache import ZID_BYTES, CacheEntry
 
@@ -45,19 +52,23 @@ class FileZidCache:
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time):
         self.path = Path(path)
         self.recovered_from: Path | None = None
-        """Where a corrupt cache file was moved aside when this object opened it, else None."""
+        """Where a corrupt cache file was moved aside by this object, else None."""
         self.write_error: OSError | None = None
         """Why the last `store` could not reach the disk, else None."""
         self._clock = clock
+        self._seen: tuple[int, int, int] | None = None
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._remove_stale_temporaries()
-        self._zid, self._entries = self._open()
+        self._lock_path = self.path.with_name(f"{self.path.name}.lock")
+        with self._locked():
+            self._remove_stale_temporaries()
+            self._zid, self._entries = self._open()
 
     @property
     def our_zid(self) -> bytes:
         return self._zid
 
     def load(self, peer_zid: bytes) -> CacheEntry | None:
+        self._refresh()
         entry = self._entries.get(peer_zid)
         if entry is not None and entry.expires_at is not None and entry.expires_at <= self._clock():
             return None
@@ -69,10 +80,11 @@ class FileZidCache:
         The ZRTP session calls this in the middle of a call: the entry stays in memory for
         this process and `write_error` says what went wrong, so the call itself goes on.
         """
-        self._entries[peer_zid] = dataclasses.replace(entry, last_used=self._clock())
+        stamped = dataclasses.replace(entry, last_used=self._clock())
         try:
-            self._write()
+            self._change(peer_zid, lambda _: stamped, must_exist=False)
         except OSError as exc:
+            self._entries[peer_zid] = stamped
             self.write_error = exc
             log.error("cannot write ZID cache %s: %s", self.path, exc)
         else:
@@ -80,56 +92,110 @@ class FileZidCache:
 
     def entries(self) -> dict[bytes, CacheEntry]:
         """Every peer, expired ones included."""
+        self._refresh()
         return dict(self._entries)
 
     def set_verified(self, peer_zid: bytes, verified: bool) -> None:
-        self._edit(peer_zid, verified=verified)
+        """Set or clear V for a known peer; KeyError if the file has no such peer."""
+        self._change(peer_zid, lambda old: dataclasses.replace(old, verified=verified))
 
     def set_name(self, peer_zid: bytes, name: str) -> None:
-        self._edit(peer_zid, name=name)
+        """Name a known peer; KeyError if the file has no such peer."""
+        self._change(peer_zid, lambda old: dataclasses.replace(old, name=name))
 
     def forget(self, peer_zid: bytes) -> None:
         """Erase a peer and its secrets; the next call with it starts as with a stranger."""
-        self._entry(peer_zid)
-        del self._entries[peer_zid]
-        self._write()
+        self._change(peer_zid, lambda _: None, must_exist=True)
 
     # ---- internals ---------------------------------------------------------------------
 
-    def _entry(self, peer_zid: bytes) -> CacheEntry:
-        try:
-            return self._entries[peer_zid]
-        except KeyError:
-            raise KeyError(f"no peer with ZID {peer_zid.hex()} in {self.path}") from None
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive advisory lock shared with every other FileZidCache on this path.
 
-    def _edit(self, peer_zid: bytes, **changes: Any) -> None:
-        self._entries[peer_zid] = dataclasses.replace(self._entry(peer_zid), **changes)
-        self._write()
+        The lock file is never removed: unlinking it would let two processes lock two
+        different files of the same name.
+        """
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _change(
+        self,
+        peer_zid: bytes,
+        change: Callable[[CacheEntry], CacheEntry | None],
+        *,
+        must_exist: bool = True,
+    ) -> None:
+        """Under the lock: re-read the file, replace (or drop, on None) one entry, write.
+
+        A peer missing from the file raises KeyError when `must_exist`; otherwise `change`
+        sees an empty entry.
+        """
+        with self._locked():
+            self._refresh()
+            entries = dict(self._entries)
+            old = entries.get(peer_zid)
+            if old is None and must_exist:
+                raise KeyError(f"no peer with ZID {peer_zid.hex()} in {self.path}")
+            new = change(old or CacheEntry())
+            if new is None:
+                entries.pop(peer_zid, None)
+            else:
+                entries[peer_zid] = new
+            self._write(self._zid, entries)
+            self._entries = entries
+
+    def _refresh(self) -> None:
+        """Re-read the file if another process replaced it since we last read or wrote it."""
+        try:
+            seen = _identity(self.path)
+        except FileNotFoundError:
+            return  # removed under us: memory stands, and the next change writes it back
+        if seen == self._seen:
+            return
+        try:
+            zid, entries = _decode(self.path.read_bytes())
+        except FileNotFoundError:
+            return
+        except _CorruptCacheError as exc:
+            self._move_aside(exc)
+            return
+        self._seen = seen
+        self._zid, self._entries = zid, entries
 
     def _open(self) -> tuple[bytes, dict[bytes, CacheEntry]]:
         try:
+            seen = _identity(self.path)
             text = self.path.read_bytes()
         except FileNotFoundError:
             return self._fresh()
         try:
-            return _decode(text)
+            decoded = _decode(text)
         except _CorruptCacheError as exc:
-            aside = self._aside_name()
-            os.replace(self.path, aside)
-            self.recovered_from = aside
-            log.warning(
-                "ZID cache %s is corrupt (%s): moved to %s, starting a new cache",
-                self.path,
-                exc,
-                aside,
-            )
+            self._move_aside(exc)
             return self._fresh()
+        self._seen = seen
+        return decoded
+
+    def _move_aside(self, exc: _CorruptCacheError) -> None:
+        aside = self._aside_name()
+        os.replace(self.path, aside)
+        self.recovered_from = aside
+        log.warning(
+            "ZID cache %s is corrupt (%s): moved to %s, starting a new cache",
+            self.path,
+            exc,
+            aside,
+        )
 
     def _fresh(self) -> tuple[bytes, dict[bytes, CacheEntry]]:
-        self._zid = secrets.token_bytes(ZID_BYTES)
-        self._entries = {}
-        self._write()
-        return self._zid, self._entries
+        zid = secrets.token_bytes(ZID_BYTES)
+        self._write(zid, {})
+        return zid, {}
 
     def _aside_name(self) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock()))
@@ -148,8 +214,8 @@ class FileZidCache:
             with contextlib.suppress(OSError):
                 stale.unlink()
 
-    def _write(self) -> None:
-        data = _encode(self._zid, self._entries)
+    def _write(self, zid: bytes, entries: dict[bytes, CacheEntry]) -> None:
+        data = _encode(zid, entries)
         fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=self._temp_prefix(), suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -162,11 +228,18 @@ class FileZidCache:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
+        self._seen = _identity(self.path)
         directory = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    """What changes when the file is replaced: inode, size and modification time."""
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _encode(zid: bytes, entries: dict[bytes, CacheEntry]) -> bytes:
