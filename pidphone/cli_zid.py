@@ -72,21 +72,30 @@ def list_peers(cache: AdminZidCache, out: TextIO) -> int:
 
 def verify(cache: AdminZidCache, peer: str, out: TextIO) -> int:
     zid = find_peer(cache.entries(), peer)
-    cache.set_verified(zid, True)
+    try:
+        cache.set_verified(zid, True)
+    except KeyError:  # another process forgot it since we listed the peers
+        raise PeerNotFoundError(f"peer {zid.hex()} was just removed from the ZID cache") from None
     out.write(f"{zid.hex()}: SAS marked as verified\n")
     return EXIT_OK
 
 
 def forget(cache: AdminZidCache, peer: str, out: TextIO) -> int:
     zid = find_peer(cache.entries(), peer)
-    cache.forget(zid)
+    try:
+        cache.forget(zid)
+    except KeyError:  # another process forgot it since we listed the peers
+        raise PeerNotFoundError(f"peer {zid.hex()} was just removed from the ZID cache") from None
     out.write(f"{zid.hex()}: forgotten; compare the SAS on the next call\n")
     return EXIT_OK
 
 
 def rename(cache: AdminZidCache, peer: str, name: str, out: TextIO) -> int:
     zid = find_peer(cache.entries(), peer)
-    cache.set_name(zid, name)
+    try:
+        cache.set_name(zid, name)
+    except KeyError:  # another process forgot it since we listed the peers
+        raise PeerNotFoundError(f"peer {zid.hex()} was just removed from the ZID cache") from None
     out.write(f'{zid.hex()}: named "{name}"\n')
     return EXIT_OK
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -120,6 +120,30 @@ def test_verify_forget_and_name_change_the_cache() -> None:
         'b0b1c2d3e4f5a6b7c8d9eaf0: named "bob\'s office"',
         "ca201ca201ca201ca201ca20: forgotten; compare the SAS on the next call",
     ]
+
+
+class VanishingCache(FakeCache):
+    """Another process forgets every peer between our listing and our change."""
+
+    def entries(self) -> Mapping[bytes, CacheEntry]:
+        listed = super().entries()
+        self._entries = {}
+        return listed
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda cache, out: cli_zid.verify(cache, "bob", out),
+        lambda cache, out: cli_zid.forget(cache, "bob", out),
+        lambda cache, out: cli_zid.rename(cache, "bob", "Bob", out),
+    ],
+)
+def test_a_peer_removed_meanwhile_is_a_clean_failure(
+    command: Callable[[FakeCache, io.StringIO], int],
+) -> None:
+    with pytest.raises(cli_zid.PeerNotFoundError, match="just removed"):
+        command(VanishingCache(), io.StringIO())
 
 
 def test_empty_cache_lists_no_peers() -> None:
