@@ -19,12 +19,14 @@ from pidphone.errors import LocalProtocolError
 from pidphone.zrtp import (
     CacheMismatch,
     Commit,
+    DHPart1,
     DHPart2,
     Error,
     ErrorAck,
     GoClear,
     GoClearRefused,
     Hello,
+    HelloAck,
     MemoryZidCache,
     PeerHelloReceived,
     Ping,
@@ -41,6 +43,7 @@ from pidphone.zrtp import (
     parse_packet,
 )
 from pidphone.zrtp.kdf import implicit_mac
+from pidphone.zrtp.keyagreement import MODP_3072
 
 Channel = Callable[[list[bytes]], list[bytes]]
 
@@ -676,7 +679,10 @@ class FakePeer:
         return bytes(ZrtpPacket(self.sequence, 0xFEED, sealed))
 
     def hello(self) -> bytes:
-        hello = Hello("1.10", b"fake".ljust(16), self.h3, self.zid, key_agreements=("X255",))
+        return self.hello_for("X255")
+
+    def hello_for(self, key_agreement: str) -> bytes:
+        hello = Hello("1.10", b"fake".ljust(16), self.h3, self.zid, key_agreements=(key_agreement,))
         return self.packet(hello, self.h2)
 
     def commit(self, **algorithms: str) -> bytes:
@@ -738,6 +744,30 @@ def test_dhpart2_with_wrong_hvi_is_error_0x62() -> None:
     )
     a.session.receive_packet(bytes(ZrtpPacket(9, 0xFEED, part)), 0.1)
     assert a.failed is not None and a.failed.code == 0x62
+
+
+@pytest.mark.parametrize("pv", [0, 1, MODP_3072 - 1, MODP_3072])
+def test_dhpart1_with_a_weak_dh3k_public_value_is_error_0x61(pv: int) -> None:
+    """§4.4.1: pvr of 0, 1 or p-1 (or not below p) fails the exchange with Error 0x61."""
+    a, peer = side(ZrtpConfig(key_agreements=("DH3k",))), FakePeer()
+    a.session.start(0.0)
+    a.session.receive_packet(peer.hello_for("DH3k"), 0.0)
+    a.session.receive_packet(bytes(ZrtpPacket(50, 0xFEED, HelloAck())), 0.0)
+    sent = [parse_packet(p).message for p in a.session.packets_to_send()]
+    commit = sent[-1]
+    assert isinstance(commit, Commit) and commit.key_agreement == "DH3k"
+    part = DHPart1(
+        h1=peer.h1,
+        rs1_id=b"1" * 8,
+        rs2_id=b"2" * 8,
+        auxsecret_id=b"3" * 8,
+        pbxsecret_id=b"4" * 8,
+        pv=pv.to_bytes(384, "big"),
+    )
+    a.session.receive_packet(bytes(ZrtpPacket(51, 0xFEED, part)), 0.1)
+    assert parse_packet(a.session.packets_to_send()[-1]).message == Error(0x61)
+    assert a.failed is not None and a.failed.code == 0x61 and a.failed.local
+    assert a.secured is None
 
 
 def test_multistream_second_stream() -> None:
