@@ -4,10 +4,10 @@ directions, with each side's default ZRTP preferences (issue 5's acceptance test
 ZRTP completes with the same SAS on both sides (linphonec's from its debug log, pidphone's
 from `--json`); a tone goes each way through SRTP (pidphone reports the frequencies it
 received; linphonec records what it hears to a WAV, analysed here); the call ends with a BYE
-from either side. On the wire (tshark on `lo`), pidphone's media is SRTP from the start: no RTP
-before the ZRTP Confirm messages, every packet carries the negotiated tag, and the tone that
-linphonec hears is nowhere in the payloads. One Kamailio in a private network namespace for
-the module.
+from either side; a hold and resume keep the ZRTP session. On the wire (tshark on `lo`),
+pidphone's media is SRTP from the start: no RTP before the ZRTP Confirm messages, every
+packet carries the negotiated tag, and the tone that linphonec hears is nowhere in the
+payloads. One Kamailio in a private network namespace for the module.
 """
 
 from __future__ import annotations
@@ -118,3 +118,28 @@ def test_linphonec_calls_pidphone_and_hangs_up(rig: Rig) -> None:
     linphone.wait_call_state("End", timeout=10)
     heard = wav_frequencies(linphone.recording(1))
     assert has_tone(heard, PIDPHONE_TONE), heard
+
+
+def test_hold_and_resume_keep_the_zrtp_session(rig: Rig) -> None:
+    config = rig.config("bob", tone=PIDPHONE_TONE)
+    run = rig.answer(config, duration=30)
+    linphone = rig.linphone("linphone", tone=LINPHONE_TONE)
+    linphone.call("sip:bob@127.0.0.1")
+    secrets = linphone.wait_zrtp(timeout=30)
+    time.sleep(1)
+    linphone.pause()  # re-INVITE, sendonly
+    linphone.wait_call_state("Paused", timeout=10)
+    time.sleep(1)
+    linphone.resume()  # re-INVITE, sendrecv: the same stream, so the same SRTP keys
+    linphone.wait_call_state("StreamsRunning", count=2, timeout=10)
+    time.sleep(2.5)
+    linphone.terminate()
+    report = run.result(timeout=30)
+    linphone.wait_call_state("End", timeout=10)
+
+    assert run.returncode == 0, run.describe()
+    assert report["state"] == "secure" and same_sas(report["sas"], secrets.sas)
+    assert len(linphone.zrtp_secrets()) == 1  # no second key agreement for the re-INVITEs
+    assert has_tone(report["received_frequencies"], LINPHONE_TONE), report
+    heard_after_resume = wav_frequencies(linphone.recording(1), last=1.5)
+    assert has_tone(heard_after_resume, PIDPHONE_TONE), heard_after_resume

@@ -283,16 +283,17 @@ def write_tone(path: Path, frequency: float, seconds: float, rate: int = 8000) -
     return path
 
 
-def wav_frequencies(path: Path, skip: float = 0.5) -> list[float]:
+def wav_frequencies(path: Path, skip: float = 0.5, last: float | None = None) -> list[float]:
     """The dominant tones of a linphonec recording, leaving out its first `skip` seconds
-    (the time before ZRTP completed, when nothing was heard)."""
+    (the time before ZRTP completed, when nothing was heard), or only in its `last` seconds."""
     with wave.open(str(path), "rb") as heard:
         rate, channels = heard.getframerate(), heard.getnchannels()
         pcm = heard.readframes(heard.getnframes())
     if channels > 1:
         width = 2 * channels
         pcm = b"".join(pcm[i : i + 2] for i in range(0, len(pcm) - width + 1, width))
-    return dominant_frequencies(pcm[int(skip * rate) * 2 :], rate)
+    start = int(skip * rate) * 2 if last is None else max(0, len(pcm) - int(last * rate) * 2)
+    return dominant_frequencies(pcm[start:], rate)
 
 
 def has_tone(frequencies: Iterable[float], expected: float) -> bool:
