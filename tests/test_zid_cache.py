@@ -297,3 +297,49 @@ def test_changes_wait_for_the_lock_beside_the_file(tmp_path: Path) -> None:
     assert blocked and on_disk == ""
     entry = FileZidCache(path).load(PEER_B)
     assert entry is not None and entry.name == "Carol"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand files to another user")
+def test_root_running_a_command_leaves_the_files_to_the_directorys_owner(tmp_path: Path) -> None:
+    """`sudo pidphone zid verify` must not lock the daemon's user out of its own cache."""
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chown(state, 4321, 4321)
+    path = state / "c.json"
+    filled(path).set_verified(PEER_B, True)
+    for made in (path, state / "c.json.lock"):
+        assert (made.stat().st_uid, made.stat().st_gid) == (4321, 4321), made
+
+
+def test_an_unreadable_file_during_a_call_keeps_memory_and_is_rewritten(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.json"
+    daemon = filled(path)
+    FileZidCache(path).set_name(PEER_B, "Carol")  # replaced: the daemon will re-read it
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    entry = daemon.load(PEER_A)
+    assert entry is not None and entry.name == "Bob"
+    assert "Permission denied" in caplog.text
+    daemon.store(PEER_C, CacheEntry(rs1=b"\x04" * 32))
+    assert daemon.write_error is None
+    monkeypatch.undo()
+    assert set(FileZidCache(path).entries()) == {PEER_A, PEER_B, PEER_C}
+
+
+def test_a_file_corrupted_while_the_daemon_runs_is_moved_aside_and_memory_stands(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.json"
+    daemon = filled(path)
+    path.write_bytes(b"{not json")
+    entry = daemon.load(PEER_A)
+    assert entry is not None and entry.name == "Bob"
+    assert daemon.recovered_from is not None and daemon.recovered_from.read_bytes() == b"{not json"
+    daemon.store(PEER_C, CacheEntry(rs1=b"\x04" * 32))
+    again = FileZidCache(path)
+    assert again.our_zid == daemon.our_zid and set(again.entries()) == {PEER_A, PEER_B, PEER_C}

@@ -118,6 +118,7 @@ class FileZidCache:
         """
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
+            self._give_to_owner(fd)
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
@@ -149,20 +150,45 @@ class FileZidCache:
             self._write(self._zid, entries)
             self._entries = entries
 
+    def _give_to_owner(self, fd: int) -> None:
+        """Root running `pidphone zid ...` leaves its files to the owner of the directory.
+
+        Otherwise `sudo pidphone zid verify` would leave a cache (and lock) file that only
+        root can open, and the daemon's user could no longer read or lock its own cache.
+        """
+        if os.geteuid() != 0:
+            return
+        directory = self.path.parent.stat()
+        if directory.st_uid != 0:
+            os.fchown(fd, directory.st_uid, directory.st_gid)
+
     def _refresh(self) -> None:
-        """Re-read the file if another process replaced it since we last read or wrote it."""
+        """Re-read the file if another process replaced it since we last read or wrote it.
+
+        A file that cannot be read now (permissions) is logged and memory stands: this runs
+        in the middle of a call, and the next change rewrites the file from memory.
+        """
         try:
             seen = _identity(self.path)
         except FileNotFoundError:
             return  # removed under us: memory stands, and the next change writes it back
+        except OSError as exc:
+            log.warning("cannot read ZID cache %s: %s", self.path, exc)
+            return
         if seen == self._seen:
             return
         try:
             zid, entries = _decode(self.path.read_bytes())
         except FileNotFoundError:
             return
+        except OSError as exc:
+            log.warning("cannot read ZID cache %s: %s", self.path, exc)
+            return
         except _CorruptCacheError as exc:
-            self._move_aside(exc)
+            try:
+                self._move_aside(exc)
+            except OSError as error:
+                log.warning("cannot move corrupt ZID cache %s aside: %s", self.path, error)
             return
         self._seen = seen
         self._zid, self._entries = zid, entries
@@ -218,6 +244,7 @@ class FileZidCache:
         data = _encode(zid, entries)
         fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=self._temp_prefix(), suffix=".tmp")
         try:
+            self._give_to_owner(fd)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
