@@ -1,10 +1,11 @@
 """Capture and playback threads: the audio device is the media clock (ARCHITECTURE.md).
 
 The capture thread blocks in `read_frame` for one 20 ms period and hands the frame to the loop
-with `call_soon_threadsafe`; the loop encodes and sends it. The playback thread writes one
-frame per period (the device's blocking write paces it) from a small bounded queue and asks the
-loop to top the queue up, so the media session stays single-threaded and the loop never waits
-on a device. When the queue runs dry the thread plays silence rather than wait.
+with `call_soon_threadsafe`; the loop encodes and sends it, and in the same wake-up tops up the
+small bounded queue the playback thread writes from (one frame per period, paced by the
+device's blocking write). Without a capture device the playback thread asks the loop itself.
+So the media session stays single-threaded and the loop never waits on a device; when the
+queue runs dry the thread plays silence rather than wait.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class AudioPump:
             self._threads.append(
                 threading.Thread(
                     target=self._playback_loop,
-                    args=(self._playback,),
+                    args=(self._playback, self._capture is not None),
                     name="audio-playback",
                     daemon=True,
                 )
@@ -117,6 +118,9 @@ class AudioPump:
         sink = self._sink
         if sink is not None:
             sink(pcm)
+        # Capture and playback run on one device clock: top the earpiece up in the same
+        # wake-up instead of a second one from the playback thread.
+        self._refill()
 
     def _refill(self) -> None:
         while self._queue.qsize() < PLAYBACK_AHEAD:
@@ -145,7 +149,7 @@ class AudioPump:
             if not self._to_loop(self._deliver, pcm):
                 return
 
-    def _playback_loop(self, playback: AudioPlayback) -> None:
+    def _playback_loop(self, playback: AudioPlayback, paced_by_capture: bool) -> None:
         while not self._stop.is_set():
             try:
                 pcm = self._queue.get_nowait()
@@ -158,5 +162,5 @@ class AudioPump:
                 log.exception("audio playback failed; playback stopped")
                 return
             self.frames_played += 1
-            if not self._to_loop(self._refill):
+            if (not paced_by_capture or self._queue.empty()) and not self._to_loop(self._refill):
                 return
