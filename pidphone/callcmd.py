@@ -205,9 +205,13 @@ def audio_devices(config: Config) -> AudioDevices:
     return AlsaAudio(config.audio)
 
 
+HEARD_FRAMES = 250
+"""The last 5 s of what was played are analysed: enough for a tone, cheap on a long call."""
+
+
 def heard_frequencies(frames: list[bytes], count: int = 2) -> list[float]:
-    """The strongest tones in what was played, rounded to the hertz."""
-    pcm = b"".join(f for f in frames if len(f) == FRAME_BYTES)
+    """The strongest tones in the last seconds played, rounded to the hertz."""
+    pcm = b"".join(f for f in frames[-HEARD_FRAMES:] if len(f) == FRAME_BYTES)
     return [round(f) for f in dominant_frequencies(pcm, count=count)] if pcm else []
 
 
