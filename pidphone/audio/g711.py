@@ -1,9 +1,11 @@
 """G.711 mu-law and A-law (ITU-T G.711), bit-exact, on S16_LE mono PCM.
 
-Both directions are table lookups built once at import, so `audioop` (gone in Python 3.13) is
-not needed: decoding is two `bytes.translate` calls (low and high byte of each sample) woven
-into one buffer; encoding unpacks the samples as unsigned 16-bit indices and picks them from a
-65,536-entry table with one `itemgetter` call. A 20 ms frame costs a few microseconds. The
+No per-sample Python step, and no `audioop` (gone in Python 3.13): decoding is two
+`bytes.translate` calls (low and high byte of each sample) woven into one buffer; A-law
+encoding unpacks the samples as unsigned 16-bit indices and picks them from a 65,536-entry
+table with one `itemgetter` call; mu-law encoding, on the send path of every call, works on
+the whole frame as one integer of 16-bit lanes and finishes each lane with 256-byte tables
+(see `ulaw_encode`), a quarter faster again. A 20 ms frame costs a few microseconds. The
 formulas follow the G.191 reference coder, which is what `audioop` implemented.
 """
 
@@ -14,22 +16,6 @@ from collections.abc import Callable
 from operator import itemgetter
 
 _BIAS = 0x84
-
-
-def _ulaw_from_linear(sample: int) -> int:
-    # The reference encoder (G.191) works on 14-bit samples: an arithmetic shift first, so
-    # -1..-4 become -1 and encode one step away from zero.
-    sample >>= 2
-    if sample < 0:
-        sample, mask = -sample, 0x7F
-    else:
-        mask = 0xFF
-    sample = min(sample, 8159) + 0x21
-    exponent = sample.bit_length() - 6  # 0..8 after the bias; 8 is the top code
-    if exponent > 7:
-        return 0x7F ^ mask
-    mantissa = (sample >> (exponent + 1)) & 0x0F
-    return (exponent << 4 | mantissa) ^ mask
 
 
 def _linear_from_ulaw(code: int) -> int:
@@ -80,7 +66,6 @@ def _decode_tables(decode: Callable[[int], int]) -> tuple[bytes, bytes]:
     return bytes(v & 0xFF for v in samples), bytes(v >> 8 for v in samples)
 
 
-_ULAW_ENCODE = _encode_table(_ulaw_from_linear)
 _ALAW_ENCODE = _encode_table(_alaw_from_linear)
 _ULAW_LOW, _ULAW_HIGH = _decode_tables(_linear_from_ulaw)
 _ALAW_LOW, _ALAW_HIGH = _decode_tables(_linear_from_alaw)
@@ -98,16 +83,76 @@ def _encode(pcm: bytes, table: bytes) -> bytes:
     return bytes(itemgetter(*samples)(table))
 
 
-def _decode(codes: bytes, low: bytes, high: bytes) -> bytes:
-    pcm = bytearray(2 * len(codes))
-    pcm[0::2] = codes.translate(low)
-    pcm[1::2] = codes.translate(high)
-    return bytes(pcm)
+# mu-law encoding, lane-parallel. The reference coder (G.191) takes t = sample >> 2 (so -1..-4
+# become -1, one step away from zero), m = min(|t|, 8159) + 33, e = bit length of m - 6 (8
+# means the top code), code = (e << 4 | (m >> (e + 1)) & 15) XOR 0xFF, or XOR 0x7F when
+# negative. With u the sample in one's complement (XOR 0xFFFF when negative: -(s >> 2) is
+# (~s >> 2) + 1) and w = u + 132, plus 4 when negative, m = w >> 2, and for a = w >> 8,
+# b = (w & 0xFF) >> 3 this is e = bit length of a and
+#     code = coarse(a) + fine(min(e, 5), b)  XOR 0xFF or 0x7F
+#     coarse(a) = (e - 1) * 16 + (a << 8 >> (e + 3))   (0 for a = 0, 127 for the clip a = 128)
+#     fine(r, b) = b >> r                               (b - 16 for r = 0: w >= 132 so b >= 16)
+# exactly, as a << 8 is a multiple of 2^(e + 3) for e <= 5 and b >> e is 0 beyond. u and w
+# take a few big-integer operations on all samples at once (16-bit lanes never carry into
+# each other: w < 2^16); a and b are the odd and even bytes of w, and `bytes.translate` maps
+# them through the tables below, class(a) << 5 | b indexing the fine part.
+
+
+def _ulaw_coarse(a: int) -> int:
+    e = a.bit_length()
+    if e > 7:
+        return 0x7F
+    return (e - 1) * 16 + ((a << 8) >> (e + 3)) if a else 0
+
+
+def _ulaw_fine(index: int) -> int:
+    r, b = index >> 5, index & 31
+    if r == 0:
+        return max(b - 16, 0)
+    return b >> r
+
+
+_ULAW_COARSE = bytes(_ulaw_coarse(a) for a in range(256))
+_ULAW_CLASS = bytes(min(a.bit_length(), 5) << 5 for a in range(256))
+_ULAW_STEP = bytes(x >> 3 for x in range(256))
+_ULAW_FINE = bytes(_ulaw_fine(index) for index in range(256))
+_ULAW_SIGN = bytes(0x7F if high >= 0x80 else 0xFF for high in range(256))
+_CACHED_LANES = 4096
+"""Lane constants are kept for inputs up to 4096 samples (half a second at 8 kHz)."""
+_LANES: dict[int, tuple[int, int]] = {}
+
+
+def _lanes(count: int) -> tuple[int, int]:
+    """1 and 132 in each of `count` 16-bit little-endian lanes."""
+    ones = int.from_bytes(b"\x01\x00" * count, "little")
+    lanes = (ones, ones * 132)
+    if count <= _CACHED_LANES:
+        _LANES[count] = lanes
+    return lanes
 
 
 def ulaw_encode(pcm: bytes) -> bytes:
     """Encode S16_LE mono PCM to mu-law, one byte per sample (an odd last byte is ignored)."""
-    return _encode(pcm, _ULAW_ENCODE)
+    if type(pcm) is not bytes:
+        pcm = bytes(pcm)
+    count = len(pcm) >> 1
+    ones, bias = _LANES.get(count) or _lanes(count)
+    size = count << 1
+    samples = int.from_bytes(pcm[:size] if len(pcm) != size else pcm, "little")
+    negative = (samples >> 15) & ones
+    w = ((samples ^ negative * 0xFFFF) + (negative << 2) + bias).to_bytes(size, "little")
+    high = w[1::2]
+    fine = (
+        (
+            int.from_bytes(high.translate(_ULAW_CLASS), "little")
+            | int.from_bytes(w[0::2].translate(_ULAW_STEP), "little")
+        )
+        .to_bytes(count, "little")
+        .translate(_ULAW_FINE)
+    )
+    code = int.from_bytes(high.translate(_ULAW_COARSE), "little") + int.from_bytes(fine, "little")
+    sign = int.from_bytes(pcm[1:size:2].translate(_ULAW_SIGN), "little")
+    return (code ^ sign).to_bytes(count, "little")
 
 
 def alaw_encode(pcm: bytes) -> bytes:
@@ -117,9 +162,19 @@ def alaw_encode(pcm: bytes) -> bytes:
 
 def ulaw_decode(codes: bytes) -> bytes:
     """Decode mu-law to S16_LE mono PCM."""
-    return _decode(bytes(codes), _ULAW_LOW, _ULAW_HIGH)
+    if type(codes) is not bytes:
+        codes = bytes(codes)
+    pcm = bytearray(len(codes) << 1)
+    pcm[0::2] = codes.translate(_ULAW_LOW)
+    pcm[1::2] = codes.translate(_ULAW_HIGH)
+    return bytes(pcm)
 
 
 def alaw_decode(codes: bytes) -> bytes:
     """Decode A-law to S16_LE mono PCM."""
-    return _decode(bytes(codes), _ALAW_LOW, _ALAW_HIGH)
+    if type(codes) is not bytes:
+        codes = bytes(codes)
+    pcm = bytearray(len(codes) << 1)
+    pcm[0::2] = codes.translate(_ALAW_LOW)
+    pcm[1::2] = codes.translate(_ALAW_HIGH)
+    return bytes(pcm)

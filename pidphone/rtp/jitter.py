@@ -44,8 +44,9 @@ The algorithm:
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from math import ceil as _ceil
 from typing import Literal
 
 from pidphone.errors import LocalProtocolError
@@ -74,9 +75,9 @@ class JitterFrame:
 
 
 _new_frame = object.__new__
-_set_kind = JitterFrame.kind.__set__  # type: ignore[attr-defined]
-_set_payload = JitterFrame.payload.__set__  # type: ignore[attr-defined]
-_set_payload_type = JitterFrame.payload_type.__set__  # type: ignore[attr-defined]
+_set_kind: Callable[[JitterFrame, str], None] = vars(JitterFrame)["kind"].__set__
+_set_payload: Callable[[JitterFrame, bytes], None] = vars(JitterFrame)["payload"].__set__
+_set_payload_type: Callable[[JitterFrame, int], None] = vars(JitterFrame)["payload_type"].__set__
 
 
 def _audio_frame(payload: bytes, payload_type: int) -> JitterFrame:
@@ -162,8 +163,8 @@ class JitterBuffer:
             packet.ssrc,
             packet.payload_type,
             packet.payload,
-            arrival,
-            packet.marker,
+            arrival=arrival,
+            marker=packet.marker,
         )
 
     def put_raw(
@@ -173,6 +174,7 @@ class JitterBuffer:
         ssrc: int,
         payload_type: int,
         payload: bytes,
+        *,
         arrival: float,
         marker: bool = False,
     ) -> None:
@@ -219,7 +221,27 @@ class JitterBuffer:
             self._resync(ext_ts)
             index = 0
             anchored = False
-        self._measure(ext_ts, arrival)
+        # the delay variation and the target it asks for (see "Target delay"), inline
+        transit = arrival - ext_ts / self.clock_rate
+        floor = self._transit_floor
+        if floor is None or transit < floor:
+            floor = transit
+        else:
+            floor += _BASE_CREEP
+        self._transit_floor = floor
+        variation = transit - floor
+        peak = self._peak
+        if variation > peak:
+            peak = variation
+        else:
+            peak += (variation - peak) * _PEAK_DECAY
+        self._peak = peak
+        target = 1 + _ceil((peak - _JITTER_TOLERANCE) / self.frame_time)
+        if target < 1:
+            target = 1
+        elif target > self.max_frames:
+            target = self.max_frames
+        self.target = target
         if not anchored and not newer:  # a straggler from a finished talk-spurt
             self.late += 1
             return
@@ -233,8 +255,7 @@ class JitterBuffer:
             self.duplicates += 1
             return
         frames[index] = (payload, payload_type)
-        if index > self._newest:
-            self._newest = index
+        self._newest = max(self._newest, index)
 
     def pop(self) -> JitterFrame:
         """Return the frame to play now; call once per frame time."""
@@ -302,21 +323,3 @@ class JitterBuffer:
         self._transit_floor = None
         self._played = _NO_FRAME
         self._unanchor()
-
-    def _measure(self, ext_ts: int, arrival: float) -> None:
-        transit = arrival - ext_ts / self.clock_rate
-        floor = self._transit_floor
-        if floor is None or transit < floor:
-            floor = transit
-        else:
-            floor += _BASE_CREEP
-        self._transit_floor = floor
-        variation = transit - floor
-        peak = self._peak
-        if variation > peak:
-            peak = variation
-        else:
-            peak += (variation - peak) * _PEAK_DECAY
-        self._peak = peak
-        frames = math.ceil((peak - _JITTER_TOLERANCE) / self.frame_time)
-        self.target = min(self.max_frames, 1 + max(0, frames))

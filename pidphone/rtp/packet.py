@@ -8,7 +8,9 @@ path, which skip building an object when only the header fields and the payload 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pidphone.errors import LocalProtocolError, ParseError
 
@@ -139,15 +141,16 @@ class RtpPacket:
 # A frozen dataclass's __init__ stores each field through object.__setattr__; `parse` runs
 # once per received packet and stores through the slot descriptors directly, a third faster.
 _new_packet = object.__new__
-_set_payload_type = RtpPacket.payload_type.__set__  # type: ignore[attr-defined]
-_set_sequence = RtpPacket.sequence.__set__  # type: ignore[attr-defined]
-_set_timestamp = RtpPacket.timestamp.__set__  # type: ignore[attr-defined]
-_set_ssrc = RtpPacket.ssrc.__set__  # type: ignore[attr-defined]
-_set_payload = RtpPacket.payload.__set__  # type: ignore[attr-defined]
-_set_marker = RtpPacket.marker.__set__  # type: ignore[attr-defined]
-_set_csrc = RtpPacket.csrc.__set__  # type: ignore[attr-defined]
-_set_extension = RtpPacket.extension.__set__  # type: ignore[attr-defined]
-_set_padding = RtpPacket.padding.__set__  # type: ignore[attr-defined]
+_Setter = Callable[[RtpPacket, Any], None]
+_set_payload_type: _Setter = vars(RtpPacket)["payload_type"].__set__
+_set_sequence: _Setter = vars(RtpPacket)["sequence"].__set__
+_set_timestamp: _Setter = vars(RtpPacket)["timestamp"].__set__
+_set_ssrc: _Setter = vars(RtpPacket)["ssrc"].__set__
+_set_payload: _Setter = vars(RtpPacket)["payload"].__set__
+_set_marker: _Setter = vars(RtpPacket)["marker"].__set__
+_set_csrc: _Setter = vars(RtpPacket)["csrc"].__set__
+_set_extension: _Setter = vars(RtpPacket)["extension"].__set__
+_set_padding: _Setter = vars(RtpPacket)["padding"].__set__
 
 
 def rtp_fields(data: bytes) -> tuple[int, bool, int, int, int, bytes]:

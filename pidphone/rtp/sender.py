@@ -10,10 +10,14 @@ sequence space but carry the event's own start timestamp.
 from __future__ import annotations
 
 import secrets
+import struct
 from collections.abc import Callable
 
 from pidphone.errors import LocalProtocolError
 from pidphone.rtp.packet import build_rtp
+
+_pack_header = struct.Struct("!BBHII").pack
+"""The fixed RTP header (RFC 3550 §5.1) of a packet with no CSRC, extension or padding."""
 
 
 class RtpSender:
@@ -44,11 +48,13 @@ class RtpSender:
 
     def packet(self, payload: bytes, *, marker: bool = False) -> bytes:
         """Return the next audio packet and advance by one frame."""
-        data = build_rtp(
-            self.payload_type, self.sequence, self.timestamp, self.ssrc, payload, marker=marker
+        sequence, timestamp = self.sequence, self.timestamp
+        data = (
+            _pack_header(0x80, marker << 7 | self.payload_type, sequence, timestamp, self.ssrc)
+            + payload
         )
-        self.sequence = (self.sequence + 1) & 0xFFFF
-        self.timestamp = (self.timestamp + self.samples_per_packet) & 0xFFFFFFFF
+        self.sequence = (sequence + 1) & 0xFFFF
+        self.timestamp = (timestamp + self.samples_per_packet) & 0xFFFFFFFF
         self.packets_sent += 1
         self.octets_sent += len(payload)
         return data

@@ -26,7 +26,10 @@ SRTCP_INDEX_LEN = 4
 MAX_SRTCP_INDEX = 0x7FFFFFFF
 MIN_REPLAY_WINDOW = 64
 _E_FLAG = 0x80000000
-_SEQ_SSRC = struct.Struct("!H4xI")
+# Bound once, so the per-packet path does no attribute lookups for them.
+_seq_ssrc = struct.Struct("!H4xI").unpack_from
+_from_bytes = int.from_bytes
+_compare_digest = hmac.compare_digest
 
 
 class SrtpError(ParseError):
@@ -189,7 +192,7 @@ class SrtpContext:
         if n < RTP_HEADER_LEN:
             raise SrtpError("short", f"RTP packet of {n} bytes is shorter than its header")
         hlen = _rtp_header_len(rtp, n) if rtp[0] & 0x1F else RTP_HEADER_LEN
-        seq, ssrc = _SEQ_SSRC.unpack_from(rtp, 2)
+        seq, ssrc = _seq_ssrc(rtp, 2)
         crypto = self._rtp
         stream = self._rtp_streams.get(ssrc)
         if stream is None:
@@ -212,9 +215,7 @@ class SrtpContext:
             ks = crypto.ecb_update(prefix.join(lay.counters))
             # The keystream is only `size` bytes long, so XOR'ing the whole packet leaves the
             # header as it is and saves splitting and joining.
-            m = (int.from_bytes(rtp, "big") ^ (int.from_bytes(ks, "big") >> lay.shift)).to_bytes(
-                n, "big"
-            )
+            m = (_from_bytes(rtp, "big") ^ (_from_bytes(ks, "big") >> lay.shift)).to_bytes(n, "big")
         else:
             m = bytes(rtp)
         mac = crypto.mac.copy()
@@ -228,7 +229,7 @@ class SrtpContext:
         if end < RTP_HEADER_LEN:
             raise SrtpError("short", f"SRTP packet of {len(srtp)} bytes is too short")
         hlen = _rtp_header_len(srtp, end) if srtp[0] & 0x1F else RTP_HEADER_LEN
-        seq, ssrc = _SEQ_SSRC.unpack_from(srtp, 2)
+        seq, ssrc = _seq_ssrc(srtp, 2)
         stream = self._rtp_streams.get(ssrc)
         if stream is None:
             highest, seen, index = seq, 0, seq
@@ -246,7 +247,7 @@ class SrtpContext:
         m = srtp[:end]
         mac = crypto.mac.copy()
         mac.update(m + (index >> 16).to_bytes(4, "big"))
-        if not hmac.compare_digest(mac.finalize()[: crypto.tag_len], srtp[end:]):
+        if not _compare_digest(mac.finalize()[: crypto.tag_len], srtp[end:]):
             raise SrtpError("auth", "SRTP authentication failed")
         if stream is None:
             stream = self._rtp_streams[ssrc] = _Stream(ssrc, crypto.salt, index)
@@ -261,9 +262,7 @@ class SrtpContext:
             return m if type(m) is bytes else bytes(m)
         lay = _LAYOUTS.get(size) or _layout(size)
         ks = crypto.ecb_update((stream.iv_prefix ^ index).to_bytes(14, "big").join(lay.counters))
-        return (int.from_bytes(m, "big") ^ (int.from_bytes(ks, "big") >> lay.shift)).to_bytes(
-            end, "big"
-        )
+        return (_from_bytes(m, "big") ^ (_from_bytes(ks, "big") >> lay.shift)).to_bytes(end, "big")
 
     # -- SRTCP (§3.4) -----------------------------------------------------------------------
 
