@@ -3,8 +3,8 @@
 liblinphone does ZRTP opportunistically, even with encryption none: it answers a=zrtp-hash
 with its own, and its idle ZRTP engine starts when a Hello reaches it. So in this module
 Kamailio removes a=zrtp-hash from the SDP it relays and points pidphone at a relay in front of
-linphonec's media port that drops ZRTP packets (tests/peers/interop.py: NoZrtpKamailio,
-ZrtpDropRelay): together, a phone that ignores ZRTP and sends clear RTP.
+linphonec's media port that drops ZRTP packets (tests/peers/nozrtp.py): together, a phone
+that ignores ZRTP and sends clear RTP.
 
 Under the "require" policy pidphone ends the call with the clear reason "Peer does not support
 ZRTP", and not one RTP packet leaves it: a tshark capture on `lo` (the only interface of the
@@ -25,12 +25,12 @@ from tests.conftest import need_program
 from tests.peers.capture import Capture, Datagram
 from tests.peers.interop import (
     Rig,
-    ZrtpDropRelay,
     has_tone,
     interop_rig,
     need_interop,
     wav_frequencies,
 )
+from tests.peers.nozrtp import ZrtpDropRelay
 
 pytestmark = [pytest.mark.kamailio, pytest.mark.linphone, pytest.mark.slow]
 
@@ -48,13 +48,18 @@ def module_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
 
 
 @pytest.fixture
-def rig(module_rig: Rig) -> Iterator[Rig]:
-    relay = ZrtpDropRelay(port=RELAY_PORT, target=LINPHONE_PORT)
+def relay(module_rig: Rig) -> Iterator[ZrtpDropRelay]:
+    dropper = ZrtpDropRelay(port=RELAY_PORT, target=LINPHONE_PORT)
     try:
-        yield module_rig
+        yield dropper
     finally:
-        module_rig.close()
-        relay.close()
+        dropper.close()
+
+
+@pytest.fixture
+def rig(module_rig: Rig, relay: ZrtpDropRelay) -> Iterator[Rig]:
+    yield module_rig
+    module_rig.close()
 
 
 def kinds(datagrams: list[Datagram]) -> dict[PacketKind, int]:
@@ -74,7 +79,9 @@ def split(capture: Capture) -> tuple[list[Datagram], list[Datagram]]:
     )
 
 
-def test_require_policy_ends_the_call_and_sends_no_rtp(rig: Rig, tmp_path: Path) -> None:
+def test_require_policy_ends_the_call_and_sends_no_rtp(
+    rig: Rig, relay: ZrtpDropRelay, tmp_path: Path
+) -> None:
     linphone = rig.linphone("linphone", tone=700, encryption="none", auto_answer=True)
     config = rig.config("alice", tone=1000, policy="require", hello_timeout=3)
     with Capture(tmp_path / "require.pcapng") as capture:
@@ -93,11 +100,14 @@ def test_require_policy_ends_the_call_and_sends_no_rtp(rig: Rig, tmp_path: Path)
     # pidphone offered ZRTP on the media path, and sent nothing else there
     ours = kinds(from_pidphone)
     assert ours.get(PacketKind.ZRTP, 0) > 0, ours
+    assert relay.dropped > 0  # and linphonec never saw them
     assert ours.get(PacketKind.RTP, 0) == 0, ours
     assert ours.get(PacketKind.RTCP, 0) == 0, ours
 
 
-def test_require_policy_when_the_peer_without_zrtp_calls(rig: Rig, tmp_path: Path) -> None:
+def test_require_policy_when_the_peer_without_zrtp_calls(
+    rig: Rig, relay: ZrtpDropRelay, tmp_path: Path
+) -> None:
     config = rig.config("bob", tone=1000, policy="require", hello_timeout=3)
     run = rig.answer(config, duration=30)
     linphone = rig.linphone("linphone", tone=700, encryption="none")
@@ -112,6 +122,7 @@ def test_require_policy_when_the_peer_without_zrtp_calls(rig: Rig, tmp_path: Pat
     assert kinds(from_linphone).get(PacketKind.RTP, 0) > 20
     ours = kinds(from_pidphone)
     assert ours.get(PacketKind.ZRTP, 0) > 0, ours
+    assert relay.dropped > 0  # and linphonec never saw them
     assert ours.get(PacketKind.RTP, 0) == 0, ours
     assert ours.get(PacketKind.RTCP, 0) == 0, ours
 

@@ -1,12 +1,14 @@
 """Helpers for the interop tests and the call benchmark: pidphone against linphonec (bzrtp)
 and against itself, through Kamailio over TLS.
 
-    suite = ZrtpSuite("X255", "AES3", "HS32", "S384", "B256")
-    peer = InteropLinphone(workdir, "linphone", "linphonepw", ca_file=pki.ca_cert,
-                           media_encryption="zrtp", extra_sip=suite.linphone_sip())
-    config = write_config(workdir / "alice.toml", "alice", "alicepw", pki=pki, suite=suite)
-    call = PidphoneRun.call(config, peer.uri, duration=4)      # `pidphone call --json`
-    report = call.result()                                     # the JSON object, as a dict
+    with interop_rig(workdir) as rig:                   # netns + Kamailio, for a module
+        suite = ZrtpSuite("X255", "AES3", "HS32", "S384", "B256")
+        peer = rig.linphone("linphone", tone=700, suite=suite, auto_answer=True)
+        config = rig.config("alice", tone=1000, suite=suite)
+        run = rig.call(config, peer.uri, duration=3)    # `pidphone call --json`
+        report = run.result()                           # its JSON report, as a dict
+        peer.zrtp_secrets()[0].sas, wav_frequencies(peer.recording(1))
+        rig.close()                                     # every phone started, by PID
 
 pidphone runs as a subprocess of the test (`python -m pidphone.cli`), started from the thread
 that is inside the private network namespace, so it sees the same loopback as Kamailio and
@@ -21,11 +23,9 @@ import math
 import os
 import re
 import signal
-import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import wave
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -39,7 +39,6 @@ import pytest
 
 from pidphone.audio.analysis import dominant_frequencies
 from pidphone.drivers.certs import Pki, make_test_pki
-from pidphone.rtp.classify import PacketKind, classify
 from tests.conftest import IN_CI, need_path, need_program
 from tests.peers.kamailio import Kamailio, tls_module
 from tests.peers.linphone import Linphone
@@ -514,15 +513,6 @@ def cached_peers(config: Path) -> dict[str, bool]:
     return peers
 
 
-def wait_for(done: Callable[[], bool], what: str, timeout: float) -> None:
-    """Poll the zero-argument callable `done` until true, else AssertionError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout} s")
-        time.sleep(0.05)
-
-
 # --------------------------------------------------------------------------- the rig
 
 
@@ -617,6 +607,8 @@ def need_interop(*, linphone: bool = True) -> None:
 def interop_rig(workdir: Path, *, no_zrtp: bool = False) -> Iterator[Rig]:
     """A private network namespace with Kamailio (TLS, digest auth) for a test module;
     `no_zrtp` makes it a `NoZrtpKamailio` (for a linphonec on RTP port 17078)."""
+    from tests.peers.nozrtp import NoZrtpKamailio
+
     with private_network():
         pki = make_test_pki(workdir / "pki")
         kind = NoZrtpKamailio if no_zrtp else Kamailio
@@ -702,88 +694,3 @@ def call_linphone(
         linphone_heard=wav_frequencies(linphone.recording(call)),
         linphone_verified=secrets[call - 1].previously_verified if len(secrets) >= call else False,
     )
-
-
-class NoZrtpKamailio(Kamailio):
-    """The rig's Kamailio, rewriting the SDP it relays so that a linphonec with
-    media_encryption=none behaves as a phone without ZRTP.
-
-    liblinphone runs ZRTP opportunistically: even with encryption none it answers an offer
-    that carries a=zrtp-hash with its own and completes ZRTP, and its idle ZRTP engine starts
-    as soon as a ZRTP Hello reaches it. So this proxy (sdpops, textops) removes a=zrtp-hash
-    from every SDP and moves linphonec's media port `port` to `relay_port`, where a
-    `ZrtpDropRelay` forwards all the media but ZRTP packets."""
-
-    def __init__(
-        self, *args: Any, port: int = 17078, relay_port: int = 27078, **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.port = port
-        self.relay_port = relay_port
-
-    def _write_config(self) -> list[str]:
-        args = super()._write_config()
-        path = self.workdir / "kamailio.cfg"
-        text = path.read_text()
-        rewrite = (
-            '    if (has_body("application/sdp")) {\n'
-            '        sdp_remove_line_by_prefix("a=zrtp-hash");\n'
-            f'        subst_body("/m=audio {self.port} /m=audio {self.relay_port} /");\n'
-            "    }\n"
-        )
-        edits = (
-            ('loadmodule "tls.so"\n', 'loadmodule "tls.so"\nloadmodule "sdpops.so"\n'),
-            ("route[RELAY] {\n", "route[RELAY] {\n" + rewrite),
-            ("onreply_route[NATREPLY] {\n", "onreply_route[NATREPLY] {\n" + rewrite),
-        )
-        for anchor, replacement in edits:
-            if anchor not in text:
-                raise RuntimeError(f"tests/peers/kamailio.cfg has no {anchor.strip()!r} any more")
-            text = text.replace(anchor, replacement, 1)
-        path.write_text(text)
-        return args
-
-
-class ZrtpDropRelay:
-    """UDP relay on 127.0.0.1:`port` (and `port`+1 for RTCP) in front of a phone's media
-    port `target`: datagrams from the phone go back to whoever last sent to the relay, the
-    others go to the phone, except ZRTP packets (RFC 6189 §5: first byte 0x10, magic cookie
-    "ZRTP"), which are counted and dropped — what a phone without ZRTP does with them.
-    Create it on the thread that is in the network namespace."""
-
-    def __init__(self, port: int = 27078, target: int = 17078) -> None:
-        self.dropped = 0
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        for offset in (0, 1):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind(("127.0.0.1", port + offset))
-            sock.settimeout(0.1)
-            thread = threading.Thread(
-                target=self._run, args=(sock, ("127.0.0.1", target + offset)), daemon=True
-            )
-            self._threads.append(thread)
-            thread.start()
-
-    def _run(self, sock: socket.socket, phone: tuple[str, int]) -> None:
-        other: tuple[str, int] | None = None
-        with sock:
-            while not self._stop.is_set():
-                try:
-                    data, source = sock.recvfrom(4096)
-                except TimeoutError:
-                    continue
-                if source == phone:
-                    if other is not None:
-                        sock.sendto(data, other)
-                    continue
-                other = source
-                if classify(data) is PacketKind.ZRTP:
-                    self.dropped += 1
-                else:
-                    sock.sendto(data, phone)
-
-    def close(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
