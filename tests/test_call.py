@@ -108,6 +108,7 @@ class Network:
         self.now = 0.0
         self.frame = 0
         self.media_filter: Callable[[Phone, bytes], bool] = lambda phone, data: True
+        self.sip_filter: Callable[[bytes], bytes] = lambda data: data
 
     def peer(self, phone: Phone) -> Phone:
         return self.bob if phone is self.alice else self.alice
@@ -124,7 +125,7 @@ class Network:
                         phone.agent.connection_made(other.sip_addr, phone.sip_addr, self.now)
                         other.agent.connection_made(phone.sip_addr, other.sip_addr, self.now)
                     if data:
-                        other.agent.receive_data(phone.sip_addr, data, self.now)
+                        other.agent.receive_data(phone.sip_addr, self.sip_filter(data), self.now)
                 while (event := phone.agent.next_event()) is not None:
                     moved = True
                     phone.sip_events.append(event)
@@ -409,3 +410,25 @@ def test_an_offer_without_a_common_codec_is_refused_with_488() -> None:
     assert call.state == "ended"
     finished = call.next_event()
     assert isinstance(finished, CallFinished) and finished.status == 488
+
+
+def test_a_hello_that_does_not_match_the_signalled_hash_fails_the_call() -> None:
+    """A man in the middle of the media who cannot also rewrite TLS-protected signalling
+    is caught by the hash of Hello in the SDP (RFC 6189 §8.1)."""
+    net, alice, bob = setup()
+
+    def forge(data: bytes) -> bytes:
+        start = data.find(b"a=zrtp-hash:1.10 ")
+        if start < 0:
+            return data
+        digest = start + len(b"a=zrtp-hash:1.10 ")
+        return data[:digest] + b"0" * 64 + data[digest + 64 :]
+
+    net.sip_filter = forge
+    alice.place("sips:bob@127.0.0.1:5062", net.now)
+    net.run(3.0)
+    assert bob.call is not None and alice.call is not None
+    (failed,) = bob.of(CallSecurityFailed)
+    assert isinstance(failed, CallSecurityFailed) and "a=zrtp-hash" in failed.reason
+    assert bob.call.state == "ended" and alice.call.state == "ended"
+    assert not any(classify(d) is PacketKind.RTP for d in bob.sent + alice.sent)

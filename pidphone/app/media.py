@@ -69,6 +69,8 @@ Security = Literal["negotiating", "secure", "clear", "failed"]
 SILENCE = bytes(FRAME_BYTES)
 NO_ZRTP_REASON = "Peer does not support ZRTP"
 SDES_CNAME = 1
+PROTOCOL_TIMEOUT = 0xB0
+"""RFC 6189 §5.9 Error code of an exchange that timed out (a silent peer included)."""
 EARLY_KEPT = 8
 """ZRTP packets kept when they arrive before the media session starts."""
 
@@ -357,7 +359,9 @@ class MediaSession:
             self._pump_zrtp(now)
         if self._security == "negotiating" and now >= self._started_at + self.config.secure_timeout:
             if self._peer_hello_seen:
-                self._fail("ZRTP failed: no agreement in time", 0xB0, peer_without_zrtp=False)
+                self._fail(
+                    "ZRTP failed: no agreement in time", PROTOCOL_TIMEOUT, peer_without_zrtp=False
+                )
             else:
                 self._fail(NO_ZRTP_REASON, None, peer_without_zrtp=True)
         if self._next_rtcp is not None and now >= self._next_rtcp:
@@ -491,7 +495,8 @@ class MediaSession:
             self._events.append(SecretMismatch())
         elif isinstance(event, ZrtpFailed):
             if self._security in ("negotiating", "secure"):
-                no_zrtp = not self._peer_hello_seen
+                # Silence, not a refused Hello: a Hello that failed its a=zrtp-hash is an attack.
+                no_zrtp = not self._peer_hello_seen and event.code == PROTOCOL_TIMEOUT
                 reason = NO_ZRTP_REASON if no_zrtp else f"ZRTP failed: {event.reason}"
                 self._fail(reason, event.code, peer_without_zrtp=no_zrtp)
         elif isinstance(event, ZrtpSecurityLost) and self._security == "secure":
