@@ -294,40 +294,45 @@ def cmd_render_screens(args: argparse.Namespace) -> int:
 def cmd_zid_list(args: argparse.Namespace) -> int:
     from pidphone import cli_zid
 
-    try:
-        return cli_zid.list_peers(_zid_cache(args), sys.stdout)
-    except cli_zid.PeerNotFoundError as exc:
-        raise CommandError(str(exc)) from None
+    return _zid_command(args, lambda cache: cli_zid.list_peers(cache, sys.stdout))
 
 
 def cmd_zid_verify(args: argparse.Namespace) -> int:
     from pidphone import cli_zid
 
-    try:
-        return cli_zid.verify(_zid_cache(args), args.peer, sys.stdout)
-    except cli_zid.PeerNotFoundError as exc:
-        raise CommandError(str(exc)) from None
+    return _zid_command(args, lambda cache: cli_zid.verify(cache, args.peer, sys.stdout))
 
 
 def cmd_zid_forget(args: argparse.Namespace) -> int:
     from pidphone import cli_zid
 
-    try:
-        return cli_zid.forget(_zid_cache(args), args.peer, sys.stdout)
-    except cli_zid.PeerNotFoundError as exc:
-        raise CommandError(str(exc)) from None
+    return _zid_command(args, lambda cache: cli_zid.forget(cache, args.peer, sys.stdout))
 
 
 def cmd_zid_name(args: argparse.Namespace) -> int:
     from pidphone import cli_zid
 
+    return _zid_command(args, lambda cache: cli_zid.rename(cache, args.peer, args.name, sys.stdout))
+
+
+def _zid_command(args: argparse.Namespace, action: Callable[[Any], int]) -> int:
+    """Run one `pidphone zid` action; a peer not found or a file we may not touch is a
+    one-line failure (exit 1), never a traceback."""
+    from pidphone import cli_zid
+
+    path = _zid_cache_path(args)
     try:
-        return cli_zid.rename(_zid_cache(args), args.peer, args.name, sys.stdout)
+        return action(_lazy("pidphone.drivers.zid_cache", "FileZidCache")(path))
     except cli_zid.PeerNotFoundError as exc:
         raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(
+            f"cannot use the ZID cache {path}: {exc.strerror or exc}"
+            " (run as the phone's user: sudo -u pidphone pidphone zid ...)"
+        ) from None
 
 
-def _zid_cache(args: argparse.Namespace) -> Any:
+def _zid_cache_path(args: argparse.Namespace) -> Path:
     cache_path: Path | None = args.cache
     if cache_path is None:
         path = config_path(args)
@@ -336,7 +341,7 @@ def _zid_cache(args: argparse.Namespace) -> Any:
         cache_path = Path(config.security.zid_cache)
     if not cache_path.exists():
         raise CommandError(f"no ZID cache at {cache_path} (no secure call has been made yet)")
-    return _lazy("pidphone.drivers.zid_cache", "FileZidCache")(cache_path)
+    return cache_path
 
 
 if __name__ == "__main__":

@@ -211,3 +211,27 @@ def test_with_the_real_file_cache(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert out.splitlines()[2].split()[-1] == "bob"
     assert cli.main(["zid", "--cache", str(path), "forget", "bob"]) == 0
     assert zid_cache.FileZidCache(path).load(BOB) is None
+
+
+@pytest.mark.parametrize("action", [["list"], ["verify", "bob"], ["forget", "bob"]])
+def test_a_cache_this_user_cannot_open_is_a_clean_failure(
+    action: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cache_file = tmp_path / "zid-cache.json"
+    cache_file.write_text("{}")
+
+    def opener(module: str, function: str) -> object:
+        def make(path: Path) -> FakeCache:
+            raise PermissionError(13, "Permission denied", str(path))
+
+        return make
+
+    monkeypatch.setattr(cli, "_lazy", opener)
+    assert cli.main(["zid", "--cache", str(cache_file), *action]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot use the ZID cache {cache_file}: Permission denied" in err
+    assert "sudo -u pidphone" in err
+    assert "Traceback" not in err
