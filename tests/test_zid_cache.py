@@ -172,11 +172,11 @@ def test_corrupt_file_is_reported_and_moved_aside(tmp_path: Path, content: bytes
 def test_back_to_back_sessions_with_file_caches(tmp_path: Path) -> None:
     from pidphone.zrtp import Secured, ZrtpSession
 
+    # each phone's daemon keeps its cache open across calls, as `pidphone run` does
+    daemons = [FileZidCache(tmp_path / name) for name in ("a.json", "b.json")]
+
     def call() -> list[Secured]:
-        sessions = [
-            ZrtpSession(cache=FileZidCache(tmp_path / name), ssrc=i)
-            for i, name in enumerate(("a.json", "b.json"))
-        ]
+        sessions = [ZrtpSession(cache=cache, ssrc=i) for i, cache in enumerate(daemons)]
         for s in sessions:
             s.start(0.0)
         for _ in range(20):
@@ -194,13 +194,17 @@ def test_back_to_back_sessions_with_file_caches(tmp_path: Path) -> None:
         return found
 
     first = call()
+    # `pidphone zid verify` on each phone between the calls, while the daemons run
     a = FileZidCache(tmp_path / "a.json")
     b = FileZidCache(tmp_path / "b.json")
     a.set_verified(b.our_zid, True)
     b.set_verified(a.our_zid, True)
+    a.set_name(b.our_zid, "Bob")
     second = call()
     assert first[0].sas == first[1].sas and second[0].sas == second[1].sas
     assert not first[0].verified and second[0].verified and second[1].verified
+    after = FileZidCache(tmp_path / "a.json").load(b.our_zid)
+    assert after is not None and after.verified and after.name == "Bob"
 
 
 def test_a_failed_write_during_a_call_is_logged_not_raised(
