@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -71,9 +70,6 @@ DatagramHandler = Callable[[bytes, Address], None]
 
 NETWORK_REASONS = frozenset({"unreachable", "timeout", "reset"})
 """Link failures that say the server cannot be reached, not that TLS refused it."""
-
-FINISHED_KEPT = 8
-"""Ended calls kept for reports (a daemon runs for months)."""
 
 
 class MediaSocket(Protocol):
@@ -240,8 +236,6 @@ class Engine:
         self._state: PhoneState | None = None
         self._shown: Screen | None = None
         self._tick: asyncio.TimerHandle | None = None
-        self.finished: deque[Call] = deque(maxlen=FINISHED_KEPT)
-        """The latest calls that ended, for reports."""
 
     # ------------------------------------------------------------------ life cycle
 
@@ -552,8 +546,7 @@ class Engine:
             leg.timer.cancel()
         leg.socket.close()
         self._routes.pop(id(leg.socket), None)
-        if self._legs.pop(leg.call.call_id, None) is not None:
-            self.finished.append(leg.call)
+        self._legs.pop(leg.call.call_id, None)
         if self._handset == leg.call.call_id:
             self._set_handset(None)
             self._take_handset()
