@@ -17,8 +17,9 @@ from pidphone.audio.analysis import dominant_frequencies, rms
 from pidphone.drivers.certs import Pki, make_test_pki
 from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
-from pidphone.drivers.udp import open_udp
+from pidphone.drivers.udp import UdpSocket, open_udp
 from pidphone.ports import Address, HookEvent, KeyEvent, Screen, SipTransportHandler
+from pidphone.rtp import stun
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache
 
@@ -245,3 +246,34 @@ def test_call_waiting_holds_the_first_call_and_answers_the_second(tmp_path: Path
                 await carol.engine.stop()
 
     asyncio.run(main())
+
+
+def test_with_a_stun_server_the_sdp_names_the_mapped_address() -> None:
+    async def main() -> bytes:
+        server: UdpSocket
+
+        def answer(data: bytes, source: Address) -> None:
+            request = stun.parse_message(data)
+            mapped = stun.build_binding_response(request.transaction_id, "203.0.113.9", 41000)
+            server.sendto(mapped, source)
+
+        server = await open_udp("127.0.0.1", 0, answer)
+        transport = RecordingTransport()
+        engine = Engine(
+            EngineSettings(media_bind="127.0.0.1", stun_server=server.local),
+            UserAgent(AgentConfig(aor="sips:alice@127.0.0.1", keepalive_interval=0)),
+            transport,
+            MemoryZidCache(),
+            open_udp,
+        )
+        await engine.start()
+        try:
+            await engine.place_call("sips:bob@127.0.0.1:5061")
+        finally:
+            await engine.stop()
+            server.close()
+        return next(data for data in transport.sent if data.startswith(b"INVITE"))
+
+    invite = asyncio.run(main())
+    assert b"c=IN IP4 203.0.113.9\r\n" in invite
+    assert b"m=audio 41000 RTP/AVP " in invite

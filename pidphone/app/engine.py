@@ -315,7 +315,7 @@ class Engine:
     async def place_call(self, target: str) -> Call:
         """Open the call's socket (and ask STUN), send the INVITE; returns the new call."""
         full_target = self._target(target)
-        socket, host = await self._media_socket(self._peer_host(full_target))
+        socket, (host, port) = await self._media_socket(self._peer_host(full_target))
         settings = self._call_settings(host)
         media = MediaSession(settings.media, cache=self.cache, wall_clock=self._wall_clock)
         try:
@@ -323,7 +323,7 @@ class Engine:
                 _Agent(self.signalling),
                 settings=settings,
                 media=media,
-                media_port=socket.local[1],
+                media_port=port,
                 target=full_target,
                 now=self.now(),
             )
@@ -413,7 +413,7 @@ class Engine:
                     self._pending_incoming.pop(call_id, None)
 
     async def _accept_incoming(self, event: sip.IncomingCall) -> None:
-        socket, host = await self._media_socket(self._offer_host(event.sdp))
+        socket, (host, port) = await self._media_socket(self._offer_host(event.sdp))
         if self._pending_incoming.pop(event.call_id, None) is None:
             self._routes.pop(id(socket), None)
             socket.close()  # cancelled while the socket was opening
@@ -424,7 +424,7 @@ class Engine:
             _Agent(self.signalling),
             settings=settings,
             media=media,
-            media_port=socket.local[1],
+            media_port=port,
             event=event,
             now=self.now(),
         )
@@ -438,9 +438,9 @@ class Engine:
 
     # ------------------------------------------------------------------ calls and media
 
-    async def _media_socket(self, toward: str | None) -> tuple[MediaSocket, str]:
-        """A new call socket, and the address for our SDP: configured, learnt by STUN, or
-        the local address that routes `toward` the peer."""
+    async def _media_socket(self, toward: str | None) -> tuple[MediaSocket, Address]:
+        """A new call socket, and the address for our SDP: configured, learnt by STUN (the
+        NAT's port too), or the local address that routes `toward` the peer."""
         holder: list[str] = []
 
         def route(data: bytes, source: Address) -> None:
@@ -449,18 +449,16 @@ class Engine:
 
         socket = await self._open_socket(self.settings.media_bind, 0, route)
         self._routes[id(socket)] = holder
-        host = await self._sdp_address(socket, toward)
-        return socket, host
-
-    async def _sdp_address(self, socket: MediaSocket, toward: str | None) -> str:
-        settings = self.settings
-        if settings.media_address is not None:
-            return settings.media_address
-        if settings.stun_server is not None:
-            mapped = await socket.stun_binding(settings.stun_server)
+        if self.settings.stun_server is not None and self.settings.media_address is None:
+            mapped = await socket.stun_binding(self.settings.stun_server)
             if mapped is not None:
-                return mapped[0]
-            log.warning("no answer from STUN server %s:%d", *settings.stun_server)
+                return socket, mapped
+            log.warning("no answer from STUN server %s:%d", *self.settings.stun_server)
+        return socket, (await self._sdp_host(socket, toward), socket.local[1])
+
+    async def _sdp_host(self, socket: MediaSocket, toward: str | None) -> str:
+        if self.settings.media_address is not None:
+            return self.settings.media_address
         bound = socket.local[0]
         if bound not in ("0.0.0.0", "::") or toward is None or self._local_address is None:
             return bound if bound not in ("0.0.0.0", "::") else "127.0.0.1"
