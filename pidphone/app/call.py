@@ -194,7 +194,7 @@ class Call:
     ) -> None:
         self._agent = agent
         self.media_port = media_port
-        """The local UDP port of the call's socket, written in our SDP."""
+        """The port in our SDP: the call socket's, or its NAT mapping learnt by STUN."""
         self.settings = settings
         self.media = media
         self.outgoing = outgoing
