@@ -66,6 +66,7 @@ class Phone:
     events: list[CallEvent] = field(default_factory=list)
     played: list[bytes] = field(default_factory=list)
     sent: list[bytes] = field(default_factory=list)
+    sent_to: list[tuple[bytes, Address]] = field(default_factory=list)
     auto_answer: bool = True
     zrtp: bool = True
 
@@ -170,6 +171,7 @@ class Network:
                 continue
             for data, address in phone.call.media.datagrams_to_send():
                 phone.sent.append(data)
+                phone.sent_to.append((data, address))
                 if (
                     address == other.rtp_addr
                     and other.call is not None
@@ -432,3 +434,20 @@ def test_a_hello_that_does_not_match_the_signalled_hash_fails_the_call() -> None
     assert isinstance(failed, CallSecurityFailed) and "a=zrtp-hash" in failed.reason
     assert bob.call.state == "ended" and alice.call.state == "ended"
     assert not any(classify(d) is PacketKind.RTP for d in bob.sent + alice.sent)
+
+
+def test_rtcp_is_multiplexed_when_both_offer_it_and_goes_to_port_plus_one_otherwise() -> None:
+    net, alice, bob = setup()
+    alice.place("sips:bob@127.0.0.1:5062", net.now)
+    net.run(11.0)
+    assert alice.call is not None and bob.call is not None
+    assert bob.call.media.stats.rtcp_received >= 1  # a=rtcp-mux on both sides: one port
+
+    net, alice, bob = setup()
+    # A peer that does not multiplex (linphonec by default): no a=rtcp-mux (same length,
+    # so Content-Length holds).
+    net.sip_filter = lambda data: data.replace(b"a=rtcp-mux\r\n", b"a=x-no-mux\r\n")
+    alice.place("sips:bob@127.0.0.1:5062", net.now)
+    net.run(11.0)
+    rtcp_to = {addr for data, addr in alice.sent_to if classify(data) is PacketKind.RTCP}
+    assert rtcp_to == {("127.0.0.1", BOB_RTP + 1)}

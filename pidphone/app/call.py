@@ -16,6 +16,7 @@ session, its ZRTP result and both SRTP contexts stay, so the SAS and the keys ca
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from typing import Literal, Protocol
 from pidphone.errors import LocalProtocolError, ProtocolError
 from pidphone.ports import Address
 from pidphone.sdp import (
+    Attribute,
+    MediaDescription,
     MediaParams,
     NoCommonCodec,
     SessionDescription,
@@ -266,14 +269,7 @@ class Call:
             return call
         try:
             call._offer = SessionDescription.parse(event.sdp)
-            answer = build_answer(
-                call._offer,
-                address=call._media_address(),
-                codecs=settings.codecs,
-                zrtp_hash=_hash_hex(media.hello_hash),
-                session_id=call._session_id,
-                session_version=call._version,
-            )
+            answer = call._build_answer(call._offer, "sendrecv")
         except NoCommonCodec:
             agent.reject(call.call_id, 488, now)
             call._finish("No common codec", by_peer=False, status=488)
@@ -296,7 +292,7 @@ class Call:
         if self._offer is None:
             self.state = "answered"  # our offer went in the 200: the answer comes in the ACK
             return
-        self._establish(negotiate(self._local_sdp, self._offer), now)
+        self._establish(negotiate(self._local_sdp, self._offer), self._offer, now)
 
     def reject(self, now: float, status: int = 486) -> None:
         if self.outgoing or self.state != "ringing":
@@ -347,9 +343,11 @@ class Call:
         elif isinstance(event, sip_events.ReinviteReceived):
             self._on_reinvite(event.sdp, now)
         elif isinstance(event, sip_events.ReinviteAnswered):
-            params = self._negotiate(event.sdp, now)
-            if params is not None:
-                self.media.set_remote(params.remote_address)
+            result = self._negotiate(event.sdp, now)
+            if result is not None:
+                params, remote = result
+                rtcp = self._rtcp_address(remote, params)
+                self.media.set_remote(params.remote_address, rtcp=rtcp)
                 self._set_direction(params.direction)
         elif isinstance(event, sip_events.CallEnded) and self.state != "ended":
             reason = event.reason or ("Hung up by peer" if event.by_peer else "Call ended")
@@ -381,7 +379,7 @@ class Call:
         return (self.settings.media_host, self.media_port)
 
     def _build_offer(self, direction: Direction) -> SessionDescription:
-        return build_offer(
+        offer = build_offer(
             address=self._media_address(),
             codecs=self.settings.codecs,
             zrtp_hash=_hash_hex(self.media.hello_hash),
@@ -389,8 +387,25 @@ class Call:
             session_id=self._session_id,
             session_version=self._version,
         )
+        return _with_rtcp_mux(offer)
 
-    def _establish(self, params: MediaParams, now: float) -> None:
+    def _build_answer(self, offer: SessionDescription, direction: str) -> SessionDescription:
+        """Our answer; it takes up a=rtcp-mux only when the offer proposed it (RFC 5761)."""
+        answer = build_answer(
+            offer,
+            address=self._media_address(),
+            codecs=self.settings.codecs,
+            zrtp_hash=_hash_hex(self.media.hello_hash),
+            direction=direction,
+            session_id=self._session_id,
+            session_version=self._version,
+        )
+        audio = _live_audio(offer)
+        return (
+            _with_rtcp_mux(answer) if audio is not None and audio.attribute("rtcp-mux") else answer
+        )
+
+    def _establish(self, params: MediaParams, remote: SessionDescription, now: float) -> None:
         self.media_params = params
         self.state = "established"
         self.answered_at = now
@@ -399,7 +414,9 @@ class Call:
             payload_type=params.payload_type,
             telephone_event_pt=params.telephone_event_pt,
         )
-        self.media.set_remote(params.remote_address, params.remote_zrtp_hash)
+        self.media.set_remote(
+            params.remote_address, params.remote_zrtp_hash, rtcp=self._rtcp_address(remote, params)
+        )
         self.media.set_direction(params.direction)
         self._events.append(CallConnected(self.call_id))
         self.media.start(now)
@@ -421,21 +438,41 @@ class Call:
         self._set_direction(direction)
         self._events.append(CallHeld(self.call_id, self.local_hold, self.remote_hold))
 
-    def _negotiate(self, answer: bytes, now: float) -> MediaParams | None:
+    def _negotiate(
+        self, answer: bytes, now: float
+    ) -> tuple[MediaParams, SessionDescription] | None:
         """The media parameters of our offer and the peer's answer; a useless answer ends
         the call (RFC 3264 §6: the offerer cannot refuse an answer any other way)."""
         try:
             if self._local_sdp is None:
                 raise LocalProtocolError("an SDP answer came before any offer of ours")
-            return negotiate(self._local_sdp, SessionDescription.parse(answer))
+            remote = SessionDescription.parse(answer)
+            return negotiate(self._local_sdp, remote), remote
         except ProtocolError as exc:
             self.hangup(now, f"Unusable SDP answer: {exc}")
             return None
 
     def _on_answer(self, answer: bytes, now: float) -> None:
-        params = self._negotiate(answer, now)
-        if params is not None:
-            self._establish(params, now)
+        result = self._negotiate(answer, now)
+        if result is not None:
+            self._establish(result[0], result[1], now)
+
+    def _rtcp_address(self, remote: SessionDescription, params: MediaParams) -> Address | None:
+        """Where the peer takes RTCP: None on the RTP port when both sides signalled
+        a=rtcp-mux (RFC 5761); else its a=rtcp port (RFC 3605), or the RTP port + 1
+        (RFC 3550 §11)."""
+        host, port = params.remote_address
+        theirs = _live_audio(remote)
+        ours = _live_audio(self._local_sdp) if self._local_sdp is not None else None
+        if theirs is None:
+            return (host, port + 1)
+        if ours is not None and theirs.attribute("rtcp-mux") and ours.attribute("rtcp-mux"):
+            return None
+        rtcp = theirs.attribute("rtcp")
+        words = rtcp.value.split() if rtcp is not None and rtcp.value else []
+        if words and words[0].isdigit() and 0 < int(words[0]) < 65536:
+            return (words[3] if len(words) >= 4 else host, int(words[0]))
+        return (host, port + 1)
 
     def _set_direction(self, direction: str) -> None:
         # A call we hold offers sendonly (RFC 3264 §8.4) but sends no microphone audio.
@@ -445,15 +482,7 @@ class Call:
         try:
             offer = SessionDescription.parse(sdp)
             self._version += 1
-            answer = build_answer(
-                offer,
-                address=self._media_address(),
-                codecs=self.settings.codecs,
-                zrtp_hash=_hash_hex(self.media.hello_hash),
-                direction="sendonly" if self.local_hold else "sendrecv",
-                session_id=self._session_id,
-                session_version=self._version,
-            )
+            answer = self._build_answer(offer, "sendonly" if self.local_hold else "sendrecv")
             params = negotiate(answer, offer)
         except ProtocolError:
             self._agent.reject_reinvite(self.call_id, 488, now)
@@ -465,7 +494,7 @@ class Call:
             self.remote_hold = remote_hold
             self._events.append(CallHeld(self.call_id, self.local_hold, self.remote_hold))
         # Same stream, same ZRTP/SRTP context: only the address and the direction may change.
-        self.media.set_remote(params.remote_address, None)
+        self.media.set_remote(params.remote_address, rtcp=self._rtcp_address(offer, params))
         self._set_direction(params.direction)
 
     def _drain_media(self, now: float) -> None:
@@ -510,6 +539,22 @@ class Call:
         self.end_reason = reason
         self.media.close(now)
         self._events.append(CallFinished(self.call_id, reason, by_peer, status))
+
+
+def _with_rtcp_mux(sd: SessionDescription) -> SessionDescription:
+    """`sd` with a=rtcp-mux on its live audio stream: RTCP shares the one media port."""
+    media = tuple(
+        m.with_attributes((*m.attributes, Attribute("rtcp-mux")))
+        if m.media == "audio" and m.port != 0 and m.attribute("rtcp-mux") is None
+        else m
+        for m in sd.media
+    )
+    return dataclasses.replace(sd, media=media)
+
+
+def _live_audio(sd: SessionDescription) -> MediaDescription | None:
+    """The first audio stream that is not refused (port 0)."""
+    return next((m for m in sd.media if m.media == "audio" and m.port != 0), None)
 
 
 def _hash_hex(hello_hash: str) -> str:

@@ -227,6 +227,8 @@ class MediaSession:
         self._security: Security = "negotiating"
         self._peer_hello_seen = False
         self._remote: Address | None = None
+        self._rtcp_remote: Address | None = None
+        """The peer's RTCP address when it is not multiplexed with RTP."""
         self._outbox: list[tuple[bytes, Address]] = []
         self._early: list[tuple[bytes, Address]] = []
         """ZRTP packets that arrived before `start`, replayed by it."""
@@ -271,9 +273,13 @@ class MediaSession:
         """Our SDP direction: audio goes out only for sendrecv and sendonly (RFC 3264 §5.1)."""
         self._sending = direction in ("sendrecv", "sendonly")
 
-    def set_remote(self, address: Address, peer_hello_hash: str | None = None) -> None:
-        """The peer's media address from its SDP, and its a=zrtp-hash ("1.10 <hex>" or hex)."""
+    def set_remote(
+        self, address: Address, peer_hello_hash: str | None = None, *, rtcp: Address | None = None
+    ) -> None:
+        """The peer's media address from its SDP, its a=zrtp-hash ("1.10 <hex>" or hex), and
+        where it takes RTCP (None: on the RTP address, multiplexed, RFC 5761)."""
         self._remote = address
+        self._rtcp_remote = rtcp
         if peer_hello_hash:
             if " " not in peer_hello_hash:
                 peer_hello_hash = f"1.10 {peer_hello_hash}"
@@ -303,7 +309,7 @@ class MediaSession:
         if self._closed:
             return
         if self._started_at is not None and self._remote is not None and self._may_send():
-            self._send_rtcp(now, self._remote, bye=True)
+            self._send_rtcp(now, self._rtcp_remote or self._remote, bye=True)
         self._closed = True
         self._zrtp.close()
         self._send_ctx = self._recv_ctx = self._rtcp_send_ctx = self._rtcp_recv_ctx = None
@@ -367,7 +373,7 @@ class MediaSession:
         if self._next_rtcp is not None and now >= self._next_rtcp:
             self._next_rtcp = now + self.config.rtcp_interval
             if self._may_send() and self._remote is not None:
-                self._send_rtcp(now, self._remote)
+                self._send_rtcp(now, self._rtcp_remote or self._remote)
 
     def next_event(self) -> MediaEvent | None:
         return self._events.popleft() if self._events else None
