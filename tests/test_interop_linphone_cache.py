@@ -8,10 +8,13 @@ linphonec, over three calls through Kamailio over TLS, with the same ZID caches 
    `zrtp-set-verified` during the call, `pidphone zid verify PEER` after it;
 3. third call: both report the SAS as verified, which the caches only do when the retained
    secret matched again.
+
+And a retained secret that does not match is reported by both sides.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -89,3 +92,29 @@ def test_retained_secret_then_verified_on_both_sides(rig: Rig, pidphone_calls: b
     assert third.report["verified"], third.report
     assert third.linphone_verified
     assert [s.previously_verified for s in linphone.zrtp_secrets()][-1] is True
+
+
+def test_cached_secret_mismatch_is_seen_on_both_sides(rig: Rig) -> None:
+    """Our retained secrets for linphonec are replaced (what a man in the middle on an earlier
+    call would have left): the next call still completes with matching SAS, but both sides
+    report the cache mismatch (RFC 6189 §4.6.1.1), so the SAS must be compared again."""
+    linphone = rig.linphone("linphone", tone=700, auto_answer=True)
+    config = rig.config("alice", tone=1000)
+    first = call_linphone(rig, linphone, config, pidphone_calls=True, call=1)
+    assert_secure(first)
+    assert "cache mismatch" not in linphone.log()
+
+    cache = config.with_suffix(".zid.json")  # write_config's default place for it
+    data = json.loads(cache.read_text())
+    (entry,) = data["peers"].values()
+    entry["rs1"], entry["rs2"] = "11" * 32, "22" * 32
+    cache.write_text(json.dumps(data))
+
+    second = call_linphone(rig, linphone, config, pidphone_calls=True, call=2)
+    assert second.run.returncode == 0, second.run.describe()
+    assert second.report["state"] == "secure"
+    assert second.report["cache_mismatch"], second.report
+    assert not second.report["verified"] and not second.linphone_verified
+    assert same_sas(second.report["sas"], second.linphone_sas)
+    assert has_tone(second.report["received_frequencies"], 700)
+    assert "cache mismatch" in linphone.log()  # bzrtp: "Zrtp Event dispatched : cache mismatch"
