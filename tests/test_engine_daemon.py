@@ -80,3 +80,32 @@ def test_scripted_phone_calls_and_reports_status(tmp_path: Path) -> None:
     assert "no account, direct calls only; in call, secure" in statuses
     assert statuses[-1] == "stopping"
     assert len(list(screens.glob("*.png"))) >= 4
+
+
+def test_reload_when_idle_restarts_the_phone_with_the_new_config(tmp_path: Path) -> None:
+    def config(name: str) -> Config:
+        return Config(
+            hardware="simulated",
+            security=SecurityConfig(zid_cache=str(tmp_path / "zid.json")),
+            display=DisplayConfig(driver="none"),
+            phone=PhoneConfig(speed_dials={"1": f"sips:{name}@127.0.0.1:5999"}),
+        )
+
+    statuses: list[str] = []
+
+    async def main() -> tuple[object, object]:
+        phone = Phone(config("bob"), statuses.append)
+        await phone.start()
+        first = phone.engine
+        await phone.reconfigure(config("carol"))
+        second = phone.engine
+        await phone.stop()
+        return first, second
+
+    first, second = asyncio.run(main())
+    assert first is not None and second is not None and first is not second
+    assert statuses == [
+        "no account, direct calls only",
+        "no account, direct calls only",
+        "stopping",
+    ]
