@@ -620,10 +620,7 @@ class Engine:
 
     def _input_from_thread(self, event: InputEvent) -> None:
         with contextlib.suppress(RuntimeError):  # loop closed while shutting down
-            self.loop.call_soon_threadsafe(self._on_input, event)
-
-    def _on_input(self, event: InputEvent) -> None:
-        self._phone_fact(event)
+            self.loop.call_soon_threadsafe(self.press, event)
 
     def press(self, event: InputEvent) -> None:
         """A key or hook event from the loop's own thread (scripted keys, tests)."""
