@@ -15,9 +15,7 @@ The algorithm:
 * Anchoring. The first packet, the first after the stream went idle, and one with the
   marker bit while the buffer is empty (a new talk-spurt) set ``p = index - (target - 1)``:
   the spurt starts after `target - 1` frames of silence, so the buffer starts at its target
-  depth, but never before the position where the previous spurt stopped playing (a straggler
-  of that spurt must stay late). Frames before the first packet of a spurt are "silence", not
-  losses.
+  depth. Frames before the first packet of a spurt are "silence", not losses.
 * Target delay. For every packet the transit time ``arrival - ts / clock_rate`` is compared to
   the smallest recent transit (which creeps upward slowly to follow clock drift); the excess is
   the packet's delay variation. Its peak attacks at once and decays over about ten seconds.
@@ -62,7 +60,7 @@ _BASE_CREEP = 5e-6
 _JITTER_TOLERANCE = 0.0005
 """Delay variation below half a millisecond is float noise, not jitter."""
 _NO_FRAME = -(1 << 62)
-"""The play position before any frame of the current timestamp base was played."""
+"""`_played` before any talk-spurt of the current timestamp base went idle."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,19 +76,6 @@ _new_frame = object.__new__
 _set_kind: Callable[[JitterFrame, str], None] = vars(JitterFrame)["kind"].__set__
 _set_payload: Callable[[JitterFrame, bytes], None] = vars(JitterFrame)["payload"].__set__
 _set_payload_type: Callable[[JitterFrame, int], None] = vars(JitterFrame)["payload_type"].__set__
-
-
-def _audio_frame(payload: bytes, payload_type: int) -> JitterFrame:
-    """`JitterFrame("audio", payload, payload_type)` at a third of the cost, once per frame.
-
-    A frozen dataclass's __init__ sets each field through object.__setattr__; the slot
-    descriptors do the same store directly.
-    """
-    frame: JitterFrame = _new_frame(JitterFrame)
-    _set_kind(frame, "audio")
-    _set_payload(frame, payload)
-    _set_payload_type(frame, payload_type)
-    return frame
 
 
 class JitterBuffer:
@@ -248,14 +233,15 @@ class JitterBuffer:
         frames = self._frames
         if not anchored or (marker and not frames and newer):
             self._anchor(index)
-        elif index < self._play:
+        elif index < self._play or index < self._played:  # behind this spurt or the last one
             self.late += 1
             return
         elif index in frames:  # same timestamp, another sequence number
             self.duplicates += 1
             return
         frames[index] = (payload, payload_type)
-        self._newest = max(self._newest, index)
+        if index > self._newest:  # noqa: PLR1730 - a comparison costs less than max() per packet
+            self._newest = index
 
     def pop(self) -> JitterFrame:
         """Return the frame to play now; call once per frame time."""
@@ -274,7 +260,8 @@ class JitterBuffer:
         entry = frames.pop(play, None)
         if entry is not None:
             self._empty_pops = 0
-            self._window_min = min(self._window_min, level)
+            if level < self._window_min:  # noqa: PLR1730 - cheaper than min() per frame
+                self._window_min = level
             self._window_count += 1
             if self._window_count >= _SHRINK_WINDOW:
                 if self._window_min > self.target and play + 1 in frames:
@@ -285,7 +272,14 @@ class JitterBuffer:
                 self._window_count = 0
             self._play = play + 1
             payload, self._payload_type = entry
-            return _audio_frame(payload, self._payload_type)
+            # JitterFrame("audio", payload, payload type) through the slot descriptors: a
+            # frozen dataclass's __init__ stores each field with object.__setattr__, at three
+            # times the cost, once per frame.
+            frame: JitterFrame = _new_frame(JitterFrame)
+            _set_kind(frame, "audio")
+            _set_payload(frame, payload)
+            _set_payload_type(frame, self._payload_type)
+            return frame
         if play < self._first:
             self._play = play + 1
             return JitterFrame("silence", b"", self._payload_type)
@@ -305,10 +299,7 @@ class JitterBuffer:
 
     def _anchor(self, index: int) -> None:
         self._anchored = True
-        play = index - (self.target - 1)
-        if play < self._played <= index:  # never play a frame older than one already played
-            play = self._played
-        self._play = play
+        self._play = index - (self.target - 1)
         self._first = index
         self._newest = index
         self._empty_pops = 0
