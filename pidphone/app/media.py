@@ -31,7 +31,7 @@ from pidphone.audio import g711
 from pidphone.audio.plc import Concealer
 from pidphone.errors import LocalProtocolError, ProtocolError
 from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES, Address
-from pidphone.rtp import PacketKind, RtpPacket, RtpSender, classify, stun
+from pidphone.rtp import PacketKind, RtpSender, classify, rtp_header_fields, stun
 from pidphone.rtp.jitter import JitterBuffer
 from pidphone.rtp.rtcp import (
     Bye,
@@ -543,22 +543,38 @@ class MediaSession:
         elif self._security != "clear":
             self.stats.dropped += 1
             return
-        packet = RtpPacket.parse(data)
-        if self._receiver is None or packet.ssrc != self._peer_ssrc:
-            self._peer_ssrc = packet.ssrc
-            self._receiver = ReceiverStats()
-        self._receiver.update(packet.sequence, packet.timestamp, now)
-        self.stats.packets_received += 1
-        self.stats.packets_lost = max(0, self._receiver.cumulative_lost)
-        self.stats.jitter = self._receiver.jitter / 8000
-        if packet.payload_type == self._event_pt:
-            press = self._dtmf_in.receive(packet.payload, packet.timestamp)
+        # The header's fields, without building a packet object: this runs 50 times a second.
+        payload_type, sequence, timestamp, ssrc, header_len = rtp_header_fields(data)
+        end = len(data) - (data[-1] if data[0] & 0x20 else 0)  # RTP padding (RFC 3550 §5.1)
+        if end < header_len:
+            self.stats.dropped += 1
+            return
+        payload = data[header_len:end]
+        receiver = self._receiver
+        if receiver is None or ssrc != self._peer_ssrc:
+            self._peer_ssrc = ssrc
+            receiver = self._receiver = ReceiverStats()
+        receiver.update(sequence, timestamp, now)
+        stats = self.stats
+        stats.packets_received += 1
+        stats.packets_lost = max(0, receiver.cumulative_lost)
+        stats.jitter = receiver.jitter / 8000
+        if payload_type == self._payload_type:
+            self._jitter.put_raw(
+                sequence,
+                timestamp,
+                ssrc,
+                payload_type,
+                payload,
+                arrival=now,
+                marker=bool(data[1] & 0x80),
+            )
+        elif payload_type == self._event_pt:
+            press = self._dtmf_in.receive(payload, timestamp)
             if press is not None:
                 self._events.append(DtmfReceived(press.key))
-        elif packet.payload_type == self._payload_type:
-            self._jitter.put(packet, now)
         else:
-            self.stats.dropped += 1
+            stats.dropped += 1
 
     def _receive_rtcp(self, data: bytes, source: Address, now: float) -> None:
         if self._rtcp_recv_ctx is not None:
