@@ -8,7 +8,8 @@ In one private network namespace with one Kamailio (TLS, digest auth), two PCMU 
 picks by itself), a tone each way, side by side (so other load on the machine weighs on both
 alike; each endpoint needs a few percent of one core):
   (1) linphonec -> linphonec (liblinphone 5.1, bzrtp), each with its debug log;
-  (2) `pidphone call` -> `pidphone answer` (simulated audio: a paced tone in, a recording out).
+  (2) `pidphone call` -> `pidphone answer` (simulated audio: a paced raw file in, as
+      linphonec plays a WAV file, and a recording out).
 For each endpoint process: CPU seconds (utime + stime from /proc/PID/stat) per call-minute,
 measured over the steady part of the call (from the SAS known on both sides until just before
 the hang-up), and peak RSS (VmHWM, read just before the hang-up). For each call: the time from
@@ -42,6 +43,7 @@ from tests.peers.interop import (
     has_tone,
     wav_frequencies,
     write_config,
+    write_raw_tone,
     write_tone,
 )
 from tests.peers.kamailio import Kamailio
@@ -248,6 +250,7 @@ def pidphone_call(
         registrar=kamailio.address,
         codecs=("PCMU",),
         suite=suite,
+        audio_in=write_raw_tone(workdir / "alice-tone.raw", CALLER_TONE, seconds + 20),
     )
     bob = write_config(
         workdir / "bob.toml",
@@ -258,6 +261,7 @@ def pidphone_call(
         registrar=kamailio.address,
         codecs=("PCMU",),
         suite=suite,
+        audio_in=write_raw_tone(workdir / "bob-tone.raw", CALLEE_TONE, seconds + 20),
     )
     figures = CallFigures(
         "pidphone",

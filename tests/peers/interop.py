@@ -282,6 +282,15 @@ def write_tone(path: Path, frequency: float, seconds: float, rate: int = 8000) -
     return path
 
 
+def write_raw_tone(path: Path, frequency: float, seconds: float) -> Path:
+    """The same sine as `write_tone`, as raw S16_LE mono 8 kHz PCM (pidphone's
+    sim.audio_in_file)."""
+    step = 2 * math.pi * frequency / 8000
+    samples = [int(12000 * math.sin(step * i)) for i in range(int(8000 * seconds))]
+    path.write_bytes(struct.pack(f"<{len(samples)}h", *samples))
+    return path
+
+
 def wav_frequencies(path: Path, skip: float = 0.5, last: float | None = None) -> list[float]:
     """The dominant tones of a linphonec recording, leaving out its first `skip` seconds
     (the time before ZRTP completed, when nothing was heard), or only in its `last` seconds."""
@@ -327,8 +336,10 @@ def write_config(
     hello_timeout: float = 5.0,
     codecs: Sequence[str] = ("PCMU", "PCMA"),
     log_level: str = "info",
+    audio_in: Path | None = None,
 ) -> Path:
-    """A pidphone config for one Kamailio account with simulated audio sending `tone` Hz.
+    """A pidphone config for one Kamailio account with simulated audio sending `tone` Hz,
+    or the raw S16_LE 8 kHz file `audio_in` (read, like linphonec's `play`, not computed).
     `suite` puts those ZRTP algorithms first (the mandatory ones follow by themselves)."""
     security = ""
     if suite is not None:
@@ -358,6 +369,7 @@ codecs = [{", ".join(f'"{codec}"' for codec in codecs)}]
 
 [sim]
 tone_frequency = {tone}
+audio_in_file = "{audio_in or ""}"
 
 [logging]
 level = "{log_level}"
