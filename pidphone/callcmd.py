@@ -397,7 +397,8 @@ def _print_report(session: _Session, report: CallReport) -> None:
 async def _call(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     session = _Session(config, out, bool(getattr(args, "json", False)))
     report = CallReport(remote=args.uri)
-    await session.engine.start()
+    if not await _start(session):
+        return EXIT_FAILURE
     try:
         if not await session.register():
             report.reason = "registration failed"
@@ -415,6 +416,17 @@ async def _call(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     return EXIT_OK if report.ok else EXIT_FAILURE
 
 
+async def _start(session: _Session) -> bool:
+    """Start the engine; a port in use or a device that cannot open is reported, not raised."""
+    try:
+        await session.engine.start()
+    except OSError as exc:
+        print(f"pidphone: cannot start the phone: {exc}", file=sys.stderr)
+        await session.engine.stop()
+        return False
+    return True
+
+
 async def _answer(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     if not config.account.aor and not config.server.listen:
         raise ConfigError(
@@ -423,7 +435,8 @@ async def _answer(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     session = _Session(config, out, bool(getattr(args, "json", False)))
     count = int(getattr(args, "count", 1) or 1)
     ok = True
-    await session.engine.start()
+    if not await _start(session):
+        return EXIT_FAILURE
     try:
         if not await session.register():
             report = CallReport(reason="registration failed")

@@ -177,3 +177,15 @@ def test_answer_without_account_or_listener_is_a_config_error(tmp_path: Path) ->
     args = argparse.Namespace(count=1, duration=1.0, json=True)
     with pytest.raises(ConfigError, match=r"server\.listen"):
         asyncio.run(_answer(args, caller, io.StringIO()))
+
+
+def test_a_listener_port_in_use_is_reported_not_raised(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, callee, port = configs(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        args = argparse.Namespace(count=1, duration=1.0, json=True)
+        assert asyncio.run(_answer(args, callee, io.StringIO())) == 1
+    assert "cannot start the phone" in capsys.readouterr().err
