@@ -68,6 +68,10 @@ log = logging.getLogger(__name__)
 
 DatagramHandler = Callable[[bytes, Address], None]
 
+BUSY_HERE = 486
+DECLINE = 603
+"""Statuses for a rejected call: busy, or declined under do-not-disturb (RFC 3261 §21)."""
+
 NETWORK_REASONS = frozenset({"unreachable", "timeout", "reset"})
 """Link failures that say the server cannot be reached, not that TLS refused it."""
 
@@ -346,15 +350,15 @@ class Engine:
         leg = self._legs.get(call_id)
         if leg is not None:
             if leg.call.state == "ringing":
-                leg.call.reject(self.now(), 603)
+                leg.call.reject(self.now(), DECLINE)
             else:
                 leg.call.hangup(self.now(), reason)
             self._flush(call_id)
         elif call_id in self._pending_incoming:
             del self._pending_incoming[call_id]
-            self.signalling.reject(call_id, 603)
+            self.signalling.reject(call_id, DECLINE)
 
-    def reject(self, call_id: str, status: int = 486) -> None:
+    def reject(self, call_id: str, status: int = BUSY_HERE) -> None:
         leg = self._legs.get(call_id)
         if leg is not None and leg.call.state == "ringing":
             leg.call.reject(self.now(), status)
@@ -675,7 +679,8 @@ class Engine:
         elif isinstance(command, pe.Answer):
             self.answer(command.call_id)
         elif isinstance(command, pe.Reject):
-            self.reject(command.call_id)
+            dnd = self._state is not None and self._state.dnd
+            self.reject(command.call_id, DECLINE if dnd else BUSY_HERE)
         elif isinstance(command, pe.Hangup):
             self.hangup(command.call_id)
         elif isinstance(command, pe.Hold):
