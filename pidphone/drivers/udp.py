@@ -57,10 +57,6 @@ class UdpSocket:
     def local(self) -> Address:
         return self._local
 
-    def set_handler(self, handler: DatagramHandler) -> None:
-        """Route received datagrams somewhere else (the call that now owns the socket)."""
-        self._handler = handler
-
     def sendto(self, data: bytes, addr: Address) -> None:
         if self._transport is None or self._transport.is_closing():
             return
