@@ -286,3 +286,35 @@ def test_fuzz_arbitrary_packets_never_break_it(
         now += 0.02
     for _ in range(15):
         buffer.pop()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 0xFFFF),
+            st.integers(0, 0xFFFFFFFF),
+            st.integers(0, 2),
+            st.booleans(),
+            st.floats(0, 0.2),
+            st.booleans(),
+        ),
+        max_size=80,
+    )
+)
+def test_put_raw_behaves_as_put(plan: list[tuple[int, int, int, bool, float, bool]]) -> None:
+    """The receive path feeds header fields; the buffer must not care which door they used."""
+    by_packet, by_fields = JitterBuffer(), JitterBuffer()
+    out_packet: list[JitterFrame] = []
+    out_fields: list[JitterFrame] = []
+    for n, (seq, ts, ssrc, marker, jitter, pop) in enumerate(plan):
+        arrival = n * FRAME + jitter
+        payload = bytes([n % 256])
+        by_packet.put(RtpPacket(0, seq, ts, ssrc, payload, marker), arrival)
+        by_fields.put_raw(seq, ts, ssrc, 0, payload, arrival=arrival, marker=marker)
+        if pop:
+            out_packet.append(by_packet.pop())
+            out_fields.append(by_fields.pop())
+    assert out_packet == out_fields
+    counters = ("late", "duplicates", "lost", "resyncs", "target")
+    assert [getattr(by_packet, c) for c in counters] == [getattr(by_fields, c) for c in counters]

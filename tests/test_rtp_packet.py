@@ -16,6 +16,7 @@ from pidphone.rtp import (
     RtpParseError,
     RtpSender,
     classify,
+    rtp_fields,
     rtp_header_fields,
 )
 
@@ -202,3 +203,43 @@ def test_sender_random_by_default() -> None:
     with pytest.raises(LocalProtocolError):
         RtpSender(200)
     assert struct.unpack("!H", a.packet(b"")[2:4])[0] < 0x8000
+
+
+def _packet_bytes(
+    pt: int, marker: bool, seq: int, ts: int, ssrc: int, csrc: list[int], payload: bytes
+) -> bytes:
+    return bytes(RtpPacket(pt, seq, ts, ssrc, payload, marker, tuple(csrc)))
+
+
+packet_bytes = st.builds(
+    _packet_bytes,
+    st.integers(0, 127),
+    st.booleans(),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFFFFFF),
+    st.integers(0, 0xFFFFFFFF),
+    st.lists(st.integers(0, 0xFFFFFFFF), max_size=3),
+    st.binary(max_size=24),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.binary(max_size=40), packet_bytes, packet_bytes.map(lambda b: b[:-1])))
+def test_rtp_fields_agrees_with_parse(data: bytes) -> None:
+    """The receive path's fast header read accepts and rejects exactly what `parse` does."""
+    try:
+        packet = RtpPacket.parse(data)
+    except RtpParseError:
+        with pytest.raises(RtpParseError):
+            rtp_fields(data)
+        return
+    fields = rtp_fields(data)
+    assert fields == (
+        packet.payload_type,
+        packet.marker,
+        packet.sequence,
+        packet.timestamp,
+        packet.ssrc,
+        packet.payload,
+    )
+    assert type(fields[5]) is bytes

@@ -7,6 +7,7 @@ from pidphone.rtp.packet import (
     RtpPacket,
     RtpParseError,
     build_rtp,
+    rtp_fields,
     rtp_header_fields,
 )
 from pidphone.rtp.rtcp import (
@@ -66,6 +67,7 @@ __all__ = [
     "ntp_middle32",
     "ntp_timestamp",
     "parse_rtcp",
+    "rtp_fields",
     "rtp_header_fields",
     "serialize_rtcp",
 ]
