@@ -4,7 +4,8 @@ auth tag, hash and SAS rendering, one call in each direction. Part 1
 (test_interop_linphone_suites_ec.py) covers X255 and X448; together every algorithm is chosen
 at least once. Both sides put the suite first, so the exchange must pick exactly it; the SAS,
 the tones both ways and the algorithms reported at both ends are compared. The two parts run
-in parallel under xdist, each in its own network namespace with its own Kamailio."""
+in parallel under xdist, each in its own network namespace with its own Kamailio. One call
+of each part is in G.711 A-law (PCMA), the other in mu-law (PCMU)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ from tests.peers.interop import (
 pytestmark = [pytest.mark.kamailio, pytest.mark.linphone, pytest.mark.slow]
 
 CASES = [
-    pytest.param(ZrtpSuite("DH2k", "AES3", "HS80", "S256", "B256"), True, id="DH2k-pidphone-calls"),
     pytest.param(
-        ZrtpSuite("DH3k", "AES1", "HS32", "S256", "B32"), False, id="DH3k-linphonec-calls"
+        ZrtpSuite("DH2k", "AES3", "HS80", "S256", "B256"), True, "PCMA", id="DH2k-pidphone-calls"
+    ),
+    pytest.param(
+        ZrtpSuite("DH3k", "AES1", "HS32", "S256", "B32"), False, "PCMU", id="DH3k-linphonec-calls"
     ),
 ]
 
@@ -46,15 +49,18 @@ def rig(module_rig: Rig) -> Iterator[Rig]:
     module_rig.close()
 
 
-@pytest.mark.parametrize(("suite", "pidphone_calls"), CASES)
-def test_suite(rig: Rig, suite: ZrtpSuite, pidphone_calls: bool) -> None:
+@pytest.mark.parametrize(("suite", "pidphone_calls", "codec"), CASES)
+def test_suite(rig: Rig, suite: ZrtpSuite, pidphone_calls: bool, codec: str) -> None:
     linphone = rig.linphone("linphone", tone=700, suite=suite, auto_answer=pidphone_calls)
-    config = rig.config("alice" if pidphone_calls else "bob", tone=1000, suite=suite)
+    config = rig.config(
+        "alice" if pidphone_calls else "bob", tone=1000, suite=suite, codecs=(codec,)
+    )
     result = call_linphone(rig, linphone, config, pidphone_calls=pidphone_calls)
     report = result.report
 
     assert result.run.returncode == 0, result.run.describe()
     assert report["state"] == "secure"
+    assert report["codec"] == codec
     assert (report["key_agreement"], report["cipher"], report["auth_tag"]) == (
         suite.key_agreement,
         suite.cipher,
