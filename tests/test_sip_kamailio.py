@@ -28,9 +28,9 @@ from pidphone.sip.events import (
     ReinviteAnswered,
     ReinviteReceived,
 )
-from tests.conftest import IN_CI, need_path, need_program
+from tests.conftest import need_path, need_program
 from tests.peers.kamailio import Kamailio, tls_module
-from tests.peers.netns import can_unshare, private_network
+from tests.peers.netns import need_private_network, private_network
 from tests.peers.pidphone import Phone
 
 pytestmark = pytest.mark.kamailio
@@ -40,11 +40,7 @@ pytestmark = pytest.mark.kamailio
 def network() -> Iterator[None]:
     need_program("kamailio", "kamailio")
     need_path(tls_module(), "kamailio-tls-modules")
-    if not can_unshare():
-        message = "a private network namespace needs root"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    need_private_network()
     with private_network():
         yield
 
@@ -58,12 +54,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 def kamailio(
     network: None, pki: Pki, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Kamailio]:
-    server = Kamailio(tmp_path_factory.mktemp("kamailio"), pki)
-    server.start()
-    try:
+    with Kamailio(tmp_path_factory.mktemp("kamailio"), pki).started() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def run(coroutine: Coroutine[Any, Any, None]) -> None:

@@ -21,10 +21,10 @@ from pidphone.sip.events import (
     Registered,
     ReinviteReceived,
 )
-from tests.conftest import IN_CI, need_path, need_program
+from tests.conftest import need_path, need_program
 from tests.peers.kamailio import Kamailio, tls_module
 from tests.peers.linphone import Linphone
-from tests.peers.netns import can_unshare, private_network
+from tests.peers.netns import need_private_network, private_network
 from tests.peers.pidphone import Phone
 
 pytestmark = [pytest.mark.kamailio, pytest.mark.linphone]
@@ -35,11 +35,7 @@ def network() -> Iterator[None]:
     need_program("kamailio", "kamailio")
     need_path(tls_module(), "kamailio-tls-modules")
     need_program("linphonec", "linphone-cli")
-    if not can_unshare():
-        message = "a private network namespace needs root"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    need_private_network()
     with private_network():
         yield
 
@@ -53,12 +49,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 def kamailio(
     network: None, pki: Pki, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Kamailio]:
-    server = Kamailio(tmp_path_factory.mktemp("kamailio"), pki)
-    server.start()
-    try:
+    with Kamailio(tmp_path_factory.mktemp("kamailio"), pki).started() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

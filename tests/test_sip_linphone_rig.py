@@ -11,10 +11,10 @@ import pytest
 
 from pidphone.drivers.certs import Pki, make_test_pki
 from pidphone.sdp import SessionDescription
-from tests.conftest import IN_CI, need_path, need_program
+from tests.conftest import need_path, need_program
 from tests.peers.kamailio import Kamailio, tls_module
 from tests.peers.linphone import Linphone
-from tests.peers.netns import can_unshare, private_network
+from tests.peers.netns import need_private_network, private_network
 from tests.peers.wav import tone_level, write_tone
 
 pytestmark = [pytest.mark.kamailio, pytest.mark.linphone, pytest.mark.slow]
@@ -25,19 +25,13 @@ def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kamaili
     need_program("kamailio", "kamailio")
     need_path(tls_module(), "kamailio-tls-modules")
     need_program("linphonec", "linphone-cli")
-    if not can_unshare():
-        message = "a private network namespace needs root"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    need_private_network()
     pki = make_test_pki(tmp_path_factory.mktemp("pki"))
-    with private_network():
-        server = Kamailio(tmp_path_factory.mktemp("kamailio"), pki)
-        server.start()
-        try:
-            yield server, pki
-        finally:
-            server.stop()
+    with (
+        private_network(),
+        Kamailio(tmp_path_factory.mktemp("kamailio"), pki).started() as server,
+    ):
+        yield server, pki
 
 
 def pair(

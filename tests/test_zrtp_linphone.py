@@ -19,8 +19,8 @@ import pytest
 
 from pidphone.drivers.zid_cache import FileZidCache
 from pidphone.zrtp import Secured, ZrtpConfig, ZrtpFailed, ZrtpSession
-from tests.conftest import IN_CI, need_program
-from tests.peers.netns import can_unshare, private_network
+from tests.conftest import need_program
+from tests.peers.netns import need_private_network, private_network
 
 pytestmark = pytest.mark.linphone
 
@@ -32,11 +32,7 @@ ALGO_LINE = re.compile(r"ZRTP algo used during negotiation: (.*)")
 @pytest.fixture(scope="module")
 def network() -> Iterator[None]:
     need_program("linphonec", "linphone-cli")
-    if not can_unshare():
-        message = "a private network namespace needs root"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    need_private_network()
     with private_network():
         yield
 

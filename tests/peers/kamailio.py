@@ -22,8 +22,9 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Self
 
 from pidphone.drivers.certs import Pki
 
@@ -169,6 +170,15 @@ class Kamailio:
                 self.stop()
                 raise KamailioError(f"Kamailio did not listen on TLS:\n{self.log()[-3000:]}")
             time.sleep(0.05)
+
+    @contextlib.contextmanager
+    def started(self) -> Iterator[Self]:
+        """`start`, and `stop` when the body is done, however it ends."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
 
     def _listening(self) -> bool:
         with contextlib.suppress(OSError), socket.create_connection(self.address, timeout=1):

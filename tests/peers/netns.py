@@ -24,6 +24,10 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
+
+from tests.conftest import IN_CI
+
 CLONE_NEWNET = 0x40000000
 
 
@@ -38,6 +42,16 @@ def _libc() -> ctypes.CDLL:
 def can_unshare() -> bool:
     """Whether `private_network()` can work here (cheap check: are we root?)."""
     return os.geteuid() == 0
+
+
+def need_private_network() -> None:
+    """Skip (fail in CI) where `private_network()` cannot work, as `need_program` does for a
+    missing program: CI must never pass by skipping."""
+    if not can_unshare():
+        message = "a private network namespace needs root"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @contextmanager
