@@ -528,33 +528,25 @@ class ZrtpSession:
             parent_suite = self._parent._suite
             assert parent_suite is not None  # start() checked the parent is secured
             suite = dataclasses.replace(parent_suite, key_agreement=alg.MULTISTREAM)
-            nonce = self._random(16)
-            commit = Commit(
-                self._h2,
-                self._zid,
-                suite.hash,
-                suite.cipher,
-                suite.auth_tag,
-                suite.key_agreement,
-                suite.sas,
-                nonce=nonce,
-            )
+            hvi, nonce = b"", self._random(16)
         else:
             suite = alg.choose_suite(self._offered, _lists(peer))
             self._suite = suite
             self._keypair = self._new_keypair(suite)
             self._own_dhpart_raw = self._dhpart(DHPart2, "Initiator")
             hvi = digest(self._own_dhpart_raw + self._peer_hello_raw, hash_name(suite.hash))[:32]
-            commit = Commit(
-                self._h2,
-                self._zid,
-                suite.hash,
-                suite.cipher,
-                suite.auth_tag,
-                suite.key_agreement,
-                suite.sas,
-                hvi=hvi,
-            )
+            nonce = b""
+        commit = Commit(
+            self._h2,
+            self._zid,
+            suite.hash,
+            suite.cipher,
+            suite.auth_tag,
+            suite.key_agreement,
+            suite.sas,
+            hvi=hvi,
+            nonce=nonce,
+        )
         self._suite = suite
         self._commit, self._commit_raw = _sealed(commit, self._h1)
         self._role = "initiator"
