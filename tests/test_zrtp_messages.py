@@ -193,43 +193,31 @@ hellos = st.builds(
     sas_types=name_lists,
     mac=fixed(8),
 )
-dh_commits = st.builds(
-    Commit,
-    h2=fixed(32),
-    zid=fixed(12),
-    hash=names,
-    cipher=names,
-    auth_tag=names,
-    key_agreement=st.sampled_from(["DH3k", "DH2k", "EC25", "EC38", "X255", "X448"]),
-    sas=names,
-    hvi=fixed(32),
-    mac=fixed(8),
+
+
+def commits(
+    key_agreement: st.SearchStrategy[str], **mode: st.SearchStrategy[bytes]
+) -> st.SearchStrategy[Commit]:
+    """Commits of one mode (§5.4): `mode` draws its fields (hvi; nonce; nonce and key_id)."""
+    return st.builds(
+        Commit,
+        h2=fixed(32),
+        zid=fixed(12),
+        hash=names,
+        cipher=names,
+        auth_tag=names,
+        key_agreement=key_agreement,
+        sas=names,
+        mac=fixed(8),
+        **mode,
+    )
+
+
+dh_commits = commits(
+    st.sampled_from(["DH3k", "DH2k", "EC25", "EC38", "X255", "X448"]), hvi=fixed(32)
 )
-mult_commits = st.builds(
-    Commit,
-    h2=fixed(32),
-    zid=fixed(12),
-    hash=names,
-    cipher=names,
-    auth_tag=names,
-    key_agreement=st.just("Mult"),
-    sas=names,
-    nonce=fixed(16),
-    mac=fixed(8),
-)
-prsh_commits = st.builds(
-    Commit,
-    h2=fixed(32),
-    zid=fixed(12),
-    hash=names,
-    cipher=names,
-    auth_tag=names,
-    key_agreement=st.just("Prsh"),
-    sas=names,
-    nonce=fixed(16),
-    key_id=fixed(8),
-    mac=fixed(8),
-)
+mult_commits = commits(st.just("Mult"), nonce=fixed(16))
+prsh_commits = commits(st.just("Prsh"), nonce=fixed(16), key_id=fixed(8))
 
 
 def dhparts(cls: type[DHPart1] | type[DHPart2]) -> st.SearchStrategy[Message]:
