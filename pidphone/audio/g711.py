@@ -160,21 +160,20 @@ def alaw_encode(pcm: bytes) -> bytes:
     return _encode(pcm, _ALAW_ENCODE)
 
 
-def ulaw_decode(codes: bytes) -> bytes:
-    """Decode mu-law to S16_LE mono PCM."""
+def _decode(codes: bytes, low: bytes, high: bytes) -> bytes:
     if type(codes) is not bytes:
         codes = bytes(codes)
     pcm = bytearray(len(codes) << 1)
-    pcm[0::2] = codes.translate(_ULAW_LOW)
-    pcm[1::2] = codes.translate(_ULAW_HIGH)
+    pcm[0::2] = codes.translate(low)
+    pcm[1::2] = codes.translate(high)
     return bytes(pcm)
+
+
+def ulaw_decode(codes: bytes) -> bytes:
+    """Decode mu-law to S16_LE mono PCM."""
+    return _decode(codes, _ULAW_LOW, _ULAW_HIGH)
 
 
 def alaw_decode(codes: bytes) -> bytes:
     """Decode A-law to S16_LE mono PCM."""
-    if type(codes) is not bytes:
-        codes = bytes(codes)
-    pcm = bytearray(len(codes) << 1)
-    pcm[0::2] = codes.translate(_ALAW_LOW)
-    pcm[1::2] = codes.translate(_ALAW_HIGH)
-    return bytes(pcm)
+    return _decode(codes, _ALAW_LOW, _ALAW_HIGH)
