@@ -9,7 +9,7 @@ replaced.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol, TextIO
 
 from pidphone.zrtp.cache import CacheEntry
@@ -70,32 +70,30 @@ def list_peers(cache: AdminZidCache, out: TextIO) -> int:
     return EXIT_OK
 
 
-def verify(cache: AdminZidCache, peer: str, out: TextIO) -> int:
+def _change(cache: AdminZidCache, peer: str, change: Callable[[bytes], None]) -> bytes:
+    """Apply `change` to the ZID `peer` names and return that ZID."""
     zid = find_peer(cache.entries(), peer)
     try:
-        cache.set_verified(zid, True)
+        change(zid)
     except KeyError:  # another process forgot it since we listed the peers
         raise PeerNotFoundError(f"peer {zid.hex()} was just removed from the ZID cache") from None
+    return zid
+
+
+def verify(cache: AdminZidCache, peer: str, out: TextIO) -> int:
+    zid = _change(cache, peer, lambda zid: cache.set_verified(zid, True))
     out.write(f"{zid.hex()}: SAS marked as verified\n")
     return EXIT_OK
 
 
 def forget(cache: AdminZidCache, peer: str, out: TextIO) -> int:
-    zid = find_peer(cache.entries(), peer)
-    try:
-        cache.forget(zid)
-    except KeyError:  # another process forgot it since we listed the peers
-        raise PeerNotFoundError(f"peer {zid.hex()} was just removed from the ZID cache") from None
+    zid = _change(cache, peer, cache.forget)
     out.write(f"{zid.hex()}: forgotten; compare the SAS on the next call\n")
     return EXIT_OK
 
 
 def rename(cache: AdminZidCache, peer: str, name: str, out: TextIO) -> int:
-    zid = find_peer(cache.entries(), peer)
-    try:
-        cache.set_name(zid, name)
-    except KeyError:  # another process forgot it since we listed the peers
-        raise PeerNotFoundError(f"peer {zid.hex()} was just removed from the ZID cache") from None
+    zid = _change(cache, peer, lambda zid: cache.set_name(zid, name))
     out.write(f'{zid.hex()}: named "{name}"\n')
     return EXIT_OK
 
