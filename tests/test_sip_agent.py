@@ -170,8 +170,12 @@ class Registrar:
                 request = parse_message(item.data)
                 assert isinstance(request, Request)
                 self.requests.append(request)
-                if not self.silent:
+                if self.answers(request):
                     self.out.append((peer, bytes(self.handle(request))))
+
+    def answers(self, request: Request) -> bool:
+        """Whether `request` gets a response: a silent registrar answers nothing."""
+        return not self.silent
 
     def reply(self, req: Request, status: int, extra: tuple[tuple[str, str], ...] = ()) -> Response:
         headers = [(n, v) for n, v in req.headers if n in ("Via", "From", "Call-ID", "CSeq")]
@@ -886,16 +890,8 @@ class ChallengingPeer(Registrar):
         self.authorizations.append(parse_authorization(auth))
         return self.reply(req, 486)
 
-    def receive_data(self, peer: Address, data: bytes, now: float) -> None:
-        framer = self.framers[peer]
-        framer.feed(data)
-        while (item := framer.next_item()) is not None:
-            if isinstance(item, Frame):
-                request = parse_message(item.data)
-                assert isinstance(request, Request)
-                self.requests.append(request)
-                if request.method != "ACK":
-                    self.out.append((peer, bytes(self.handle(request))))
+    def answers(self, request: Request) -> bool:
+        return request.method != "ACK"
 
 
 def test_invite_answers_a_407_challenge() -> None:
