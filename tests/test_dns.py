@@ -18,7 +18,7 @@ import dns.rrset
 from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.dns import SipsLocator, order_srv
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
-from pidphone.ports import Address, LinkError
+from tests.test_tls import Recorder
 
 Zone = dict[tuple[str, str], list[str]]
 
@@ -140,24 +140,6 @@ def test_srv_order_follows_priority_then_weight() -> None:
     assert [s.host for s in ordered][:2] == ["first.x", "zero.x"]
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Address, object]] = []
-        self.changed = asyncio.Event()
-
-    def connection_made(self, peer: Address, local: Address) -> None:
-        self.events.append(("made", peer, local))
-        self.changed.set()
-
-    def data_received(self, peer: Address, data: bytes) -> None:
-        self.events.append(("data", peer, data))
-        self.changed.set()
-
-    def connection_lost(self, peer: Address, error: LinkError | None) -> None:
-        self.events.append(("lost", peer, error))
-        self.changed.set()
-
-
 def test_tls_flow_to_a_domain_found_by_srv_checks_the_domain_name(tmp_path: Path) -> None:
     """The certificate names the SIP domain; the SRV target is only where to connect."""
     pki = make_test_pki(tmp_path, hosts=["example.org"])
@@ -166,7 +148,7 @@ def test_tls_flow_to_a_domain_found_by_srv_checks_the_domain_name(tmp_path: Path
         server = TlsTransport(
             TlsClientConfig(), TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0)
         )
-        at_server = _Recorder()
+        at_server = Recorder()
         await server.start(at_server)
         assert server.listening is not None
         zone = dict(ZONE)
@@ -177,13 +159,10 @@ def test_tls_flow_to_a_domain_found_by_srv_checks_the_domain_name(tmp_path: Path
         _, resolver, transport = await serve(zone)
         locator = SipsLocator(resolver=resolver, discover=["example.org"])
         client = TlsTransport(TlsClientConfig(ca_file=str(pki.ca_cert)), resolver=locator)
-        at_client = _Recorder()
+        at_client = Recorder()
         await client.start(at_client)
         client.send(("example.org", 5061), b"REGISTER")
-        async with asyncio.timeout(10):
-            while not any(e[0] == "data" for e in at_server.events):
-                at_server.changed.clear()
-                await at_server.changed.wait()
+        await at_server.until(lambda: any(e[0] == "data" for e in at_server.events))
         assert at_client.events[0][:2] == ("made", ("example.org", 5061))
         await client.aclose()
         await server.aclose()
