@@ -362,18 +362,10 @@ def test_rfc4475_invalid_requests(start: str, extra: str, method: str, hint: int
     "data",
     [
         b"SIP/2.0 4294967301 better not break the receiver\r\n\r\n",  # bigcode
-        crlf(
-            BASE.format(start="OPTIONS sip:b@example.com SIP/2.0", extra="", method="OPTIONS")
-        ).replace(b"CSeq: 1", b"CSeq: 36893488147419103232"),
-        crlf(
-            BASE.format(start="OPTIONS sip:b@example.com SIP/2.0", extra="", method="OPTIONS")
-        ).replace(b"Content-Length: 0", b"Content-Length: -999"),
-        crlf(
-            BASE.format(start="OPTIONS sip:b@example.com SIP/2.0", extra="", method="OPTIONS")
-        ).replace(b"Content-Length: 0", b"Content-Length: 9999"),
-        crlf(
-            BASE.format(start="OPTIONS sip:b@example.com SIP/2.0", extra="", method="OPTIONS")
-        ).replace(b"Call-ID: bad@example.com\r\n", b""),
+        request().replace(b"CSeq: 1", b"CSeq: 36893488147419103232"),
+        request().replace(b"Content-Length: 0", b"Content-Length: -999"),
+        request().replace(b"Content-Length: 0", b"Content-Length: 9999"),
+        request().replace(b"Call-ID: bad@example.com\r\n", b""),
         b"no blank line",
         b"\xff\xfe\r\n\r\n",
     ],
