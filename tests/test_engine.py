@@ -277,3 +277,20 @@ def test_with_a_stun_server_the_sdp_names_the_mapped_address() -> None:
     invite = asyncio.run(main())
     assert b"c=IN IP4 203.0.113.9\r\n" in invite
     assert b"m=audio 41000 RTP/AVP " in invite
+
+
+def test_confirming_the_sas_after_the_media_closed_is_ignored(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with two_phones(tmp_path) as (alice, bob):
+            await connect(alice, bob)
+            (call,) = alice.engine.calls()
+            call.media.close(alice.engine.now())  # ZRTP is gone; the SAS was shown before
+            alice.engine.confirm_sas(call.call_id, True)
+            assert call.state == "established"
+            (peer,) = bob.engine.calls()
+            bob.engine.confirm_sas(peer.call_id, True)  # Bob's side still confirms
+            assert peer.media.secured is not None
+            entry = bob.engine.cache.load(peer.media.secured.peer_zid)
+            assert entry is not None and entry.verified
+
+    asyncio.run(main())

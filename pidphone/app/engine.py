@@ -383,9 +383,14 @@ class Engine:
 
     def confirm_sas(self, call_id: str, verified: bool) -> None:
         leg = self._legs.get(call_id)
-        if leg is not None and leg.call.media.secured is not None:
+        if leg is None or leg.call.media.secured is None:
+            return
+        try:
             leg.call.confirm_sas(verified, self.now())
-            self._flush(call_id)
+        except LocalProtocolError as exc:  # ZRTP closed or failed since the SAS was shown
+            log.info("SAS confirmation for %s not recorded: %s", call_id, exc)
+            return
+        self._flush(call_id)
 
     def set_mute(self, muted: bool) -> None:
         self._muted = muted
