@@ -698,6 +698,17 @@ class FakePeer:
         )
         return self.packet(commit, self.h1)
 
+    def dhpart(self, kind: type[DHPart1] | type[DHPart2], pv: bytes) -> DHPart1 | DHPart2:
+        """A DHPart of this peer with made-up secret ids and public value `pv`, unsealed."""
+        return kind(
+            h1=self.h1,
+            rs1_id=b"1" * 8,
+            rs2_id=b"2" * 8,
+            auxsecret_id=b"3" * 8,
+            pbxsecret_id=b"4" * 8,
+            pv=pv,
+        )
+
 
 @pytest.mark.parametrize(
     ("algorithm", "code"),
@@ -734,14 +745,7 @@ def test_dhpart2_with_wrong_hvi_is_error_0x62() -> None:
     a.session.receive_packet(peer.commit(), 0.0)
     sent = [parse_packet(p).message.type_name for p in a.session.packets_to_send()]
     assert sent[-1] == "DHPart1"
-    part = DHPart2(
-        h1=peer.h1,
-        rs1_id=b"1" * 8,
-        rs2_id=b"2" * 8,
-        auxsecret_id=b"3" * 8,
-        pbxsecret_id=b"4" * 8,
-        pv=b"\x09" * 32,
-    )
+    part = peer.dhpart(DHPart2, b"\x09" * 32)
     a.session.receive_packet(bytes(ZrtpPacket(9, 0xFEED, part)), 0.1)
     assert a.failed is not None and a.failed.code == 0x62
 
@@ -756,14 +760,7 @@ def test_dhpart1_with_a_weak_dh3k_public_value_is_error_0x61(pv: int) -> None:
     sent = [parse_packet(p).message for p in a.session.packets_to_send()]
     commit = sent[-1]
     assert isinstance(commit, Commit) and commit.key_agreement == "DH3k"
-    part = DHPart1(
-        h1=peer.h1,
-        rs1_id=b"1" * 8,
-        rs2_id=b"2" * 8,
-        auxsecret_id=b"3" * 8,
-        pbxsecret_id=b"4" * 8,
-        pv=pv.to_bytes(384, "big"),
-    )
+    part = peer.dhpart(DHPart1, pv.to_bytes(384, "big"))
     a.session.receive_packet(bytes(ZrtpPacket(51, 0xFEED, part)), 0.1)
     assert parse_packet(a.session.packets_to_send()[-1]).message == Error(0x61)
     assert a.failed is not None and a.failed.code == 0x61 and a.failed.local
