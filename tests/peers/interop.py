@@ -114,7 +114,7 @@ class ZrtpSuite:
 
 
 DEFAULT_SUITE = ZrtpSuite("DH3k", "AES1", "HS80", "S256", "B32")
-"""What bzrtp negotiates with its default Hello (shared/notes/real-peers.md §3)."""
+"""What bzrtp negotiates with its default Hello (Debian 12's linphonec 5.1)."""
 
 
 # --------------------------------------------------------------------------- linphonec

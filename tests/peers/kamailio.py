@@ -7,8 +7,8 @@
         kamailio.restart()                         # the registrar goes away and comes back
         kamailio.stop()
 
-The configuration is tests/peers/kamailio.cfg (from the recipe in shared/peers, with its
-pitfalls solved: no port-less alias, fix_nated_register, add_contact_alias); the users are
+The configuration is tests/peers/kamailio.cfg (with the pitfalls of Kamailio over TLS solved:
+no port-less alias, fix_nated_register, add_contact_alias); the users are
 written into a copy in `workdir`. Kamailio runs in the foreground (-DD) under `timeout`, so it
 never outlives its bound, and it is stopped by its PID only.
 """

@@ -33,7 +33,7 @@ class ToneLevel:
     """Sine amplitude at the frequency (Goertzel), in the same units as `rms`."""
 
     def dominates(self, other: ToneLevel) -> bool:
-        """Loud enough, mostly this tone, and far above `other` (the recipe's criterion)."""
+        """Loud enough, mostly this tone, and far above `other`."""
         return (
             self.rms > 500
             and self.amplitude > 0.5 * self.rms
