@@ -831,9 +831,7 @@ class ZrtpSession:
             chain_ok = hmac.compare_digest(_sha256(h2), peer.h3)
             chain_ok = chain_ok and _mac_ok(self._peer_hello_raw, h2)
         else:
-            assert self._peer_dhpart is not None
-            chain_ok = hmac.compare_digest(h1, self._peer_dhpart.h1)
-            chain_ok = chain_ok and _mac_ok(self._peer_dhpart_raw, plain.h0)
+            chain_ok = self._peer_dhpart_chain_ok(plain.h0, h1)
         if not chain_ok:
             raise _DropError
         self._peer_confirm_raw = raw
@@ -853,15 +851,18 @@ class ZrtpSession:
             chain_ok = hmac.compare_digest(_sha256(h1), self._commit.h2)
             chain_ok = chain_ok and _mac_ok(self._commit_raw, h1)
         else:
-            assert self._peer_dhpart is not None
-            chain_ok = hmac.compare_digest(h1, self._peer_dhpart.h1)
-            chain_ok = chain_ok and _mac_ok(self._peer_dhpart_raw, plain.h0)
+            chain_ok = self._peer_dhpart_chain_ok(plain.h0, h1)
         if not chain_ok:
             raise _DropError
         self._peer_confirm_raw = raw
         self._send(bytes(Conf2Ack()))
         self._keys_ready()
         self._secure(now)
+
+    def _peer_dhpart_chain_ok(self, h0: bytes, h1: bytes) -> bool:
+        """DH mode: the H0 a Confirm reveals hashes to the peer's DHPart H1 and keys its MAC."""
+        assert self._peer_dhpart is not None
+        return hmac.compare_digest(h1, self._peer_dhpart.h1) and _mac_ok(self._peer_dhpart_raw, h0)
 
     def _on_conf2ack(self, _: Conf2Ack, raw: bytes, ssrc: int, now: float) -> None:
         if self._state is not _State.CONFIRM2_SENT:
