@@ -4,10 +4,13 @@ answer, DTMF, hold and resume, mute, hang-up by hook, and what the screen shows.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from pidphone.app import phone_events as pe
 from pidphone.app.call import CallDtmf, CallFinished, CallHeld, CallSecure, CallSettings
@@ -294,3 +297,31 @@ def test_confirming_the_sas_after_the_media_closed_is_ignored(tmp_path: Path) ->
             assert entry is not None and entry.verified
 
     asyncio.run(main())
+
+
+def test_call_milestones_are_logged_with_the_call_id_and_peer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="pidphone.app.engine")
+
+    async def main() -> tuple[str, str]:
+        async with two_phones(tmp_path) as (alice, bob):
+            await connect(alice, bob)
+            (call,) = alice.engine.calls()
+            alice.engine.hangup(call.call_id)
+            await bob.until(lambda e: isinstance(e, CallFinished))
+            secure = next(e for e in alice.events if isinstance(e, CallSecure))
+            return call.call_id, secure.sas
+
+    call_id, sas = asyncio.run(main())
+    mine = [r for r in caplog.records if getattr(r, "CALL_ID", None) == call_id]
+    said = [r.getMessage().split(":")[0].split(" from ")[0] for r in mine]
+    # Alice's side, then Bob's: the same Call-ID ties both ends of one call together.
+    for milestone in ("calling sips", "incoming call", "call answered", "call secured"):
+        assert any(m.startswith(milestone) for m in said), (milestone, said)
+    assert said.count("call ended") == 2
+    peers = {r.__dict__["PEER"] for r in mine}
+    assert any("bob@127.0.0.1" in p for p in peers)
+    assert any("alice@127.0.0.1" in p for p in peers)
+    assert {r.__dict__.get("SAS_VERIFIED") for r in mine} == {None, "no"}
+    assert not any(sas in r.getMessage() for r in caplog.records)

@@ -751,6 +751,8 @@ class Engine:
     # ------------------------------------------------------------------ helpers
 
     def _emit(self, event: EngineEvent) -> None:
+        if isinstance(event, CallEvent):
+            self._log_call(event)
         if isinstance(event, RegistrationEvent):
             self._phone_fact(pe.RegistrationChanged(event.state, event.reason))
         elif isinstance(event, CallIncoming):
@@ -762,6 +764,31 @@ class Engine:
                 listener(event)
             except Exception:
                 log.exception("engine listener failed on %s", event)
+
+    def _log_call(self, event: CallEvent) -> None:
+        """The call's milestones, with the journal fields that find one call (issue 7):
+        `journalctl CALL_ID=...`. Never the keys; the SAS stays on the screen."""
+        leg = self._legs.get(event.call_id)
+        fields = {"CALL_ID": event.call_id, "PEER": leg.call.remote_uri if leg else ""}
+        if isinstance(event, CallPlaced):
+            log.info("calling %s", event.target, extra=fields)
+        elif isinstance(event, CallIncoming):
+            log.info("incoming call from %s", event.remote_uri, extra=fields)
+        elif isinstance(event, CallConnected):
+            log.info("call answered", extra=fields)
+        elif isinstance(event, CallSecure):
+            fields["SAS_VERIFIED"] = "yes" if event.verified else "no"
+            log.info(
+                "call secured: %s, %s, SAS %s",
+                event.key_agreement,
+                event.cipher,
+                "verified" if event.verified else "not verified",
+                extra=fields,
+            )
+        elif isinstance(event, CallInsecure):
+            log.warning("call NOT SECURE: %s", event.reason, extra=fields)
+        elif isinstance(event, CallFinished):
+            log.info("call ended: %s", event.reason, extra=fields)
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         async def guarded() -> None:
