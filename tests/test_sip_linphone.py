@@ -82,8 +82,19 @@ def pidphone(kamailio: Kamailio, pki: Pki) -> Phone:
     return Phone("alice", "alicepw", pki=pki, registrar=kamailio.address)
 
 
-async def wait_state(linphone: Linphone, state: str, count: int) -> None:
-    await asyncio.to_thread(linphone.wait_call_state, state, count)
+async def wait_state(linphone: Linphone, state: str, before: list[str], more: int = 1) -> None:
+    """Until linphonec's calls entered `state` `more` times since it was in the states `before`."""
+    await asyncio.to_thread(linphone.wait_call_state, state, before.count(state) + more)
+
+
+async def call_linphone(alice: Phone, linphone: Linphone) -> tuple[str, list[str]]:
+    """Register, call linphonec and wait until it has the call; also the states it was in
+    before the call (for `wait_state`)."""
+    await alice.expect(Registered)
+    states = linphone.call_states()
+    call_id = alice.call(linphone.uri, port=40000)
+    await wait_state(linphone, "IncomingReceived", states)
+    return call_id, states
 
 
 def test_pidphone_calls_linphonec_and_linphonec_hangs_up(
@@ -91,15 +102,12 @@ def test_pidphone_calls_linphonec_and_linphonec_hangs_up(
 ) -> None:
     async def main() -> None:
         async with pidphone(kamailio, pki) as alice:
-            await alice.expect(Registered)
-            states = linphone.call_states()
-            call_id = alice.call(linphone.uri, port=40000)
-            await wait_state(linphone, "IncomingReceived", states.count("IncomingReceived") + 1)
+            call_id, states = await call_linphone(alice, linphone)
             ringing = await alice.expect(CallProgress)
             assert ringing.status == 180
             linphone.answer()
             answered = await alice.expect(CallAnswered)
-            await wait_state(linphone, "StreamsRunning", states.count("StreamsRunning") + 1)
+            await wait_state(linphone, "StreamsRunning", states)
             # linphonec's answer, through Kamailio, negotiates against our offer
             media = alice.media(call_id, answered.sdp)
             assert media.codec in ("PCMU", "PCMA")
@@ -108,7 +116,7 @@ def test_pidphone_calls_linphonec_and_linphonec_hangs_up(
             linphone.terminate()
             ended = await alice.expect(CallEnded)
             assert ended.by_peer
-            await wait_state(linphone, "End", states.count("End") + 1)
+            await wait_state(linphone, "End", states)
 
     run(main())
 
@@ -118,15 +126,12 @@ def test_pidphone_calls_linphonec_and_hangs_up(
 ) -> None:
     async def main() -> None:
         async with pidphone(kamailio, pki) as alice:
-            await alice.expect(Registered)
-            states = linphone.call_states()
-            call_id = alice.call(linphone.uri, port=40000)
-            await wait_state(linphone, "IncomingReceived", states.count("IncomingReceived") + 1)
+            call_id, states = await call_linphone(alice, linphone)
             linphone.answer()
             await alice.expect(CallAnswered)
-            await wait_state(linphone, "StreamsRunning", states.count("StreamsRunning") + 1)
+            await wait_state(linphone, "StreamsRunning", states)
             alice.sip.hangup(call_id)
-            await wait_state(linphone, "End", states.count("End") + 1)
+            await wait_state(linphone, "End", states)
             assert not (await alice.expect(CallEnded)).by_peer
         # linphonec received our offer as we wrote it (Kamailio does not touch the body)
         offer = linphone.sdp_bodies("received")[-1]
@@ -140,14 +145,11 @@ def test_pidphone_cancels_a_ringing_linphonec(
 ) -> None:
     async def main() -> None:
         async with pidphone(kamailio, pki) as alice:
-            await alice.expect(Registered)
-            states = linphone.call_states()
-            call_id = alice.call(linphone.uri, port=40000)
-            await wait_state(linphone, "IncomingReceived", states.count("IncomingReceived") + 1)
+            call_id, states = await call_linphone(alice, linphone)
             await alice.expect(CallProgress)
             alice.sip.hangup(call_id)
             assert (await alice.expect(CallEnded)).reason == "Cancelled"
-            await wait_state(linphone, "End", states.count("End") + 1)
+            await wait_state(linphone, "End", states)
 
     run(main())
 
@@ -169,11 +171,11 @@ def test_linphonec_calls_pidphone_and_hangs_up(
         async with pidphone(kamailio, pki) as alice:
             states = linphone.call_states()
             call_id, incoming = await incoming_from_linphone(alice, linphone)
-            await wait_state(linphone, "OutgoingRinging", states.count("OutgoingRinging") + 1)
+            await wait_state(linphone, "OutgoingRinging", states)
             answer = alice.answer(call_id, incoming.sdp, port=42000)
             assert answer.media[0].formats[0] in ("0", "8")
             await alice.expect(CallEstablished)
-            await wait_state(linphone, "StreamsRunning", states.count("StreamsRunning") + 1)
+            await wait_state(linphone, "StreamsRunning", states)
             media = alice.media(call_id, incoming.sdp)
             assert media.remote_address[0] == "127.0.0.1"
             linphone.terminate()
@@ -192,9 +194,9 @@ def test_linphonec_calls_pidphone_which_hangs_up(
             call_id, incoming = await incoming_from_linphone(alice, linphone)
             alice.answer(call_id, incoming.sdp, port=42000)
             await alice.expect(CallEstablished)
-            await wait_state(linphone, "StreamsRunning", states.count("StreamsRunning") + 1)
+            await wait_state(linphone, "StreamsRunning", states)
             alice.sip.hangup(call_id)
-            await wait_state(linphone, "End", states.count("End") + 1)
+            await wait_state(linphone, "End", states)
 
     run(main())
 
@@ -205,7 +207,7 @@ def test_pidphone_declines_linphonec(kamailio: Kamailio, pki: Pki, linphone: Lin
             states = linphone.call_states()
             call_id, _ = await incoming_from_linphone(alice, linphone)
             alice.sip.reject(call_id, 486)
-            await wait_state(linphone, "Released", states.count("Released") + 1)
+            await wait_state(linphone, "Released", states)
         assert "Busy Here" in linphone.log()
 
     run(main())
@@ -218,17 +220,17 @@ def test_linphonec_holds_and_resumes(kamailio: Kamailio, pki: Pki, linphone: Lin
             call_id, incoming = await incoming_from_linphone(alice, linphone)
             alice.answer(call_id, incoming.sdp, port=42000)
             await alice.expect(CallEstablished)
-            await wait_state(linphone, "StreamsRunning", states.count("StreamsRunning") + 1)
+            await wait_state(linphone, "StreamsRunning", states)
             linphone.pause()
             hold = await alice.expect(ReinviteReceived)
             alice.accept_reinvite(call_id, hold.sdp, port=42000)
             assert alice.media(call_id, hold.sdp).direction == "recvonly"
-            await wait_state(linphone, "Paused", states.count("Paused") + 1)
+            await wait_state(linphone, "Paused", states)
             linphone.resume()
             resume = await alice.expect(ReinviteReceived)
             alice.accept_reinvite(call_id, resume.sdp, port=42000)
             assert alice.media(call_id, resume.sdp).direction == "sendrecv"
-            await wait_state(linphone, "StreamsRunning", states.count("StreamsRunning") + 2)
+            await wait_state(linphone, "StreamsRunning", states, 2)
             linphone.terminate()
             await alice.expect(CallEnded)
 
