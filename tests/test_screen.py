@@ -14,6 +14,7 @@ from pidphone.app.state import (
     OutgoingCall,
     PhoneSettings,
     PhoneState,
+    RegistrationChanged,
     Tick,
     initial_state,
     next_deadline,
@@ -154,3 +155,13 @@ def test_incoming_call_wakes_the_display_and_keeps_it_on() -> None:
 def test_screens_are_values() -> None:
     assert SCREENS["secure_b32"] == sample_screens()["secure_b32"]
     assert isinstance(SCREENS["secure_b32"], Screen)
+
+
+def test_without_an_account_no_registration_icon_is_shown() -> None:
+    state = initial_state(PhoneSettings(account="alice"), 0.0, False)
+    state, _ = reduce(state, RegistrationChanged("disabled"), 0.0)
+    screen = render(state, 0.0)
+    assert screen.icons == frozenset()  # direct calls only: nothing is "unregistered"
+    assert screen.lines == ("No account",)
+    failed, _ = reduce(state, RegistrationChanged("failed", "403 Forbidden"), 0.0)
+    assert render(failed, 0.0).icons == {"unregistered"}

@@ -22,7 +22,9 @@ REGISTRATION_TEXT = {
     "no_network": "No network",
     "disabled": "No account",
 }
-REGISTRATION_ICON = {"registered": "registered", "tls_error": "tls_error"}
+REGISTRATION_ICON = {"registered": "registered", "tls_error": "tls_error", "disabled": None}
+"""The status bar's registration icon ("unregistered" for states not named). No account
+(direct calls only) shows none: nothing is wrong with a phone that need not register."""
 
 
 def render(state: PhoneState, now: float) -> Screen:
@@ -141,7 +143,8 @@ def _peer_lines(call: Call) -> tuple[str, ...]:
 
 
 def _icons(state: PhoneState) -> frozenset[str]:
-    icons = {REGISTRATION_ICON.get(state.registration, "unregistered")}
+    registration = REGISTRATION_ICON.get(state.registration, "unregistered")
+    icons = set() if registration is None else {registration}
     if state.dnd:
         icons.add("dnd")
     call = state.call
