@@ -285,7 +285,6 @@ def test_call_with_proxy_authentication(
     proxy = Kamailio(
         tmp_path_factory.mktemp("kamailio407"), pki, tls_port=5071, udp_port=5070, invite_auth=True
     )
-    proxy.start()
 
     async def main() -> None:
         async with phone("alice", proxy, pki) as alice, phone("bob", proxy, pki) as bob:
@@ -293,10 +292,8 @@ def test_call_with_proxy_authentication(
             alice.sip.hangup(call_id)
             await bob.expect(CallEnded)
 
-    try:
+    with proxy.started():
         run(main())
-    finally:
-        proxy.stop()
     assert len(proxy.requests("INVITE")) >= 2  # challenged once, then sent with credentials
 
 
