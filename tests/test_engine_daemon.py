@@ -8,9 +8,12 @@ import argparse
 import asyncio
 import io
 import json
+import os
+import signal
 import socket
 from pathlib import Path
 
+from pidphone.app.call import CallFinished, CallSecure
 from pidphone.callcmd import _answer
 from pidphone.config import (
     Config,
@@ -20,7 +23,7 @@ from pidphone.config import (
     ServerConfig,
     SimConfig,
 )
-from pidphone.daemon import Phone
+from pidphone.daemon import Phone, Service
 from pidphone.drivers.certs import make_test_pki
 
 
@@ -109,3 +112,117 @@ def test_reload_when_idle_restarts_the_phone_with_the_new_config(tmp_path: Path)
         "no account, direct calls only",
         "stopping",
     ]
+
+
+class Notifications:
+    """A service manager that keeps what it hears."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    def ready(self) -> None:
+        self.heard.append("READY=1")
+
+    def status(self, text: str) -> None:
+        self.heard.append(f"STATUS={text}")
+
+    def watchdog(self) -> None:
+        pass
+
+    def stopping(self) -> None:
+        self.heard.append("STOPPING=1")
+
+    def reloading(self) -> None:
+        self.heard.append("RELOADING=1")
+
+    def watchdog_interval(self) -> float | None:
+        return None
+
+
+def test_sighup_during_a_call_keeps_the_call_and_applies_the_config_after_it(
+    tmp_path: Path,
+) -> None:
+    pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
+    port = free_port()
+    callee = Config(
+        hardware="simulated",
+        server=ServerConfig(
+            listen=f"127.0.0.1:{port}",
+            client_cert=str(pki.server_cert),
+            client_key=str(pki.server_key),
+            keepalive_interval=0,
+        ),
+        security=SecurityConfig(zid_cache=str(tmp_path / "bob.json")),
+        sim=SimConfig(tone_frequency=700),
+    )
+    script = tmp_path / "keys.txt"
+    script.write_text("0.3 lift\n0.2 speed1\n")
+
+    def caller(speed_dial: str, sim: SimConfig) -> Config:
+        return Config(
+            hardware="simulated",
+            server=ServerConfig(ca_file=str(pki.ca_cert), keepalive_interval=0),
+            security=SecurityConfig(zid_cache=str(tmp_path / "alice.json")),
+            phone=PhoneConfig(speed_dials={"1": speed_dial}),
+            display=DisplayConfig(driver="none"),
+            sim=sim,
+        )
+
+    sim = SimConfig(tone_frequency=1000, keys_script=str(script))
+    first = caller(f"sips:bob@127.0.0.1:{port}", sim)
+    new_config = caller("sips:carol@127.0.0.1:5999", SimConfig())
+    notifier = Notifications()
+    service = Service(first, lambda: new_config, "", notifier)
+    events: list[object] = []
+
+    async def until(check: type, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not any(isinstance(e, check) for e in events):
+                await asyncio.sleep(0.02)
+
+    async def main() -> dict[str, object]:
+        out = io.StringIO()
+        answering = asyncio.create_task(
+            _answer(argparse.Namespace(count=1, duration=30.0, json=True), callee, out)
+        )
+        await asyncio.sleep(0.3)
+        running = asyncio.create_task(service.main())
+        async with asyncio.timeout(10):
+            while service.phone.engine is None:
+                await asyncio.sleep(0.01)
+        engine = service.phone.engine
+        engine.add_listener(events.append)
+        await until(CallSecure)
+        (call,) = engine.calls()
+        received = call.media.stats.packets_received
+
+        os.kill(os.getpid(), signal.SIGHUP)
+        async with asyncio.timeout(5):
+            while notifier.heard.count("READY=1") < 2:  # the reload is done
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(1.0)
+        # The same engine still carries the same call, audio still arriving, one SAS only.
+        assert service.phone.engine is engine
+        assert engine.calls() == [call] and call.state == "established"
+        assert call.media.stats.packets_received >= received + 25
+        assert sum(isinstance(e, CallSecure) for e in events) == 1
+        assert service.phone.config is not new_config
+
+        engine.hangup(call.call_id)
+        await asyncio.wait_for(answering, 10)
+        async with asyncio.timeout(5):
+            while service.phone.config is not new_config or service.phone.engine is engine:
+                await asyncio.sleep(0.02)
+        assert service.phone.engine is not None and not service.phone.engine.calls()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert await asyncio.wait_for(running, 10) == 0
+        secure = next(e for e in events if isinstance(e, CallSecure))
+        report: dict[str, object] = json.loads(out.getvalue())
+        report["caller_sas"] = secure.sas
+        return report
+
+    report = asyncio.run(main())
+    assert report["state"] == "secure" and report["sas"] == report["caller_sas"]
+    assert abs(report["received_frequencies"][0] - 1000) <= 25  # type: ignore[index]
+    assert any(isinstance(e, CallFinished) for e in events)
+    assert notifier.heard[-1] == "STOPPING=1"
