@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pidphone.app.call import (
     Call,
@@ -58,6 +58,9 @@ from pidphone.ports import FRAME_BYTES, AudioDevices
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache, ZidCache
 from pidphone.zrtp.config import ZrtpConfig
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
 
 log = logging.getLogger("pidphone.callcmd")
 
@@ -153,7 +156,12 @@ def user_agent(config: Config) -> UserAgent:
     )
 
 
-def tls_transport(config: Config) -> TlsTransport:
+def tls_transport(
+    config: Config, *, dns_resolver: dns.asyncresolver.Resolver | None = None
+) -> TlsTransport:
+    """The SIP transport: TLS to the servers, and a listener for direct calls when configured.
+    A registrar or proxy named by a domain alone is located by NAPTR/SRV (RFC 3263), asked
+    through `dns_resolver` (default: the system's)."""
     server = config.server
     client = TlsClientConfig(
         ca_file=server.ca_file or None,
@@ -171,7 +179,14 @@ def tls_transport(config: Config) -> TlsTransport:
         listener = TlsServerConfig(
             cert_file=server.client_cert, key_file=server.client_key, host=listen[0], port=listen[1]
         )
-    return TlsTransport(client, listener)
+    domain = server.discovery_domain if config.account.aor else None
+    if domain is None:
+        return TlsTransport(client, listener)
+    from pidphone.drivers.dns import SipsLocator  # dnspython only when it is needed
+
+    return TlsTransport(
+        client, listener, resolver=SipsLocator(resolver=dns_resolver, discover=[domain])
+    )
 
 
 def zid_cache(config: Config) -> ZidCache:

@@ -10,6 +10,7 @@ what is allowed, and the daemon exits 78 on it. Secrets are never echoed, in err
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import stat
@@ -97,6 +98,19 @@ class ServerConfig:
         if self.outbound_proxy:
             return checks.parse_host_port(self.outbound_proxy, 5061)
         return self.registrar_address
+
+    @property
+    def discovery_domain(self) -> str | None:
+        """The next hop's domain when it is written without a port and is not an IP address:
+        its servers are then found by NAPTR and SRV records (RFC 3263 §4.1-§4.2)."""
+        hop = self.outbound_proxy or self.registrar
+        if not hop or hop.startswith("[") or ":" in hop:
+            return None
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return hop
+        return None
 
     @property
     def pinned_sha256(self) -> bytes | None:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pidphone.callcmd import _answer, _call
-from pidphone.config import Config, SecurityConfig, ServerConfig, SimConfig
+from pidphone.callcmd import _answer, _call, tls_transport
+from pidphone.config import AccountConfig, Config, SecurityConfig, ServerConfig, SimConfig
 from pidphone.drivers.certs import make_test_pki
+from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.zid_cache import FileZidCache
 from pidphone.errors import ConfigError
 
@@ -189,3 +190,60 @@ def test_a_listener_port_in_use_is_reported_not_raised(
         args = argparse.Namespace(count=1, duration=1.0, json=True)
         assert asyncio.run(_answer(args, callee, io.StringIO())) == 1
     assert "cannot start the phone" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("registrar", "outbound_proxy", "domain"),
+    [
+        ("example.org", "", "example.org"),
+        ("example.org:5061", "", None),
+        ("192.0.2.1", "", None),
+        ("[2001:db8::1]", "", None),
+        ("example.org", "proxy.example.net", "proxy.example.net"),
+        ("example.org", "proxy.example.net:5061", None),
+    ],
+)
+def test_only_a_next_hop_without_port_or_ip_is_discovered(
+    registrar: str, outbound_proxy: str, domain: str | None
+) -> None:
+    server = ServerConfig(registrar=registrar, outbound_proxy=outbound_proxy)
+    assert server.discovery_domain == domain
+
+
+def test_a_registrar_domain_without_port_is_found_by_naptr_and_srv(tmp_path: Path) -> None:
+    """RFC 3263 §4: the TLS flow to "example.org" goes where its SRV record says."""
+    from tests.test_dns import ZONE, serve
+    from tests.test_tls import Recorder
+
+    pki = make_test_pki(tmp_path / "pki", ["example.org"])
+    config = Config(
+        account=AccountConfig(aor="sips:alice@example.org"),
+        server=ServerConfig(registrar="example.org", ca_file=str(pki.ca_cert)),
+    )
+
+    async def main() -> None:
+        server = TlsTransport(
+            TlsClientConfig(), TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0)
+        )
+        at_server = Recorder()
+        await server.start(at_server)
+        assert server.listening is not None
+        zone = dict(ZONE)
+        zone[("_sips._tcp.example.org", "SRV")] = [
+            f"0 0 {server.listening[1]} primary.example.org."
+        ]
+        zone[("primary.example.org", "AAAA")] = []
+        _, resolver, dns_transport = await serve(zone)
+        client = tls_transport(config, dns_resolver=resolver)
+        at_client = Recorder()
+        await client.start(at_client)
+        try:
+            client.send(("example.org", 5061), b"REGISTER")
+            await at_server.until(lambda: any(e[0] == "data" for e in at_server.events))
+            assert at_server.received() == b"REGISTER"
+        finally:
+            await client.aclose()
+            await server.aclose()
+            dns_transport.close()
+
+    asyncio.run(main())
