@@ -227,6 +227,39 @@ def test_the_sdp_names_the_address_that_routes_to_the_peer() -> None:
     assert b"c=IN IP4 192.0.2.10\r\n" in invite
 
 
+def test_with_an_account_a_direct_call_routes_media_towards_the_called_host() -> None:
+    asked: list[str] = []
+
+    async def route_to(host: str) -> str:
+        asked.append(host)
+        return "192.0.2.10"
+
+    async def main() -> None:
+        engine = Engine(
+            EngineSettings(media_bind="0.0.0.0", register=False),
+            UserAgent(
+                AgentConfig(
+                    aor="sips:alice@example.org",
+                    registrar=("192.0.2.1", 5061),
+                    keepalive_interval=0,
+                )
+            ),
+            RecordingTransport(),
+            MemoryZidCache(),
+            open_udp,
+            local_address=route_to,
+        )
+        await engine.start()
+        try:
+            await engine.place_call("sips:bob@198.51.100.7:5061")  # a phone's own listener
+            await engine.place_call("carol")  # through the registrar
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
+    assert asked == ["198.51.100.7", "192.0.2.1"]
+
+
 def test_call_waiting_holds_the_first_call_and_answers_the_second(tmp_path: Path) -> None:
     async def main() -> None:
         async with two_phones(tmp_path) as (alice, bob):

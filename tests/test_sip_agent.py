@@ -996,3 +996,37 @@ def test_offerless_invite_gets_the_answer_in_the_ack() -> None:
     )
     bob.receive_data(peer, ack, 1.1)
     assert events(bob) == [ev.CallEstablished("raw-1", ANSWER)]
+
+
+def test_with_an_account_a_uri_with_host_and_port_elsewhere_is_called_directly() -> None:
+    """Issue 5: `pidphone call` uses the account, or calls directly for sips:user@host:port."""
+    net = Network()
+    proxy = Proxy(password="pw")
+    alice = make_agent("sips:alice@example.org", 1, password="pw", registrar=REGISTRAR)
+    bob = make_agent("sips:bob@127.0.0.2", 2)
+    net.add(ALICE_ADDR, alice)
+    net.add(REGISTRAR, proxy)
+    net.add(("127.0.0.2", 5062), bob)
+    call_id = alice.invite("sips:bob@127.0.0.2:5062", OFFER, 0.0)
+    net.run(0.0)
+    assert events(bob) == [ev.IncomingCall(call_id, "sips:alice@example.org", "", OFFER)]
+    assert proxy.forwarded == []
+    invite = parse_message(next(d for _, _, d in net.wire if d.startswith(b"INVITE")))
+    assert isinstance(invite, Request)
+    assert invite.header("Route") is None  # no preloaded route towards the proxy
+    assert invite.contacts[0].uri.param("ob") is None
+    bob.answer(call_id, ANSWER, 1.0)
+    net.run(1.0)
+    assert events(alice) == [ev.CallAnswered(call_id, ANSWER)]
+    alice.hangup(call_id, 2.0)
+    net.run(2.0)
+    assert events(bob) == [
+        ev.CallEstablished(call_id),
+        ev.CallEnded(call_id, None, "Hung up by peer", True),
+    ]
+    assert all(to != REGISTRAR for _, to, _ in net.wire)
+    # In the account's own domain (even with a port), or with no port, the proxy routes it.
+    for target in ("sips:carol@example.org:5061", "sips:carol@127.0.0.2", "carol"):
+        dave = make_agent("sips:dave@example.org", 3, password="pw", registrar=REGISTRAR)
+        dave.invite(target, OFFER, 3.0)
+        assert [peer for peer, _ in dave.data_to_send()] == [REGISTRAR], target

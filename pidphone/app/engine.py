@@ -61,7 +61,6 @@ from pidphone.ports import (
 from pidphone.sdp import SessionDescription
 from pidphone.sip import events as sip
 from pidphone.sip.agent import UserAgent
-from pidphone.sip.uri import NameAddr
 from pidphone.zrtp.cache import ZidCache
 
 log = logging.getLogger(__name__)
@@ -479,11 +478,8 @@ class Engine:
 
     def _peer_host(self, target: str) -> str | None:
         """Where the INVITE goes first: the outbound proxy, or the called host."""
-        if self.agent.config.registrar is not None:
-            return self.agent.config.registrar[0]
-        text = target if target.lower().startswith(("sip:", "sips:")) else f"sip:{target}"
         try:
-            return NameAddr.parse(text).uri.host.strip("[]")
+            return self.agent.next_hop(target)[0]
         except ProtocolError:
             return None
 

@@ -149,6 +149,8 @@ class _Call:
     glare_retries: int = 0
     reinvite_in: Transaction | None = None
     purge_at: float | None = None
+    direct: bool = False
+    """Sent straight to the called host, not through the registrar (see `_calls_direct`)."""
 
 
 @dataclass
@@ -362,11 +364,12 @@ class UserAgent:
         """Call `target` (a SIP URI, or a user name in our domain) with the offer `sdp`.
         Returns the Call-ID that names the call from now on."""
         uri = self._target_uri(target)
-        flow = self.config.registrar or (uri.host.strip("[]"), self._default_port(uri))
+        direct = self._calls_direct(uri)
+        flow = self.next_hop(target)
         call_id = self._token(16)
         tag = self._token(8)
         placeholder = Request(method="INVITE", uri=uri)
-        call = _Call(call_id, True, flow, CallState.CALLING, placeholder, tag)
+        call = _Call(call_id, True, flow, CallState.CALLING, placeholder, tag, direct=direct)
         self._calls[call_id] = call
         to = NameAddr(uri=uri)
 
@@ -379,6 +382,14 @@ class UserAgent:
 
         self._when_connected(flow, _Deferred(send, fail))
         return call_id
+
+    def next_hop(self, target: str) -> Address:
+        """Where an INVITE to `target` goes first: the registrar, or the called host."""
+        uri = self._target_uri(target)
+        registrar = self.config.registrar
+        if registrar is not None and not self._calls_direct(uri):
+            return registrar
+        return (uri.host.strip("[]"), self._default_port(uri))
 
     def ringing(self, call_id: str, now: float) -> None:
         """Send 180 Ringing for an incoming call."""
@@ -862,7 +873,7 @@ class UserAgent:
     ) -> None:
         to_na = to if isinstance(to, NameAddr) else NameAddr.parse(to)
         headers: list[Header] = [
-            ("Contact", str(self._make.dialog_contact(self._local(call.flow)))),
+            ("Contact", str(self._contact(call))),
             ("Allow", ALLOW),
             ("Supported", SUPPORTED),
         ]
@@ -876,7 +887,7 @@ class UserAgent:
             to=to_na,
             call_id=call.call_id,
             seq=seq,
-            routes=self._make.preloaded_route(),
+            routes=[] if call.direct else self._make.preloaded_route(),
             extra=headers,
             body=sdp,
         )
@@ -897,7 +908,7 @@ class UserAgent:
             "INVITE",
             body=call.reinvite_sdp,
             extra=[
-                ("Contact", str(self._make.dialog_contact(self._local(call.flow)))),
+                ("Contact", str(self._contact(call))),
                 ("Allow", ALLOW),
                 ("Supported", SUPPORTED),
                 ("Content-Type", "application/sdp"),
@@ -1131,6 +1142,27 @@ class UserAgent:
             return NameAddr.parse(text).uri
         except SipParseError as exc:
             raise LocalProtocolError(f"cannot call {target!r}: {exc}") from None
+
+    def _calls_direct(self, uri: Uri) -> bool:
+        """Whether a call to `uri` bypasses the registrar (issue 5: "with the configured
+        account, or direct, for a sips:user@host:port URI"). Without a registrar, always; with
+        one, when the URI names a port at a host that is neither the account's domain nor the
+        registrar: another phone's own listener. Everything else is the proxy's to route."""
+        registrar = self.config.registrar
+        if registrar is None:
+            return True
+        if uri.port is None:
+            return False
+        host = uri.host.strip("[]").lower()
+        ours = {self._aor.host.strip("[]").lower(), registrar[0].lower()}
+        return host not in ours
+
+    def _contact(self, call: _Call) -> NameAddr:
+        """The Contact of the call's INVITEs and answers; `;ob` only through the proxy."""
+        local = self._local(call.flow)
+        if call.direct:
+            return NameAddr(uri=self._make.contact_uri(local, ob=False))
+        return self._make.dialog_contact(local)
 
     def _default_port(self, uri: Uri) -> int:
         if uri.port is not None:
