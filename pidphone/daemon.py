@@ -18,20 +18,29 @@ import dataclasses
 import logging
 import signal
 import sys
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pidphone import callcmd
 from pidphone.app.call import CallFinished, CallInsecure, CallSecure
 from pidphone.app.engine import CallIncoming, CallPlaced, Engine, EngineEvent, RegistrationEvent
 from pidphone.app.phone_events import PhoneSettings
-from pidphone.config import Config
+from pidphone.app.screen import config_error_screen
+from pidphone.config import Config, DisplayConfig, SimConfig
+from pidphone.config_build import build
 from pidphone.drivers.systemd_notify import notifier_from_environment
 from pidphone.drivers.udp import local_address_towards, open_udp
 from pidphone.errors import ConfigError
 from pidphone.ports import Display, Keypad, ServiceNotifier
 
+if TYPE_CHECKING:
+    from luma.core.device import device as LumaDevice  # noqa: N812
+
 log = logging.getLogger("pidphone.daemon")
+
+T = TypeVar("T")
 
 
 class Phone:
@@ -148,7 +157,9 @@ def build_engine(config: Config) -> Engine:
     )
 
 
-def _display(config: Config) -> Display | None:
+def _display(config: Config, *, keep_image: bool = False) -> Display | None:
+    """The display `config` names; `keep_image` leaves the last screen lit when it is closed
+    (the error shown as the daemon exits)."""
     if config.hardware == "simulated":
         from pidphone.drivers.sim_display import SimDisplay
 
@@ -157,22 +168,82 @@ def _display(config: Config) -> Display | None:
     d = config.display
     if d.driver == "none":
         return None
-    from pidphone.drivers.oled import OledConfig, OledDisplay
+    from pidphone.drivers.oled import GpioLines, OledConfig, OledDisplay, open_luma
 
-    return OledDisplay.from_config(
-        OledConfig(
-            driver=d.driver,
-            bus=d.bus,
-            i2c_port=d.i2c_port,
-            i2c_address=d.i2c_address,
-            spi_port=d.spi_port,
-            spi_device=d.spi_device,
-            spi_dc_pin=d.spi_dc_pin,
-            spi_reset_pin=d.spi_reset_pin,
-            rotation=d.rotation,
-            contrast=d.contrast,
-        )
+    oled = OledConfig(
+        driver=d.driver,
+        bus=d.bus,
+        i2c_port=d.i2c_port,
+        i2c_address=d.i2c_address,
+        spi_port=d.spi_port,
+        spi_device=d.spi_device,
+        spi_dc_pin=d.spi_dc_pin,
+        spi_reset_pin=d.spi_reset_pin,
+        rotation=d.rotation,
+        contrast=d.contrast,
     )
+    if not keep_image:
+        return OledDisplay.from_config(oled)
+    lines = GpioLines() if oled.bus == "spi" else None
+
+    def open_persistent() -> LumaDevice:
+        device = open_luma(oled, lines)
+        device.persist = True  # luma's cleanup would blank the panel
+        return device
+
+    return OledDisplay(
+        open_persistent,
+        contrast=oled.contrast,
+        on_close=lines.cleanup if lines is not None else None,
+    )
+
+
+def show_config_error(message: str, sources: Sequence[Path] = ()) -> None:
+    """Put a configuration error on the display before the daemon exits 78 (issue 7: "the
+    error goes to the journal and to the OLED").
+
+    With no valid config to open the display by, `hardware`, `[display]` and `[sim]` are
+    taken from the first of `sources` (the boot-partition file, the installed config) where
+    each is valid on its own, else from the defaults. A display that cannot be opened is only
+    logged: the journal still has the error."""
+    config = _display_settings(sources)
+    try:
+        display = _display(config, keep_image=True)
+        if display is not None:
+            display.show(config_error_screen(message))
+            display.close()
+    except Exception as exc:  # best effort: no display must hide the configuration error
+        log.warning("the configuration error could not be shown on the display: %s", exc)
+
+
+def _display_settings(sources: Sequence[Path]) -> Config:
+    hardware: str | None = None
+    display: DisplayConfig | None = None
+    sim: SimConfig | None = None
+    for path in sources:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeError, tomllib.TOMLDecodeError):
+            continue
+        if hardware is None and raw.get("hardware") in ("pi", "simulated"):
+            hardware = raw["hardware"]
+        display = display or _table(DisplayConfig, raw, "display", path)
+        sim = sim or _table(SimConfig, raw, "sim", path)
+    return Config(
+        hardware="simulated" if hardware == "simulated" else "pi",
+        display=display or DisplayConfig(),
+        sim=sim or SimConfig(),
+    )
+
+
+def _table(cls: type[T], raw: dict[str, Any], key: str, path: Path) -> T | None:
+    table = raw.get(key, {})
+    if not isinstance(table, dict):
+        return None
+    try:
+        return build(cls, table, key, path.parent)
+    except ConfigError:
+        return None
 
 
 def _keypad(config: Config) -> Keypad | None:

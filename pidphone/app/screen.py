@@ -8,6 +8,7 @@ failed key agreement take the whole screen in inverse until dealt with.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Literal
 
 from pidphone.ports import Screen
@@ -56,6 +57,17 @@ def render(state: PhoneState, now: float) -> Screen:
         alert=screen.alert,
         brightness=_brightness(state, now),
     )
+
+
+CONFIG_ERROR_WIDTH = 22
+"""Characters of small type across the 128-pixel display."""
+
+
+def config_error_screen(message: str) -> Screen:
+    """A configuration the phone cannot start with ("keypad.rows[0]: GPIO 40 does not ...");
+    the key comes first, so that it shows even when the rest does not fit."""
+    lines = textwrap.wrap(message, CONFIG_ERROR_WIDTH, break_long_words=True) or ["(no reason)"]
+    return Screen(status="pidphone", title="Config error", lines=tuple(lines[:3]), alert=True)
 
 
 def _idle(state: PhoneState) -> Screen:
