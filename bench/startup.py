@@ -4,7 +4,9 @@
     .venv/bin/python -m bench.startup --kamailio      # also: to registered, against Kamailio
 
 (a) time from starting `pidphone run` (simulated hardware) to READY=1 on a NOTIFY_SOCKET, median
-of several starts; (b) the daemon's resident memory (VmRSS) once idle. With `--kamailio`
+of several starts; (b) the daemon's resident memory (VmRSS) once idle; (c) its peak VmRSS in a
+call: the daemon's scripted keys lift the handset and dial a `pidphone answer` listening on
+loopback (direct, TLS), and VmRSS is sampled while the call is secure. With `--kamailio`
 (root, Debian's kamailio and kamailio-tls-modules): in a private network namespace, a Kamailio
 TLS registrar on 127.0.0.1:5061 and a config with account alice — (c) time to the first STATUS=
 line saying "registered" (`time_to_registered`). Targets: READY <= 1.5 s, RSS <= 50 MB on a
@@ -29,6 +31,7 @@ from pathlib import Path
 STARTS = 7
 IDLE_SECONDS = 2.0
 REGISTER_TIMEOUT = 20.0
+CALL_SAMPLE_SECONDS = 4.0
 
 SIMULATED = """
 hardware = "simulated"
@@ -113,6 +116,62 @@ def idle_rss(config: str = SIMULATED) -> float:
         return rss_mb(process.pid)
 
 
+def call_rss() -> float:
+    """The daemon's peak VmRSS (MB) while in a secure call with a `pidphone answer` on
+    loopback: the daemon dials it from a speed dial with scripted keys."""
+    from pidphone.drivers.certs import make_test_pki
+
+    with tempfile.TemporaryDirectory() as tmp, notify_socket(Path(tmp)) as (sock, path):
+        work = Path(tmp)
+        pki = make_test_pki(work / "pki", ["127.0.0.1"])
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        callee = work / "callee.toml"
+        callee.write_text(
+            f'hardware = "simulated"\n[server]\nlisten = "127.0.0.1:{port}"\n'
+            f'client_cert = "{pki.server_cert}"\nclient_key = "{pki.server_key}"\n'
+            f'keepalive_interval = 0\n[security]\nzid_cache = "{work / "bob-zid.json"}"\n'
+        )
+        callee.chmod(0o600)
+        (work / "keys.txt").write_text("1.0 lift\n0.2 speed1\n")
+        config = (
+            f'hardware = "simulated"\n[display]\ndriver = "none"\n'
+            f'[server]\nca_file = "{pki.ca_cert}"\nkeepalive_interval = 0\n'
+            f'[security]\nzid_cache = "{work / "alice-zid.json"}"\n'
+            f'[phone.speed_dials]\n"1" = "sips:bob@127.0.0.1:{port}"\n'
+            f'[sim]\nkeys_script = "{work / "keys.txt"}"\n'
+        )
+        duration = str(CALL_SAMPLE_SECONDS + 6)
+        answer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pidphone.cli",
+                "answer",
+                "--config",
+                str(callee),
+                "--duration",
+                duration,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(0.5)  # the listener is up before the daemon dials
+            with daemon(work, config, path) as process:
+                wait_for(sock, lambda m: b"in call, secure" in m, 30)
+                samples = []
+                end = time.monotonic() + CALL_SAMPLE_SECONDS
+                while time.monotonic() < end:
+                    samples.append(rss_mb(process.pid))
+                    time.sleep(0.2)
+                return max(samples)
+        finally:
+            answer.terminate()
+            answer.wait(timeout=15)
+
+
 def time_to_registered() -> float:
     """Seconds from start to a STATUS= line containing "registered" (and not "not registered"),
     against a Kamailio on loopback in a private network namespace. Raises TimeoutError while
@@ -158,6 +217,7 @@ def main() -> None:
         f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}, n={len(times)})"
     )
     print(f"RSS idle after READY + {IDLE_SECONDS:g} s: {idle_rss():.1f} MB")
+    print(f"RSS in a secure call (peak over {CALL_SAMPLE_SECONDS:g} s): {call_rss():.1f} MB")
     if args.kamailio:
         try:
             print(f"start -> registered (Kamailio, TLS): {time_to_registered() * 1000:.0f} ms")
