@@ -61,7 +61,17 @@ class Linphonec:
         )
         self.log = home / "debug.log"
         self.process = subprocess.Popen(
-            ["linphonec", "-c", str(home / "linphonerc"), "-d", "6", "-l", str(self.log)],
+            [
+                "timeout",
+                "300",
+                "linphonec",
+                "-c",
+                str(home / "linphonerc"),
+                "-d",
+                "6",
+                "-l",
+                str(self.log),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -72,14 +82,21 @@ class Linphonec:
         self.command("soundcard use files")
         self._wait_for("Creating listening point")
 
-    def _wait_for(self, text: str) -> None:
+    def _wait_for(self, text: str, count: int = 1) -> None:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            if self.log.exists() and text in self.log.read_text(errors="replace"):
+            if self.log.exists() and self.log.read_text(errors="replace").count(text) >= count:
                 time.sleep(0.3)
                 return
             time.sleep(0.05)
-        raise AssertionError(f"linphonec never logged {text!r}")
+        raise AssertionError(f"linphonec never logged {text!r} {count} times")
+
+    def set_verified(self, session: int) -> None:
+        """Mark the SAS of the `session`-th exchange verified. liblinphone's core drops the
+        command if it arrives before the core has taken in that exchange's SAS, which it logs
+        as "Authentication token is" after mediastreamer's "ZRTP secrets on" line."""
+        self._wait_for("Authentication token is ", session)
+        self.command("zrtp-set-verified")
 
     def command(self, line: str) -> None:
         assert self.process.stdin is not None
@@ -177,7 +194,7 @@ def one_call(
         assert secured is not None, "no Secured event"
         if verify:
             zrtp.confirm_sas(True)
-            peer.command("zrtp-set-verified")
+            peer.set_verified(before + 1)
             time.sleep(0.5)
         peer.command("terminate all")
         time.sleep(0.3)
