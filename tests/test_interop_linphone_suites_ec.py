@@ -13,16 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.peers.interop import (
-    Rig,
-    ZrtpSuite,
-    call_linphone,
-    has_tone,
-    interop_rig,
-    need_interop,
-    negotiated,
-    same_sas,
-)
+from tests.peers.interop import Rig, ZrtpSuite, check_suite_call, interop_rig, need_interop
 
 pytestmark = [pytest.mark.kamailio, pytest.mark.linphone, pytest.mark.slow]
 
@@ -51,23 +42,4 @@ def rig(module_rig: Rig) -> Iterator[Rig]:
 
 @pytest.mark.parametrize(("suite", "pidphone_calls", "codec"), CASES)
 def test_suite(rig: Rig, suite: ZrtpSuite, pidphone_calls: bool, codec: str) -> None:
-    linphone = rig.linphone("linphone", tone=700, suite=suite, auto_answer=pidphone_calls)
-    config = rig.config(
-        "alice" if pidphone_calls else "bob", tone=1000, suite=suite, codecs=(codec,)
-    )
-    result = call_linphone(rig, linphone, config, pidphone_calls=pidphone_calls)
-    report = result.report
-
-    assert result.run.returncode == 0, result.run.describe()
-    assert report["state"] == "secure"
-    assert report["codec"] == codec
-    assert (report["key_agreement"], report["cipher"], report["auth_tag"]) == (
-        suite.key_agreement,
-        suite.cipher,
-        suite.auth_tag,
-    )
-    assert (report["hash"], report["sas_scheme"]) == (suite.hash, suite.sas)
-    assert result.linphone_algorithms == suite.linphone_names() == negotiated(report)
-    assert same_sas(report["sas"], result.linphone_sas), (report["sas"], result.linphone_sas)
-    assert has_tone(report["received_frequencies"], 700), report
-    assert has_tone(result.linphone_heard, 1000), result.linphone_heard
+    check_suite_call(rig, suite, pidphone_calls=pidphone_calls, codec=codec)

@@ -706,3 +706,28 @@ def call_linphone(
         linphone_heard=wav_frequencies(linphone.recording(call)),
         linphone_verified=secrets[call - 1].previously_verified if len(secrets) >= call else False,
     )
+
+
+def check_suite_call(rig: Rig, suite: ZrtpSuite, *, pidphone_calls: bool, codec: str) -> None:
+    """One call with linphonec where both sides put `suite` first, so the exchange must pick
+    exactly it: the algorithms both ends report, the SAS and the tones both ways must agree."""
+    linphone = rig.linphone("linphone", tone=700, suite=suite, auto_answer=pidphone_calls)
+    config = rig.config(
+        "alice" if pidphone_calls else "bob", tone=1000, suite=suite, codecs=(codec,)
+    )
+    result = call_linphone(rig, linphone, config, pidphone_calls=pidphone_calls)
+    report = result.report
+
+    assert result.run.returncode == 0, result.run.describe()
+    assert report["state"] == "secure"
+    assert report["codec"] == codec
+    assert (report["key_agreement"], report["cipher"], report["auth_tag"]) == (
+        suite.key_agreement,
+        suite.cipher,
+        suite.auth_tag,
+    )
+    assert (report["hash"], report["sas_scheme"]) == (suite.hash, suite.sas)
+    assert result.linphone_algorithms == suite.linphone_names() == negotiated(report)
+    assert same_sas(report["sas"], result.linphone_sas), (report["sas"], result.linphone_sas)
+    assert has_tone(report["received_frequencies"], 700), report
+    assert has_tone(result.linphone_heard, 1000), result.linphone_heard
