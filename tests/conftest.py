@@ -7,8 +7,10 @@ by skipping.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+from collections.abc import Iterator
 
 import pytest
 
@@ -34,3 +36,15 @@ def need_path(path: str, package: str) -> str:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
+
+
+@pytest.fixture(autouse=True)
+def restore_pidphone_logging() -> Iterator[None]:
+    """`pidphone run` and the logging set-up configure the "pidphone" logger for a process;
+    put it back so every test starts from the plain logger."""
+    yield
+    root = logging.getLogger("pidphone")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.propagate = True
+    root.setLevel(logging.NOTSET)

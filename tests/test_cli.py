@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import pwd
 import stat
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pidphone import __version__, cli
 from pidphone.config import Config
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """`pidphone run` sets up the pidphone logger; leave it as other tests expect."""
-    yield
-    root = logging.getLogger("pidphone")
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    root.propagate = True
-    root.setLevel(logging.NOTSET)
-
 
 GOOD = 'hardware = "simulated"\n[account]\naor = "sip:alice@example.org"\npassword = "top-secret"\n'
 

@@ -20,16 +20,6 @@ from pidphone.drivers.logging_setup import (
 from pidphone.drivers.systemd_notify import NullNotifier, SystemdNotifier, notifier_from_environment
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    yield
-    root = logging.getLogger("pidphone")
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    root.propagate = True
-    root.setLevel(logging.NOTSET)
-
-
 @pytest.fixture
 def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
     path = tmp_path / "notify"
