@@ -215,7 +215,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         elif result.outcome is not Outcome.ABSENT:
             log.error("provisioning: %s", result.message)
             provisioning_error = result.message
-    config = load_config(path, warn=log.warning)  # a ConfigError exits 78 in main()
+    try:
+        config = load_config(path, warn=log.warning)
+    except ConfigError as exc:  # exits 78 in main(); first the screen says why
+        show_config_error = _lazy("pidphone.daemon", "show_config_error")
+        show_config_error(provisioning_error or str(exc), [provision_path(args), path])
+        raise
     setup_logging(config.logging.level)
     run = _lazy("pidphone.daemon", "run")
 

@@ -217,6 +217,20 @@ def test_run_exits_78_on_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "display.rotation: 7 is out of range" in capsys.readouterr().err
 
 
+def test_run_shows_a_bad_config_on_the_display(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    screens = tmp_path / "screens"
+    path = write(
+        tmp_path,
+        f'hardware = "simulated"\n[sim]\nscreens_dir = "{screens}"\n[display]\nrotation = 7\n',
+    )
+    assert cli.main(["run", "-c", str(path), "--no-provision"]) == 78
+    out = capsys.readouterr().out
+    assert "Config error" in out and "display.rotation" in out
+    assert len(list(screens.glob("*.png"))) == 1
+
+
 def test_run_provisions_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
