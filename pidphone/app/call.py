@@ -297,8 +297,9 @@ class Call:
     def reject(self, now: float, status: int = 486) -> None:
         if self.outgoing or self.state != "ringing":
             raise LocalProtocolError(f"cannot reject a call in state {self.state}")
-        self._agent.reject(self.call_id, status, now)
+        # Finish first, as in `hangup`: our reason wins over the agent's own CallEnded.
         self._finish("Rejected", by_peer=False, status=status, now=now)
+        self._agent.reject(self.call_id, status, now)
 
     def hangup(self, now: float, reason: str = "Hung up") -> None:
         if self.state == "ended":
