@@ -15,7 +15,7 @@ from pidphone.audio import (
     rms,
 )
 from pidphone.audio import test_tone as sine
-from pidphone.audio.tones import PLANS, amplitude
+from pidphone.audio.tones import PLANS, amplitude, looped_tone
 from pidphone.errors import LocalProtocolError
 
 
@@ -130,3 +130,19 @@ def test_custom_spec_and_errors() -> None:
     with pytest.raises(LocalProtocolError):
         ToneGenerator.from_spec(ToneSpec((1.0,), (1.0,)))
     assert set(PLANS["us"]) == set(PLANS["etsi"])
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ToneSpec((1000.0,)),
+        ToneSpec((700.0,)),
+        ToneSpec((425.0,)),
+        ToneSpec((350.0, 440.0)),
+        ToneSpec((1234.5,)),  # no repeat within a second: computed frame by frame
+        ToneSpec((425.0,), (0.25, 0.25)),  # a cadence: computed frame by frame
+    ],
+)
+def test_looped_tone_plays_the_same_samples_as_the_generator(spec: ToneSpec) -> None:
+    looped = looped_tone(spec)
+    assert [looped() for _ in range(120)] == frames(ToneGenerator.from_spec(spec), 2.4)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pidphone.errors import LocalProtocolError
@@ -157,6 +158,49 @@ class ToneGenerator:
             total = sum(math.sin(step * n) for step in steps)
             values.append(round(level * envelope * total))
         return struct.pack(f"<{count}h", *values)
+
+
+LOOP_LIMIT = 50
+"""Most frames `looped_tone` computes ahead (one second); a tone whose frames do not repeat
+within that many is computed frame by frame instead."""
+
+
+def looped_tone(spec: ToneSpec, *, rate: int = 8000) -> Callable[[], bytes]:
+    """A frame source for a continuous tone that computes each distinct frame once.
+
+    After its first frame (the opening ramp) a continuous tone repeats every k frames once
+    every frequency makes a whole number of cycles in k frames (1 kHz at 8 kHz: every frame).
+    Those k frames are rendered once and then replayed: a simulated microphone or a tone
+    played for minutes costs a list index per frame, not 160 sines.
+    """
+    generator = ToneGenerator.from_spec(spec, rate=rate)
+    if spec.cadence:
+        return generator.frame
+    samples = generator.frame_samples
+    period = next(
+        (
+            k
+            for k in range(1, LOOP_LIMIT + 1)
+            if all((f * k * samples / rate).is_integer() for f in spec.frequencies)
+        ),
+        None,
+    )
+    if period is None:
+        return generator.frame
+    first = generator.frame()
+    cycle = [generator.frame() for _ in range(period)]
+    position = -1
+
+    def frame() -> bytes:
+        nonlocal position
+        if position < 0:
+            position = 0
+            return first
+        pcm = cycle[position]
+        position = (position + 1) % period
+        return pcm
+
+    return frame
 
 
 def dtmf_tone(key: str, duration: float = 0.1, *, rate: int = 8000) -> bytes:

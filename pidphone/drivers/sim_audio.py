@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from pidphone.audio.tones import ToneGenerator, ToneSpec
+from pidphone.audio.tones import ToneSpec, looped_tone
 from pidphone.errors import LocalProtocolError
 from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE, AudioPurpose
 
@@ -76,10 +76,10 @@ class FileSource:
 
 
 def tone_source(frequency: float) -> Callable[[], bytes]:
-    """A continuous sine at -10 dBm0 (0 Hz: silence)."""
+    """A continuous sine at -10 dBm0 (0 Hz: silence), each distinct frame computed once."""
     if frequency <= 0:
         return lambda: bytes(FRAME_BYTES)
-    return ToneGenerator.from_spec(ToneSpec((frequency,))).frame
+    return looped_tone(ToneSpec((frequency,)))
 
 
 class SimCapture:

@@ -1,0 +1,175 @@
+"""CPU of one pidphone call, pidphone against pidphone on loopback, run by hand:
+
+    .venv/bin/python -m bench.call_cpu [--seconds 60] [--audio-in tone|file]
+
+`pidphone answer` and `pidphone call` as two processes, a direct call over TLS (no registrar),
+simulated audio: a 1 kHz tone one way and 700 Hz the other, computed by the simulated
+microphone (`--audio-in tone`) or read from a raw file (`--audio-in file`, as bench/call.py
+does). For each process: CPU seconds (utime + stime of /proc/PID/stat) per call-minute over
+the steady part of the call (from the SAS known on both sides until SETTLE seconds before the
+hang-up), and peak RSS (VmHWM). Quicker to repeat than bench/call.py, which needs Kamailio
+and linphonec; use it to see what a change to the media path costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from pidphone.drivers.certs import make_test_pki
+
+SETTLE = 2.0
+"""Seconds cut from the end of the measuring window, so the hang-up is not in it."""
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def raw_tone(path: Path, frequency: float, seconds: float = 10.0) -> Path:
+    step = 2 * math.pi * frequency / 8000
+    count = int(8000 * seconds)
+    path.write_bytes(
+        struct.pack(f"<{count}h", *(int(8000 * math.sin(step * n)) for n in range(count)))
+    )
+    return path
+
+
+def write_config(path: Path, body: str) -> Path:
+    path.write_text('hardware = "simulated"\n' + body)
+    path.chmod(0o600)
+    return path
+
+
+class Process:
+    """One pidphone process whose stderr progress lines are watched for the SAS."""
+
+    def __init__(self, args: list[str], name: str, profile: Path | None) -> None:
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        self.name = name
+        wrap = ["-m", "cProfile", "-o", str(profile / f"{name}.prof")] if profile else []
+        self.popen = subprocess.Popen(
+            [sys.executable, *wrap, "-m", "pidphone.cli", *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.secure = threading.Event()
+        self.lines: list[str] = []
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        assert self.popen.stderr is not None
+        for line in self.popen.stderr:
+            self.lines.append(line.rstrip())
+            if line.startswith("SECURE"):
+                self.secure.set()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--audio-in", choices=("tone", "file"), default="tone")
+    parser.add_argument(
+        "--profile", type=Path, help="run both under cProfile, writing DIR/call.prof, answer.prof"
+    )
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="pidphone-cpu-") as tmp:
+        work = Path(tmp)
+        pki = make_test_pki(work / "pki", ["127.0.0.1"])
+        port = free_port()
+
+        def sim(frequency: float) -> str:
+            if args.audio_in == "file":
+                raw = raw_tone(work / f"tone{frequency:g}.raw", frequency)
+                return f'[sim]\naudio_in_file = "{raw}"\n'
+            return f"[sim]\ntone_frequency = {frequency}\n"
+
+        callee = write_config(
+            work / "bob.toml",
+            f'[server]\nlisten = "127.0.0.1:{port}"\nclient_cert = "{pki.server_cert}"\n'
+            f'client_key = "{pki.server_key}"\nca_file = "{pki.ca_cert}"\nkeepalive_interval = 0\n'
+            f'[security]\nzid_cache = "{work / "bob-zid.json"}"\n' + sim(700),
+        )
+        caller = write_config(
+            work / "alice.toml",
+            f'[server]\nca_file = "{pki.ca_cert}"\nkeepalive_interval = 0\n'
+            f'[security]\nzid_cache = "{work / "alice-zid.json"}"\n' + sim(1000),
+        )
+        seconds = f"{args.seconds:g}"
+        answer = Process(
+            ["answer", "--config", str(callee), "--duration", "3600", "--json"],
+            "answer",
+            args.profile,
+        )
+        time.sleep(1.0)
+        call = Process(
+            [
+                "call",
+                f"sips:bob@127.0.0.1:{port}",
+                "--config",
+                str(caller),
+                "--duration",
+                seconds,
+                "--json",
+            ],
+            "call",
+            args.profile,
+        )
+        procs = (call, answer)
+        try:
+            for proc in procs:
+                if not proc.secure.wait(30):
+                    print(f"{proc.name}: no SAS\n" + "\n".join(proc.lines), file=sys.stderr)
+                    return 1
+            start = time.monotonic()
+            before = {p.name: cpu_seconds(p.popen.pid) for p in procs}
+            time.sleep(max(1.0, args.seconds - 1.0 - SETTLE))
+            window = time.monotonic() - start
+            after = {p.name: cpu_seconds(p.popen.pid) for p in procs}
+            rss = {p.name: peak_rss_kib(p.popen.pid) for p in procs}
+            outputs = {p.name: p.popen.communicate(timeout=30)[0] for p in procs}
+        finally:
+            for proc in procs:
+                if proc.popen.poll() is None:
+                    proc.popen.kill()
+        for proc in procs:
+            per_minute = (after[proc.name] - before[proc.name]) / window * 60
+            print(
+                f"{proc.name:6s}: {per_minute:5.2f} CPU-s per call-minute "
+                f"(window {window:.1f} s), peak RSS {rss[proc.name] / 1024:.1f} MiB, "
+                f"exit {proc.popen.returncode}; {outputs[proc.name].strip()[:160]}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
