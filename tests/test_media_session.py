@@ -349,3 +349,57 @@ def test_garbage_datagrams_are_dropped_never_raised(secured: MediaSession, data:
     secured.receive_datagram(data, ("127.0.0.1", 9), 100.0)
     secured.datagrams_to_send()
     assert secured.security == "secure"
+
+
+# --------------------------------------------------------------------------- receive path details
+
+PEER: Address = ("127.0.0.1", 40002)
+LOUD = g711.ulaw_encode(tone_frames(1000, 20000)(0))
+QUIET = g711.ulaw_encode(bytes(2 * FRAME_SAMPLES))
+
+
+def clear_session() -> MediaSession:
+    """A session that fell back to clear audio ("prefer", the peer never answered Hello)."""
+    session = MediaSession(MediaConfig(policy="prefer"), cache=MemoryZidCache())
+    session.configure("PCMU", 0, 101)
+    session.set_remote(PEER)
+    session.start(0.0)
+    session.handle_timer(100.0)
+    session.datagrams_to_send()
+    assert session.security == "clear"
+    return session
+
+
+def rtp(seq: int, payload: bytes, *, first: int = 0x80, marker: bool = False) -> bytes:
+    return struct.pack("!BBHII", first, marker << 7, seq, seq * FRAME_SAMPLES, 7) + payload
+
+
+def peak(pcm: bytes) -> int:
+    return max(abs(v) for v in struct.unpack(f"<{len(pcm) // 2}h", pcm))
+
+
+def test_rtp_padding_is_removed_and_a_zero_padding_count_dropped() -> None:
+    session = clear_session()
+    session.receive_datagram(rtp(1, LOUD + b"\0\0\3", first=0xA0), PEER, 100.0)
+    assert session.stats.packets_received == 1
+    session.receive_datagram(rtp(2, LOUD[:-1] + b"\0", first=0xA0), PEER, 100.02)
+    assert session.stats.packets_received == 1
+    assert session.stats.dropped == 1
+
+
+def test_a_new_talk_spurt_does_not_replay_the_end_of_the_last_one() -> None:
+    session = clear_session()
+    for n in range(100):  # jittery arrivals: the buffer grows to 4 frames
+        late = 0.06 if n % 10 == 0 else 0.0
+        session.receive_datagram(rtp(n, LOUD), PEER, 100.0 + n * 0.02 + late)
+        session.pull_audio(0.0)
+    for _ in range(3):  # the 3 frames still buffered play: the buffer is empty
+        session.pull_audio(0.0)
+    played = []
+    for k in range(10):  # a silent spurt, anchored 3 frames of silence deep
+        n = 130 + k
+        session.receive_datagram(rtp(n, QUIET, marker=k == 0), PEER, 100.0 + n * 0.02)
+        played.append(session.pull_audio(0.0))
+    # The 3.75 ms still in the concealer's delay line end the loud spurt at once; the silent
+    # spurt that follows is silent from its first sample.
+    assert [peak(pcm) for pcm in played[1:]] == [0] * 9

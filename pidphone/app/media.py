@@ -31,7 +31,7 @@ from pidphone.audio import g711
 from pidphone.audio.plc import Concealer
 from pidphone.errors import LocalProtocolError, ProtocolError
 from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES, Address
-from pidphone.rtp import PacketKind, RtpSender, classify, rtp_header_fields, stun
+from pidphone.rtp import PacketKind, RtpSender, classify, rtp_fields, stun
 from pidphone.rtp.jitter import JitterBuffer
 from pidphone.rtp.rtcp import (
     Bye,
@@ -413,7 +413,9 @@ class MediaSession:
         """The next 20 ms to play: decoded, concealed over a loss, or silence."""
         frame = self._jitter.pop()
         if frame.kind == "silence":
-            return SILENCE
+            # Through the concealer, so that a loss right before a new talk-spurt conceals
+            # from this silence rather than replaying the end of the last one.
+            return self._plc.good(SILENCE)
         if frame.kind == "lost":
             return self._plc.conceal()
         pcm = self._decode(frame.payload)
@@ -544,12 +546,8 @@ class MediaSession:
             self.stats.dropped += 1
             return
         # The header's fields, without building a packet object: this runs 50 times a second.
-        payload_type, sequence, timestamp, ssrc, header_len = rtp_header_fields(data)
-        end = len(data) - (data[-1] if data[0] & 0x20 else 0)  # RTP padding (RFC 3550 §5.1)
-        if end < header_len:
-            self.stats.dropped += 1
-            return
-        payload = data[header_len:end]
+        # A malformed packet (bad padding included) raises RtpParseError: dropped and counted.
+        payload_type, marker, sequence, timestamp, ssrc, payload = rtp_fields(data)
         receiver = self._receiver
         if receiver is None or ssrc != self._peer_ssrc:
             self._peer_ssrc = ssrc
@@ -567,7 +565,7 @@ class MediaSession:
                 payload_type,
                 payload,
                 arrival=now,
-                marker=bool(data[1] & 0x80),
+                marker=marker,
             )
         elif payload_type == self._event_pt:
             press = self._dtmf_in.receive(payload, timestamp)
