@@ -375,7 +375,8 @@ def rtp(seq: int, payload: bytes, *, first: int = 0x80, marker: bool = False) ->
 
 
 def peak(pcm: bytes) -> int:
-    return max(abs(v) for v in struct.unpack(f"<{len(pcm) // 2}h", pcm))
+    samples: tuple[int, ...] = struct.unpack(f"<{len(pcm) // 2}h", pcm)
+    return max(abs(v) for v in samples)
 
 
 def test_rtp_padding_is_removed_and_a_zero_padding_count_dropped() -> None:
