@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pidphone.drivers.udp import UdpSocket, local_address_towards, open_udp
+from pidphone.drivers.udp import POLL_WATCHDOG, UdpSocket, local_address_towards, open_udp
 from pidphone.ports import Address
 from pidphone.rtp import stun
 
@@ -71,3 +71,31 @@ def test_stun_binding_without_answer_gives_none() -> None:
 def test_local_address_towards_loopback() -> None:
     assert asyncio.run(local_address_towards("127.0.0.1")) == "127.0.0.1"
     assert asyncio.run(local_address_towards("localhost")) in ("127.0.0.1", "::1")
+
+
+def test_polled_socket_is_read_on_polls_then_by_the_loop_again_when_they_stop() -> None:
+    async def main() -> None:
+        got: list[bytes] = []
+        a = await open_udp("127.0.0.1", 0, lambda d, s: None)
+        b = await open_udp("127.0.0.1", 0, lambda d, s: got.append(d))
+        try:
+            b.poll()  # nothing waiting; from now on the ticks read the socket
+            a.sendto(b"\x80one", b.local)
+            a.sendto(b"\x80two", b.local)
+            await asyncio.sleep(0.05)
+            assert got == []  # the loop no longer reads it
+            b.poll()
+            assert got == [b"\x80one", b"\x80two"]
+            await asyncio.sleep(POLL_WATCHDOG * 2.5)  # the ticks stopped
+            a.sendto(b"\x80three", b.local)
+            for _ in range(100):
+                if len(got) == 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert got[-1] == b"\x80three"
+        finally:
+            a.close()
+            b.close()
+        b.poll()  # closed: nothing happens
+
+    asyncio.run(main())

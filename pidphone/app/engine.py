@@ -85,6 +85,9 @@ class MediaSocket(Protocol):
 
     def close(self) -> None: ...
 
+    def poll(self) -> None:
+        """Deliver the datagrams waiting now; the socket is then read on these calls."""
+
     async def stun_binding(self, server: Address) -> Address | None: ...
 
 
@@ -585,6 +588,12 @@ class Engine:
     # ------------------------------------------------------------------ audio (on the loop)
 
     def _on_captured(self, pcm: bytes) -> None:
+        # Each tick of the audio clock reads the sockets of the calls whose media flows, so
+        # the loop wakes once per frame rather than once more per packet; what arrived is in
+        # the jitter buffer before this tick pulls the earpiece's frame (drivers/udp.py).
+        for flowing in list(self._legs.values()):
+            if flowing.call.media.security in ("secure", "clear"):
+                flowing.socket.poll()
         call_id = self._handset
         if call_id is None:
             return

@@ -5,6 +5,13 @@ call's callback except the answers to its own STUN binding requests (RFC 8489), 
 for `stun_binding`. Send errors (ICMP port unreachable reported back, a full buffer) are
 counted and logged at debug: media is best effort and the call above decides what a silent
 peer means.
+
+During a call the audio clock may `poll` the socket on each 20 ms tick instead of the loop
+watching it: the loop then wakes once per tick for the captured frame and the packets that
+arrived meanwhile, rather than once more for every packet. Nothing waits longer for it: the
+frames received are played from the jitter buffer on that same tick. Should the ticks stop
+(the handset given to another call, a capture device gone), a watchdog gives the socket back
+to the loop.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import logging
 import secrets
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from pidphone.ports import Address
 from pidphone.rtp import stun
@@ -29,6 +36,13 @@ DISCARD_PORT = 9
 
 STUN_RETRIES = (0.5, 1.0, 2.0)
 """Seconds to wait after each binding request (RFC 8489 §6.2.1, shortened for call set-up)."""
+
+POLL_WATCHDOG = 0.25
+"""Seconds without a `poll` after which the socket is watched by the loop again."""
+POLL_BATCH = 32
+"""Most datagrams one `poll` delivers; the rest wait for the next (a flood cannot hold the
+loop, and 32 per 20 ms tick is far above one call's media)."""
+RECV_SIZE = 65536
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -49,8 +63,13 @@ class UdpSocket:
     def __init__(self, handler: DatagramHandler) -> None:
         self._handler = handler
         self._transport: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sock: socket.socket | None = None
         self._local: Address = ("0.0.0.0", 0)
         self._stun_waiters: dict[bytes, asyncio.Future[Address]] = {}
+        self._polled_at: float | None = None
+        """loop.time() of the last `poll` while polled, None while the loop watches."""
+        self._watchdog: asyncio.TimerHandle | None = None
         self.send_errors = 0
 
     @property
@@ -66,10 +85,47 @@ class UdpSocket:
             self.send_errors += 1
             log.debug("udp send to %s failed: %s", addr, exc)
 
+    def poll(self) -> None:
+        """Deliver the datagrams waiting now, and leave reading to these calls from now on."""
+        transport, sock, loop = self._transport, self._sock, self._loop
+        if transport is None or sock is None or loop is None:
+            return
+        if self._polled_at is None:
+            _reading(transport).pause_reading()
+            self._watchdog = loop.call_later(POLL_WATCHDOG, self._watch)
+        self._polled_at = loop.time()
+        recvfrom = sock.recvfrom
+        for _ in range(POLL_BATCH):
+            try:
+                data, addr = recvfrom(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # an ICMP error reported back; the next one may be data
+                self.send_errors += 1
+                log.debug("udp error on %s: %s", self._local, exc)
+                continue
+            self._received(data, (str(addr[0]), int(addr[1])))
+            if self._transport is None:  # closed by the handler
+                return
+
+    def _watch(self) -> None:
+        transport, loop = self._transport, self._loop
+        if transport is None or loop is None or self._polled_at is None:
+            return
+        if loop.time() - self._polled_at < POLL_WATCHDOG:
+            self._watchdog = loop.call_later(POLL_WATCHDOG, self._watch)
+            return
+        self._polled_at = self._watchdog = None
+        _reading(transport).resume_reading()
+
     def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        self._sock = None
         for waiter in self._stun_waiters.values():
             waiter.cancel()
         self._stun_waiters.clear()
@@ -109,6 +165,12 @@ class UdpSocket:
         self._handler(data, source)
 
 
+def _reading(transport: asyncio.DatagramTransport) -> asyncio.ReadTransport:
+    """asyncio's datagram transports pause and resume reading like its stream transports,
+    though `DatagramTransport` does not declare it."""
+    return cast(asyncio.ReadTransport, transport)
+
+
 async def local_address_towards(host: str) -> str:
     """The local IP address the system would send from to reach `host` (resolved without
     blocking the loop). A connected UDP socket asks the kernel for the route; nothing is sent.
@@ -128,10 +190,15 @@ async def open_udp(host: str, port: int, handler: DatagramHandler) -> UdpSocket:
     loop = asyncio.get_running_loop()
     sock = UdpSocket(handler)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Protocol(sock), local_addr=(host, port), family=family
-    )
-    sock._transport = transport
+    raw = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        raw.setblocking(False)
+        raw.bind((host, port))
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(sock), sock=raw)
+    except BaseException:
+        raw.close()
+        raise
+    sock._transport, sock._loop, sock._sock = transport, loop, raw
     name = transport.get_extra_info("sockname")
     sock._local = (str(name[0]), int(name[1]))
     return sock
