@@ -64,6 +64,14 @@ def test_pacer_restarts_after_a_stall_instead_of_bursting() -> None:
     assert t.sleeps[-1] == pytest.approx(0.02)
 
 
+def test_pacer_phase_shifts_every_deadline() -> None:
+    t = FakeTime()
+    pacer = Pacer(clock=t.clock, sleep=t.sleep, phase=0.01)
+    for _ in range(3):
+        pacer.wait()
+    assert t.now == pytest.approx(100.0 + 0.01 + 3 * 0.02)
+
+
 # --------------------------------------------------------------------------- audio
 
 

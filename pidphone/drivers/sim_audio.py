@@ -18,6 +18,8 @@ from pidphone.errors import LocalProtocolError
 from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE, AudioPurpose
 
 FRAME_TIME = FRAME_SAMPLES / SAMPLE_RATE
+PLAYBACK_PHASE = FRAME_TIME / 2
+"""How far the earpiece's ticks lag the microphone's."""
 KEEP_FRAMES = 3000
 """Frames each simulated playback remembers (one minute)."""
 
@@ -33,11 +35,13 @@ class Pacer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         max_lag: float = 0.2,
+        phase: float = 0.0,
     ) -> None:
         self.period = period
         self._clock = clock
         self._sleep = sleep
         self._max_lag = max_lag
+        self._phase = phase
         self._start: float | None = None
         self._count = 0
 
@@ -45,7 +49,7 @@ class Pacer:
         """Block until the next frame is due."""
         now = self._clock()
         if self._start is None:
-            self._start = now
+            self._start = now + self._phase
         self._count += 1
         due = self._start + self._count * self.period
         if due > now:
@@ -147,8 +151,8 @@ class SimAudioDevices:
         self.playbacks: dict[AudioPurpose, SimPlayback] = {}
         """The latest playback opened for each purpose, to inspect what was played."""
 
-    def _pacer(self) -> Pacer:
-        return Pacer(clock=self._clock, sleep=self._sleep)
+    def _pacer(self, phase: float = 0.0) -> Pacer:
+        return Pacer(clock=self._clock, sleep=self._sleep, phase=phase)
 
     def open_capture(self) -> SimCapture:
         source: Callable[[], bytes]
@@ -159,7 +163,11 @@ class SimAudioDevices:
         return SimCapture(source, self._pacer())
 
     def open_playback(self, purpose: AudioPurpose = "call") -> SimPlayback:
-        playback = SimPlayback(self._pacer(), self._out if purpose == "call" else None)
+        # Half a period after the microphone's ticks: the two device threads never wake
+        # together, so they do not queue for the interpreter's lock at every frame.
+        playback = SimPlayback(
+            self._pacer(PLAYBACK_PHASE), self._out if purpose == "call" else None
+        )
         self.playbacks[purpose] = playback
         return playback
 
