@@ -351,10 +351,16 @@ class MediaSession:
         """The next deadline: ZRTP retransmission or timeout, the security backstop, RTCP."""
         if self._closed or self._started_at is None:
             return None
-        deadlines = [d for d in (self._next_rtcp, self._zrtp.get_timer()) if d is not None]
+        # Asked after every packet and every frame: no list, no min() of one.
+        deadline = self._next_rtcp
+        zrtp = self._zrtp.get_timer()
+        if zrtp is not None and (deadline is None or zrtp < deadline):
+            deadline = zrtp
         if self._security == "negotiating":
-            deadlines.append(self._started_at + self.config.secure_timeout)
-        return min(deadlines) if deadlines else None
+            backstop = self._started_at + self.config.secure_timeout
+            if deadline is None or backstop < deadline:
+                deadline = backstop
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         if self._closed or self._started_at is None:
