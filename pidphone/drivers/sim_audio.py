@@ -67,6 +67,10 @@ class FileSource:
         self._offset = 0
 
     def __call__(self) -> bytes:
+        start = self._offset
+        if start + FRAME_BYTES <= len(self._pcm):  # all but the frame that wraps: a slice
+            self._offset = start + FRAME_BYTES
+            return self._pcm[start : start + FRAME_BYTES]
         frame = bytearray()
         while len(frame) < FRAME_BYTES:
             if self._offset >= len(self._pcm):
