@@ -1,4 +1,4 @@
-"""The audio pump: device threads hand frames to the loop and take frames from it."""
+"""The audio pump: the capture thread hands each frame to the sink and tops up the earpiece."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_frames_flow_in_order_both_ways() -> None:
         counter = iter(range(10**6))
 
         def sink(pcm: bytes) -> None:
-            on_loop.append(threading.current_thread() is threading.main_thread())
+            on_loop.append(threading.current_thread().name == "audio-capture")
             got.append(pcm)
 
         def source() -> bytes:
@@ -68,7 +68,7 @@ def test_frames_flow_in_order_both_ways() -> None:
 
     got, written, on_loop = asyncio.run(main())
     assert [pcm[0] for pcm in got[:5]] == [0, 1, 2, 3, 4]
-    assert on_loop  # the sink ran on the loop's thread, never on the device thread
+    assert on_loop  # the sink ran on the capture thread: the loop was not woken for it
     numbered = [pcm[0] + 256 * pcm[1] for pcm in written if pcm != SILENCE]
     assert numbered == sorted(numbered)
     assert len(numbered) >= 10

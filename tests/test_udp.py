@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
 
 from pidphone.drivers.udp import POLL_WATCHDOG, UdpSocket, local_address_towards, open_udp
 from pidphone.ports import Address
@@ -73,29 +75,52 @@ def test_local_address_towards_loopback() -> None:
     assert asyncio.run(local_address_towards("localhost")) in ("127.0.0.1", "::1")
 
 
-def test_polled_socket_is_read_on_polls_then_by_the_loop_again_when_they_stop() -> None:
+def test_socket_handed_to_the_clock_is_read_and_written_by_polls_then_by_the_loop_again() -> None:
     async def main() -> None:
         got: list[bytes] = []
-        a = await open_udp("127.0.0.1", 0, lambda d, s: None)
+        polled: list[bytes] = []
+        a = await open_udp("127.0.0.1", 0, lambda d, s: got.append(d))
         b = await open_udp("127.0.0.1", 0, lambda d, s: got.append(d))
+
+        def tick() -> bool:
+            # The audio clock's thread, as in a call.
+            return await_thread(lambda: b.poll(lambda d, s: polled.append(d)))
+
+        def await_thread(work: Callable[[], bool]) -> bool:
+            result: list[bool] = []
+            thread = threading.Thread(target=lambda: result.append(work()))
+            thread.start()
+            thread.join()
+            return result[0]
+
         try:
-            b.poll()  # nothing waiting; from now on the ticks read the socket
+            assert tick() is False  # the loop reads it until it hands it over
+            b.hand_to_clock()
             a.sendto(b"\x80one", b.local)
             a.sendto(b"\x80two", b.local)
             await asyncio.sleep(0.05)
             assert got == []  # the loop no longer reads it
-            b.poll()
-            assert got == [b"\x80one", b"\x80two"]
+            assert tick() is True
+            assert polled == [b"\x80one", b"\x80two"]
+            b.send_now(b"\x80back", a.local)
+            for _ in range(100):
+                if got:
+                    break
+                await asyncio.sleep(0.01)
+            assert got == [b"\x80back"]
             await asyncio.sleep(POLL_WATCHDOG * 2.5)  # the ticks stopped
             a.sendto(b"\x80three", b.local)
             for _ in range(100):
-                if len(got) == 3:
+                if len(got) == 2:
                     break
                 await asyncio.sleep(0.01)
             assert got[-1] == b"\x80three"
+            assert tick() is False  # given back to the loop
         finally:
             a.close()
             b.close()
-        b.poll()  # closed: nothing happens
+        assert b.poll(lambda d, s: polled.append(d)) is False  # closed: nothing happens
+        b.send_now(b"\x80late", a.local)
+        assert polled == [b"\x80one", b"\x80two"]
 
     asyncio.run(main())

@@ -1,14 +1,17 @@
 """Capture and playback threads: the audio device is the media clock (ARCHITECTURE.md).
 
-The capture thread blocks in `read_frame` for one 20 ms period and hands the frame to the loop
-with `call_soon_threadsafe`; the loop encodes and sends it, and in the same wake-up tops up the
-small bounded queue the playback thread writes from (one frame per period, paced by the
-device's blocking write). Without a capture device the playback thread asks the loop itself.
-So the media session stays single-threaded and the loop never waits on a device; when the
-queue runs dry the thread plays silence rather than wait.
+The capture thread blocks in `read_frame` for one 20 ms period, hands the frame to the sink
+on its own thread (the engine encodes, protects and sends it there, under its media lock) and,
+on the same tick, tops up the small bounded queue the playback thread writes from (one frame
+per period, paced by the device's blocking write). So a call's audio never wakes the loop;
+the sink wakes it only when the media has something for it. Without a capture device the
+playback thread asks the loop for frames. When the queue runs dry the thread plays silence
+rather than wait.
 
 The queue is a bounded `deque`: one thread appends, the other pops, each step atomic, so
-neither a lock nor a condition is taken 50 times a second on either side.
+neither a lock nor a condition is taken 50 times a second on either side. `sink` and
+`source` must be safe to call from the capture thread (and `source` from the loop too:
+`set_source` and an underrun refill there).
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ log = logging.getLogger(__name__)
 SILENCE = bytes(FRAME_BYTES)
 
 FrameSink = Callable[[bytes], None]
-"""Called on the loop with each captured frame."""
+"""Called on the capture thread with each captured frame."""
 FrameSource = Callable[[], bytes]
-"""Called on the loop for the next frame to play."""
+"""Called on the capture thread, or on the loop, for the next frame to play."""
 
 PLAYBACK_AHEAD = 2
 """Frames queued ahead of the playback device: 40 ms of slack for a busy loop."""
@@ -113,14 +116,6 @@ class AudioPump:
                     device.close()
         self._capture = self._playback = None
 
-    def _deliver(self, pcm: bytes) -> None:
-        sink = self._sink
-        if sink is not None:
-            sink(pcm)
-        # Capture and playback run on one device clock: top the earpiece up in the same
-        # wake-up instead of a second one from the playback thread.
-        self._refill()
-
     def _refill(self) -> None:
         queue = self._queue
         while len(queue) < PLAYBACK_AHEAD:
@@ -143,7 +138,15 @@ class AudioPump:
                 log.exception("audio capture failed; capture stopped")
                 return
             self.frames_captured += 1
-            if not self._to_loop(self._deliver, pcm):
+            sink = self._sink
+            try:
+                if sink is not None:
+                    sink(pcm)
+                # Capture and playback run on one device clock: top the earpiece up on this
+                # tick instead of a wake-up from the playback thread.
+                self._refill()
+            except Exception:
+                log.exception("audio tick failed; capture stopped")
                 return
 
     def _playback_loop(self, playback: AudioPlayback, paced_by_capture: bool) -> None:

@@ -1,7 +1,8 @@
 """The controller: runs the SIP runner, the calls, the audio pump and the phone's reducer.
 
 Everything here happens on one asyncio loop, whose clock is the `now` handed to the sans-I/O
-objects. The engine owns:
+objects, except a call's audio: each 20 ms tick of the capture thread does it (see "Threads").
+The engine owns:
 - the `Signalling` runner of the SIP agent over the injected `SipTransport`;
 - per call, a UDP socket (opened through the injected `open_socket`, a driver the composition
   root passes in) and a `Call`, with one `call_at` timer re-armed after every input;
@@ -13,6 +14,20 @@ objects. The engine owns:
 Tools and tests that do not need a screen (`pidphone call`, `pidphone answer`, the demo's
 observer) drive the same engine through its API (`place_call`, `answer`, `hangup`, ...) and
 listen to its events.
+
+Threads. The capture thread's tick (`_on_captured`) reads the sockets of the calls whose media
+flows, feeds the datagrams to their media sessions, encodes, protects and sends the handset's
+frame, and pulls the earpiece's next frame (`_next_frame`): the loop is not woken per frame.
+It wakes the loop (`call_soon_threadsafe`) only when a session has events, a new timer, or a
+socket the loop must hand to the clock. One lock, `_media_lock`, guards the legs (`_legs`,
+`_handset`, each `Call` and its `MediaSession`, each leg's timer fields and socket): the tick
+holds it for one frame's work, and every loop-side entry that touches a call holds it too
+(SIP events, datagrams the loop reads, timers, answer, hangup, hold, DTMF, SAS confirmation,
+`_flush`, `_drop_leg`). It is re-entrant because those entries nest (a listener may hang up
+from inside an event). The loop never waits on a device, only on one tick's work; the tick
+never waits on the loop. During ZRTP the loop reads the socket, as before the call flows, so
+the time to the SAS does not depend on the audio clock; the media session's policy stays
+the one gate for what may leave in clear.
 """
 
 from __future__ import annotations
@@ -21,10 +36,11 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from pidphone.app import phone_events as pe
 from pidphone.app.audio_pump import SILENCE, AudioPump
@@ -73,6 +89,21 @@ DECLINE = 603
 
 NETWORK_REASONS = frozenset({"unreachable", "timeout", "reset"})
 """Link failures that say the server cannot be reached, not that TLS refused it."""
+FLOWING = ("secure", "clear")
+"""Media security states in which the audio clock, not the loop, reads the call's socket."""
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(method: Callable[Concatenate[Engine, _P], _R]) -> Callable[Concatenate[Engine, _P], _R]:
+    """Run an engine method holding its media lock (see the module's "Threads")."""
+
+    def locked(self: Engine, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._media_lock:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 class MediaSocket(Protocol):
@@ -85,8 +116,14 @@ class MediaSocket(Protocol):
 
     def close(self) -> None: ...
 
-    def poll(self) -> None:
-        """Deliver the datagrams waiting now; the socket is then read on these calls."""
+    def hand_to_clock(self) -> None:
+        """On the loop: from now on `poll` reads the socket (until the polls stop)."""
+
+    def poll(self, handler: DatagramHandler) -> bool:
+        """Any thread: deliver the datagrams waiting now; False while the loop reads them."""
+
+    def send_now(self, data: bytes, addr: Address) -> None:
+        """Any thread: send on the socket itself (the audio clock's sends)."""
 
     async def stun_binding(self, server: Address) -> Address | None: ...
 
@@ -242,6 +279,8 @@ class Engine:
         self._state: PhoneState | None = None
         self._shown: Screen | None = None
         self._tick: asyncio.TimerHandle | None = None
+        self._media_lock = threading.RLock()
+        """Guards the legs, their calls and media sessions against the capture thread."""
 
     # ------------------------------------------------------------------ life cycle
 
@@ -301,8 +340,9 @@ class Engine:
         await asyncio.sleep(0.05)
         if self._signalling is not None:
             await self._signalling.aclose()
-        for leg in list(self._legs.values()):
-            self._drop_leg(leg)
+        with self._media_lock:
+            for leg in list(self._legs.values()):
+                self._drop_leg(leg)
         self.ring(False)
         if self._pump is not None:
             self._pump.close()
@@ -337,17 +377,20 @@ class Engine:
             self._routes.pop(id(socket), None)
             socket.close()
             raise
-        self._adopt(call, socket)
-        self._emit(CallPlaced(call.call_id, target))
-        self._flush(call.call_id)
+        with self._media_lock:
+            self._adopt(call, socket)
+            self._emit(CallPlaced(call.call_id, target))
+            self._flush(call.call_id)
         return call
 
+    @_locked
     def answer(self, call_id: str) -> None:
         leg = self._legs.get(call_id)
         if leg is not None and leg.call.state == "ringing":
             leg.call.answer(self.now())
             self._flush(call_id)
 
+    @_locked
     def hangup(self, call_id: str, reason: str = "Hung up") -> None:
         leg = self._legs.get(call_id)
         if leg is not None:
@@ -360,12 +403,14 @@ class Engine:
             del self._pending_incoming[call_id]
             self.signalling.reject(call_id, DECLINE)
 
+    @_locked
     def reject(self, call_id: str, status: int = BUSY_HERE) -> None:
         leg = self._legs.get(call_id)
         if leg is not None and leg.call.state == "ringing":
             leg.call.reject(self.now(), status)
             self._flush(call_id)
 
+    @_locked
     def hold(self, call_id: str, on: bool = True) -> None:
         leg = self._legs.get(call_id)
         if leg is not None and leg.call.state == "established":
@@ -375,6 +420,7 @@ class Engine:
                 leg.call.resume(self.now())
             self._flush(call_id)
 
+    @_locked
     def send_dtmf(self, call_id: str, key: str) -> None:
         leg = self._legs.get(call_id)
         if leg is not None and leg.call.state == "established":
@@ -383,6 +429,7 @@ class Engine:
             except LocalProtocolError as exc:  # no telephone-event, or a key still going out
                 log.info("DTMF %s not sent: %s", key, exc)
 
+    @_locked
     def confirm_sas(self, call_id: str, verified: bool) -> None:
         leg = self._legs.get(call_id)
         if leg is None or leg.call.media.secured is None:
@@ -399,6 +446,7 @@ class Engine:
 
     # ------------------------------------------------------------------ SIP events
 
+    @_locked
     def _on_sip(self, event: SignallingEvent) -> None:
         if isinstance(event, sip.IncomingCall):
             self._pending_incoming[event.call_id] = event
@@ -439,10 +487,11 @@ class Engine:
             event=event,
             now=self.now(),
         )
-        self._adopt(call, socket)
-        if call.state == "ringing":
-            self._emit(CallIncoming(call.call_id, call.remote_uri, call.remote_name))
-        self._flush(call.call_id)
+        with self._media_lock:
+            self._adopt(call, socket)
+            if call.state == "ringing":
+                self._emit(CallIncoming(call.call_id, call.remote_uri, call.remote_name))
+            self._flush(call.call_id)
 
     def _registration(self, state: pe.RegistrationState, reason: str = "") -> None:
         self._emit(RegistrationEvent(state, reason))
@@ -501,10 +550,12 @@ class Engine:
         base = self.settings.call
         return base if host == base.media_host else dataclasses.replace(base, media_host=host)
 
+    @_locked
     def _adopt(self, call: Call, socket: MediaSocket) -> None:
         self._routes[id(socket)].append(call.call_id)
         self._legs[call.call_id] = _Leg(call, socket)
 
+    @_locked
     def _on_datagram(self, call_id: str, data: bytes, source: Address) -> None:
         leg = self._legs.get(call_id)
         if leg is None:
@@ -512,6 +563,7 @@ class Engine:
         leg.call.receive_datagram(data, source, self.now())
         self._flush(call_id)
 
+    @_locked
     def _flush(self, call_id: str) -> None:
         """Send what the call's media queued, report its events, re-arm its timer."""
         leg = self._legs.get(call_id)
@@ -538,6 +590,7 @@ class Engine:
             None if deadline is None else self.loop.call_at(deadline, self._on_timer, call_id)
         )
 
+    @_locked
     def _on_timer(self, call_id: str) -> None:
         leg = self._legs.get(call_id)
         if leg is None:
@@ -547,6 +600,7 @@ class Engine:
         leg.call.handle_timer(self.now())
         self._flush(call_id)
 
+    @_locked
     def _drop_leg(self, leg: _Leg) -> None:
         if leg.timer is not None:
             leg.timer.cancel()
@@ -588,22 +642,54 @@ class Engine:
     # ------------------------------------------------------------------ audio (on the loop)
 
     def _on_captured(self, pcm: bytes) -> None:
-        # Each tick of the audio clock reads the sockets of the calls whose media flows, so
-        # the loop wakes once per frame rather than once more per packet; what arrived is in
-        # the jitter buffer before this tick pulls the earpiece's frame (drivers/udp.py).
-        for flowing in list(self._legs.values()):
-            if flowing.call.media.security in ("secure", "clear"):
-                flowing.socket.poll()
-        call_id = self._handset
-        if call_id is None:
+        """The capture thread's tick: the media work of the calls whose media flows (see the
+        module's "Threads"); the loop is woken only for what the sessions have for it."""
+        loop = self._loop
+        if loop is None:
             return
-        leg = self._legs.get(call_id)
-        if leg is None or leg.call.state != "established":
-            return
-        leg.call.media.send_audio(SILENCE if self._muted else pcm, self.now())
-        leg.call.after_audio(self.now())
-        self._flush(call_id)
+        wake: list[str] = []
+        with self._media_lock:
+            if not self._legs:
+                return
+            now = loop.time()
+            handset = self._handset
+            for call_id, leg in self._legs.items():
+                call = leg.call
+                media = call.media
+                polled = True
+                if media.security in FLOWING:
 
+                    def receive(data: bytes, source: Address) -> None:
+                        media.receive_datagram(data, source, now)  # noqa: B023 (called now)
+
+                    # False: the loop reads the socket; woken, it hands it to the clock.
+                    polled = leg.socket.poll(receive)
+                if call_id == handset and call.state == "established":
+                    media.send_audio(SILENCE if self._muted else pcm, now)
+                for data, address in media.datagrams_to_send():
+                    leg.socket.send_now(data, address)
+                if not polled or media.has_events or call.get_timer() != leg.timer_at:
+                    wake.append(call_id)
+        if wake:
+            # A closed loop means the phone is shutting down: nothing is left to tell.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._after_tick, wake)
+
+    @_locked
+    def _after_tick(self, call_ids: list[str]) -> None:
+        """On the loop, when a tick found work for it: hand flowing sockets to the audio
+        clock, turn media events into call events, send, re-arm timers."""
+        now = self.now()
+        for call_id in call_ids:
+            leg = self._legs.get(call_id)
+            if leg is None:
+                continue
+            if leg.call.media.security in FLOWING:
+                leg.socket.hand_to_clock()
+            leg.call.after_audio(now)
+            self._flush(call_id)
+
+    @_locked
     def _next_frame(self) -> bytes:
         call_id = self._handset
         if call_id is not None:

@@ -3,7 +3,9 @@
 One UDP socket carries RTP, RTCP, ZRTP and STUN (RFC 7983: the first byte tells them apart).
 The session is sans-I/O like the core it drives: datagrams and 20 ms PCM frames in; datagrams,
 a timer deadline, PCM frames and typed events out; `now` is always a parameter. One thread (the
-asyncio loop) owns it; the audio pump hands frames over through the loop.
+thread at a time uses it: the engine's media lock serialises the loop (ZRTP, timers, SIP) and
+the capture thread (audio, and the datagrams it reads once the media flows); the session
+itself takes no lock.
 
 Security policy, the reason this module exists:
 - "require": no RTP or RTCP ever leaves in clear. Audio goes out only after ZRTP is `Secured`
@@ -383,6 +385,11 @@ class MediaSession:
 
     def next_event(self) -> MediaEvent | None:
         return self._events.popleft() if self._events else None
+
+    @property
+    def has_events(self) -> bool:
+        """Whether `next_event` has something (asked on every audio tick: no event built)."""
+        return bool(self._events)
 
     # ------------------------------------------------------------------ audio and DTMF
 

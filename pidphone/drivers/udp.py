@@ -6,12 +6,16 @@ for `stun_binding`. Send errors (ICMP port unreachable reported back, a full buf
 counted and logged at debug: media is best effort and the call above decides what a silent
 peer means.
 
-During a call the audio clock may `poll` the socket on each 20 ms tick instead of the loop
-watching it: the loop then wakes once per tick for the captured frame and the packets that
-arrived meanwhile, rather than once more for every packet. Nothing waits longer for it: the
-frames received are played from the jitter buffer on that same tick. Should the ticks stop
-(the handset given to another call, a capture device gone), a watchdog gives the socket back
-to the loop.
+During a call the audio clock reads and writes the socket itself, on its own thread: the loop
+`hand_to_clock`s it (reading paused, a watchdog armed), then each 20 ms tick `poll`s it and
+sends with `send_now`, so neither a packet nor a frame wakes the loop. Should the ticks stop
+(the handset given to another call, a capture device gone), the watchdog gives the socket back
+to the loop and `poll` says so by returning False.
+
+Threads: `hand_to_clock`, `sendto`, `stun_binding` and the watchdog run on the loop; `poll` and
+`send_now` on any thread, touching only the raw socket, `_clock_reads` and `_polled_at`
+(single assignments). The caller serialises them with `close` (the engine's media lock), so a
+tick never reads a socket being closed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import contextlib
 import logging
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -67,8 +72,10 @@ class UdpSocket:
         self._sock: socket.socket | None = None
         self._local: Address = ("0.0.0.0", 0)
         self._stun_waiters: dict[bytes, asyncio.Future[Address]] = {}
-        self._polled_at: float | None = None
-        """loop.time() of the last `poll` while polled, None while the loop watches."""
+        self._clock_reads = False
+        """True while the audio clock's `poll` reads the socket, False while the loop does."""
+        self._polled_at = 0.0
+        """time.monotonic() of the last `poll` (or of the hand-over)."""
         self._watchdog: asyncio.TimerHandle | None = None
         self.send_errors = 0
 
@@ -85,40 +92,64 @@ class UdpSocket:
             self.send_errors += 1
             log.debug("udp send to %s failed: %s", addr, exc)
 
-    def poll(self) -> None:
-        """Deliver the datagrams waiting now, and leave reading to these calls from now on."""
-        transport, sock, loop = self._transport, self._sock, self._loop
-        if transport is None or sock is None or loop is None:
+    def hand_to_clock(self) -> None:
+        """On the loop: stop watching the socket; the audio clock's `poll` reads it from now.
+        Idempotent. The watchdog gives it back when the polls stop."""
+        transport, loop = self._transport, self._loop
+        if transport is None or loop is None or self._clock_reads:
             return
-        if self._polled_at is None:
-            _reading(transport).pause_reading()
-            self._watchdog = loop.call_later(POLL_WATCHDOG, self._watch)
-        self._polled_at = loop.time()
+        self._polled_at = time.monotonic()
+        _reading(transport).pause_reading()
+        self._clock_reads = True
+        self._watchdog = loop.call_later(POLL_WATCHDOG, self._watch)
+
+    def poll(self, handler: DatagramHandler) -> bool:
+        """Any thread: hand the datagrams waiting now to `handler` (STUN answers included;
+        the binding requests are over before a call's media flows). False when the loop
+        reads the socket (not handed over, given back by the watchdog, or closed)."""
+        sock = self._sock
+        if sock is None or not self._clock_reads:
+            return False
+        self._polled_at = time.monotonic()
         recvfrom = sock.recvfrom
         for _ in range(POLL_BATCH):
             try:
                 data, addr = recvfrom(RECV_SIZE)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as exc:  # an ICMP error reported back; the next one may be data
                 self.send_errors += 1
                 log.debug("udp error on %s: %s", self._local, exc)
                 continue
-            self._received(data, (str(addr[0]), int(addr[1])))
-            if self._transport is None:  # closed by the handler
-                return
+            handler(data, (str(addr[0]), int(addr[1])))
+        return True
+
+    def send_now(self, data: bytes, addr: Address) -> None:
+        """Any thread: send straight on the socket, bypassing the transport (whose buffer
+        and writer belong to the loop). A full buffer drops the datagram: media is best
+        effort and a stale frame is worth nothing."""
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            sock.sendto(data, addr)
+        except OSError as exc:
+            self.send_errors += 1
+            log.debug("udp send to %s failed: %s", addr, exc)
 
     def _watch(self) -> None:
         transport, loop = self._transport, self._loop
-        if transport is None or loop is None or self._polled_at is None:
+        if transport is None or loop is None or not self._clock_reads:
             return
-        if loop.time() - self._polled_at < POLL_WATCHDOG:
+        if time.monotonic() - self._polled_at < POLL_WATCHDOG:
             self._watchdog = loop.call_later(POLL_WATCHDOG, self._watch)
             return
-        self._polled_at = self._watchdog = None
+        self._clock_reads = False
+        self._watchdog = None
         _reading(transport).resume_reading()
 
     def close(self) -> None:
+        self._clock_reads = False
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
