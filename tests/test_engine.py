@@ -320,7 +320,8 @@ def test_confirming_the_sas_after_the_media_closed_is_ignored(tmp_path: Path) ->
         async with two_phones(tmp_path) as (alice, bob):
             await connect(alice, bob)
             (call,) = alice.engine.calls()
-            call.media.close(alice.engine.now())  # ZRTP is gone; the SAS was shown before
+            with alice.engine._media_lock:  # the capture thread's ticks use the session too
+                call.media.close(alice.engine.now())  # ZRTP is gone; the SAS was shown before
             alice.engine.confirm_sas(call.call_id, True)
             assert call.state == "established"
             (peer,) = bob.engine.calls()
