@@ -17,17 +17,18 @@ listen to its events.
 
 Threads. The capture thread's tick (`_on_captured`) reads the sockets of the calls whose media
 flows, feeds the datagrams to their media sessions, encodes, protects and sends the handset's
-frame, and pulls the earpiece's next frame (`_next_frame`): the loop is not woken per frame.
-It wakes the loop (`call_soon_threadsafe`) only when a session has events, a new timer, or a
-socket the loop must hand to the clock. One lock, `_media_lock`, guards the legs (`_legs`,
-`_handset`, each `Call` and its `MediaSession`, each leg's timer fields and socket): the tick
-holds it for one frame's work, and every loop-side entry that touches a call holds it too
-(SIP events, datagrams the loop reads, timers, answer, hangup, hold, DTMF, SAS confirmation,
-`_flush`, `_drop_leg`). It is re-entrant because those entries nest (a listener may hang up
-from inside an event). The loop never waits on a device, only on one tick's work; the tick
-never waits on the loop. During ZRTP the loop reads the socket, as before the call flows, so
-the time to the SAS does not depend on the audio clock; the media session's policy stays
-the one gate for what may leave in clear.
+frame, and pulls the earpiece's next frame (`_next_frame`): the loop is not woken per frame. It
+wakes the loop (`call_soon_threadsafe`) only when a session has events, a new timer, or a socket
+the loop must hand to the clock, and then at most once until the loop has run: the calls with
+work collect in `_tick_work`, so a busy loop never faces a growing queue. One lock,
+`_media_lock`, guards the legs (`_legs`, `_handset`, each `Call` and its `MediaSession`, each
+leg's timer fields and socket): the tick holds it for one frame's work, and every loop-side
+entry that touches a call holds it too (SIP events, datagrams the loop reads, timers, answer,
+hangup, hold, DTMF, SAS confirmation, `_flush`, `_drop_leg`). It is re-entrant because those
+entries nest (a listener may hang up from inside an event). The loop never waits on a device,
+only on one tick's work; the tick never waits on the loop. During ZRTP the loop reads the
+socket, as before the call flows, so the time to the SAS does not depend on the audio clock; the
+media session's policy stays the one gate for what may leave in clear.
 """
 
 from __future__ import annotations
@@ -281,6 +282,9 @@ class Engine:
         self._tick: asyncio.TimerHandle | None = None
         self._media_lock = threading.RLock()
         """Guards the legs, their calls and media sessions against the capture thread."""
+        self._tick_work: dict[str, None] = {}
+        """Calls a tick found work for, in order, until the loop runs `_after_tick` (under
+        `_media_lock`; not empty while that one wake-up is pending)."""
 
     # ------------------------------------------------------------------ life cycle
 
@@ -647,7 +651,7 @@ class Engine:
         loop = self._loop
         if loop is None:
             return
-        wake: list[str] = []
+        wake = False
         with self._media_lock:
             if not self._legs:
                 return
@@ -669,17 +673,19 @@ class Engine:
                 for data, address in media.datagrams_to_send():
                     leg.socket.send_now(data, address)
                 if not polled or media.has_events or call.get_timer() != leg.timer_at:
-                    wake.append(call_id)
+                    wake = wake or not self._tick_work
+                    self._tick_work[call_id] = None
         if wake:
             # A closed loop means the phone is shutting down: nothing is left to tell.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._after_tick, wake)
+                loop.call_soon_threadsafe(self._after_tick)
 
     @_locked
-    def _after_tick(self, call_ids: list[str]) -> None:
+    def _after_tick(self) -> None:
         """On the loop, when a tick found work for it: hand flowing sockets to the audio
         clock, turn media events into call events, send, re-arm timers."""
         now = self.now()
+        call_ids, self._tick_work = self._tick_work, {}
         for call_id in call_ids:
             leg = self._legs.get(call_id)
             if leg is None:
