@@ -228,6 +228,7 @@ def test_hold_and_resume_keep_the_zrtp_context() -> None:
     net.run(2.0)
     assert alice.call is not None and bob.call is not None
     sent_before = alice.call.media.stats.packets_sent
+    hashes = alice.call.media.hello_hash, bob.call.media.hello_hash
 
     alice.call.hold(net.now)
     net.run(1.0)
@@ -245,6 +246,7 @@ def test_hold_and_resume_keep_the_zrtp_context() -> None:
     assert alice.call.media.stats.packets_sent > held
     # Still the one ZRTP exchange: one SAS event each, and audio decodes at Bob.
     assert len(alice.of(CallSecure)) == 1 and len(bob.of(CallSecure)) == 1
+    assert alice.call.media.hello_hash == hashes[0] and bob.call.media.hello_hash == hashes[1]
     assert abs(dominant_frequencies(b"".join(bob.played[-20:]))[0] - 1000) < 25
 
 
@@ -451,3 +453,28 @@ def test_rtcp_is_multiplexed_when_both_offer_it_and_goes_to_port_plus_one_otherw
     net.run(11.0)
     rtcp_to = {addr for data, addr in alice.sent_to if classify(data) is PacketKind.RTCP}
     assert rtcp_to == {("127.0.0.1", BOB_RTP + 1)}
+
+
+def test_a_reinvite_with_a_new_zrtp_hash_rekeys_by_multistream() -> None:
+    net, alice, bob = setup()
+    alice.place("sips:bob@127.0.0.1:5062", net.now)
+    net.run(2.0)
+    assert alice.call is not None and bob.call is not None
+    (sa,) = alice.of(CallSecure)
+    bob_hash = bob.call.media.hello_hash
+
+    # Alice's phone starts a new ZRTP stream; her next re-INVITE carries its Hello hash.
+    alice.call.media.restart_zrtp(net.now)
+    alice.call.hold(net.now)
+    net.run(1.0)
+    assert bob.call.media.hello_hash != bob_hash  # Bob restarted too; his answer said so
+    assert alice.call.media.security == bob.call.media.security == "secure"
+    alice.call.resume(net.now)
+    net.run(1.5)
+
+    assert alice.call.state == bob.call.state == "established"
+    assert alice.of(CallSecure) == [sa] and len(bob.of(CallSecure)) == 1
+    assert not alice.of(CallSecurityFailed) and not bob.of(CallSecurityFailed)
+    assert abs(dominant_frequencies(b"".join(bob.played[-20:]))[0] - 1000) < 25
+    assert abs(dominant_frequencies(b"".join(alice.played[-20:]))[0] - 700) < 25
+    assert alice.call.media.stats.clear_packets_sent == bob.call.media.stats.clear_packets_sent == 0

@@ -24,6 +24,7 @@ from pidphone.app.media import (
 )
 from pidphone.audio import g711
 from pidphone.audio.analysis import dominant_frequencies
+from pidphone.errors import LocalProtocolError
 from pidphone.ports import FRAME_SAMPLES, Address
 from pidphone.rtp import PacketKind, classify, stun
 from pidphone.zrtp.cache import MemoryZidCache
@@ -404,3 +405,127 @@ def test_a_new_talk_spurt_does_not_replay_the_end_of_the_last_one() -> None:
     # The 3.75 ms still in the concealer's delay line end the loud spurt at once; the silent
     # spurt that follows is silent from its first sample.
     assert [peak(pcm) for pcm in played[1:]] == [0] * 9
+
+
+# --------------------------------------------------------------------------- a new ZRTP stream
+
+
+def security(end: End) -> str:
+    """The session's security, read fresh (no narrowing across the calls that change it)."""
+    return end.session.security
+
+
+def held_back_rtp(a: End, b: End, now: float) -> tuple[bytes, float]:
+    """One SRTP packet of b's that a never received (so not a replay at a), under today's keys."""
+    before = len(b.sent)
+    now = run(a, b, STEP, start=now, b_to_a=lambda data, t: classify(data) is not PacketKind.RTP)
+    return [d for _, d, _ in b.sent[before:] if classify(d) is PacketKind.RTP][-1], now
+
+
+def secured_pair() -> tuple[End, End, float]:
+    a, b = pair()
+    a.session.start(0.0)
+    b.session.start(0.0)
+    now = run(a, b, 2.0)
+    assert security(a) == security(b) == "secure"
+    return a, b, now
+
+
+def test_a_new_peer_stream_rekeys_by_multistream_and_keeps_the_sas() -> None:
+    a, b, now = secured_pair()
+    (first,) = a.of(SecurityEstablished)
+    old_key_packet, now = held_back_rtp(a, b, now)
+    old_hash = a.session.hello_hash
+
+    # a restarts its stream and signals the new Hello hash; b sees it in the re-INVITE's offer,
+    # a sees b's new hash in the answer.
+    a.session.restart_zrtp(now)
+    assert a.session.hello_hash != old_hash and security(a) == "negotiating"
+    b_hash = b.session.hello_hash
+    b.session.set_remote(A_ADDR, a.session.hello_hash, now=now)
+    assert b.session.hello_hash != b_hash and security(b) == "negotiating"
+    a.session.set_remote(B_ADDR, b.session.hello_hash, now=now)
+    marks = len(a.sent), len(b.sent)
+
+    # Not one RTP packet from either side until its new stream is Secured.
+    for _ in range(200):
+        if security(a) == security(b) == "secure":
+            break
+        states = security(a), security(b)
+        sizes = len(a.sent), len(b.sent)
+        now = run(a, b, STEP, start=now)
+        for end, size, state in zip((a, b), sizes, states, strict=True):
+            if state != "secure":
+                assert not [d for _, d, _ in end.sent[size:] if classify(d) is PacketKind.RTP]
+    assert security(a) == security(b) == "secure"
+    zrtp_types = [
+        parse_packet(d).message.type_name
+        for end, mark in zip((a, b), marks, strict=True)
+        for _, d, _ in end.sent[mark:]
+        if classify(d) is PacketKind.ZRTP
+    ]
+    assert "Commit" in zrtp_types and "DHPart1" not in zrtp_types  # Multistream: no DH
+
+    now = run(a, b, 2.0, start=now)
+    # The call's SAS and event stand; audio flows both ways again.
+    assert a.of(SecurityEstablished) == [first] and len(b.of(SecurityEstablished)) == 1
+    assert a.session.secured == first
+    assert abs(dominant_frequencies(b"".join(b.played[-50:]))[0] - 1000) < 20
+    assert abs(dominant_frequencies(b"".join(a.played[-50:]))[0] - 700) < 20
+    assert not a.of(SecurityFailed) and not b.of(SecurityFailed)
+
+    # New keys: a packet under the old ones, never seen by a, is refused.
+    received, dropped = a.session.stats.packets_received, a.session.stats.dropped
+    a.session.receive_datagram(old_key_packet, B_ADDR, now)
+    assert a.session.stats.packets_received == received
+    assert a.session.stats.dropped == dropped + 1
+
+    # And no clear audio ever left either side.
+    for end in (a, b):
+        clear = {g711.ulaw_encode(end.tone(n))[:40] for n in range(len(end.played))}
+        assert not any(p in data for data in rtp_sent(end) for p in clear)
+        assert end.session.stats.clear_packets_sent == 0
+
+
+def test_the_same_peer_hash_keeps_the_stream_and_its_keys() -> None:
+    a, b, now = secured_pair()
+    held, now = held_back_rtp(a, b, now)
+    hashes = a.session.hello_hash, b.session.hello_hash
+    a.session.set_remote(B_ADDR, b.session.hello_hash, now=now)
+    b.session.set_remote(A_ADDR, a.session.hello_hash, now=now)
+    assert (a.session.hello_hash, b.session.hello_hash) == hashes
+    assert security(a) == security(b) == "secure"
+    assert not a.session.datagrams_to_send() and not b.session.datagrams_to_send()
+    received = a.session.stats.packets_received
+    a.session.receive_datagram(held, B_ADDR, now)  # the keys are the same: accepted
+    assert a.session.stats.packets_received == received + 1
+    # Case and the "1.10 " prefix do not make a hash new.
+    a.session.set_remote(B_ADDR, hashes[1].split()[1].upper(), now=now)
+    assert a.session.hello_hash == hashes[0] and security(a) == "secure"
+
+
+def test_confirming_the_sas_after_a_new_stream_marks_the_call_verified() -> None:
+    cache = MemoryZidCache()
+    a = make_end(A_ADDR, 1000, cache=cache)
+    b = make_end(B_ADDR, 700)
+    a.session.set_remote(B_ADDR, b.session.hello_hash)
+    b.session.set_remote(A_ADDR, a.session.hello_hash)
+    a.session.start(0.0)
+    b.session.start(0.0)
+    now = run(a, b, 2.0)
+    a.session.restart_zrtp(now)
+    b.session.set_remote(A_ADDR, a.session.hello_hash, now=now)
+    a.session.set_remote(B_ADDR, b.session.hello_hash, now=now)
+    run(a, b, 2.0, start=now)
+    assert security(a) == "secure"
+    a.session.confirm_sas(True)
+    (first,) = a.of(SecurityEstablished)
+    assert isinstance(first, SecurityEstablished)
+    entry = cache.load(first.peer_zid)
+    assert entry is not None and entry.verified
+
+
+def test_restarting_a_stream_that_never_started_is_refused() -> None:
+    a, _ = pair()
+    with pytest.raises(LocalProtocolError):
+        a.session.restart_zrtp(0.0)

@@ -11,7 +11,10 @@ ZRTP", "ZRTP failed: <reason>"); the media session guarantees no clear audio lef
 "prefer" it goes on in clear and is reported NOT SECURE.
 
 Hold and resume (RFC 3264 §8.4) are re-INVITEs that change only the direction: the media
-session, its ZRTP result and both SRTP contexts stay, so the SAS and the keys carry on.
+session, its ZRTP result and both SRTP contexts stay, so the SAS and the keys carry on. A
+re-INVITE (offer or answer) whose a=zrtp-hash differs from the one the media is bound to means
+the peer started a new ZRTP stream: the media session restarts its own in Multistream mode (new
+keys, the call's SAS), and an answer we send carries our new Hello hash.
 """
 
 from __future__ import annotations
@@ -348,7 +351,9 @@ class Call:
             if result is not None:
                 params, remote = result
                 rtcp = self._rtcp_address(remote, params)
-                self.media.set_remote(params.remote_address, rtcp=rtcp)
+                self.media.set_remote(
+                    params.remote_address, params.remote_zrtp_hash, rtcp=rtcp, now=now
+                )
                 self._set_direction(params.direction)
         elif isinstance(event, sip_events.CallEnded) and self.state != "ended":
             reason = event.reason or ("Hung up by peer" if event.by_peer else "Call ended")
@@ -483,19 +488,25 @@ class Call:
         try:
             offer = SessionDescription.parse(sdp)
             self._version += 1
-            answer = self._build_answer(offer, "sendonly" if self.local_hold else "sendrecv")
+            direction = "sendonly" if self.local_hold else "sendrecv"
+            answer = self._build_answer(offer, direction)
             params = negotiate(answer, offer)
         except ProtocolError:
             self._agent.reject_reinvite(self.call_id, 488, now)
             return
-        self._agent.accept_reinvite(self.call_id, bytes(answer), now)
+        # Same a=zrtp-hash, same ZRTP/SRTP context: only the address and the direction change.
+        # A new one restarts our stream, whose new Hello hash the answer must carry.
+        hello_hash = self.media.hello_hash
         self._local_sdp = answer
+        rtcp = self._rtcp_address(offer, params)
+        self.media.set_remote(params.remote_address, params.remote_zrtp_hash, rtcp=rtcp, now=now)
+        if self.media.hello_hash != hello_hash:
+            answer = self._local_sdp = self._build_answer(offer, direction)
+        self._agent.accept_reinvite(self.call_id, bytes(answer), now)
         remote_hold = params.direction in ("recvonly", "inactive")
         if remote_hold != self.remote_hold:
             self.remote_hold = remote_hold
             self._events.append(CallHeld(self.call_id, self.local_hold, self.remote_hold))
-        # Same stream, same ZRTP/SRTP context: only the address and the direction may change.
-        self.media.set_remote(params.remote_address, rtcp=self._rtcp_address(offer, params))
         self._set_direction(params.direction)
 
     def _drain_media(self, now: float) -> None:

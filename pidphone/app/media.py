@@ -16,6 +16,12 @@ Security policy, the reason this module exists:
   `SecurityFailed(fatal=False)` lets the screen say NOT SECURE.
 Received clear RTP is played only when we are ourselves in clear ("prefer" after a failure).
 
+A new ZRTP stream mid-call (RFC 6189 §4.4.3): when a re-INVITE carries a peer a=zrtp-hash other
+than the one the stream was bound to, the peer restarted its stream; ours restarts too, keyed by
+Multistream from the call's first exchange (a full exchange if that one never secured). Both SRTP
+contexts are dropped at once and rebuilt from the new keys, and the policy above withholds audio
+until the new `Secured` exactly as at call start. Multistream has no SAS: the call's stays.
+
 Symmetric RTP (RFC 4961): we send from the port we receive on, and the peer's address follows
 the source of its authenticated packets: SRTP/SRTCP that pass the tag check, and before keys
 exist the ZRTP packets of the exchange (a forger can at worst break the exchange; the SAS and
@@ -206,7 +212,14 @@ class MediaSession:
         self._wall_clock = wall_clock
         self._sender = RtpSender(0)
         self.ssrc = self._sender.ssrc
+        self._cache = cache
         self._zrtp = ZrtpSession(cache=cache, ssrc=self.ssrc, config=config.zrtp)
+        """The ZRTP session of the stream now: the first, or a Multistream one after a restart."""
+        self._first_zrtp = self._zrtp
+        """The call's first exchange: it keys Multistream streams and holds the SAS."""
+        self._bound_hash: str | None = None
+        """The peer's a=zrtp-hash digest (lower-case hex) the current stream is bound to."""
+        self._negotiating_since: float | None = None
         self._receiver: ReceiverStats | None = None
         self._peer_ssrc: int | None = None
         self._jitter = JitterBuffer(max_delay=config.max_jitter_delay)
@@ -276,17 +289,63 @@ class MediaSession:
         self._sending = direction in ("sendrecv", "sendonly")
 
     def set_remote(
-        self, address: Address, peer_hello_hash: str | None = None, *, rtcp: Address | None = None
+        self,
+        address: Address,
+        peer_hello_hash: str | None = None,
+        *,
+        rtcp: Address | None = None,
+        now: float | None = None,
     ) -> None:
         """The peer's media address from its SDP, its a=zrtp-hash ("1.10 <hex>" or hex), and
-        where it takes RTCP (None: on the RTP address, multiplexed, RFC 5761)."""
+        where it takes RTCP (None: on the RTP address, multiplexed, RFC 5761).
+
+        A hash other than the one the running stream is bound to means the peer started a new
+        ZRTP stream: ours restarts (`restart_zrtp`, which needs `now`) and binds the new one.
+        """
         self._remote = address
         self._rtcp_remote = rtcp
-        if peer_hello_hash:
-            if " " not in peer_hello_hash:
-                peer_hello_hash = f"1.10 {peer_hello_hash}"
-            self._zrtp.set_peer_hello_hash(peer_hello_hash)
-            self._pump_zrtp(self._started_at or 0.0)
+        if not peer_hello_hash:
+            return
+        version, _, digest = peer_hello_hash.strip().rpartition(" ")
+        digest = digest.lower()
+        if digest == self._bound_hash:
+            return
+        if self._bound_hash is not None and self._started_at is not None:
+            if self._security == "failed" or self._closed:
+                return
+            if now is None:
+                raise LocalProtocolError("a new peer a=zrtp-hash mid-call needs `now`")
+            self.restart_zrtp(now)
+        self._bound_hash = digest
+        self._zrtp.set_peer_hello_hash(f"{version or '1.10'} {digest}")
+        self._pump_zrtp(self._started_at or 0.0)
+
+    def restart_zrtp(self, now: float) -> None:
+        """Start a new ZRTP stream: Multistream from the call's first exchange (§4.4.3), or a
+        full exchange if that one never secured. `hello_hash` changes: the peer must learn it
+        from our next SDP. Until the new stream is `Secured` no audio goes out ("require"), and
+        the old keys are forgotten now, so packets under them are dropped."""
+        if self._closed or self._started_at is None or self._security == "failed":
+            raise LocalProtocolError(f"cannot restart ZRTP in state {self._security}")
+        first = self._first_zrtp
+        parent = first if first.secured is not None else None
+        if self._zrtp is not first:
+            self._zrtp.close()
+        if parent is None:
+            first.close()
+        self._zrtp = ZrtpSession(
+            cache=self._cache, ssrc=self.ssrc, config=self.config.zrtp, multistream_from=parent
+        )
+        if parent is None:
+            self._first_zrtp = self._zrtp
+        self._bound_hash = None
+        self._send_ctx = self._recv_ctx = self._rtcp_send_ctx = self._rtcp_recv_ctx = None
+        self._short_tag_ctxs = self._short_tag_send = None
+        self._pending_send = None
+        self._security = "negotiating"
+        self._negotiating_since = now
+        self._zrtp.start(now)
+        self._pump_zrtp(now)
 
     def start(self, now: float) -> None:
         """Begin ZRTP: both sides send Hello as soon as the media path exists (§4.1)."""
@@ -294,7 +353,7 @@ class MediaSession:
             raise LocalProtocolError("media session already started")
         if self._remote is None:
             raise LocalProtocolError("media session started before the peer's address is known")
-        self._started_at = now
+        self._started_at = self._negotiating_since = now
         self._next_rtcp = now + self.config.rtcp_interval
         self._zrtp.start(now)
         self._pump_zrtp(now)
@@ -304,7 +363,7 @@ class MediaSession:
 
     def confirm_sas(self, verified: bool) -> None:
         """The user compared the SAS: set, or clear, the verified flag in the ZID cache."""
-        self._zrtp.confirm_sas(verified)
+        self._first_zrtp.confirm_sas(verified)
 
     def close(self, now: float) -> None:
         """Send an RTCP BYE where allowed, stop ZRTP and forget the keys."""
@@ -314,6 +373,7 @@ class MediaSession:
             self._send_rtcp(now, self._rtcp_remote or self._remote, bye=True)
         self._closed = True
         self._zrtp.close()
+        self._first_zrtp.close()
         self._send_ctx = self._recv_ctx = self._rtcp_send_ctx = self._rtcp_recv_ctx = None
         self._short_tag_ctxs = self._short_tag_send = None
         self._pending_send = None
@@ -358,8 +418,8 @@ class MediaSession:
         zrtp = self._zrtp.get_timer()
         if zrtp is not None and (deadline is None or zrtp < deadline):
             deadline = zrtp
-        if self._security == "negotiating":
-            backstop = self._started_at + self.config.secure_timeout
+        if self._security == "negotiating" and self._negotiating_since is not None:
+            backstop = self._negotiating_since + self.config.secure_timeout
             if deadline is None or backstop < deadline:
                 deadline = backstop
         return deadline
@@ -371,7 +431,12 @@ class MediaSession:
         if zrtp_timer is not None and zrtp_timer <= now:
             self._zrtp.handle_timer(now)
             self._pump_zrtp(now)
-        if self._security == "negotiating" and now >= self._started_at + self.config.secure_timeout:
+        since = self._negotiating_since
+        if (
+            self._security == "negotiating"
+            and since is not None
+            and now >= since + self.config.secure_timeout
+        ):
             if self._peer_hello_seen:
                 self._fail(
                     "ZRTP failed: no agreement in time", PROTOCOL_TIMEOUT, peer_without_zrtp=False
@@ -499,6 +564,8 @@ class MediaSession:
             )
             self._rtcp_send_ctx = self._short_tag_send or self._send_ctx
             self._security = "secure"
+            if self._zrtp is not self._first_zrtp:
+                return  # a Multistream stream: new keys, the call's SAS and event stand
             self.secured = SecurityEstablished(
                 sas=event.sas,
                 sas_scheme=event.sas_scheme,
