@@ -21,7 +21,6 @@ PREAMBLE = 0x505A
 MAGIC_COOKIE = 0x5A525450
 HEADER_LEN = 12
 CRC_LEN = 4
-ZID_LEN = 12
 HASH_IMAGE_LEN = 32
 MAC_LEN = 8
 MAX_ALGORITHMS = 7
@@ -40,11 +39,6 @@ def _need(data: bytes, length: int, what: str) -> None:
 def _frame(type_block: bytes, body: bytes) -> bytes:
     total = 12 + len(body)
     return struct.pack("!HH", PREAMBLE, total // 4) + type_block + body
-
-
-def _word_aligned(body: bytes, what: str) -> None:
-    if len(body) % 4:
-        raise ZrtpParseError(f"{what} is not a whole number of 32-bit words")
 
 
 @dataclass(frozen=True)
