@@ -53,13 +53,6 @@ from .media import (
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 CallState = Literal["calling", "ringing", "answered", "established", "ended"]
 
-_REVERSE: dict[str, Direction] = {
-    "sendrecv": "sendrecv",
-    "sendonly": "recvonly",
-    "recvonly": "sendonly",
-    "inactive": "inactive",
-}
-
 
 class SignallingAgent(Protocol):
     """The part of `pidphone.sip.UserAgent` a call uses."""
