@@ -10,19 +10,12 @@ import re
 
 from pidphone.sip.errors import SipParseError
 
-TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
-_LWS_RE = re.compile(r"[ \t]+")
 
 
 def is_token(text: str) -> bool:
     """True if `text` is a non-empty RFC 3261 token."""
     return _TOKEN_RE.match(text) is not None
-
-
-def collapse_lws(text: str) -> str:
-    """Collapse runs of spaces and tabs into one space and strip the ends."""
-    return _LWS_RE.sub(" ", text).strip()
 
 
 def split_outside(text: str, sep: str) -> list[str]:
@@ -130,8 +123,3 @@ def get_param(params: Params, name: str) -> str | None:
         if n.lower() == key:
             return "" if v is None else v
     return None
-
-
-def has_param(params: Params, name: str) -> bool:
-    """True if parameter `name` is present, with or without a value."""
-    return get_param(params, name) is not None

@@ -10,8 +10,7 @@ needs (Via, From, To, Call-ID, CSeq, Max-Forwards) so a parsed message is safe t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 from pidphone.sip.errors import SipParseError
@@ -90,9 +89,6 @@ class _MessageBase:
             out.extend(split_list(v))
         return out
 
-    def has_header(self, name: str) -> bool:
-        return canonical_name(name).lower() in self._index
-
     @cached_property
     def vias(self) -> list[Via]:
         return [Via.parse(v) for v in self.header_values("Via")]
@@ -156,9 +152,6 @@ class Request(_MessageBase):
 
     def __bytes__(self) -> bytes:
         return self._head_bytes(f"{self.method} {self.uri} SIP/2.0") + self.body
-
-    def with_headers(self, headers: Iterable[Header]) -> Request:
-        return replace(self, headers=tuple(headers))
 
 
 @dataclass(frozen=True, eq=True)
