@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from pidphone.errors import LocalProtocolError
 from pidphone.zrtp.algorithms import SUPPORTED
-
-_MAX_OFFERED = 7
+from pidphone.zrtp.messages import MAX_ALGORITHMS
 
 
 @dataclass(frozen=True)
@@ -45,10 +44,10 @@ class ZrtpConfig:
         for kind in ("hashes", "ciphers", "auth_tags", "key_agreements", "sas_types"):
             names: tuple[str, ...] = getattr(self, kind)
             unknown = [name for name in names if name.ljust(4) not in SUPPORTED[kind]]
-            if unknown or not names or len(names) > _MAX_OFFERED or len(set(names)) != len(names):
+            if unknown or not names or len(names) > MAX_ALGORITHMS or len(set(names)) != len(names):
                 allowed = ", ".join(sorted(name.strip() for name in SUPPORTED[kind]))
                 raise LocalProtocolError(
-                    f"ZrtpConfig.{kind}={names!r}: 1 to {_MAX_OFFERED} distinct of {allowed}"
+                    f"ZrtpConfig.{kind}={names!r}: 1 to {MAX_ALGORITHMS} distinct of {allowed}"
                 )
         if len(self.client_id) > 16 or not self.client_id.isascii():
             raise LocalProtocolError("ZrtpConfig.client_id: at most 16 ASCII characters")
