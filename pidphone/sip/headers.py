@@ -21,7 +21,7 @@ from pidphone.sip.grammar import (
     parse_params,
     split_outside,
 )
-from pidphone.sip.uri import _split_hostport, format_host
+from pidphone.sip.uri import format_host, split_hostport
 
 COMPACT_FORMS = {
     "a": "Accept-Contact",
@@ -105,7 +105,7 @@ class Via:
             raise SipParseError(f"bad Via transport in {text!r}")
         sent_by, *param_parts = split_outside(rest, ";")
         sent_by = re.sub(r"\s*:\s*", ":", sent_by.strip(" \t"))
-        host, port = _split_hostport(sent_by)
+        host, port = split_hostport(sent_by)
         params = parse_params(param_parts, "Via") if param_parts else ()
         return cls(transport=transport.upper(), host=host, port=port, params=params)
 

@@ -45,7 +45,8 @@ def _check_host(host: str) -> None:
         raise SipParseError(f"bad host {host!r}")
 
 
-def _split_hostport(hostport: str) -> tuple[str, int | None]:
+def split_hostport(hostport: str) -> tuple[str, int | None]:
+    """`host[:port]` of a URI or a Via sent-by; an IPv6 reference keeps its brackets."""
     if hostport.startswith("["):
         close = hostport.find("]")
         if close < 0:
@@ -108,7 +109,7 @@ class Uri:
             _check_escapes(userinfo, "user part")
         rest, qmark, header_text = rest.partition("?")
         hostport, *param_parts = rest.split(";")
-        host, port = _split_hostport(hostport)
+        host, port = split_hostport(hostport)
         params = parse_params(param_parts, "URI") if param_parts else ()
         for _, value in params:
             if value is not None:
