@@ -39,17 +39,21 @@ async def rounds(kamailio: Kamailio, pki: Pki, count: int) -> list[float]:
     return [await one_round(kamailio, pki) for _ in range(count)]
 
 
-def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+def measure(count: int) -> list[float]:
+    """Seconds of `count` rounds against a Kamailio started for them in a private network."""
     with tempfile.TemporaryDirectory() as work, private_network():
         pki = make_test_pki(Path(work) / "pki")
         kamailio = Kamailio(Path(work) / "kamailio", pki)
         kamailio.start()
         try:
-            times = asyncio.run(rounds(kamailio, pki, count))
+            return asyncio.run(rounds(kamailio, pki, count))
         finally:
             kamailio.stop()
-    ms = [t * 1000 for t in times]
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    ms = [t * 1000 for t in measure(count)]
     print(
         f"REGISTER over TLS with digest auth, agent start to 200 OK ({count} rounds): "
         f"median {statistics.median(ms):.1f} ms, min {min(ms):.1f} ms, max {max(ms):.1f} ms"

@@ -12,11 +12,8 @@ bench/register.py's rounds (TCP, TLS handshake, the 401 challenge, the authentic
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 from pidphone.sip import parse_message
 
@@ -69,20 +66,9 @@ def parse_serialize_rate() -> float:
 
 def register_against_kamailio(count: int = REGISTER_ROUNDS) -> float:
     """Median seconds from agent start to the REGISTER 200 OK (bench/register.py's rounds)."""
-    from bench.register import rounds
-    from pidphone.drivers.certs import make_test_pki
-    from tests.peers.kamailio import Kamailio
-    from tests.peers.netns import private_network
+    from bench.register import measure
 
-    with tempfile.TemporaryDirectory() as work, private_network():
-        pki = make_test_pki(Path(work) / "pki")
-        kamailio = Kamailio(Path(work) / "kamailio", pki)
-        kamailio.start()
-        try:
-            times = asyncio.run(rounds(kamailio, pki, count))
-        finally:
-            kamailio.stop()
-    return statistics.median(times)
+    return statistics.median(measure(count))
 
 
 def main() -> None:

@@ -35,14 +35,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from pidphone.audio.analysis import dominant_frequencies
 from pidphone.drivers.certs import Pki, make_test_pki
-from tests.conftest import IN_CI, need_path, need_program
+from tests.conftest import need_path, need_program
 from tests.peers.kamailio import Kamailio, tls_module
 from tests.peers.linphone import Linphone
-from tests.peers.netns import can_unshare, private_network
+from tests.peers.netns import need_private_network, private_network
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -608,11 +606,7 @@ def need_interop(*, linphone: bool = True) -> None:
     need_path(tls_module(), "kamailio-tls-modules")
     if linphone:
         need_program("linphonec", "linphone-cli")
-    if not can_unshare():
-        message = "a private network namespace needs root"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    need_private_network()
 
 
 @contextmanager

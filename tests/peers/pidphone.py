@@ -136,15 +136,7 @@ class Phone:
         return call_id
 
     def answer(self, call_id: str, offer: bytes, port: int) -> SessionDescription:
-        answer = build_answer(
-            SessionDescription.parse(offer),
-            address=("127.0.0.1", port),
-            zrtp_hash=f"{self.session_id:064x}",
-            session_id=self.session_id,
-            session_version=self._next_version(),
-            username=self.user,
-        )
-        self.local_sdp[call_id] = answer
+        answer = self._answer_to(call_id, offer, port)
         self.sip.answer(call_id, bytes(answer))
         return answer
 
@@ -154,6 +146,12 @@ class Phone:
         self.sip.reinvite(call_id, bytes(sd))
 
     def accept_reinvite(self, call_id: str, offer: bytes, port: int) -> SessionDescription:
+        answer = self._answer_to(call_id, offer, port)
+        self.sip.accept_reinvite(call_id, bytes(answer))
+        return answer
+
+    def _answer_to(self, call_id: str, offer: bytes, port: int) -> SessionDescription:
+        """Our answer to `offer`, remembered as the call's local description."""
         answer = build_answer(
             SessionDescription.parse(offer),
             address=("127.0.0.1", port),
@@ -163,7 +161,6 @@ class Phone:
             username=self.user,
         )
         self.local_sdp[call_id] = answer
-        self.sip.accept_reinvite(call_id, bytes(answer))
         return answer
 
     def media(self, call_id: str, remote: bytes) -> MediaParams:
