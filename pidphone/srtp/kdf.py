@@ -41,9 +41,13 @@ def prf(master_key: bytes, master_salt: bytes, label: int, length: int) -> bytes
 
 def derive_session_keys(master_key: bytes, master_salt: bytes, *, rtcp: bool) -> SessionKeys:
     """Session keys for SRTP (labels 0-2) or SRTCP (labels 3-5, §4.3.2)."""
-    base = LABEL_RTCP_ENCRYPTION if rtcp else LABEL_RTP_ENCRYPTION
+    if rtcp:
+        labels = (LABEL_RTCP_ENCRYPTION, LABEL_RTCP_AUTH, LABEL_RTCP_SALT)
+    else:
+        labels = (LABEL_RTP_ENCRYPTION, LABEL_RTP_AUTH, LABEL_RTP_SALT)
+    encryption, auth, salt = labels
     return SessionKeys(
-        encryption=prf(master_key, master_salt, base, len(master_key)),
-        auth=prf(master_key, master_salt, base + 1, AUTH_KEY_LEN),
-        salt=prf(master_key, master_salt, base + 2, SALT_LEN),
+        encryption=prf(master_key, master_salt, encryption, len(master_key)),
+        auth=prf(master_key, master_salt, auth, AUTH_KEY_LEN),
+        salt=prf(master_key, master_salt, salt, SALT_LEN),
     )
