@@ -158,6 +158,13 @@ def _find(attributes: tuple[Attribute, ...], name: str) -> Attribute | None:
     return None
 
 
+def _direction(attributes: tuple[Attribute, ...]) -> str | None:
+    for attribute in attributes:
+        if attribute.name in DIRECTIONS and attribute.value is None:
+            return attribute.name
+    return None
+
+
 @dataclass(frozen=True)
 class MediaDescription:
     """One m= section with its own lines (§5.14)."""
@@ -207,10 +214,7 @@ class MediaDescription:
     @property
     def direction(self) -> str | None:
         """The media-level direction attribute, or None when the section names none."""
-        for attribute in self.attributes:
-            if attribute.name in DIRECTIONS and attribute.value is None:
-                return attribute.name
-        return None
+        return _direction(self.attributes)
 
     def rtpmap(self) -> dict[int, RtpMap]:
         """Payload type number → codec for every format: rtpmap lines first, then the static
@@ -298,10 +302,7 @@ class SessionDescription:
     @property
     def direction(self) -> str | None:
         """The session-level direction attribute, or None."""
-        for attribute in self.attributes:
-            if attribute.name in DIRECTIONS and attribute.value is None:
-                return attribute.name
-        return None
+        return _direction(self.attributes)
 
     def __bytes__(self) -> bytes:
         out = ["v=0", f"o={self.origin}", f"s={self.session_name}"]
