@@ -179,11 +179,7 @@ def _is_g711(rtpmap: RtpMap, name: str) -> bool:
     return (
         rtpmap.encoding.upper() == name
         and rtpmap.clock_rate == 8000
-        and rtpmap.channels
-        in (
-            None,
-            1,
-        )
+        and rtpmap.channels in (None, 1)
     )
 
 
