@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pidphone.srtp.profiles import profile_for
+
 SUPPORTED: dict[str, tuple[str, ...]] = {
     "hashes": ("S256", "S384"),
     "ciphers": ("AES1", "AES3"),
@@ -28,8 +30,6 @@ MANDATORY: dict[str, tuple[str, ...]] = {
 SPEED_RANK = ("DH2k", "X255", "EC25", "X448", "DH3k", "EC38")
 MULTISTREAM = "Mult"
 CIPHER_KEY_BYTES = {"AES1": 16, "AES3": 32}
-SRTP_CIPHER = {"AES1": "AES_CM_128", "AES3": "AES_256_CM"}
-SRTP_AUTH = {"HS80": "HMAC_SHA1_80", "HS32": "HMAC_SHA1_32"}
 # §4.4.1: exchanges Error codes for an unsupported choice in a Commit, per algorithm kind
 UNSUPPORTED_CODE = {
     "hashes": 0x51,
@@ -67,7 +67,7 @@ class Suite:
 
     @property
     def srtp_profile(self) -> str:
-        return f"{SRTP_CIPHER[self.cipher]}_{SRTP_AUTH[self.auth_tag]}"
+        return profile_for(self.cipher, self.auth_tag)
 
 
 def _first_common(ours: tuple[str, ...], theirs: tuple[str, ...]) -> str | None:
