@@ -63,9 +63,6 @@ class AudioPump:
         self._queue: deque[bytes] = deque(maxlen=PLAYBACK_AHEAD)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.frames_captured = 0
-        self.frames_played = 0
-        self.underruns = 0
 
     # ------------------------------------------------------------------ loop side
 
@@ -137,7 +134,6 @@ class AudioPump:
             except Exception:
                 log.exception("audio capture failed; capture stopped")
                 return
-            self.frames_captured += 1
             sink = self._sink
             try:
                 if sink is not None:
@@ -155,13 +151,11 @@ class AudioPump:
             try:
                 pcm = queue.popleft()
             except IndexError:
-                self.underruns += 1
                 pcm = SILENCE
             try:
                 playback.write_frame(pcm)
             except Exception:
                 log.exception("audio playback failed; playback stopped")
                 return
-            self.frames_played += 1
             if (not paced_by_capture or not queue) and not self._to_loop(self._refill):
                 return
