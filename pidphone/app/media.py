@@ -339,9 +339,7 @@ class MediaSession:
         if parent is None:
             self._first_zrtp = self._zrtp
         self._bound_hash = None
-        self._send_ctx = self._recv_ctx = self._rtcp_send_ctx = self._rtcp_recv_ctx = None
-        self._short_tag_ctxs = self._short_tag_send = None
-        self._pending_send = None
+        self._forget_keys()
         self._security = "negotiating"
         self._negotiating_since = now
         self._zrtp.start(now)
@@ -374,9 +372,7 @@ class MediaSession:
         self._closed = True
         self._zrtp.close()
         self._first_zrtp.close()
-        self._send_ctx = self._recv_ctx = self._rtcp_send_ctx = self._rtcp_recv_ctx = None
-        self._short_tag_ctxs = self._short_tag_send = None
-        self._pending_send = None
+        self._forget_keys()
 
     # ------------------------------------------------------------------ the sans-I/O verbs
 
@@ -507,12 +503,15 @@ class MediaSession:
     def _may_send(self) -> bool:
         return self._security in ("secure", "clear")
 
-    def _fail(self, reason: str, code: int | None, *, peer_without_zrtp: bool) -> None:
-        fatal = self.config.policy == "require"
-        was_secure = self._security == "secure"
+    def _forget_keys(self) -> None:
         self._send_ctx = self._recv_ctx = self._rtcp_send_ctx = self._rtcp_recv_ctx = None
         self._short_tag_ctxs = self._short_tag_send = None
         self._pending_send = None
+
+    def _fail(self, reason: str, code: int | None, *, peer_without_zrtp: bool) -> None:
+        fatal = self.config.policy == "require"
+        was_secure = self._security == "secure"
+        self._forget_keys()
         self._security = "failed" if fatal else "clear"
         if was_secure:
             self._events.append(SecurityLost(reason, fatal))
