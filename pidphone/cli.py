@@ -321,13 +321,22 @@ def cmd_zid_name(args: argparse.Namespace) -> int:
 
 
 def _zid_command(args: argparse.Namespace, action: Callable[[Any], int]) -> int:
-    """Run one `pidphone zid` action; a peer not found or a file we may not touch is a
-    one-line failure (exit 1), never a traceback."""
+    """Run one `pidphone zid` action, as root first becoming the cache directory's owner; a
+    peer not found or a file we may not touch is a one-line failure (exit 1), never a
+    traceback."""
     from pidphone import cli_zid
 
     path = _zid_cache_path(args)
+    file_zid_cache = _lazy("pidphone.drivers.zid_cache", "FileZidCache")
     try:
-        return action(_lazy("pidphone.drivers.zid_cache", "FileZidCache")(path))
+        cli_zid.become_owner_of(path.parent)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot act as the owner of {path.parent}: {exc.strerror or exc}"
+            " (run as the phone's user: sudo -u pidphone pidphone zid ...)"
+        ) from None
+    try:
+        return action(file_zid_cache(path))
     except cli_zid.PeerNotFoundError as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:

@@ -8,8 +8,11 @@ replaced.
 
 from __future__ import annotations
 
+import os
+import pwd
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Protocol, TextIO
 
 from pidphone.zrtp.cache import CacheEntry
@@ -34,6 +37,27 @@ class AdminZidCache(Protocol):
 
 class PeerNotFoundError(Exception):
     """PEER names no peer, or several."""
+
+
+def become_owner_of(directory: Path) -> None:
+    """Run as root, become the user who owns `directory` (the daemon's state directory).
+
+    That user can plant links in the directory; whatever root then opened or changed there
+    would be theirs to aim. As its owner, this process can do nothing that user could not.
+    Must run before any file in the directory is opened, after every module is imported.
+    """
+    if os.geteuid() != 0:
+        return
+    st = os.stat(directory)
+    if st.st_uid == 0:
+        return  # root's own directory (the cache refuses one that others can write)
+    try:
+        gid = pwd.getpwuid(st.st_uid).pw_gid
+    except KeyError:
+        gid = st.st_gid
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(st.st_uid)
 
 
 def find_peer(entries: Mapping[bytes, CacheEntry], peer: str) -> bytes:

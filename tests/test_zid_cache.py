@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pidphone.drivers import zid_cache
 from pidphone.drivers.zid_cache import FileZidCache
 from pidphone.zrtp import CacheEntry, MemoryZidCache, ZidCache
 
@@ -303,16 +304,133 @@ def test_changes_wait_for_the_lock_beside_the_file(tmp_path: Path) -> None:
     assert entry is not None and entry.name == "Carol"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand files to another user")
-def test_root_running_a_command_leaves_the_files_to_the_directorys_owner(tmp_path: Path) -> None:
-    """`sudo pidphone zid verify` must not lock the daemon's user out of its own cache."""
+# ---- a user who can write the cache directory aims its names elsewhere (issue 10)
+
+OTHER_UID = 4321
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the attack is on root")
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    """A file of root's that the directory's owner would like root to hand over."""
+    path = tmp_path / "victim"
+    path.write_bytes(b"root:secret\n")
+    path.chmod(0o644)
+    return path
+
+
+def unchanged(victim: Path) -> bool:
+    st = victim.stat()
+    return (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), victim.read_bytes()) == (
+        0,
+        0,
+        0o644,
+        b"root:secret\n",
+    )
+
+
+@needs_root
+def test_root_refuses_a_directory_another_user_owns(tmp_path: Path, victim: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    os.chown(state, 4321, 4321)
-    path = state / "c.json"
-    filled(path).set_verified(PEER_B, True)
-    for made in (path, state / "c.json.lock"):
-        assert (made.stat().st_uid, made.stat().st_gid) == (4321, 4321), made
+    path = filled(state / "c.json").path
+    os.unlink(state / "c.json.lock")
+    os.symlink(victim, state / "c.json.lock")
+    os.chown(state, OTHER_UID, OTHER_UID)
+    with pytest.raises(zid_cache.UnsafeCacheFileError, match=f"belongs to uid {OTHER_UID}"):
+        FileZidCache(path).set_verified(PEER_B, True)
+    assert unchanged(victim)
+
+
+def test_root_refuses_a_directory_others_can_write(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o777)
+    if os.geteuid() != 0:
+        FileZidCache(state / "c.json")  # only root is refused
+        return
+    with pytest.raises(zid_cache.UnsafeCacheFileError, match="can be written by other users"):
+        FileZidCache(state / "c.json")
+
+
+def test_a_lock_file_that_is_a_symbolic_link_is_refused(tmp_path: Path, victim: Path) -> None:
+    path = filled(tmp_path / "c.json").path
+    os.unlink(tmp_path / "c.json.lock")
+    os.symlink(victim, tmp_path / "c.json.lock")
+    with pytest.raises(zid_cache.UnsafeCacheFileError, match="is a symbolic link"):
+        FileZidCache(path)
+    assert victim.stat().st_size == len(b"root:secret\n")
+
+
+@pytest.mark.parametrize("kind", ["hard link", "fifo", "foreign"])
+def test_a_lock_file_that_is_not_our_own_regular_file_is_refused(
+    tmp_path: Path, victim: Path, kind: str
+) -> None:
+    lock = tmp_path / "c.json.lock"
+    if kind == "hard link":
+        os.link(victim, lock)
+    elif kind == "fifo":
+        os.mkfifo(lock, 0o600)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("needs root to make a file of another user's")
+        lock.touch(0o600)
+        os.chown(lock, OTHER_UID, OTHER_UID)
+    with pytest.raises(zid_cache.UnsafeCacheFileError, match="not the cache's lock file"):
+        FileZidCache(tmp_path / "c.json")
+
+
+def test_a_cache_file_that_is_a_symbolic_link_is_moved_aside_not_followed(
+    tmp_path: Path,
+) -> None:
+    elsewhere = filled(tmp_path / "elsewhere" / "c.json")
+    before = elsewhere.path.read_bytes()
+    state = tmp_path / "state"
+    state.mkdir()
+    os.symlink(elsewhere.path, state / "c.json")
+    cache = FileZidCache(state / "c.json")
+    assert cache.our_zid != elsewhere.our_zid and cache.entries() == {}
+    assert cache.recovered_from is not None and cache.recovered_from.is_symlink()
+    assert not (state / "c.json").is_symlink()
+    assert elsewhere.path.read_bytes() == before
+
+
+def test_a_fifo_in_place_of_the_cache_file_is_moved_aside_not_read(tmp_path: Path) -> None:
+    """Opening a FIFO to read blocks until a writer comes: the phone would never start."""
+    path = tmp_path / "c.json"
+    os.mkfifo(path, 0o600)
+    opened: list[FileZidCache] = []
+    worker = threading.Thread(target=lambda: opened.append(FileZidCache(path)), daemon=True)
+    worker.start()
+    worker.join(5.0)
+    if worker.is_alive():  # unblock it, so that the failure is reported and nothing hangs
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(5.0)
+        pytest.fail("opening the cache blocked on a FIFO")
+    (cache,) = opened
+    assert cache.recovered_from is not None and stat.S_ISFIFO(cache.recovered_from.lstat().st_mode)
+    assert stat.S_ISREG(path.lstat().st_mode)
+
+
+def test_a_temporary_file_swapped_for_a_link_during_a_write_is_not_followed(
+    tmp_path: Path, victim: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever owns the directory may rename our temporary file and put a link in its place
+    between its creation and the rename: its mode is set through the descriptor only."""
+    cache = filled(tmp_path / "c.json")
+    real_fsync = os.fsync
+
+    def swap_then_fsync(fd: int) -> None:
+        for temp in tmp_path.glob(".c.json.*.tmp"):
+            os.rename(temp, tmp_path / "stolen")
+            os.symlink(victim, temp)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", swap_then_fsync)
+    cache.set_name(PEER_B, "Carol")
+    monkeypatch.undo()
+    assert unchanged(victim)
+    assert stat.S_IMODE((tmp_path / "stolen").stat().st_mode) == 0o600
 
 
 def test_an_unreadable_file_during_a_call_keeps_memory_and_is_rewritten(
@@ -322,10 +440,10 @@ def test_an_unreadable_file_during_a_call_keeps_memory_and_is_rewritten(
     daemon = filled(path)
     FileZidCache(path).set_name(PEER_B, "Carol")  # replaced: the daemon will re-read it
 
-    def denied(self: Path) -> bytes:
+    def denied(path: Path) -> tuple[tuple[int, int, int], bytes]:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(zid_cache, "_read", denied)
     entry = daemon.load(PEER_A)
     assert entry is not None and entry.name == "Bob"
     assert "Permission denied" in caplog.text

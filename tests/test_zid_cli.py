@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -235,3 +241,66 @@ def test_a_cache_this_user_cannot_open_is_a_clean_failure(
     assert f"cannot use the ZID cache {cache_file}: Permission denied" in err
     assert "sudo -u pidphone" in err
     assert "Traceback" not in err
+
+
+# ---- `sudo pidphone zid ...` in a directory the daemon's user owns (issue 10)
+
+OTHER_UID = 4321
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A directory another user can traverse (pytest's own is root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="pidphone-zid-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path)
+
+
+def state_of_other_user(root: Path) -> Path:
+    """/var/lib/pidphone in small: the cache with BOB in it, all owned by OTHER_UID."""
+    from pidphone.drivers.zid_cache import FileZidCache
+
+    state = root / "state"
+    state.mkdir(mode=0o700)
+    FileZidCache(state / "zid-cache.json").store(BOB, CacheEntry(rs1=b"\x05" * 32))
+    for path in (state, *state.iterdir()):
+        os.chown(path, OTHER_UID, OTHER_UID)
+    return state / "zid-cache.json"
+
+
+def zid_as_root(cache: Path, *action: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pidphone.cli", "zid", "--cache", str(cache), *action]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the attack is on root")
+
+
+@needs_root
+def test_root_acts_as_the_directorys_owner(shared_tmp: Path) -> None:
+    cache = state_of_other_user(shared_tmp)
+    done = zid_as_root(cache, "verify", BOB.hex())
+    assert done.returncode == 0, done.stderr
+    for path in cache.parent.iterdir():
+        assert (path.stat().st_uid, path.stat().st_gid) == (OTHER_UID, OTHER_UID), path
+    assert '"verified": true' in cache.read_text()
+
+
+@needs_root
+def test_root_never_chowns_a_file_a_planted_lock_link_points_at(shared_tmp: Path) -> None:
+    """The daemon's user replaces the lock by a link to a file of root's, then waits for an
+    administrator to run `sudo pidphone zid verify`: that file must stay root's."""
+    cache = state_of_other_user(shared_tmp)
+    victim = shared_tmp / "shadow"
+    victim.write_text("root:secret\n")
+    victim.chmod(0o640)
+    lock = cache.with_name("zid-cache.json.lock")
+    lock.unlink()
+    lock.symlink_to(victim)
+    done = zid_as_root(cache, "verify", BOB.hex())
+    assert done.returncode == 1
+    assert f"{lock} is a symbolic link" in done.stderr and "Traceback" not in done.stderr
+    st = victim.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o640)
+    assert '"verified": false' in cache.read_text()

@@ -13,17 +13,24 @@ process trusts its memory for long: every change takes an advisory lock (`flock`
 read (`load`, `entries`) re-reads the file whenever it was replaced since we last saw it. A
 command run during a call is therefore neither lost at the daemon's next store nor unseen by
 its next call.
+
+Every file is opened without following a symbolic link and checked after opening (a regular
+file; the lock also ours and with one link): whoever can write the directory could otherwise
+point a name at a file of someone else's. Root never works in a directory another user can
+change (`UnsafeCacheFileError`): `pidphone zid` run as root first becomes the directory's owner.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import json
 import logging
 import os
 import secrets
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -36,10 +43,22 @@ log = logging.getLogger(__name__)
 FORMAT = "pidphone-zid-cache"
 VERSION = 1
 SECRET_BYTES = 32
+MAX_FILE_BYTES = 4 << 20
+"""A cache file larger than this is not one this code wrote (about 15,000 peers)."""
+
+_NO_FOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 class _CorruptCacheError(Exception):
     """The file's content is not a cache this code wrote."""
+
+
+class UnsafeCacheFileError(OSError):
+    """A name beside the cache points somewhere else, or root was asked to work in a
+    directory another user can change; `strerror` says which."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code, message)
 
 
 class FileZidCache:
@@ -58,6 +77,7 @@ class FileZidCache:
         self._clock = clock
         self._seen: tuple[int, int, int] | None = None
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _check_directory(self.path.parent)
         self._lock_path = self.path.with_name(f"{self.path.name}.lock")
         with self._locked():
             self._remove_stale_temporaries()
@@ -116,9 +136,8 @@ class FileZidCache:
         The lock file is never removed: unlinking it would let two processes lock two
         different files of the same name.
         """
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = _open_lock(self._lock_path)
         try:
-            self._give_to_owner(fd)
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
@@ -150,18 +169,6 @@ class FileZidCache:
             self._write(self._zid, entries)
             self._entries = entries
 
-    def _give_to_owner(self, fd: int) -> None:
-        """Root running `pidphone zid ...` leaves its files to the owner of the directory.
-
-        Otherwise `sudo pidphone zid verify` would leave a cache (and lock) file that only
-        root can open, and the daemon's user could no longer read or lock its own cache.
-        """
-        if os.geteuid() != 0:
-            return
-        directory = self.path.parent.stat()
-        if directory.st_uid != 0:
-            os.fchown(fd, directory.st_uid, directory.st_gid)
-
     def _refresh(self) -> None:
         """Re-read the file if another process replaced it since we last read or wrote it.
 
@@ -169,18 +176,12 @@ class FileZidCache:
         in the middle of a call, and the next change rewrites the file from memory.
         """
         try:
-            seen = _identity(self.path)
+            if _identity(os.lstat(self.path)) == self._seen:
+                return
+            seen, text = _read(self.path)
+            zid, entries = _decode(text)
         except FileNotFoundError:
             return  # removed under us: memory stands, and the next change writes it back
-        except OSError as exc:
-            log.warning("cannot read ZID cache %s: %s", self.path, exc)
-            return
-        if seen == self._seen:
-            return
-        try:
-            zid, entries = _decode(self.path.read_bytes())
-        except FileNotFoundError:
-            return
         except OSError as exc:
             log.warning("cannot read ZID cache %s: %s", self.path, exc)
             return
@@ -195,12 +196,10 @@ class FileZidCache:
 
     def _open(self) -> tuple[bytes, dict[bytes, CacheEntry]]:
         try:
-            seen = _identity(self.path)
-            text = self.path.read_bytes()
+            seen, text = _read(self.path)
+            decoded = _decode(text)
         except FileNotFoundError:
             return self._fresh()
-        try:
-            decoded = _decode(text)
         except _CorruptCacheError as exc:
             self._move_aside(exc)
             return self._fresh()
@@ -227,7 +226,7 @@ class FileZidCache:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock()))
         candidate = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         counter = 1
-        while candidate.exists():
+        while os.path.lexists(candidate):
             candidate = self.path.with_name(f"{self.path.name}.corrupt-{stamp}.{counter}")
             counter += 1
         return candidate
@@ -242,20 +241,22 @@ class FileZidCache:
 
     def _write(self, zid: bytes, entries: dict[bytes, CacheEntry]) -> None:
         data = _encode(zid, entries)
+        # mkstemp creates with O_EXCL | O_NOFOLLOW; mode and identity come from the open fd,
+        # never from the name, which the directory's owner could swap meanwhile.
         fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=self._temp_prefix(), suffix=".tmp")
         try:
-            self._give_to_owner(fd)
             with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), 0o600)
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(temp, 0o600)
+                seen = _identity(os.fstat(handle.fileno()))
             os.replace(temp, self.path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
-        self._seen = _identity(self.path)
+        self._seen = seen
         directory = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(directory)
@@ -263,10 +264,70 @@ class FileZidCache:
             os.close(directory)
 
 
-def _identity(path: Path) -> tuple[int, int, int]:
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
     """What changes when the file is replaced: inode, size and modification time."""
-    st = path.stat()
     return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _check_directory(directory: Path) -> None:
+    """Root works only in a directory no other user can change (see the module docstring)."""
+    if os.geteuid() != 0:
+        return
+    st = os.stat(directory)
+    if st.st_uid != 0:
+        raise UnsafeCacheFileError(
+            errno.EPERM,
+            f"{directory} belongs to uid {st.st_uid}; as root, work on it as that user "
+            "(pidphone zid does so itself; else: sudo -u pidphone ...)",
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeCacheFileError(
+            errno.EPERM,
+            f"{directory} can be written by other users (mode {stat.S_IMODE(st.st_mode):04o})",
+        )
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file, created if missing: a regular file of ours with no other link."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NO_FOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeCacheFileError(
+                errno.ELOOP, f"{path} is a symbolic link, not the cache's lock file"
+            ) from None
+        raise
+    st = os.fstat(fd)
+    problem = ""
+    if not stat.S_ISREG(st.st_mode):
+        problem = "is not a regular file"
+    elif st.st_uid != os.geteuid():
+        problem = f"belongs to uid {st.st_uid}, not to this user"
+    elif st.st_nlink != 1:
+        problem = "has other hard links"
+    if problem:
+        os.close(fd)
+        raise UnsafeCacheFileError(errno.EPERM, f"{path} {problem}; not the cache's lock file")
+    return fd
+
+
+def _read(path: Path) -> tuple[tuple[int, int, int], bytes]:
+    """The identity and content of the cache file; anything but a regular file of a sane
+    size (a symbolic link, a FIFO, a device) is corrupt: it is moved aside, never followed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NO_FOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _CorruptCacheError("a symbolic link, not a file") from None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _CorruptCacheError("not a regular file")
+        text = handle.read(MAX_FILE_BYTES + 1)
+    if len(text) > MAX_FILE_BYTES:
+        raise _CorruptCacheError(f"larger than {MAX_FILE_BYTES} bytes")
+    return _identity(st), text
 
 
 def _encode(zid: bytes, entries: dict[bytes, CacheEntry]) -> bytes:
