@@ -207,14 +207,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     setup_logging("info")
     path = config_path(args)
-    provisioning_error = ""
+    provisioning_error = screen_notice = ""
     if not args.no_provision:
         result = provision(provision_path(args), path)
         if result.outcome is Outcome.INSTALLED:
             log.info("installed %s from %s", result.target, result.source)
         elif result.outcome is not Outcome.ABSENT:
             log.error("provisioning: %s", result.message)
-            provisioning_error = result.message
+            provisioning_error, screen_notice = result.message, result.summary
     try:
         config = load_config(path, warn=log.warning)
     except ConfigError as exc:  # exits 78 in main(); first the screen says why
@@ -227,7 +227,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     def reload_config() -> Config:
         return load_config(path, warn=log.warning)
 
-    status: int = run(config, reload_config=reload_config, notice=provisioning_error)
+    status: int = run(
+        config,
+        reload_config=reload_config,
+        notice=provisioning_error,
+        screen_notice=screen_notice,
+    )
     return status
 
 

@@ -334,8 +334,12 @@ def load_config(path: str | os.PathLike[str], warn: Warn | None = None) -> Confi
     return parse_config(data, path, warn)
 
 
-def parse_config(data: bytes, path: Path, warn: Warn | None = None) -> Config:
-    """Like `load_config` for the bytes of a file that lives at `path`."""
+def parse_config(
+    data: bytes, path: Path, warn: Warn | None = None, *, base_dir: Path | None = None
+) -> Config:
+    """Like `load_config` for the bytes of the file at `path` (named in errors); relative paths
+    inside it are taken from `base_dir`, by default `path`'s directory (provisioning checks a
+    boot-partition file against the directory it will be installed in)."""
     warn = warn or log.warning
     try:
         text = data.decode("utf-8")
@@ -344,7 +348,7 @@ def parse_config(data: bytes, path: Path, warn: Warn | None = None) -> Config:
         raise ConfigError(str(path), "the file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-    config = build(Config, table, base_dir=path.parent.absolute())
+    config = build(Config, table, base_dir=(base_dir or path.parent).absolute())
     config = _read_password_file(config, warn)
     config = complete(config)
     if config.account.password and "password" in table.get("account", {}):

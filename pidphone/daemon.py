@@ -17,8 +17,10 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import os
 import signal
 import sys
+import time
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,6 +45,10 @@ log = logging.getLogger("pidphone.daemon")
 
 T = TypeVar("T")
 
+WEDGE_ENV = "PIDPHONE_TEST_WEDGE_ON_SIGUSR2"
+"""Set only by the tests under real systemd: SIGUSR2 then blocks the event loop for good, so
+that the watchdog's kill and restart can be shown. The unit never sets it."""
+
 
 class Phone:
     """The running phone, seen from the service life cycle.
@@ -54,10 +60,17 @@ class Phone:
     unregisters.
     """
 
-    def __init__(self, config: Config, status: Callable[[str], None], notice: str = "") -> None:
+    def __init__(
+        self,
+        config: Config,
+        status: Callable[[str], None],
+        notice: str = "",
+        screen_notice: str = "",
+    ) -> None:
         self.config = config
         self._status = status
         self._notice = notice
+        self._screen_notice = screen_notice
         self._engine: Engine | None = None
         self._pending: Config | None = None
         self._registration = ""
@@ -69,7 +82,7 @@ class Phone:
         return self._engine
 
     async def start(self) -> None:
-        self._engine = build_engine(self.config)
+        self._engine = build_engine(self.config, notice=self._screen_notice)
         self._engine.add_listener(self._on_event)
         await self._engine.start()
         self._status(self.describe())
@@ -132,8 +145,8 @@ class Phone:
 # --------------------------------------------------------------------------- composition
 
 
-def build_engine(config: Config) -> Engine:
-    """The engine with the devices `config.hardware` names."""
+def build_engine(config: Config, notice: str = "") -> Engine:
+    """The engine with the devices `config.hardware` names; `notice` goes on the idle screen."""
     settings = dataclasses.replace(
         callcmd.engine_settings(config),
         phone=PhoneSettings(
@@ -143,6 +156,7 @@ def build_engine(config: Config) -> Engine:
             dim_after=config.display.dim_after or float("inf"),
             blank_after=config.display.blank_after or float("inf"),
             volume=config.audio.volume,
+            notice=notice,
         ),
     )
     return Engine(
@@ -277,14 +291,17 @@ def run(
     *,
     reload_config: Callable[[], Config] | None = None,
     notice: str = "",
+    screen_notice: str = "",
     notifier: ServiceNotifier | None = None,
 ) -> int:
     """Run the phone until SIGTERM or SIGINT; return the exit status.
 
     `reload_config` reads the config file again (SIGHUP); `notice` is a problem found before
-    start (an invalid provisioning file) to show on the screen and in STATUS=.
+    start (an invalid provisioning file) for STATUS=, `screen_notice` the same in a few words
+    for the idle screen.
     """
-    service = Service(config, reload_config, notice, notifier or notifier_from_environment())
+    notifier = notifier or notifier_from_environment()
+    service = Service(config, reload_config, notice, notifier, screen_notice)
     return asyncio.run(service.main())
 
 
@@ -297,9 +314,10 @@ class Service:
         reload_config: Callable[[], Config] | None,
         notice: str,
         notifier: ServiceNotifier,
+        screen_notice: str = "",
     ) -> None:
         self.notifier = notifier
-        self.phone = Phone(config, notifier.status, notice)
+        self.phone = Phone(config, notifier.status, notice, screen_notice)
         self._reload_config = reload_config
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -309,6 +327,8 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
+        if os.environ.get(WEDGE_ENV):
+            loop.add_signal_handler(signal.SIGUSR2, _wedge)
         try:
             await self.phone.start()
             # Start-up's objects live as long as the phone: keep the collector off them, so
@@ -328,7 +348,7 @@ class Service:
             log.info("stopped")
             return 0
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2):
                 loop.remove_signal_handler(sig)
 
     async def _watchdog(self) -> None:
@@ -357,3 +377,9 @@ class Service:
             await self.phone.reconfigure(config)
             log.info("SIGHUP: config reloaded")
         self.notifier.ready()
+
+
+def _wedge() -> None:
+    log.warning("SIGUSR2 and %s: the event loop stops here (a watchdog test)", WEDGE_ENV)
+    while True:
+        time.sleep(3600)

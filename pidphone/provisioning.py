@@ -40,9 +40,12 @@ class ProvisionResult:
     source: Path
     target: Path
     message: str = ""
-    """What went wrong (INVALID, FAILED), ready for the journal and the screen."""
+    """What went wrong (INVALID, FAILED), in full for the journal and STATUS=."""
     error: ConfigError | None = None
     """The validation error (INVALID)."""
+    summary: str = ""
+    """The same in a few words for the phone's screen: the file and the key, or the problem
+    when the file cannot be read as TOML at all."""
 
 
 def provision(
@@ -61,20 +64,24 @@ def provision(
     except FileNotFoundError:
         return ProvisionResult(Outcome.ABSENT, source, target)
     except OSError as exc:
-        return ProvisionResult(
-            Outcome.FAILED, source, target, f"{source}: cannot read it: {exc.strerror}"
-        )
+        message = f"{source}: cannot read it: {exc.strerror}"
+        return ProvisionResult(Outcome.FAILED, source, target, message, summary=message)
     try:
-        parse_config(data, target, warn=lambda _: None)
+        # Errors name the boot-partition file; relative paths are where the file will live.
+        parse_config(data, source, warn=lambda _: None, base_dir=target.parent)
     except ConfigError as exc:
-        message = f"{source} not installed: {exc}"
-        return ProvisionResult(Outcome.INVALID, source, target, message, exc)
+        if exc.key == str(source):  # not UTF-8 or not TOML: the file is the "key"
+            message = f"{source} not installed: {exc.problem}"
+            summary = f"{source.name} invalid: {exc.problem}"
+        else:
+            message = f"{source} not installed: {exc}"
+            summary = f"{source.name} invalid: {exc.key or exc.problem}"
+        return ProvisionResult(Outcome.INVALID, source, target, message, exc, summary)
     try:
         install_file(data, target, owner)
     except OSError as exc:
-        return ProvisionResult(
-            Outcome.FAILED, source, target, f"cannot install {target}: {exc.strerror}"
-        )
+        message = f"cannot install {target}: {exc.strerror}"
+        return ProvisionResult(Outcome.FAILED, source, target, message, summary=message)
     try:
         source.unlink()
         _fsync_directory(source.parent)
@@ -85,6 +92,7 @@ def provision(
             target,
             f"installed {target} but cannot remove {source} ({exc.strerror}); "
             "delete it by hand: it holds the account's password and anyone can read it",
+            summary=f"Delete {source.name} from the boot partition by hand",
         )
     return ProvisionResult(Outcome.INSTALLED, source, target)
 

@@ -128,3 +128,25 @@ def test_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         install_file(b"x = 1\n", target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pidphone.toml"]
+
+
+def test_a_toml_error_names_the_boot_file_not_the_target(boot: Path, etc: Path) -> None:
+    source = boot / "pidphone.toml"
+    source.write_bytes(b'[account\naor = "sip:alice@example.org"\n')
+    target = etc / "pidphone.toml"
+    target.write_bytes(VALID)
+    result = provision(source, target)
+    assert result.outcome is Outcome.INVALID
+    assert result.error is not None
+    assert result.error.key == str(source)
+    assert result.message.startswith(f"{source} not installed: not valid TOML")
+    assert str(target) not in result.message
+    assert result.summary.startswith("pidphone.toml invalid: not valid TOML")
+    assert target.read_bytes() == VALID
+
+
+def test_the_summary_for_the_screen_names_the_key(boot: Path, etc: Path) -> None:
+    source = boot / "pidphone.toml"
+    source.write_bytes(b'[keypad]\nrows = [5, 6, 40, 13]\n[account]\npassword = "pw-in-it"\n')
+    result = provision(source, etc / "pidphone.toml")
+    assert result.summary == "pidphone.toml invalid: keypad.rows[2]"

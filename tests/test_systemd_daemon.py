@@ -4,11 +4,13 @@ exit 0 on SIGTERM, and exit 78 for a bad config."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,3 +117,72 @@ def test_bad_config_exits_78_before_ready(
     sock.settimeout(0)
     with pytest.raises(BlockingIOError):
         sock.recv(4096)  # never READY=1
+
+
+def test_an_invalid_boot_file_beside_a_valid_config_is_on_the_screen_and_in_status(
+    tmp_path: Path, notify: tuple[socket.socket, Path]
+) -> None:
+    """The phone starts with the config it has, and says why the new file was not taken in."""
+    sock, path = notify
+    config = tmp_path / "pidphone.toml"
+    config.write_text('hardware = "simulated"\n[display]\ndriver = "ssd1306"\n')
+    config.chmod(0o600)
+    boot = tmp_path / "boot" / "pidphone.toml"
+    boot.parent.mkdir()
+    boot.write_text('[keypad]\nrows = [5, 6, 40, 13]\n[account]\npassword = "boot-secret"\n')
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("WATCHDOG_")}
+    environ |= {"NOTIFY_SOCKET": str(path), "PIDPHONE_PROVISION_FILE": str(boot)}
+    with (tmp_path / "out.log").open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pidphone.cli", "run", "--config", str(config)],
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        seen = receive_until(sock, b"READY=1")
+        statuses = [m.decode() for m in seen if m.startswith(b"STATUS=")]
+        assert statuses[-1].startswith(f"STATUS={boot} not installed: keypad.rows[2]: GPIO 40")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    shown = (tmp_path / "out.log").read_text()
+    # The idle screen (a text box from the simulated display) carries the file and the key.
+    assert "| pidphone.toml invalid:  " in shown
+    assert "| keypad.rows[2]  " in shown
+    assert "boot-secret" not in shown
+    assert boot.exists()
+
+
+def test_the_test_only_wedge_stops_the_watchdog_pings(
+    tmp_path: Path, notify: tuple[socket.socket, Path]
+) -> None:
+    """What the container test uses to show systemd's watchdog at work: with the variable set,
+    SIGUSR2 blocks the loop and the pings stop."""
+    sock, path = notify
+    process = start(
+        tmp_path, path, CONFIG, WATCHDOG_USEC="400000", PIDPHONE_TEST_WEDGE_ON_SIGUSR2="1"
+    )
+    try:
+        receive_until(sock, b"READY=1")
+        receive_until(sock, b"WATCHDOG=1")
+        process.send_signal(signal.SIGUSR2)
+        log = tmp_path / "stderr.log"
+        deadline = time.monotonic() + 20
+        while "the event loop stops here" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        sock.settimeout(0)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                sock.recv(4096)  # a ping sent before the signal was handled
+        sock.settimeout(1.0)  # five intervals
+        with pytest.raises(TimeoutError):
+            sock.recv(4096)
+        assert process.poll() is None
+    finally:
+        process.kill()
+        process.wait()

@@ -43,6 +43,9 @@ class PhoneSettings:
     """Seconds a "call ended" notice stays on the idle screen."""
     max_digits: int = 32
     """Longest number the keypad accepts."""
+    notice: str = ""
+    """A problem found before start (a boot-partition config that was not taken in): on the
+    idle screen from the start until the handset is lifted."""
 
 
 # --------------------------------------------------------------------------- events

@@ -77,7 +77,7 @@ def _idle(state: PhoneState) -> Screen:
     reason = state.registration_reason
     lines: list[str] = []
     if state.notice:
-        lines.append(state.notice)
+        lines += textwrap.wrap(state.notice, CONFIG_ERROR_WIDTH, break_long_words=True)[:2]
     if state.registration in {"failed", "tls_error"}:
         title = REGISTRATION_TEXT[state.registration]
         lines += [reason or "no reason given", account]

@@ -143,6 +143,7 @@ def initial_state(settings: PhoneSettings, now: float = 0.0, off_hook: bool = Fa
         last_input=now,
         off_hook=off_hook,
         dialing=off_hook,
+        notice=settings.notice,
     )
 
 
