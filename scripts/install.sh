@@ -16,8 +16,11 @@ SERVICE_USER=pidphone
 GROUPS_NEEDED=(audio gpio i2c spi)
 UNIT_DIR=/etc/systemd/system
 CONFIG_DIR=/etc/pidphone
+# Debian's own packages only (Raspberry Pi OS is Debian plus its own archive): everything here
+# exists on plain Debian bookworm, arm64 and amd64. swig builds lgpio from its source where
+# PyPI has no wheel for this machine (see LGPIO_BUILD below).
 APT_PACKAGES=(python3 python3-venv python3-dev build-essential pkg-config libasound2-dev
-              libsystemd-dev alsa-utils i2c-tools openssl swig liblgpio-dev)
+              libsystemd-dev alsa-utils i2c-tools openssl swig)
 
 DRY_RUN=false
 APT=true
@@ -79,7 +82,10 @@ if [ ! -x "$PREFIX/bin/python" ]; then
   run "$PYTHON" -m venv "$PREFIX"
 fi
 run "$PREFIX/bin/python" -m pip install -q --upgrade pip
-run "$PREFIX/bin/python" -m pip install -q --upgrade "$SOURCE" lgpio
+# gpiozero's pin backend is lgpio: PyPI has wheels for aarch64 and x86_64 that carry the C
+# library inside. Elsewhere pip builds it from its source, and PYPI=1 makes lgpio's own
+# setup.py link the library's sources it ships (no liblgpio-dev, which only Raspberry Pi OS has).
+run env PYPI=1 "$PREFIX/bin/python" -m pip install -q --upgrade "$SOURCE" lgpio
 run install -d -m 0755 "$PREFIX/share/doc/pidphone"
 for doc in README.md SECURITY.md docs/*.md examples/pidphone.toml; do
   if [ -f "$SOURCE/$doc" ]; then

@@ -33,7 +33,7 @@ def test_dry_run_shows_every_step_and_changes_nothing(tmp_path: Path) -> None:
     commands = result.stdout.splitlines()
     assert all(line.startswith("+ ") for line in commands)
     assert f"+ python3 -m venv {prefix}" in commands
-    assert f"+ {prefix}/bin/python -m pip install -q --upgrade {ROOT} lgpio" in commands
+    assert f"+ env PYPI=1 {prefix}/bin/python -m pip install -q --upgrade {ROOT} lgpio" in commands
     assert "+ install -d -m 0755 -o root -g root /etc/pidphone" in commands
     assert any(
         line.startswith("+ usermod --append --groups audio\\,gpio\\,i2c\\,spi") for line in commands
