@@ -116,6 +116,8 @@ def sip_uri(value: str) -> str | None:
         return f'"{value}" has no user part; write it as "sip:user@domain"'
     if any(c.isspace() for c in value) or ">" in value or "<" in value:
         return f'"{value}" contains spaces or angle brackets; write it as "sip:user@domain"'
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return f'{value!r} contains a control character; write it as "sip:user@domain"'
     return None
 
 
@@ -153,7 +155,7 @@ def parse_host_port(value: str, default_port: int) -> tuple[str, int]:
             raise ValueError(f'"{host}" is not a valid host name')
     if not port_text:
         return host, default_port
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text[:6]) <= 65535:
         raise ValueError(f'"{port_text}" is not a port number (1-65535)')
     return host, int(port_text)
 

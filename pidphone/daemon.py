@@ -31,7 +31,7 @@ from pidphone.app.call import CallFinished, CallInsecure, CallSecure
 from pidphone.app.engine import CallIncoming, CallPlaced, Engine, EngineEvent, RegistrationEvent
 from pidphone.app.phone_events import PhoneSettings
 from pidphone.app.screen import config_error_screen
-from pidphone.config import Config, DisplayConfig, SimConfig
+from pidphone.config import Config, DisplayConfig, SimConfig, read_small_file
 from pidphone.config_build import build
 from pidphone.drivers.systemd_notify import notifier_from_environment
 from pidphone.drivers.udp import local_address_towards, open_udp
@@ -237,8 +237,8 @@ def _display_settings(sources: Sequence[Path]) -> Config:
     sim: SimConfig | None = None
     for path in sources:
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeError, tomllib.TOMLDecodeError):
+            raw = tomllib.loads(read_small_file(path).decode("utf-8"))
+        except Exception:  # noqa: S112 (any file at all: the error to show is known already)
             continue
         if hardware is None and raw.get("hardware") in ("pi", "simulated"):
             hardware = raw["hardware"]

@@ -6,6 +6,10 @@ already in /etc/pidphone; if it is valid it is written to /etc/pidphone/pidphone
 0600 (through a temporary file, fsync and rename, so a power cut leaves the old config or the
 new one, never half of one) and removed from the boot partition, which every user can read. If
 it is invalid nothing changes and the error is returned, for the journal and the screen.
+
+Whoever holds the SD card writes that file, so it is read as hostile: never through a symbolic
+link, never a FIFO or a device, never more than `MAX_FILE_BYTES`; whatever its bytes, the
+outcome is one of those below, never an exception.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pidphone.config import (
     DEFAULT_CONFIG_PATH,
     DEFAULT_PROVISION_PATH,
     parse_config,
+    read_small_file,
 )
 from pidphone.errors import ConfigError
 
@@ -60,17 +65,13 @@ def provision(
     live.
     """
     try:
-        data = source.read_bytes()
-    except FileNotFoundError:
-        return ProvisionResult(Outcome.ABSENT, source, target)
-    except OSError as exc:
-        message = f"{source}: cannot read it: {exc.strerror}"
-        return ProvisionResult(Outcome.FAILED, source, target, message, summary=message)
-    try:
+        data = read_small_file(source, follow_symlinks=False)
         # Errors name the boot-partition file; relative paths are where the file will live.
         parse_config(data, source, warn=lambda _: None, base_dir=target.parent)
+    except FileNotFoundError:
+        return ProvisionResult(Outcome.ABSENT, source, target)
     except ConfigError as exc:
-        if exc.key == str(source):  # not UTF-8 or not TOML: the file is the "key"
+        if exc.key == str(source):  # unreadable, not UTF-8 or not TOML: the file is the "key"
             message = f"{source} not installed: {exc.problem}"
             summary = f"{source.name} invalid: {exc.problem}"
         else:

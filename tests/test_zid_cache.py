@@ -412,6 +412,12 @@ def test_a_fifo_in_place_of_the_cache_file_is_moved_aside_not_read(tmp_path: Pat
     assert stat.S_ISREG(path.lstat().st_mode)
 
 
+def test_a_directory_in_place_of_the_zid_cache_is_moved_aside(tmp_path: Path) -> None:
+    (tmp_path / "c.json").mkdir()
+    cache = FileZidCache(tmp_path / "c.json")
+    assert cache.recovered_from is not None and cache.recovered_from.is_dir()
+
+
 def test_a_temporary_file_swapped_for_a_link_during_a_write_is_not_followed(
     tmp_path: Path, victim: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

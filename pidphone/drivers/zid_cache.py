@@ -320,10 +320,11 @@ def _read(path: Path) -> tuple[tuple[int, int, int], bytes]:
         if exc.errno == errno.ELOOP:
             raise _CorruptCacheError("a symbolic link, not a file") from None
         raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise _CorruptCacheError("not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _CorruptCacheError("not a regular file")
         text = handle.read(MAX_FILE_BYTES + 1)
     if len(text) > MAX_FILE_BYTES:
         raise _CorruptCacheError(f"larger than {MAX_FILE_BYTES} bytes")
