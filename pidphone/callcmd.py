@@ -106,6 +106,12 @@ class CallReport:
     rtcp_received: int = 0
     dropped: int = 0
     """Datagrams dropped: failed SRTP authentication, replays, refused clear RTP."""
+    drops: dict[str, int] = field(default_factory=dict)
+    """Dropped datagrams by reason (`pidphone.app.media.DROP_REASONS`, "zrtp_<reason>")."""
+    clear_packets_sent: int = 0
+    """RTP packets sent without SRTP (only under "prefer", for a peer without ZRTP)."""
+    security_lost: str = ""
+    """Why a call that was secure lost its security (audio stopped), if it did."""
     received_frequencies: list[float] = field(default_factory=list)
     ok: bool = False
 
@@ -373,6 +379,10 @@ def fill_report(report: CallReport, call: Call, events: list[EngineEvent]) -> No
     report.packets_lost = stats.packets_lost
     report.rtcp_sent, report.rtcp_received = stats.rtcp_sent, stats.rtcp_received
     report.dropped = stats.dropped
+    report.drops = dict(stats.drops)
+    report.clear_packets_sent = stats.clear_packets_sent
+    lost = [e for e in events if isinstance(e, CallSecurityLost)]
+    report.security_lost = lost[-1].reason if lost else ""
     secured = call.media.secured
     connected = any(isinstance(e, CallConnected) for e in events)
     if secured is not None:
@@ -392,7 +402,9 @@ def fill_report(report: CallReport, call: Call, events: list[EngineEvent]) -> No
     finished = [e for e in events if isinstance(e, CallFinished)]
     report.reason = finished[-1].reason if finished else call.end_reason
     policy = call.settings.media.policy
-    report.ok = report.state == "secure" or (policy == "prefer" and report.state == "insecure")
+    report.ok = (report.state == "secure" and not report.security_lost) or (
+        policy == "prefer" and report.state == "insecure"
+    )
 
 
 def _print_report(session: _Session, report: CallReport) -> None:

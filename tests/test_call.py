@@ -181,6 +181,8 @@ class Network:
         for phone in (self.alice, self.bob):
             while phone.call is not None and (event := phone.call.next_event()) is not None:
                 phone.events.append(event)
+                if isinstance(event, CallInsecure):
+                    phone.call.allow_clear()  # as the engine does once NOT SECURE is shown
         self.pump_sip()
         self.now += STEP
         self.frame += 1
@@ -267,14 +269,44 @@ def test_peer_without_zrtp_under_require_is_hung_up_with_no_rtp_sent() -> None:
     assert bob.of(CallFinished)
 
 
+def strip_zrtp_hash(data: bytes) -> bytes:
+    """The SIP message without its SDP's a=zrtp-hash line (Content-Length kept right)."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    lines = body.split(b"\r\n")
+    kept = b"\r\n".join(line for line in lines if not line.startswith(b"a=zrtp-hash:"))
+    if kept == body:
+        return data
+    length = f"Content-Length: {len(kept)}".encode()
+    head = b"\r\n".join(
+        length if line.lower().startswith(b"content-length:") else line
+        for line in head.split(b"\r\n")
+    )
+    return head + sep + kept
+
+
 def test_prefer_policy_marks_the_call_insecure_and_carries_clear_audio() -> None:
+    """A peer that never negotiated ZRTP (no a=zrtp-hash, no Hello): NOT SECURE, then clear."""
     net, alice, bob = setup("prefer")
+    net.sip_filter = strip_zrtp_hash
     net.media_filter = lambda phone, data: classify(data) is not PacketKind.ZRTP
     alice.place("sips:bob@127.0.0.1:5062", net.now)
     net.run(14.0)
     assert alice.call is not None and alice.call.state == "established"
     assert alice.of(CallInsecure)
     assert abs(dominant_frequencies(b"".join(bob.played[-40:]))[0] - 1000) < 20
+
+
+def test_prefer_never_goes_clear_for_a_call_that_negotiated_zrtp() -> None:
+    """Both SDPs carry a=zrtp-hash, and something on the path drops every ZRTP packet: under
+    "prefer" too the call ends, with no clear RTP ever sent (no downgrade by dropping)."""
+    net, alice, bob = setup("prefer")
+    net.media_filter = lambda phone, data: classify(data) is not PacketKind.ZRTP
+    alice.place("sips:bob@127.0.0.1:5062", net.now)
+    net.run(30.0)
+    assert alice.call is not None and bob.call is not None
+    assert alice.call.state == bob.call.state == "ended"
+    assert alice.of(CallSecurityFailed) and not alice.of(CallInsecure)
+    assert not any(classify(d) in (PacketKind.RTP, PacketKind.RTCP) for d in alice.sent + bob.sent)
 
 
 def test_sas_confirmation_makes_the_next_call_verified() -> None:
@@ -430,7 +462,7 @@ def test_a_hello_that_does_not_match_the_signalled_hash_fails_the_call() -> None
 
     net.sip_filter = forge
     alice.place("sips:bob@127.0.0.1:5062", net.now)
-    net.run(3.0)
+    net.run(15.0)  # every Hello is dropped until Hello gives up (12 s, the peer is known)
     assert bob.call is not None and alice.call is not None
     (failed,) = bob.of(CallSecurityFailed)
     assert isinstance(failed, CallSecurityFailed) and "a=zrtp-hash" in failed.reason

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import math
 import struct
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from pidphone.app.media import (
     Policy,
     SecurityEstablished,
     SecurityFailed,
+    SecurityLost,
 )
 from pidphone.audio import g711
 from pidphone.audio.analysis import dominant_frequencies
@@ -29,7 +31,7 @@ from pidphone.ports import FRAME_SAMPLES, Address
 from pidphone.rtp import PacketKind, classify, stun
 from pidphone.zrtp.cache import MemoryZidCache
 from pidphone.zrtp.config import ZrtpConfig
-from pidphone.zrtp.messages import parse_packet
+from pidphone.zrtp.messages import Error, GoClear, Message, ZrtpPacket, parse_packet
 
 A_ADDR: Address = ("127.0.0.1", 40000)
 B_ADDR: Address = ("127.0.0.1", 40002)
@@ -205,7 +207,13 @@ def test_prefer_peer_without_zrtp_falls_back_to_clear_audio() -> None:
 
     (failure,) = a.of(SecurityFailed)
     assert isinstance(failure, SecurityFailed) and not failure.fatal
-    assert a.session.security == "clear"
+    # nothing in clear until the screen shows NOT SECURE (the call says so: allow_clear)
+    assert security(a) == "insecure" and a.session.stats.clear_packets_sent == 0
+    assert rtp_sent(a) == []
+    a.session.allow_clear()
+    b.session.allow_clear()
+    run(a, b, 2.0, start=10.0)
+    assert security(a) == "clear"
     assert a.session.stats.clear_packets_sent > 0
     assert abs(dominant_frequencies(b"".join(b.played[-50:]))[0] - 1000) < 20
 
@@ -366,6 +374,7 @@ def clear_session() -> MediaSession:
     session.set_remote(PEER)
     session.start(0.0)
     session.handle_timer(100.0)
+    session.allow_clear()
     session.datagrams_to_send()
     assert session.security == "clear"
     return session
@@ -529,3 +538,165 @@ def test_restarting_a_stream_that_never_started_is_refused() -> None:
     a, _ = pair()
     with pytest.raises(LocalProtocolError):
         a.session.restart_zrtp(0.0)
+
+
+# --------------------------------------------------------------------------- under attack
+
+
+def secured_pair_with(policy: Policy) -> tuple[End, End, float]:
+    a = make_end(A_ADDR, 1000, policy)
+    b = make_end(B_ADDR, 700, policy)
+    a.session.set_remote(B_ADDR, b.session.hello_hash)
+    b.session.set_remote(A_ADDR, a.session.hello_hash)
+    a.session.start(0.0)
+    b.session.start(0.0)
+    now = run(a, b, 2.0)
+    assert security(a) == security(b) == "secure"
+    return a, b, now
+
+
+def peer_zrtp(b: End, message: Message, ahead: int = 1) -> bytes:
+    """`message` in a ZRTP packet as b would send it next: its SSRC, its next sequence."""
+    last = [parse_packet(d) for _, d, _ in b.sent if classify(d) is PacketKind.ZRTP][-1]
+    return bytes(ZrtpPacket((last.sequence + ahead) & 0xFFFF, last.ssrc, message))
+
+
+def no_clear_audio(end: End) -> None:
+    """Not one RTP packet carried the end's own tone unencrypted."""
+    assert end.session.stats.clear_packets_sent == 0
+    clear = {g711.ulaw_encode(end.tone(n))[:40] for n in range(len(end.played))}
+    assert not any(p in data for data in rtp_sent(end) for p in clear)
+
+
+@pytest.mark.parametrize("policy", ["require", "prefer"])
+def test_an_error_after_secure_is_ignored_under_both_policies(policy: Policy) -> None:
+    """One unauthenticated Error (valid CRC, the peer's SSRC and address) used to end a
+    secured call, and under "prefer" to switch it to clear RTP. It is dropped and counted."""
+    a, b, now = secured_pair_with(policy)
+    sas = a.session.secured
+    a.session.receive_datagram(peer_zrtp(b, Error(0x20)), B_ADDR, now)
+    now = run(a, b, 2.0, start=now)
+    assert security(a) == security(b) == "secure" and a.session.secured == sas
+    assert not a.of(SecurityLost) and not a.of(SecurityFailed)
+    assert a.session.stats.drops["zrtp_after_secure"] == 1
+    assert abs(dominant_frequencies(b"".join(a.played[-50:]))[0] - 700) < 20
+    no_clear_audio(a)
+
+
+def test_zrtp_from_another_address_after_secure_is_dropped_before_the_session() -> None:
+    a, b, now = secured_pair_with("require")
+    a.session.receive_datagram(peer_zrtp(b, Error(0x20)), ("127.0.0.2", 40002), now)
+    assert a.session.stats.drops["zrtp_source"] == 1 and security(a) == "secure"
+
+
+@pytest.mark.parametrize("policy", ["require", "prefer"])
+def test_an_authenticated_goclear_stops_audio_both_ways_and_never_goes_clear(
+    policy: Policy,
+) -> None:
+    """The peer's GoClear with a good MAC (§4.7.2) is refused with Error 0x100, and the call
+    has lost its security: no audio leaves or plays from then on, clear or not."""
+    a, b, now = secured_pair_with(policy)
+    zrtp, secured = a.session._zrtp, a.session.secured
+    assert zrtp.secured is not None and zrtp._keys is not None and secured is not None
+    keys = zrtp._keys  # the peer's MAC key: what only the real peer holds
+    peer_key = keys.mac_key_r if secured.role == "initiator" else keys.mac_key_i
+    clear_mac = hmac.new(peer_key, b"GoClear ", "sha256").digest()[:8]
+    a.session.receive_datagram(peer_zrtp(b, GoClear(clear_mac)), B_ADDR, now)
+    a.drain()
+    (lost,) = a.of(SecurityLost)
+    assert isinstance(lost, SecurityLost) and "GoClear" in lost.reason
+    assert security(a) == "lost"
+    replies = [parse_packet(d).message for d, _ in a.session.datagrams_to_send()]
+    assert replies == [Error(0x100)]
+    mark, played = len(a.sent), len(a.played)
+    now = run(a, b, 2.0, start=now)
+    assert not [d for _, d, _ in a.sent[mark:] if classify(d) in (PacketKind.RTP, PacketKind.RTCP)]
+    assert max(peak(f) for f in a.played[played + 10 :]) == 0  # nothing of b's plays
+    assert a.session.stats.drops["rtp_unkeyed"] > 0
+    assert security(b) == "secure"  # b ignores an Error after SECURE
+    no_clear_audio(a)
+    no_clear_audio(b)
+
+
+@pytest.mark.parametrize("policy", ["require", "prefer"])
+def test_a_new_stream_that_fails_after_secure_loses_security_never_clear(policy: Policy) -> None:
+    """A re-INVITE with a new a=zrtp-hash whose exchange never completes (the new ZRTP is
+    dropped on the path): under "prefer" too the call stays silent and is reported lost."""
+    a, b, now = secured_pair_with(policy)
+    a.session.restart_zrtp(now)
+    b.session.set_remote(A_ADDR, a.session.hello_hash, now=now)
+    a.session.set_remote(B_ADDR, b.session.hello_hash, now=now)
+    no_zrtp: Link = lambda data, t: classify(data) is not PacketKind.ZRTP  # noqa: E731
+    now = run(a, b, 30.0, start=now, a_to_b=no_zrtp, b_to_a=no_zrtp)
+    assert security(a) == security(b) == "lost"
+    assert a.of(SecurityLost) and b.of(SecurityLost)
+    assert not a.of(SecurityFailed) and not b.of(SecurityFailed)
+    no_clear_audio(a)
+    no_clear_audio(b)
+
+
+def test_lost_security_comes_back_with_a_new_stream() -> None:
+    """After a loss, a new a=zrtp-hash starts a Multistream exchange; once it is Secured,
+    the call's SAS is reported again and audio flows (encrypted) again."""
+    a, b, now = secured_pair_with("require")
+    first = a.session.secured
+    a.session.restart_zrtp(now)
+    b.session.set_remote(A_ADDR, a.session.hello_hash, now=now)
+    a.session.set_remote(B_ADDR, b.session.hello_hash, now=now)
+    no_zrtp: Link = lambda data, t: classify(data) is not PacketKind.ZRTP  # noqa: E731
+    now = run(a, b, 30.0, start=now, a_to_b=no_zrtp, b_to_a=no_zrtp)
+    assert security(a) == "lost"
+    a.session.restart_zrtp(now)
+    b.session.restart_zrtp(now)
+    b.session.set_remote(A_ADDR, a.session.hello_hash, now=now)
+    a.session.set_remote(B_ADDR, b.session.hello_hash, now=now)
+    now = run(a, b, 3.0, start=now)
+    assert security(a) == security(b) == "secure"
+    assert a.of(SecurityEstablished) == [first, first]
+    assert abs(dominant_frequencies(b"".join(a.played[-50:]))[0] - 700) < 20
+    no_clear_audio(a)
+
+
+def test_a_zrtp_looking_datagram_does_not_move_the_peer_address() -> None:
+    """Before keys exist, only ZRTP packets the session took move the peer's address: not a
+    datagram with the ZRTP cookie and a bad CRC, nor a well-formed Hello that does not match
+    the a=zrtp-hash, from another address."""
+    a, b = pair()
+    a.session.start(0.0)
+    b.session.start(0.0)
+    evil: Address = ("127.0.0.2", 6666)
+    junk = b"\x10\x00\x00\x01ZRTP" + bytes(40)
+    a.session.receive_datagram(junk, evil, 0.0)
+    hello = make_end(evil, 1).session
+    hello.set_remote(A_ADDR)
+    hello.start(0.0)
+    forged = next(d for d, _ in hello.datagrams_to_send() if classify(d) is PacketKind.ZRTP)
+    a.session.receive_datagram(forged, evil, 0.0)
+    assert a.session.remote == B_ADDR and not a.of(PeerAddressChanged)
+    assert a.session.stats.drops["zrtp_crc"] == 1
+    assert a.session.stats.drops["zrtp_unauthenticated"] == 1
+    run(a, b, 2.0)
+    assert security(a) == security(b) == "secure" and a.session.remote == B_ADDR
+
+
+def test_rtcp_from_another_port_moves_only_the_rtcp_destination() -> None:
+    """The peer declined rtcp-mux and sends its RTCP from its RTCP port to our RTP port (as
+    linphonec 5.3 does): authenticated SRTCP from there must not move our RTP destination."""
+    a = make_end(A_ADDR, 1000)
+    b = make_end(B_ADDR, 700)
+    b_rtcp: Address = (B_ADDR[0], B_ADDR[1] + 1)
+    a.session.set_remote(B_ADDR, b.session.hello_hash, rtcp=b_rtcp)
+    b.session.set_remote(A_ADDR, a.session.hello_hash)  # b sends its RTCP to our RTP port
+    a.session.start(0.0)
+    b.session.start(0.0)
+    no_rtcp: Link = lambda data, t: classify(data) is not PacketKind.RTCP  # noqa: E731
+    now = run(a, b, 6.0, b_to_a=no_rtcp)
+    rtcp = [d for _, d, _ in b.sent if classify(d) is PacketKind.RTCP]
+    assert rtcp and a.session.stats.rtcp_received == 0
+    for data in rtcp:  # they arrive from b's RTCP port
+        a.session.receive_datagram(data, b_rtcp, now)
+    assert a.session.stats.rtcp_received == len(rtcp)
+    assert a.session.remote == B_ADDR and not a.of(PeerAddressChanged)
+    mark = len(a.sent)
+    run(a, b, 0.2, start=now)
+    assert {addr for _, d, addr in a.sent[mark:] if classify(d) is PacketKind.RTP} == {B_ADDR}

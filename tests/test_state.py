@@ -35,6 +35,7 @@ from pidphone.app.state import (
     Resume,
     Ring,
     SecurityFailed,
+    SecurityLost,
     SendDtmf,
     SetMute,
     SetVolume,
@@ -502,3 +503,49 @@ def test_any_sequence_keeps_the_phone_consistent(events: list[PhoneEvent]) -> No
             assert state.tone is None
         screen = render(state, state.now)
         assert screen.brightness in {"normal", "dim", "off"}
+
+
+# --------------------------------------------------------------------------- security lost
+
+
+def lost_call() -> Phone:
+    phone = connected_call()
+    phone.do(CallSecure("c1", "4jw5", "B32", verified=False, cipher="AES1"))
+    phone.do(Tick(110.0))
+    commands = phone.do(SecurityLost("c1", "the peer asked to stop encryption (GoClear)"))
+    assert PlayTone("congestion") in commands  # heard, not only seen
+    assert call_of(phone).security == "lost"
+    return phone
+
+
+def test_security_lost_warns_full_screen_then_ends_the_call() -> None:
+    phone = lost_call()
+    screen = render(phone.state, 110.0)
+    assert screen.alert and screen.title == "SECURITY LOST"
+    assert screen.lines == ("Audio stopped.", "Call ends in 10 s", "# = stay on the line")
+    assert render(phone.state, 116.2).lines[1] == "Call ends in 4 s"
+    assert next_deadline(phone.state) == 120.0
+    assert phone.at(119.9) == []  # other keys do nothing meanwhile
+    assert phone.do(KeyEvent("5")) == [] and phone.do(KeyEvent("hold")) == []
+    commands = phone.at(120.0)
+    assert Hangup("c1") in commands and PlayTone(None) in commands
+    assert phone.state.call is None and phone.state.notice == "Security lost: call ended"
+
+
+def test_security_lost_hash_keeps_the_line_silent() -> None:
+    phone = lost_call()
+    assert phone.do(KeyEvent("#")) == [PlayTone(None)]
+    assert call_of(phone).lost_deadline is None and call_of(phone).security == "lost"
+    assert phone.at(200.0) == [] and phone.state.call is not None
+    screen = render(phone.state, 200.0)
+    assert not screen.alert and screen.big == "NO AUDIO" and screen.big_inverse
+    assert "insecure" in screen.icons and "secure" not in screen.icons
+    # a new exchange restores it
+    phone.do(CallSecure("c1", "4jw5", "B32", verified=False, cipher="AES1"))
+    assert call_of(phone).security == "secure" and render(phone.state, 201.0).big == "4jw5"
+
+
+def test_security_lost_hangup_key_ends_the_call_at_once() -> None:
+    phone = lost_call()
+    commands = phone.do(KeyEvent("hangup"))
+    assert Hangup("c1") in commands and phone.state.call is None

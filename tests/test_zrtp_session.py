@@ -18,7 +18,11 @@ from hypothesis import strategies as st
 from pidphone.errors import LocalProtocolError
 from pidphone.zrtp import (
     CacheMismatch,
+    ClearAck,
     Commit,
+    Conf2Ack,
+    Confirm1,
+    Confirm2,
     DHPart1,
     DHPart2,
     Error,
@@ -28,9 +32,11 @@ from pidphone.zrtp import (
     Hello,
     HelloAck,
     MemoryZidCache,
+    Message,
     PeerHelloReceived,
     Ping,
     PingAck,
+    RelayAck,
     SasRelay,
     Secured,
     SecurityLost,
@@ -44,6 +50,7 @@ from pidphone.zrtp import (
 )
 from pidphone.zrtp.kdf import implicit_mac
 from pidphone.zrtp.keyagreement import MODP_3072
+from pidphone.zrtp.messages import encode_packet
 
 Channel = Callable[[list[bytes]], list[bytes]]
 
@@ -59,6 +66,7 @@ class Side:
     events: list[ZrtpEvent] = field(default_factory=list)
     sent: list[bytes] = field(default_factory=list)
     sent_at: list[float] = field(default_factory=list)
+    forged: int = 0
 
     def drain(self) -> None:
         while (event := self.session.next_event()) is not None:
@@ -87,6 +95,16 @@ class Side:
 
     def sent_types(self) -> list[str]:
         return [parse_packet(p).message.type_name for p in self.sent]
+
+    def forge(self, message: Message, *, ssrc: int | None = None) -> bytes:
+        """`message` as this side would send it next (its SSRC, a sequence number above its
+        last), with a valid CRC: what an on-path attacker who read its packets can make."""
+        self.forged += 1
+        last = parse_packet(self.sent[-1]).sequence if self.sent else 0
+        own = parse_packet(self.sent[-1]).ssrc if self.sent else 0x1234
+        return bytes(
+            ZrtpPacket((last + self.forged) & 0xFFFF, own if ssrc is None else ssrc, message)
+        )
 
 
 def side(
@@ -540,13 +558,31 @@ def test_malformed_zrtp_hash_fails_closed(value: str) -> None:
 
 
 def test_zrtp_hash_arriving_after_the_hello_is_checked_too() -> None:
+    """A Hello held before the SDP came is dropped once the a=zrtp-hash says it is not the
+    peer's; the exchange then fails closed, naming the hash, when Hello gives up."""
     a, b, other = side(), side(), side()
     a.session.start(0.0)
     b.session.start(0.0)
     for packet in b.session.packets_to_send():
         a.session.receive_packet(packet, 0.0)
-    a.session.set_peer_hello_hash(other.session.hello_hash)
-    assert a.failed is not None and "a=zrtp-hash" in a.failed.reason
+    a.session.set_peer_hello_hash(other.session.hello_hash, 0.0)
+    assert a.failed is None and not a.of(PeerHelloReceived) and a.session.peer_zid is None
+    run(a, b, start=False)
+    assert a.secured is None and b.secured is None
+    failed = a.of(ZrtpFailed)
+    assert failed and isinstance(failed[0], ZrtpFailed) and "a=zrtp-hash" in failed[0].reason
+
+
+def test_zrtp_hash_arriving_after_the_hello_binds_it() -> None:
+    a, b = side(), side()
+    a.session.start(0.0)
+    b.session.start(0.0)
+    for packet in b.session.packets_to_send():
+        a.session.receive_packet(packet, 0.0)
+    a.session.set_peer_hello_hash(b.session.hello_hash, 0.0)
+    assert a.session.peer_zid == b.cache.our_zid
+    run(a, b, start=False)
+    assert_agreed(a, b)
 
 
 def test_non_hello_retransmission_and_timeouts() -> None:
@@ -594,22 +630,120 @@ def test_srtp_from_responder_completes_like_conf2ack() -> None:
     assert a.session.get_timer() is None
 
 
-def test_peer_error_is_acknowledged_and_reported() -> None:
-    a = side()
+def hellos_exchanged(a: Side, b: Side) -> None:
+    """Both started, with each other's a=zrtp-hash, and a holding b's first Hello."""
+    a.session.set_peer_hello_hash(b.session.hello_hash)
+    b.session.set_peer_hello_hash(a.session.hello_hash)
     a.session.start(0.0)
-    a.session.packets_to_send()
-    a.session.receive_packet(bytes(ZrtpPacket(1, 99, Error(0x52))), 0.1)
+    b.session.start(0.0)
+    a.sent.extend(a.session.packets_to_send())
+    b.sent.extend(b.session.packets_to_send())
+    for packet in b.sent:
+        assert a.session.receive_packet(packet, 0.0)
+    a.sent.extend(a.session.packets_to_send())
+
+
+def test_peer_error_is_acknowledged_and_reported() -> None:
+    a, b = side(), side(ssrc=0x5678)
+    hellos_exchanged(a, b)
+    assert a.session.receive_packet(b.forge(Error(0x52)), 0.1)
     assert [parse_packet(p).message for p in a.session.packets_to_send()] == [ErrorAck()]
     failed = a.failed
     assert failed is not None and failed.code == 0x52 and not failed.local
     assert "Cipher type not supported" in failed.reason
 
 
-def test_error_after_secure_is_security_lost() -> None:
-    a, b = side(), side()
+@pytest.mark.parametrize("ssrc", [99, None])
+def test_error_from_no_peer_is_dropped_before_secure(ssrc: int | None) -> None:
+    """§5.9 Error belongs to the exchange with the peer: from another SSRC (99), or before
+    the peer's Hello is known (None: it comes first), it is dropped and the exchange goes on."""
+    a, b = side(), side(ssrc=0x5678)
+    a.session.set_peer_hello_hash(b.session.hello_hash)
+    b.session.set_peer_hello_hash(a.session.hello_hash)
+    a.session.start(0.0)
+    b.session.start(0.0)
+    if ssrc is None:
+        assert not a.session.receive_packet(bytes(ZrtpPacket(1, 0x5678, Error(0x52))), 0.0)
+    else:
+        for packet in b.session.packets_to_send():
+            b.sent.append(packet)
+            a.session.receive_packet(packet, 0.0)
+        assert not a.session.receive_packet(bytes(ZrtpPacket(9, ssrc, Error(0x52))), 0.0)
+    assert a.session.drops["foreign_ssrc"] == 1 and a.failed is None
+    assert not [p for p in a.session.packets_to_send() if b"ErrorACK" in p]
+    run(a, b, start=False)
+    assert_agreed(a, b)
+
+
+def secured_pair() -> tuple[Side, Side]:
+    a, b = side(), side(ssrc=0x5678)
+    a.session.set_peer_hello_hash(b.session.hello_hash)
+    b.session.set_peer_hello_hash(a.session.hello_hash)
     run(a, b)
-    a.session.receive_packet(bytes(ZrtpPacket(1, 99, Error(0x20))), 1.0)
-    assert a.of(SecurityLost)
+    assert_agreed(a, b)
+    return a, b
+
+
+def unauthenticated(b: Side) -> list[Message]:
+    """Every message an attacker can make without the session's keys, as the peer's."""
+    hello = parse_packet(b.sent[0]).message
+    assert isinstance(hello, Hello)
+    fake = FakePeer()
+    junk = b"\x00" * 8
+    return [
+        Error(0x20),
+        Error(0x100),
+        ErrorAck(),
+        hello,
+        dataclasses.replace(hello, key_agreements=("DH3k",)),
+        HelloAck(),
+        Commit(fake.h2, hello.zid, "S256", "AES1", "HS80", "X255", "B32 ", hvi=b"\xff" * 32),
+        fake.dhpart(DHPart1, b"\x01" * 32),
+        fake.dhpart(DHPart2, b"\x01" * 32),
+        Confirm1(mac=junk, iv=b"\x00" * 16, encrypted=b"\x00" * 40),
+        Confirm2(mac=junk, iv=b"\x00" * 16, encrypted=b"\x00" * 40),
+        Conf2Ack(),
+        GoClear(junk),
+        SasRelay(mac=junk, iv=b"\x00" * 16, encrypted=b"\x00" * 40),
+        Ping("1.10", b"12345678"),
+        PingAck("1.10", b"12345678", b"87654321", 0x5678),
+        ClearAck(),
+        RelayAck(),
+    ]
+
+
+@pytest.mark.parametrize("on_path", [True, False], ids=["peer-ssrc", "other-ssrc"])
+def test_nothing_unauthenticated_changes_a_secured_session(on_path: bool) -> None:
+    """After SECURE (RFC 6189 §5.9: Error ends an exchange in progress), every message that
+    no session key protects is dropped and counted, answered with nothing, and the session
+    stays secure: from the peer's own SSRC and sequence (an on-path forger) or from another."""
+    a, b = secured_pair()
+    secured = a.secured
+    for message in unauthenticated(b):
+        data = b.forge(message, ssrc=None if on_path else 0x0BAD)
+        assert not a.session.receive_packet(data, 2.0), message
+        assert a.session.last_drop is not None, message
+        assert a.session.packets_to_send() == [], message
+    assert a.session.state == "secure" and a.secured == secured
+    a.drain()
+    assert not a.of(SecurityLost) and not a.of(ZrtpFailed) and not a.of(GoClearRefused)
+    drops = a.session.drops
+    if on_path:
+        assert drops["after_secure"] == 16 and drops["unauthenticated"] == 2, drops
+    else:
+        assert drops["foreign_ssrc"] == 18, drops
+    assert a.session.get_timer() is None
+
+
+def test_junk_after_secure_is_counted_by_reason() -> None:
+    a, b = secured_pair()
+    good = b.forge(Error(0x20))
+    bad_crc = good[:-1] + bytes([good[-1] ^ 1])
+    short_error = encode_packet(7, 0x5678, b"\x50\x5a\x00\x03Error   ")  # valid CRC
+    for data in (bad_crc, b"\x10" + bytes(40), bytes(5000), short_error):
+        assert not a.session.receive_packet(data, 2.0)
+    assert a.session.drops == {"crc": 1, "oversize": 1, "malformed": 2}
+    assert a.session.state == "secure"
 
 
 def test_ping_is_answered() -> None:
@@ -623,35 +757,52 @@ def test_ping_is_answered() -> None:
     assert ack.received_endpoint_hash == b"12345678" and ack.ssrc == 0x42
 
 
+def peer_mac_key(a: Side) -> bytes:
+    """The peer's HMAC key (§4.5.3), read from a's session: what only the real peer holds."""
+    secured, keys = a.secured, a.session._keys
+    assert secured is not None and keys is not None
+    return keys.mac_key_r if secured.role == "initiator" else keys.mac_key_i
+
+
 def test_valid_goclear_is_refused_and_media_stays_secure() -> None:
-    a, b = side(), side()
-    run(a, b)
-    secured = a.secured
-    assert secured is not None
-    # the peer's MAC key is not public: read it to forge what a real peer would send
-    keys = a.session._keys
-    assert keys is not None
-    peer_key = keys.mac_key_r if secured.role == "initiator" else keys.mac_key_i
-    clear_mac = hmac.new(peer_key, b"GoClear ", "sha256").digest()[:8]
+    a, b = secured_pair()
+    clear_mac = hmac.new(peer_mac_key(a), b"GoClear ", "sha256").digest()[:8]
     for _ in range(2):
-        a.session.receive_packet(bytes(ZrtpPacket(5, 1, GoClear(clear_mac))), 1.0)
+        assert a.session.receive_packet(b.forge(GoClear(clear_mac)), 1.0)
         (reply,) = a.session.packets_to_send()
         assert parse_packet(reply).message == Error(0x100)
     assert len(a.of(GoClearRefused)) == 1
     assert a.session.state == "secure"
 
 
-def test_goclear_with_a_bad_mac_is_dropped_and_sasrelay_refused() -> None:
-    a, b = side(), side()
-    run(a, b)
-    dropped = a.session.dropped
-    a.session.receive_packet(bytes(ZrtpPacket(5, 1, GoClear(b"\x00" * 8))), 1.0)
-    assert a.session.dropped == dropped + 1 and not a.session.packets_to_send()
-    relay = SasRelay(mac=b"\x00" * 8, iv=b"\x00" * 16, encrypted=b"\x00" * 40)
-    a.session.receive_packet(bytes(ZrtpPacket(6, 1, relay)), 1.0)
+def test_goclear_with_a_bad_mac_is_dropped_unanswered() -> None:
+    a, b = secured_pair()
+    assert not a.session.receive_packet(b.forge(GoClear(b"\x00" * 8)), 1.0)
+    assert a.session.drops["unauthenticated"] == 1 and not a.session.packets_to_send()
+    assert not a.of(GoClearRefused)
+
+
+@pytest.mark.parametrize("mitm", [False, True])
+def test_sasrelay_mac_is_checked_first_and_its_sas_never_shown(mitm: bool) -> None:
+    """§5.13: a forged SASrelay is dropped unanswered (an Error 0x63 to it once made the
+    other phone lose its security); a real one is acknowledged (RelayACK, or Error 0x63 from
+    a peer that declared itself a MiTM) and the SAS stays this call's own."""
+    a, b = secured_pair()
+    secured = a.secured
+    encrypted = b"\x00" * 40
+    forged = SasRelay(mac=b"\x00" * 8, iv=b"\x00" * 16, encrypted=encrypted)
+    assert not a.session.receive_packet(b.forge(forged), 1.0)
+    assert a.session.packets_to_send() == [] and a.session.drops["unauthenticated"] == 1
+    if mitm:  # the peer's Hello had said M: what a PBX sends
+        peer = a.session._peer_hello
+        assert peer is not None
+        a.session._peer_hello = dataclasses.replace(peer, mitm=True)
+    tag = hmac.new(peer_mac_key(a), encrypted, "sha256").digest()[:8]
+    relay = SasRelay(mac=tag, iv=b"\x00" * 16, encrypted=encrypted)
+    assert a.session.receive_packet(b.forge(relay), 1.0)
     (reply,) = a.session.packets_to_send()
-    assert parse_packet(reply).message == Error(0x63)
-    assert a.secured is not None  # still secured with our own SAS
+    assert parse_packet(reply).message == (Error(0x63) if mitm else RelayAck())
+    assert a.session.state == "secure" and a.secured == secured
 
 
 def test_equal_zid_is_refused() -> None:
@@ -851,6 +1002,8 @@ def test_config_rejects_what_cannot_be_offered(changes: dict[str, object]) -> No
 def test_error_is_retransmitted_until_acknowledged() -> None:
     cache = MemoryZidCache()
     a, b = side(cache=cache), side(cache=MemoryZidCache(cache.our_zid))
+    a.session.set_peer_hello_hash(b.session.hello_hash)
+    b.session.set_peer_hello_hash(a.session.hello_hash)
     run(a, b)
     assert a.failed is not None and b.failed is not None
     assert a.sent_types().count("Error") == 1 and "ErrorACK" in b.sent_types()
@@ -888,3 +1041,122 @@ def test_replayed_multistream_nonce_is_error_0x80() -> None:
     replay.session.receive_packet(hello, 0.0)
     replay.session.receive_packet(commit, 0.0)
     assert replay.failed is not None and replay.failed.code == 0x80
+
+
+# ---- forgeries before SECURE ---------------------------------------------------------------
+
+
+def start_both(a: Side, b: Side, *, hashes: bool) -> None:
+    if hashes:
+        a.session.set_peer_hello_hash(b.session.hello_hash)
+        b.session.set_peer_hello_hash(a.session.hello_hash)
+    a.session.start(0.0)
+    b.session.start(0.0)
+
+
+def test_forged_hello_not_matching_the_zrtp_hash_is_dropped() -> None:
+    """One forged Hello (valid CRC, the peer's SSRC) arriving first no longer fails the
+    exchange: it does not hash to a=zrtp-hash, so it is dropped, and the peer's completes."""
+    a, b = side(), side(ssrc=0x5678)
+    start_both(a, b, hashes=True)
+    forged = FakePeer().hello()
+    assert not a.session.receive_packet(forged, 0.0)
+    assert a.session.drops == {"unauthenticated": 1} and a.failed is None
+    run(a, b, start=False)
+    assert_agreed(a, b)
+    assert a.session.peer_zid == b.cache.our_zid
+
+
+@pytest.mark.parametrize("hashes", [True, False], ids=["zrtp-hash", "no-zrtp-hash"])
+def test_forged_hello_with_the_peers_h3_loses_to_the_real_one(hashes: bool) -> None:
+    """An on-path forger copies the peer's Hello (its H3, ZID and SSRC) but offers only DH3k
+    and cannot key the MAC. With a=zrtp-hash it is dropped at once; without, both Hellos are
+    held and the H2 in the peer's Commit shows which one is real (§9.1): same SAS both ends,
+    and the downgrade does not happen."""
+    a, b = side(), side(ssrc=0x5678)
+    start_both(a, b, hashes=hashes)
+    b.sent.extend(b.session.packets_to_send())
+    real = parse_packet(b.sent[0])
+    assert isinstance(real.message, Hello)
+    downgraded = dataclasses.replace(real.message, key_agreements=("DH3k",), mac=b"\x00" * 8)
+    forged = bytes(ZrtpPacket(real.sequence, real.ssrc, downgraded))
+    assert not a.session.receive_packet(forged, 0.0)
+    for packet in b.sent:
+        a.session.receive_packet(packet, 0.0)
+    run(a, b, start=False)
+    secured_a, _ = assert_agreed(a, b)
+    assert secured_a.key_agreement == "X255"
+    assert a.session.peer_zid == b.cache.our_zid
+    if hashes:
+        assert a.session.drops["unauthenticated"] == 1
+    else:
+        assert secured_a.role == "responder"  # a held two Hellos, so it let b commit
+
+
+def test_forged_helloack_does_not_stop_our_hello() -> None:
+    """A HelloACK from another SSRC than the peer's Hello does not stop our Hello: if our
+    first Hello was lost, the retransmission still reaches the peer and the exchange ends."""
+    a, b = side(), side(ssrc=0x5678)
+    start_both(a, b, hashes=True)
+    a.session.packets_to_send()  # a's first Hello is lost
+    assert not a.session.receive_packet(bytes(ZrtpPacket(1, 0x0BAD, HelloAck())), 0.0)
+    run(a, b, start=False)
+    assert_agreed(a, b)
+
+
+def test_forged_commit_does_not_stop_our_commit() -> None:
+    """A Commit that would win the contention (highest hvi) but whose H2 is not the peer's is
+    dropped before it touches our Commit's retransmission: when our first Commit is lost, the
+    retransmission still reaches a passive peer."""
+    a, b = side(), side(ZrtpConfig(passive=True), ssrc=0x5678)
+    start_both(a, b, hashes=True)
+    lost = {"commit": False}
+
+    def lose_first_commit(packets: list[bytes]) -> list[bytes]:
+        out = []
+        for packet in packets:
+            if parse_packet(packet).message.type_name == "Commit" and not lost["commit"]:
+                lost["commit"] = True
+                fake = FakePeer()
+                forged = Commit(
+                    fake.h2,
+                    b.cache.our_zid,
+                    "S256",
+                    "AES1",
+                    "HS80",
+                    "X255",
+                    "B32 ",
+                    hvi=b"\xff" * 32,
+                )
+                a.session.receive_packet(b.forge(forged), 0.0)
+                continue
+            out.append(packet)
+        return out
+
+    run(a, b, a_to_b=lose_first_commit, start=False)
+    assert lost["commit"] and a.session.drops["unauthenticated"] == 1
+    assert_agreed(a, b)
+
+
+def test_commit_that_wins_keeps_ours_going_until_its_dhpart2_proves_it() -> None:
+    """§4.2 contention, with the peer's H2 proven: we answer as responder, but our own Commit
+    is retransmitted until the DHPart2 proves the winning Commit's H1 (a forger who replays a
+    real H2 in a Commit of his own cannot silence ours)."""
+    a, b = side(), side(ssrc=0x5678)
+    dropped: list[str] = []
+
+    def lose_first_dhpart2(packets: list[bytes]) -> list[bytes]:
+        out = []
+        for packet in packets:
+            if parse_packet(packet).message.type_name == "DHPart2" and not dropped:
+                dropped.append("DHPart2")
+                continue
+            out.append(packet)
+        return out
+
+    start_both(a, b, hashes=True)
+    run(a, b, start=False, a_to_b=lose_first_dhpart2, b_to_a=lose_first_dhpart2)
+    secured_a, _ = assert_agreed(a, b)
+    responder = a if secured_a.role == "responder" else b
+    assert dropped and responder.sent_types().count("Commit") >= 2
+    assert responder.session.get_timer() is None

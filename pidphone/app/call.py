@@ -8,7 +8,9 @@ session and its UDP socket. What the phone's screen needs comes out of `next_eve
 Policy (RFC 6189 §4.1, ARCHITECTURE.md): under "require" a call whose ZRTP fails, or whose
 peer never answers Hello, is hung up with a reason for the screen ("Peer does not support
 ZRTP", "ZRTP failed: <reason>"); the media session guarantees no clear audio left before. Under
-"prefer" it goes on in clear and is reported NOT SECURE.
+"prefer" a call that never negotiated ZRTP goes on in clear once the screen says NOT SECURE
+(`allow_clear`). A call that was secure and lost it (`CallSecurityLost`) carries no audio at
+all from then on; the phone warns and ends it unless the user keeps the line.
 
 Hold and resume (RFC 3264 §8.4) are re-INVITEs that change only the direction: the media
 session, its ZRTP result and both SRTP contexts stay, so the SAS and the keys carry on. A
@@ -119,7 +121,8 @@ class CallSecure(CallEvent):
 
 @dataclass(frozen=True)
 class CallInsecure(CallEvent):
-    """Prefer policy: ZRTP did not work out and audio flows in clear — show NOT SECURE."""
+    """Prefer policy, a peer that never negotiated ZRTP: show NOT SECURE, then `allow_clear`
+    lets clear audio flow."""
 
     reason: str
 
@@ -140,7 +143,9 @@ class CallMismatch(CallEvent):
 
 @dataclass(frozen=True)
 class CallSecurityLost(CallEvent):
-    """A secure call lost its security; under require it is being hung up."""
+    """A secure call lost its security for an authenticated reason: audio has stopped both
+    ways and never flows in clear; the phone warns, and ends the call unless the user keeps
+    the line (a new exchange may restore security: `CallSecure` again)."""
 
     reason: str
 
@@ -365,6 +370,10 @@ class Call:
         self.media.handle_timer(now)
         self._drain_media(now)
 
+    def allow_clear(self) -> None:
+        """The screen says NOT SECURE (after `CallInsecure`): clear audio may flow now."""
+        self.media.allow_clear()
+
     def after_audio(self, now: float) -> None:
         """Call after feeding the media session audio: collect what it reported."""
         self._drain_media(now)
@@ -528,8 +537,6 @@ class Call:
                     self._events.append(CallInsecure(self.call_id, event.reason))
             elif isinstance(event, SecurityLost):
                 self._events.append(CallSecurityLost(self.call_id, event.reason))
-                if event.fatal:
-                    self.hangup(now, f"Security lost: {event.reason}")
             elif isinstance(event, DtmfReceived):
                 self._events.append(CallDtmf(self.call_id, event.key))
             elif isinstance(event, PeerAddressChanged):

@@ -626,6 +626,8 @@ class Engine:
                 self._set_handset(leg.call.call_id)
         self._emit(event)
         self._phone_fact_for(leg.call, event)
+        if isinstance(event, CallInsecure):
+            leg.call.allow_clear()  # NOT SECURE is on the screen before any clear audio
 
     def _take_handset(self) -> None:
         """Give the handset to another established call that is not on hold, if any."""
@@ -754,7 +756,9 @@ class Engine:
             fact = pe.CallNotSecure(cid, event.reason)
         elif isinstance(event, CallMismatch):
             fact = pe.CacheMismatch(cid)
-        elif isinstance(event, CallSecurityLost | CallSecurityFailed):
+        elif isinstance(event, CallSecurityLost):
+            fact = pe.SecurityLost(cid, event.reason)
+        elif isinstance(event, CallSecurityFailed):
             fact = pe.SecurityFailed(cid, event.reason)
         elif isinstance(event, CallHeld):
             held = event.local_hold or event.remote_hold
@@ -884,6 +888,8 @@ class Engine:
             )
         elif isinstance(event, CallInsecure):
             log.warning("call NOT SECURE: %s", event.reason, extra=fields)
+        elif isinstance(event, CallSecurityLost):
+            log.warning("call security LOST, audio stopped: %s", event.reason, extra=fields)
         elif isinstance(event, CallFinished):
             log.info("call ended: %s", event.reason, extra=fields)
 

@@ -12,8 +12,16 @@ Security policy, the reason this module exists:
   (RFC 6189 §4.6: the SRTP send context is installed then, not at key derivation). A ZRTP
   failure, or a peer that never answers Hello, is a `SecurityFailed` with `fatal=True`; the
   call above hangs up.
-- "prefer": the same until ZRTP has an outcome; if it fails, audio flows in clear and
-  `SecurityFailed(fatal=False)` lets the screen say NOT SECURE.
+- "prefer": the same, except for a call that never negotiated ZRTP (no a=zrtp-hash in the
+  peer's SDP, no peer Hello proven): when its exchange has an outcome that is not Secured,
+  `SecurityFailed(fatal=False)` is reported and audio stays off until `allow_clear()` says the
+  screen shows NOT SECURE; only then does clear audio flow. A call that negotiated ZRTP and
+  failed is fatal under both policies: an attacker who can break an exchange must not be able
+  to turn it into a clear call.
+- Latch: a call that has been secure never carries clear audio again. If its security is lost
+  for an authenticated reason (the peer's GoClear with a good MAC, a new a=zrtp-hash whose
+  exchange fails, a Hello that does not match a later a=zrtp-hash), both SRTP contexts are
+  dropped: audio stops both ways, `SecurityLost` is reported, and the call above decides.
 Received clear RTP is played only when we are ourselves in clear ("prefer" after a failure).
 
 A new ZRTP stream mid-call (RFC 6189 §4.4.3): when a re-INVITE carries a peer a=zrtp-hash other
@@ -23,14 +31,20 @@ contexts are dropped at once and rebuilt from the new keys, and the policy above
 until the new `Secured` exactly as at call start. Multistream has no SAS: the call's stays.
 
 Symmetric RTP (RFC 4961): we send from the port we receive on, and the peer's address follows
-the source of its authenticated packets: SRTP/SRTCP that pass the tag check, and before keys
-exist the ZRTP packets of the exchange (a forger can at worst break the exchange; the SAS and
-the hello hash expose any man in the middle).
+the source of what authenticated: SRTP that passes the tag check and, before keys exist, ZRTP
+packets the ZRTP session took (CRC, form, the peer's SSRC and sequence, the hash chain as far
+as it is revealed). Authenticated SRTCP moves only the RTCP destination, unless RTCP is
+multiplexed with RTP (a peer that declines rtcp-mux may send RTCP from its RTCP port to our
+RTP port). Once the call has been secure, ZRTP packets from any other address are dropped.
+
+Every dropped datagram is counted in `MediaStats.drops` under its reason (`DROP_REASONS`) and
+logged at debug; none is ever raised.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import logging
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -62,6 +76,7 @@ from pidphone.zrtp.cache import ZidCache
 from pidphone.zrtp.config import ZrtpConfig
 from pidphone.zrtp.events import (
     CacheMismatch,
+    GoClearRefused,
     PeerHelloReceived,
     Secured,
     SrtpKeysReady,
@@ -71,8 +86,13 @@ from pidphone.zrtp.events import (
 from pidphone.zrtp.events import SecurityLost as ZrtpSecurityLost
 from pidphone.zrtp.session import ZrtpSession
 
+log = logging.getLogger("pidphone.media")
+
 Policy = Literal["require", "prefer"]
-Security = Literal["negotiating", "secure", "clear", "failed"]
+Security = Literal["negotiating", "secure", "insecure", "clear", "failed", "lost"]
+"""negotiating: no outcome yet, no audio; secure: SRTP both ways; insecure: "prefer" and ZRTP
+never negotiated, no audio until `allow_clear()`; clear: plain RTP ("prefer" only); failed: no
+audio, the call must end; lost: it was secure, its security is gone, no audio either way."""
 
 SILENCE = bytes(FRAME_BYTES)
 NO_ZRTP_REASON = "Peer does not support ZRTP"
@@ -81,6 +101,32 @@ PROTOCOL_TIMEOUT = 0xB0
 """RFC 6189 §5.9 Error code of an exchange that timed out (a silent peer included)."""
 EARLY_KEPT = 8
 """ZRTP packets kept when they arrive before the media session starts."""
+MAX_DATAGRAM = 4096
+"""Longest datagram looked at (G.711 at 20 ms is 182 bytes; ZRTP's longest, a post-quantum
+Commit, 1740): a longer one is dropped before any parsing, CRC or MAC."""
+DROP_REASONS = (
+    "oversize",
+    "garbage",
+    "zrtp_source",
+    "srtp_auth",
+    "srtp_replay",
+    "srtp_short",
+    "srtcp_auth",
+    "srtcp_replay",
+    "srtcp_short",
+    "rtp_unkeyed",
+    "rtcp_unkeyed",
+    "rtp_malformed",
+    "rtp_payload_type",
+    "stun",
+)
+"""Keys of `MediaStats.drops` besides "zrtp_<reason>" (`pidphone.zrtp.session.DropReason`):
+oversize: over MAX_DATAGRAM; garbage: no known protocol (RFC 7983); zrtp_source: ZRTP from
+another address than the peer's once the call has been secure; srtp_*/srtcp_*: failed
+authentication, replayed, or too short; rtp_unkeyed/rtcp_unkeyed: RTP/RTCP while there is no
+key to check it and the call is not in clear; rtp_malformed: SRTP that authenticated around a
+bad RTP header; rtp_payload_type: a payload type not negotiated; stun: a STUN message that is
+not a plain binding request."""
 
 
 @dataclass(frozen=True)
@@ -148,10 +194,10 @@ class SecurityFailed(MediaEvent):
 
 @dataclass(frozen=True)
 class SecurityLost(MediaEvent):
-    """A secured call's ZRTP session failed afterwards (the peer sent Error)."""
+    """A call that was secure lost its security for an authenticated reason; audio has
+    stopped both ways and never comes back in clear (only a new exchange can restore it)."""
 
     reason: str
-    fatal: bool
 
 
 @dataclass(frozen=True)
@@ -180,7 +226,9 @@ class MediaStats:
     frames_withheld: int = 0
     """Captured frames not sent: not secured yet, on hold, or no peer address."""
     dropped: int = 0
-    """Datagrams dropped: failed authentication or replay, refused clear RTP, garbage."""
+    """Datagrams dropped, whatever the reason (the sum of `drops`)."""
+    drops: Counter[str] = field(default_factory=Counter)
+    """Datagrams dropped, by reason: `DROP_REASONS` and "zrtp_<reason>"."""
     zrtp_sent: int = 0
     zrtp_received: int = 0
     rtcp_sent: int = 0
@@ -241,6 +289,12 @@ class MediaSession:
         self._pending_send: tuple[str, bytes, bytes] | None = None
         self._security: Security = "negotiating"
         self._peer_hello_seen = False
+        self._zrtp_signalled = False
+        """The peer's SDP carried a=zrtp-hash at some point: this call negotiates ZRTP."""
+        self._secured_once = False
+        """The latch: the call has been secure, so it never carries clear audio again."""
+        self._restored = False
+        """A restarted stream is under way after the security was lost."""
         self._remote: Address | None = None
         self._rtcp_remote: Address | None = None
         """The peer's RTCP address when it is not multiplexed with RTP."""
@@ -306,6 +360,7 @@ class MediaSession:
         self._rtcp_remote = rtcp
         if not peer_hello_hash:
             return
+        self._zrtp_signalled = True
         version, _, digest = peer_hello_hash.strip().rpartition(" ")
         digest = digest.lower()
         if digest == self._bound_hash:
@@ -317,7 +372,7 @@ class MediaSession:
                 raise LocalProtocolError("a new peer a=zrtp-hash mid-call needs `now`")
             self.restart_zrtp(now)
         self._bound_hash = digest
-        self._zrtp.set_peer_hello_hash(f"{version or '1.10'} {digest}")
+        self._zrtp.set_peer_hello_hash(f"{version or '1.10'} {digest}", now)
         self._pump_zrtp(self._started_at or 0.0)
 
     def restart_zrtp(self, now: float) -> None:
@@ -327,6 +382,7 @@ class MediaSession:
         the old keys are forgotten now, so packets under them are dropped."""
         if self._closed or self._started_at is None or self._security == "failed":
             raise LocalProtocolError(f"cannot restart ZRTP in state {self._security}")
+        self._restored = self._security == "lost"
         first = self._first_zrtp
         parent = first if first.secured is not None else None
         if self._zrtp is not first:
@@ -363,6 +419,13 @@ class MediaSession:
         """The user compared the SAS: set, or clear, the verified flag in the ZID cache."""
         self._first_zrtp.confirm_sas(verified)
 
+    def allow_clear(self) -> None:
+        """The screen shows NOT SECURE: a call that fell back under "prefer" may now carry
+        clear audio. Nothing happens in any other state (a secure call, or one that has
+        been, never goes clear)."""
+        if self._security == "insecure" and not self._secured_once:
+            self._security = "clear"
+
     def close(self, now: float) -> None:
         """Send an RTCP BYE where allowed, stop ZRTP and forget the keys."""
         if self._closed:
@@ -380,6 +443,9 @@ class MediaSession:
         """A datagram arrived on the call's socket. Bad ones are dropped and counted."""
         if self._closed:
             return
+        if len(data) > MAX_DATAGRAM:
+            self._drop("oversize", source)
+            return
         if self._started_at is None:
             # The callee starts ZRTP as it sends its 200; its Hello may beat the 200 here.
             if len(self._early) < EARLY_KEPT and classify(data) is PacketKind.ZRTP:
@@ -396,9 +462,15 @@ class MediaSession:
             elif kind is PacketKind.STUN:
                 self._answer_stun(data, source)
             else:
-                self.stats.dropped += 1
+                self._drop("garbage", source)
         except ProtocolError:
-            self.stats.dropped += 1
+            self._drop("garbage" if kind is PacketKind.STUN else "rtp_malformed", source)
+
+    def _drop(self, reason: str, source: Address) -> None:
+        stats = self.stats
+        stats.dropped += 1
+        stats.drops[reason] += 1
+        log.debug("media datagram from %s:%d dropped: %s", source[0], source[1], reason)
 
     def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
         """Everything queued for the wire, with its destination."""
@@ -509,22 +581,40 @@ class MediaSession:
         self._pending_send = None
 
     def _fail(self, reason: str, code: int | None, *, peer_without_zrtp: bool) -> None:
-        fatal = self.config.policy == "require"
-        was_secure = self._security == "secure"
+        """The exchange ended without Secured: lost (the latch), insecure (under "prefer",
+        for a call that never negotiated ZRTP), or failed."""
+        if self._secured_once:
+            self._lose(reason)
+            return
+        negotiated = self._zrtp_signalled or self._peer_hello_seen
+        fatal = self.config.policy == "require" or negotiated
         self._forget_keys()
-        self._security = "failed" if fatal else "clear"
-        if was_secure:
-            self._events.append(SecurityLost(reason, fatal))
-        else:
-            self._events.append(SecurityFailed(reason, code, fatal, peer_without_zrtp))
+        self._security = "failed" if fatal else "insecure"
+        self._events.append(SecurityFailed(reason, code, fatal, peer_without_zrtp))
+
+    def _lose(self, reason: str) -> None:
+        """Security lost after having been secure: no keys, no audio either way, ever clear."""
+        if self._security == "lost":
+            return
+        self._forget_keys()
+        self._security = "lost"
+        self._restored = False
+        log.warning("media security lost: %s", reason)
+        self._events.append(SecurityLost(reason))
 
     # ------------------------------------------------------------------ ZRTP
 
     def _receive_zrtp(self, data: bytes, source: Address, now: float) -> None:
         self.stats.zrtp_received += 1
-        if self._security == "negotiating":
-            self._latch(source)
-        self._zrtp.receive_packet(data, now)
+        if self._secured_once and source != self._remote:
+            self._drop("zrtp_source", source)
+            return
+        zrtp = self._zrtp
+        if zrtp.receive_packet(data, now):
+            if self._security == "negotiating":
+                self._latch(source)
+        elif zrtp.last_drop is not None:
+            self._drop(f"zrtp_{zrtp.last_drop}", source)
         self._pump_zrtp(now)
 
     def _pump_zrtp(self, now: float) -> None:
@@ -563,8 +653,14 @@ class MediaSession:
             )
             self._rtcp_send_ctx = self._short_tag_send or self._send_ctx
             self._security = "secure"
+            self._secured_once = True
             if self._zrtp is not self._first_zrtp:
-                return  # a Multistream stream: new keys, the call's SAS and event stand
+                # a Multistream stream: new keys, the call's SAS stands; its event is told
+                # again only when it restores a security that was lost
+                if self._restored and self.secured is not None:
+                    self._restored = False
+                    self._events.append(self.secured)
+                return
             self.secured = SecurityEstablished(
                 sas=event.sas,
                 sas_scheme=event.sas_scheme,
@@ -586,12 +682,15 @@ class MediaSession:
                 no_zrtp = not self._peer_hello_seen and event.code == PROTOCOL_TIMEOUT
                 reason = NO_ZRTP_REASON if no_zrtp else f"ZRTP failed: {event.reason}"
                 self._fail(reason, event.code, peer_without_zrtp=no_zrtp)
-        elif isinstance(event, ZrtpSecurityLost) and self._security == "secure":
-            self._fail(f"ZRTP failed: {event.reason}", None, peer_without_zrtp=False)
+        elif isinstance(event, ZrtpSecurityLost):
+            self._lose(f"ZRTP failed: {event.reason}")
+        elif isinstance(event, GoClearRefused):
+            self._lose("the peer asked to stop encryption (GoClear)")
 
     # ------------------------------------------------------------------ RTP and RTCP
 
     def _latch(self, source: Address) -> None:
+        """The peer's RTP now comes from `source`, which just authenticated: send there."""
         if source != self._remote:
             self._remote = source
             self._events.append(PeerAddressChanged(source))
@@ -613,8 +712,8 @@ class MediaSession:
         if self._recv_ctx is not None:
             try:
                 data = self._recv_ctx.unprotect(data)
-            except SrtpError:
-                self.stats.dropped += 1
+            except SrtpError as error:
+                self._drop(f"srtp_{error.reason}", source)
                 return
             self._latch(source)
             if self._send_ctx is None:
@@ -622,7 +721,7 @@ class MediaSession:
                 self._zrtp.srtp_authenticated(now)
                 self._pump_zrtp(now)
         elif self._security != "clear":
-            self.stats.dropped += 1
+            self._drop("rtp_unkeyed", source)
             return
         # The header's fields, without building a packet object: this runs 50 times a second.
         # A malformed packet (bad padding included) raises RtpParseError: dropped and counted.
@@ -651,21 +750,24 @@ class MediaSession:
             if press is not None:
                 self._events.append(DtmfReceived(press.key))
         else:
-            stats.dropped += 1
+            self._drop("rtp_payload_type", source)
 
     def _receive_rtcp(self, data: bytes, source: Address, now: float) -> None:
         if self._rtcp_recv_ctx is not None:
             try:
                 data = self._rtcp_recv_ctx.unprotect_rtcp(data)
-            except SrtpError:
+            except SrtpError as error:
                 plain = self._try_short_srtcp_tag(data)
                 if plain is None:
-                    self.stats.dropped += 1
+                    self._drop(f"srtcp_{error.reason}", source)
                     return
                 data = plain
-            self._latch(source)
+            if self._rtcp_remote is None:
+                self._latch(source)  # rtcp-mux: RTCP and RTP share the peer's one port
+            else:
+                self._rtcp_remote = source  # symmetric RTCP; RTP follows RTP only
         elif self._security != "clear":
-            self.stats.dropped += 1
+            self._drop("rtcp_unkeyed", source)
             return
         for packet in parse_rtcp(data):
             if isinstance(packet, SenderReport) and packet.ssrc == self._peer_ssrc:
@@ -677,7 +779,7 @@ class MediaSession:
         §6.3); ICE checks (with USERNAME) are not ours to answer."""
         request = stun.parse_message(data)
         if request.msg_type != stun.BINDING_REQUEST or request.attribute(stun.ATTR_USERNAME):
-            self.stats.dropped += 1
+            self._drop("stun", source)
             return
         response = stun.build_binding_response(request.transaction_id, source[0], source[1])
         self._outbox.append((response, source))

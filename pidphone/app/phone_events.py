@@ -41,6 +41,9 @@ class PhoneSettings:
     """Percent per press (or auto-repeat) of a volume key."""
     notice_time: float = 3.0
     """Seconds a "call ended" notice stays on the idle screen."""
+    security_lost_timeout: float = 10.0
+    """Seconds the SECURITY LOST warning gives the user to keep the line ("#") before the
+    call ends by itself."""
     max_digits: int = 32
     """Longest number the keypad accepts."""
     notice: str = ""
@@ -152,6 +155,16 @@ class SecurityFailed:
 
 
 @dataclass(frozen=True)
+class SecurityLost:
+    """A call that was secure lost its security (the peer's GoClear, a failed new exchange):
+    audio has stopped both ways. The phone warns, full screen and with a tone, and ends the
+    call after `PhoneSettings.security_lost_timeout` unless the user keeps the line."""
+
+    call_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class CallHeld:
     """The call is on hold, by us (confirming `Hold`) or by the peer."""
 
@@ -186,6 +199,7 @@ CallFact = (
     | CallNotSecure
     | CacheMismatch
     | SecurityFailed
+    | SecurityLost
     | CallHeld
     | CallResumed
     | DtmfReceived

@@ -2,12 +2,14 @@
 
 The layout is fixed by `Screen` (pidphone.ports): a status bar (clock or call timer, icons), a
 title, up to three small lines, or one small line under a line in large type (the SAS, NOT
-SECURE, the number being dialled). Security comes first: the cached-secret mismatch and a
-failed key agreement take the whole screen in inverse until dealt with.
+SECURE, the number being dialled). Security comes first: the cached-secret mismatch, a
+failed key agreement and a lost security (with its countdown) take the whole screen in inverse
+until dealt with.
 """
 
 from __future__ import annotations
 
+import math
 import textwrap
 from typing import Literal
 
@@ -35,6 +37,13 @@ def render(state: PhoneState, now: float) -> Screen:
         screen = _dialing(state) if state.dialing else _idle(state)
     elif call.mismatch:
         screen = _mismatch(call)
+    elif call.lost_deadline is not None:
+        left = max(0, math.ceil(call.lost_deadline - now))
+        screen = Screen(
+            alert=True,
+            title="SECURITY LOST",
+            lines=("Audio stopped.", f"Call ends in {left} s", "# = stay on the line"),
+        )
     elif call.security == "failed":
         screen = Screen(
             alert=True, title="NOT SECURE", lines=("Encryption failed:", call.security_note)
@@ -120,6 +129,14 @@ def _in_call(state: PhoneState, call: Call, now: float) -> Screen:
         return Screen(
             status=timer, title=title, big=call.sas, verified=call.verified, lines=(note or hint,)
         )
+    if call.security == "lost":
+        return Screen(
+            status=timer,
+            title=title,
+            big="NO AUDIO",
+            big_inverse=True,
+            lines=(note or "Security lost",),
+        )
     if call.security == "not_secure":
         return Screen(
             status=timer,
@@ -167,14 +184,16 @@ def _icons(state: PhoneState) -> frozenset[str]:
             icons.add("hold")
         if call.security == "secure":
             icons.add("secure")
-        elif call.security in {"not_secure", "failed"}:
+        elif call.security in {"not_secure", "failed", "lost"}:
             icons.add("insecure")
     return frozenset(icons)
 
 
 def _brightness(state: PhoneState, now: float) -> Literal["normal", "dim", "off"]:
     call, other = state.call, state.other
-    if call is not None and (call.phase == "incoming" or call.mismatch):
+    if call is not None and (
+        call.phase == "incoming" or call.mismatch or call.lost_deadline is not None
+    ):
         return "normal"
     if other is not None and other.phase == "incoming":
         return "normal"

@@ -11,6 +11,9 @@ Rules worth knowing:
   state after every event, and only changes are emitted (`PlayTone`, `Ring`).
 - The cached-secret mismatch warning stays until the user acknowledges it ("#", "answer" or
   "sas_confirm"); that key press does nothing else.
+- A call that loses its security (`SecurityLost`) has no audio either way. The SECURITY LOST
+  warning (full screen, congestion tone) counts down `security_lost_timeout` seconds, then the
+  call ends; one of the same keys keeps the line (silent, marked NO AUDIO), "hangup" ends it.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from .phone_events import (
     Resume,
     Ring,
     SecurityFailed,
+    SecurityLost,
     SendDtmf,
     SetMute,
     SetVolume,
@@ -67,7 +71,7 @@ DTMF_SHOWN = 12
 BUSY_STATUSES = frozenset({486, 600})
 
 CallPhase = Literal["calling", "alerting", "incoming", "connected"]
-Security = Literal["pending", "secure", "not_secure", "failed"]
+Security = Literal["pending", "secure", "not_secure", "failed", "lost"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ class Call:
     """The cipher when secure, the reason when not."""
     mismatch: bool = False
     """The cached-secret mismatch warning is shown until acknowledged."""
+    lost_deadline: float | None = None
+    """While the SECURITY LOST warning is up: when the call ends unless the user keeps it."""
     dtmf: str = ""
     """The last DTMF digits sent in this call."""
 
@@ -171,6 +177,7 @@ def reduce(state: PhoneState, event: PhoneEvent, now: float | None = None) -> Re
 def next_deadline(state: PhoneState) -> float | None:
     """The next time a `Tick` changes something other than the clock and the call timer."""
     candidates = [state.digit_deadline, state.notice_until]
+    candidates += [c.lost_deadline for c in (state.call, state.other) if c is not None]
     for after in (state.settings.dim_after, state.settings.blank_after):
         if after > 0:
             candidates.append(state.last_input + after)
@@ -188,6 +195,8 @@ def _sound(state: PhoneState) -> tuple[ToneKind | None, bool]:
     if other is not None and other.phase == "incoming":
         return "call_waiting", ring
     if call is not None:
+        if call.lost_deadline is not None:
+            return "congestion", ring  # SECURITY LOST: heard as well as seen
         if call.phase == "alerting":
             return "ringback", ring
         if call.phase == "incoming" and state.off_hook:
@@ -222,6 +231,14 @@ def _tick(state: PhoneState, tick: Tick) -> Result:
         state = replace(state, notice="", notice_until=None)
     if state.digit_deadline is not None and tick.now >= state.digit_deadline:
         return _place(state, state.digits)
+    other = state.other
+    if other is not None and other.lost_deadline is not None and tick.now >= other.lost_deadline:
+        state = replace(state, other=None)
+        if other.call_id is not None:
+            return state, [Hangup(other.call_id)]
+    call = state.call
+    if call is not None and call.lost_deadline is not None and tick.now >= call.lost_deadline:
+        return _hang_up(state, call, notice="Security lost: call ended")
     return state, []
 
 
@@ -277,6 +294,10 @@ def _key(state: PhoneState, event: KeyEvent) -> Result:
         return _idle_key(state, key)
     if call.mismatch and key in ACK_KEYS:
         return replace(state, call=replace(call, mismatch=False)), []
+    if call.lost_deadline is not None and key != "hangup":
+        if key in ACK_KEYS:  # keep the line, silent: the warning and its countdown go
+            return replace(state, call=replace(call, lost_deadline=None)), []
+        return state, []
     if call.phase == "incoming":
         return _incoming_key(state, call, key)
     return _in_call_key(state, call, key)
@@ -499,6 +520,8 @@ def _end_notice(call: Call, fact: CallEnded) -> tuple[str, ToneKind | None]:
         return f"Missed: {call.peer}", None
     if call.security == "failed":
         return f"Security failed: {call.security_note}", "congestion"
+    if call.security == "lost":
+        return "Security lost: call ended", None
     if fact.status in BUSY_STATUSES:
         return "Busy", "busy"
     if fact.status >= 400:
@@ -512,6 +535,7 @@ CallUpdate = (
     | CallSecure
     | CallNotSecure
     | SecurityFailed
+    | SecurityLost
     | CacheMismatch
     | CallHeld
     | CallResumed
@@ -523,17 +547,17 @@ def _update_call(state: PhoneState, fact: CallUpdate) -> PhoneState:
     """Apply a fact about one call to whichever of the two calls it names."""
     call, other = state.call, state.other
     if call is not None and call.call_id == fact.call_id:
-        updated, wake = _apply(call, fact, state.now)
+        updated, wake = _apply(call, fact, state.now, state.settings)
         state = replace(state, call=updated)
     elif other is not None and other.call_id == fact.call_id:
-        updated, wake = _apply(other, fact, state.now)
+        updated, wake = _apply(other, fact, state.now, state.settings)
         state = replace(state, other=updated)
     else:
         return state
     return replace(state, last_input=state.now) if wake else state
 
 
-def _apply(call: Call, fact: CallUpdate, now: float) -> tuple[Call, bool]:
+def _apply(call: Call, fact: CallUpdate, now: float, settings: PhoneSettings) -> tuple[Call, bool]:
     """The call after `fact`, and whether the user should look at the display now."""
     if isinstance(fact, CallRinging):
         return (replace(call, phase="alerting") if call.phase == "calling" else call), False
@@ -549,12 +573,18 @@ def _apply(call: Call, fact: CallUpdate, now: float) -> tuple[Call, bool]:
             sas_scheme=fact.sas_scheme,
             verified=fact.verified,
             security_note=fact.cipher,
+            lost_deadline=None,
         )
         return secure, True
     if isinstance(fact, CallNotSecure):
         return replace(call, security="not_secure", security_note=fact.reason), True
     if isinstance(fact, SecurityFailed):
         return replace(call, security="failed", security_note=fact.reason), True
+    if isinstance(fact, SecurityLost):
+        deadline = now + settings.security_lost_timeout
+        return replace(
+            call, security="lost", security_note=fact.reason, lost_deadline=deadline
+        ), True
     if isinstance(fact, CacheMismatch):
         return replace(call, mismatch=True, verified=False), True
     if isinstance(fact, CallHeld | CallResumed):
@@ -598,6 +628,7 @@ __all__ = [
     "Ring",
     "Security",
     "SecurityFailed",
+    "SecurityLost",
     "SendDtmf",
     "SetMute",
     "SetVolume",

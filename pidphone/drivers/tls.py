@@ -363,15 +363,19 @@ class TlsTransport:
         return flow
 
     def _accepted(self, flow: _Flow) -> None:
-        assert flow.key is not None
-        old = self._flows.get(flow.key)
+        key = flow.key
+        if key is None:  # no peer address to route by: nothing to accept
+            if flow.transport is not None:
+                flow.transport.abort()
+            return
+        old = self._flows.get(key)
         if old is not None and old.transport is not None:
             old.transport.close()
-        self._flows[flow.key] = flow
+        self._flows[key] = flow
         flow.open = True
-        log.info("TLS flow from %s:%d accepted", *flow.key)
+        log.info("TLS flow from %s:%d accepted", *key)
         if self._handler is not None:
-            self._handler.connection_made(flow.key, flow.local())
+            self._handler.connection_made(key, flow.local())
 
     def _handler_data(self, peer: Address, data: bytes) -> None:
         if self._handler is not None:

@@ -25,10 +25,18 @@ HASH_IMAGE_LEN = 32
 MAC_LEN = 8
 MAX_ALGORITHMS = 7
 CONFIRM_PLAIN_MIN = 40
+MAX_PACKET_LEN = 4096
+"""Longest ZRTP datagram taken in, checked before the CRC is computed (it costs CPU per byte).
+The largest message sent whole today is a post-quantum Commit (1740 bytes for X3M3); longer
+ones travel in fragments of at most 1452 bytes."""
 
 
 class ZrtpParseError(ParseError):
     """Bytes that are not a well-formed ZRTP packet or message."""
+
+
+class ZrtpCrcError(ZrtpParseError):
+    """A ZRTP packet whose CRC-32C does not match (§5: silently discarded)."""
 
 
 def _need(data: bytes, length: int, what: str) -> None:
@@ -551,8 +559,8 @@ def encode_packet(sequence: int, ssrc: int, message: bytes) -> bytes:
 
 
 def split_packet(data: bytes) -> tuple[int, int, bytes]:
-    """Check header and CRC; return (sequence, ssrc, message bytes)."""
-    if len(data) < HEADER_LEN + 12 + CRC_LEN or len(data) % 4:
+    """Check length, header and CRC (in that order); return (sequence, ssrc, message bytes)."""
+    if len(data) < HEADER_LEN + 12 + CRC_LEN or len(data) > MAX_PACKET_LEN or len(data) % 4:
         raise ZrtpParseError(f"ZRTP packet of {len(data)} bytes")
     if data[0] >> 4 != 1:
         raise ZrtpParseError(f"not a ZRTP packet: first byte 0x{data[0]:02x}")
@@ -561,7 +569,7 @@ def split_packet(data: bytes) -> tuple[int, int, bytes]:
         raise ZrtpParseError(f"bad ZRTP magic cookie 0x{cookie:08x}")
     (crc,) = struct.unpack_from("<I", data, len(data) - CRC_LEN)
     if crc != crc32c(data[:-CRC_LEN]):
-        raise ZrtpParseError("ZRTP packet CRC-32C mismatch")
+        raise ZrtpCrcError("ZRTP packet CRC-32C mismatch")
     return sequence, ssrc, bytes(data[HEADER_LEN:-CRC_LEN])
 
 
