@@ -38,6 +38,7 @@ from pidphone.sdp import (
     build_answer,
     build_offer,
     negotiate,
+    read_number,
 )
 from pidphone.sip import events as sip_events
 
@@ -250,7 +251,8 @@ class Call:
         event: sip_events.IncomingCall,
         now: float,
     ) -> Call:
-        """An INVITE arrived: check its offer (488 when no codec fits), then ring.
+        """An INVITE arrived: check its offer (400 when it cannot be read, 488 when no codec
+        fits), then ring.
 
         An INVITE without an offer (RFC 3264 §4, RFC 3261 §13.2.1) gets our offer in the 200
         and its answer in the ACK; the media starts then."""
@@ -275,9 +277,10 @@ class Call:
             agent.reject(call.call_id, 488, now)
             call._finish("No common codec", by_peer=False, status=488)
             return call
-        except ProtocolError:
-            agent.reject(call.call_id, 488, now)
-            call._finish("Unreadable SDP offer", by_peer=False, status=488)
+        except ProtocolError as exc:  # malformed SDP: 400, as its parse error says
+            status = exc.error_status_hint
+            agent.reject(call.call_id, status, now)
+            call._finish("Unreadable SDP offer", by_peer=False, status=status)
             return call
         call._local_sdp = answer
         agent.ringing(call.call_id, now)
@@ -478,8 +481,9 @@ class Call:
             return None
         rtcp = theirs.attribute("rtcp")
         words = rtcp.value.split() if rtcp is not None and rtcp.value else []
-        if words and words[0].isdigit() and 0 < int(words[0]) < 65536:
-            return (words[3] if len(words) >= 4 else host, int(words[0]))
+        rtcp_port = read_number(words[0], 5) if words else None
+        if rtcp_port is not None and 0 < rtcp_port < 65536:
+            return (words[3] if len(words) >= 4 else host, rtcp_port)
         return (host, port + 1)
 
     def _set_direction(self, direction: str) -> None:

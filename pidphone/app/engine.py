@@ -86,6 +86,7 @@ DatagramHandler = Callable[[bytes, Address], None]
 
 BUSY_HERE = 486
 DECLINE = 603
+SERVER_ERROR = 500
 """Statuses for a rejected call: busy, or declined under do-not-disturb (RFC 3261 §21)."""
 
 NETWORK_REASONS = frozenset({"unreachable", "timeout", "reset"})
@@ -476,21 +477,36 @@ class Engine:
                     self._pending_incoming.pop(call_id, None)
 
     async def _accept_incoming(self, event: sip.IncomingCall) -> None:
-        socket, (host, port) = await self._media_socket(self._offer_host(event.sdp))
+        """Open the call's socket and ring; a call that cannot be set up is refused (500)
+        and nothing it opened stays open."""
+        try:
+            socket, (host, port) = await self._media_socket(self._offer_host(event.sdp))
+        except OSError as exc:
+            log.error("no media socket for the call from %s: %s", event.remote_uri, exc)
+            if self._pending_incoming.pop(event.call_id, None) is not None:
+                self.signalling.reject(event.call_id, SERVER_ERROR)
+            return
         if self._pending_incoming.pop(event.call_id, None) is None:
             self._routes.pop(id(socket), None)
             socket.close()  # cancelled while the socket was opening
             return
         settings = self._call_settings(host)
         media = MediaSession(settings.media, cache=self.cache, wall_clock=self._wall_clock)
-        call = Call.incoming(
-            _Agent(self.signalling),
-            settings=settings,
-            media=media,
-            media_port=port,
-            event=event,
-            now=self.now(),
-        )
+        try:
+            call = Call.incoming(
+                _Agent(self.signalling),
+                settings=settings,
+                media=media,
+                media_port=port,
+                event=event,
+                now=self.now(),
+            )
+        except BaseException:
+            self._routes.pop(id(socket), None)
+            socket.close()
+            with contextlib.suppress(LocalProtocolError):  # unless it was refused already
+                self.signalling.reject(event.call_id, SERVER_ERROR)
+            raise
         with self._media_lock:
             self._adopt(call, socket)
             if call.state == "ringing":

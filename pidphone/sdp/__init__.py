@@ -15,6 +15,7 @@ from pidphone.sdp.message import (
     SdpParseError,
     SessionDescription,
     Timing,
+    read_number,
 )
 from pidphone.sdp.offer_answer import (
     MediaParams,
@@ -40,5 +41,6 @@ __all__ = [
     "build_answer",
     "build_offer",
     "negotiate",
+    "read_number",
     "with_direction",
 ]

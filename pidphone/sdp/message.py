@@ -144,11 +144,22 @@ STATIC_PAYLOAD_TYPES: dict[int, RtpMap] = {0: RtpMap("PCMU", 8000), 8: RtpMap("P
 """The static RTP/AVP payload types pidphone speaks (RFC 3551 §6); others need an rtpmap."""
 
 
-def payload_type(text: str) -> int | None:
-    """The RTP payload type a format word names (0-127 written canonically), else None."""
-    if not text.isascii() or not text.isdigit() or text != str(int(text)) or int(text) > 127:
+def read_number(text: str, max_digits: int = 20) -> int | None:
+    """The value of `text` when it is 1 to `max_digits` ASCII digits, else None.
+
+    Every number in a description is read here: `str.isdigit` alone would let "²" through,
+    on which `int()` raises ValueError, and the length bound keeps `int()` cheap."""
+    if not 0 < len(text) <= max_digits or not text.isascii() or not text.isdigit():
         return None
     return int(text)
+
+
+def payload_type(text: str) -> int | None:
+    """The RTP payload type a format word names (0-127 written canonically), else None."""
+    value = read_number(text, 3)
+    if value is None or value > 127 or text != str(value):
+        return None
+    return value
 
 
 def _find(attributes: tuple[Attribute, ...], name: str) -> Attribute | None:
@@ -223,12 +234,14 @@ class MediaDescription:
         for value in self.values("rtpmap"):
             pt_text, _, encoding = value.partition(" ")
             parts = encoding.strip().split("/")
-            if payload_type(pt_text) is None or len(parts) not in (2, 3):
+            pt = payload_type(pt_text)
+            if pt is None or len(parts) not in (2, 3):
                 continue
-            if not parts[1].isdigit() or (len(parts) == 3 and not parts[2].isdigit()):
+            clock_rate = read_number(parts[1], 10)
+            channels = read_number(parts[2], 3) if len(parts) == 3 else None
+            if clock_rate is None or (len(parts) == 3 and channels is None):
                 continue
-            channels = int(parts[2]) if len(parts) == 3 else None
-            mapping.setdefault(int(pt_text), RtpMap(parts[0], int(parts[1]), channels))
+            mapping.setdefault(pt, RtpMap(parts[0], clock_rate, channels))
         for value in self.formats:
             pt = payload_type(value)
             if pt in STATIC_PAYLOAD_TYPES:
@@ -343,9 +356,10 @@ MAX_SDP_BYTES = 65536
 
 
 def _int(text: str, what: str, number: int) -> int:
-    if not text.isascii() or not text.isdigit() or len(text) > 20:
-        raise SdpParseError(f"SDP line {number}: {what} is not a number: {text!r}")
-    return int(text)
+    value = read_number(text)
+    if value is None:
+        raise SdpParseError(f"SDP line {number}: {what} is not a number: {text[:30]!r}")
+    return value
 
 
 def _words(value: str, count: int, what: str, number: int) -> list[str]:
@@ -386,7 +400,9 @@ class _Reader:
         multi: dict[str, list[str]] = {"e": [], "p": [], "b": []}
         origin: Origin | None = None
         connection: Connection | None = None
-        timings: list[Timing] = []
+        # each t= line with its r= lines in a list: a tuple grown line by line would make
+        # many r= lines cost quadratic time
+        timings: list[tuple[Timing, list[str]]] = []
         attributes: list[Attribute] = []
         index = 1
         while index < len(self.lines) and self.lines[index][1] != "m":
@@ -412,13 +428,12 @@ class _Reader:
                 connection = self._connection(value, number)
             elif kind == "t":
                 start, stop = _words(value, 2, "t=", number)
-                timings.append(
-                    Timing(_int(start, "start time", number), _int(stop, "stop time", number))
-                )
+                timing = Timing(_int(start, "start time", number), _int(stop, "stop time", number))
+                timings.append((timing, []))
             elif kind == "r":
                 if not timings:
                     raise SdpParseError(f"SDP line {number}: r= before any t=")
-                timings[-1] = replace(timings[-1], repeats=(*timings[-1].repeats, value))
+                timings[-1][1].append(value)
             elif kind == "a":
                 attributes.append(self._attribute(value, number))
             else:
@@ -442,7 +457,7 @@ class _Reader:
             phones=tuple(multi["p"]),
             connection=connection,
             bandwidths=tuple(multi["b"]),
-            timings=tuple(timings),
+            timings=tuple(replace(t, repeats=tuple(r)) if r else t for t, r in timings),
             zone=session.get("z"),
             key=session.get("k"),
             attributes=tuple(attributes),

@@ -25,6 +25,7 @@ from pidphone.sdp.message import (
     RtpMap,
     SessionDescription,
     payload_type,
+    read_number,
 )
 
 SUPPORTED_CODECS = {"PCMU": 0, "PCMA": 8}
@@ -284,9 +285,8 @@ def _zrtp_hash(sd: SessionDescription, media: MediaDescription) -> str | None:
 def _ptime(media: MediaDescription) -> int:
     value = media.attribute("ptime")
     text = "" if value is None or value.value is None else value.value.strip()
-    if text.isascii() and text.isdigit() and 0 < int(text) <= 1000:
-        return int(text)
-    return DEFAULT_PTIME
+    ptime = read_number(text, 4)
+    return ptime if ptime is not None and 0 < ptime <= 1000 else DEFAULT_PTIME
 
 
 def negotiate(local: SessionDescription, remote: SessionDescription) -> MediaParams:

@@ -40,6 +40,7 @@ from pidphone.sip.dialog import Dialog
 from pidphone.sip.errors import SipParseError
 from pidphone.sip.factory import ALLOW, SUPPORTED, MessageFactory, uuid_urn
 from pidphone.sip.framing import PING, PONG, Frame, Ping, Pong, StreamFramer
+from pidphone.sip.grammar import parse_number
 from pidphone.sip.message import (
     Header,
     Request,
@@ -813,9 +814,12 @@ class UserAgent:
         sent = ctx.tx.request.contacts[0]
         binding = our_binding(resp, sent, self._make.instance)
         granted: int | None = None
-        if binding is not None and binding.param("expires") is not None:
-            value = binding.param("expires") or ""
-            granted = int(value) if value.isdigit() else None
+        value = binding.param("expires") if binding is not None else None
+        if value is not None:
+            try:
+                granted = parse_number(value, "Contact expires")
+            except SipParseError:
+                granted = None  # the Expires header or what we asked for holds instead
         if granted is None:
             granted = resp.int_header("Expires")
         if granted is None:

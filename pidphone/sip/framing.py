@@ -11,16 +11,16 @@ SipParseError and the connection must be closed — there is no way to find the 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from pidphone.sip.errors import SipParseError
+from pidphone.sip.grammar import parse_number
 
 PING = b"\r\n\r\n"
 PONG = b"\r\n"
 DEFAULT_MAX_MESSAGE = 65536
 
-_CONTENT_LENGTH_RE = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.I | re.M)
+_CONTENT_LENGTH_NAMES = (b"content-length", b"l")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,11 @@ class StreamFramer:
         self._buffer = bytearray()
         self._max = max_message
         self._awaiting_pong = False
+        self._scanned = 0
+        """Bytes at the start of the buffer already searched for the end of the head, so a
+        head arriving in many small pieces is searched once, not once per piece."""
+        self._total: int | None = None
+        """The length of the message whose head is in, while its body is still arriving."""
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
@@ -68,7 +73,8 @@ class StreamFramer:
 
         Raises SipParseError if the stream cannot be framed or a message exceeds the cap."""
         buf = self._buffer
-        while buf.startswith(PONG):
+        while self._total is None and buf.startswith(PONG):
+            self._scanned = 0
             if buf.startswith(PING):
                 del buf[:4]
                 return Ping()
@@ -79,26 +85,42 @@ class StreamFramer:
             if len(buf) < 4 and b"\r\n\r\n".startswith(bytes(buf)):
                 return None  # perhaps a ping still arriving
             del buf[:2]  # a stray CRLF before a message (§7.5): ignored
-        end = buf.find(b"\r\n\r\n")
+        total = self._total
+        if total is None:
+            total = self._head_and_body_length(buf)
+            if total is None:
+                return None
+        if len(buf) < total:
+            self._total = total
+            return None
+        data = bytes(buf[:total])
+        del buf[:total]
+        self._scanned = 0
+        self._total = None
+        return Frame(data)
+
+    def _head_and_body_length(self, buf: bytearray) -> int | None:
+        """The whole length of the message starting at `buf`, once its head is complete."""
+        end = buf.find(b"\r\n\r\n", max(self._scanned - 3, 0))
         if end < 0:
+            self._scanned = len(buf)
             if len(buf) > self._max:
                 raise SipParseError("message head exceeds the buffer cap", error_status_hint=513)
             return None
-        head_end = end + 4
-        match = _CONTENT_LENGTH_RE.search(bytes(buf[:end]))
-        length = 0
-        if match is not None:
-            value = match.group(1).strip()
-            if not value.isdigit() or len(value) > 9:
-                raise SipParseError(f"unframeable Content-Length {value[:20]!r}")
-            length = int(value)
-        total = head_end + length
+        total = end + 4 + _content_length(bytes(buf[:end]))
         if total > self._max:
             raise SipParseError(
                 f"message of {total} bytes exceeds the cap of {self._max}", error_status_hint=513
             )
-        if len(buf) < total:
-            return None
-        data = bytes(buf[:total])
-        del buf[:total]
-        return Frame(data)
+        return total
+
+
+def _content_length(head: bytes) -> int:
+    """The first Content-Length (or `l`) header of a head, 0 without one. Only framing needs
+    it here; `parse_message` checks that the head has no second, different one."""
+    for line in head.split(b"\n"):
+        name, colon, value = line.partition(b":")
+        if colon and name.rstrip(b" \t").lower() in _CONTENT_LENGTH_NAMES:
+            text = value.strip().decode("latin-1")
+            return parse_number(text, "Content-Length", 9)
+    return 0

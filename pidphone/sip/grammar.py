@@ -18,6 +18,17 @@ def is_token(text: str) -> bool:
     return _TOKEN_RE.match(text) is not None
 
 
+def parse_number(text: str, what: str, max_digits: int = 10) -> int:
+    """The value of `text` when it is 1 to `max_digits` ASCII digits; SipParseError otherwise.
+
+    Every number in a SIP message is read here. `str.isdigit` alone would let "²" through, on
+    which `int()` raises ValueError, and other Unicode digits that `int()` reads as numbers;
+    the length bound keeps `int()` cheap."""
+    if not 0 < len(text) <= max_digits or not text.isascii() or not text.isdigit():
+        raise SipParseError(f"{what} is not a number: {text[:20]!r}")
+    return int(text)
+
+
 def split_outside(text: str, sep: str) -> list[str]:
     """Split `text` on `sep`, ignoring separators inside quoted strings and `<...>`.
 

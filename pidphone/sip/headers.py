@@ -18,6 +18,7 @@ from pidphone.sip.grammar import (
     format_params,
     get_param,
     is_token,
+    parse_number,
     parse_params,
     split_outside,
 )
@@ -145,9 +146,9 @@ class CSeq:
     @classmethod
     def parse(cls, text: str) -> Self:
         parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or not is_token(parts[1]):
-            raise SipParseError(f"bad CSeq {text!r}")
-        seq = int(parts[0])
+        if len(parts) != 2 or not is_token(parts[1]):
+            raise SipParseError(f"bad CSeq {text[:60]!r}")
+        seq = parse_number(parts[0], "CSeq number")
         if seq >= 2**31:
             raise SipParseError(f"CSeq number too large in {text!r}")
         return cls(seq=seq, method=parts[1])

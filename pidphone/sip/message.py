@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from pidphone.sip.errors import SipParseError
-from pidphone.sip.grammar import is_token
+from pidphone.sip.grammar import is_token, parse_number
 from pidphone.sip.headers import LIST_HEADERS, CSeq, Via, canonical_name, split_list
 from pidphone.sip.uri import NameAddr, Uri
 
@@ -122,10 +122,7 @@ class _MessageBase:
         value = self.header(name)
         if value is None:
             return None
-        value = value.strip()
-        if not value.isdigit() or len(value) > 10:
-            raise SipParseError(f"{canonical_name(name)} is not a number: {value!r}")
-        return int(value)
+        return parse_number(value.strip(), canonical_name(name))
 
     def _required(self, name: str) -> str:
         value = self.header(name)
@@ -216,10 +213,7 @@ def content_length(headers: list[Header]) -> int | None:
         return None
     if len(values) > 1:
         raise SipParseError("conflicting Content-Length headers")
-    value = values.pop()
-    if not value.isdigit() or len(value) > 9:
-        raise SipParseError(f"bad Content-Length {value!r}")
-    return int(value)
+    return parse_number(values.pop(), "Content-Length", 9)
 
 
 def parse_message(data: bytes) -> Request | Response:
@@ -250,9 +244,10 @@ def _parse_response(start: str, headers: tuple[Header, ...], body: bytes) -> Res
     code, _, reason = rest.partition(" ")
     if version != "SIP/2.0":
         raise SipParseError(f"unsupported version {version!r}")
-    if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+    status = parse_number(code, "status code", 3)
+    if len(code) != 3 or not 100 <= status <= 699:
         raise SipParseError(f"bad status code {code!r}")
-    return Response(status=int(code), reason=reason, headers=headers, body=body)
+    return Response(status=status, reason=reason, headers=headers, body=body)
 
 
 def _parse_request(start: str, headers: tuple[Header, ...], body: bytes) -> Request:
@@ -296,7 +291,8 @@ def _check_core_headers(message: Request | Response) -> None:
             raise SipParseError(
                 f"unsupported URI scheme {message.uri.scheme!r}", error_status_hint=416
             )
-    message.int_header("Expires")
+    for name in ("Expires", "Min-Expires"):  # numbers the agent reads later
+        message.int_header(name)
 
 
 COPIED_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")

@@ -17,6 +17,7 @@ from pidphone.sip.grammar import (
     format_params,
     get_param,
     is_token,
+    parse_number,
     parse_params,
     quote,
     split_outside,
@@ -61,9 +62,10 @@ def split_hostport(hostport: str) -> tuple[str, int | None]:
     _check_host(host)
     if port_text is None:
         return host, None
-    if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
-        raise SipParseError(f"bad port in {hostport!r}")
-    return host, int(port_text)
+    port = parse_number(port_text, "port", 5)
+    if port > 65535:
+        raise SipParseError(f"port {port} is over 65535")
+    return host, port
 
 
 def format_host(host: str, port: int | None) -> str:
