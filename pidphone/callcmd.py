@@ -156,6 +156,7 @@ def user_agent(config: Config) -> UserAgent:
             display_name=account.display_name,
             auth_user=account.auth_user or None,
             password=account.password or None,
+            auth_realms=account.auth_realms,
             registrar=config.server.outbound_address if account.aor else None,
             register_expires=config.server.register_expires,
             keepalive_interval=config.server.keepalive_interval,

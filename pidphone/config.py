@@ -55,6 +55,10 @@ class AccountConfig:
     """A file holding the password (first line). Read at start; relative to this file."""
     display_name: str = field(default="", metadata=meta(check=checks.no_control_characters))
     """The name shown to the people you call, "Alice (desk)"."""
+    auth_realms: tuple[str, ...] = field(default=(), metadata=meta(each=checks.realm))
+    """Digest realms, besides the domain of `aor`, whose challenges the password answers
+    ("sip.provider.net" for a provider whose realm is not its domain). Whatever the realm,
+    the password answers only the registrar or outbound proxy, never a host you dial."""
 
 
 @dataclass(frozen=True)

@@ -212,3 +212,10 @@ def no_control_characters(value: str) -> str | None:
     if any(ord(c) < 32 or c in '"\\' for c in value):
         return f"{value!r} contains a control character, a quote or a backslash"
     return None
+
+
+def realm(value: str) -> str | None:
+    """A digest realm as the server writes it in its challenges: "sip.provider.net"."""
+    if not value.strip():
+        return "the realm is empty; write it as the server's challenges do"
+    return no_control_characters(value)

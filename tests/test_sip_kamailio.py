@@ -317,3 +317,32 @@ def test_sips_addresses_through_the_proxy(kamailio: Kamailio, pki: Pki) -> None:
             assert (await bob.expect(CallEnded)).by_peer
 
     run(main())
+
+
+def test_a_registrar_realm_other_than_the_domain_is_answered_only_when_configured(
+    network: None, pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The password answers only the account's realms: the domain of the AOR, and those in
+    account.auth_realms. A registrar challenging in another realm gets no answer until it is
+    listed (then it registers)."""
+    provider = Kamailio(
+        tmp_path_factory.mktemp("realm"),
+        pki,
+        tls_port=5073,
+        udp_port=5072,
+        realm="sip.provider.net",
+    )
+
+    async def main() -> None:
+        async with phone("carol", provider, pki) as carol:
+            failed = await carol.expect(RegistrationFailed)
+            assert failed.status == 401
+            assert failed.reason == 'Password withheld: realm "sip.provider.net" is not yours'
+            assert failed.retry_at is None
+        async with phone("carol", provider, pki, auth_realms=("sip.provider.net",)) as carol:
+            await carol.expect(Registered)
+
+    with provider.started():
+        run(main())
+    registers = provider.requests("REGISTER")
+    assert len(registers) >= 3  # refused: one; listed: challenged, then with credentials

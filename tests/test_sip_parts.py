@@ -158,21 +158,22 @@ def test_sha512_256_and_choice_of_the_strongest() -> None:
 
 
 def test_credentials_count_nonces_and_handle_stale() -> None:
+    flow = ("sip.example.org", 5061)
     creds = DigestCredentials("alice", "pw")
     first = Challenge(realm="r", nonce="n1", qop=("auth",))
-    assert creds.learn(first)
-    ((name, value),) = creds.headers("REGISTER", "sip:r", "c1")
+    assert creds.learn(first, flow=flow)
+    ((name, value),) = creds.headers(flow, "REGISTER", "sip:r", "c1")
     assert name == "Authorization"
     assert "nc=00000001" in value
-    ((_, value),) = creds.headers("REGISTER", "sip:r", "c2")
+    ((_, value),) = creds.headers(flow, "REGISTER", "sip:r", "c2")
     assert "nc=00000002" in value
     # the same nonce rejected again: the password is wrong
-    assert not creds.learn(first, answered_nonces=frozenset({"n1"}))
-    assert creds.learn(Challenge(realm="r", nonce="n2", qop=("auth",), stale=True),
+    assert not creds.learn(first, flow=flow, answered_nonces=frozenset({"n1"}))
+    assert creds.learn(Challenge(realm="r", nonce="n2", qop=("auth",), stale=True), flow=flow,
                        answered_nonces=frozenset({"n1"}))  # fmt: skip
     # a 407 reusing the 401's nonce is a new protection space, and the nonce count goes on
-    assert creds.learn(Challenge(realm="r", nonce="n2", qop=("auth",), proxy=True))
-    www, proxy = creds.headers("INVITE", "sip:b@r", "c3")
+    assert creds.learn(Challenge(realm="r", nonce="n2", qop=("auth",), proxy=True), flow=flow)
+    www, proxy = creds.headers(flow, "INVITE", "sip:b@r", "c3")
     assert (www[0], proxy[0]) == ("Authorization", "Proxy-Authorization")
     assert "nc=00000001" in www[1]
     assert "nc=00000002" in proxy[1]

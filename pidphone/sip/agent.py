@@ -83,6 +83,15 @@ READABLE_REASONS = {
 }
 
 
+AUTH_FAILED = "Authentication failed"
+"""Why a request the registrar keeps challenging is given up: the password is wrong."""
+
+
+def _printable(text: str, limit: int = 32) -> str:
+    """A peer's text fit for the screen: printable characters only, and not too many."""
+    return "".join(c for c in text[:limit] if c.isprintable())
+
+
 def readable_reason(status: int, phrase: str) -> str:
     return READABLE_REASONS.get(status) or phrase or reason_phrase(status)
 
@@ -111,6 +120,9 @@ class AgentConfig:
     """"tls" (or "tcp" for tests against plain peers)."""
     instance_id: str | None = None
     """RFC 5626 `+sip.instance` URN ("urn:uuid:..."); made up at start when None."""
+    auth_realms: tuple[str, ...] = ()
+    """Digest realms the password may answer besides the AOR's domain (a provider whose
+    realm is not its domain). Only challenges from `registrar` are answered in any case."""
 
 
 class CallState(enum.Enum):
@@ -206,6 +218,10 @@ class UserAgent:
         self._credentials = (
             DigestCredentials(username, config.password) if config.password is not None else None
         )
+        self._realms = frozenset(
+            realm.lower() for realm in (self._aor.host.strip("[]"), *config.auth_realms)
+        )
+        """The realms whose challenges the password answers (compared in lower case)."""
         self._flows: dict[Address, _Flow] = {}
         self._last_local: dict[Address, Address] = {}
         self._out: list[tuple[Address, bytes]] = []
@@ -215,8 +231,8 @@ class UserAgent:
         self._server: dict[tuple[str, str], tuple[Transaction, str]] = {}
         self._calls: dict[str, _Call] = {}
         self._auth_everything = False
-        """Set once a request other than REGISTER is challenged: the proxy wants credentials
-        on every request, so they are sent up front from then on (§22.3)."""
+        """Set once a request other than REGISTER is challenged by the registrar: it wants
+        credentials on every request, so they go up front on its flow from then on (§22.3)."""
         self._reg = Registration(
             call_id=self._token(16), from_tag=self._token(8), expires=config.register_expires
         )
@@ -687,7 +703,10 @@ class UserAgent:
             call.state = CallState.CONFIRMED
             self._events.append(ev.CallAnswered(call.call_id, resp.body))
             return
-        if resp.status in (401, 407) and self._retry_with_auth(call, resp, now):
+        if resp.status in (401, 407) and call.state is not CallState.ENDED:
+            refused = self._retry_with_auth(call, resp, now)
+            if refused is not None:
+                self._end_call(call, resp.status, refused, by_peer=False, now=now)
             return
         if call.state is not CallState.ENDED:
             text = readable_reason(resp.status, reason)
@@ -695,16 +714,18 @@ class UserAgent:
                 text += f" to {resp.contacts[0].uri}"  # we do not follow redirects
             self._end_call(call, resp.status, text, by_peer=True, now=now)
 
-    def _retry_with_auth(self, call: _Call, resp: Response, now: float) -> bool:
-        if call.state is CallState.ENDED or not self._learn_challenge(call.invite, resp):
-            return False
+    def _retry_with_auth(self, call: _Call, resp: Response, now: float) -> str | None:
+        """Send the INVITE again with credentials; or say why not."""
+        refused = self._learn_challenge(call.invite, call.flow, resp)
+        if refused is not None:
+            return refused
         self._auth_everything = True
         call.auth_attempts += 1
         if call.auth_attempts > 2:
-            return False
+            return AUTH_FAILED
         old = call.invite
         self._send_invite(call, old.to, old.uri, old.body, now, seq=old.cseq.seq + 1)
-        return True
+        return None
 
     def _reinvite_result(self, call: _Call, resp: Response | None, reason: str, now: float) -> None:
         if resp is not None and resp.status < 200:
@@ -792,13 +813,16 @@ class UserAgent:
             self._registered(ctx, resp, now)
         elif resp.status in (401, 407):
             reg.auth_attempts += 1
-            if reg.auth_attempts <= 2 and self._learn_challenge(ctx.tx.request, resp):
+            refused = self._learn_challenge(ctx.tx.request, ctx.tx.flow, resp)
+            if reg.auth_attempts > 2:
+                refused = AUTH_FAILED
+            if refused is None:
                 self._send_register(expires_asked, now)
             elif unregistering:
                 reg.state = RegState.IDLE
                 self._events.append(ev.Unregistered())
             else:
-                self._registration_failed(resp.status, "Authentication failed", now, retry=False)
+                self._registration_failed(resp.status, refused, now, retry=False)
         elif resp.status == 423:
             min_expires = resp.int_header("Min-Expires")
             if min_expires is None or min_expires <= reg.expires:
@@ -838,10 +862,19 @@ class UserAgent:
         retry_at = self._reg.failed(now, jitter, retry=retry)
         self._events.append(ev.RegistrationFailed(status, reason, retry_at))
 
-    def _learn_challenge(self, request: Request, resp: Response) -> bool:
-        """Take a 401/407's best challenge; False if we cannot or should not answer it."""
+    def _learn_challenge(self, request: Request, flow: Address, resp: Response) -> str | None:
+        """Take the best challenge of a 401/407 that came on `flow`; None when the request can
+        go again with credentials, else why it cannot (for the screen).
+
+        The password answers only the account's registrar or outbound proxy (the flow whose
+        server certificate TLS checked against it), and only in the account's realms: a
+        response computed from it lets whoever holds it try passwords offline, and a host
+        the user merely dialled, or a server behind the proxy, must get nothing of the sort.
+        Among the acceptable challenges the strongest algorithm wins (RFC 8760)."""
         if self._credentials is None:
-            return False
+            return readable_reason(resp.status, resp.reason)
+        if flow != self.config.registrar:
+            return f"Password withheld: {format_host(*flow)} is not your registrar"
         proxy = resp.status == 407
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         challenges: list[Challenge] = []
@@ -850,9 +883,12 @@ class UserAgent:
                 challenges.append(Challenge.parse(value, proxy=proxy))
             except SipParseError:
                 continue
-        best = best_challenge(challenges)
+        ours = [c for c in challenges if c.realm.lower() in self._realms]
+        if challenges and not ours:
+            return f'Password withheld: realm "{_printable(challenges[0].realm)}" is not yours'
+        best = best_challenge(ours)
         if best is None:
-            return False
+            return "Authentication failed: no digest challenge pidphone can answer"
         answered: set[str] = set()
         for value in request.header_values("Proxy-Authorization" if proxy else "Authorization"):
             try:
@@ -861,7 +897,8 @@ class UserAgent:
                 continue
             if params.get("realm") == best.realm and "nonce" in params:
                 answered.add(params["nonce"])
-        return self._credentials.learn(best, answered_nonces=frozenset(answered))
+        learned = self._credentials.learn(best, flow=flow, answered_nonces=frozenset(answered))
+        return None if learned else AUTH_FAILED
 
     # ------------------------------------------------------------------ building requests
 
@@ -968,7 +1005,7 @@ class UserAgent:
         if self._credentials is not None and (
             method == "REGISTER" or (self._auth_everything and method not in ("ACK", "CANCEL"))
         ):
-            credentials = self._credentials.headers(method, str(uri), self._token(12))
+            credentials = self._credentials.headers(flow, method, str(uri), self._token(12))
         return self._make.request(
             method,
             uri,

@@ -2,8 +2,11 @@
 
 Parses WWW-Authenticate / Proxy-Authenticate challenges and computes Authorization /
 Proxy-Authorization credentials with MD5, SHA-256 or SHA-512-256 (and their -sess forms),
-qop=auth with nonce counting. `DigestCredentials` remembers the last challenge per realm so
-later requests carry credentials without a new round trip. The password lives in a field kept
+qop=auth with nonce counting. `DigestCredentials` remembers the last challenge per protection
+space — the flow it came on, its realm, and whether a proxy asked — so later requests on that
+same flow carry credentials without a new round trip, and no other flow ever sees them. Which
+challenges deserve an answer at all is the agent's decision (`UserAgent`: only the account's
+registrar or outbound proxy, only the account's realms). The password lives in a field kept
 out of repr and is never put in an error message.
 """
 
@@ -101,19 +104,29 @@ def digest_response(
     return h(f"{ha1}:{challenge.nonce}:{ha2}".encode())
 
 
+Address = tuple[str, int]
+
+
 @dataclass
 class DigestCredentials:
-    """A username and password, and the challenges seen per protection space (realm, and
-    whether a proxy or the server asked) for reuse and nonce counting."""
+    """A username and password, and the challenges seen per protection space (the flow, the
+    realm, and whether a proxy or the server asked) for reuse and nonce counting."""
 
     username: str
     password: str = field(repr=False)
-    _spaces: dict[tuple[str, bool], Challenge] = field(default_factory=dict, repr=False)
+    _spaces: dict[tuple[Address, str, bool], Challenge] = field(default_factory=dict, repr=False)
     _nc: dict[str, int] = field(default_factory=dict, repr=False)
     """Requests sent per nonce: one count even when a 401 and a 407 share a nonce."""
 
-    def learn(self, challenge: Challenge, *, answered_nonces: frozenset[str] = frozenset()) -> bool:
-        """Record a challenge to a request that carried credentials with `answered_nonces`.
+    def learn(
+        self,
+        challenge: Challenge,
+        *,
+        flow: Address,
+        answered_nonces: frozenset[str] = frozenset(),
+    ) -> bool:
+        """Record a challenge that came on `flow` to a request that carried credentials with
+        `answered_nonces`.
 
         Returns False when that request already answered this very nonce and the server does
         not call it stale: the password is wrong and retrying would loop. (A registrar may
@@ -121,15 +134,18 @@ class DigestCredentials:
         protection space, not a failure.)"""
         if challenge.nonce in answered_nonces and not challenge.stale:
             return False
-        self._spaces[(challenge.realm, challenge.proxy)] = challenge
+        self._spaces[(flow, challenge.realm, challenge.proxy)] = challenge
         live = {c.nonce for c in self._spaces.values()}
         self._nc = {nonce: n for nonce, n in self._nc.items() if nonce in live}
         return True
 
-    def headers(self, method: str, uri: str, cnonce: str) -> list[tuple[str, str]]:
-        """Authorization / Proxy-Authorization headers for every protection space we know."""
+    def headers(self, flow: Address, method: str, uri: str, cnonce: str) -> list[tuple[str, str]]:
+        """Authorization / Proxy-Authorization headers for the protection spaces of `flow`
+        (none for a flow that never challenged us, whatever other flows did)."""
         out: list[tuple[str, str]] = []
-        for challenge in self._spaces.values():
+        for (space_flow, _, _), challenge in self._spaces.items():
+            if space_flow != flow:
+                continue
             nc = self._nc[challenge.nonce] = self._nc.get(challenge.nonce, 0) + 1
             out.append(self._header(challenge, nc, method, uri, cnonce))
         return out

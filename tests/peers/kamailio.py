@@ -81,6 +81,7 @@ class Kamailio:
         users: Mapping[str, str] = DEFAULT_USERS,
         auth: bool = True,
         invite_auth: bool = False,
+        realm: str | None = None,
     ) -> None:
         self.workdir = workdir
         self.pki = pki
@@ -89,6 +90,8 @@ class Kamailio:
         self.users = dict(users)
         self.auth = auth
         self.invite_auth = invite_auth
+        self.realm = realm
+        """The digest realm of its challenges; None: 127.0.0.1, the users' domain."""
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "kamailio.log"
         self._starts = 0
@@ -119,6 +122,8 @@ class Kamailio:
             "-A",
             f"UDP_PORT={self.udp_port}",
         ]
+        if self.realm is not None:
+            args += ["-A", f'AUTH_REALM="{self.realm}"']
         if self.auth:
             args += ["-A", "WITH_AUTH"]
             if self.invite_auth:

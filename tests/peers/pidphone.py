@@ -51,12 +51,14 @@ class Phone:
         expires: int = 600,
         keepalive: float = 30.0,
         scheme: str = "sip",
+        auth_realms: tuple[str, ...] = (),
     ) -> None:
         self.user = user
         self.config = AgentConfig(
             aor=f"{scheme}:{user}@{domain}",
             display_name=user.capitalize(),
             password=password,
+            auth_realms=auth_realms,
             registrar=registrar,
             register_expires=expires,
             keepalive_interval=keepalive,
