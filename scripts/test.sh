@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PYTHONDONTWRITEBYTECODE=1
-.venv/bin/ruff check pidphone tests bench
-.venv/bin/ruff format --check pidphone tests bench
+.venv/bin/ruff check pidphone tests bench fuzz
+.venv/bin/ruff format --check pidphone tests bench fuzz
 .venv/bin/mypy
 pytest=(.venv/bin/python -bb -m pytest -n 3 --dist loadfile "$@")
 if [ -z "${PIDPHONE_NETNS:-}" ] && unshare -n true 2>/dev/null; then

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import tempfile
 from pathlib import Path
@@ -41,13 +40,6 @@ tables = st.dictionaries(
     st.dictionaries(st.sampled_from(KEYS), values, max_size=6) | values,
     max_size=5,
 )
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=300))
-def test_random_bytes_give_a_config_or_a_config_error(data: bytes) -> None:
-    with contextlib.suppress(ConfigError):
-        parse_config(data, HERE, warn=lambda _: None)
 
 
 @settings(max_examples=120, deadline=None)

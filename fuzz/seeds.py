@@ -1,0 +1,307 @@
+"""Seed inputs for the fuzz targets: real captures from tests/data, and whole exchanges run
+between our own objects (so that every message type a call carries is there to mutate).
+
+Every function is deterministic: the same seeds on every run, so that a finding reproduces.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+from pidphone.rtp import rtcp, stun
+from pidphone.rtp.packet import build_rtp
+from pidphone.rtp.telephone_event import TelephoneEvent
+from pidphone.sdp.offer_answer import build_answer, build_offer
+from pidphone.sip.agent import AgentConfig, UserAgent
+from pidphone.srtp.context import SrtpContext
+from pidphone.srtp.profiles import PROFILES
+from pidphone.zrtp import MemoryZidCache, ZrtpConfig, ZrtpSession
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+"""The captures of real peers that the tests use too."""
+
+Address = tuple[str, int]
+
+
+def seeded(seed: int) -> Callable[[int], bytes]:
+    """A deterministic stand-in for secrets.token_bytes."""
+    return random.Random(seed).randbytes
+
+
+# ---- ZRTP -----------------------------------------------------------------------------
+
+
+def captured_zrtp() -> list[bytes]:
+    """Every ZRTP datagram captured from linphonec (bzrtp): two whole exchanges and Hellos."""
+    packets: list[bytes] = []
+    for path in sorted((DATA / "zrtp").glob("*.tsv")):
+        for line in path.read_text().splitlines():
+            if line and not line.startswith("#"):
+                packets.append(bytes.fromhex(line.split("\t")[-1]))
+    for path in sorted((DATA / "zrtp").glob("*.hex")):
+        packets.append(bytes.fromhex(path.read_text().strip()))
+    return packets
+
+
+ZRTP_FAST = ZrtpConfig(key_agreements=("X255",), hashes=("S256",))
+"""The cheapest suite, for exchanges run once per fuzz input."""
+
+
+@functools.cache
+def zrtp_exchange(config: ZrtpConfig = ZRTP_FAST) -> tuple[bytes, ...]:
+    """Every packet of a clean exchange between two of our sessions, in the order sent."""
+    sent: list[bytes] = []
+    a, b = (
+        ZrtpSession(cache=MemoryZidCache(bytes(12)), ssrc=1, config=config, random_bytes=seeded(1)),
+        ZrtpSession(
+            cache=MemoryZidCache(bytes([1] * 12)), ssrc=2, config=config, random_bytes=seeded(2)
+        ),
+    )
+    a.start(0.0)
+    b.start(0.0)
+    for _ in range(40):
+        moved = False
+        for src, dst in ((a, b), (b, a)):
+            for packet in src.packets_to_send():
+                sent.append(packet)
+                dst.receive_packet(packet, 0.0)
+                moved = True
+        if not moved:
+            break
+    return tuple(sent)
+
+
+def zrtp() -> list[bytes]:
+    return captured_zrtp() + list(zrtp_exchange()) + list(zrtp_exchange(ZrtpConfig()))
+
+
+def zrtp_session() -> list[bytes]:
+    """For fuzz.targets.zrtp_session: each packet of the exchange replayed (CRC fixed) where
+    it belongs and one step late, and each captured packet once both ends are secure."""
+    exchange = zrtp_exchange()
+    out: list[bytes] = []
+    for index, packet in enumerate(exchange):
+        out += [bytes([index, 1]) + packet, bytes([index + 1, 0b1111]) + packet]
+    out += [bytes([255, 1]) + packet for packet in captured_zrtp()]
+    return out
+
+
+# ---- SIP and SDP ----------------------------------------------------------------------
+
+REGISTRAR: Address = ("192.0.2.10", 5061)
+LOCAL: Address = ("192.0.2.20", 40000)
+PEER: Address = ("198.51.100.7", 5061)
+
+
+def offer() -> bytes:
+    """An offer as pidphone makes it: PCMU, PCMA, telephone-event, a=zrtp-hash."""
+    hello_hash = "1.10 " + "ab" * 32
+    sd = build_offer(
+        address=("192.0.2.20", 17078), zrtp_hash=hello_hash, session_id=7, session_version=1
+    )
+    return bytes(sd)
+
+
+def answer() -> bytes:
+    from pidphone.sdp.message import SessionDescription
+
+    sd = build_answer(
+        SessionDescription.parse(offer()),
+        address=("198.51.100.7", 17178),
+        zrtp_hash="1.10 " + "cd" * 32,
+        session_id=9,
+        session_version=1,
+    )
+    return bytes(sd)
+
+
+def sdp() -> list[bytes]:
+    captured = sorted((DATA / "sdp").glob("*.sdp")) if (DATA / "sdp").is_dir() else []
+    return [offer(), answer(), *(path.read_bytes() for path in captured)]
+
+
+def agent(seed: int = 3) -> UserAgent:
+    """The phone's user agent with a registration and a call on their way to the registrar
+    (deterministic, so that responses to them can be seeds)."""
+    ua = UserAgent(
+        AgentConfig(
+            aor="sips:alice@example.org",
+            password="not-the-real-one",
+            registrar=REGISTRAR,
+            keepalive_interval=0,
+        ),
+        random_bytes=seeded(seed),
+    )
+    ua.connection_made(REGISTRAR, LOCAL, 0.0)
+    ua.register(0.0)
+    ua.invite("sips:bob@example.org", offer(), 0.0)
+    return ua
+
+
+def _headers(request: bytes) -> dict[str, str]:
+    head = request.split(b"\r\n\r\n", 1)[0].decode()
+    out: dict[str, str] = {}
+    for line in head.split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        out.setdefault(name.strip().lower(), value.strip())
+    return out
+
+
+def respond(request: bytes, status: str, extra: str = "", body: bytes = b"") -> bytes:
+    """A response to `request` the way a registrar or a peer would write it."""
+    h = _headers(request)
+    to = h["to"] if ";tag=" in h["to"] else h["to"] + ";tag=9fxced76sl"
+    lines = [
+        f"SIP/2.0 {status}",
+        f"Via: {h['via']};received=192.0.2.20",
+        f"From: {h['from']}",
+        f"To: {to}",
+        f"Call-ID: {h['call-id']}",
+        f"CSeq: {h['cseq']}",
+        *([extra] if extra else []),
+        f"Content-Length: {len(body)}",
+    ]
+    if body:
+        lines.insert(-1, "Content-Type: application/sdp")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+CHALLENGE = 'WWW-Authenticate: Digest realm="example.org", nonce="ea9c8e88df84f1cec4341ae6cbe5a359", algorithm=SHA-256, qop="auth"'  # noqa: E501
+
+
+def incoming_invite() -> bytes:
+    body = answer()
+    return (
+        "INVITE sips:alice@192.0.2.20:40000;transport=tls SIP/2.0\r\n"
+        "Via: SIP/2.0/TLS 198.51.100.7:5061;branch=z9hG4bK776asdhds;rport\r\n"
+        "Max-Forwards: 70\r\n"
+        'From: "Bob" <sips:bob@example.org>;tag=1928301774\r\n'
+        "To: <sips:alice@example.org>\r\n"
+        "Call-ID: a84b4c76e66710@198.51.100.7\r\n"
+        "CSeq: 314159 INVITE\r\n"
+        "Contact: <sips:bob@198.51.100.7:5061;transport=tls>\r\n"
+        "Content-Type: application/sdp\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def sip() -> list[bytes]:
+    """Requests the phone sends, responses a registrar and a peer send back to them, and
+    requests that arrive unasked."""
+    ua = agent()
+    sent = [data for _, data in ua.data_to_send()]
+    register = next(m for m in sent if m.startswith(b"REGISTER"))
+    invite = next(m for m in sent if m.startswith(b"INVITE"))
+    proxy_challenge = CHALLENGE.replace("WWW", "Proxy")
+    incoming = incoming_invite()
+    bye = (
+        incoming.replace(b"INVITE sips", b"BYE sips", 1)
+        .replace(b"CSeq: 314159 INVITE", b"CSeq: 314160 BYE")
+        .split(b"Content-Type")[0]
+        + b"Content-Length: 0\r\n\r\n"
+    )
+    captured = sorted((DATA / "sip").glob("*.sip")) if (DATA / "sip").is_dir() else []
+    return [
+        register,
+        invite,
+        respond(register, "401 Unauthorized", CHALLENGE),
+        respond(register, "200 OK", "Contact: <sips:alice@192.0.2.20:40000>;expires=600"),
+        respond(invite, "100 Trying"),
+        respond(invite, "180 Ringing", "Contact: <sips:bob@198.51.100.7:5061>"),
+        respond(invite, "407 Proxy Authentication Required", proxy_challenge),
+        respond(invite, "200 OK", "Contact: <sips:bob@198.51.100.7:5061>", answer()),
+        respond(invite, "486 Busy Here"),
+        incoming,
+        bye,
+        *(path.read_bytes() for path in captured),
+    ]
+
+
+# ---- media ----------------------------------------------------------------------------
+
+
+def rtp() -> list[bytes]:
+    rng = random.Random(4)
+    packets = [build_rtp(0, seq, seq * 160, 0x1234, rng.randbytes(160)) for seq in range(3)]
+    packets.append(build_rtp(101, 7, 1280, 0x1234, bytes(TelephoneEvent(5, True, 10, 800))))
+    # CSRC, header extension (RFC 8285 one-byte) and padding
+    extended = struct.pack("!BBHII", 0x92, 8, 9, 1440, 0x1234) + (7).to_bytes(4, "big")
+    extended += b"\xbe\xde\x00\x01\x10\xaa\x00\x00" + bytes(20) + b"\x00\x00\x00\x04"
+    packets.append(bytes([extended[0] | 0x20]) + extended[1:])
+    return packets
+
+
+def rtcp_packets() -> list[bytes]:
+    block = rtcp.ReportBlock(0x5678, 12, 3, 70000, 45, 0x11223344, 6554)
+    return [
+        rtcp.serialize_rtcp(
+            [
+                rtcp.SenderReport(0x1234, 0xE0000000_80000000, 1600, 10, 1600, (block,)),
+                rtcp.SourceDescription(
+                    (rtcp.SdesChunk(0x1234, (rtcp.SdesItem(1, b"alice@example.org"),)),)
+                ),
+            ]
+        ),
+        rtcp.serialize_rtcp([rtcp.ReceiverReport(0x5678, (block, block)), rtcp.Bye((0x5678,))]),
+    ]
+
+
+def srtp_pair(profile: str = "AES_CM_128_HMAC_SHA1_80") -> tuple[SrtpContext, SrtpContext]:
+    """A sending and a receiving context with the same keys."""
+    key = bytes(range(PROFILES[profile].key_len))
+    salt = bytes(range(100, 114))
+    return SrtpContext(profile, key, salt), SrtpContext(profile, key, salt)
+
+
+def srtp() -> list[bytes]:
+    """For fuzz.targets.srtp: a mode byte, then packets that authenticate with the target's
+    keys (to unprotect) or RTP payloads (to protect, damage and unprotect)."""
+    out: list[bytes] = []
+    for index, profile in enumerate(sorted(PROFILES)):
+        tx, _ = srtp_pair(profile)
+        out += [bytes([index]) + tx.protect(packet) for packet in rtp()[:2]]
+        out += [bytes([index]) + tx.protect_rtcp(packet) for packet in rtcp_packets()]
+        out.append(bytes([index | 4, 0]) + rtp()[0][12:])
+    return out
+
+
+STUN_TRANSACTION = bytes(range(12))
+STUN_KEY = b"stun-key"
+
+
+def stun_messages() -> list[bytes]:
+    return [
+        stun.build_binding_request(STUN_TRANSACTION),
+        stun.build_binding_response(STUN_TRANSACTION, "203.0.113.4", 40000),
+        stun.build_binding_response(STUN_TRANSACTION, "2001:db8::4", 40000, key=STUN_KEY),
+    ]
+
+
+def telephone_events() -> list[bytes]:
+    events = [
+        TelephoneEvent(event, end, 10, duration)
+        for event in (1, 11, 16)
+        for end in (False, True)
+        for duration in (160, 800)
+    ]
+    return [b"".join(bytes(e) for e in events[i : i + 3]) for i in range(0, len(events), 3)]
+
+
+# ---- config ---------------------------------------------------------------------------
+
+
+def configs() -> list[bytes]:
+    root = Path(__file__).resolve().parent.parent
+    files = [root / "examples" / "pidphone.toml", *sorted((root / "examples").glob("*.toml"))]
+    seen: set[Path] = set()
+    out: list[bytes] = []
+    for path in files:
+        if path.is_file() and path not in seen:
+            seen.add(path)
+            out.append(path.read_bytes())
+    out.append(b'hardware = "simulated"\n[account]\naor = "sip:alice@example.org"\n')
+    return out

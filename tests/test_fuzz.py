@@ -1,0 +1,115 @@
+"""Every entry point that takes bytes from outside, fuzzed in CI: random bytes and mutated
+seeds (real captures from tests/data and whole exchanges between our own objects) may only
+raise the error the phone catches for them (fuzz/targets.py says which, and what else each
+target checks). `python -m fuzz` runs the same targets for millions of inputs."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fuzz.targets import TARGETS, Target
+
+TOKENS = [
+    b"\x00",
+    b"\xff",
+    b"\r\n",
+    b"\r\n\r\n",
+    b" ",
+    b"\t",
+    b":",
+    b";",
+    b",",
+    b"=",
+    b'"',
+    b"<",
+    b">",
+    b"\\",
+    b"%",
+    b"[",
+    b"]",
+    b"0",
+    b"9" * 12,
+    b"-1",
+    b"\xc2\xb2",  # superscript two: isdigit() but not int()
+    b"\xd9\xa1",  # Arabic-Indic one
+    b"\xef\xbc\x91",  # fullwidth one
+    b"\xed\xa0\x80",  # a UTF-8 encoded surrogate
+    b"[[[[[[[[",
+    b"{a={a={a=",
+    b"\x00\x00\xff\xff",
+    b"\xff\xff\xff\xff",
+]
+"""Byte strings that have broken parsers before: delimiters, digits that are not ASCII,
+lengths, NULs."""
+
+
+@st.composite
+def mutated(draw: st.DrawFn, corpus: tuple[bytes, ...], max_len: int) -> bytes:
+    """A seed damaged a few times: bytes set, tokens inserted, runs deleted, duplicated or
+    cut, or spliced with another seed."""
+    data = bytearray(draw(st.sampled_from(corpus)))
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, len(data)))
+        op = draw(st.integers(0, 5))
+        if op == 0 and data:
+            data[at % len(data)] = draw(st.integers(0, 255))
+        elif op == 1:
+            data[at:at] = draw(st.sampled_from(TOKENS))
+        elif op == 2:
+            del data[at : at + draw(st.integers(1, 16))]
+        elif op == 3:
+            data[at:at] = data[at : at + draw(st.integers(1, 64))] * draw(st.integers(1, 4))
+        elif op == 4:
+            del data[at:]
+        else:
+            other = draw(st.sampled_from(corpus))
+            data[at:] = other[draw(st.integers(0, len(other))) :]
+    return bytes(data[:max_len])
+
+
+def check(target: Target, data: bytes) -> None:
+    with contextlib.suppress(*target.expected):
+        target.run(data)
+
+
+EXAMPLES = {"zrtp_session": 150, "sip_agent": 200, "config": 200}
+"""Fewer for the targets that run a whole exchange or file per input (about 2 ms each)."""
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_only_the_expected_error_escapes(name: str) -> None:
+    target = TARGETS[name]
+    corpus = tuple(target.seeds())
+    inputs = st.one_of(
+        st.binary(max_size=min(target.max_len, 600)), mutated(corpus, target.max_len)
+    )
+
+    @settings(
+        max_examples=EXAMPLES.get(name, 300),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(inputs)
+    def run(data: bytes) -> None:
+        check(target, data)
+
+    run()
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_the_seeds_reach_past_the_parser(name: str) -> None:
+    """Seeds that the parser refused would fuzz nothing but its first check."""
+    target = TARGETS[name]
+    corpus = target.seeds()
+    accepted = 0
+    for seed in corpus:
+        try:
+            target.run(seed)
+            accepted += 1
+        except target.expected:
+            pass
+    assert len(corpus) >= 2 and accepted >= len(corpus) // 2
