@@ -229,7 +229,8 @@ def zrtp_session(data: bytes) -> None:
     data[0]: after which delivery the forgery arrives (past the end: once both are secure);
     data[1]: bit 0 fix its CRC, bit 1 to the caller instead of the callee, bit 2 twice, bit 3
     both know the other's a=zrtp-hash. Nothing may raise; when both ends report Secured,
-    their SAS and keys agree.
+    their SAS and keys agree; a forgery that arrives once both are secure changes nothing
+    (no event at all: no failure, no lost security).
     """
     if len(data) < 3:
         return
@@ -285,12 +286,17 @@ def zrtp_session(data: bytes) -> None:
             timer = end.session.get_timer()
             if timer is not None and timer <= now:
                 end.session.handle_timer(now)
+    a.drain()
+    b.drain()
     if delivered <= point:
+        before = len(victim.events)
         inject()
         a.session.packets_to_send()
         b.session.packets_to_send()
-    a.drain()
-    b.drain()
+        victim.drain()
+        if a.of(Secured) and b.of(Secured):
+            after = victim.events[before:]
+            assert not after, f"a forgery after both were secure gave {after}"
     secured_a, secured_b = a.of(Secured), b.of(Secured)
     if secured_a and secured_b:
         first_a, first_b = secured_a[0], secured_b[0]
