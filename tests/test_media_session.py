@@ -700,3 +700,68 @@ def test_rtcp_from_another_port_moves_only_the_rtcp_destination() -> None:
     mark = len(a.sent)
     run(a, b, 0.2, start=now)
     assert {addr for _, d, addr in a.sent[mark:] if classify(d) is PacketKind.RTP} == {B_ADDR}
+
+
+def srtcp_indices(end: End, to: Address, short_from: float) -> list[int]:
+    """The SRTCP index of each report `end` sent to `to`: with 10-byte tags before
+    `short_from`, 4-byte ones from then on."""
+    found = []
+    for t, data, addr in end.sent:
+        if addr == to and classify(data) is PacketKind.RTCP:
+            tag_len = 10 if t < short_from else 4
+            found.append(int.from_bytes(data[-tag_len - 4 : -tag_len], "big") & 0x7FFFFFFF)
+    return found
+
+
+def hs32_pair() -> tuple[End, End]:
+    """a leaves the SRTCP tag length open; b uses 4 bytes under HS32, as Linphone does."""
+    hs32 = ZrtpConfig(auth_tags=("HS32",))
+    a = End(MediaSession(MediaConfig(zrtp=hs32), cache=MemoryZidCache()), A_ADDR, tone_frames(1000))
+    like_linphone = MediaConfig(zrtp=hs32, srtcp_tag_len=4)
+    b = End(MediaSession(like_linphone, cache=MemoryZidCache()), B_ADDR, tone_frames(700))
+    for end in (a, b):
+        end.session.configure("PCMU", 0, 101)
+    a.session.set_remote(B_ADDR, b.session.hello_hash)
+    b.session.set_remote(A_ADDR, a.session.hello_hash)
+    a.session.start(0.0)
+    b.session.start(0.0)
+    return a, b
+
+
+def test_switching_to_the_peers_srtcp_tag_never_restarts_the_index() -> None:
+    """a's first reports go out with 10-byte tags (index 1, 2 ...); once b's 4-byte-tag SRTCP
+    has authenticated, a follows with 4-byte tags and the next index, never 1 again."""
+    a, b = hs32_pair()
+    # b's first reports are held back so that a sends some with 10-byte tags first
+    now = run(a, b, 11.0, b_to_a=lambda d, t: classify(d) is not PacketKind.RTCP)
+    now = run(a, b, 12.0, start=now)
+    first_heard = min(
+        t for t, d, addr in b.sent if addr == A_ADDR and classify(d) is PacketKind.RTCP and t > 11
+    )
+    indices = srtcp_indices(a, B_ADDR, short_from=first_heard + STEP / 2)
+    assert len(indices) >= 4 and indices == list(range(1, len(indices) + 1)), indices
+    assert b.session.stats.rtcp_received >= 1  # a's 4-byte tags authenticate at b
+
+
+def test_a_truncated_copy_of_accepted_srtcp_is_a_replay() -> None:
+    """A copy of one of b's accepted reports cut to a 4-byte tag (still a valid HMAC prefix),
+    sent from elsewhere, is refused as a replay and moves nothing."""
+    a = make_end(A_ADDR, 1000)
+    b = make_end(B_ADDR, 700)
+    hs32 = MediaConfig(zrtp=ZrtpConfig(auth_tags=("HS32",)))
+    a = End(MediaSession(hs32, cache=MemoryZidCache()), A_ADDR, tone_frames(1000))
+    b = End(MediaSession(hs32, cache=MemoryZidCache()), B_ADDR, tone_frames(700))
+    for end in (a, b):
+        end.session.configure("PCMU", 0, 101)
+    a.session.set_remote(B_ADDR, b.session.hello_hash)
+    b.session.set_remote(A_ADDR, a.session.hello_hash)
+    a.session.start(0.0)
+    b.session.start(0.0)
+    now = run(a, b, 6.0)
+    accepted = [d for _, d, addr in b.sent if addr == A_ADDR and classify(d) is PacketKind.RTCP]
+    assert accepted and a.session.stats.rtcp_received == len(accepted)
+    received = a.session.stats.rtcp_received
+    a.session.receive_datagram(accepted[-1][:-6], ("127.0.0.2", 7777), now)
+    assert a.session.stats.rtcp_received == received
+    assert a.session.remote == B_ADDR and not a.of(PeerAddressChanged)
+    assert a.session.stats.drops["srtcp_auth"] + a.session.stats.drops["srtcp_replay"] == 1

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pidphone.errors import LocalProtocolError
 from pidphone.srtp import PROFILES, SrtpContext, SrtpError
 from pidphone.srtp.kdf import derive_session_keys
 
@@ -219,3 +220,46 @@ def test_random_payloads_round_trip(profile: str, payload: bytes, seq: int, ssrc
     assert rx.unprotect(tx.protect(packet)) == packet
     report = struct.pack("!BBHI", 0x81, 202, 0, ssrc) + payload
     assert rx.unprotect_rtcp(tx.protect_rtcp(report)) == report
+
+
+P32 = "AES_CM_128_HMAC_SHA1_32"
+
+
+def srtcp_index(packet: bytes, tag_len: int) -> int:
+    return int.from_bytes(packet[-tag_len - 4 : -tag_len], "big") & 0x7FFFFFFF
+
+
+def test_srtcp_tag_length_is_learned_once_in_one_stream_state() -> None:
+    """Under a 32-bit profile a receiver that leaves the SRTCP tag length open tries 10 bytes,
+    then 4; the first that authenticates is kept. Whichever it is, the replay window is the
+    stream's own: a copy of an accepted packet cut to a 4-byte tag (its HMAC's first four
+    bytes are a valid 4-byte tag) is a replay, and after 10 has been seen 4 is never tried."""
+    tx, rx = pair(P32)
+    report = struct.pack("!BBHI", 0x81, 201, 1, SSRC)
+    first = tx.protect_rtcp(report)
+    assert rx.unprotect_rtcp(first) == report and rx.srtcp_tag_len == 10
+    with pytest.raises(SrtpError):
+        rx.unprotect_rtcp(first[:-6])
+    second = tx.protect_rtcp(report)
+    with pytest.raises(SrtpError):  # fresh, but 4-byte tags are no longer taken
+        rx.unprotect_rtcp(second[:-6])
+
+    tx4, rx_open = pair(P32, srtcp_tag_len=4)
+    short = tx4.protect_rtcp(report)
+    assert rx_open.unprotect_rtcp(short) == report and rx_open.srtcp_tag_len == 4
+    with pytest.raises(SrtpError) as again:
+        rx_open.unprotect_rtcp(short)
+    assert again.value.reason == "replay"
+
+
+def test_following_the_peers_srtcp_tag_keeps_the_index() -> None:
+    """A send context that switches to 4-byte SRTCP tags goes on with its index: the same
+    key never encrypts two packets under one index (keystream reuse)."""
+    tx, _ = pair(P32)
+    report = struct.pack("!BBHI", 0x81, 201, 1, SSRC)
+    indices = [srtcp_index(tx.protect_rtcp(report), 10) for _ in range(3)]
+    tx.use_srtcp_tag_len(4)
+    indices += [srtcp_index(tx.protect_rtcp(report), 4) for _ in range(3)]
+    assert indices == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(LocalProtocolError):
+        pair(P80)[0].use_srtcp_tag_len(4)

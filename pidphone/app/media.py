@@ -279,13 +279,9 @@ class MediaSession:
         self._dtmf_in = TelephoneEventDecoder()
         self._sending = True
         self._send_ctx: SrtpContext | None = None
+        """SRTP and SRTCP out: one context, so one SRTCP index whatever the tag length."""
         self._recv_ctx: SrtpContext | None = None
-        self._rtcp_send_ctx: SrtpContext | None = None
-        self._rtcp_recv_ctx: SrtpContext | None = None
-        self._short_tag_ctxs: tuple[SrtpContext, SrtpContext] | None = None
-        """(receive, send) contexts with a 4-byte SRTCP tag, while the peer's choice is open."""
-        self._short_tag_send: SrtpContext | None = None
-        """The 4-byte-tag send context once the peer showed it uses that tag length."""
+        """SRTP and SRTCP in: one context, so one replay window whatever the tag length."""
         self._pending_send: tuple[str, bytes, bytes] | None = None
         self._security: Security = "negotiating"
         self._peer_hello_seen = False
@@ -576,8 +572,7 @@ class MediaSession:
         return self._security in ("secure", "clear")
 
     def _forget_keys(self) -> None:
-        self._send_ctx = self._recv_ctx = self._rtcp_send_ctx = self._rtcp_recv_ctx = None
-        self._short_tag_ctxs = self._short_tag_send = None
+        self._send_ctx = self._recv_ctx = None
         self._pending_send = None
 
     def _fail(self, reason: str, code: int | None, *, peer_without_zrtp: bool) -> None:
@@ -631,18 +626,13 @@ class MediaSession:
         elif isinstance(event, SrtpKeysReady):
             if self._security != "negotiating":
                 return
-            self._recv_ctx = self._rtcp_recv_ctx = SrtpContext(
+            self._recv_ctx = SrtpContext(
                 event.profile,
                 event.recv_key,
                 event.recv_salt,
                 srtcp_tag_len=self.config.srtcp_tag_len,
             )
             self._pending_send = (event.profile, event.send_key, event.send_salt)
-            if self.config.srtcp_tag_len is None and event.profile.endswith("_32"):
-                self._short_tag_ctxs = (
-                    SrtpContext(event.profile, event.recv_key, event.recv_salt, srtcp_tag_len=4),
-                    SrtpContext(event.profile, event.send_key, event.send_salt, srtcp_tag_len=4),
-                )
         elif isinstance(event, Secured):
             if self._pending_send is None or self._security != "negotiating":
                 return
@@ -651,7 +641,7 @@ class MediaSession:
             self._send_ctx = SrtpContext(
                 profile, key, salt, srtcp_tag_len=self.config.srtcp_tag_len
             )
-            self._rtcp_send_ctx = self._short_tag_send or self._send_ctx
+            self._follow_srtcp_tag()
             self._security = "secure"
             self._secured_once = True
             if self._zrtp is not self._first_zrtp:
@@ -753,15 +743,13 @@ class MediaSession:
             self._drop("rtp_payload_type", source)
 
     def _receive_rtcp(self, data: bytes, source: Address, now: float) -> None:
-        if self._rtcp_recv_ctx is not None:
+        if self._recv_ctx is not None:
             try:
-                data = self._rtcp_recv_ctx.unprotect_rtcp(data)
+                data = self._recv_ctx.unprotect_rtcp(data)
             except SrtpError as error:
-                plain = self._try_short_srtcp_tag(data)
-                if plain is None:
-                    self._drop(f"srtcp_{error.reason}", source)
-                    return
-                data = plain
+                self._drop(f"srtcp_{error.reason}", source)
+                return
+            self._follow_srtcp_tag()
             if self._rtcp_remote is None:
                 self._latch(source)  # rtcp-mux: RTCP and RTP share the peer's one port
             else:
@@ -784,21 +772,12 @@ class MediaSession:
         response = stun.build_binding_response(request.transaction_id, source[0], source[1])
         self._outbox.append((response, source))
 
-    def _try_short_srtcp_tag(self, data: bytes) -> bytes | None:
-        """A peer that keys SRTCP with its 32-bit SRTP tag: follow it both ways from now on."""
-        if self._short_tag_ctxs is None:
-            return None
-        receive, send = self._short_tag_ctxs
-        try:
-            plain = receive.unprotect_rtcp(data)
-        except SrtpError:
-            return None
-        self._rtcp_recv_ctx = receive
-        self._short_tag_send = send
-        if self._rtcp_send_ctx is not None:  # else Secured installs it
-            self._rtcp_send_ctx = send
-        self._short_tag_ctxs = None
-        return plain
+    def _follow_srtcp_tag(self) -> None:
+        """Send SRTCP with the tag length the peer's SRTCP authenticated with (4 bytes under
+        a 32-bit profile for Linphone), in the same send context: the index goes on."""
+        send, recv = self._send_ctx, self._recv_ctx
+        if send is not None and recv is not None and send.srtcp_tag_len != recv.srtcp_tag_len:
+            send.use_srtcp_tag_len(recv.srtcp_tag_len)
 
     def _send_rtcp(self, now: float, remote: Address, *, bye: bool = False) -> None:
         """An SR (or RR when we have sent nothing), SDES CNAME, and BYE at the end (§6.1)."""
@@ -825,7 +804,7 @@ class MediaSession:
         if bye:
             packets.append(Bye((self.ssrc,)))
         compound = serialize_rtcp(packets)
-        if self._rtcp_send_ctx is not None:
-            compound = self._rtcp_send_ctx.protect_rtcp(compound)
+        if self._send_ctx is not None:
+            compound = self._send_ctx.protect_rtcp(compound)
         self._outbox.append((compound, remote))
         self.stats.rtcp_sent += 1

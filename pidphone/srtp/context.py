@@ -5,6 +5,12 @@ way): AES-CM keystream is one AES-ECB call over all counter blocks of a packet (
 is IV + j, and the IV's low 16 bits are zero, so the blocks are the IV's top 14 bytes joined
 with the 2-byte counters),
 the payload is XOR'ed as one big integer, and HMAC-SHA1 starts from a copy of a pre-keyed object.
+
+One replay window (`_Stream.replayed` before the tag is checked, `_Stream.accept` after) and one
+constant-time tag comparison (`_tag_ok`) serve SRTP and SRTCP alike. The SRTCP tag length may
+follow the peer (4 bytes under a 32-bit profile, as Linphone sends) but the stream state does
+not change with it: one SRTCP index and one replay window per SSRC, whatever the tag length, so
+a 4-byte copy of an accepted packet is a replay and the index never restarts under the same key.
 """
 
 from __future__ import annotations
@@ -98,18 +104,41 @@ class _Crypto:
 
 
 class _Stream:
-    """What one side knows about one SSRC: highest index seen and the replay bitmask.
+    """What one side knows about one SSRC: highest index seen and the replay bitmask (§3.3.2).
 
     Bit k of `seen` set means index `highest - k` was received (and authenticated).
     """
 
-    __slots__ = ("highest", "iv_prefix", "seen")
+    __slots__ = ("highest", "iv_prefix", "mask", "seen", "window")
 
-    def __init__(self, ssrc: int, salt: int, highest: int) -> None:
+    def __init__(self, ssrc: int, salt: int, highest: int, window: int) -> None:
         self.iv_prefix = salt ^ (ssrc << 48)
         """The IV (§4.1.1) shifted right by 16 bits, before the packet index is XOR'ed in."""
         self.highest = highest
         self.seen = 0
+        self.window = window
+        self.mask = (1 << window) - 1
+
+    def replayed(self, index: int) -> bool:
+        """`index` was accepted already, or is too old to tell (checked before the tag)."""
+        delta = index - self.highest
+        return delta <= 0 and (index < 0 or -delta >= self.window or (self.seen >> -delta) & 1 == 1)
+
+    def accept(self, index: int) -> None:
+        """Record `index`, whose packet authenticated."""
+        delta = index - self.highest
+        if delta > 0:
+            self.highest = index
+            self.seen = 1 if delta >= self.window else ((self.seen << delta) | 1) & self.mask
+        else:
+            self.seen |= 1 << -delta
+
+
+def _tag_ok(crypto: _Crypto, authenticated: bytes, tag: bytes) -> bool:
+    """The one tag check of SRTP and SRTCP: HMAC-SHA1, truncated, compared in constant time."""
+    mac = crypto.mac.copy()
+    mac.update(authenticated)
+    return _compare_digest(mac.finalize()[: len(tag)], tag)
 
 
 def _rtp_header_len(packet: bytes, end: int) -> int:
@@ -131,8 +160,10 @@ class SrtpContext:
     Keep one context for sending and another for receiving. State (rollover counter, replay
     window, SRTCP index) is per SSRC, created on the first packet of each SSRC (on receive,
     only once that packet has authenticated). Not thread-safe: one thread per context.
-    `srtcp_tag_len` overrides the profile's 10-byte SRTCP tag (4 for peers that use the SRTP
-    tag length for SRTCP too; see `pidphone.srtp.profiles`).
+    `srtcp_tag_len` fixes the SRTCP tag at 10 or 4 bytes (4: peers that use the SRTP tag
+    length for SRTCP too; see `pidphone.srtp.profiles`). None, under a 32-bit profile: 10 is
+    sent, and on receive 10 is tried, then 4, until one authenticates; that one is kept
+    (`srtcp_tag_len` tells which, `use_srtcp_tag_len` makes a send context follow).
     """
 
     def __init__(
@@ -161,7 +192,7 @@ class SrtpContext:
             raise LocalProtocolError("srtcp_tag_len must be 4 or 10 bytes")
         self.profile = prof.name
         self._window = replay_window
-        self._window_mask = (1 << replay_window) - 1
+        self._short_tag_ok = prof.srtp_tag_len == 4
         self._rtp = _Crypto(
             derive_session_keys(master_key, master_salt, rtcp=False), prof.srtp_tag_len
         )
@@ -169,11 +200,28 @@ class SrtpContext:
             derive_session_keys(master_key, master_salt, rtcp=True),
             prof.srtcp_tag_len if srtcp_tag_len is None else srtcp_tag_len,
         )
+        self._rtcp_tag_lens: tuple[int, ...] = (self._rtcp.tag_len,)
+        """SRTCP tag lengths tried on receive, in order, until one authenticates."""
+        if srtcp_tag_len is None and self._short_tag_ok and self._rtcp.tag_len != 4:
+            self._rtcp_tag_lens = (self._rtcp.tag_len, 4)
         self._rtp_streams: dict[int, _Stream] = {}
         self._rtcp_streams: dict[int, _Stream] = {}
 
     def __repr__(self) -> str:
         return f"SrtpContext({self.profile!r}, ssrcs={sorted(self._rtp_streams)})"
+
+    @property
+    def srtcp_tag_len(self) -> int:
+        """The SRTCP tag length in use: sent, and received once one has authenticated."""
+        return self._rtcp.tag_len
+
+    def use_srtcp_tag_len(self, tag_len: int) -> None:
+        """Send SRTCP with `tag_len`-byte tags from now on (to follow what the peer uses),
+        keeping the SRTCP index: no index, hence no keystream, is ever used twice."""
+        if tag_len not in self._rtcp_tag_lens and not (tag_len == 4 and self._short_tag_ok):
+            raise LocalProtocolError(f"{self.profile} cannot carry {tag_len}-byte SRTCP tags")
+        self._rtcp.tag_len = tag_len
+        self._rtcp_tag_lens = (tag_len,)
 
     def roc(self, ssrc: int) -> int:
         """The rollover counter this context holds for `ssrc` (0 if it has seen none)."""
@@ -196,7 +244,7 @@ class SrtpContext:
         crypto = self._rtp
         stream = self._rtp_streams.get(ssrc)
         if stream is None:
-            stream = self._rtp_streams[ssrc] = _Stream(ssrc, crypto.salt, seq)
+            stream = self._rtp_streams[ssrc] = _Stream(ssrc, crypto.salt, seq, self._window)
         highest = stream.highest
         index = (highest & ~0xFFFF) | seq
         delta = index - highest
@@ -232,31 +280,23 @@ class SrtpContext:
         seq, ssrc = _seq_ssrc(srtp, 2)
         stream = self._rtp_streams.get(ssrc)
         if stream is None:
-            highest, seen, index = seq, 0, seq
+            index = seq
         else:
-            highest, seen = stream.highest, stream.seen
+            highest = stream.highest
             index = (highest & ~0xFFFF) | seq
             delta = index - highest
             if delta > 0x8000:
                 index -= 0x10000
             elif delta < -0x8000:
                 index += 0x10000
-        delta = index - highest
-        if delta <= 0 and (index < 0 or -delta >= self._window or (seen >> -delta) & 1):
-            raise SrtpError("replay", f"SRTP packet index {index} replayed or too old")
+            if stream.replayed(index):
+                raise SrtpError("replay", f"SRTP packet index {index} replayed or too old")
         m = srtp[:end]
-        mac = crypto.mac.copy()
-        mac.update(m + (index >> 16).to_bytes(4, "big"))
-        if not _compare_digest(mac.finalize()[: crypto.tag_len], srtp[end:]):
+        if not _tag_ok(crypto, m + (index >> 16).to_bytes(4, "big"), srtp[end:]):
             raise SrtpError("auth", "SRTP authentication failed")
         if stream is None:
-            stream = self._rtp_streams[ssrc] = _Stream(ssrc, crypto.salt, index)
-            stream.seen = 1
-        elif delta > 0:
-            stream.highest = index
-            stream.seen = 1 if delta >= self._window else ((seen << delta) | 1) & self._window_mask
-        else:
-            stream.seen = seen | (1 << -delta)
+            stream = self._rtp_streams[ssrc] = _Stream(ssrc, crypto.salt, index, self._window)
+        stream.accept(index)
         size = end - hlen
         if not size:
             return m if type(m) is bytes else bytes(m)
@@ -279,7 +319,7 @@ class SrtpContext:
         crypto = self._rtcp
         stream = self._rtcp_streams.get(ssrc)
         if stream is None:
-            stream = self._rtcp_streams[ssrc] = _Stream(ssrc, crypto.salt, 0)
+            stream = self._rtcp_streams[ssrc] = _Stream(ssrc, crypto.salt, 0, self._window)
         index = stream.highest + 1
         if index > MAX_SRTCP_INDEX:
             raise SrtpError("exhausted", "SRTCP index exhausted: the master key must change")
@@ -294,38 +334,35 @@ class SrtpContext:
         return m + mac.finalize()[: crypto.tag_len]
 
     def unprotect_rtcp(self, srtcp: bytes) -> bytes:
-        """Authenticate, replay-check and (if the E flag says so) decrypt one SRTCP packet."""
+        """Authenticate, replay-check and (if the E flag says so) decrypt one SRTCP packet.
+
+        While the tag length is open (see the class docstring) each candidate length is tried
+        against the one stream state; the first that authenticates is kept for good."""
         crypto = self._rtcp
-        tag_len = crypto.tag_len
-        end = len(srtcp) - tag_len
-        body_end = end - SRTCP_INDEX_LEN
-        if body_end < RTCP_HEADER_LEN:
-            raise SrtpError("short", f"SRTCP packet of {len(srtcp)} bytes is too short")
-        e_index = int.from_bytes(srtcp[body_end:end], "big")
-        index = e_index & MAX_SRTCP_INDEX
-        ssrc = int.from_bytes(srtcp[4:8], "big")
+        ssrc = _from_bytes(srtcp[4:8], "big")
         stream = self._rtcp_streams.get(ssrc)
-        if stream is None:
-            highest, seen = index, 0
-        else:
-            highest, seen = stream.highest, stream.seen
-        delta = index - highest
-        if delta <= 0 and (-delta >= self._window or (seen >> -delta) & 1):
-            raise SrtpError("replay", f"SRTCP index {index} replayed or too old")
-        m = srtcp[:end]
-        mac = crypto.mac.copy()
-        mac.update(m)
-        if not hmac.compare_digest(mac.finalize()[:tag_len], srtcp[end:]):
-            raise SrtpError("auth", "SRTCP authentication failed")
-        if stream is None:
-            stream = self._rtcp_streams[ssrc] = _Stream(ssrc, crypto.salt, index)
-            stream.seen = 1
-        elif delta > 0:
-            stream.highest = index
-            stream.seen = 1 if delta >= self._window else ((seen << delta) | 1) & self._window_mask
-        else:
-            stream.seen = seen | (1 << -delta)
-        body = srtcp[RTCP_HEADER_LEN:body_end]
-        if e_index & _E_FLAG:
-            body = crypto.xor((stream.iv_prefix ^ index) << 16, body)
-        return srtcp[:RTCP_HEADER_LEN] + body
+        error = SrtpError("short", f"SRTCP packet of {len(srtcp)} bytes is too short")
+        for tag_len in self._rtcp_tag_lens:
+            end = len(srtcp) - tag_len
+            body_end = end - SRTCP_INDEX_LEN
+            if body_end < RTCP_HEADER_LEN:
+                continue
+            e_index = _from_bytes(srtcp[body_end:end], "big")
+            index = e_index & MAX_SRTCP_INDEX
+            if stream is not None and stream.replayed(index):
+                error = SrtpError("replay", f"SRTCP index {index} replayed or too old")
+                continue
+            if not _tag_ok(crypto, srtcp[:end], srtcp[end:]):
+                error = SrtpError("auth", "SRTCP authentication failed")
+                continue
+            if len(self._rtcp_tag_lens) > 1:
+                crypto.tag_len = tag_len
+                self._rtcp_tag_lens = (tag_len,)
+            if stream is None:
+                stream = self._rtcp_streams[ssrc] = _Stream(ssrc, crypto.salt, index, self._window)
+            stream.accept(index)
+            body = srtcp[RTCP_HEADER_LEN:body_end]
+            if e_index & _E_FLAG:
+                body = crypto.xor((stream.iv_prefix ^ index) << 16, body)
+            return srtcp[:RTCP_HEADER_LEN] + body
+        raise error
