@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import struct
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from pidphone.zrtp import (
     parse_message,
     parse_packet,
 )
+from pidphone.zrtp.crc import IMPLEMENTATION, crc32c_table
 from pidphone.zrtp.kdf import implicit_mac
 
 DATA = Path(__file__).parent / "data" / "zrtp"
@@ -55,7 +57,20 @@ CAPTURED = [row for name in EXCHANGES for row in captured_exchange(name)]
 
 
 def test_crc32c_check_value() -> None:
-    assert crc32c(b"123456789") == 0xE3069283
+    assert crc32c(b"123456789") == crc32c_table(b"123456789") == 0xE3069283
+
+
+def test_crc32c_is_the_c_implementation() -> None:
+    """pyproject.toml brings google-crc32c, whose wheels carry the C extension (x86_64 and
+    aarch64): the table in Python is only the fallback where it cannot load."""
+    assert IMPLEMENTATION == "c"
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 3000))
+def test_crc32c_c_and_table_agree(seed: int, size: int) -> None:
+    data = random.Random(seed).randbytes(size)
+    assert crc32c(data) == crc32c_table(data)
 
 
 @pytest.mark.parametrize(
@@ -155,6 +170,8 @@ def test_bzrtp_crc_vectors() -> None:
     assert len(BZRTP_HELLO) == 128
     assert bzrtp_crc(BZRTP_HELLO) == 0x5065AB04
     assert bzrtp_crc(BZRTP_HELLOACK) == 0x9C9EDCCD
+    for vector in (BZRTP_HELLO, BZRTP_HELLOACK):
+        assert crc32c_table(vector) == crc32c(vector)
 
 
 def test_bzrtp_hello_vector_parses() -> None:
