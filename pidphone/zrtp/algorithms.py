@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pidphone.srtp.profiles import profile_for
 
 SUPPORTED: dict[str, tuple[str, ...]] = {
-    "hashes": ("S256", "S384"),
+    "hashes": ("S256", "S384", "S512"),
     "ciphers": ("AES1", "AES3"),
     "auth_tags": ("HS32", "HS80"),
     "key_agreements": ("DH3k", "DH2k", "EC25", "EC38", "X255", "X448", "Mult"),

@@ -1,8 +1,8 @@
 """ZRTP's hashes, MACs and key derivation (RFC 6189 §4.5.1, §5.1.2).
 
-The negotiated hash ("S256" or "S384") drives the KDF, total_hash, s0 and the Confirm MACs; the
-hash chain H0-H3, the MACs of Hello/Commit/DHPart and `a=zrtp-hash` always use SHA-256
-(§5.1.2.2, the "implicit hash").
+The negotiated hash ("S256", "S384", or bzrtp's "S512", which RFC 6189 does not list) drives
+the KDF, total_hash, s0 and the Confirm MACs; the hash chain H0-H3, the MACs of
+Hello/Commit/DHPart and `a=zrtp-hash` always use SHA-256 (§5.1.2.2, the "implicit hash").
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from pidphone.errors import LocalProtocolError
 
-HASHES = {"S256": "sha256", "S384": "sha384"}
-_HASH_NAMES = {"sha256", "sha384"}
+HASHES = {"S256": "sha256", "S384": "sha384", "S512": "sha512"}
+_HASH_NAMES = set(HASHES.values())
 
 
 def hash_name(algorithm: str) -> str:
