@@ -15,8 +15,10 @@ callback, packets are handed to it, and its timers run on a clock the caller mov
 and so bzrtp, draws from) and of liboqs with a seeded stream and logs every draw, so that a run
 repeats exactly and the private keys of a transcript can be recovered from the log.
 
-Run `python -m tests.peers.bzrtp --help` for the self-test (two bzrtp contexts back to back)
-that records transcripts as test data.
+By hand: `python -m tests.peers.bzrtp --key-agreements X3M3 [--seed S --out tests/data/zrtp/N]`
+runs two bzrtp contexts back to back and can record the exchange as test data;
+`--against-pidphone` runs bzrtp against pidphone's `ZrtpSession` instead (`versus_session`),
+packet by packet, and checks the SAS and that the SRTP keys cross.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ import json
 import os
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import mlkem, x448
 
@@ -505,6 +508,52 @@ def back_to_back(
     return wire
 
 
+class SansIoSession(Protocol):
+    """The verbs of pidphone's `ZrtpSession` that a run against bzrtp needs (time in seconds)."""
+
+    def start(self, now: float) -> None: ...
+    def receive_packet(self, data: bytes, now: float) -> bool: ...
+    def packets_to_send(self) -> list[bytes]: ...
+    def get_timer(self) -> float | None: ...
+    def handle_timer(self, now: float) -> None: ...
+
+
+def versus_session(
+    peer: BzrtpPeer,
+    session: SansIoSession,
+    *,
+    done: Callable[[], bool],
+    until_ms: int = 20_000,
+    peer_name: str = "bzrtp",
+    session_name: str = "pidphone",
+) -> list[Datagram]:
+    """bzrtp against a sans-I/O ZRTP session, packet by packet in memory, until `done()`."""
+    wire: list[Datagram] = []
+    now = 0
+    peer.start(now)
+    session.start(now / 1000)
+    while now <= until_ms:
+        moved = True
+        while moved:
+            moved = False
+            for packet in peer.packets_to_send():
+                wire.append(Datagram(now, peer_name, packet))
+                session.receive_packet(packet, now / 1000)
+                moved = True
+            for packet in session.packets_to_send():
+                wire.append(Datagram(now, session_name, packet))
+                peer.receive_packet(packet)
+                moved = True
+        if done():
+            break
+        now += TICK_MS
+        peer.iterate(now)
+        timer = session.get_timer()
+        if timer is not None and timer <= now / 1000:
+            session.handle_timer(now / 1000)
+    return wire
+
+
 def transcript_rows(wire: Sequence[Datagram]) -> str:
     """Tab-separated: time (ms), sender, message type, the whole datagram in hex."""
     lines = ["# ms\tsender\ttype\tdatagram"]
@@ -623,6 +672,50 @@ def self_test(args: argparse.Namespace) -> int:  # pragma: no cover - by hand
     return 0 if ok else 1
 
 
+def against_pidphone(args: argparse.Namespace) -> int:  # pragma: no cover - by hand
+    """bzrtp (alice) against pidphone's ZrtpSession (bob) with the same offer."""
+    from pidphone.zrtp import MemoryZidCache, Secured, SrtpKeysReady, ZrtpConfig, ZrtpSession
+
+    lib = load_library(args.lib)
+    offer = {
+        "hashes": args.hashes,
+        "ciphers": args.ciphers,
+        "auth_tags": args.auth_tags,
+        "key_agreements": args.key_agreements,
+        "sas": args.sas,
+    }
+    peer = BzrtpPeer(lib, ssrc=0xA11CE, mtu=args.mtu, **offer)
+    default = ZrtpConfig()
+    config = ZrtpConfig(
+        hashes=tuple(args.hashes) or default.hashes,
+        ciphers=tuple(args.ciphers) or default.ciphers,
+        auth_tags=tuple(args.auth_tags) or default.auth_tags,
+        key_agreements=tuple(args.key_agreements) or default.key_agreements,
+        sas_types=tuple(args.sas) or default.sas_types,
+    )
+    session = ZrtpSession(cache=MemoryZidCache(), ssrc=0xB0B, config=config)
+    events: list[object] = []
+
+    def done() -> bool:
+        while (event := session.next_event()) is not None:
+            events.append(event)
+        return peer.secrets is not None and any(isinstance(e, Secured) for e in events)
+
+    wire = versus_session(peer, session, done=done)
+    secured = next((e for e in events if isinstance(e, Secured)), None)
+    keys = next((e for e in events if isinstance(e, SrtpKeysReady)), None)
+    print(f"bzrtp: {peer.secrets}")
+    print(f"pidphone: {secured}")
+    print(f"{len(wire)} datagrams: {' '.join(f'{d.sender[0]}:{d.kind}' for d in wire)}")
+    ok = bool(peer.secrets and secured and peer.secrets.sas == secured.sas)
+    if ok and keys is not None and peer.secrets is not None:
+        ok = keys.send_key == peer.secrets.peer_key and keys.recv_key == peer.secrets.self_key
+        print("SRTP keys cross" if ok else "SRTP KEYS DIFFER")
+    print("SAS agree" if ok else "SAS DIFFER OR MISSING")
+    peer.close()
+    return 0 if ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - by hand
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lib", help=f"path of libbzrtp.so (default ${LIBRARY_ENV})")
@@ -630,6 +723,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - by han
     parser.add_argument("--out", help="write <out>.tsv (datagrams) and <out>.json (outcome)")
     parser.add_argument("--bob-starts-ms", type=int, default=0)
     parser.add_argument("--mtu", type=int, help="bzrtp's MTU for both (default 1452)")
+    parser.add_argument(
+        "--against-pidphone",
+        action="store_true",
+        help="bzrtp against pidphone's ZrtpSession instead of a second bzrtp",
+    )
     for option, default in (
         ("--hashes", ""),
         ("--ciphers", ""),
@@ -646,7 +744,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - by han
         )
     args = parser.parse_args(argv)
     try:
-        return self_test(args)
+        return against_pidphone(args) if args.against_pidphone else self_test(args)
     except BzrtpMissingError as exc:
         print(exc, file=sys.stderr)
         return 2
