@@ -18,6 +18,7 @@ from pidphone.rtp.telephone_event import TelephoneEvent
 from pidphone.sdp.offer_answer import build_answer, build_offer
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.srtp.context import SrtpContext
+from pidphone.srtp.gcm import GCM_KEY_LENGTHS, SrtpGcmContext
 from pidphone.srtp.profiles import PROFILES
 from pidphone.zrtp import MemoryZidCache, ZrtpConfig, ZrtpSession
 
@@ -266,6 +267,38 @@ def srtp() -> list[bytes]:
         out += [bytes([index]) + tx.protect(packet) for packet in rtp()[:2]]
         out += [bytes([index]) + tx.protect_rtcp(packet) for packet in rtcp_packets()]
         out.append(bytes([index | 4, 0]) + rtp()[0][12:])
+    return out
+
+
+def srtp_gcm_pair(profile: str) -> tuple[SrtpGcmContext, SrtpGcmContext]:
+    """A sending and a receiving AES-GCM context with the same keys."""
+    key, salt = bytes(range(GCM_KEY_LENGTHS[profile])), bytes(range(100, 112))
+    return SrtpGcmContext(profile, key, salt), SrtpGcmContext(profile, key, salt)
+
+
+def srtp_gcm() -> list[bytes]:
+    """For fuzz.targets.srtp_gcm: srtp()'s layout with the two AES-GCM profiles."""
+    out: list[bytes] = []
+    for index, profile in enumerate(sorted(GCM_KEY_LENGTHS)):
+        tx, _ = srtp_gcm_pair(profile)
+        out += [bytes([index]) + tx.protect(packet) for packet in rtp()[:2]]
+        out += [bytes([index]) + tx.protect_rtcp(packet) for packet in rtcp_packets()]
+        out.append(bytes([index | 4, 0]) + rtp()[0][12:])
+    return out
+
+
+def zrtp_fragments() -> list[bytes]:
+    """For fuzz.targets.zrtp_fragments: bzrtp 5.5's fragments (tests/data), each message's
+    fragments as one input of length-prefixed datagrams, in order and reversed."""
+    out: list[bytes] = []
+    for path in sorted((DATA / "zrtp").glob("bzrtp55-*.tsv")):
+        fragments = [
+            bytes.fromhex(line.split("\t")[-1])
+            for line in path.read_text().splitlines()
+            if line and not line.startswith("#") and line.split("\t")[2] == "fragment"
+        ]
+        framed = [struct.pack("!H", len(f)) + f for f in fragments]
+        out += [b"".join(framed), b"".join(reversed(framed))]
     return out
 
 

@@ -34,6 +34,7 @@ from pidphone.sip.errors import SipParseError
 from pidphone.sip.framing import Frame, StreamFramer
 from pidphone.sip.message import parse_message
 from pidphone.srtp.context import SrtpError
+from pidphone.srtp.gcm import GCM_KEY_LENGTHS
 from pidphone.srtp.profiles import PROFILES
 from pidphone.zrtp import (
     MemoryZidCache,
@@ -46,6 +47,7 @@ from pidphone.zrtp import (
     parse_packet,
 )
 from pidphone.zrtp import parse_message as parse_zrtp_message
+from pidphone.zrtp.fragment import MAX_MESSAGE_BYTES, MAX_MESSAGES, Reassembler
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,39 @@ def srtp(data: bytes) -> None:
     raise AssertionError(f"SRTP accepted a packet damaged at byte {position}")
 
 
+_GCM_PROFILES = sorted(GCM_KEY_LENGTHS)
+
+
+def srtp_gcm(data: bytes) -> None:
+    """srtp()'s checks for SRTP AEAD AES-GCM (RFC 7714): a 16-byte tag is never forged."""
+    if len(data) < 2:
+        return
+    tx, rx = seeds.srtp_gcm_pair(_GCM_PROFILES[data[0] & 1])
+    body = data[1:]
+    if not data[0] & 4:
+        with contextlib.suppress(SrtpError):
+            rx.unprotect(body)
+        rx.unprotect_rtcp(body)
+        return
+    packet = build_rtp(body[0] & 0x7F, len(body), len(body) * 160, 0x1234, body[1:])
+    protected = tx.protect(packet)
+    assert rx.unprotect(protected) == packet, "SRTP-GCM does not round-trip"
+    try:
+        rx.unprotect(protected)
+    except SrtpError as exc:
+        assert exc.reason == "replay", exc.reason
+    else:
+        raise AssertionError("a replayed SRTP-GCM packet was accepted")
+    damaged = bytearray(protected)
+    position = body[0] * 7 % len(damaged)
+    damaged[position] ^= (data[0] >> 3) | 1
+    try:
+        rx.unprotect(bytes(damaged))
+    except SrtpError:
+        return
+    raise AssertionError(f"SRTP-GCM accepted a packet damaged at byte {position}")
+
+
 # ---- ZRTP -----------------------------------------------------------------------------
 
 
@@ -315,6 +350,25 @@ def zrtp_session(data: bytes) -> None:
 _CONFIG_DIR = Path(tempfile.gettempdir()) / "pidphone-fuzz"
 
 
+def zrtp_fragments(data: bytes) -> None:
+    """Length-prefixed datagrams into one reassembler, half a second apart: each may be
+    refused (ZrtpParseError, dropped), but the bounds always hold and whatever completes has
+    the announced size."""
+    reassembler = Reassembler()
+    now = 0.0
+    while len(data) >= 2:
+        size = int.from_bytes(data[:2], "big")
+        packet, data = data[2 : 2 + size], data[2 + size :]
+        now += 0.5
+        try:
+            done = reassembler.receive(packet, now)
+        except ZrtpParseError:
+            continue
+        assert len(reassembler) <= MAX_MESSAGES, len(reassembler)
+        if done is not None:
+            assert 0 < len(done.message) <= MAX_MESSAGE_BYTES, len(done.message)
+
+
 def config(data: bytes) -> None:
     """The boot-partition file: a ConfigError naming what is wrong, whatever the bytes; one
     that only wraps an exception our checks did not foresee is a finding too."""
@@ -336,6 +390,7 @@ TARGETS: dict[str, Target] = {
         Target("rtp", rtp, (RtpParseError,), seeds.rtp, 1500),
         Target("rtcp", rtcp, (RtcpParseError,), seeds.rtcp_packets, 1500),
         Target("srtp", srtp, (SrtpError,), seeds.srtp, 1500),
+        Target("srtp_gcm", srtp_gcm, (SrtpError,), seeds.srtp_gcm, 1500),
         Target("stun", stun_message, (stun.StunParseError,), seeds.stun_messages, 1500),
         Target(
             "telephone_event",
@@ -346,6 +401,7 @@ TARGETS: dict[str, Target] = {
         ),
         Target("zrtp_packet", zrtp_packet, (ZrtpParseError,), seeds.zrtp, 3072),
         Target("zrtp_session", zrtp_session, (), seeds.zrtp_session, 3072),
+        Target("zrtp_fragments", zrtp_fragments, (), seeds.zrtp_fragments, 8192),
         Target("config", config, (ConfigError,), seeds.configs, 16384),
     )
 }
