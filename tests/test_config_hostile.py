@@ -6,7 +6,10 @@ a start that blocks for ever, or a file read into memory without bound."""
 from __future__ import annotations
 
 import os
+import socket
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -208,3 +211,35 @@ def test_addresses_hold_no_control_characters_and_only_ascii_digits(
 ) -> None:
     with pytest.raises(ConfigError, match=problem):
         parse_config(line.encode() + b"\n", tmp_path / "pidphone.toml")
+
+
+def test_a_boot_file_quoting_a_nul_keeps_the_phone_running_under_systemd(tmp_path: Path) -> None:
+    """The provisioning error quotes the bad value, NUL included, and goes to STATUS=:
+    sd_notify refused it with a ValueError and `pidphone run` exited 1 in a restart loop."""
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(20)
+    installed = tmp_path / "pidphone.toml"
+    installed.write_text('hardware = "simulated"\n[sim]\ntone_frequency = 0\n')
+    boot = tmp_path / "boot.toml"
+    boot.write_text('[account]\naor = "\\u0000x"\n')
+    command = [sys.executable, "-m", "pidphone.cli", "run", "-c", str(installed)]
+    phone = subprocess.Popen(
+        [*command, "--provision-from", str(boot)],
+        env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        states = [notify.recv(4096) for _ in range(2)]
+        assert b"READY=1" in states
+        status = next(s for s in states if s.startswith(b"STATUS="))
+        assert status.startswith(b"STATUS=" + str(boot).encode() + b" not installed")
+        assert b"\x00" not in status
+        assert phone.poll() is None
+    finally:
+        phone.terminate()
+        _, err = phone.communicate(timeout=30)
+        notify.close()
+    assert phone.returncode == 0, err.decode(errors="replace")

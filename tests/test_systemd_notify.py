@@ -142,3 +142,15 @@ def test_journald_detection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 def test_formatter_without_fields() -> None:
     record = logging.LogRecord("pidphone", logging.INFO, __file__, 1, "m", None, None)
     assert FieldsFormatter("%(message)s").format(record) == "m"
+
+
+def test_a_status_with_a_callers_control_characters_is_one_printable_line(
+    notify_socket: socket.socket,
+) -> None:
+    """STATUS= shows the caller's SIP address, which the caller writes: a NUL made
+    sd_notify raise (ValueError) into the phone, a newline would start another assignment."""
+    notifier = SystemdNotifier()
+    notifier.status("ringing: sips:b\x00ob@example.org\nWATCHDOG=1\x1b[2J\u2028x")
+    notifier.status("registered: " + "a" * 5000)
+    assert notify_socket.recv(4096) == b"STATUS=ringing: sips:b ob@example.org WATCHDOG=1 [2J x"
+    assert notify_socket.recv(8192) == b"STATUS=registered: " + b"a" * 188

@@ -18,6 +18,9 @@ log = logging.getLogger("pidphone.systemd")
 
 Send = Callable[[str], bool]
 
+MAX_STATUS = 200
+"""Characters of STATUS= kept: a line for `systemctl status`, not a caller's whole header."""
+
 
 class SystemdNotifier:
     """Sends state changes to systemd through NOTIFY_SOCKET.
@@ -42,8 +45,12 @@ class SystemdNotifier:
         self._notify("READY=1")
 
     def status(self, text: str) -> None:
-        # One line: systemd shows STATUS= as is, and a newline would start a new assignment.
-        self._notify("STATUS=" + " ".join(text.split()))
+        """One printable line: the text holds what callers and files chose (a caller's SIP
+        address, a provisioning error quoting a value), and sd_notify cannot carry a NUL, a
+        newline would start another assignment, and a control character garbles the
+        terminal of whoever runs `systemctl status`."""
+        printable = "".join(c if c.isprintable() else " " for c in text)
+        self._notify("STATUS=" + " ".join(printable.split())[:MAX_STATUS])
 
     def watchdog(self) -> None:
         self._notify("WATCHDOG=1")
@@ -63,7 +70,7 @@ class SystemdNotifier:
             return
         try:
             self._send(state)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: what the C call refuses
             if not self._failed:
                 log.warning("cannot notify systemd (%s): %s", state.split("=", maxsplit=1)[0], exc)
                 self._failed = True
