@@ -285,3 +285,30 @@ def test_standard_keymap_when_none_is_given() -> None:
         assert events == [KeyEvent("#")]
     finally:
         keypad.close()
+
+
+def test_a_read_error_of_the_pin_backend_does_not_stop_the_scan(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """lgpio and the kernel report a failed read as OSError, not as a gpiozero error: the
+    scan thread must survive it, or the hook switch and the keys would go dead for good."""
+    factory = MockFactory()
+    button = factory.pin(4)
+    keypad = MatrixKeypad([], [], [], buttons={"hold": 4}, timing=TIMING, pin_factory=factory)
+    failures = [OSError(5, "Input/output error")] * 2
+    real_state = MockPin._get_state
+
+    def flaky(pin: MockPin) -> bool:
+        if failures:
+            raise failures.pop()
+        return bool(real_state(pin))
+
+    monkeypatch.setattr(button, "_get_state", flaky.__get__(button))
+    got: queue.Queue[InputEvent] = queue.Queue()
+    try:
+        keypad.start(got.put)
+        button.drive_low()
+        assert got.get(timeout=10) == KeyEvent("hold")
+    finally:
+        keypad.close()
+    assert "GPIO read failed (OSError" in caplog.text

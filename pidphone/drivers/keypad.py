@@ -29,7 +29,6 @@ from functools import partial
 from typing import Literal, TypeVar
 
 from gpiozero import Device, DigitalInputDevice, DigitalOutputDevice
-from gpiozero.exc import GPIOZeroError
 from gpiozero.pins import Factory
 
 from pidphone.errors import DeviceError
@@ -187,9 +186,14 @@ class MatrixKeypad:
         while not self._stop.is_set():
             try:
                 events = self.poll(self._clock())
-            except GPIOZeroError as exc:
+            except Exception as exc:  # gpiozero's errors, or the pin backend's own (OSError)
+                # A scan thread that died would leave a phone whose hook and keys do nothing.
                 if not failing:
-                    log.error("keypad: GPIO read failed (%s); retrying every second", exc)
+                    log.error(
+                        "keypad: GPIO read failed (%s: %s); retrying every second",
+                        type(exc).__name__,
+                        exc,
+                    )
                 failing = True
                 self._stop.wait(1.0)
                 continue
