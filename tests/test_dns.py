@@ -16,7 +16,7 @@ import dns.rdatatype
 import dns.rrset
 
 from pidphone.drivers.certs import make_test_pki
-from pidphone.drivers.dns import SipsLocator, order_srv
+from pidphone.drivers.dns import MAX_SERVICES, SipsLocator, order_srv
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from tests.test_tls import Recorder
 
@@ -166,6 +166,26 @@ def test_tls_flow_to_a_domain_found_by_srv_checks_the_domain_name(tmp_path: Path
         assert at_client.events[0][:2] == ("made", ("example.org", 5061))
         await client.aclose()
         await server.aclose()
+        transport.close()
+
+    run(main())
+
+
+def test_a_zone_listing_many_servers_costs_a_bounded_number_of_lookups() -> None:
+    """Whoever answers our DNS could list any number of SRV targets, each two more lookups of
+    up to the resolver's lifetime before the first connection: only the first few are used."""
+    targets = [f"{n} 0 5061 h{n}.flood.example." for n in range(60)]
+    zone: Zone = {("_sips._tcp.flood.example", "SRV"): targets}
+    zone.update({(f"h{n}.flood.example", "A"): [f"127.0.1.{n + 1}"] for n in range(60)})
+
+    async def main() -> None:
+        server, resolver, transport = await serve(zone)
+        locator = SipsLocator(resolver=resolver, discover=["flood.example"])
+        found = await locator(("flood.example", 5061))
+        assert found[:2] == [("127.0.1.1", 5061), ("127.0.1.2", 5061)]  # by priority
+        assert len(found) == MAX_SERVICES
+        address_lookups = [q for q in server.questions if q[1] in ("A", "AAAA")]
+        assert len(address_lookups) == 2 * MAX_SERVICES
         transport.close()
 
     run(main())

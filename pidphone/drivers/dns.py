@@ -37,6 +37,13 @@ SIPS_PORT = 5061
 SIPS_NAPTR_SERVICE = "SIPS+D2T"
 """The NAPTR service of SIP over TLS over TCP (RFC 3263 §4.1)."""
 
+MAX_SERVICES = 8
+MAX_ADDRESSES = 16
+"""At most this many SRV targets are looked up, and this many addresses tried. Whoever
+answers our DNS (or owns the domain's zone) could list thousands: each costs two lookups of
+up to the resolver's lifetime before the first connection, and ordering them takes time
+quadratic in their number on the loop. A real SIP service lists a handful."""
+
 
 @dataclass(frozen=True)
 class Service:
@@ -58,6 +65,7 @@ def order_srv(records: Sequence[SRV], random: Callable[[int], int]) -> list[Serv
     """RFC 2782 order: ascending priority; within a priority, repeatedly pick one at random
     with probability proportional to its weight (weight 0 only after the others)."""
     services: list[Service] = []
+    records = sorted(records, key=lambda r: r.priority)[: MAX_SERVICES * 4]
     for priority in sorted({r.priority for r in records}):
         group = sorted((r for r in records if r.priority == priority), key=lambda r: r.weight)
         while group:
@@ -107,7 +115,9 @@ class SipsLocator:
             for address in await self.addresses(service.host, service.port):
                 if address not in found:
                     found.append(address)
-        return found
+            if len(found) >= MAX_ADDRESSES:
+                break
+        return found[:MAX_ADDRESSES]
 
     async def services(self, domain: str) -> list[Service]:
         """The SRV choices for SIP over TLS at `domain`, NAPTR first (§4.1)."""
@@ -125,17 +135,19 @@ class SipsLocator:
         if usable:
             srv_names = [r.replacement.to_text(omit_final_dot=True) for r in usable]
         services: list[Service] = []
-        for name in srv_names:
+        for name in srv_names[:MAX_SERVICES]:
             records = [r for r in await self._query(name, "SRV") if isinstance(r, SRV)]
             services += order_srv(records, self._random)
-        return services
+            if len(services) >= MAX_SERVICES:
+                break
+        return services[:MAX_SERVICES]
 
     async def addresses(self, host: str, port: int) -> list[Address]:
         """AAAA then A records of `host`, each with `port`."""
         found: list[Address] = []
         for rdtype in ("AAAA", "A"):
             found += [(r.to_text(), port) for r in await self._query(host, rdtype)]
-        return found
+        return found[:MAX_ADDRESSES]
 
     async def _query(self, name: str, rdtype: str) -> list[dns.rdata.Rdata]:
         try:
