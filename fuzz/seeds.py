@@ -302,6 +302,29 @@ def zrtp_fragments() -> list[bytes]:
     return out
 
 
+MEDIA_A: Address = ("192.0.2.20", 17078)
+MEDIA_B: Address = ("198.51.100.7", 17178)
+TONE = bytes(range(160)) * 2
+"""One 20 ms frame of 16-bit PCM."""
+
+
+def media() -> list[bytes]:
+    """For fuzz.targets.media: what the peer sent in a secured call (ZRTP, SRTP, SRTCP),
+    from the peer's address and from elsewhere, and a STUN request. The call goes on as the
+    one the target fuzzes, so that these replays carry its keys."""
+    from fuzz.targets import _CALLS, _Call
+
+    call = _Call()
+    for _ in range(260):  # past the first RTCP report
+        call.step()
+    _CALLS[:] = [call]
+    by_kind: dict[str, bytes] = {}
+    for data in call.b_sent:
+        by_kind.setdefault(f"{data[0] >> 6}:{data[1]}:{len(data) > 100}", data)
+    datagrams = [*by_kind.values(), *zrtp_exchange(), stun.build_binding_request(STUN_TRANSACTION)]
+    return [bytes([flags]) + d for d in datagrams for flags in (1, 3, 0)]
+
+
 STUN_TRANSACTION = bytes(range(12))
 STUN_KEY = b"stun-key"
 

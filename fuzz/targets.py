@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fuzz import seeds
+from pidphone.app.media import MediaConfig, MediaSession, SecurityFailed, SecurityLost
 from pidphone.config import parse_config
 from pidphone.errors import ConfigError, ProtocolError
-from pidphone.rtp import stun
+from pidphone.ports import Address
+from pidphone.rtp import PacketKind, classify, stun
 from pidphone.rtp.packet import RtpPacket, RtpParseError, build_rtp, rtp_fields
 from pidphone.rtp.rtcp import RtcpParseError, parse_rtcp
 from pidphone.rtp.telephone_event import (
@@ -345,6 +347,73 @@ def zrtp_session(data: bytes) -> None:
         assert (keys_b.send_key, keys_b.send_salt) == (keys_a.recv_key, keys_a.recv_salt)
 
 
+# ---- the media port of a secured call -------------------------------------------------
+
+
+class _Call:
+    """Two media sessions in a secured call, stepped 20 ms at a time with audio both ways."""
+
+    ATTACKER: Address = ("203.0.113.9", 5004)
+
+    def __init__(self) -> None:
+        self.a = MediaSession(MediaConfig(), cache=MemoryZidCache(bytes(12)))
+        self.b = MediaSession(MediaConfig(), cache=MemoryZidCache(bytes([1] * 12)))
+        for session in (self.a, self.b):
+            session.configure("PCMU", 0, 101)
+        self.a.set_remote(seeds.MEDIA_B, self.b.hello_hash)
+        self.b.set_remote(seeds.MEDIA_A, self.a.hello_hash)
+        self.now = 0.0
+        self.b_sent: list[bytes] = []
+        self.a.start(0.0)
+        self.b.start(0.0)
+        for _ in range(100):
+            self.step()
+        assert self.a.security == self.b.security == "secure"
+
+    def step(self) -> None:
+        for end in (self.a, self.b):
+            timer = end.get_timer()
+            if timer is not None and timer <= self.now:
+                end.handle_timer(self.now)
+            end.send_audio(seeds.TONE, self.now)
+            end.pull_audio(self.now)
+        for data, to in self.a.datagrams_to_send():
+            if to != seeds.MEDIA_B:
+                assert classify(data) is PacketKind.STUN, f"{classify(data)} sent to {to}"
+                continue
+            self.b.receive_datagram(data, seeds.MEDIA_A, self.now)
+        for data, _ in self.b.datagrams_to_send():
+            self.b_sent.append(data)
+            self.a.receive_datagram(data, seeds.MEDIA_B, self.now)
+        for end in (self.a, self.b):
+            while (event := end.next_event()) is not None:
+                assert not isinstance(event, SecurityFailed | SecurityLost), event
+        self.now += 0.02
+
+
+_CALLS: list[_Call] = []
+
+
+def media(data: bytes) -> None:
+    """A datagram on the media port of a secured call, from anywhere (data[0] bit 0: with the
+    peer's address as its source; bit 1: a ZRTP packet's CRC fixed). The call is one long
+    call shared by every input, as an attacker's packets share one. Nothing may raise; the
+    call stays secure, with the same peer address, sends no clear RTP and sends nothing but
+    STUN answers anywhere else."""
+    if not data:
+        return
+    if not _CALLS or _CALLS[0].now > 3600:
+        _CALLS[:] = [_Call()]
+    call = _CALLS[0]
+    datagram = _with_crc(data[1:]) if data[0] & 2 else data[1:]
+    source = seeds.MEDIA_B if data[0] & 1 else _Call.ATTACKER
+    call.a.receive_datagram(datagram, source, call.now)
+    call.step()
+    assert call.a.security == "secure", call.a.security
+    assert call.a.remote == seeds.MEDIA_B, call.a.remote
+    assert call.a.stats.clear_packets_sent == 0
+
+
 # ---- config ---------------------------------------------------------------------------
 
 _CONFIG_DIR = Path(tempfile.gettempdir()) / "pidphone-fuzz"
@@ -402,6 +471,7 @@ TARGETS: dict[str, Target] = {
         Target("zrtp_packet", zrtp_packet, (ZrtpParseError,), seeds.zrtp, 3072),
         Target("zrtp_session", zrtp_session, (), seeds.zrtp_session, 3072),
         Target("zrtp_fragments", zrtp_fragments, (), seeds.zrtp_fragments, 8192),
+        Target("media", media, (), seeds.media, 2048),
         Target("config", config, (ConfigError,), seeds.configs, 16384),
     )
 }
