@@ -646,7 +646,8 @@ def hellos_exchanged(a: Side, b: Side) -> None:
 def test_peer_error_is_acknowledged_and_reported() -> None:
     a, b = side(), side(ssrc=0x5678)
     hellos_exchanged(a, b)
-    assert a.session.receive_packet(b.forge(Error(0x52)), 0.1)
+    assert not a.session.receive_packet(b.forge(Error(0x52)), 0.1)  # taken, not authenticated
+    assert a.session.last_drop is None
     assert [parse_packet(p).message for p in a.session.packets_to_send()] == [ErrorAck()]
     failed = a.failed
     assert failed is not None and failed.code == 0x52 and not failed.local
@@ -1160,3 +1161,27 @@ def test_commit_that_wins_keeps_ours_going_until_its_dhpart2_proves_it() -> None
     responder = a if secured_a.role == "responder" else b
     assert dropped and responder.sent_types().count("Commit") >= 2
     assert responder.session.get_timer() is None
+
+
+def test_only_authenticated_progress_vouches_for_the_sender() -> None:
+    """receive_packet says True (the media layer may follow the sender's address) only for a
+    message that moved the exchange on and whose authenticity could be checked: not for a
+    copy of one, nor for HelloACK or Error, which nothing authenticates."""
+    a, b = side(), side(ssrc=0x5678)
+    hellos_exchanged(a, b)  # b's Hello, matching its a=zrtp-hash: True
+    assert not a.session.receive_packet(b.sent[0], 0.0)  # the same Hello again
+    assert not a.session.receive_packet(b.forge(HelloAck()), 0.0)
+    assert a.session.drops == {}
+
+
+def test_sequence_numbers_cannot_be_poisoned() -> None:
+    """The ZRTP header is not authenticated: a HelloACK with the peer's SSRC and a sequence
+    number far ahead must not make the peer's real packets look old."""
+    a, b = side(), side(ssrc=0x5678)
+    hellos_exchanged(a, b)
+    for packet in a.sent:
+        b.session.receive_packet(packet, 0.0)
+    b.forged = 30000
+    a.session.receive_packet(b.forge(HelloAck()), 0.0)
+    run(a, b, start=False)
+    assert_agreed(a, b)

@@ -13,9 +13,14 @@ Who may change what (anyone can send UDP to the media port, and the CRC is no se
 - The peer's Hello is taken only if it hashes to the peer's a=zrtp-hash (§8.1). Without one, up
   to `MAX_CANDIDATES` different Hellos are held, none trusted, until a Commit or DHPart1 reveals
   an H2 that hashes to one's H3 and keys its MAC (§9.1 hash chain): that one is the peer's.
-- From then on the peer is bound to that Hello's SSRC, and each packet must carry it and a
-  sequence number above the last one taken; the rest is dropped. An off-path sender knows
-  neither.
+- From then on the peer is bound to that Hello's SSRC: a packet with another SSRC is dropped.
+  An off-path sender does not know it. (The sequence number is not checked: the packet header
+  is not authenticated, so an on-path sender could poison it at no cost.)
+- `receive_packet` says True only for a message that moved the exchange on and whose
+  authenticity could be checked (a Hello that matches a=zrtp-hash, a Commit/DHPart/Confirm whose
+  hash chain or MAC checks, a GoClear/SASrelay whose MAC does): the caller may follow that
+  sender's address. A copy of an earlier message, or one nothing authenticates (HelloACK,
+  Conf2ACK, Error, ErrorACK, Ping), never says True.
 - Our Commit is retransmitted until the peer's answer proves its hash chain: a Commit that wins
   the §4.2 contention makes us responder, but our retransmission stops only once the DHPart2
   (or, in Multistream, the Confirm2) that follows proves that Commit's H1.
@@ -97,7 +102,6 @@ DropReason = Literal[
     "crc",
     "malformed",
     "foreign_ssrc",
-    "stale",
     "unauthenticated",
     "unexpected",
     "after_secure",
@@ -105,9 +109,8 @@ DropReason = Literal[
 """Why a packet was dropped, the key of `ZrtpSession.drops`:
 oversize: longer than MAX_PACKET_LEN (checked before the CRC); closed: session not running;
 crc / malformed: fails the CRC or the message format; foreign_ssrc: not the bound peer's SSRC;
-stale: sequence number not above the last one taken; unauthenticated: a=zrtp-hash, hash chain
-or MAC fails; unexpected: no place for it in the exchange now; after_secure: not keyed by the
-session, after SECURE."""
+unauthenticated: a=zrtp-hash, hash chain or MAC fails; unexpected: no place for it in the
+exchange now; after_secure: not keyed by the session, after SECURE."""
 
 ERROR_REASONS = {
     0x10: "Malformed packet",
@@ -306,8 +309,8 @@ class ZrtpSession:
         self._peer_hello_raw = b""
         self._peer_ssrc: int | None = None
         """The SSRC of the peer's bound Hello: every later packet must carry it."""
-        self._peer_sequence: int | None = None
-        """The sequence number of the last packet taken from the bound peer."""
+        self._progressed = False
+        """The packet being read moved the exchange on and was authenticated."""
         self._candidates: dict[bytes, tuple[Hello, int]] = {}
         """Unproven Hellos (no a=zrtp-hash), raw message -> (Hello, SSRC), first one first."""
         self._acked_ssrcs: set[int] = set()
@@ -432,30 +435,26 @@ class ZrtpSession:
                 self._maybe_commit(now)
 
     def receive_packet(self, data: bytes, now: float) -> bool:
-        """Feed one ZRTP datagram. True when it was taken: it passed every check that can be
-        made now (length, CRC, form, the bound peer's SSRC and sequence, a=zrtp-hash, hash
-        chain and MACs as far as they are revealed) and the exchange had a place for it. The
-        caller may trust the sender's address only then. Anything else is dropped, counted in
-        `drops` and named in `last_drop`; it never raises."""
+        """Feed one ZRTP datagram. True when it moved the exchange on and was authenticated as
+        far as the exchange allows now (see the module docstring): the caller may follow the
+        sender's address only then. A packet that fails a check (length, CRC, form, the bound
+        peer's SSRC, a=zrtp-hash, hash chain, MAC) or has no place in the exchange now is
+        dropped, counted in `drops` and named in `last_drop`; it never raises."""
         self.last_drop = None
+        self._progressed = False
         if len(data) > MAX_PACKET_LEN:
             return self._drop("oversize")
         if self._state in (_State.IDLE, _State.CLOSED):
             return self._drop("closed")
         try:
-            sequence, ssrc, raw = split_packet(data)
+            _, ssrc, raw = split_packet(data)
             message = parse_message(raw)
         except ZrtpCrcError:
             return self._drop("crc")
         except ZrtpParseError:
             return self._drop("malformed")
-        bound = self._peer_ssrc
-        if bound is not None:
-            if ssrc != bound:
-                return self._drop("foreign_ssrc")
-            last = self._peer_sequence
-            if last is not None and not 0 < (sequence - last) & 0xFFFF < 0x8000:
-                return self._drop("stale")
+        if self._peer_ssrc is not None and ssrc != self._peer_ssrc:
+            return self._drop("foreign_ssrc")
         kind = type(message)
         if self._state is _State.SECURE and kind not in _AFTER_SECURE:
             return self._drop("after_secure")
@@ -468,10 +467,7 @@ class ZrtpSession:
         except _FailError as failure:
             self._fail(failure.code, failure.reason, now)
             return False
-        if self._peer_ssrc is None or ssrc != self._peer_ssrc:
-            return False  # kept, but nothing vouches for its sender yet
-        self._peer_sequence = sequence
-        return True
+        return self._progressed
 
     def _drop(self, reason: DropReason) -> bool:
         self.drops[reason] += 1
@@ -668,6 +664,7 @@ class ZrtpSession:
         self._extend_hello()
         if proven:
             self._bind(hello, raw, ssrc)
+            self._progressed = True
             return
         if len(self._candidates) >= MAX_CANDIDATES:
             raise _DropError("unexpected")
@@ -802,6 +799,7 @@ class ZrtpSession:
             if raw == self._commit_raw:
                 raise _DropError("unexpected")  # our own, reflected
             hello, hello_raw = self._prove_hello(commit.h2, commit.zid, ssrc)
+            self._progressed = True
             if (
                 state is _State.COMMIT_SENT
                 and hello_raw == self._peer_hello_raw
@@ -887,6 +885,7 @@ class ZrtpSession:
             raise _DropError("unauthenticated")
         if self._peer_ssrc is None:
             self._bind(peer, self._peer_hello_raw, ssrc)
+        self._progressed = True
         self._peer_dhpart, self._peer_dhpart_raw = part, raw
         self._agree(
             part, "Responder", self._peer_hello_raw + self._commit_raw + raw + self._own_dhpart_raw
@@ -906,6 +905,7 @@ class ZrtpSession:
             self._suspect = "a DHPart2 whose hash chain fails"
             raise _DropError("unauthenticated")
         self._retransmit = None  # the Commit we answered is proven: ours, if any, is moot
+        self._progressed = True
         hvi = digest(raw + self._hello_raw, hash_name(suite.hash))[:32]
         if not hmac.compare_digest(hvi, commit.hvi):
             raise _FailError(0x62)
@@ -1066,6 +1066,7 @@ class ZrtpSession:
             raise _DropError("unauthenticated")
         if self._peer_ssrc is None:
             self._bind(peer, self._peer_hello_raw, ssrc)
+        self._progressed = True
         self._take_confirm_flags(plain)
         self._peer_confirm_raw = raw
         self._keys_ready()
@@ -1092,6 +1093,7 @@ class ZrtpSession:
             self._suspect = "a Confirm2 whose hash chain fails"
             raise _DropError("unauthenticated")
         self._retransmit = None  # the Commit we answered is proven (Multistream's first proof)
+        self._progressed = True
         self._take_confirm_flags(plain)
         self._peer_confirm_raw = raw
         self._send(bytes(Conf2Ack()))
@@ -1215,6 +1217,7 @@ class ZrtpSession:
         expected = mac(key, b"GoClear ", hash_name(suite.hash))[:8]
         if not hmac.compare_digest(expected, goclear.clear_mac):
             raise _DropError("unauthenticated")
+        self._progressed = True
         self._send(bytes(Error(0x100)))
         if not self._goclear_refused:
             self._goclear_refused = True
@@ -1229,6 +1232,7 @@ class ZrtpSession:
             raise _DropError("after_secure")
         if not self._peer_mac_ok(relay.mac, relay.encrypted):
             raise _DropError("unauthenticated")
+        self._progressed = True
         peer = _have(self._peer_hello, "peer Hello")
         self._send(bytes(Error(0x63)) if peer.mitm else bytes(RelayAck()))
 
