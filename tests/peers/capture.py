@@ -39,6 +39,9 @@ class Datagram:
     src_port: int
     dst_port: int
     payload: bytes
+    src: str = ""
+    """Source IP address."""
+    dst: str = ""
 
     @property
     def kind(self) -> PacketKind:
@@ -146,6 +149,10 @@ class Capture:
                 "udp.dstport",
                 "-e",
                 "udp.payload",
+                "-e",
+                "ip.src",
+                "-e",
+                "ip.dst",
             ],
             capture_output=True,
             text=True,
@@ -165,6 +172,8 @@ class Capture:
                     int(parts[1]),
                     int(parts[2]),
                     bytes.fromhex(parts[3].replace(":", "")),
+                    parts[4] if len(parts) > 4 else "",
+                    parts[5] if len(parts) > 5 else "",
                 )
             )
         return found
