@@ -57,6 +57,11 @@ def test_sas_and_srtp_keys_recomputed_from_the_initiator_keys(name: str) -> None
     secret = pair.decapsulate(ciphertext[: scheme.ciphertext_bytes])
     assert len(secret) == scheme.secret_bytes(hname)
 
+    # hvi as in DH mode: hash(DHPart2 || responder's Hello), 256 bits, before the public key
+    assert (
+        commit[COMMIT_PUBLIC_KEY_AT - 32 : COMMIT_PUBLIC_KEY_AT]
+        == (hashlib.new(hname, dhpart2 + hello_r).digest()[:32])
+    )
     zid_i, zid_r = Hello.parse(hello_i).zid, Hello.parse(hello_r).zid
     total_hash = hashlib.new(hname, hello_r + commit + dhpart1 + dhpart2).digest()
     no_cached_secrets = struct.pack("!III", 0, 0, 0)

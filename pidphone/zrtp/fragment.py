@@ -9,8 +9,9 @@ CRC-32C (over everything before it, least-significant byte first, like every ZRT
     message id | message total length | offset | fragment length
 
 Lengths and the offset count 32-bit words. The message id is the sender's message counter:
-bzrtp starts it at its first packet sequence number (never 0) and adds one per fragmented
-message, and its receiver drops fragments of an id lower than the one it is collecting.
+bzrtp starts it at the sequence number it drew at random (one below its first packet's, never
+0) and adds one per fragmented message; its receiver drops fragments of an id lower than the
+one it is collecting, and never takes id 0 while it collects nothing.
 bzrtp fragments when MTU < message length + 16 (header and CRC), with fragments of at most
 MTU - 24 bytes (1428 with its default MTU of 1452).
 
