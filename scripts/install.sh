@@ -5,7 +5,8 @@
 #
 #   sudo scripts/install.sh              install or upgrade, enable the service
 #   scripts/install.sh --dry-run         print what would be done, change nothing
-#   options: --no-apt (skip apt-get), --start (start or restart the service now)
+#   options: --no-apt (skip apt-get), --start (start or restart the service now),
+#            --print-packages (list the Debian packages it installs, one a line, and stop)
 #   environment: PREFIX (default /opt/pidphone), PYTHON (default python3)
 set -euo pipefail
 
@@ -30,7 +31,8 @@ for arg in "$@"; do
     --dry-run) DRY_RUN=true ;;
     --no-apt) APT=false ;;
     --start) START=true ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --print-packages) printf '%s\n' "${APT_PACKAGES[@]}"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
   esac
 done

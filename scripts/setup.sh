@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 MODE=${1:-test}
 RUNTIME_APT=(build-essential pkg-config python3-dev python3-venv libasound2-dev libsystemd-dev
              alsa-utils openssl)
-TEST_APT=(kamailio kamailio-tls-modules linphone-cli iproute2 util-linux systemd tshark)
+TEST_APT=(kamailio kamailio-tls-modules linphone-cli iproute2 util-linux systemd tshark
+          debootstrap systemd-container)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -41,4 +42,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q -e '.[test]' >&2
   fi
   touch "$stamp"
+fi
+
+# The tests have no network: what they need from outside is downloaded here, in parallel. The
+# Debian roots' packages (made into roots by the tests themselves, on first use) and the Python
+# packages scripts/install.sh installs (tests/test_systemd_container.py runs it offline).
+if [ "$MODE" != --runtime ]; then
+  pids=()
+  for root in systemd-bookworm linphone-trixie; do
+    scripts/debian-root.sh fetch "$root" & pids+=($!)
+  done
+  PYTHON="$PY" scripts/wheelhouse.sh fetch >/dev/null & pids+=($!)
+  for pid in "${pids[@]}"; do wait "$pid"; done
 fi

@@ -205,6 +205,7 @@ def start_linphone(
     auto_answer: bool = False,
     rtp_port: int = 17078,
     codecs: Sequence[tuple[str, int, int, bool]] = (),
+    root: Path | None = None,
 ) -> InteropLinphone:
     """A registered linphonec playing a `tone` Hz WAV and recording what it hears to
     `recording(1)` for its first call (call `next_call` before each later call). With
@@ -221,6 +222,7 @@ def start_linphone(
         auto_answer=auto_answer,
         extra_sip=suite.linphone_sip() if suite is not None else None,
         codecs=codecs,
+        root=root,
     )
     phone.tone = tone
     phone.start()

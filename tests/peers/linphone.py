@@ -15,6 +15,12 @@
     phone.terminate()
     phone.stop()
 
+With `root=` (a Debian 13 root from scripts/debian-root.sh linphone-trixie) the peer is that
+root's linphonec 5.3 in a chroot: it sees this machine's /dev and the directories of its home
+and CA file at the same paths (in a mount namespace of its own, over a RAM /tmp: the cached
+root is never written). That linphonec reads stdin without readline and keeps one pending
+line, so each command there waits for the prompt that follows it.
+
 Commands go to linphonec's stdin (a pipe this object holds open). Everything is read from
 its debug log (-d 6), which is written promptly, unlike its stdout (pitfall P6): call states,
 registration states, the SAS and "previously verified" flag, the negotiated ZRTP algorithms,
@@ -35,6 +41,25 @@ from pathlib import Path
 
 MAX_LIFETIME = 600
 """Seconds after which `timeout` kills linphonec whatever happens to the test."""
+
+PROMPT = "linphonec> "
+
+CHROOT = """
+root=$1; shift
+mount -t tmpfs tmpfs "$root/tmp"
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+while [ "$1" != -- ]; do
+  case "$1" in /tmp/*) ;; *) echo "only directories in /tmp can be shared: $1" >&2; exit 2 ;; esac
+  mkdir -p "$root$1"
+  mount --bind "$1" "$root$1"
+  shift
+done
+shift
+exec chroot "$root" "$@"
+"""
+"""Run a command in `root` with the given directories bound at their own paths (under the
+RAM /tmp, so they must live in /tmp); in a private mount namespace (unshare --mount)."""
 
 _CALL_STATE = re.compile(r"moving from state LinphoneCall(\w+) to LinphoneCall(\w+)")
 _REGISTRATION = re.compile(
@@ -87,6 +112,7 @@ class Linphone:
         auto_answer: bool = False,
         extra_sip: Mapping[str, str] | None = None,
         register: bool = True,
+        root: Path | None = None,
     ) -> None:
         self.home = workdir / user
         self.user = user
@@ -100,6 +126,7 @@ class Linphone:
         self.auto_answer = auto_answer
         self.extra_sip = dict(extra_sip or {})
         self.register = register
+        self.root = root
         self.process: subprocess.Popen[bytes] | None = None
         self.debug_log = self.home / "debug.log"
         self.stdout_log = self.home / "out.txt"
@@ -164,7 +191,7 @@ automatically_accept=0
     def start(self) -> None:
         if self.process is not None:
             raise RuntimeError(f"linphonec {self.user} is already running")
-        program = shutil.which("linphonec")
+        program = shutil.which("linphonec") if self.root is None else "/usr/bin/linphonec"
         if program is None:
             raise LinphoneError("linphonec is not installed")
         if self.home.exists():
@@ -173,11 +200,16 @@ automatically_accept=0
         (self.home / ".config").mkdir(parents=True)
         rc = self.home / "linphonerc"
         rc.write_text(self.linphonerc())
-        args = ["timeout", "--kill-after=5", str(MAX_LIFETIME), program, "-c", str(rc)]
+        args = ["timeout", "--kill-after=5", str(MAX_LIFETIME)]
+        if self.root is not None:
+            shared = sorted({str(self.home.parent), str(self.ca_file.parent)})
+            args += ["unshare", "--mount", "--propagation", "private", "sh", "-ec", CHROOT]
+            args += ["sh", str(self.root), *shared, "--"]
+        args += [program, "-c", str(rc)]
         if self.auto_answer:
             args.append("-a")
         args += ["-d", "6", "-l", str(self.debug_log)]
-        env = {"HOME": str(self.home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        env = {"HOME": str(self.home), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
         with open(self.stdout_log, "wb") as out:
             self.process = subprocess.Popen(
                 args, cwd=self.home, env=env, stdin=subprocess.PIPE, stdout=out, stderr=out
@@ -187,8 +219,21 @@ automatically_accept=0
         """Send one linphonec command line (see `help` and `help advanced`)."""
         if self.process is None or self.process.stdin is None or self.process.poll() is not None:
             raise LinphoneError(f"linphonec {self.user} is not running:\n{self.log_tail()}")
+        paced = self.root is not None
+        if paced:
+            self.wait_until(lambda: self.prompts() > 0, "first prompt")
+        before = self.prompts()
         self.process.stdin.write(line.encode() + b"\n")
         self.process.stdin.flush()
+        if paced:
+            self.wait_until(lambda: self.prompts() > before, f"prompt after {line!r}")
+
+    def prompts(self) -> int:
+        """How many prompts linphonec has printed: one more after each command it took."""
+        try:
+            return self.stdout_log.read_text(errors="replace").count(PROMPT)
+        except FileNotFoundError:
+            return 0
 
     def stop(self, timeout: float = 10.0) -> None:
         """`quit`, then SIGTERM, then SIGKILL, to the PID started here only."""
