@@ -116,7 +116,11 @@ if [ ! -f "$UNIT_DIR/pidphone.service" ] || [ "$(cat "$UNIT_DIR/pidphone.service
     mv "$UNIT_DIR/pidphone.service.tmp" "$UNIT_DIR/pidphone.service"
   fi
 fi
-run systemctl daemon-reload
+# In a chroot (an SD-card image being made) systemd is not running: `enable` works on the files
+# alone and the unit is read at the first boot.
+if $DRY_RUN || [ -d /run/systemd/system ]; then
+  run systemctl daemon-reload
+fi
 run systemctl enable pidphone.service
 if $START; then
   run systemctl restart pidphone.service
