@@ -39,19 +39,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-emulation() {
-  if ! command -v qemu-aarch64-static >/dev/null || ! command -v update-binfmts >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      qemu-user-static binfmt-support debootstrap >&2
-  fi
-  if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
-    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-  fi
-  if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-    update-binfmts --enable qemu-aarch64
-  fi
-  grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64
-}
+emulation() { "$SOURCE/scripts/arm64-emulation.sh"; }
 
 ROOT=""
 make_root() { ROOT=$("$SOURCE/scripts/debian-root.sh" build pi-bookworm-arm64); }

@@ -15,6 +15,7 @@
 # NAME: systemd-bookworm   bookworm with systemd as PID 1 and what scripts/install.sh installs
 #       linphone-trixie    Debian 13 with linphone-cli 5.3 (a chroot for linphonec)
 #       pi-bookworm-arm64  arm64 bookworm with what scripts/install.sh installs, plus git
+#       raspi-bookworm-arm64  the SD-card image's system (scripts/build-image.sh)
 #
 # The cache is $PIDPHONE_CACHE/roots (default ~/.cache/pidphone/roots). A root's key is a hash
 # of its suite, architecture, variant, components and package list, so changing the list (in
@@ -29,7 +30,7 @@ SOURCE="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${PIDPHONE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pidphone}/roots"
 FORMAT=1  # bump when the way a root is made changes
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 say() { echo "debian-root: $*" >&2; }
 
 [ $# -eq 2 ] || usage
@@ -54,6 +55,15 @@ case "$NAME" in
     ARCH=arm64
     mapfile -t PACKAGES < <("$SOURCE/scripts/install.sh" --print-packages)
     PACKAGES+=(git ca-certificates) ;;
+  raspi-bookworm-arm64)
+    # The SD-card image's system before its kernel and firmware (scripts/build-image.sh adds
+    # those with apt, with the boot partition in place, as Debian's own Raspberry Pi images do).
+    SUITE=bookworm
+    ARCH=arm64
+    mapfile -t PACKAGES < <("$SOURCE/scripts/install.sh" --print-packages)
+    PACKAGES+=(systemd-sysv udev kmod dbus systemd-timesyncd systemd-resolved openssh-server
+               wpasupplicant iw ca-certificates cloud-guest-utils fdisk dosfstools
+               initramfs-tools zstd) ;;
   *) say "unknown root $NAME"; usage ;;
 esac
 

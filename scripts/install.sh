@@ -104,7 +104,22 @@ if [ ! -e "$CONFIG_DIR/pidphone.toml" ]; then
   say "or put pidphone.toml on the boot partition (docs/install.md, headless provisioning)"
 fi
 
-# 5. The systemd unit (paths follow PREFIX).
+# 5. Device access for the groups above (Raspberry Pi OS has such rules; plain Debian does
+#    not), and the I2C character devices (/dev/i2c-*) at boot.
+install_if_changed() {  # SOURCE TARGET
+  if ! cmp -s "$1" "$2"; then
+    run install -m 0644 "$1" "$2"
+  fi
+}
+install_if_changed "$SOURCE/systemd/60-pidphone.rules" /etc/udev/rules.d/60-pidphone.rules
+if $DRY_RUN; then
+  echo "+ write /etc/modules-load.d/pidphone.conf (i2c-dev)"
+elif [ "$(cat /etc/modules-load.d/pidphone.conf 2>/dev/null)" != i2c-dev ]; then
+  mkdir -p /etc/modules-load.d
+  echo i2c-dev > /etc/modules-load.d/pidphone.conf
+fi
+
+# 6. The systemd unit (paths follow PREFIX).
 unit_text=$(sed "s#/opt/pidphone#$PREFIX#g" "$SOURCE/systemd/pidphone.service")
 if [ ! -f "$UNIT_DIR/pidphone.service" ] || [ "$(cat "$UNIT_DIR/pidphone.service")" != "$unit_text" ]; then
   say "installing $UNIT_DIR/pidphone.service"
@@ -126,7 +141,7 @@ if $START; then
   run systemctl restart pidphone.service
 fi
 
-# 6. What is left to do by hand.
+# 7. What is left to do by hand.
 if ! grep -qs '^dtparam=i2c_arm=on' /boot/firmware/config.txt; then
   say "I2C is not enabled: see hw/config.txt (or: raspi-config nonint do_i2c 0)"
 fi

@@ -115,11 +115,6 @@ def test_linphonec_5_3_calls_pidphone(rig: Rig, trixie: Path) -> None:
     assert has_tone(heard, PIDPHONE_TONE), heard
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pidphone latches its RTP destination on authenticated SRTCP from the peer's RTCP "
-    "port (app/media.py _receive_rtcp -> _latch); the fix is under way in app/media.py",
-)
 def test_a_silent_linphonec_5_3_still_hears_pidphone(
     rig: Rig, trixie: Path, tmp_path: Path
 ) -> None:

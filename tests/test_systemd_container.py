@@ -203,6 +203,10 @@ def test_install_sh_installed_the_phone_and_enabled_it(box: Container) -> None:
     output = (box.log.parent / "install.log").read_text()
     assert not re.search(r"^install: installing [^/]", output, re.MULTILINE), output
     assert not box.path("/bin/kill").exists()  # no procps: ExecReload= must not need it
+    # GPIO, I2C and SPI devices for the service's groups, as Raspberry Pi OS has them.
+    rules = box.path("/etc/udev/rules.d/60-pidphone.rules").read_text()
+    assert 'KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"' in rules
+    assert box.path("/etc/modules-load.d/pidphone.conf").read_text() == "i2c-dev\n"
 
 
 def test_provisioned_start_reaches_ready_with_its_status(phone: Phone) -> None:

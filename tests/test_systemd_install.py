@@ -38,6 +38,8 @@ def test_dry_run_shows_every_step_and_changes_nothing(tmp_path: Path) -> None:
     assert any(
         line.startswith("+ usermod --append --groups audio\\,gpio\\,i2c\\,spi") for line in commands
     )
+    rules = f"{ROOT}/systemd/60-pidphone.rules /etc/udev/rules.d/60-pidphone.rules"
+    assert f"+ install -m 0644 {rules}" in commands
     unit = "/etc/systemd/system/pidphone.service"
     assert f"+ write {unit} (systemd/pidphone.service, prefix {prefix})" in commands
     assert commands[-3:] == [
