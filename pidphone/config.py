@@ -147,7 +147,9 @@ class SecurityConfig:
 
     zrtp_policy: Literal["require", "prefer"] = "require"
     """"require": a call whose media cannot be secured by ZRTP is ended, with a NOT SECURE
-    warning. "prefer": it goes on in the clear, with NOT SECURE shown on the screen."""
+    warning. "prefer": a call to a phone that never spoke ZRTP goes on in the clear, NOT SECURE
+    shown before the first clear frame; one whose exchange began and failed is ended. Under
+    both, a call that has been secure never carries clear audio again."""
     key_agreement: tuple[str, ...] = field(
         default=("X255", "EC25", "DH3k"),
         metadata=_zrtp_list(checks.ZRTP_KEY_AGREEMENTS, "ZRTP key agreement"),
