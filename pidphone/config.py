@@ -201,10 +201,11 @@ class AudioConfig:
     tone_plan: Literal["etsi", "us"] = "etsi"
     """Dial, ringback and busy tones: "etsi" (425 Hz, Europe) or "us" (350+440 Hz)."""
     codecs: tuple[str, ...] = field(
-        default=("PCMU", "PCMA"),
+        default=checks.CODECS,
         metadata=meta(check=checks.preference_list(checks.CODECS, "codec")),
     )
-    """G.711 variants offered in SDP, most preferred first."""
+    """Voice codecs offered in SDP, most preferred first: "opus" (wideband, 48 kHz), "G722"
+    (wideband, 16 kHz), "PCMU" and "PCMA" (G.711, narrowband)."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ ZRTP_HASHES = ("S256", "S384")
 ZRTP_SAS_TYPES = ("B32", "B256")
 """The ZRTP algorithm names (RFC 6189 §5.1.2-5.1.6) pidphone implements."""
 
-CODECS = ("PCMU", "PCMA")
+CODECS = ("opus", "G722", "PCMU", "PCMA")
+"""Voice codecs by their SDP encoding names (RFC 7587, RFC 3551), in the default order of
+preference: wideband first."""
 AUDIO_RATES = (8000, 16000, 32000, 44100, 48000)
 """Device rates with a whole number of samples in a 20 ms period."""
 
@@ -85,7 +87,8 @@ def preference_list(allowed: Sequence[str], what: str) -> Check:
             return f"the list is empty; give at least one {what} of {quoted(allowed)}"
         for name in values:
             if name not in allowed:
-                hint = did_you_mean(name, allowed)
+                same = [a for a in allowed if a.lower() == name.lower()]
+                hint = f'; did you mean "{same[0]}"?' if same else did_you_mean(name, allowed)
                 return (
                     f'"{name}" is not a {what} pidphone knows; choose from {quoted(allowed)}{hint}'
                 )

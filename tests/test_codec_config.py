@@ -1,0 +1,64 @@
+"""The codec preference in the config: the wideband codecs first by default, and only what the
+media session plays reaches the SDP offer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pidphone.callcmd import engine_settings, offered_codecs
+from pidphone.config import load_config
+from pidphone.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pidphone.toml"
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def test_default_order_is_opus_g722_pcmu_pcma(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config.audio.codecs == ("opus", "G722", "PCMU", "PCMA")
+
+
+def test_a_configured_order_is_kept(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[audio]\ncodecs = ["G722", "PCMA", "opus"]\n'))
+    assert config.audio.codecs == ("G722", "PCMA", "opus")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('["OPUS"]', 'did you mean "opus"'),
+        ('["G729"]', "is not a codec pidphone knows"),
+        ('["G722", "G722"]', '"G722" is listed twice'),
+        ("[]", "the list is empty"),
+    ],
+)
+def test_bad_codec_lists_name_the_key_and_the_fix(tmp_path: Path, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, f"[audio]\ncodecs = {value}\n"))
+    assert "audio.codecs" in str(info.value)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("configured", "offered"),
+    [
+        (("opus", "G722", "PCMU", "PCMA"), ("PCMU", "PCMA")),
+        (("PCMA", "opus", "PCMU"), ("PCMA", "PCMU")),
+        (("opus", "G722"), ("PCMU", "PCMA")),
+    ],
+)
+def test_only_codecs_the_media_session_plays_are_offered(
+    configured: tuple[str, ...], offered: tuple[str, ...]
+) -> None:
+    assert offered_codecs(configured) == offered
+
+
+def test_engine_settings_carry_the_playable_codecs(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[audio]\ncodecs = ["PCMA", "G722", "PCMU"]\n'))
+    assert engine_settings(config).call.codecs == ("PCMA", "PCMU")
