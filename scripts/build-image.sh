@@ -162,29 +162,35 @@ check_partitions() {
   local table
   table=$(sfdisk -d "$WORK/pidphone.img")
   echo "$table" | grep -q 'label: dos' || fail "no MBR"
-  echo "$table" | grep -q 'start=        8192, size=     1040384, type=c' \
+  echo "$table" | grep -Eq "start= *8192, size= *$((FIRMWARE_MIB * 2048)), type=c" \
     || fail "the FAT partition is not at 4 MiB..512 MiB: $table"
   echo "$table" | grep -q 'type=83' || fail "no Linux partition: $table"
 }
 
 check_boot_files() {
   local listing missing=()
-  listing=$(mdir -/ -b -i "$WORK/pidphone.img@@4M" ::/)
+  listing=$(MTOOLS_SKIP_CHECK=1 mdir -/ -b -i "$WORK/pidphone.img@@4M" ::/)
   for f in config.txt cmdline.txt start4.elf fixup4.dat bootcode.bin start.elf \
-           bcm2710-rpi-3-b.dtb bcm2710-rpi-3-b-plus.dtb bcm2711-rpi-4-b.dtb \
-           bcm2710-rpi-zero-2-w.dtb pidphone.toml.example; do
+           pidphone.toml.example; do
     echo "$listing" | grep -q "/$f\$" || missing+=("$f")
+  done
+  # Device trees by board (upstream kernels name them bcm2837-..., Raspberry Pi's bcm2710-...).
+  for board in rpi-3-b rpi-3-b-plus rpi-zero-2-w rpi-4-b; do
+    echo "$listing" | grep -Eq "/bcm27[0-9]+-$board\.dtb\$|/bcm2837-$board\.dtb\$" \
+      || missing+=("$board device tree")
   done
   echo "$listing" | grep -q '/vmlinuz-' || missing+=(vmlinuz)
   echo "$listing" | grep -q '/initrd.img-' || missing+=(initrd.img)
   [ ${#missing[@]} -eq 0 ] || fail "missing on the boot partition: ${missing[*]}"
   local config cmdline
-  config=$(mtype -i "$WORK/pidphone.img@@4M" ::/config.txt)
-  cmdline=$(mtype -i "$WORK/pidphone.img@@4M" ::/cmdline.txt)
+  config=$(MTOOLS_SKIP_CHECK=1 mtype -i "$WORK/pidphone.img@@4M" ::/config.txt)
+  cmdline=$(MTOOLS_SKIP_CHECK=1 mtype -i "$WORK/pidphone.img@@4M" ::/cmdline.txt)
   while read -r line; do
     echo "$config" | grep -qxF "$line" || fail "config.txt lacks '$line'"
   done < "$ROOT/etc/default/raspi-firmware-custom"
   echo "$cmdline" | grep -q 'root=LABEL=RASPIROOT' || fail "cmdline.txt: $cmdline"
+  echo "  device trees: $(echo "$listing" | grep -o 'bcm[0-9]*-rpi-[a-z0-9-]*\.dtb' | sort -u \
+    | tr '\n' ' ')"
   echo "$listing" | grep -q '/bcm2712-rpi-5-b.dtb$' \
     && echo "  Pi 5 device tree: present" \
     || echo "  Pi 5 device tree: absent (bookworm's kernel predates the Pi 5)"
