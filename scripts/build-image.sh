@@ -28,6 +28,11 @@ WORK="${WORK:-/var/tmp/pidphone-image}"
 FIRMWARE_MIB=508   # the FAT partition: 4 MiB .. 512 MiB, as Debian's images
 SLACK_MIB=300      # free room in the root file system before it grows to the card
 
+# Where this machine reaches PyPI through a proxy with a CA of its own (pip's `cert` setting or
+# PIP_CERT), pip in the root is given the same bundle: a Pi would not need it.
+PIP_CA=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || true)}
+[ -f "$PIP_CA" ] || PIP_CA=""
+
 say() { echo "build-image: $*" >&2; }
 fail() { echo "build-image: FAILED: $*" >&2; exit 1; }
 declare -a TIMES=()
@@ -113,18 +118,20 @@ system() {
 }
 
 install_phone() {
+  if [ -n "$PIP_CA" ]; then install -m 0644 "$PIP_CA" "$ROOT/root/pip-ca.pem"; fi
   mkdir -p "$ROOT/root/pidphone"
   tar -C "$SOURCE" --exclude=./.git --exclude=./.venv --exclude='*.egg-info' \
       --exclude=__pycache__ --exclude='./.*_cache' --exclude=./.hypothesis --exclude=./build \
       --exclude='./*.img*' -cf - . | tar -C "$ROOT/root/pidphone" -xf -
-  in_root env PIP_LOG=/root/pip.log sh -c 'cd /root/pidphone && scripts/install.sh' \
+  in_root env PIP_LOG=/root/pip.log ${PIP_CA:+PIP_CERT=/root/pip-ca.pem} \
+    sh -c 'cd /root/pidphone && scripts/install.sh' \
     > "$WORK/install.log" 2>&1 || { tail -40 "$WORK/install.log" >&2; return 1; }
   install -m 0644 "$SOURCE/examples/pidphone.toml" "$FIRMWARE/pidphone.toml.example"
 }
 
 clean() {
   # Nothing of the build, nothing that must be each phone's own.
-  rm -rf "$ROOT/root/pidphone" "$ROOT/root/pip.log" "$ROOT/root/.cache" \
+  rm -rf "$ROOT/root/pidphone" "$ROOT/root/pip.log" "$ROOT/root/pip-ca.pem" "$ROOT/root/.cache" \
          "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/lib/apt/lists/* \
          "$ROOT"/etc/ssh/ssh_host_*_key* "$ROOT/var/lib/pidphone" \
          "$ROOT/var/lib/dbus/machine-id" "$ROOT/etc/machine-id"

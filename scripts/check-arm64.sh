@@ -24,6 +24,11 @@ set -euo pipefail
 SOURCE="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="${WORK:-/var/tmp/pidphone-arm64}"
 
+# Where this machine reaches PyPI through a proxy with a CA of its own (pip's `cert` setting or
+# PIP_CERT), pip in the root is given the same bundle: a Pi would not need it.
+PIP_CA=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || true)}
+[ -f "$PIP_CA" ] || PIP_CA=""
+
 say() { echo "check-arm64: $*" >&2; }
 declare -a TIMES=()
 step() {  # step NAME COMMAND...: run it, remember how long it took
@@ -78,8 +83,10 @@ machine() {
 }
 
 install() {
+  if [ -n "$PIP_CA" ]; then install -m 0644 "$PIP_CA" "$WORK/upper/root/pip-ca.pem"; fi
   # PIP_LOG: pip's verbose log, to tell downloaded wheels from packages built here.
-  inside env PIP_LOG=/root/pip.log sh -c 'cd /root/pidphone && scripts/install.sh' \
+  inside env PIP_LOG=/root/pip.log ${PIP_CA:+PIP_CERT=/root/pip-ca.pem} \
+    sh -c 'cd /root/pidphone && scripts/install.sh' \
     > "$WORK/install.log" 2>&1 || { tail -40 "$WORK/install.log" >&2; return 1; }
 }
 

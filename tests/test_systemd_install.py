@@ -57,3 +57,33 @@ def test_unknown_option_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert "unknown option --frobnicate" in result.stderr
+
+
+def test_every_script_parses() -> None:
+    """The by-hand scripts (arm64 check, image build) have no test that runs them: at least
+    bash reads them."""
+    bash = need_program("bash", "bash")
+    scripts = sorted((ROOT / "scripts").glob("*.sh"))
+    assert {"build-image.sh", "check-arm64.sh", "debian-root.sh"} <= {s.name for s in scripts}
+    for script in scripts:
+        result = subprocess.run(
+            [bash, "-n", str(script)], capture_output=True, text=True, check=False
+        )
+        assert (result.returncode, result.stderr) == (0, ""), script
+
+
+def test_debian_roots_follow_the_installers_package_list() -> None:
+    """The container's root is made from install.sh's own list: a package Debian lacks (as
+    liblgpio-dev, which only Raspberry Pi OS has) cannot slip into install.sh unseen."""
+    bash = need_program("bash", "bash")
+    listed = subprocess.run(
+        [bash, str(INSTALL), "--print-packages"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    root = subprocess.run(
+        [bash, str(ROOT / "scripts" / "debian-root.sh"), "packages", "systemd-bookworm"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert listed and set(listed) <= set(root)
+    assert "liblgpio-dev" not in listed
