@@ -83,6 +83,11 @@ class Recorder:
         temp.replace(self.workdir / "report.json")
 
 
+def _escaped(token: bytes) -> str:
+    """A token in libFuzzer's dictionary syntax: printable ASCII as is, the rest as \\xNN."""
+    return "".join(chr(b) if 32 <= b < 127 and b not in b'"\\' else f"\\x{b:02x}" for b in token)
+
+
 def main(argv: list[str]) -> None:
     name, workdir, runs = argv[0], Path(argv[1]), int(argv[2])
     atheris: Any = importlib.import_module("atheris")
@@ -93,6 +98,9 @@ def main(argv: list[str]) -> None:
     corpus.mkdir(parents=True, exist_ok=True)
     for index, seed in enumerate(target.seeds()):
         (corpus / f"seed-{index}").write_bytes(seed)
+    dictionary = workdir / "dictionary.txt"
+    tokens = (*targets.seeds.TOKENS, *target.dictionary)
+    dictionary.write_text("".join(f'"{_escaped(token)}"\n' for token in tokens))
     recorder = Recorder(name, workdir, runs)
     atexit.register(recorder.write)
     expected = target.expected
@@ -120,6 +128,7 @@ def main(argv: list[str]) -> None:
         "-rss_limit_mb=1536",
         "-print_final_stats=1",
         f"-artifact_prefix={workdir}/",
+        f"-dict={dictionary}",
         str(corpus),
     ]
     atheris.Setup(libfuzzer_args, one_input)

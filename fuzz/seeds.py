@@ -20,7 +20,20 @@ from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.srtp.context import SrtpContext
 from pidphone.srtp.gcm import GCM_KEY_LENGTHS, SrtpGcmContext
 from pidphone.srtp.profiles import PROFILES
-from pidphone.zrtp import MemoryZidCache, ZrtpConfig, ZrtpSession
+from pidphone.zrtp import (
+    ClearAck,
+    Conf2Ack,
+    Error,
+    ErrorAck,
+    GoClear,
+    HelloAck,
+    MemoryZidCache,
+    Ping,
+    RelayAck,
+    ZrtpConfig,
+    ZrtpSession,
+)
+from pidphone.zrtp.messages import encode_packet
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 """The captures of real peers that the tests use too."""
@@ -88,7 +101,160 @@ def zrtp_session() -> list[bytes]:
     for index, packet in enumerate(exchange):
         out += [bytes([index, 1]) + packet, bytes([index + 1, 0b1111]) + packet]
     out += [bytes([255, 1]) + packet for packet in captured_zrtp()]
+    for message in forged_zrtp_messages():
+        for ssrc, flags in ((1, 1), (2, 3), (7, 9)):  # as the caller, the callee, a stranger
+            packet = encode_packet(0x7000, ssrc, message)
+            out += [bytes([point, flags]) + packet for point in (2, 6, 255)]
     return out
+
+
+def forged_zrtp_messages() -> list[bytes]:
+    """What anyone can send without a key: the messages with no MAC or a made-up one."""
+    return [
+        bytes(Error(0x10)),
+        bytes(Error(0x61)),
+        bytes(ErrorAck()),
+        bytes(GoClear(bytes(8))),
+        bytes(ClearAck()),
+        bytes(HelloAck()),
+        bytes(Conf2Ack()),
+        bytes(RelayAck()),
+        bytes(Ping("1.10", bytes(8))),
+    ]
+
+
+# ---- dictionaries: tokens the fuzzer inserts whole ------------------------------------
+
+TOKENS = (
+    b"\x00",
+    b"\xff",
+    b"\r\n",
+    b"\r\n\r\n",
+    b" " * 64,
+    b"\t",
+    b":",
+    b";",
+    b",",
+    b"=",
+    b'"',
+    b"<",
+    b">",
+    b"\\",
+    b"%",
+    b"[",
+    b"]",
+    b"0",
+    b"9" * 12,
+    b"-1",
+    b"\xc2\xb2",  # superscript two: isdigit() but not int()
+    b"\xd9\xa1",  # Arabic-Indic one: isdigit(), and int() reads it
+    b"\xef\xbc\x91",  # fullwidth one
+    b"\xed\xa0\x80",  # a UTF-8 encoded surrogate
+    b"\x00\x00\xff\xff",
+    b"\xff\xff\xff\xff",
+)
+"""Byte strings that have broken parsers before: delimiters, digits that are not ASCII,
+lengths, NULs. Every target's dictionary starts with them."""
+
+SIP_TOKENS = (
+    b"Via: SIP/2.0/TLS ",
+    b";branch=z9hG4bK",
+    b";received=",
+    b";rport=",
+    b"CSeq: ",
+    b"Max-Forwards: ",
+    b"Expires: ",
+    b"Content-Length: ",
+    b"Call-ID: ",
+    b"From: ",
+    b"To: ",
+    b";tag=",
+    b"Contact: ",
+    b"Record-Route: ",
+    b"WWW-Authenticate: Digest ",
+    b"Proxy-Authenticate: Digest ",
+    b'realm="',
+    b'nonce="',
+    b"algorithm=MD5",
+    b"algorithm=SHA-256",
+    b'qop="auth"',
+    b"sips:",
+    b"SIP/2.0 ",
+    b"INVITE ",
+    b"BYE ",
+    b"ACK ",
+)
+SDP_TOKENS = (
+    b"m=audio ",
+    b" RTP/AVP ",
+    b"a=rtpmap:",
+    b"PCMU/8000",
+    b"telephone-event/8000",
+    b"a=zrtp-hash:1.10 ",
+    b"c=IN IP4 ",
+    b"c=IN IP6 ",
+    b"a=rtcp:",
+    b"a=rtcp-mux",
+    b"a=sendrecv",
+    b"a=inactive",
+    b"a=ptime:",
+    b"o=- ",
+)
+ZRTP_TOKENS = (
+    b"PZ",
+    b"ZRTP",
+    b"Hello   ",
+    b"HelloACK",
+    b"Commit  ",
+    b"DHPart1 ",
+    b"DHPart2 ",
+    b"Confirm1",
+    b"Confirm2",
+    b"Conf2ACK",
+    b"Error   ",
+    b"ErrorACK",
+    b"GoClear ",
+    b"ClearACK",
+    b"SASrelay",
+    b"RelayACK",
+    b"Ping    ",
+    b"PingACK ",
+    b"1.10",
+    b"X255",
+    b"DH3k",
+    b"Mult",
+    b"Prsh",
+    b"S256",
+    b"HS80",
+    b"AES1",
+    b"B32 ",
+)
+CONFIG_TOKENS = (
+    b"[account]",
+    b"[server]",
+    b"[security]",
+    b"[audio]",
+    b"[keypad]",
+    b"[display]",
+    b"[phone]",
+    b"[sim]",
+    b'aor = "sip:',
+    b'password_file = "',
+    b'registrar = "',
+    b'hardware = "simulated"',
+    b"rows = [",
+    b'"""',
+    b"'''",
+    b"[[",
+    b"]]",
+    b"= {",
+    b"inf",
+    b"nan",
+    b"0x",
+    b"1979-05-27T07:32:00Z",
+    b"\\u0000",
+    b"\\U0001F600",
+)
 
 
 # ---- SIP and SDP ----------------------------------------------------------------------

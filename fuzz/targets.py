@@ -61,6 +61,8 @@ class Target:
     seeds: Callable[[], list[bytes]]
     max_len: int = 4096
     """The largest input worth trying (a datagram, a SIP message)."""
+    dictionary: tuple[bytes, ...] = ()
+    """Tokens of the format, inserted whole by the fuzzer (seeds.TOKENS come first)."""
 
 
 # ---- SIP ------------------------------------------------------------------------------
@@ -449,13 +451,22 @@ def config(data: bytes) -> None:
         raise
 
 
+_SIP_AND_SDP = seeds.SIP_TOKENS + seeds.SDP_TOKENS
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target("sip_message", sip_message, (SipParseError,), seeds.sip, 8192),
-        Target("sip_framer", sip_framer, (SipParseError,), seeds.sip, 8192),
-        Target("sip_agent", sip_agent, (), seeds.sip, 8192),
-        Target("sdp", sdp, (ProtocolError,), seeds.sdp),
+        Target(
+            "sip_message",
+            sip_message,
+            (SipParseError,),
+            seeds.sip,
+            8192,
+            seeds.SIP_TOKENS + seeds.SDP_TOKENS,
+        ),
+        Target("sip_framer", sip_framer, (SipParseError,), seeds.sip, 8192, seeds.SIP_TOKENS),
+        Target("sip_agent", sip_agent, (), seeds.sip, 8192, _SIP_AND_SDP),
+        Target("sdp", sdp, (ProtocolError,), seeds.sdp, 4096, seeds.SDP_TOKENS),
         Target("rtp", rtp, (RtpParseError,), seeds.rtp, 1500),
         Target("rtcp", rtcp, (RtcpParseError,), seeds.rtcp_packets, 1500),
         Target("srtp", srtp, (SrtpError,), seeds.srtp, 1500),
@@ -468,10 +479,10 @@ TARGETS: dict[str, Target] = {
             seeds.telephone_events,
             256,
         ),
-        Target("zrtp_packet", zrtp_packet, (ZrtpParseError,), seeds.zrtp, 3072),
-        Target("zrtp_session", zrtp_session, (), seeds.zrtp_session, 3072),
-        Target("zrtp_fragments", zrtp_fragments, (), seeds.zrtp_fragments, 8192),
-        Target("media", media, (), seeds.media, 2048),
-        Target("config", config, (ConfigError,), seeds.configs, 16384),
+        Target("zrtp_packet", zrtp_packet, (ZrtpParseError,), seeds.zrtp, 3072, seeds.ZRTP_TOKENS),
+        Target("zrtp_session", zrtp_session, (), seeds.zrtp_session, 3072, seeds.ZRTP_TOKENS),
+        Target("zrtp_fragments", zrtp_fragments, (), seeds.zrtp_fragments, 8192, seeds.ZRTP_TOKENS),
+        Target("media", media, (), seeds.media, 2048, seeds.ZRTP_TOKENS),
+        Target("config", config, (ConfigError,), seeds.configs, 16384, seeds.CONFIG_TOKENS),
     )
 }

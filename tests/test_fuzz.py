@@ -11,44 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz import seeds
 from fuzz.targets import TARGETS, Target
-
-TOKENS = [
-    b"\x00",
-    b"\xff",
-    b"\r\n",
-    b"\r\n\r\n",
-    b" ",
-    b"\t",
-    b":",
-    b";",
-    b",",
-    b"=",
-    b'"',
-    b"<",
-    b">",
-    b"\\",
-    b"%",
-    b"[",
-    b"]",
-    b"0",
-    b"9" * 12,
-    b"-1",
-    b"\xc2\xb2",  # superscript two: isdigit() but not int()
-    b"\xd9\xa1",  # Arabic-Indic one
-    b"\xef\xbc\x91",  # fullwidth one
-    b"\xed\xa0\x80",  # a UTF-8 encoded surrogate
-    b"[[[[[[[[",
-    b"{a={a={a=",
-    b"\x00\x00\xff\xff",
-    b"\xff\xff\xff\xff",
-]
-"""Byte strings that have broken parsers before: delimiters, digits that are not ASCII,
-lengths, NULs."""
 
 
 @st.composite
-def mutated(draw: st.DrawFn, corpus: tuple[bytes, ...], max_len: int) -> bytes:
+def mutated(
+    draw: st.DrawFn, corpus: tuple[bytes, ...], tokens: tuple[bytes, ...], max_len: int
+) -> bytes:
     """A seed damaged a few times: bytes set, tokens inserted, runs deleted, duplicated or
     cut, or spliced with another seed."""
     data = bytearray(draw(st.sampled_from(corpus)))
@@ -58,7 +28,7 @@ def mutated(draw: st.DrawFn, corpus: tuple[bytes, ...], max_len: int) -> bytes:
         if op == 0 and data:
             data[at % len(data)] = draw(st.integers(0, 255))
         elif op == 1:
-            data[at:at] = draw(st.sampled_from(TOKENS))
+            data[at:at] = draw(st.sampled_from(tokens))
         elif op == 2:
             del data[at : at + draw(st.integers(1, 16))]
         elif op == 3:
@@ -84,8 +54,9 @@ EXAMPLES = {"zrtp_session": 150, "sip_agent": 200, "config": 200}
 def test_only_the_expected_error_escapes(name: str) -> None:
     target = TARGETS[name]
     corpus = tuple(target.seeds())
+    tokens = (*seeds.TOKENS, *target.dictionary)
     inputs = st.one_of(
-        st.binary(max_size=min(target.max_len, 600)), mutated(corpus, target.max_len)
+        st.binary(max_size=min(target.max_len, 600)), mutated(corpus, tokens, target.max_len)
     )
 
     @settings(
