@@ -35,13 +35,13 @@ def exchange(key_agreement: str) -> tuple[float, float]:
     a.start(0.0)
     b.start(0.0)
     while True:
-        to_b, to_a = a.packets_to_send(), b.packets_to_send()
+        to_b, to_a = a.datagrams_to_send(), b.datagrams_to_send()
         if not to_a and not to_b:
             break
         for packet in to_b:
-            b.receive_packet(packet, 0.0)
+            b.receive_datagram(packet, 0.0)
         for packet in to_a:
-            a.receive_packet(packet, 0.0)
+            a.receive_datagram(packet, 0.0)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     secured = [e for s in (a, b) for e in iter(s.next_event, None) if isinstance(e, Secured)]
     if len(secured) != 2 or secured[0].sas != secured[1].sas:

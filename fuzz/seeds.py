@@ -80,9 +80,9 @@ def zrtp_exchange(config: ZrtpConfig = ZRTP_FAST) -> tuple[bytes, ...]:
     for _ in range(40):
         moved = False
         for src, dst in ((a, b), (b, a)):
-            for packet in src.packets_to_send():
+            for packet in src.datagrams_to_send():
                 sent.append(packet)
-                dst.receive_packet(packet, 0.0)
+                dst.receive_datagram(packet, 0.0)
                 moved = True
         if not moved:
             break

@@ -293,8 +293,8 @@ def zrtp_session(data: bytes) -> None:
         )
     )
     if flags & 8:
-        a.session.set_peer_hello_hash(b.session.hello_hash)
-        b.session.set_peer_hello_hash(a.session.hello_hash)
+        a.session.set_peer_hello_hash(b.session.hello_hash, 0.0)
+        b.session.set_peer_hello_hash(a.session.hello_hash, 0.0)
     victim = a if flags & 2 else b
     copies = 2 if flags & 4 else 1
     a.session.start(0.0)
@@ -304,16 +304,16 @@ def zrtp_session(data: bytes) -> None:
 
     def inject() -> None:
         for _ in range(copies):
-            victim.session.receive_packet(forged, now)
+            victim.session.receive_datagram(forged, now)
 
     while now < 30.0:
         moved = False
         for src, dst in ((a, b), (b, a)):
-            for packet in src.session.packets_to_send():
+            for packet in src.session.datagrams_to_send():
                 if delivered == point:
                     inject()
                 delivered += 1
-                dst.session.receive_packet(packet, now)
+                dst.session.receive_datagram(packet, now)
                 moved = True
         if moved:
             continue
@@ -330,8 +330,8 @@ def zrtp_session(data: bytes) -> None:
     if delivered <= point:
         before = len(victim.events)
         inject()
-        a.session.packets_to_send()
-        b.session.packets_to_send()
+        a.session.datagrams_to_send()
+        b.session.datagrams_to_send()
         victim.drain()
         if a.of(Secured) and b.of(Secured):
             after = victim.events[before:]

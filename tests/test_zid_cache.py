@@ -181,11 +181,11 @@ def test_back_to_back_sessions_with_file_caches(tmp_path: Path) -> None:
         for s in sessions:
             s.start(0.0)
         for _ in range(20):
-            a_out, b_out = sessions[0].packets_to_send(), sessions[1].packets_to_send()
+            a_out, b_out = sessions[0].datagrams_to_send(), sessions[1].datagrams_to_send()
             for p in a_out:
-                sessions[1].receive_packet(p, 0.0)
+                sessions[1].receive_datagram(p, 0.0)
             for p in b_out:
-                sessions[0].receive_packet(p, 0.0)
+                sessions[0].receive_datagram(p, 0.0)
         found = []
         for s in sessions:
             while (event := s.next_event()) is not None:

@@ -164,12 +164,12 @@ def one_call(
         peer.command(f"call sip:pidphone@127.0.0.1:{SIP_PORT}")
         peer_hash = answer_invite(sip, zrtp.hello_hash)
         assert peer_hash is not None
-        zrtp.set_peer_hello_hash(peer_hash)
+        zrtp.set_peer_hello_hash(peer_hash, 0.0)
         origin = time.monotonic()
         zrtp.start(0.0)
         secured: Secured | None = None
         while time.monotonic() - origin < 20 and len(peer.sessions()) <= before:
-            for packet in zrtp.packets_to_send():
+            for packet in zrtp.datagrams_to_send():
                 media.sendto(packet, ("127.0.0.1", LINPHONE_RTP_PORT))
             timer = zrtp.get_timer()
             now = time.monotonic() - origin
@@ -179,7 +179,7 @@ def one_call(
             if media in readable:
                 data = media.recv(2048)
                 if data[:1] == b"\x10" and data[4:8] == b"ZRTP":
-                    zrtp.receive_packet(data, now)
+                    zrtp.receive_datagram(data, now)
                 else:
                     zrtp.srtp_authenticated(now)  # linphonec's SRTP (not decrypted here)
             if sip in readable:

@@ -54,8 +54,8 @@ def test_two_sessions_agree_with_s512() -> None:
     for _ in range(200):
         moved = False
         for src, dst in ((a, b), (b, a)):
-            for packet in src.packets_to_send():
-                dst.receive_packet(packet, now)
+            for packet in src.datagrams_to_send():
+                dst.receive_datagram(packet, now)
                 moved = True
         if not moved:
             timers = [t for t in (a.get_timer(), b.get_timer()) if t is not None]

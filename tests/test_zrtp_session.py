@@ -137,11 +137,11 @@ def run(
     while now <= until:
         moved = False
         for src, dst, channel in ((a, b, a_to_b), (b, a, b_to_a)):
-            packets = src.session.packets_to_send()
+            packets = src.session.datagrams_to_send()
             src.sent.extend(packets)
             src.sent_at.extend(now for _ in packets)
             for packet in channel(packets):
-                dst.session.receive_packet(packet, now)
+                dst.session.receive_datagram(packet, now)
                 moved = True
         if moved:
             continue
@@ -498,10 +498,10 @@ def test_hello_retransmission_schedule_and_no_zrtp_peer() -> None:
     a = side()
     a.session.start(10.0)
     times = [10.0]
-    a.sent.extend(a.session.packets_to_send())
+    a.sent.extend(a.session.datagrams_to_send())
     while (timer := a.session.get_timer()) is not None:
         a.session.handle_timer(timer)
-        packets = a.session.packets_to_send()
+        packets = a.session.datagrams_to_send()
         a.sent.extend(packets)
         if packets:
             times.append(timer)
@@ -520,12 +520,12 @@ def test_hello_retransmission_schedule_and_no_zrtp_peer() -> None:
 
 def test_hello_is_extended_when_the_peer_is_known() -> None:
     a, b = side(), side()
-    a.session.set_peer_hello_hash(b.session.hello_hash)
+    a.session.set_peer_hello_hash(b.session.hello_hash, 0.0)
     a.session.start(0.0)
     last = 0.0
     while (timer := a.session.get_timer()) is not None:
         a.session.handle_timer(timer)
-        if a.session.packets_to_send():
+        if a.session.datagrams_to_send():
             last = timer
     assert 11.8 <= last < 12.0
     assert a.failed is not None and a.failed.reason == "Peer does not support ZRTP"
@@ -534,15 +534,15 @@ def test_hello_is_extended_when_the_peer_is_known() -> None:
 def test_zrtp_hash_binds_the_peer_hello() -> None:
     a, b = side(), side()
     assert a.session.hello_hash.startswith("1.10 ") and len(a.session.hello_hash) == 69
-    a.session.set_peer_hello_hash(b.session.hello_hash)
-    b.session.set_peer_hello_hash(a.session.hello_hash)
+    a.session.set_peer_hello_hash(b.session.hello_hash, 0.0)
+    b.session.set_peer_hello_hash(a.session.hello_hash, 0.0)
     run(a, b)
     assert_agreed(a, b)
 
 
 def test_hello_not_matching_zrtp_hash_fails() -> None:
     a, b, other = side(), side(), side()
-    a.session.set_peer_hello_hash(other.session.hello_hash)
+    a.session.set_peer_hello_hash(other.session.hello_hash, 0.0)
     run(a, b)
     assert a.secured is None and b.secured is None
     assert a.failed is not None and "a=zrtp-hash" in a.failed.reason
@@ -551,7 +551,7 @@ def test_hello_not_matching_zrtp_hash_fails() -> None:
 @pytest.mark.parametrize("value", ["1.10 nothex", "1.10", "", "1.10 abcd"])
 def test_malformed_zrtp_hash_fails_closed(value: str) -> None:
     a, b = side(), side()
-    a.session.set_peer_hello_hash(value)
+    a.session.set_peer_hello_hash(value, 0.0)
     run(a, b)
     assert a.secured is None and b.secured is None
     assert a.failed is not None and "a=zrtp-hash" in a.failed.reason
@@ -563,8 +563,8 @@ def test_zrtp_hash_arriving_after_the_hello_is_checked_too() -> None:
     a, b, other = side(), side(), side()
     a.session.start(0.0)
     b.session.start(0.0)
-    for packet in b.session.packets_to_send():
-        a.session.receive_packet(packet, 0.0)
+    for packet in b.session.datagrams_to_send():
+        a.session.receive_datagram(packet, 0.0)
     a.session.set_peer_hello_hash(other.session.hello_hash, 0.0)
     assert a.failed is None and not a.of(PeerHelloReceived) and a.session.peer_zid is None
     run(a, b, start=False)
@@ -577,8 +577,8 @@ def test_zrtp_hash_arriving_after_the_hello_binds_it() -> None:
     a, b = side(), side()
     a.session.start(0.0)
     b.session.start(0.0)
-    for packet in b.session.packets_to_send():
-        a.session.receive_packet(packet, 0.0)
+    for packet in b.session.datagrams_to_send():
+        a.session.receive_datagram(packet, 0.0)
     a.session.set_peer_hello_hash(b.session.hello_hash, 0.0)
     assert a.session.peer_zid == b.cache.our_zid
     run(a, b, start=False)
@@ -616,10 +616,10 @@ def test_srtp_from_responder_completes_like_conf2ack() -> None:
     b.session.start(0.0)
     now = 0.0
     for _ in range(20):
-        for p in a.session.packets_to_send():
-            b.session.receive_packet(p, now)
-        for p in no_conf2ack(b.session.packets_to_send()):
-            a.session.receive_packet(p, now)
+        for p in a.session.datagrams_to_send():
+            b.session.receive_datagram(p, now)
+        for p in no_conf2ack(b.session.datagrams_to_send()):
+            a.session.receive_datagram(p, now)
     b_secured = b.secured
     assert b_secured is not None
     assert a.secured is None and a.session.get_timer() is not None
@@ -632,23 +632,23 @@ def test_srtp_from_responder_completes_like_conf2ack() -> None:
 
 def hellos_exchanged(a: Side, b: Side) -> None:
     """Both started, with each other's a=zrtp-hash, and a holding b's first Hello."""
-    a.session.set_peer_hello_hash(b.session.hello_hash)
-    b.session.set_peer_hello_hash(a.session.hello_hash)
+    a.session.set_peer_hello_hash(b.session.hello_hash, 0.0)
+    b.session.set_peer_hello_hash(a.session.hello_hash, 0.0)
     a.session.start(0.0)
     b.session.start(0.0)
-    a.sent.extend(a.session.packets_to_send())
-    b.sent.extend(b.session.packets_to_send())
+    a.sent.extend(a.session.datagrams_to_send())
+    b.sent.extend(b.session.datagrams_to_send())
     for packet in b.sent:
-        assert a.session.receive_packet(packet, 0.0)
-    a.sent.extend(a.session.packets_to_send())
+        assert a.session.receive_datagram(packet, 0.0)
+    a.sent.extend(a.session.datagrams_to_send())
 
 
 def test_peer_error_is_acknowledged_and_reported() -> None:
     a, b = side(), side(ssrc=0x5678)
     hellos_exchanged(a, b)
-    assert not a.session.receive_packet(b.forge(Error(0x52)), 0.1)  # taken, not authenticated
+    assert not a.session.receive_datagram(b.forge(Error(0x52)), 0.1)  # taken, not authenticated
     assert a.session.last_drop is None
-    assert [parse_packet(p).message for p in a.session.packets_to_send()] == [ErrorAck()]
+    assert [parse_packet(p).message for p in a.session.datagrams_to_send()] == [ErrorAck()]
     failed = a.failed
     assert failed is not None and failed.code == 0x52 and not failed.local
     assert "Cipher type not supported" in failed.reason
@@ -659,27 +659,27 @@ def test_error_from_no_peer_is_dropped_before_secure(ssrc: int | None) -> None:
     """§5.9 Error belongs to the exchange with the peer: from another SSRC (99), or before
     the peer's Hello is known (None: it comes first), it is dropped and the exchange goes on."""
     a, b = side(), side(ssrc=0x5678)
-    a.session.set_peer_hello_hash(b.session.hello_hash)
-    b.session.set_peer_hello_hash(a.session.hello_hash)
+    a.session.set_peer_hello_hash(b.session.hello_hash, 0.0)
+    b.session.set_peer_hello_hash(a.session.hello_hash, 0.0)
     a.session.start(0.0)
     b.session.start(0.0)
     if ssrc is None:
-        assert not a.session.receive_packet(bytes(ZrtpPacket(1, 0x5678, Error(0x52))), 0.0)
+        assert not a.session.receive_datagram(bytes(ZrtpPacket(1, 0x5678, Error(0x52))), 0.0)
     else:
-        for packet in b.session.packets_to_send():
+        for packet in b.session.datagrams_to_send():
             b.sent.append(packet)
-            a.session.receive_packet(packet, 0.0)
-        assert not a.session.receive_packet(bytes(ZrtpPacket(9, ssrc, Error(0x52))), 0.0)
+            a.session.receive_datagram(packet, 0.0)
+        assert not a.session.receive_datagram(bytes(ZrtpPacket(9, ssrc, Error(0x52))), 0.0)
     assert a.session.drops["foreign_ssrc"] == 1 and a.failed is None
-    assert not [p for p in a.session.packets_to_send() if b"ErrorACK" in p]
+    assert not [p for p in a.session.datagrams_to_send() if b"ErrorACK" in p]
     run(a, b, start=False)
     assert_agreed(a, b)
 
 
 def secured_pair() -> tuple[Side, Side]:
     a, b = side(), side(ssrc=0x5678)
-    a.session.set_peer_hello_hash(b.session.hello_hash)
-    b.session.set_peer_hello_hash(a.session.hello_hash)
+    a.session.set_peer_hello_hash(b.session.hello_hash, 0.0)
+    b.session.set_peer_hello_hash(a.session.hello_hash, 0.0)
     run(a, b)
     assert_agreed(a, b)
     return a, b
@@ -722,9 +722,9 @@ def test_nothing_unauthenticated_changes_a_secured_session(on_path: bool) -> Non
     secured = a.secured
     for message in unauthenticated(b):
         data = b.forge(message, ssrc=None if on_path else 0x0BAD)
-        assert not a.session.receive_packet(data, 2.0), message
+        assert not a.session.receive_datagram(data, 2.0), message
         assert a.session.last_drop is not None, message
-        assert a.session.packets_to_send() == [], message
+        assert a.session.datagrams_to_send() == [], message
     assert a.session.state == "secure" and a.secured == secured
     a.drain()
     assert not a.of(SecurityLost) and not a.of(ZrtpFailed) and not a.of(GoClearRefused)
@@ -742,7 +742,7 @@ def test_junk_after_secure_is_counted_by_reason() -> None:
     bad_crc = good[:-1] + bytes([good[-1] ^ 1])
     short_error = encode_packet(7, 0x5678, b"\x50\x5a\x00\x03Error   ")  # valid CRC
     for data in (bad_crc, b"\x10" + bytes(40), bytes(5000), short_error):
-        assert not a.session.receive_packet(data, 2.0)
+        assert not a.session.receive_datagram(data, 2.0)
     assert a.session.drops == {"crc": 1, "oversize": 1, "malformed": 2}
     assert a.session.state == "secure"
 
@@ -750,9 +750,9 @@ def test_junk_after_secure_is_counted_by_reason() -> None:
 def test_ping_is_answered() -> None:
     a = side()
     a.session.start(0.0)
-    a.session.packets_to_send()
-    a.session.receive_packet(bytes(ZrtpPacket(7, 0x42, Ping("1.10", b"12345678"))), 0.0)
-    (reply,) = a.session.packets_to_send()
+    a.session.datagrams_to_send()
+    a.session.receive_datagram(bytes(ZrtpPacket(7, 0x42, Ping("1.10", b"12345678"))), 0.0)
+    (reply,) = a.session.datagrams_to_send()
     ack = parse_packet(reply).message
     assert isinstance(ack, PingAck)
     assert ack.received_endpoint_hash == b"12345678" and ack.ssrc == 0x42
@@ -769,8 +769,8 @@ def test_valid_goclear_is_refused_and_media_stays_secure() -> None:
     a, b = secured_pair()
     clear_mac = hmac.new(peer_mac_key(a), b"GoClear ", "sha256").digest()[:8]
     for _ in range(2):
-        assert a.session.receive_packet(b.forge(GoClear(clear_mac)), 1.0)
-        (reply,) = a.session.packets_to_send()
+        assert a.session.receive_datagram(b.forge(GoClear(clear_mac)), 1.0)
+        (reply,) = a.session.datagrams_to_send()
         assert parse_packet(reply).message == Error(0x100)
     assert len(a.of(GoClearRefused)) == 1
     assert a.session.state == "secure"
@@ -778,8 +778,8 @@ def test_valid_goclear_is_refused_and_media_stays_secure() -> None:
 
 def test_goclear_with_a_bad_mac_is_dropped_unanswered() -> None:
     a, b = secured_pair()
-    assert not a.session.receive_packet(b.forge(GoClear(b"\x00" * 8)), 1.0)
-    assert a.session.drops["unauthenticated"] == 1 and not a.session.packets_to_send()
+    assert not a.session.receive_datagram(b.forge(GoClear(b"\x00" * 8)), 1.0)
+    assert a.session.drops["unauthenticated"] == 1 and not a.session.datagrams_to_send()
     assert not a.of(GoClearRefused)
 
 
@@ -792,16 +792,16 @@ def test_sasrelay_mac_is_checked_first_and_its_sas_never_shown(mitm: bool) -> No
     secured = a.secured
     encrypted = b"\x00" * 40
     forged = SasRelay(mac=b"\x00" * 8, iv=b"\x00" * 16, encrypted=encrypted)
-    assert not a.session.receive_packet(b.forge(forged), 1.0)
-    assert a.session.packets_to_send() == [] and a.session.drops["unauthenticated"] == 1
+    assert not a.session.receive_datagram(b.forge(forged), 1.0)
+    assert a.session.datagrams_to_send() == [] and a.session.drops["unauthenticated"] == 1
     if mitm:  # the peer's Hello had said M: what a PBX sends
         peer = a.session._peer_hello
         assert peer is not None
         a.session._peer_hello = dataclasses.replace(peer, mitm=True)
     tag = hmac.new(peer_mac_key(a), encrypted, "sha256").digest()[:8]
     relay = SasRelay(mac=tag, iv=b"\x00" * 16, encrypted=encrypted)
-    assert a.session.receive_packet(b.forge(relay), 1.0)
-    (reply,) = a.session.packets_to_send()
+    assert a.session.receive_datagram(b.forge(relay), 1.0)
+    (reply,) = a.session.datagrams_to_send()
     assert parse_packet(reply).message == (Error(0x63) if mitm else RelayAck())
     assert a.session.state == "secure" and a.secured == secured
 
@@ -874,9 +874,9 @@ class FakePeer:
 def test_commit_with_unoffered_algorithm_is_refused(algorithm: dict[str, str], code: int) -> None:
     a, peer = side(), FakePeer()
     a.session.start(0.0)
-    a.session.receive_packet(peer.hello(), 0.0)
-    a.session.receive_packet(peer.commit(**algorithm), 0.0)
-    sent = [parse_packet(p).message for p in a.session.packets_to_send()]
+    a.session.receive_datagram(peer.hello(), 0.0)
+    a.session.receive_datagram(peer.commit(**algorithm), 0.0)
+    sent = [parse_packet(p).message for p in a.session.datagrams_to_send()]
     assert sent[-1] == Error(code)
     assert a.failed is not None and a.failed.code == code and a.failed.local
 
@@ -884,21 +884,21 @@ def test_commit_with_unoffered_algorithm_is_refused(algorithm: dict[str, str], c
 def test_commit_with_broken_hash_chain_is_ignored() -> None:
     a, peer = side(), FakePeer()
     a.session.start(0.0)
-    a.session.receive_packet(peer.hello(), 0.0)
+    a.session.receive_datagram(peer.hello(), 0.0)
     peer.h2 = b"\x00" * 32
-    a.session.receive_packet(peer.commit(), 0.0)
+    a.session.receive_datagram(peer.commit(), 0.0)
     assert a.session.dropped == 1 and a.failed is None
 
 
 def test_dhpart2_with_wrong_hvi_is_error_0x62() -> None:
     a, peer = side(ZrtpConfig(key_agreements=("X255",))), FakePeer()
     a.session.start(0.0)
-    a.session.receive_packet(peer.hello(), 0.0)
-    a.session.receive_packet(peer.commit(), 0.0)
-    sent = [parse_packet(p).message.type_name for p in a.session.packets_to_send()]
+    a.session.receive_datagram(peer.hello(), 0.0)
+    a.session.receive_datagram(peer.commit(), 0.0)
+    sent = [parse_packet(p).message.type_name for p in a.session.datagrams_to_send()]
     assert sent[-1] == "DHPart1"
     part = peer.dhpart(DHPart2, b"\x09" * 32)
-    a.session.receive_packet(bytes(ZrtpPacket(9, 0xFEED, part)), 0.1)
+    a.session.receive_datagram(bytes(ZrtpPacket(9, 0xFEED, part)), 0.1)
     assert a.failed is not None and a.failed.code == 0x62
 
 
@@ -907,14 +907,14 @@ def test_dhpart1_with_a_weak_dh3k_public_value_is_error_0x61(pv: int) -> None:
     """§4.4.1: pvr of 0, 1 or p-1 (or not below p) fails the exchange with Error 0x61."""
     a, peer = side(ZrtpConfig(key_agreements=("DH3k",))), FakePeer()
     a.session.start(0.0)
-    a.session.receive_packet(peer.hello_for("DH3k"), 0.0)
-    a.session.receive_packet(bytes(ZrtpPacket(50, 0xFEED, HelloAck())), 0.0)
-    sent = [parse_packet(p).message for p in a.session.packets_to_send()]
+    a.session.receive_datagram(peer.hello_for("DH3k"), 0.0)
+    a.session.receive_datagram(bytes(ZrtpPacket(50, 0xFEED, HelloAck())), 0.0)
+    sent = [parse_packet(p).message for p in a.session.datagrams_to_send()]
     commit = sent[-1]
     assert isinstance(commit, Commit) and commit.key_agreement == "DH3k"
     part = peer.dhpart(DHPart1, pv.to_bytes(384, "big"))
-    a.session.receive_packet(bytes(ZrtpPacket(51, 0xFEED, part)), 0.1)
-    assert parse_packet(a.session.packets_to_send()[-1]).message == Error(0x61)
+    a.session.receive_datagram(bytes(ZrtpPacket(51, 0xFEED, part)), 0.1)
+    assert parse_packet(a.session.datagrams_to_send()[-1]).message == Error(0x61)
     assert a.failed is not None and a.failed.code == 0x61 and a.failed.local
     assert a.secured is None
 
@@ -941,11 +941,11 @@ def test_multistream_needs_a_secured_first_stream() -> None:
 def test_packets_before_start_and_after_close_are_dropped() -> None:
     a, b = side(), side()
     b.session.start(0.0)
-    (hello,) = b.session.packets_to_send()
-    a.session.receive_packet(hello, 0.0)
+    (hello,) = b.session.datagrams_to_send()
+    a.session.receive_datagram(hello, 0.0)
     assert a.session.dropped == 1
     a.session.close()
-    a.session.receive_packet(hello, 0.0)
+    a.session.receive_datagram(hello, 0.0)
     assert a.session.dropped == 2
 
 
@@ -981,7 +981,7 @@ def test_garbage_never_raises_and_exchange_survives(seeds: list[int], codes: lis
 def test_hello_hash_is_the_sha256_of_our_hello_message() -> None:
     a = side()
     a.session.start(0.0)
-    (hello,) = a.session.packets_to_send()
+    (hello,) = a.session.datagrams_to_send()
     assert a.session.hello_hash == "1.10 " + hashlib.sha256(hello[12:-4]).hexdigest()
 
 
@@ -1003,8 +1003,8 @@ def test_config_rejects_what_cannot_be_offered(changes: dict[str, object]) -> No
 def test_error_is_retransmitted_until_acknowledged() -> None:
     cache = MemoryZidCache()
     a, b = side(cache=cache), side(cache=MemoryZidCache(cache.our_zid))
-    a.session.set_peer_hello_hash(b.session.hello_hash)
-    b.session.set_peer_hello_hash(a.session.hello_hash)
+    a.session.set_peer_hello_hash(b.session.hello_hash, 0.0)
+    b.session.set_peer_hello_hash(a.session.hello_hash, 0.0)
     run(a, b)
     assert a.failed is not None and b.failed is not None
     assert a.sent_types().count("Error") == 1 and "ErrorACK" in b.sent_types()
@@ -1020,7 +1020,7 @@ def test_sequence_numbers_start_low_enough_never_to_wrap(first: bytes) -> None:
         random_bytes=lambda n: chunks.pop() if chunks and n == 2 else bytes(n),
     )
     session.start(0.0)
-    (hello,) = session.packets_to_send()
+    (hello,) = session.datagrams_to_send()
     assert 1 <= struct.unpack("!H", hello[2:4])[0] <= 0x8000
 
 
@@ -1039,8 +1039,8 @@ def test_replayed_multistream_nonce_is_error_0x80() -> None:
     )
     replay = side(cache=cb, parent=b.session)
     replay.session.start(0.0)
-    replay.session.receive_packet(hello, 0.0)
-    replay.session.receive_packet(commit, 0.0)
+    replay.session.receive_datagram(hello, 0.0)
+    replay.session.receive_datagram(commit, 0.0)
     assert replay.failed is not None and replay.failed.code == 0x80
 
 
@@ -1049,8 +1049,8 @@ def test_replayed_multistream_nonce_is_error_0x80() -> None:
 
 def start_both(a: Side, b: Side, *, hashes: bool) -> None:
     if hashes:
-        a.session.set_peer_hello_hash(b.session.hello_hash)
-        b.session.set_peer_hello_hash(a.session.hello_hash)
+        a.session.set_peer_hello_hash(b.session.hello_hash, 0.0)
+        b.session.set_peer_hello_hash(a.session.hello_hash, 0.0)
     a.session.start(0.0)
     b.session.start(0.0)
 
@@ -1061,7 +1061,7 @@ def test_forged_hello_not_matching_the_zrtp_hash_is_dropped() -> None:
     a, b = side(), side(ssrc=0x5678)
     start_both(a, b, hashes=True)
     forged = FakePeer().hello()
-    assert not a.session.receive_packet(forged, 0.0)
+    assert not a.session.receive_datagram(forged, 0.0)
     assert a.session.drops == {"unauthenticated": 1} and a.failed is None
     run(a, b, start=False)
     assert_agreed(a, b)
@@ -1076,14 +1076,14 @@ def test_forged_hello_with_the_peers_h3_loses_to_the_real_one(hashes: bool) -> N
     and the downgrade does not happen."""
     a, b = side(), side(ssrc=0x5678)
     start_both(a, b, hashes=hashes)
-    b.sent.extend(b.session.packets_to_send())
+    b.sent.extend(b.session.datagrams_to_send())
     real = parse_packet(b.sent[0])
     assert isinstance(real.message, Hello)
     downgraded = dataclasses.replace(real.message, key_agreements=("DH3k",), mac=b"\x00" * 8)
     forged = bytes(ZrtpPacket(real.sequence, real.ssrc, downgraded))
-    assert not a.session.receive_packet(forged, 0.0)
+    assert not a.session.receive_datagram(forged, 0.0)
     for packet in b.sent:
-        a.session.receive_packet(packet, 0.0)
+        a.session.receive_datagram(packet, 0.0)
     run(a, b, start=False)
     secured_a, _ = assert_agreed(a, b)
     assert secured_a.key_agreement == "X255"
@@ -1099,8 +1099,8 @@ def test_forged_helloack_does_not_stop_our_hello() -> None:
     first Hello was lost, the retransmission still reaches the peer and the exchange ends."""
     a, b = side(), side(ssrc=0x5678)
     start_both(a, b, hashes=True)
-    a.session.packets_to_send()  # a's first Hello is lost
-    assert not a.session.receive_packet(bytes(ZrtpPacket(1, 0x0BAD, HelloAck())), 0.0)
+    a.session.datagrams_to_send()  # a's first Hello is lost
+    assert not a.session.receive_datagram(bytes(ZrtpPacket(1, 0x0BAD, HelloAck())), 0.0)
     run(a, b, start=False)
     assert_agreed(a, b)
 
@@ -1129,7 +1129,7 @@ def test_forged_commit_does_not_stop_our_commit() -> None:
                     "B32 ",
                     hvi=b"\xff" * 32,
                 )
-                a.session.receive_packet(b.forge(forged), 0.0)
+                a.session.receive_datagram(b.forge(forged), 0.0)
                 continue
             out.append(packet)
         return out
@@ -1164,13 +1164,13 @@ def test_commit_that_wins_keeps_ours_going_until_its_dhpart2_proves_it() -> None
 
 
 def test_only_authenticated_progress_vouches_for_the_sender() -> None:
-    """receive_packet says True (the media layer may follow the sender's address) only for a
+    """receive_datagram says True (the media layer may follow the sender's address) only for a
     message that moved the exchange on and whose authenticity could be checked: not for a
     copy of one, nor for HelloACK or Error, which nothing authenticates."""
     a, b = side(), side(ssrc=0x5678)
     hellos_exchanged(a, b)  # b's Hello, matching its a=zrtp-hash: True
-    assert not a.session.receive_packet(b.sent[0], 0.0)  # the same Hello again
-    assert not a.session.receive_packet(b.forge(HelloAck()), 0.0)
+    assert not a.session.receive_datagram(b.sent[0], 0.0)  # the same Hello again
+    assert not a.session.receive_datagram(b.forge(HelloAck()), 0.0)
     assert a.session.drops == {}
 
 
@@ -1180,8 +1180,8 @@ def test_sequence_numbers_cannot_be_poisoned() -> None:
     a, b = side(), side(ssrc=0x5678)
     hellos_exchanged(a, b)
     for packet in a.sent:
-        b.session.receive_packet(packet, 0.0)
+        b.session.receive_datagram(packet, 0.0)
     b.forged = 30000
-    a.session.receive_packet(b.forge(HelloAck()), 0.0)
+    a.session.receive_datagram(b.forge(HelloAck()), 0.0)
     run(a, b, start=False)
     assert_agreed(a, b)

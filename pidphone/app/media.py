@@ -368,7 +368,8 @@ class MediaSession:
                 raise LocalProtocolError("a new peer a=zrtp-hash mid-call needs `now`")
             self.restart_zrtp(now)
         self._bound_hash = digest
-        self._zrtp.set_peer_hello_hash(f"{version or '1.10'} {digest}", now)
+        at = now if now is not None else (self._started_at or 0.0)
+        self._zrtp.set_peer_hello_hash(f"{version or '1.10'} {digest}", at)
         self._pump_zrtp(self._started_at or 0.0)
 
     def restart_zrtp(self, now: float) -> None:
@@ -605,7 +606,7 @@ class MediaSession:
             self._drop("zrtp_source", source)
             return
         zrtp = self._zrtp
-        if zrtp.receive_packet(data, now):
+        if zrtp.receive_datagram(data, now):
             if self._security == "negotiating":
                 self._latch(source)
         elif zrtp.last_drop is not None:
@@ -613,7 +614,7 @@ class MediaSession:
         self._pump_zrtp(now)
 
     def _pump_zrtp(self, now: float) -> None:
-        for packet in self._zrtp.packets_to_send():
+        for packet in self._zrtp.datagrams_to_send():
             if self._remote is not None:
                 self._outbox.append((packet, self._remote))
                 self.stats.zrtp_sent += 1

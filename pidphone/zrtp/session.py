@@ -2,8 +2,8 @@
 
 Driven by three inputs, like every core protocol object (ARCHITECTURE.md): API calls
 (`start`, `set_peer_hello_hash`, `srtp_authenticated`, `confirm_sas`, `close`), received
-packets (`receive_packet`) and the clock (`handle_timer` at `get_timer()`). It produces packets
-(`packets_to_send`) and events (`next_event`). Both sides send Hello (§4.1); a side that is
+packets (`receive_datagram`) and the clock (`handle_timer` at `get_timer()`). It produces packets
+(`datagrams_to_send`) and events (`next_event`). Both sides send Hello (§4.1); a side that is
 not passive sends Commit as soon as it holds the peer's Hello and a HelloACK for its own, as
 bzrtp does, so both usually commit and §4.2 picks the initiator (higher hvi). DH mode is
 §4.4.1, Multistream §4.4.3, keys §4.5, Confirm §4.6, timers §6, errors §5.9. Bad input is
@@ -16,7 +16,7 @@ Who may change what (anyone can send UDP to the media port, and the CRC is no se
 - From then on the peer is bound to that Hello's SSRC: a packet with another SSRC is dropped.
   An off-path sender does not know it. (The sequence number is not checked: the packet header
   is not authenticated, so an on-path sender could poison it at no cost.)
-- `receive_packet` says True only for a message that moved the exchange on and whose
+- `receive_datagram` says True only for a message that moved the exchange on and whose
   authenticity could be checked (a Hello that matches a=zrtp-hash, a Commit/DHPart/Confirm whose
   hash chain or MAC checks, a GoClear/SASrelay whose MAC does): the caller may follow that
   sender's address. A copy of an earlier message, or one nothing authenticates (HelloACK,
@@ -395,7 +395,7 @@ class ZrtpSession:
             is_hello=True,
         )
 
-    def set_peer_hello_hash(self, value: str, now: float | None = None) -> None:
+    def set_peer_hello_hash(self, value: str, now: float) -> None:
         """The peer's `a=zrtp-hash` from the SDP: its Hello must hash to it (§8.1).
 
         The value comes from the peer, so a malformed one is not an exception: no Hello can
@@ -431,10 +431,9 @@ class ZrtpSession:
         if matching:
             raw, hello, ssrc = matching[0]
             self._bind(hello, raw, ssrc)
-            if now is not None:
-                self._maybe_commit(now)
+            self._maybe_commit(now)
 
-    def receive_packet(self, data: bytes, now: float) -> bool:
+    def receive_datagram(self, data: bytes, now: float) -> bool:
         """Feed one ZRTP datagram. True when it moved the exchange on and was authenticated as
         far as the exchange allows now (see the module docstring): the caller may follow the
         sender's address only then. A packet that fails a check (length, CRC, form, the bound
@@ -474,7 +473,7 @@ class ZrtpSession:
         self.last_drop = reason
         return False
 
-    def packets_to_send(self) -> list[bytes]:
+    def datagrams_to_send(self) -> list[bytes]:
         """Datagrams to send now, in order."""
         out, self._out = self._out, []
         return out

@@ -7,8 +7,8 @@ callback, packets are handed to it, and its timers run on a clock the caller mov
     lib = load_library()                 # $PIDPHONE_BZRTP_LIB, else BzrtpMissingError: how to build
     bob = BzrtpPeer(lib, ssrc=0xB0B, key_agreements=("X3M3",))
     bob.start(now_ms=0)
-    bob.packets_to_send()                # [b"\\x10\\x00..." Hello]
-    bob.receive_packet(data); bob.iterate(now_ms)
+    bob.datagrams_to_send()                # [b"\\x10\\x00..." Hello]
+    bob.receive_datagram(data); bob.iterate(now_ms)
     bob.secrets                          # BzrtpSecrets(sas="...", key_agreement="X3M3", ...)
 
 `DeterministicRandom(seed).install(lib)` replaces the randomness of OpenSSL (which bctoolbox,
@@ -430,12 +430,12 @@ class BzrtpPeer:
         """Let bzrtp's timer fire if it is due (its retransmissions)."""
         self.lib.bzrtp_iterate(self.context, self.ssrc, now_ms)
 
-    def receive_packet(self, packet: bytes) -> int:
+    def receive_datagram(self, packet: bytes) -> int:
         """Hand bzrtp one datagram; returns its code (0, or why it dropped the packet)."""
         buffer = (ctypes.c_uint8 * len(packet)).from_buffer_copy(packet)
         return int(self.lib.bzrtp_processMessage(self.context, self.ssrc, buffer, len(packet)))
 
-    def packets_to_send(self) -> list[bytes]:
+    def datagrams_to_send(self) -> list[bytes]:
         out, self.outbox = self.outbox, []
         return out
 
@@ -494,10 +494,10 @@ def back_to_back(
             moved = False
             for name, peer in peers.items():
                 other = peers["bob" if name == "alice" else "alice"]
-                for packet in peer.packets_to_send():
+                for packet in peer.datagrams_to_send():
                     wire.append(Datagram(now, name, packet))
                     if started["bob" if name == "alice" else "alice"]:
-                        other.receive_packet(packet)
+                        other.receive_datagram(packet)
                     moved = True
         if alice.secure and bob.secure and alice.secrets and bob.secrets:
             break
@@ -512,8 +512,8 @@ class SansIoSession(Protocol):
     """The verbs of pidphone's `ZrtpSession` that a run against bzrtp needs (time in seconds)."""
 
     def start(self, now: float) -> None: ...
-    def receive_packet(self, data: bytes, now: float) -> bool: ...
-    def packets_to_send(self) -> list[bytes]: ...
+    def receive_datagram(self, data: bytes, now: float) -> bool: ...
+    def datagrams_to_send(self) -> list[bytes]: ...
     def get_timer(self) -> float | None: ...
     def handle_timer(self, now: float) -> None: ...
 
@@ -536,13 +536,13 @@ def versus_session(
         moved = True
         while moved:
             moved = False
-            for packet in peer.packets_to_send():
+            for packet in peer.datagrams_to_send():
                 wire.append(Datagram(now, peer_name, packet))
-                session.receive_packet(packet, now / 1000)
+                session.receive_datagram(packet, now / 1000)
                 moved = True
-            for packet in session.packets_to_send():
+            for packet in session.datagrams_to_send():
                 wire.append(Datagram(now, session_name, packet))
-                peer.receive_packet(packet)
+                peer.receive_datagram(packet)
                 moved = True
         if done():
             break
