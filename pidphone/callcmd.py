@@ -31,6 +31,7 @@ from pidphone.app.call import (
     CallConnected,
     CallEvent,
     CallFinished,
+    CallIncoming,
     CallInsecure,
     CallMismatch,
     CallRinging,
@@ -39,15 +40,9 @@ from pidphone.app.call import (
     CallSecurityLost,
     CallSettings,
 )
-from pidphone.app.engine import (
-    CallIncoming,
-    Engine,
-    EngineEvent,
-    EngineSettings,
-    LinkProblem,
-    RegistrationEvent,
-)
-from pidphone.app.media import MediaConfig
+from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings, MediaFault
+from pidphone.app.media import MediaConfig, MediaStats
+from pidphone.app.switchboard import LinkProblem, RegistrationEvent, SwitchboardSettings
 from pidphone.audio.analysis import dominant_frequencies
 from pidphone.config import Config
 from pidphone.drivers.sim_audio import SimAudioDevices
@@ -142,7 +137,7 @@ def offered_codecs(configured: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name for name in configured if name in MEDIA_CODECS) or MEDIA_CODECS
 
 
-def engine_settings(config: Config) -> EngineSettings:
+def controller_settings(config: Config) -> ControllerSettings:
     """Media on every interface; the SDP names the address that routes towards the peer
     (or the STUN answer)."""
     media = MediaConfig(
@@ -150,12 +145,14 @@ def engine_settings(config: Config) -> EngineSettings:
         zrtp=zrtp_config(config),
         secure_timeout=config.security.hello_timeout + 10.0,
     )
-    return EngineSettings(
-        call=CallSettings(media=media, codecs=offered_codecs(config.audio.codecs)),
-        media_bind="0.0.0.0",
-        stun_server=config.server.stun_address,
+    return ControllerSettings(
+        calls=SwitchboardSettings(
+            call=CallSettings(media=media, codecs=offered_codecs(config.audio.codecs)),
+            media_bind="0.0.0.0",
+            stun_server=config.server.stun_address,
+            dial_domain=config.phone.dial_domain,
+        ),
         tone_plan=config.audio.tone_plan,
-        dial_domain=config.phone.dial_domain,
     )
 
 
@@ -253,18 +250,18 @@ def heard_frequencies(frames: list[bytes], count: int = 2) -> list[float]:
 
 
 class _Session:
-    """An engine with a listener that prints progress and collects events per call."""
+    """A headless phone with a listener that prints progress and collects events per call."""
 
     def __init__(self, config: Config, out: TextIO, as_json: bool) -> None:
         self.config = config
         self.out = out
         self.as_json = as_json
-        self.events: list[tuple[float, EngineEvent]] = []
+        self.events: list[tuple[float, ControllerEvent]] = []
         self.changed = asyncio.Event()
         audio = audio_devices(config)
         self.simulated = audio if isinstance(audio, SimAudioDevices) else None
-        self.engine = Engine(
-            engine_settings(config),
+        self.phone = Controller(
+            controller_settings(config),
             user_agent(config),
             tls_transport(config),
             zid_cache(config),
@@ -272,13 +269,13 @@ class _Session:
             local_address=local_address_towards,
             audio=audio,
         )
-        self.engine.add_listener(self._on_event)
+        self.phone.add_listener(self._on_event)
 
     def say(self, text: str) -> None:
         """A progress line: on stdout, or on stderr when stdout is for the JSON report."""
         print(text, file=sys.stderr if self.as_json else self.out, flush=True)
 
-    def _on_event(self, event: EngineEvent) -> None:
+    def _on_event(self, event: ControllerEvent) -> None:
         self.events.append((time.monotonic(), event))
         self.changed.set()
         line = describe(event)
@@ -286,8 +283,8 @@ class _Session:
             self.say(line)
 
     async def wait(
-        self, check: Callable[[EngineEvent], bool], timeout: float
-    ) -> EngineEvent | None:
+        self, check: Callable[[ControllerEvent], bool], timeout: float
+    ) -> ControllerEvent | None:
         """The first event (seen or to come) that passes `check`, or None after `timeout`."""
         deadline = time.monotonic() + timeout
         seen = 0
@@ -306,7 +303,7 @@ class _Session:
                 return None
 
     async def register(self) -> bool:
-        if self.engine.agent.config.registrar is None:
+        if self.phone.agent.config.registrar is None:
             return True
         event = await self.wait(
             lambda e: isinstance(e, RegistrationEvent) and e.state != "registering",
@@ -323,15 +320,15 @@ class _Session:
         """Wait for the answer, then `duration` seconds or the end, then hang up."""
         cid = call.call_id
 
-        def mine(kind: type[CallEvent]) -> Callable[[EngineEvent], bool]:
+        def mine(kind: type[CallEvent]) -> Callable[[ControllerEvent], bool]:
             return lambda e: isinstance(e, kind) and e.call_id == cid
 
-        def ended(e: EngineEvent) -> bool:
+        def ended(e: ControllerEvent) -> bool:
             return isinstance(e, CallFinished) and e.call_id == cid
 
         connected = await self.wait(lambda e: mine(CallConnected)(e) or ended(e), ANSWER_TIMEOUT)
         if connected is None:
-            self.engine.hangup(cid, "No answer")
+            self.phone.hangup(cid, "No answer")
         elif isinstance(connected, CallConnected):
             mark = len(self._heard())
             answered = time.monotonic()
@@ -340,15 +337,20 @@ class _Session:
             if self.simulated is not None:
                 report.received_frequencies = heard_frequencies(self._heard()[mark:])
             if call.state != "ended":
-                self.engine.hangup(cid, "Hung up")
+                self.phone.hangup(cid, "Hung up")
         await self.wait(ended, 5.0)
-        fill_report(report, call, [e for _, e in self.events if getattr(e, "call_id", "") == cid])
+        try:
+            stats = await asyncio.wait_for(self.phone.media_stats(call), 5.0)
+        except TimeoutError:
+            stats = call.stats
+        events = [e for _, e in self.events if getattr(e, "call_id", "") == cid]
+        fill_report(report, call, stats, events)
         problems = [e for _, e in self.events if isinstance(e, LinkProblem)]
         if problems and not report.ok:
             report.reason += f" (TLS: {problems[-1].reason})"
 
 
-def describe(event: EngineEvent) -> str:
+def describe(event: ControllerEvent) -> str:
     """The progress line for an event ("" when it needs none)."""
     if isinstance(event, RegistrationEvent):
         return f"registration: {event.state}" + (f" ({event.reason})" if event.reason else "")
@@ -378,14 +380,17 @@ def describe(event: EngineEvent) -> str:
         return f"NOT SECURE, ending the call: {event.reason}{code}"
     if isinstance(event, CallFinished):
         return f"call ended: {event.reason}"
+    if isinstance(event, MediaFault):
+        return f"audio failed: {event.reason}"
     return ""
 
 
-def fill_report(report: CallReport, call: Call, events: list[EngineEvent]) -> None:
+def fill_report(
+    report: CallReport, call: Call, stats: MediaStats, events: list[ControllerEvent]
+) -> None:
     report.call_id = call.call_id
     report.remote = call.remote_uri
     report.codec = call.media_params.codec if call.media_params is not None else ""
-    stats = call.media.stats
     report.packets_sent = stats.packets_sent
     report.packets_received = stats.packets_received
     report.packets_lost = stats.packets_lost
@@ -395,7 +400,7 @@ def fill_report(report: CallReport, call: Call, events: list[EngineEvent]) -> No
     report.clear_packets_sent = stats.clear_packets_sent
     lost = [e for e in events if isinstance(e, CallSecurityLost)]
     report.security_lost = lost[-1].reason if lost else ""
-    secured = call.media.secured
+    secured = call.secured
     connected = any(isinstance(e, CallConnected) for e in events)
     if secured is not None:
         report.state = "secure"
@@ -445,24 +450,24 @@ async def _call(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         else:
             session.say(f"calling {args.uri}")
             try:
-                call = await session.engine.place_call(args.uri)
+                call = await session.phone.place_call(args.uri)
             except ProtocolError as exc:
                 report.reason = str(exc)
             else:
                 await session.follow(call, _duration(args), report)
     finally:
-        await session.engine.stop()
+        await session.phone.stop()
     _print_report(session, report)
     return EXIT_OK if report.ok else EXIT_FAILURE
 
 
 async def _start(session: _Session) -> bool:
-    """Start the engine; a port in use or a device that cannot open is reported, not raised."""
+    """Start the phone; a port in use or a device that cannot open is reported, not raised."""
     try:
-        await session.engine.start()
+        await session.phone.start()
     except OSError as exc:
         print(f"pidphone: cannot start the phone: {exc}", file=sys.stderr)
-        await session.engine.stop()
+        await session.phone.stop()
         return False
     # Start-up's objects live as long as the command: keep the collector off them, so the
     # collections a call's allocations trigger do not walk them every time.
@@ -495,18 +500,18 @@ async def _answer(args: argparse.Namespace, config: Config, out: TextIO) -> int:
             if not isinstance(event, CallIncoming):
                 break
             answered.add(event.call_id)
-            call = session.engine.call(event.call_id)
+            call = session.phone.call(event.call_id)
             report = CallReport(remote=event.remote_uri)
             if call is None:
                 report.reason = "the call ended before it could be answered"
                 ok = False
             else:
-                session.engine.answer(event.call_id)
+                session.phone.answer(event.call_id)
                 await session.follow(call, _duration(args), report)
                 ok = ok and report.ok
             _print_report(session, report)
     finally:
-        await session.engine.stop()
+        await session.phone.stop()
     return EXIT_OK if ok else EXIT_FAILURE
 
 

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pidphone import callcmd
-from pidphone.app.call import CallFinished, CallInsecure, CallSecure
-from pidphone.app.engine import CallIncoming, CallPlaced, Engine, EngineEvent, RegistrationEvent
+from pidphone.app.call import CallFinished, CallIncoming, CallInsecure, CallPlaced, CallSecure
+from pidphone.app.controller import Controller, ControllerEvent, MediaFault
 from pidphone.app.phone_events import PhoneSettings
+from pidphone.app.switchboard import RegistrationEvent
 from pidphone.app.screen import config_error_screen
 from pidphone.config import Config, DisplayConfig, SimConfig, read_small_file
 from pidphone.config_build import build
@@ -54,10 +55,11 @@ class Phone:
     """The running phone, seen from the service life cycle.
 
     `start` opens the devices chosen by `config.hardware` (real, or the simulated twins of
-    `[sim]`), builds the engine (SIP agent over TLS, calls, audio pump, the phone's reducer and
-    screen) and registers; `status` hears registration and call changes; `reconfigure` applies
-    a new config at once when idle, or after the call in progress; `stop` ends calls and
-    unregisters.
+    `[sim]`), builds the controller (SIP agent over TLS, calls, the media worker, the phone's
+    reducer and screen) and registers; `status` hears registration and call changes;
+    `reconfigure` applies a new config at once when idle, or after the call in progress;
+    `stop` ends calls and unregisters. `healthy` turns False when the media thread died and
+    could not be restarted: the watchdog pings stop.
     """
 
     def __init__(
@@ -71,24 +73,28 @@ class Phone:
         self._status = status
         self._notice = notice
         self._screen_notice = screen_notice
-        self._engine: Engine | None = None
+        self._controller: Controller | None = None
         self._pending: Config | None = None
         self._registration = ""
         self._call_state = ""
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
-    def engine(self) -> Engine | None:
-        return self._engine
+    def controller(self) -> Controller | None:
+        return self._controller
+
+    @property
+    def healthy(self) -> bool:
+        return self._controller is None or self._controller.healthy
 
     async def start(self) -> None:
-        self._engine = build_engine(self.config, notice=self._screen_notice)
-        self._engine.add_listener(self._on_event)
-        await self._engine.start()
+        self._controller = build_controller(self.config, notice=self._screen_notice)
+        self._controller.add_listener(self._on_event)
+        await self._controller.start()
         self._status(self.describe())
 
     async def reconfigure(self, config: Config) -> None:
-        if self._engine is not None and self._engine.calls():
+        if self._controller is not None and self._controller.calls():
             log.info("new config kept until the call in progress ends")
             self._pending = config
             return
@@ -96,26 +102,26 @@ class Phone:
 
     async def _restart(self, config: Config) -> None:
         self._pending = None
-        if self._engine is not None:
-            await self._engine.stop()
-            self._engine = None
+        if self._controller is not None:
+            await self._controller.stop()
+            self._controller = None
         self.config = config
         self._registration = self._call_state = ""
         await self.start()
 
     async def stop(self) -> None:
         self._status("stopping")
-        if self._engine is not None:
-            await self._engine.stop()
-            self._engine = None
+        if self._controller is not None:
+            await self._controller.stop()
+            self._controller = None
 
-    def _on_event(self, event: EngineEvent) -> None:
+    def _on_event(self, event: ControllerEvent) -> None:
         if isinstance(event, RegistrationEvent):
             self._registration = event.state + (f" ({event.reason})" if event.reason else "")
         elif isinstance(event, CallFinished):
             self._call_state = ""
-            engine, pending = self._engine, self._pending
-            if pending is not None and engine is not None and len(engine.calls()) <= 1:
+            controller, pending = self._controller, self._pending
+            if pending is not None and controller is not None and len(controller.calls()) <= 1:
                 task = asyncio.get_running_loop().create_task(self._restart(pending))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -127,6 +133,8 @@ class Phone:
             self._call_state = "in call, secure"
         elif isinstance(event, CallInsecure):
             self._call_state = "in call, NOT SECURE"
+        elif isinstance(event, MediaFault):
+            self._call_state = "audio failed" + ("" if event.restarted else ", restart needed")
         else:
             return
         self._status(self.describe())
@@ -145,10 +153,10 @@ class Phone:
 # --------------------------------------------------------------------------- composition
 
 
-def build_engine(config: Config, notice: str = "") -> Engine:
-    """The engine with the devices `config.hardware` names; `notice` goes on the idle screen."""
+def build_controller(config: Config, notice: str = "") -> Controller:
+    """The phone with the devices `config.hardware` names; `notice` goes on the idle screen."""
     settings = dataclasses.replace(
-        callcmd.engine_settings(config),
+        callcmd.controller_settings(config),
         phone=PhoneSettings(
             account=config.account.display_name or config.account.auth_user,
             speed_dials=config.phone.speed_dials,
@@ -159,7 +167,7 @@ def build_engine(config: Config, notice: str = "") -> Engine:
             notice=notice,
         ),
     )
-    return Engine(
+    return Controller(
         settings,
         callcmd.user_agent(config),
         callcmd.tls_transport(config),
@@ -352,11 +360,15 @@ class Service:
                 loop.remove_signal_handler(sig)
 
     async def _watchdog(self) -> None:
+        """WATCHDOG=1 from the loop while the phone is healthy: a wedged loop, or a media
+        thread that died and could not be restarted, stops the pings and systemd restarts
+        the phone."""
         interval = self.notifier.watchdog_interval()
         if interval is None:
             return
         while True:
-            self.notifier.watchdog()
+            if self.phone.healthy:
+                self.notifier.watchdog()
             await asyncio.sleep(interval)
 
     def _spawn_reload(self) -> None:

@@ -25,9 +25,10 @@ from typing import TextIO
 from PIL.Image import Resampling
 
 from pidphone.app import phone_events as pe
-from pidphone.app.call import Call, CallFinished, CallSecure, CallSettings
-from pidphone.app.engine import CallIncoming, Engine, EngineEvent, EngineSettings
+from pidphone.app.call import Call, CallFinished, CallIncoming, CallSecure, CallSettings
+from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings
 from pidphone.app.media import MediaConfig
+from pidphone.app.switchboard import SwitchboardSettings
 from pidphone.callcmd import heard_frequencies
 from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.draw import draw_screen
@@ -65,7 +66,7 @@ class _ScreenLog:
 
 
 def earpiece(audio: SimAudioDevices) -> SimPlayback:
-    """The simulated handset's earpiece, once the engine opened it."""
+    """The simulated handset's earpiece, once the media worker opened it."""
     playback = audio.playbacks.get("call")
     if playback is None:
         raise DemoFailedError("the earpiece was never opened")
@@ -78,32 +79,34 @@ def earpiece(audio: SimAudioDevices) -> SimPlayback:
 @dataclass
 class _Phone:
     name: str
-    engine: Engine
+    phone: Controller
     audio: SimAudioDevices
     display: _ScreenLog
     transport: TlsTransport
-    events: list[EngineEvent] = field(default_factory=list)
+    events: list[ControllerEvent] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     """The loop time each event arrived."""
-    waiters: list[tuple[Callable[[EngineEvent], bool], asyncio.Future[EngineEvent]]] = field(
-        default_factory=list
+    waiters: list[tuple[Callable[[ControllerEvent], bool], asyncio.Future[ControllerEvent]]] = (
+        field(default_factory=list)
     )
 
-    def on_event(self, event: EngineEvent) -> None:
+    def on_event(self, event: ControllerEvent) -> None:
         self.events.append(event)
         self.times.append(asyncio.get_running_loop().time())
         for check, future in list(self.waiters):
             if not future.done() and check(event):
                 future.set_result(event)
 
-    def time_of(self, event: EngineEvent) -> float:
+    def time_of(self, event: ControllerEvent) -> float:
         return self.times[self.events.index(event)]
 
-    async def wait_for(self, check: Callable[[EngineEvent], bool], what: str) -> EngineEvent:
+    async def wait_for(
+        self, check: Callable[[ControllerEvent], bool], what: str
+    ) -> ControllerEvent:
         for event in self.events:
             if check(event):
                 return event
-        future: asyncio.Future[EngineEvent] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[ControllerEvent] = asyncio.get_running_loop().create_future()
         self.waiters.append((check, future))
         try:
             return await asyncio.wait_for(future, TIMEOUT)
@@ -111,7 +114,7 @@ class _Phone:
             raise DemoFailedError(f"{self.name}: no {what} within {TIMEOUT:.0f} s") from None
 
     def press(self, key: str) -> None:
-        self.engine.press(KeyEvent(key))
+        self.phone.press(KeyEvent(key))
 
 
 class DemoFailedError(Exception):
@@ -131,12 +134,14 @@ async def _make_phone(
         AgentConfig(aor=f"sips:{name.lower()}@127.0.0.1", display_name=name, keepalive_interval=0)
     )
     transport = TlsTransport(TlsClientConfig(ca_file=pki_ca), server)
-    settings = EngineSettings(
-        call=CallSettings(media=MediaConfig(policy="require"), media_host="127.0.0.1"),
-        media_bind="127.0.0.1",
+    settings = ControllerSettings(
+        calls=SwitchboardSettings(
+            call=CallSettings(media=MediaConfig(policy="require"), media_host="127.0.0.1"),
+            media_bind="127.0.0.1",
+        ),
         phone=pe.PhoneSettings(account=name, speed_dials=speed_dials),
     )
-    engine = Engine(
+    controller = Controller(
         settings,
         agent,
         transport,
@@ -145,9 +150,9 @@ async def _make_phone(
         audio=audio,
         display=display,
     )
-    phone = _Phone(name, engine, audio, display, transport)
-    engine.add_listener(phone.on_event)
-    await engine.start()
+    phone = _Phone(name, controller, audio, display, transport)
+    controller.add_listener(phone.on_event)
+    await controller.start()
     return phone
 
 
@@ -165,7 +170,7 @@ class DemoResult:
     stats: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
-def _is_secure(event: EngineEvent) -> bool:
+def _is_secure(event: ControllerEvent) -> bool:
     return isinstance(event, CallSecure)
 
 
@@ -243,7 +248,7 @@ async def _story(out: TextIO, workdir: Path, show: _Show) -> DemoResult:
         result.alice_heard = heard_frequencies(list(earpiece(alice.audio).frames)[marks[0] :])
         result.bob_heard = heard_frequencies(list(earpiece(bob.audio).frames)[marks[1] :])
         for phone in (alice, bob):
-            stats = _only_call(phone).media.stats
+            stats = await phone.phone.media_stats(_only_call(phone))
             result.stats[phone.name] = (
                 stats.packets_sent,
                 stats.packets_received,
@@ -255,18 +260,18 @@ async def _story(out: TextIO, workdir: Path, show: _Show) -> DemoResult:
         await alice.wait_for(lambda e: isinstance(e, CallFinished), "end of call")
         show("ended", alice, bob)
     finally:
-        await alice.engine.stop()
-        await bob.engine.stop()
+        await alice.phone.stop()
+        await bob.phone.stop()
     return result
 
 
 def _screen(phone: _Phone) -> Screen:
-    screen = phone.engine.screen()
+    screen = phone.phone.screen()
     return screen if screen is not None else Screen()
 
 
 def _only_call(phone: _Phone) -> Call:
-    calls = phone.engine.calls()
+    calls = phone.phone.calls()
     if len(calls) != 1:
         raise DemoFailedError(f"{phone.name} has {len(calls)} calls, expected one")
     return calls[0]

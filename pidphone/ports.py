@@ -7,8 +7,8 @@ No implementations live here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Address = tuple[str, int]
@@ -17,32 +17,59 @@ Address = tuple[str, int]
 # --------------------------------------------------------------------------- audio
 
 SAMPLE_RATE = 8000
-"""The rate of every PCM frame that crosses the audio ports (drivers resample)."""
+"""The rate of every PCM frame that crosses the audio ports today (drivers resample). The
+media worker asks a device for its `rate` and sizes frames from it, so a wideband codec can
+bring 16 or 48 kHz frames through the same ports later."""
+
+FRAME_TIME = 0.02
+"""One frame, the packetization and the device period: 20 ms whatever the rate."""
 
 FRAME_SAMPLES = 160
-"""One 20 ms frame at 8 kHz: the packetization and the ALSA period."""
+"""One 20 ms frame at 8 kHz."""
 
 FRAME_BYTES = FRAME_SAMPLES * 2
 """Signed 16-bit little-endian mono."""
 
 
+def frame_bytes(rate: int) -> int:
+    """Bytes of one 20 ms S16_LE mono frame at `rate` Hz."""
+    return rate // 50 * 2
+
+
 class AudioCapture(Protocol):
-    """The handset microphone. `read_frame` blocks until one 20 ms frame is captured: the
-    capture device is the media clock, so the sending thread is paced by it."""
+    """The handset microphone, and the media clock: the media worker waits (in its one
+    `select`) until `next_frame_at()`, then `read_frame` returns at once."""
+
+    @property
+    def rate(self) -> int:
+        """Samples per second of the frames `read_frame` gives."""
+        ...
+
+    def next_frame_at(self) -> float:
+        """When the next frame is captured, in `time.monotonic()` seconds (now or earlier
+        when one is waiting)."""
+        ...
 
     def read_frame(self) -> bytes:
-        """Return FRAME_BYTES of S16_LE mono PCM at 8 kHz."""
+        """One 20 ms frame of S16_LE mono PCM; blocks only when called before it is due."""
         ...
 
     def close(self) -> None: ...
 
 
 class AudioPlayback(Protocol):
-    """The handset earpiece or the ringer speaker. `write_frame` blocks while the device buffer
-    is full, so the playback thread is paced by the device."""
+    """The handset earpiece or the ringer speaker: a device buffer of a few periods. The media
+    worker writes one frame per capture tick (one device clock), a period or two ahead, so
+    `write_frame` does not block; a writer that runs ahead (the ringer) blocks while the
+    buffer is full, which paces it."""
+
+    @property
+    def rate(self) -> int:
+        """Samples per second of the frames `write_frame` takes."""
+        ...
 
     def write_frame(self, pcm: bytes) -> None:
-        """Play FRAME_BYTES of S16_LE mono PCM at 8 kHz."""
+        """Queue one 20 ms frame of S16_LE mono PCM."""
         ...
 
     def close(self) -> None: ...
@@ -148,30 +175,31 @@ class Display(Protocol):
 # --------------------------------------------------------------------------- network
 
 
-class StreamConnection(Protocol):
-    """One TLS byte stream (SIP). Bytes go out with `write`; bytes and the end of the stream
-    come back through the callbacks given when it was opened."""
-
-    @property
-    def peer(self) -> Address: ...
-
-    @property
-    def local(self) -> Address: ...
-
-    def write(self, data: bytes) -> None: ...
-
-    def close(self) -> None: ...
-
-
 class DatagramSocket(Protocol):
-    """The one UDP socket of a call: RTP, RTCP, ZRTP and STUN share it (RFC 7983)."""
+    """The one UDP socket of a call: RTP, RTCP, ZRTP and STUN share it (RFC 7983). The media
+    worker opens it, waits on its `fileno()` in its selector and is its only user."""
 
     @property
     def local(self) -> Address: ...
 
-    def sendto(self, data: bytes, addr: Address) -> None: ...
+    def fileno(self) -> int: ...
+
+    def sendto(self, data: bytes, addr: Address) -> None:
+        """Send now; a full buffer or an ICMP error drops the datagram (media is best effort)."""
+        ...
+
+    def receive(self, limit: int) -> list[tuple[bytes, Address]]:
+        """The datagrams waiting now, at most `limit`; never blocks."""
+        ...
 
     def close(self) -> None: ...
+
+
+OpenDatagramSocket = Callable[[str, int], DatagramSocket]
+"""Binds a UDP socket on (host, port); port 0 takes any free port. Raises OSError."""
+
+LocalAddress = Callable[[str], Awaitable[str]]
+"""The local IP address that routes towards a host (asked on the loop)."""
 
 
 # --------------------------------------------------------------------------- service
@@ -195,14 +223,6 @@ class ServiceNotifier(Protocol):
     def watchdog_interval(self) -> float | None:
         """Half of WATCHDOG_USEC in seconds, or None when no watchdog is asked for."""
         ...
-
-
-@dataclass(frozen=True)
-class Clock:
-    """Time sources handed to the app so tests can replace them."""
-
-    monotonic: Callable[[], float]
-    wall: Callable[[], float] = field(default=lambda: 0.0)
 
 
 # --------------------------------------------------------------------------- SIP transport

@@ -1,9 +1,11 @@
-"""One call: its SIP dialog, the SDP offer/answer, its media session and the security policy.
+"""One call on the loop: its SIP dialog, the SDP offer/answer and the security policy.
 
 The call is sans-I/O like everything it drives. It calls the SIP agent's API (`invite`,
-`answer`, `hangup`, `reinvite` ... each with `now`) and feeds it nothing else: the engine
-routes the agent's call events here by Call-ID, and the call's datagrams between its media
-session and its UDP socket. What the phone's screen needs comes out of `next_event()`.
+`answer`, `hangup`, `reinvite` ... each with `now`) directly; the switchboard routes the
+agent's call events here by Call-ID. Its media session lives on the media worker's thread:
+the call names it by `media_id`, queues commands for it (`media_commands()`: codec, peer
+address, start, direction, DTMF, SAS verdict, close) and is told what it reported
+(`on_media`). What the phone's screen needs comes out of `next_event()`.
 
 Policy (RFC 6189 §4.1, ARCHITECTURE.md): under "require" a call whose ZRTP fails, or whose
 peer never answers Hello, is hung up with a reason for the screen ("Peer does not support
@@ -16,7 +18,8 @@ Hold and resume (RFC 3264 §8.4) are re-INVITEs that change only the direction: 
 session, its ZRTP result and both SRTP contexts stay, so the SAS and the keys carry on. A
 re-INVITE (offer or answer) whose a=zrtp-hash differs from the one the media is bound to means
 the peer started a new ZRTP stream: the media session restarts its own in Multistream mode (new
-keys, the call's SAS), and an answer we send carries our new Hello hash.
+keys, the call's SAS), and an answer we send carries our new Hello hash (so that answer waits
+for the media worker's `MediaHelloHash`).
 """
 
 from __future__ import annotations
@@ -45,12 +48,30 @@ from pidphone.sip import events as sip_events
 from .media import (
     DtmfReceived,
     MediaConfig,
-    MediaSession,
+    MediaStats,
     PeerAddressChanged,
     SecretMismatch,
     SecurityEstablished,
     SecurityFailed,
     SecurityLost,
+)
+from .media_messages import (
+    AllowClear,
+    CloseMedia,
+    MediaClosed,
+    MediaCommand,
+    MediaHelloHash,
+    MediaId,
+    MediaStatsReport,
+    MediaUpdate,
+    RestartZrtp,
+    SendDigit,
+    SetCodec,
+    SetDirection,
+    SetRemote,
+    SetSasVerified,
+    StartMedia,
+    WorkerEvent,
 )
 
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
@@ -95,6 +116,21 @@ class CallSettings:
 @dataclass(frozen=True)
 class CallEvent:
     call_id: str
+
+
+@dataclass(frozen=True)
+class CallIncoming(CallEvent):
+    """An INVITE arrived and the phone is ringing; `answer` or `hangup` it."""
+
+    remote_uri: str
+    remote_name: str
+
+
+@dataclass(frozen=True)
+class CallPlaced(CallEvent):
+    """Our INVITE is out."""
+
+    target: str
 
 
 @dataclass(frozen=True)
@@ -184,13 +220,15 @@ class CallFinished(CallEvent):
 
 
 class Call:
-    """One call from INVITE to BYE. Build it with `place` or `incoming`."""
+    """One call from INVITE to BYE. Build it with `place` or `incoming`, once the media worker
+    has opened its media (`media_id`, our `hello_hash`, and the port for the SDP)."""
 
     def __init__(
         self,
         agent: SignallingAgent,
         settings: CallSettings,
-        media: MediaSession,
+        media_id: MediaId,
+        hello_hash: str,
         media_port: int,
         *,
         outgoing: bool,
@@ -198,10 +236,12 @@ class Call:
         remote_name: str = "",
     ) -> None:
         self._agent = agent
+        self.media_id = media_id
+        self.hello_hash = hello_hash
+        """Our ZRTP Hello hash ("1.10 <hex>"), as the media session last said."""
         self.media_port = media_port
         """The port in our SDP: the call socket's, or its NAT mapping learnt by STUN."""
         self.settings = settings
-        self.media = media
         self.outgoing = outgoing
         self.remote_uri = remote_uri
         self.remote_name = remote_name
@@ -210,6 +250,11 @@ class Call:
         self.end_reason = ""
         self.answered_at: float | None = None
         self.secured_at: float | None = None
+        self.secured: SecurityEstablished | None = None
+        """ZRTP's result once the media reported it, for reports."""
+        self.stats = MediaStats()
+        """The media's counters as last reported (final once `media_closed`)."""
+        self.media_closed = False
         self.local_hold = False
         self.remote_hold = False
         self._session_id = secrets.randbelow(2**62)
@@ -218,6 +263,15 @@ class Call:
         self._offer: SessionDescription | None = None
         self.media_params: MediaParams | None = None
         """What the offer/answer settled (codec, payload types, the peer's address)."""
+        self._media_started = False
+        self._peer_hash: str | None = None
+        """The peer's a=zrtp-hash digest last given to the media."""
+        self._hash_asked = 0
+        self._hash_told = 0
+        """`SetRemote`/`RestartZrtp` sent, and `MediaHelloHash` replies received."""
+        self._waiting_answer: tuple[int, SessionDescription, Direction, MediaParams] | None = None
+        """A re-INVITE whose answer waits for our Hello hash after the reply numbered first."""
+        self._commands: list[MediaCommand] = []
         self._events: deque[CallEvent] = deque()
 
     # ------------------------------------------------------------------ construction
@@ -228,13 +282,16 @@ class Call:
         agent: SignallingAgent,
         *,
         settings: CallSettings,
-        media: MediaSession,
+        media_id: MediaId,
+        hello_hash: str,
         media_port: int,
         target: str,
         now: float,
     ) -> Call:
         """Send the INVITE with our SDP offer (and our ZRTP Hello hash in it)."""
-        call = cls(agent, settings, media, media_port, outgoing=True, remote_uri=target)
+        call = cls(
+            agent, settings, media_id, hello_hash, media_port, outgoing=True, remote_uri=target
+        )
         offer = call._build_offer("sendrecv")
         call._local_sdp = offer
         call.call_id = agent.invite(target, bytes(offer), now)
@@ -246,7 +303,8 @@ class Call:
         agent: SignallingAgent,
         *,
         settings: CallSettings,
-        media: MediaSession,
+        media_id: MediaId,
+        hello_hash: str,
         media_port: int,
         event: sip_events.IncomingCall,
         now: float,
@@ -259,7 +317,8 @@ class Call:
         call = cls(
             agent,
             settings,
-            media,
+            media_id,
+            hello_hash,
             media_port,
             outgoing=False,
             remote_uri=str(event.remote_uri),
@@ -320,19 +379,29 @@ class Call:
         self._change_hold(False, now)
 
     def send_dtmf(self, key: str) -> None:
-        self.media.send_dtmf(key)
+        if self.media_params is None or self.media_params.telephone_event_pt is None:
+            raise LocalProtocolError("the peer did not negotiate telephone-event")
+        self._media(SendDigit(self.media_id, key))
 
     def confirm_sas(self, verified: bool, now: float) -> None:
         """The user read the SAS aloud with the peer: mark it verified, or reject it.
 
         Rejecting clears the verified flag and ends the call (issue 6: "ends the call").
+        Nothing happens before the media reported a SAS.
         """
-        self.media.confirm_sas(verified)
+        if self.secured is None or self.state == "ended":
+            return
+        self._media(SetSasVerified(self.media_id, verified))
         self._events.append(CallVerified(self.call_id, verified))
         if not verified:
             self.hangup(now, "SAS rejected")
 
-    # ------------------------------------------------------------------ from the engine
+    def restart_zrtp(self) -> None:
+        """Start a new ZRTP stream (Multistream from the first exchange); our next SDP
+        carries its Hello hash once the media says it (`hello_hash`)."""
+        self._ask_hash(RestartZrtp(self.media_id))
+
+    # ------------------------------------------------------------------ from the switchboard
 
     def on_sip_event(self, event: object, now: float) -> None:
         """An agent event for this Call-ID."""
@@ -351,35 +420,39 @@ class Call:
             result = self._negotiate(event.sdp, now)
             if result is not None:
                 params, remote = result
-                rtcp = self._rtcp_address(remote, params)
-                self.media.set_remote(
-                    params.remote_address, params.remote_zrtp_hash, rtcp=rtcp, now=now
-                )
+                self._set_remote(params, self._rtcp_address(remote, params))
                 self._set_direction(params.direction)
         elif isinstance(event, sip_events.CallEnded) and self.state != "ended":
             reason = event.reason or ("Hung up by peer" if event.by_peer else "Call ended")
             self._finish(reason, by_peer=event.by_peer, status=event.status, now=now)
 
-    def receive_datagram(self, data: bytes, source: Address, now: float) -> None:
-        self.media.receive_datagram(data, source, now)
-        self._drain_media(now)
-
-    def get_timer(self) -> float | None:
-        return None if self.state == "ended" else self.media.get_timer()
-
-    def handle_timer(self, now: float) -> None:
-        if self.state == "ended":
-            return
-        self.media.handle_timer(now)
-        self._drain_media(now)
+    def on_media(self, event: WorkerEvent, now: float) -> None:
+        """What the media worker said about this call's media."""
+        if isinstance(event, MediaUpdate):
+            self._on_media_event(event, now)
+        elif isinstance(event, MediaHelloHash):
+            self._hash_told += 1
+            changed = event.hello_hash != self.hello_hash
+            self.hello_hash = event.hello_hash
+            waiting = self._waiting_answer
+            if waiting is not None and self._hash_told >= waiting[0]:
+                self._waiting_answer = None
+                self._accept_reinvite(waiting[1], waiting[2], waiting[3], changed, now)
+        elif isinstance(event, MediaStatsReport):
+            self.stats = event.stats
+        elif isinstance(event, MediaClosed):
+            self.stats = event.stats
+            self.media_closed = True
 
     def allow_clear(self) -> None:
         """The screen says NOT SECURE (after `CallInsecure`): clear audio may flow now."""
-        self.media.allow_clear()
+        if self.state != "ended":
+            self._media(AllowClear(self.media_id))
 
-    def after_audio(self, now: float) -> None:
-        """Call after feeding the media session audio: collect what it reported."""
-        self._drain_media(now)
+    def media_commands(self) -> list[MediaCommand]:
+        """What the media worker must do for this call, in order (then cleared)."""
+        commands, self._commands = self._commands, []
+        return commands
 
     def next_event(self) -> CallEvent | None:
         return self._events.popleft() if self._events else None
@@ -393,7 +466,7 @@ class Call:
         offer = build_offer(
             address=self._media_address(),
             codecs=self.settings.codecs,
-            zrtp_hash=_hash_hex(self.media.hello_hash),
+            zrtp_hash=_hash_hex(self.hello_hash),
             direction=direction,
             session_id=self._session_id,
             session_version=self._version,
@@ -406,7 +479,7 @@ class Call:
             offer,
             address=self._media_address(),
             codecs=self.settings.codecs,
-            zrtp_hash=_hash_hex(self.media.hello_hash),
+            zrtp_hash=_hash_hex(self.hello_hash),
             direction=direction,
             session_id=self._session_id,
             session_version=self._version,
@@ -420,18 +493,14 @@ class Call:
         self.media_params = params
         self.state = "established"
         self.answered_at = now
-        self.media.configure(
-            codec=params.codec,
-            payload_type=params.payload_type,
-            telephone_event_pt=params.telephone_event_pt,
+        self._media(
+            SetCodec(self.media_id, params.codec, params.payload_type, params.telephone_event_pt)
         )
-        self.media.set_remote(
-            params.remote_address, params.remote_zrtp_hash, rtcp=self._rtcp_address(remote, params)
-        )
-        self.media.set_direction(params.direction)
+        self._set_remote(params, self._rtcp_address(remote, params))
+        self._media(SetDirection(self.media_id, params.direction))
         self._events.append(CallConnected(self.call_id))
-        self.media.start(now)
-        self._drain_media(now)
+        self._media(StartMedia(self.media_id))
+        self._media_started = True
 
     def _change_hold(self, hold: bool, now: float) -> None:
         if self.state != "established":
@@ -488,25 +557,57 @@ class Call:
 
     def _set_direction(self, direction: str) -> None:
         # A call we hold offers sendonly (RFC 3264 §8.4) but sends no microphone audio.
-        self.media.set_direction("inactive" if self.local_hold else direction)
+        self._media(SetDirection(self.media_id, "inactive" if self.local_hold else direction))
+
+    def _media(self, command: MediaCommand) -> None:
+        self._commands.append(command)
+
+    def _ask_hash(self, command: SetRemote | RestartZrtp) -> None:
+        """A command the media answers with our Hello hash (`MediaHelloHash`)."""
+        self._hash_asked += 1
+        self._media(command)
+
+    def _set_remote(self, params: MediaParams, rtcp: Address | None) -> None:
+        peer_hash = params.remote_zrtp_hash
+        if peer_hash:
+            self._peer_hash = _hash_hex(peer_hash.strip()).lower()
+        self._ask_hash(SetRemote(self.media_id, params.remote_address, peer_hash, rtcp))
 
     def _on_reinvite(self, sdp: bytes, now: float) -> None:
         try:
             offer = SessionDescription.parse(sdp)
             self._version += 1
-            direction = "sendonly" if self.local_hold else "sendrecv"
+            direction: Direction = "sendonly" if self.local_hold else "sendrecv"
             answer = self._build_answer(offer, direction)
             params = negotiate(answer, offer)
         except ProtocolError:
             self._agent.reject_reinvite(self.call_id, 488, now)
             return
         # Same a=zrtp-hash, same ZRTP/SRTP context: only the address and the direction change.
-        # A new one restarts our stream, whose new Hello hash the answer must carry.
-        hello_hash = self.media.hello_hash
+        # A new one restarts our stream, whose new Hello hash the answer must carry: the
+        # answer waits for the media's reply.
+        peer_hash = params.remote_zrtp_hash
+        new_stream = bool(peer_hash) and self._media_started and self._peer_hash is not None
+        new_stream = new_stream and _hash_hex((peer_hash or "").strip()).lower() != self._peer_hash
         self._local_sdp = answer
-        rtcp = self._rtcp_address(offer, params)
-        self.media.set_remote(params.remote_address, params.remote_zrtp_hash, rtcp=rtcp, now=now)
-        if self.media.hello_hash != hello_hash:
+        self._set_remote(params, self._rtcp_address(offer, params))
+        if new_stream:
+            self._waiting_answer = (self._hash_asked, offer, direction, params)
+            return
+        self._accept_reinvite(offer, direction, params, False, now)
+
+    def _accept_reinvite(
+        self,
+        offer: SessionDescription,
+        direction: Direction,
+        params: MediaParams,
+        hash_changed: bool,
+        now: float,
+    ) -> None:
+        if self.state == "ended" or self._local_sdp is None:
+            return
+        answer = self._local_sdp
+        if hash_changed:
             answer = self._local_sdp = self._build_answer(offer, direction)
         self._agent.accept_reinvite(self.call_id, bytes(answer), now)
         remote_hold = params.direction in ("recvonly", "inactive")
@@ -515,36 +616,39 @@ class Call:
             self._events.append(CallHeld(self.call_id, self.local_hold, self.remote_hold))
         self._set_direction(params.direction)
 
-    def _drain_media(self, now: float) -> None:
-        while (event := self.media.next_event()) is not None:
-            if isinstance(event, SecurityEstablished):
-                self.secured_at = now
-                self._events.append(
-                    CallSecure(
-                        self.call_id,
-                        sas=event.sas,
-                        sas_scheme=event.sas_scheme,
-                        verified=event.verified,
-                        cipher=event.cipher,
-                        auth_tag=event.auth_tag,
-                        key_agreement=event.key_agreement,
-                        hash=event.hash,
-                    )
+    def _on_media_event(self, update: MediaUpdate, now: float) -> None:
+        event = update.event
+        if self.state == "ended":
+            return
+        if isinstance(event, SecurityEstablished):
+            self.secured = event
+            self.secured_at = now
+            self._events.append(
+                CallSecure(
+                    self.call_id,
+                    sas=event.sas,
+                    sas_scheme=event.sas_scheme,
+                    verified=event.verified,
+                    cipher=event.cipher,
+                    auth_tag=event.auth_tag,
+                    key_agreement=event.key_agreement,
+                    hash=event.hash,
                 )
-            elif isinstance(event, SecretMismatch):
-                self._events.append(CallMismatch(self.call_id))
-            elif isinstance(event, SecurityFailed):
-                if event.fatal:
-                    self._events.append(CallSecurityFailed(self.call_id, event.reason, event.code))
-                    self.hangup(now, event.reason)
-                else:
-                    self._events.append(CallInsecure(self.call_id, event.reason))
-            elif isinstance(event, SecurityLost):
-                self._events.append(CallSecurityLost(self.call_id, event.reason))
-            elif isinstance(event, DtmfReceived):
-                self._events.append(CallDtmf(self.call_id, event.key))
-            elif isinstance(event, PeerAddressChanged):
-                pass  # symmetric RTP at work; nothing for the screen
+            )
+        elif isinstance(event, SecretMismatch):
+            self._events.append(CallMismatch(self.call_id))
+        elif isinstance(event, SecurityFailed):
+            if event.fatal:
+                self._events.append(CallSecurityFailed(self.call_id, event.reason, event.code))
+                self.hangup(now, event.reason)
+            else:
+                self._events.append(CallInsecure(self.call_id, event.reason))
+        elif isinstance(event, SecurityLost):
+            self._events.append(CallSecurityLost(self.call_id, event.reason))
+        elif isinstance(event, DtmfReceived):
+            self._events.append(CallDtmf(self.call_id, event.key))
+        elif isinstance(event, PeerAddressChanged):
+            pass  # symmetric RTP at work; nothing for the screen
 
     def _finish(
         self, reason: str, *, by_peer: bool, status: int | None = None, now: float = 0.0
@@ -553,7 +657,7 @@ class Call:
             return
         self.state = "ended"
         self.end_reason = reason
-        self.media.close(now)
+        self._media(CloseMedia(self.media_id))
         self._events.append(CallFinished(self.call_id, reason, by_peer, status))
 
 

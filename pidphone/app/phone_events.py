@@ -188,8 +188,16 @@ class DtmfReceived:
     key: str
 
 
+@dataclass(frozen=True)
+class AudioFault:
+    """The media thread failed (its calls were ended): the idle screen says so."""
+
+    reason: str
+
+
 CallFact = (
     RegistrationChanged
+    | AudioFault
     | IncomingCall
     | OutgoingCall
     | CallRinging

@@ -166,6 +166,11 @@ class Signalling:
         self.agent.reject_reinvite(call_id, status, self._now())
         self._pump()
 
+    def flush(self) -> None:
+        """Drain the agent after the caller used its API directly (a call's `invite`,
+        `answer`, `hangup` ... with the loop's time)."""
+        self._pump()
+
     # ------------------------------------------------------------------ internals
 
     def _now(self) -> float:

@@ -25,6 +25,7 @@ from pidphone.ports import HookEvent, KeyEvent
 
 from .phone_events import (
     Answer,
+    AudioFault,
     CacheMismatch,
     CallAnswered,
     CallConnected,
@@ -467,6 +468,10 @@ def _ended(state: PhoneState, notice: str, tone: ToneKind | None) -> PhoneState:
 def _fact(state: PhoneState, fact: CallFact) -> Result:
     if isinstance(fact, RegistrationChanged):
         return replace(state, registration=fact.state, registration_reason=fact.reason), []
+    if isinstance(fact, AudioFault):
+        until = None if state.off_hook else state.now + state.settings.notice_time
+        notice = f"Audio failed: {fact.reason}"
+        return replace(state, notice=notice, notice_until=until, last_input=state.now), []
     if isinstance(fact, IncomingCall):
         return _incoming(state, fact)
     if state.call is not None and state.call.call_id is None and _unknown(state, fact.call_id):
@@ -597,6 +602,7 @@ def _apply(call: Call, fact: CallUpdate, now: float, settings: PhoneSettings) ->
 
 __all__ = [
     "Answer",
+    "AudioFault",
     "CacheMismatch",
     "Call",
     "CallAnswered",

@@ -2,14 +2,20 @@
 
 Streams are mono S16_LE with 20 ms periods, opened at 8 kHz or at the rate the config names
 (USB handsets often only do 48 kHz), resampled to and from the 8 kHz frames of the ports.
-In blocking mode the device is the media clock: `read_frame` returns when a period has been
-captured, `write_frame` when there is room for one.
+The capture device is the media clock. `next_frame_at` says when its next period will have
+been captured, from `avail()` (the frames already in its buffer) and the rate: the media
+worker waits until then in the one `select` that also watches the call sockets, and
+`read_frame` returns at once. (The PCM's poll descriptors could join that selector instead,
+but they must be translated through `polldescriptors_revents` at every wake-up and a
+plug-in PCM may have several; a timeout from `avail()` is as exact as the period interrupt.)
+Playback is written on the capture's tick, a period or two ahead, so its blocking write
+never waits; during an outage a frame is dropped at once.
 
 Faults never end a call:
 - an overrun (capture) or underrun (playback) is counted and the stream re-prepared;
 - a device that fails (USB handset unplugged, a name that does not exist) is logged once as a
-  `DeviceError` naming the config key; meanwhile capture gives silence and playback drops
-  frames, both paced by a clock so the audio threads keep their 20 ms rhythm, and the device
+  `DeviceError` naming the config key; meanwhile capture gives silence paced by a clock (the
+  media worker keeps its 20 ms rhythm) and playback drops frames, and the device
   is reopened every `retry_interval` seconds until it is back.
 - the mixer (volume keys) is optional: a missing control is logged once and ignored.
 
@@ -115,6 +121,12 @@ class _Stream:
         self._reported = False
         self._failed_at = None
 
+    def failed(self) -> bool:
+        """Down and not yet due for a retry."""
+        return self.pcm is None and (
+            self._failed_at is not None and self.clock() - self._failed_at < self.retry_interval
+        )
+
     def fail(self, exc: Exception) -> None:
         error = DeviceError(self.label, self.config_key, str(exc))
         if not self._reported:
@@ -143,10 +155,33 @@ class _Stream:
 class AlsaCapture:
     """The handset microphone: `read_frame` gives 20 ms at 8 kHz."""
 
+    rate = SAMPLE_RATE
+
     def __init__(self, stream: _Stream, resample: Converter | None) -> None:
         self._stream = stream
         self._resample = resample
         self._pending = b""
+        if stream.pacer is not None:
+            stream.pacer.due()  # a paced stream's schedule starts when it opens
+
+    def next_frame_at(self) -> float:
+        stream = self._stream
+        if stream.pacer is not None:
+            return stream.pacer.due()
+        now = stream.clock()
+        if stream.failed():
+            return stream.outage_pacer.due()
+        missing = stream.period - len(self._pending) // 2
+        pcm = stream.pcm
+        if missing <= 0 or pcm is None:
+            return now
+        try:
+            avail = pcm.avail()
+        except alsaaudio.ALSAAudioError:
+            return now  # `read_frame` finds the fault and reports it
+        if avail < 0:  # an overrun: `read_frame` counts it and re-prepares
+            return now
+        return now + max(0, missing - avail) / stream.rate
 
     @property
     def overruns(self) -> int:
@@ -182,6 +217,8 @@ class AlsaCapture:
 class AlsaPlayback:
     """The earpiece or the ringer: `write_frame` takes 20 ms at 8 kHz."""
 
+    rate = SAMPLE_RATE
+
     def __init__(self, stream: _Stream, resample: Converter | None) -> None:
         self._stream = stream
         self._resample = resample
@@ -199,8 +236,7 @@ class AlsaPlayback:
         device = stream.ready()
         if device is None:
             self._primed = False
-            stream.outage_pacer.wait()
-            return
+            return  # dropped at once: the capture's clock paces the writer
         try:
             if not self._primed:
                 # One period of silence ahead, so a late frame does not underrun at once.

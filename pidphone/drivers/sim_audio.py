@@ -1,7 +1,9 @@
 """Simulated audio devices, implementing `ports.AudioDevices`: the microphone plays a file or a
 test tone, the earpiece and the ringer record what they are given (in memory and, if asked,
-to a raw file). Like a sound card they are the media clock: each frame takes 20 ms of real
-time, paced against absolute deadlines so that no drift accumulates.
+to a raw file). Like a sound card they are the media clock: the microphone gives a frame every
+20 ms of real time, paced against absolute deadlines so that no drift accumulates, and says
+when the next one is due; a playback is a buffer of `BUFFER_FRAMES` periods played out in
+real time, so a writer that runs ahead waits and one that falls behind underruns (counted).
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from typing import BinaryIO
 
 from pidphone.audio.tones import ToneSpec, looped_tone
 from pidphone.errors import LocalProtocolError
-from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE, AudioPurpose
+from pidphone.ports import FRAME_BYTES, FRAME_TIME, SAMPLE_RATE, AudioPurpose
 
-FRAME_TIME = FRAME_SAMPLES / SAMPLE_RATE
-PLAYBACK_PHASE = FRAME_TIME / 2
-"""How far the earpiece's ticks lag the microphone's."""
+BUFFER_FRAMES = 4
+"""Periods a simulated playback buffers, as the ALSA driver's devices do."""
 KEEP_FRAMES = 3000
 """Frames each simulated playback remembers (one minute)."""
 
@@ -45,13 +46,17 @@ class Pacer:
         self._start: float | None = None
         self._count = 0
 
+    def due(self) -> float:
+        """When the next `wait` returns (the schedule starts at the first question)."""
+        if self._start is None:
+            self._start = self._clock() + self._phase
+        return self._start + (self._count + 1) * self.period
+
     def wait(self) -> None:
         """Block until the next frame is due."""
+        due = self.due()
         now = self._clock()
-        if self._start is None:
-            self._start = now + self._phase
         self._count += 1
-        due = self._start + self._count * self.period
         if due > now:
             self._sleep(due - now)
         elif now - due > self._max_lag:
@@ -91,9 +96,15 @@ def tone_source(frequency: float) -> Callable[[], bytes]:
 
 
 class SimCapture:
+    rate = SAMPLE_RATE
+
     def __init__(self, source: Callable[[], bytes], pacer: Pacer) -> None:
         self._source = source
         self._pacer = pacer
+        pacer.due()  # the schedule starts when the device opens
+
+    def next_frame_at(self) -> float:
+        return self._pacer.due()
 
     def read_frame(self) -> bytes:
         self._pacer.wait()
@@ -104,19 +115,41 @@ class SimCapture:
 
 
 class SimPlayback:
-    """Keeps the last KEEP_FRAMES frames played (`frames`) and appends them to `out` if set."""
+    """A device buffer of `BUFFER_FRAMES` periods played out in real time. Keeps the last
+    KEEP_FRAMES frames written (`frames`) and appends them to `out` if set."""
 
-    def __init__(self, pacer: Pacer, out: BinaryIO | None = None) -> None:
-        self._pacer = pacer
+    rate = SAMPLE_RATE
+
+    def __init__(
+        self,
+        out: BinaryIO | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._out = out
+        self._clock = clock
+        self._sleep = sleep
         self._lock = threading.Lock()
+        self._played_until: float | None = None
+        """When the last frame written will have been played out."""
         self.frames: deque[bytes] = deque(maxlen=KEEP_FRAMES)
+        self.underruns = 0
         self.closed = False
 
     def write_frame(self, pcm: bytes) -> None:
         if len(pcm) != FRAME_BYTES:
             raise LocalProtocolError(f"a frame is {FRAME_BYTES} bytes, got {len(pcm)}")
-        self._pacer.wait()
+        now = self._clock()
+        until = self._played_until
+        if until is None or until < now:
+            if until is not None:
+                self.underruns += 1  # the buffer ran dry: the card restarts from now
+            until = now
+        ahead = until - now
+        if ahead >= BUFFER_FRAMES * FRAME_TIME:
+            self._sleep(ahead - (BUFFER_FRAMES - 1) * FRAME_TIME)
+        self._played_until = until + FRAME_TIME
         with self._lock:
             self.frames.append(pcm)
             if self._out is not None:
@@ -155,8 +188,8 @@ class SimAudioDevices:
         self.playbacks: dict[AudioPurpose, SimPlayback] = {}
         """The latest playback opened for each purpose, to inspect what was played."""
 
-    def _pacer(self, phase: float = 0.0) -> Pacer:
-        return Pacer(clock=self._clock, sleep=self._sleep, phase=phase)
+    def _pacer(self) -> Pacer:
+        return Pacer(clock=self._clock, sleep=self._sleep)
 
     def open_capture(self) -> SimCapture:
         source: Callable[[], bytes]
@@ -167,10 +200,8 @@ class SimAudioDevices:
         return SimCapture(source, self._pacer())
 
     def open_playback(self, purpose: AudioPurpose = "call") -> SimPlayback:
-        # Half a period after the microphone's ticks: the two device threads never wake
-        # together, so they do not queue for the interpreter's lock at every frame.
         playback = SimPlayback(
-            self._pacer(PLAYBACK_PHASE), self._out if purpose == "call" else None
+            self._out if purpose == "call" else None, clock=self._clock, sleep=self._sleep
         )
         self.playbacks[purpose] = playback
         return playback

@@ -1,0 +1,432 @@
+"""The phone as the CLI tools, the daemon and the tests drive it: the three owners, composed.
+
+- the media worker (`MediaWorker`, its own thread): every call's socket and media session, the
+  handset's audio;
+- the switchboard (`Switchboard`, on the loop): signalling and each call's SIP/SDP side;
+- the phone UI (`PhoneUi`, on the loop, with its slow-device thread), when the phone has a
+  keypad or a display to drive: reducer, screen, ringer, volume.
+
+They share no lock and no object: the controller passes messages between them. It also
+supervises the media thread. A dead media thread is a fault, not silence: every call ends
+with "Audio failed: <reason>" on the screen, a new worker starts, and if the worker keeps
+failing (`MAX_RESTARTS` within `RESTART_WINDOW`) the controller gives up and `healthy` turns
+False, which stops the daemon's watchdog pings so that systemd restarts the phone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from pidphone.ports import (
+    AudioDevices,
+    Display,
+    InputEvent,
+    Keypad,
+    LocalAddress,
+    OpenDatagramSocket,
+    Screen,
+    SipTransport,
+)
+from pidphone.sip.agent import UserAgent
+from pidphone.zrtp.cache import ZidCache
+
+from . import phone_events as pe
+from .call import (
+    Call,
+    CallConnected,
+    CallDtmf,
+    CallEvent,
+    CallFinished,
+    CallHeld,
+    CallIncoming,
+    CallInsecure,
+    CallMismatch,
+    CallRinging,
+    CallSecure,
+    CallSecurityFailed,
+    CallSecurityLost,
+)
+from .media import MediaStats
+from .media_messages import (
+    MediaCommand,
+    SetHandsetTone,
+    SetMicMuted,
+    WorkerEvent,
+    WorkerFailed,
+)
+from .media_worker import MediaWorker, WorkerUnavailableError
+from .phone_ui import PhoneUi
+from .switchboard import (
+    BUSY_HERE,
+    DECLINE,
+    RegistrationEvent,
+    Switchboard,
+    SwitchboardEvent,
+    SwitchboardSettings,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_RESTARTS = 3
+RESTART_WINDOW = 60.0
+"""A media worker that fails more than MAX_RESTARTS times in RESTART_WINDOW seconds is not
+started again: the phone reports itself unhealthy instead."""
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    """What the phone needs from the config (the composition root maps it here)."""
+
+    calls: SwitchboardSettings = field(default_factory=SwitchboardSettings)
+    tone_plan: str = "etsi"
+    phone: pe.PhoneSettings | None = None
+    """The phone UI's settings; None runs the phone headless (no reducer)."""
+
+
+@dataclass(frozen=True)
+class MediaFault:
+    """The media thread died (`reason`); `restarted` says whether a new one took over."""
+
+    reason: str
+    restarted: bool
+
+
+ControllerEvent = SwitchboardEvent | MediaFault
+Listener = Callable[[ControllerEvent], None]
+WorkerFactory = Callable[[Callable[[list[WorkerEvent]], None]], MediaWorker]
+"""Builds a media worker posting its batches through the given function (thread-safe)."""
+
+
+class Controller:
+    """Runs the phone on the current loop. `start()` first, `stop()` at the end."""
+
+    def __init__(
+        self,
+        settings: ControllerSettings,
+        agent: UserAgent,
+        transport: SipTransport,
+        cache: ZidCache,
+        open_socket: OpenDatagramSocket,
+        *,
+        local_address: LocalAddress | None = None,
+        audio: AudioDevices | None = None,
+        display: Display | None = None,
+        keypad: Keypad | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        worker_factory: WorkerFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.agent = agent
+        self.cache = cache
+        self._transport = transport
+        self._open_socket = open_socket
+        self._local_address = local_address
+        self._audio = audio
+        self._display = display
+        self._keypad = keypad
+        self._wall_clock = wall_clock
+        self._worker_factory = worker_factory or self._new_worker
+        self._listeners: list[Listener] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._switchboard: Switchboard | None = None
+        self._ui: PhoneUi | None = None
+        self._worker: MediaWorker | None = None
+        self._failures: list[float] = []
+        self._tone: str | None = None
+        self._muted = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.healthy = True
+        """False once the media worker failed and could not be restarted."""
+
+    # ------------------------------------------------------------------ life cycle
+
+    @property
+    def switchboard(self) -> Switchboard:
+        if self._switchboard is None:
+            raise RuntimeError("the phone is not started")
+        return self._switchboard
+
+    @property
+    def worker(self) -> MediaWorker | None:
+        """The media worker of the moment (None between a fault and its restart)."""
+        return self._worker
+
+    def now(self) -> float:
+        return self.switchboard.now()
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._start_worker()
+        self._switchboard = Switchboard(
+            self.settings.calls,
+            self.agent,
+            self._transport,
+            self._send_media,
+            self._on_event,
+            local_address=self._local_address,
+        )
+        if self.settings.phone is not None:
+            self._ui = PhoneUi(
+                self.settings.phone,
+                self._run,
+                display=self._display,
+                keypad=self._keypad,
+                audio=self._audio,
+                tone_plan=self.settings.tone_plan,
+                wall_clock=self._wall_clock,
+            )
+            self._ui.start()
+        await self._switchboard.start()
+
+    async def stop(self) -> None:
+        """Hang up every call, unregister, stop the threads and close the devices."""
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._switchboard is not None:
+            await self._switchboard.stop()
+        if self._ui is not None:
+            self._ui.stop()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
+
+    # ------------------------------------------------------------------ call API
+
+    def calls(self) -> list[Call]:
+        return self.switchboard.calls()
+
+    def call(self, call_id: str) -> Call | None:
+        return self.switchboard.call(call_id)
+
+    async def place_call(self, target: str) -> Call:
+        return await self.switchboard.place_call(target)
+
+    def answer(self, call_id: str) -> None:
+        self.switchboard.answer(call_id)
+
+    def hangup(self, call_id: str, reason: str = "Hung up") -> None:
+        self.switchboard.hangup(call_id, reason)
+
+    def reject(self, call_id: str, status: int = BUSY_HERE) -> None:
+        self.switchboard.reject(call_id, status)
+
+    def hold(self, call_id: str, on: bool = True) -> None:
+        self.switchboard.hold(call_id, on)
+
+    def send_dtmf(self, call_id: str, key: str) -> None:
+        self.switchboard.send_dtmf(call_id, key)
+
+    def confirm_sas(self, call_id: str, verified: bool) -> None:
+        self.switchboard.confirm_sas(call_id, verified)
+
+    async def media_stats(self, call: Call) -> MediaStats:
+        """The call's media counters now (the final ones once it ended)."""
+        return await self.switchboard.media_stats(call)
+
+    def set_mute(self, muted: bool) -> None:
+        self._muted = muted
+        self._send_media(SetMicMuted(muted))
+
+    def play_tone(self, kind: str | None) -> None:
+        self._tone = kind
+        self._send_media(SetHandsetTone(kind))
+
+    def press(self, event: InputEvent) -> None:
+        """A key or hook event from the loop's own thread (scripted keys, tests)."""
+        if self._ui is not None:
+            self._ui.fact(event)
+
+    def screen(self) -> Screen | None:
+        """What the display shows now (None without the phone UI)."""
+        return None if self._ui is None else self._ui.screen()
+
+    # ------------------------------------------------------------------ the media worker
+
+    def _new_worker(self, post: Callable[[list[WorkerEvent]], None]) -> MediaWorker:
+        return MediaWorker(
+            post,
+            open_socket=self._open_socket,
+            cache=self.cache,
+            audio=self._audio,
+            tone_plan=self.settings.tone_plan,
+            wall_clock=self._wall_clock,
+        )
+
+    def _start_worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        holder: list[MediaWorker] = []
+
+        def post(batch: list[WorkerEvent]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nothing left to tell
+                loop.call_soon_threadsafe(self._on_worker_events, holder[0], batch)
+
+        worker = self._worker_factory(post)
+        holder.append(worker)
+        worker.start()
+        self._worker = worker
+
+    def _send_media(self, command: MediaCommand) -> None:
+        worker = self._worker
+        if worker is None:
+            return  # between a fault and the restart: the calls are ending
+        try:
+            worker.send(command)
+        except WorkerUnavailableError as exc:
+            asyncio.get_running_loop().call_soon(self._worker_failed, worker, str(exc))
+
+    def _on_worker_events(self, worker: MediaWorker, batch: list[WorkerEvent]) -> None:
+        if worker is not self._worker:
+            return  # a worker given up already
+        for event in batch:
+            if isinstance(event, WorkerFailed):
+                self._worker_failed(worker, event.reason)
+                return
+            self.switchboard.on_worker_event(event)
+
+    def _worker_failed(self, worker: MediaWorker, reason: str) -> None:
+        """End every call with the reason, restart the worker, or give up."""
+        if worker is not self._worker:
+            return
+        self._worker = None
+        worker.stop(timeout=0.5)
+        log.error("media worker failed: %s", reason)
+        self.switchboard.media_lost(f"Audio failed: {reason}")
+        now = time.monotonic()
+        self._failures = [t for t in self._failures if now - t < RESTART_WINDOW] + [now]
+        restarted = False
+        if len(self._failures) <= MAX_RESTARTS:
+            try:
+                self._start_worker()
+                restarted = True
+            except Exception:
+                log.exception("the media worker cannot be started again")
+        if restarted:
+            self.switchboard.resend_handset()
+            self._send_media(SetHandsetTone(self._tone))
+            self._send_media(SetMicMuted(self._muted))
+        else:
+            self.healthy = False
+            log.critical("no media worker: the phone needs a restart")
+        self._emit(MediaFault(reason, restarted))
+        if self._ui is not None:
+            self._ui.fact(pe.AudioFault(reason))
+
+    # ------------------------------------------------------------------ the phone UI
+
+    def _on_event(self, event: SwitchboardEvent) -> None:
+        """What the switchboard reports: to the phone UI, then to the listeners."""
+        ui = self._ui
+        if ui is not None:
+            fact = _phone_fact(event)
+            if fact is not None:
+                ui.fact(fact)
+        if isinstance(event, CallInsecure):
+            # NOT SECURE is on the display before any clear audio flows.
+            call_id = event.call_id
+            if ui is not None:
+                ui.when_shown(lambda: self.switchboard.allow_clear(call_id))
+            else:
+                self.switchboard.allow_clear(call_id)
+        self._emit(event)
+
+    def _emit(self, event: ControllerEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("listener failed on %s", event)
+
+    def _run(self, command: pe.Command) -> None:
+        """A command of the reducer (the ringer and the volume are the UI's own)."""
+        board = self.switchboard
+        if isinstance(command, pe.PlaceCall):
+            self._spawn(self._place_for_phone(command.number))
+        elif isinstance(command, pe.Answer):
+            board.answer(command.call_id)
+        elif isinstance(command, pe.Reject):
+            state = self._ui.state if self._ui is not None else None
+            board.reject(command.call_id, DECLINE if state is not None and state.dnd else BUSY_HERE)
+        elif isinstance(command, pe.Hangup):
+            board.hangup(command.call_id)
+        elif isinstance(command, pe.Hold):
+            board.hold(command.call_id, True)
+        elif isinstance(command, pe.Resume):
+            board.hold(command.call_id, False)
+        elif isinstance(command, pe.SendDtmf):
+            board.send_dtmf(command.call_id, command.key)
+        elif isinstance(command, pe.ConfirmSas):
+            board.confirm_sas(command.call_id, command.verified)
+        elif isinstance(command, pe.SetMute):
+            self.set_mute(command.muted)
+        elif isinstance(command, pe.PlayTone):
+            self.play_tone(command.kind)
+
+    async def _place_for_phone(self, number: str) -> None:
+        try:
+            call = await self.place_call(number)
+        except Exception as exc:
+            log.warning("cannot call %s: %s", number, exc)
+            if self._ui is not None:
+                self._ui.fact(pe.CallEnded("", f"Cannot call: {exc}"))
+            return
+        if self._ui is not None:
+            self._ui.fact(pe.OutgoingCall(call.call_id, number))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        async def guarded() -> None:
+            try:
+                await coroutine
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("phone task failed")
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _phone_fact(event: SwitchboardEvent) -> pe.PhoneEvent | None:
+    """The reducer's fact for a switchboard event (None: nothing for the screen)."""
+    if isinstance(event, RegistrationEvent):
+        return pe.RegistrationChanged(event.state, event.reason)
+    if not isinstance(event, CallEvent):
+        return None
+    cid = event.call_id
+    if isinstance(event, CallIncoming):
+        return pe.IncomingCall(cid, event.remote_name, event.remote_uri)
+    if isinstance(event, CallRinging):
+        return pe.CallRinging(cid)
+    if isinstance(event, CallConnected):
+        return pe.CallAnswered(cid)
+    if isinstance(event, CallSecure):
+        return pe.CallSecure(
+            cid, event.sas, event.sas_scheme, event.verified, event.cipher, event.key_agreement
+        )
+    if isinstance(event, CallInsecure):
+        return pe.CallNotSecure(cid, event.reason)
+    if isinstance(event, CallMismatch):
+        return pe.CacheMismatch(cid)
+    if isinstance(event, CallSecurityLost):
+        return pe.SecurityLost(cid, event.reason)
+    if isinstance(event, CallSecurityFailed):
+        return pe.SecurityFailed(cid, event.reason)
+    if isinstance(event, CallHeld):
+        held = event.local_hold or event.remote_hold
+        return (pe.CallHeld if held else pe.CallResumed)(cid, by_peer=not event.local_hold)
+    if isinstance(event, CallDtmf):
+        return pe.DtmfReceived(cid, event.key)
+    if isinstance(event, CallFinished):
+        return pe.CallEnded(cid, event.reason, event.status or 0)
+    return None

@@ -1,0 +1,413 @@
+"""The media worker: one thread ("media"), clocked by the handset's capture device, that owns
+every call's media (ARCHITECTURE.md, "Media and threads").
+
+It owns each call's UDP socket (it binds them itself, on command, so no socket changes hands;
+STUN binding requests go out and are answered here too), each call's `MediaSession` (ZRTP,
+SRTP, jitter buffer, codec), the handset's capture and playback devices, the handset tone and
+the mute flag. Nothing else touches them, so nothing here takes a lock.
+
+Each wake-up, after one `selectors` wait whose timeout is the earlier of the capture's next
+frame and the sessions' own timers (so ZRTP answers at network speed, whatever the audio
+clock): read what the sockets have (at most `READ_BATCH` per socket); run the commands the
+loop queued; when a frame is due, capture it, send it on the call that has the handset and
+write one frame to the earpiece (that call's audio, the tone, or silence: one device clock, the
+earpiece kept `PLAYBACK_AHEAD` periods ahead); run due timers; send what the sessions queued;
+and post the wake-up's events to the loop in one batch (one `call_soon_threadsafe`). A steady
+call posts nothing at all.
+
+Commands come through a bounded queue plus a byte on a socket pair that wakes the `select`. A
+full queue means the worker is stuck: `send` raises `WorkerUnavailableError`, a fault for the loop,
+never a block. An exception in the thread ends it with `WorkerFailed`, after closing what it
+owned: the loop ends the calls with a reason and starts a new worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import secrets
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pidphone.audio.tones import ToneGenerator
+from pidphone.errors import LocalProtocolError
+from pidphone.ports import (
+    Address,
+    AudioCapture,
+    AudioDevices,
+    AudioPlayback,
+    DatagramSocket,
+    OpenDatagramSocket,
+    frame_bytes,
+)
+from pidphone.rtp import stun
+from pidphone.zrtp.cache import ZidCache
+
+from .media import MediaSession
+from .media_messages import (
+    SESSION_COMMANDS,
+    CloseMedia,
+    MediaCommand,
+    MediaId,
+    MediaOpened,
+    MediaOpenFailed,
+    MediaUpdate,
+    OpenMedia,
+    SetHandset,
+    SetHandsetTone,
+    SetMicMuted,
+    WorkerEvent,
+    WorkerFailed,
+    apply_to_session,
+)
+
+log = logging.getLogger(__name__)
+
+READ_BATCH = 32
+"""Most datagrams read from one socket per wake-up; the rest wait for the next (a flood cannot
+hold the thread, and 32 per wake-up is far above one call's media)."""
+COMMAND_QUEUE = 256
+"""Commands waiting at most: a call sends a handful, so a full queue means a stuck worker."""
+PLAYBACK_AHEAD = 2
+"""Periods written to the earpiece before the first capture tick: its slack for a late tick."""
+STUN_RETRIES = (0.5, 1.0, 2.0)
+"""Seconds to wait after each binding request (RFC 8489 §6.2.1, shortened for call set-up)."""
+STOP_TIMEOUT = 2.0
+
+EventPost = Callable[[list[WorkerEvent]], None]
+"""Hands one wake-up's events to the loop; called on the worker thread (thread-safe)."""
+
+
+class WorkerUnavailableError(Exception):
+    """The media worker cannot take a command: it has stopped, died, or its queue is full."""
+
+
+@dataclass
+class _StunQuery:
+    server: Address
+    transaction: bytes
+    waits: list[float]
+    """The waits left after each retransmission."""
+    next_at: float
+
+
+@dataclass
+class _CallMedia:
+    session: MediaSession
+    socket: DatagramSocket
+    stun: _StunQuery | None = None
+
+
+@dataclass(frozen=True)
+class _Stop(MediaCommand):
+    """End the thread (after the commands queued before it)."""
+
+
+@dataclass
+class _Audio:
+    capture: AudioCapture
+    playback: AudioPlayback
+    silence: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.silence = bytes(frame_bytes(self.capture.rate))
+
+
+class MediaWorker:
+    """The media thread. `start()`, then `send` commands; `stop()` joins it."""
+
+    def __init__(
+        self,
+        post: EventPost,
+        *,
+        open_socket: OpenDatagramSocket,
+        cache: ZidCache,
+        audio: AudioDevices | None = None,
+        tone_plan: str = "etsi",
+        wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        queue_size: int = COMMAND_QUEUE,
+    ) -> None:
+        self._post = post
+        self._open_socket = open_socket
+        self._cache = cache
+        self._devices = audio
+        self._tone_plan = tone_plan
+        self._wall_clock = wall_clock
+        self._clock = clock
+        self._commands: queue.Queue[MediaCommand] = queue.Queue(queue_size)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._calls: dict[MediaId, _CallMedia] = {}
+        self._audio: _Audio | None = None
+        self._handset: MediaId | None = None
+        self._tone: ToneGenerator | None = None
+        self._muted = False
+        self._batch: list[WorkerEvent] = []
+        self._thread = threading.Thread(target=self._run, name="media", daemon=True)
+        self._stopping = False
+        self.failure: str | None = None
+        """Why the thread died, once it has."""
+
+    # ------------------------------------------------------------------ the loop's side
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def send(self, command: MediaCommand) -> None:
+        """Queue a command and wake the thread; never blocks."""
+        if self._stopping or self.failure is not None or not self._thread.is_alive():
+            raise WorkerUnavailableError(self.failure or "the media worker is not running")
+        try:
+            self._commands.put_nowait(command)
+        except queue.Full:
+            raise WorkerUnavailableError("the media worker does not take commands") from None
+        with contextlib.suppress(BlockingIOError):  # full: wake-ups are pending anyway
+            self._wake_w.send(b"\0")
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """End the thread (after the commands already queued) and release what it owns."""
+        if self._thread.is_alive() and not self._stopping:
+            with contextlib.suppress(WorkerUnavailableError):
+                self.send(_Stop())
+            self._stopping = True
+            self._thread.join(timeout)
+        self._stopping = True
+        if not self._thread.is_alive():
+            self._wake_r.close()
+            self._wake_w.close()
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        try:
+            self._open_audio()
+            while not self._stopping:
+                self._wake_up()
+        except BaseException as exc:
+            self.failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.exception("the media worker failed")
+            self._batch.append(WorkerFailed(self.failure))
+            self._deliver()
+        finally:
+            self._release()
+
+    def _open_audio(self) -> None:
+        if self._devices is None:
+            return
+        capture = self._devices.open_capture()
+        try:
+            playback = self._devices.open_playback("call")
+        except BaseException:
+            capture.close()
+            raise
+        self._audio = _Audio(capture, playback)
+        for _ in range(PLAYBACK_AHEAD):
+            playback.write_frame(bytes(frame_bytes(playback.rate)))
+
+    def _wake_up(self) -> None:
+        ready = self._selector.select(self._timeout())
+        now = self._clock()
+        for key, _ in ready:
+            if key.data is None:
+                self._drain_wake()
+            else:
+                self._read(key.data, now)
+        self._run_commands(now)
+        audio = self._audio
+        if audio is not None and audio.capture.next_frame_at() <= now:
+            self._tick(audio, now)
+        self._run_timers(now)
+        self._flush()
+        self._deliver()
+
+    def _timeout(self) -> float | None:
+        deadline: float | None = None
+        if self._audio is not None:
+            deadline = self._audio.capture.next_frame_at()
+        for call in self._calls.values():
+            timer = call.session.get_timer()
+            if call.stun is not None and (timer is None or call.stun.next_at < timer):
+                timer = call.stun.next_at
+            if timer is not None and (deadline is None or timer < deadline):
+                deadline = timer
+        if not self._commands.empty():
+            return 0.0
+        return None if deadline is None else max(0.0, deadline - self._clock())
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._wake_r.recv(4096):
+                pass
+
+    def _read(self, media_id: MediaId, now: float) -> None:
+        call = self._calls.get(media_id)
+        if call is None:
+            return
+        receive = call.session.receive_datagram
+        for data, source in call.socket.receive(READ_BATCH):
+            if call.stun is not None and self._stun_answer(media_id, call, data):
+                continue
+            receive(data, source, now)
+
+    def _run_commands(self, now: float) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(command, _Stop):
+                self._stopping = True
+                return
+            self._execute(command, now)
+
+    def _execute(self, command: MediaCommand, now: float) -> None:
+        if isinstance(command, OpenMedia):
+            self._open(command, now)
+        elif isinstance(command, SetHandset):
+            self._handset = command.media_id
+        elif isinstance(command, SetHandsetTone):
+            kind = command.kind
+            self._tone = None if kind is None else ToneGenerator(kind, plan=self._tone_plan)
+        elif isinstance(command, SetMicMuted):
+            self._muted = command.muted
+        elif isinstance(command, SESSION_COMMANDS):
+            media_id: MediaId = command.media_id
+            call = self._calls.get(media_id)
+            if call is None:
+                log.debug("media %d is closed: %s ignored", media_id, type(command).__name__)
+                return
+            try:
+                self._batch += apply_to_session(call.session, media_id, command, now)
+            except LocalProtocolError as exc:
+                log.info("media %d: %s not done: %s", media_id, type(command).__name__, exc)
+            if isinstance(command, CloseMedia):
+                self._send(call)  # the RTCP BYE
+                self._forget(media_id)
+        else:
+            raise TypeError(f"unknown media command {command!r}")
+
+    def _open(self, command: OpenMedia, now: float) -> None:
+        media_id = command.media_id
+        try:
+            sock = self._open_socket(command.bind, 0)
+        except OSError as exc:
+            log.error("no media socket on %s: %s", command.bind, exc)
+            self._batch.append(MediaOpenFailed(media_id, str(exc)))
+            return
+        try:
+            session = MediaSession(command.config, cache=self._cache, wall_clock=self._wall_clock)
+            self._selector.register(sock, selectors.EVENT_READ, media_id)
+        except BaseException:
+            sock.close()
+            raise
+        call = self._calls[media_id] = _CallMedia(session, sock)
+        server = command.stun_server
+        if server is None:
+            self._batch.append(MediaOpened(media_id, sock.local, None, session.hello_hash))
+            return
+        transaction = secrets.token_bytes(12)
+        call.stun = _StunQuery(server, transaction, list(STUN_RETRIES[1:]), now + STUN_RETRIES[0])
+        sock.sendto(stun.build_binding_request(transaction), server)
+
+    def _stun_answer(self, media_id: MediaId, call: _CallMedia, data: bytes) -> bool:
+        """Whether `data` answers our binding request (taken, the call is opened)."""
+        query = call.stun
+        # STUN's first byte is 0-3 and its cookie sits at offset 4 (RFC 7983 §7).
+        if query is None or len(data) < stun.HEADER_LEN or data[0] >= 4:
+            return False
+        if data[8:20] != query.transaction:
+            return False
+        try:
+            mapped = stun.parse_binding_response(data, query.transaction)
+        except stun.StunParseError as exc:
+            log.debug("bad STUN response: %s", exc)
+            return True
+        call.stun = None
+        self._batch.append(
+            MediaOpened(media_id, call.socket.local, mapped, call.session.hello_hash)
+        )
+        return True
+
+    def _tick(self, audio: _Audio, now: float) -> None:
+        pcm = audio.capture.read_frame()
+        call = self._calls.get(self._handset) if self._handset is not None else None
+        if call is not None:
+            session = call.session
+            session.send_audio(audio.silence if self._muted else pcm, now)
+            out = session.pull_audio(now)
+        elif self._tone is not None:
+            out = self._tone.frame()
+        else:
+            out = audio.silence
+        audio.playback.write_frame(out)
+
+    def _run_timers(self, now: float) -> None:
+        for media_id, call in self._calls.items():
+            query = call.stun
+            if query is not None and query.next_at <= now:
+                self._retry_stun(media_id, call, query, now)
+            timer = call.session.get_timer()
+            if timer is not None and timer <= now:
+                call.session.handle_timer(now)
+
+    def _retry_stun(
+        self, media_id: MediaId, call: _CallMedia, query: _StunQuery, now: float
+    ) -> None:
+        if query.waits:
+            query.next_at = now + query.waits.pop(0)
+            call.socket.sendto(stun.build_binding_request(query.transaction), query.server)
+            return
+        log.warning("no answer from STUN server %s:%d", *query.server)
+        call.stun = None
+        self._batch.append(MediaOpened(media_id, call.socket.local, None, call.session.hello_hash))
+
+    def _flush(self) -> None:
+        for media_id, call in self._calls.items():
+            self._send(call)
+            session = call.session
+            if session.has_events:
+                while (event := session.next_event()) is not None:
+                    self._batch.append(MediaUpdate(media_id, event))
+
+    @staticmethod
+    def _send(call: _CallMedia) -> None:
+        sendto = call.socket.sendto
+        for data, address in call.session.datagrams_to_send():
+            sendto(data, address)
+
+    def _deliver(self) -> None:
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._post(batch)
+
+    def _forget(self, media_id: MediaId) -> None:
+        call = self._calls.pop(media_id)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(call.socket)
+        call.socket.close()
+
+    def _release(self) -> None:
+        """Close every socket and the devices: nothing the thread owned outlives it."""
+        for media_id in list(self._calls):
+            with contextlib.suppress(Exception):
+                self._forget(media_id)
+        audio, self._audio = self._audio, None
+        if audio is not None:
+            for device in (audio.capture, audio.playback):
+                with contextlib.suppress(Exception):
+                    device.close()
+        with contextlib.suppress(Exception):
+            self._selector.close()

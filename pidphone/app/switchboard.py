@@ -1,0 +1,545 @@
+"""The loop's side of calls: signalling, each call's SIP/SDP side, and which call has the handset.
+
+The switchboard owns the `Signalling` runner of the SIP agent and the `Call`s. It routes the
+agent's events to the calls by Call-ID, hands each call's media commands to the media worker
+(through the `send_media` it is given) and the worker's events back to the call they name,
+and decides which established call carries the handset (`SetHandset`). What happens to the
+calls goes out as events to one sink: the controller, which feeds the phone UI and the
+listeners.
+
+It never touches a media session or a socket: those live on the media worker's thread, and
+only messages cross (`media_messages`). Everything here runs on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from pidphone.errors import ProtocolError
+from pidphone.ports import Address, LocalAddress, SipTransport
+from pidphone.sdp import SessionDescription
+from pidphone.sip import events as sip
+from pidphone.sip.agent import UserAgent
+
+from .call import (
+    Call,
+    CallConnected,
+    CallEvent,
+    CallFinished,
+    CallHeld,
+    CallIncoming,
+    CallInsecure,
+    CallPlaced,
+    CallSecure,
+    CallSecurityLost,
+    CallSettings,
+)
+from .media import MediaStats
+from .media_messages import (
+    CloseMedia,
+    MediaClosed,
+    MediaCommand,
+    MediaId,
+    MediaOpened,
+    MediaOpenFailed,
+    MediaStatsReport,
+    OpenMedia,
+    QueryStats,
+    SetHandset,
+    WorkerEvent,
+)
+from .phone_events import RegistrationState
+from .signalling import LinkFailed, Signalling, SignallingEvent
+
+log = logging.getLogger(__name__)
+
+BUSY_HERE = 486
+DECLINE = 603
+SERVER_ERROR = 500
+"""Statuses for a rejected call: busy, or declined under do-not-disturb (RFC 3261 §21)."""
+
+NETWORK_REASONS = frozenset({"unreachable", "timeout", "reset"})
+"""Link failures that say the server cannot be reached, not that TLS refused it."""
+
+
+@dataclass(frozen=True)
+class SwitchboardSettings:
+    """What the calls need from the config (the composition root maps it here)."""
+
+    call: CallSettings = field(default_factory=CallSettings)
+    media_bind: str = "127.0.0.1"
+    """Local address the call sockets bind to ("0.0.0.0" for every interface)."""
+    media_address: str | None = None
+    """The address written in our SDP. None: the local address that routes towards the peer
+    (the registrar, the called host, or the caller's media address), or the STUN answer."""
+    stun_server: Address | None = None
+    """Learn the public media address with a STUN binding before each SDP (RFC 8489)."""
+    register: bool = True
+    """Register at start when the agent has a registrar."""
+    dial_domain: str = ""
+    """Host[:port] appended to a dialled number that is not a SIP URI (else the AOR's)."""
+
+
+@dataclass(frozen=True)
+class RegistrationEvent:
+    """The registration changed (`state` as in `phone_events.RegistrationChanged`)."""
+
+    state: RegistrationState
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LinkProblem:
+    """A TLS connection failed: `reason` in a word or two ("untrusted", "wrong host"...)."""
+
+    peer: Address
+    reason: str
+    detail: str
+
+
+SwitchboardEvent = CallEvent | RegistrationEvent | LinkProblem
+EventSink = Callable[[SwitchboardEvent], None]
+MediaSender = Callable[[MediaCommand], None]
+
+
+class Switchboard:
+    """The calls of one phone on the running loop. `start()` first, `stop()` at the end."""
+
+    def __init__(
+        self,
+        settings: SwitchboardSettings,
+        agent: UserAgent,
+        transport: SipTransport,
+        send_media: MediaSender,
+        on_event: EventSink,
+        *,
+        local_address: LocalAddress | None = None,
+    ) -> None:
+        self.settings = settings
+        self.agent = agent
+        self._transport = transport
+        self._send_media = send_media
+        self._on_event = on_event
+        self._local_address = local_address
+        self._loop = asyncio.get_running_loop()
+        self._signalling: Signalling | None = None
+        self._calls: dict[str, Call] = {}
+        self._by_media: dict[MediaId, Call] = {}
+        """Every call whose media is not closed yet (ended calls included)."""
+        self._media_ids = itertools.count(1)
+        self._opening: dict[MediaId, asyncio.Future[WorkerEvent]] = {}
+        self._abandoned: set[MediaId] = set()
+        self._stats_waiters: dict[MediaId, list[asyncio.Future[MediaStats]]] = {}
+        self._pending_incoming: dict[str, sip.IncomingCall] = {}
+        self._handset: MediaId | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ life cycle
+
+    @property
+    def signalling(self) -> Signalling:
+        if self._signalling is None:
+            raise RuntimeError("the switchboard is not started")
+        return self._signalling
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    async def start(self) -> None:
+        self._signalling = Signalling(self.agent, self._transport, on_event=self._on_sip)
+        await self._signalling.start()
+        if self.agent.config.registrar is None or not self.settings.register:
+            self._on_event(RegistrationEvent("disabled"))
+        else:
+            self._on_event(RegistrationEvent("registering"))
+            self.signalling.register()
+
+    async def stop(self) -> None:
+        """Hang up every call and unregister."""
+        for call_id in list(self._calls):
+            self.hangup(call_id)
+        for task in list(self._tasks):
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                log.debug("call task ended while stopping", exc_info=True)
+        # Let the BYEs leave before the flows close.
+        await asyncio.sleep(0.05)
+        if self._signalling is not None:
+            await self._signalling.aclose()
+
+    # ------------------------------------------------------------------ call API
+
+    def calls(self) -> list[Call]:
+        return list(self._calls.values())
+
+    def call(self, call_id: str) -> Call | None:
+        return self._calls.get(call_id)
+
+    async def place_call(self, target: str) -> Call:
+        """Open the call's media (and ask STUN), send the INVITE; returns the new call."""
+        full_target = self._target(target)
+        opened = await self._open_media()
+        try:
+            host, port = await self._sdp_address(opened, self._peer_host(full_target))
+            call = Call.place(
+                self.agent,
+                settings=self._call_settings(host),
+                media_id=opened.media_id,
+                hello_hash=opened.hello_hash,
+                media_port=port,
+                target=full_target,
+                now=self.now(),
+            )
+        except BaseException:
+            self._send(CloseMedia(opened.media_id))
+            raise
+        self._adopt(call)
+        self._on_call_event(call, CallPlaced(call.call_id, target))
+        self._flush(call)
+        return call
+
+    def answer(self, call_id: str) -> None:
+        call = self._calls.get(call_id)
+        if call is not None and call.state == "ringing":
+            call.answer(self.now())
+            self._flush(call)
+
+    def hangup(self, call_id: str, reason: str = "Hung up") -> None:
+        call = self._calls.get(call_id)
+        if call is not None:
+            if call.state == "ringing":
+                call.reject(self.now(), DECLINE)
+            else:
+                call.hangup(self.now(), reason)
+            self._flush(call)
+        elif call_id in self._pending_incoming:
+            del self._pending_incoming[call_id]
+            self.signalling.reject(call_id, DECLINE)
+
+    def reject(self, call_id: str, status: int = BUSY_HERE) -> None:
+        call = self._calls.get(call_id)
+        if call is not None and call.state == "ringing":
+            call.reject(self.now(), status)
+            self._flush(call)
+
+    def hold(self, call_id: str, on: bool = True) -> None:
+        call = self._calls.get(call_id)
+        if call is not None and call.state == "established":
+            if on:
+                call.hold(self.now())
+            else:
+                call.resume(self.now())
+            self._flush(call)
+
+    def send_dtmf(self, call_id: str, key: str) -> None:
+        call = self._calls.get(call_id)
+        if call is not None and call.state == "established":
+            try:
+                call.send_dtmf(key)
+            except ProtocolError as exc:  # no telephone-event negotiated
+                log.info("DTMF %s not sent: %s", key, exc)
+            self._flush(call)
+
+    def confirm_sas(self, call_id: str, verified: bool) -> None:
+        call = self._calls.get(call_id)
+        if call is not None:
+            call.confirm_sas(verified, self.now())
+            self._flush(call)
+
+    def allow_clear(self, call_id: str) -> None:
+        """NOT SECURE is on the screen: the call may carry clear audio now."""
+        call = self._calls.get(call_id)
+        if call is not None:
+            call.allow_clear()
+            self._flush(call)
+
+    async def media_stats(self, call: Call) -> MediaStats:
+        """The call's media counters now (the last ones once its media closed)."""
+        if call.media_closed or call.media_id not in self._by_media:
+            return call.stats
+        waiter: asyncio.Future[MediaStats] = self._loop.create_future()
+        self._stats_waiters.setdefault(call.media_id, []).append(waiter)
+        if call.state != "ended":
+            self._send(QueryStats(call.media_id))
+        return await waiter
+
+    # ------------------------------------------------------------------ the media worker
+
+    def on_worker_event(self, event: WorkerEvent) -> None:
+        """One event of the media worker's batch (not `WorkerFailed`: see `media_lost`)."""
+        if isinstance(event, MediaOpened | MediaOpenFailed):
+            waiter = self._opening.pop(event.media_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event)
+            elif isinstance(event, MediaOpened):
+                self._send(CloseMedia(event.media_id))  # its call was given up meanwhile
+            return
+        media_id: MediaId = getattr(event, "media_id", -1)
+        call = self._by_media.get(media_id)
+        if call is None:
+            return
+        call.on_media(event, self.now())
+        if isinstance(event, MediaStatsReport | MediaClosed):
+            for stats_waiter in self._stats_waiters.pop(media_id, []):
+                if not stats_waiter.done():
+                    stats_waiter.set_result(call.stats)
+        if isinstance(event, MediaClosed):
+            del self._by_media[media_id]
+        self._flush(call)
+
+    def media_lost(self, reason: str) -> None:
+        """The media worker died: every call's media is gone. End each call with `reason`
+        and forget what was waiting for the old worker."""
+        for waiter in self._opening.values():
+            if not waiter.done():
+                waiter.set_exception(OSError(reason))
+        self._opening.clear()
+        self._handset = None
+        lost = list(self._by_media.items())
+        self._by_media.clear()
+        for media_id, call in lost:
+            call.media_closed = True
+            for stats_waiter in self._stats_waiters.pop(media_id, []):
+                if not stats_waiter.done():
+                    stats_waiter.set_result(call.stats)
+        for call in list(self._calls.values()):
+            if call.state == "ringing":
+                call.reject(self.now(), SERVER_ERROR)
+            else:
+                call.hangup(self.now(), reason)
+            call.media_commands()  # nothing to close: the media is gone with the worker
+            self._flush(call)
+
+    def resend_handset(self) -> None:
+        """Tell a new media worker which call has the handset (none, after a fault)."""
+        self._send(SetHandset(self._handset))
+
+    def _send(self, command: MediaCommand) -> None:
+        self._send_media(command)
+
+    async def _open_media(self) -> MediaOpened:
+        media_id = next(self._media_ids)
+        waiter: asyncio.Future[WorkerEvent] = self._loop.create_future()
+        self._opening[media_id] = waiter
+        stun = self.settings.stun_server if self.settings.media_address is None else None
+        self._send(OpenMedia(media_id, self.settings.media_bind, self.settings.call.media, stun))
+        try:
+            result = await waiter
+        except asyncio.CancelledError:
+            # the worker's answer closes it when it comes
+            self._opening.pop(media_id, None)
+            raise
+        if not isinstance(result, MediaOpened):
+            raise OSError(getattr(result, "reason", "the media could not be opened"))
+        return result
+
+    # ------------------------------------------------------------------ SIP events
+
+    def _on_sip(self, event: SignallingEvent) -> None:
+        if isinstance(event, sip.IncomingCall):
+            self._pending_incoming[event.call_id] = event
+            self._spawn(self._accept_incoming(event))
+        elif isinstance(event, sip.Registered):
+            self._on_event(RegistrationEvent("registered"))
+        elif isinstance(event, sip.RegistrationFailed):
+            reason = f"{event.status or ''} {event.reason}".strip()
+            self._on_event(RegistrationEvent("failed", reason))
+        elif isinstance(event, LinkFailed):
+            if event.peer == self.agent.config.registrar:
+                state: RegistrationState = (
+                    "no_network" if event.reason in NETWORK_REASONS else "tls_error"
+                )
+                self._on_event(RegistrationEvent(state, event.reason))
+            log.info("SIP link to %s:%d failed: %s (%s)", *event.peer, event.reason, event.detail)
+            self._on_event(LinkProblem(event.peer, event.reason, event.detail))
+        else:
+            call_id = getattr(event, "call_id", None)
+            if isinstance(call_id, str):
+                call = self._calls.get(call_id)
+                if call is not None:
+                    call.on_sip_event(event, self.now())
+                    self._flush(call)
+                elif isinstance(event, sip.CallEnded):
+                    self._pending_incoming.pop(call_id, None)
+
+    async def _accept_incoming(self, event: sip.IncomingCall) -> None:
+        """Open the call's media and ring; a call that cannot be set up is refused (500)
+        and nothing it opened stays open."""
+        try:
+            opened = await self._open_media()
+            host, port = await self._sdp_address(opened, self._offer_host(event.sdp))
+        except OSError as exc:
+            log.error("no media for the call from %s: %s", event.remote_uri, exc)
+            if self._pending_incoming.pop(event.call_id, None) is not None:
+                self.signalling.reject(event.call_id, SERVER_ERROR)
+            return
+        if self._pending_incoming.pop(event.call_id, None) is None:
+            self._send(CloseMedia(opened.media_id))  # cancelled while the media opened
+            return
+        try:
+            call = Call.incoming(
+                self.agent,
+                settings=self._call_settings(host),
+                media_id=opened.media_id,
+                hello_hash=opened.hello_hash,
+                media_port=port,
+                event=event,
+                now=self.now(),
+            )
+        except BaseException:
+            self._send(CloseMedia(opened.media_id))
+            try:
+                self.signalling.reject(event.call_id, SERVER_ERROR)
+            except ProtocolError:
+                log.debug("the call was refused already")
+            raise
+        self._adopt(call)
+        if call.state == "ringing":
+            self._on_call_event(call, CallIncoming(call.call_id, call.remote_uri, call.remote_name))
+        self._flush(call)
+
+    # ------------------------------------------------------------------ calls
+
+    def _adopt(self, call: Call) -> None:
+        self._calls[call.call_id] = call
+        self._by_media[call.media_id] = call
+
+    def _flush(self, call: Call) -> None:
+        """Send the call's media commands, report its events (whose handlers may act on the
+        call again), drop it once ended."""
+        while True:
+            for command in call.media_commands():
+                self._send(command)
+            event = call.next_event()
+            if event is None:
+                break
+            self._on_call_event(call, event)
+        if call.state == "ended" and self._calls.get(call.call_id) is call:
+            del self._calls[call.call_id]
+            if self._handset == call.media_id:
+                self._set_handset(None)
+                self._take_handset()
+        self.signalling.flush()
+
+    def _on_call_event(self, call: Call, event: CallEvent) -> None:
+        if isinstance(event, CallConnected):
+            self._set_handset(call.media_id)
+        elif isinstance(event, CallHeld):
+            if event.local_hold and self._handset == call.media_id:
+                self._set_handset(None)
+                self._take_handset()
+            elif not event.local_hold and self._handset is None:
+                self._set_handset(call.media_id)
+        self._log_call(call, event)
+        self._on_event(event)
+
+    def _take_handset(self) -> None:
+        """Give the handset to another established call that is not on hold, if any."""
+        for call in self._calls.values():
+            if call.state == "established" and not call.local_hold:
+                self._set_handset(call.media_id)
+                return
+
+    def _set_handset(self, media_id: MediaId | None) -> None:
+        if media_id != self._handset:
+            self._handset = media_id
+            self._send(SetHandset(media_id))
+
+    # ------------------------------------------------------------------ addresses
+
+    async def _sdp_address(self, opened: MediaOpened, toward: str | None) -> Address:
+        """The address for our SDP: learnt by STUN (the NAT's port too), configured, or the
+        local address that routes `toward` the peer."""
+        if opened.mapped is not None:
+            return opened.mapped
+        port = opened.local[1]
+        if self.settings.media_address is not None:
+            return self.settings.media_address, port
+        bound = opened.local[0]
+        if bound not in ("0.0.0.0", "::") or toward is None or self._local_address is None:
+            return (bound if bound not in ("0.0.0.0", "::") else "127.0.0.1"), port
+        try:
+            return await self._local_address(toward), port
+        except OSError as exc:
+            log.warning("no route towards %s (%s): media address 127.0.0.1", toward, exc)
+            return "127.0.0.1", port
+
+    def _peer_host(self, target: str) -> str | None:
+        """Where the INVITE goes first: the outbound proxy, or the called host."""
+        try:
+            return self.agent.next_hop(target)[0]
+        except ProtocolError:
+            return None
+
+    @staticmethod
+    def _offer_host(sdp: bytes) -> str | None:
+        """The caller's media address from its offer: our media will go there."""
+        try:
+            offer = SessionDescription.parse(sdp)
+        except ProtocolError:
+            return None
+        for media in offer.media:
+            if media.connections:
+                return media.connections[0].address.split("/")[0]
+        return offer.connection.address.split("/")[0] if offer.connection else None
+
+    def _call_settings(self, host: str) -> CallSettings:
+        base = self.settings.call
+        return base if host == base.media_host else dataclasses.replace(base, media_host=host)
+
+    def _target(self, number: str) -> str:
+        text = number.strip()
+        if text.lower().startswith(("sip:", "sips:")) or "@" in text:
+            return text
+        if self.settings.dial_domain:
+            return f"{text}@{self.settings.dial_domain}"
+        return text
+
+    # ------------------------------------------------------------------ helpers
+
+    def _log_call(self, call: Call, event: SwitchboardEvent) -> None:
+        """The call's milestones, with the journal fields that find one call (issue 7):
+        `journalctl CALL_ID=...`. Never the keys; the SAS stays on the screen."""
+        fields = {"CALL_ID": call.call_id, "PEER": call.remote_uri}
+        if isinstance(event, CallPlaced):
+            log.info("calling %s", event.target, extra=fields)
+        elif isinstance(event, CallIncoming):
+            log.info("incoming call from %s", event.remote_uri, extra=fields)
+        elif isinstance(event, CallConnected):
+            log.info("call answered", extra=fields)
+        elif isinstance(event, CallSecure):
+            fields["SAS_VERIFIED"] = "yes" if event.verified else "no"
+            log.info(
+                "call secured: %s, %s, SAS %s",
+                event.key_agreement,
+                event.cipher,
+                "verified" if event.verified else "not verified",
+                extra=fields,
+            )
+        elif isinstance(event, CallInsecure):
+            log.warning("call NOT SECURE: %s", event.reason, extra=fields)
+        elif isinstance(event, CallSecurityLost):
+            log.warning("call security LOST, audio stopped: %s", event.reason, extra=fields)
+        elif isinstance(event, CallFinished):
+            log.info("call ended: %s", event.reason, extra=fields)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        async def guarded() -> None:
+            try:
+                await coroutine
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("call task failed")
+
+        task = self._loop.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

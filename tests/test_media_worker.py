@@ -1,0 +1,354 @@
+"""The media worker on its own: real UDP sockets on loopback, simulated sound cards, a real
+pair of media sessions (ZRTP, SRTP) each on its own worker thread, commands in and event
+batches out as the loop would see them."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from pidphone.app.media import MediaConfig, SecurityEstablished
+from pidphone.app.media_messages import (
+    CloseMedia,
+    MediaClosed,
+    MediaCommand,
+    MediaHelloHash,
+    MediaOpened,
+    MediaOpenFailed,
+    MediaStatsReport,
+    MediaUpdate,
+    OpenMedia,
+    QueryStats,
+    SendDigit,
+    SetCodec,
+    SetHandset,
+    SetHandsetTone,
+    SetMicMuted,
+    SetRemote,
+    StartMedia,
+    WorkerEvent,
+    WorkerFailed,
+)
+from pidphone.app.media_worker import MediaWorker, WorkerUnavailableError
+from pidphone.audio.analysis import dominant_frequencies, rms
+from pidphone.drivers.sim_audio import SimAudioDevices, SimCapture
+from pidphone.drivers.udp import UdpSocket, open_udp
+from pidphone.ports import Address
+from pidphone.rtp import PacketKind, classify, stun
+from pidphone.zrtp.cache import MemoryZidCache
+
+
+@dataclass
+class Side:
+    """One worker and what it posted, batch by batch, with the thread that posted it."""
+
+    worker: MediaWorker
+    audio: SimAudioDevices | None
+    batches: queue.Queue[list[WorkerEvent]] = field(default_factory=queue.Queue)
+    seen: list[WorkerEvent] = field(default_factory=list)
+    threads: set[str] = field(default_factory=set)
+
+    def wait(self, check: Callable[[WorkerEvent], bool], timeout: float = 10.0) -> WorkerEvent:
+        deadline = time.monotonic() + timeout
+        for event in self.seen:
+            if check(event):
+                return event
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"not seen; got {self.seen}")
+            try:
+                batch = self.batches.get(timeout=left)
+            except queue.Empty:
+                continue
+            self.seen += batch
+            for event in batch:
+                if check(event):
+                    return event
+
+    def heard(self, frames: int = 20) -> bytes:
+        assert self.audio is not None
+        return b"".join(list(self.audio.playbacks["call"].frames)[-frames:])
+
+
+def make_side(
+    audio: SimAudioDevices | None, open_socket: Callable[[str, int], UdpSocket] = open_udp
+) -> Side:
+    side: Side
+
+    def post(batch: list[WorkerEvent]) -> None:
+        side.threads.add(threading.current_thread().name)
+        side.batches.put(batch)
+
+    worker = MediaWorker(post, open_socket=open_socket, cache=MemoryZidCache(), audio=audio)
+    side = Side(worker, audio)
+    worker.start()
+    return side
+
+
+def opened(side: Side, media_id: int) -> MediaOpened:
+    event = side.wait(lambda e: isinstance(e, MediaOpened) and e.media_id == media_id)
+    assert isinstance(event, MediaOpened)
+    return event
+
+
+def connect(a: Side, b: Side, config: MediaConfig | None = None) -> tuple[MediaOpened, MediaOpened]:
+    """Open media 1 on each side and point them at each other, ZRTP hashes included."""
+    for side in (a, b):
+        side.worker.send(OpenMedia(1, "127.0.0.1", config or MediaConfig()))
+    oa, ob = opened(a, 1), opened(b, 1)
+    for side, theirs in ((a, ob), (b, oa)):
+        commands: list[MediaCommand] = [
+            SetCodec(1, "PCMU", 0, 101),
+            SetRemote(1, theirs.local, theirs.hello_hash, None),
+            StartMedia(1),
+            SetHandset(1),
+        ]
+        for command in commands:
+            side.worker.send(command)
+    return oa, ob
+
+
+def secured(side: Side) -> SecurityEstablished:
+    event = side.wait(
+        lambda e: isinstance(e, MediaUpdate) and isinstance(e.event, SecurityEstablished)
+    )
+    assert isinstance(event, MediaUpdate) and isinstance(event.event, SecurityEstablished)
+    return event.event
+
+
+def strongest(pcm: bytes) -> float:
+    found = dominant_frequencies(pcm, count=1)
+    return found[0] if found else 0.0
+
+
+def test_two_workers_secure_a_call_and_carry_audio_both_ways() -> None:
+    a = make_side(SimAudioDevices(tone_frequency=1000))
+    b = make_side(SimAudioDevices(tone_frequency=700))
+    try:
+        oa, ob = connect(a, b)
+        assert oa.local[1] != ob.local[1] and oa.hello_hash.startswith("1.10 ")
+        sa, sb = secured(a), secured(b)
+        hashes = [e for e in a.seen if isinstance(e, MediaHelloHash)]
+        assert hashes == [MediaHelloHash(1, oa.hello_hash)]  # no restart: the same hash
+        assert sa.sas == sb.sas and sa.peer_zid != sb.peer_zid
+        time.sleep(0.8)
+        assert abs(strongest(a.heard()) - 700) < 20
+        assert abs(strongest(b.heard()) - 1000) < 20
+
+        a.worker.send(SetMicMuted(True))
+        time.sleep(0.5)
+        assert rms(b.heard(10)) < 50  # Bob hears silence from a muted Alice
+        a.worker.send(SetMicMuted(False))
+
+        b.worker.send(SendDigit(1, "7"))
+        dtmf = a.wait(
+            lambda e: isinstance(e, MediaUpdate) and type(e.event).__name__ == "DtmfReceived"
+        )
+        assert isinstance(dtmf, MediaUpdate) and getattr(dtmf.event, "key", "") == "7"
+
+        a.worker.send(QueryStats(1))
+        report = a.wait(lambda e: isinstance(e, MediaStatsReport))
+        assert isinstance(report, MediaStatsReport)
+        assert report.stats.packets_received > 25 and report.stats.dropped == 0
+        assert report.stats.clear_packets_sent == 0
+
+        a.worker.send(CloseMedia(1))
+        closed = a.wait(lambda e: isinstance(e, MediaClosed))
+        assert isinstance(closed, MediaClosed) and closed.stats.rtcp_sent >= 1  # the BYE
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(oa.local)  # the worker closed the call's socket
+        probe.close()
+        # Every batch came from the worker's own thread, one post per wake-up.
+        assert a.threads == {"media"}
+    finally:
+        a.worker.stop()
+        b.worker.stop()
+    assert not a.worker.alive and not b.worker.alive
+    assert a.audio is not None and a.audio.playbacks["call"].closed
+
+
+def test_zrtp_runs_at_network_speed_without_any_audio_clock() -> None:
+    """No sound card at all: ZRTP is driven by the sockets and the sessions' timers."""
+    a, b = make_side(None), make_side(None)
+    try:
+        connect(a, b)
+        assert secured(a).sas == secured(b).sas
+    finally:
+        a.worker.stop()
+        b.worker.stop()
+
+
+def test_the_handset_plays_the_tone_when_no_call_has_it() -> None:
+    side = make_side(SimAudioDevices())
+    try:
+        side.worker.send(SetHandsetTone("dial"))
+        time.sleep(0.5)
+        assert abs(strongest(side.heard()) - 425) < 15  # the ETSI dial tone
+        side.worker.send(SetHandsetTone(None))
+        time.sleep(0.3)
+        assert rms(side.heard(5)) == 0
+    finally:
+        side.worker.stop()
+
+
+def test_stun_learns_the_mapped_address_on_the_call_socket() -> None:
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    server.settimeout(5)
+    asked: list[Address] = []
+
+    def answer() -> None:
+        data, source = server.recvfrom(2048)
+        asked.append(source)
+        request = stun.parse_message(data)
+        # Pretend a NAT mapped the call socket to 203.0.113.7:40404.
+        server.sendto(
+            stun.build_binding_response(request.transaction_id, "203.0.113.7", 40404), source
+        )
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    side = make_side(None)
+    try:
+        side.worker.send(OpenMedia(5, "127.0.0.1", MediaConfig(), server.getsockname()))
+        event = opened(side, 5)
+        assert event.mapped == ("203.0.113.7", 40404)
+        assert asked == [event.local]  # asked from the call's own socket
+    finally:
+        thread.join()
+        server.close()
+        side.worker.stop()
+
+
+def test_stun_without_answer_opens_the_call_unmapped() -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    side = make_side(None)
+    try:
+        side.worker.send(OpenMedia(5, "127.0.0.1", MediaConfig(), silent.getsockname()))
+        event = side.wait(lambda e: isinstance(e, MediaOpened), timeout=10)
+        assert isinstance(event, MediaOpened) and event.mapped is None
+        requests = []
+        silent.settimeout(0.1)
+        while True:
+            try:
+                requests.append(silent.recv(2048))
+            except TimeoutError:
+                break
+        assert len(requests) == 3 and all(classify(r) is PacketKind.STUN for r in requests)
+    finally:
+        silent.close()
+        side.worker.stop()
+
+
+def test_a_socket_that_cannot_be_bound_is_reported() -> None:
+    def no_sockets(host: str, port: int) -> UdpSocket:
+        raise OSError(24, "Too many open files")
+
+    side = make_side(None, no_sockets)
+    try:
+        side.worker.send(OpenMedia(3, "127.0.0.1", MediaConfig()))
+        event = side.wait(lambda e: isinstance(e, MediaOpenFailed))
+        assert event == MediaOpenFailed(3, "[Errno 24] Too many open files")
+        assert side.worker.alive
+    finally:
+        side.worker.stop()
+
+
+class FailingCapture(SimCapture):
+    """A microphone driver with a bug: its third frame raises."""
+
+    def __init__(self, inner: SimCapture) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.reads = 0
+
+    def read_frame(self) -> bytes:
+        self.reads += 1
+        if self.reads == 3:
+            raise RuntimeError("capture driver bug")
+        return super().read_frame()
+
+
+class FailingDevices(SimAudioDevices):
+    def open_capture(self) -> SimCapture:
+        return FailingCapture(super().open_capture())
+
+
+def test_an_exception_in_the_thread_is_reported_and_everything_is_released() -> None:
+    opened_sockets: list[UdpSocket] = []
+
+    def recording(host: str, port: int) -> UdpSocket:
+        sock = open_udp(host, port)
+        opened_sockets.append(sock)
+        return sock
+
+    side = make_side(FailingDevices(), recording)
+    side.worker.send(OpenMedia(1, "127.0.0.1", MediaConfig()))
+    failed = side.wait(lambda e: isinstance(e, WorkerFailed))
+    assert failed == WorkerFailed("RuntimeError: capture driver bug")
+    side.worker.stop()
+    assert not side.worker.alive
+    assert side.worker.failure == "RuntimeError: capture driver bug"
+    assert len(opened_sockets) == 1
+    for sock in opened_sockets:  # closed by the dying thread: the ports are free again
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(sock.local)
+        probe.close()
+    with pytest.raises(WorkerUnavailableError):
+        side.worker.send(QueryStats(1))
+
+
+class StuckDevices(SimAudioDevices):
+    """A microphone driver that hangs in its read (until released)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.stuck = threading.Event()
+
+    def open_capture(self) -> SimCapture:
+        capture = super().open_capture()
+        devices = self
+
+        class Stuck(SimCapture):
+            def __init__(self) -> None:
+                self.__dict__.update(capture.__dict__)
+
+            def read_frame(self) -> bytes:
+                devices.stuck.set()
+                devices.release.wait()
+                return super().read_frame()
+
+        return Stuck()
+
+
+def test_a_full_command_queue_is_a_fault_not_a_block() -> None:
+    """A worker stuck in a driver does not take its commands; once its queue is full the
+    next command raises at once instead of blocking the loop."""
+    devices = StuckDevices()
+    worker = MediaWorker(
+        lambda batch: None,
+        open_socket=open_udp,
+        cache=MemoryZidCache(),
+        audio=devices,
+        queue_size=2,
+    )
+    worker.start()
+    try:
+        assert devices.stuck.wait(5)
+        worker.send(QueryStats(1))
+        worker.send(QueryStats(1))
+        started = time.monotonic()
+        with pytest.raises(WorkerUnavailableError, match="does not take commands"):
+            worker.send(QueryStats(1))
+        assert time.monotonic() - started < 1.0
+    finally:
+        devices.release.set()
+        worker.stop()
