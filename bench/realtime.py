@@ -13,10 +13,12 @@ and the call is secured. Alice's hardware is simulated the way a real Pi behaves
   holding and resuming the call every 1.5 s), the volume keys move the mixer every second, and
   the ringer opens and closes every two seconds (as it would for a second caller).
 
-Her capture and playback devices are paced like a sound card, on absolute 20 ms deadlines
-with a buffer of `--periods` periods (the ALSA driver's four). Reported: how late each frame
-was taken from the microphone and given to the earpiece (median, p99, max) and the overruns
-and underruns a real card would have had (a frame later than the buffer holds).
+Her capture device is paced like a sound card, on absolute 20 ms deadlines with a buffer of
+`--periods` periods (the ALSA driver's four); her earpiece plays out its buffer in real time.
+Reported: how late each frame was taken from the microphone (median, p99, max) and the
+overruns a real card would have had (a frame later than the buffer holds); how long the
+earpiece's buffer had run dry when a frame was written (a gap the listener hears: an
+underrun).
 """
 
 from __future__ import annotations
@@ -33,14 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pidphone.app import phone_events as pe
-from pidphone.app.call import CallSecure, CallSettings
-from pidphone.app.engine import CallIncoming, Engine, EngineEvent, EngineSettings
+from pidphone.app.call import CallIncoming, CallSecure, CallSettings
+from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings
 from pidphone.app.media import MediaConfig
+from pidphone.app.switchboard import SwitchboardSettings
 from pidphone.drivers.certs import make_test_pki
-from pidphone.drivers.sim_audio import FRAME_TIME, SimAudioDevices, tone_source
+from pidphone.drivers.sim_audio import SimAudioDevices, tone_source
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import open_udp
-from pidphone.ports import FRAME_BYTES, AudioPurpose, KeyEvent, Screen
+from pidphone.ports import FRAME_BYTES, FRAME_TIME, SAMPLE_RATE, AudioPurpose, KeyEvent, Screen
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache
 
@@ -62,7 +65,7 @@ class Lateness:
     def record(self, seconds: float) -> None:
         self.late.append(seconds)
         if seconds > (self.periods - 1) * FRAME_TIME:
-            self.xruns += 1
+            self.xruns += 1  # an overrun: the frame waited longer than the buffer holds
 
     def summary(self, skip: int) -> str:
         values = sorted(self.late[skip:]) or [0.0]
@@ -73,38 +76,31 @@ class Lateness:
         )
 
 
-class CardClock:
-    """Frame n is due at start + n * period; a frame handled after its due time is late by the
-    difference. After an xrun the card restarts its schedule, as ALSA does after -EPIPE."""
+class CardCapture:
+    """Frame n is captured at start + n * period; a frame read after that is late by the
+    difference. After an overrun the card restarts its schedule, as ALSA does after -EPIPE."""
 
-    def __init__(self, lateness: Lateness, phase: float = 0.0) -> None:
+    rate = SAMPLE_RATE
+
+    def __init__(self, lateness: Lateness, source: Callable[[], bytes]) -> None:
         self._lateness = lateness
-        self._phase = phase
-        self._start: float | None = None
+        self._source = source
+        self._start = time.monotonic()
         self._count = 0
 
-    def wait(self) -> None:
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now + self._phase
-        self._count += 1
-        due = self._start + self._count * FRAME_TIME
-        if due > now:
-            time.sleep(due - now)
-            self._lateness.record(0.0)
-            return
-        self._lateness.record(now - due)
-        if now - due > (self._lateness.periods - 1) * FRAME_TIME:
-            self._start, self._count = now, 0
-
-
-class CardCapture:
-    def __init__(self, clock: CardClock, source: Callable[[], bytes]) -> None:
-        self._clock = clock
-        self._source = source
+    def next_frame_at(self) -> float:
+        return self._start + (self._count + 1) * FRAME_TIME
 
     def read_frame(self) -> bytes:
-        self._clock.wait()
+        due = self.next_frame_at()
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+            now = time.monotonic()
+        self._count += 1
+        self._lateness.record(max(0.0, now - due))
+        if now - due > (self._lateness.periods - 1) * FRAME_TIME:
+            self._start, self._count = now, 0
         return self._source()
 
     def close(self) -> None:
@@ -112,19 +108,38 @@ class CardCapture:
 
 
 class CardPlayback:
-    """Remembers when each frame was played and whether it was silent (a tone is expected:
-    a silent frame while the call is not on hold is a gap the listener hears)."""
+    """A buffer of `periods` periods played out in real time. Records, for each frame
+    written, how long the buffer had been dry (an underrun when above zero), and when each
+    frame was played and whether it was silent (a tone is expected: a silent frame while the
+    call is not on hold is a gap the listener hears). A writer that runs ahead (the ringer)
+    waits while the buffer is full."""
 
-    def __init__(self, clock: CardClock, close_seconds: float = 0.0) -> None:
-        self._clock = clock
+    rate = SAMPLE_RATE
+
+    def __init__(self, dry: Lateness, close_seconds: float = 0.0) -> None:
+        self._dry = dry
         self._close_seconds = close_seconds
+        self._until: float | None = None
         self.played: list[tuple[float, bool]] = []
 
     def write_frame(self, pcm: bytes) -> None:
         if len(pcm) != FRAME_BYTES:
             raise ValueError(f"a frame is {FRAME_BYTES} bytes")
-        self._clock.wait()
-        self.played.append((time.monotonic(), not any(pcm)))
+        now = time.monotonic()
+        until = self._until
+        if until is None:
+            until = now
+        elif until < now:
+            self._dry.record(now - until)
+            self._dry.xruns += 1
+            until = now
+        else:
+            self._dry.record(0.0)
+        ahead = until - now
+        if ahead >= self._dry.periods * FRAME_TIME:
+            time.sleep(ahead - (self._dry.periods - 1) * FRAME_TIME)
+        self._until = until + FRAME_TIME
+        self.played.append((self._until, not any(pcm)))
 
     def close(self) -> None:
         time.sleep(self._close_seconds)
@@ -143,14 +158,14 @@ class SlowDevices:
         self.earpiece: CardPlayback | None = None
 
     def open_capture(self) -> CardCapture:
-        return CardCapture(CardClock(self.capture_late), tone_source(1000.0))
+        return CardCapture(self.capture_late, tone_source(1000.0))
 
     def open_playback(self, purpose: AudioPurpose = "call") -> CardPlayback:
         if purpose == "ring":
             self.ring_opens += 1
             time.sleep(self._ring_seconds)
-            return CardPlayback(CardClock(Lateness(1)), self._ring_seconds)
-        self.earpiece = CardPlayback(CardClock(self.playback_late, FRAME_TIME / 2))
+            return CardPlayback(Lateness(self.playback_late.periods), self._ring_seconds)
+        self.earpiece = CardPlayback(self.playback_late)
         return self.earpiece
 
     def set_volume(self, percent: int) -> None:
@@ -181,11 +196,11 @@ class SlowDisplay:
 
 @dataclass
 class Phone:
-    engine: Engine
+    engine: Controller
     transport: TlsTransport
     secure: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def on_event(self, event: EngineEvent) -> None:
+    def on_event(self, event: ControllerEvent) -> None:
         if isinstance(event, CallSecure):
             self.secure.set()
         elif isinstance(event, CallIncoming):  # Bob, headless, answers at once
@@ -204,12 +219,14 @@ async def make_phone(
         AgentConfig(aor=f"sips:{name}@127.0.0.1", display_name=name, keepalive_interval=0)
     )
     transport = TlsTransport(TlsClientConfig(ca_file=ca), server)
-    settings = EngineSettings(
-        call=CallSettings(media=MediaConfig(policy="require"), media_host="127.0.0.1"),
-        media_bind="127.0.0.1",
+    settings = ControllerSettings(
+        calls=SwitchboardSettings(
+            call=CallSettings(media=MediaConfig(policy="require"), media_host="127.0.0.1"),
+            media_bind="127.0.0.1",
+        ),
         phone=None if display is None else pe.PhoneSettings(account=name, speed_dials=speed_dials),
     )
-    engine = Engine(
+    engine = Controller(
         settings, agent, transport, MemoryZidCache(), open_udp, audio=audio, display=display
     )
     phone = Phone(engine, transport)
@@ -265,7 +282,7 @@ async def run(args: argparse.Namespace) -> int:
                 f"mixer changed {devices.volume_changes} times ({args.mixer_ms} ms)"
             )
             print(f"capture : {devices.capture_late.summary(skip)}")
-            print(f"playback: {devices.playback_late.summary(skip_play)}")
+            print(f"earpiece dry: {devices.playback_late.summary(skip_play)}")
             print(
                 f"earpiece: {gaps(earpiece, start + 0.5, holds)} silent frames while the call "
                 "was not on hold (gaps: the playback queue ran dry)"
@@ -299,7 +316,7 @@ def gaps(played: list[tuple[float, bool]], start: float, holds: list[tuple[float
 
 
 async def drive_ui(
-    alice: Engine, bob: Engine, seconds: float, holds: list[tuple[float, bool]]
+    alice: Controller, bob: Controller, seconds: float, holds: list[tuple[float, bool]]
 ) -> None:
     """Alice presses mute every 250 ms and a volume key every second; her ringer opens or
     closes every second (as for a second caller); Bob puts the call on hold or resumes it
@@ -314,13 +331,15 @@ async def drive_ui(
         alice.press(KeyEvent("mute"))
         if step % 4 == 0:
             alice.press(KeyEvent("volume_up" if step % 8 else "volume_down"))
-            alice.ring(step % 8 == 4)
+            if alice.ui is not None:
+                alice.ui.ring(step % 8 == 4)
         if step % 6 == 0:
             held = not held
             holds.append((time.monotonic(), held))
             for call in bob.calls():
                 bob.hold(call.call_id, held)
-    alice.ring(False)
+    if alice.ui is not None:
+        alice.ui.ring(False)
 
 
 def main() -> int:

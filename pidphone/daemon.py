@@ -30,8 +30,8 @@ from pidphone import callcmd
 from pidphone.app.call import CallFinished, CallIncoming, CallInsecure, CallPlaced, CallSecure
 from pidphone.app.controller import Controller, ControllerEvent, MediaFault
 from pidphone.app.phone_events import PhoneSettings
-from pidphone.app.switchboard import RegistrationEvent
 from pidphone.app.screen import config_error_screen
+from pidphone.app.switchboard import RegistrationEvent
 from pidphone.config import Config, DisplayConfig, SimConfig, read_small_file
 from pidphone.config_build import build
 from pidphone.drivers.systemd_notify import notifier_from_environment

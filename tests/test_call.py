@@ -1,5 +1,9 @@
 """Two calls back to back over real SIP agents and media sessions, no sockets, time by hand:
-INVITE with SDP, ZRTP, SRTP audio, hold/resume keeping the keys, hang-up, and the policy."""
+INVITE with SDP, ZRTP, SRTP audio, hold/resume keeping the keys, hang-up, and the policy.
+
+Each phone's media session stands where the media worker would: the call's media commands are
+applied to it (`apply_to_session`, as the worker does) and what it reports goes back to the
+call (`on_media`)."""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from pidphone.app.call import (
     CallVerified,
 )
 from pidphone.app.media import NO_ZRTP_REASON, MediaConfig, MediaSession
+from pidphone.app.media_messages import MediaUpdate, WorkerEvent, apply_to_session
 from pidphone.audio.analysis import dominant_frequencies
 from pidphone.ports import FRAME_SAMPLES, Address
 from pidphone.rtp import PacketKind, classify
@@ -62,6 +67,8 @@ class Phone:
     cache: MemoryZidCache
     tone: Callable[[int], bytes]
     call: Call | None = None
+    media: MediaSession | None = None
+    """The call's media session, as the media worker would own it."""
     sip_events: list[sip.SipEvent] = field(default_factory=list)
     events: list[CallEvent] = field(default_factory=list)
     played: list[bytes] = field(default_factory=list)
@@ -75,21 +82,47 @@ class Phone:
         return ("127.0.0.1", self.rtp_port)
 
     def new_media(self) -> MediaSession:
-        return MediaSession(self.settings.media, cache=self.cache)
+        self.media = MediaSession(self.settings.media, cache=self.cache)
+        return self.media
 
     def place(self, target: str, now: float) -> Call:
         self.call = Call.place(
             self.agent,
             settings=self.settings,
-            media=self.new_media(),
+            media_id=1,
+            hello_hash=self.new_media().hello_hash,
             media_port=self.rtp_port,
             target=target,
             now=now,
         )
         return self.call
 
+    @property
+    def session(self) -> MediaSession:
+        assert self.media is not None
+        return self.media
+
+    def run_media(self, now: float) -> None:
+        """What the media worker does for the call: its commands, then the session's events."""
+        if self.call is not None and self.media is not None:
+            run_media(self.call, self.media, now)
+
     def of(self, kind: type[CallEvent]) -> list[CallEvent]:
         return [e for e in self.events if isinstance(e, kind)]
+
+
+def run_media(call: Call, media: MediaSession, now: float) -> None:
+    """Apply the call's media commands to its session and tell the call what came back."""
+    while True:
+        replies: list[WorkerEvent] = []
+        for command in call.media_commands():
+            replies += apply_to_session(media, call.media_id, command, now)
+        while (event := media.next_event()) is not None:
+            replies.append(MediaUpdate(call.media_id, event))
+        if not replies:
+            return
+        for reply in replies:
+            call.on_media(reply, now)
 
 
 def make_phone(
@@ -139,50 +172,56 @@ class Network:
             phone.call = Call.incoming(
                 phone.agent,
                 settings=phone.settings,
-                media=phone.new_media(),
+                media_id=1,
+                hello_hash=phone.new_media().hello_hash,
                 media_port=phone.rtp_port,
                 event=event,
                 now=self.now,
             )
             if phone.auto_answer and phone.call.state == "ringing":
                 phone.call.answer(self.now)
+            phone.run_media(self.now)
         elif phone.call is not None and getattr(event, "call_id", None) == phone.call.call_id:
             phone.call.on_sip_event(event, self.now)
+            phone.run_media(self.now)
 
     def step(self, audio: bool = True) -> None:
         for phone in (self.alice, self.bob):
             for agent_timer in (phone.agent.get_timer(),):
                 if agent_timer is not None and agent_timer <= self.now:
                     phone.agent.handle_timer(self.now)
-            call = phone.call
-            if call is None or call.state == "ended":
+            call, media = phone.call, phone.media
+            phone.run_media(self.now)
+            if call is None or media is None or call.state == "ended":
                 continue
-            timer = call.get_timer()
+            timer = media.get_timer()
             if timer is not None and timer <= self.now:
-                call.handle_timer(self.now)
+                media.handle_timer(self.now)
             if audio and call.state == "established":
-                call.media.send_audio(phone.tone(self.frame), self.now)
-                phone.played.append(call.media.pull_audio(self.now))
-                call.after_audio(self.now)
+                media.send_audio(phone.tone(self.frame), self.now)
+                phone.played.append(media.pull_audio(self.now))
+            phone.run_media(self.now)
         self.pump_sip()
         for phone in (self.alice, self.bob):
             other = self.peer(phone)
-            if phone.call is None:
+            if phone.media is None:
                 continue
-            for data, address in phone.call.media.datagrams_to_send():
+            for data, address in phone.media.datagrams_to_send():
                 phone.sent.append(data)
                 phone.sent_to.append((data, address))
                 if (
                     address == other.rtp_addr
-                    and other.call is not None
+                    and other.media is not None
                     and self.media_filter(other, data)
                 ):
-                    other.call.receive_datagram(data, phone.rtp_addr, self.now)
+                    other.media.receive_datagram(data, phone.rtp_addr, self.now)
         for phone in (self.alice, self.bob):
+            phone.run_media(self.now)
             while phone.call is not None and (event := phone.call.next_event()) is not None:
                 phone.events.append(event)
                 if isinstance(event, CallInsecure):
-                    phone.call.allow_clear()  # as the engine does once NOT SECURE is shown
+                    phone.call.allow_clear()  # as the phone does once NOT SECURE is shown
+            phone.run_media(self.now)
         self.pump_sip()
         self.now += STEP
         self.frame += 1
@@ -229,26 +268,28 @@ def test_hold_and_resume_keep_the_zrtp_context() -> None:
     alice.place("sips:bob@127.0.0.1:5062", net.now)
     net.run(2.0)
     assert alice.call is not None and bob.call is not None
-    sent_before = alice.call.media.stats.packets_sent
-    hashes = alice.call.media.hello_hash, bob.call.media.hello_hash
+    sent_before = alice.session.stats.packets_sent
+    hashes = alice.call.hello_hash, bob.call.hello_hash
+    assert hashes == (alice.session.hello_hash, bob.session.hello_hash)
 
     alice.call.hold(net.now)
     net.run(1.0)
     assert bob.of(CallHeld) and alice.of(CallHeld)
-    held = alice.call.media.stats.packets_sent
-    bob_held = bob.call.media.stats.packets_sent
+    held = alice.session.stats.packets_sent
+    bob_held = bob.session.stats.packets_sent
     net.run(1.0)
     # No audio either way while held: Bob answered recvonly, Alice keeps her microphone in.
-    assert alice.call.media.stats.packets_sent == held
-    assert bob.call.media.stats.packets_sent == bob_held
+    assert alice.session.stats.packets_sent == held
+    assert bob.session.stats.packets_sent == bob_held
     assert held >= sent_before
 
     alice.call.resume(net.now)
     net.run(1.5)
-    assert alice.call.media.stats.packets_sent > held
+    assert alice.session.stats.packets_sent > held
     # Still the one ZRTP exchange: one SAS event each, and audio decodes at Bob.
     assert len(alice.of(CallSecure)) == 1 and len(bob.of(CallSecure)) == 1
-    assert alice.call.media.hello_hash == hashes[0] and bob.call.media.hello_hash == hashes[1]
+    assert alice.session.hello_hash == hashes[0] and bob.session.hello_hash == hashes[1]
+    assert (alice.call.hello_hash, bob.call.hello_hash) == hashes
     assert abs(dominant_frequencies(b"".join(bob.played[-20:]))[0] - 1000) < 25
 
 
@@ -402,14 +443,20 @@ def test_offerless_invite_gets_our_offer_in_the_200_and_media_starts_on_the_ack(
     bob_media = MediaSession(settings.media, cache=MemoryZidCache())
     invite = sip.IncomingCall("call-1", "sips:alice@127.0.0.1", "Alice", b"")
     bob = Call.incoming(
-        agent, settings=settings, media=bob_media, media_port=BOB_RTP, event=invite, now=0.0
+        agent,
+        settings=settings,
+        media_id=1,
+        hello_hash=bob_media.hello_hash,
+        media_port=BOB_RTP,
+        event=invite,
+        now=0.0,
     )
     assert state_of(bob) == "ringing" and agent.sent[-1][0] == "ringing"
     bob.answer(1.0)
     kind, _, offer_bytes = agent.sent[-1]
     assert kind == "answer" and b"a=zrtp-hash:1.10 " in offer_bytes
     # No answer yet, so no media.
-    assert state_of(bob) == "answered" and not bob.media.datagrams_to_send()
+    assert state_of(bob) == "answered" and bob.media_commands() == []
 
     alice_media = MediaSession(settings.media, cache=MemoryZidCache())
     answer = build_answer(
@@ -421,10 +468,11 @@ def test_offerless_invite_gets_our_offer_in_the_200_and_media_starts_on_the_ack(
     )
     bob.on_sip_event(sip.CallEstablished("call-1", bytes(answer)), 1.1)
     assert state_of(bob) == "established"
-    assert bob.media.remote == ("127.0.0.1", ALICE_RTP)
+    run_media(bob, bob_media, 1.1)
+    assert bob_media.remote == ("127.0.0.1", ALICE_RTP)
     assert isinstance(bob.next_event(), CallConnected)
     # ZRTP Hello goes out to Alice's address at once.
-    assert [addr for _, addr in bob.media.datagrams_to_send()] == [("127.0.0.1", ALICE_RTP)]
+    assert [addr for _, addr in bob_media.datagrams_to_send()] == [("127.0.0.1", ALICE_RTP)]
 
 
 def test_an_offer_without_a_common_codec_is_refused_with_488() -> None:
@@ -437,7 +485,8 @@ def test_an_offer_without_a_common_codec_is_refused_with_488() -> None:
     call = Call.incoming(
         agent,
         settings=settings,
-        media=MediaSession(settings.media, cache=MemoryZidCache()),
+        media_id=1,
+        hello_hash=MediaSession(settings.media, cache=MemoryZidCache()).hello_hash,
         media_port=BOB_RTP,
         event=sip.IncomingCall("call-2", "sips:x@127.0.0.1", "", offer),
         now=0.0,
@@ -475,7 +524,7 @@ def test_rtcp_is_multiplexed_when_both_offer_it_and_goes_to_port_plus_one_otherw
     alice.place("sips:bob@127.0.0.1:5062", net.now)
     net.run(11.0)
     assert alice.call is not None and bob.call is not None
-    assert bob.call.media.stats.rtcp_received >= 1  # a=rtcp-mux on both sides: one port
+    assert bob.session.stats.rtcp_received >= 1  # a=rtcp-mux on both sides: one port
 
     net, alice, bob = setup()
     # A peer that does not multiplex (linphonec by default): no a=rtcp-mux (same length,
@@ -493,14 +542,18 @@ def test_a_reinvite_with_a_new_zrtp_hash_rekeys_by_multistream() -> None:
     net.run(2.0)
     assert alice.call is not None and bob.call is not None
     (sa,) = alice.of(CallSecure)
-    bob_hash = bob.call.media.hello_hash
+    bob_hash = bob.call.hello_hash
 
     # Alice's phone starts a new ZRTP stream; her next re-INVITE carries its Hello hash.
-    alice.call.media.restart_zrtp(net.now)
+    alice_hash = alice.call.hello_hash
+    alice.call.restart_zrtp()
+    alice.run_media(net.now)  # the media's answer: the new stream's Hello hash
+    assert alice.call.hello_hash == alice.session.hello_hash != alice_hash
     alice.call.hold(net.now)
     net.run(1.0)
-    assert bob.call.media.hello_hash != bob_hash  # Bob restarted too; his answer said so
-    assert alice.call.media.security == bob.call.media.security == "secure"
+    assert bob.session.hello_hash != bob_hash  # Bob restarted too; his answer said so
+    assert bob.call.hello_hash == bob.session.hello_hash
+    assert alice.session.security == bob.session.security == "secure"
     alice.call.resume(net.now)
     net.run(1.5)
 
@@ -509,4 +562,4 @@ def test_a_reinvite_with_a_new_zrtp_hash_rekeys_by_multistream() -> None:
     assert not alice.of(CallSecurityFailed) and not bob.of(CallSecurityFailed)
     assert abs(dominant_frequencies(b"".join(bob.played[-20:]))[0] - 1000) < 25
     assert abs(dominant_frequencies(b"".join(alice.played[-20:]))[0] - 700) < 25
-    assert alice.call.media.stats.clear_packets_sent == bob.call.media.stats.clear_packets_sent == 0
+    assert alice.session.stats.clear_packets_sent == bob.session.stats.clear_packets_sent == 0

@@ -179,7 +179,8 @@ def incoming(sdp: bytes) -> tuple[RecordingAgent, Call]:
     call = Call.incoming(
         agent,
         settings=settings,
-        media=MediaSession(settings.media, cache=MemoryZidCache()),
+        media_id=1,
+        hello_hash=MediaSession(settings.media, cache=MemoryZidCache()).hello_hash,
         media_port=40002,
         event=ev.IncomingCall("call-x", "sips:mallory@127.0.0.1", "", sdp),
         now=0.0,

@@ -1,126 +1,94 @@
-"""The UDP driver on loopback: datagrams both ways, and a STUN binding on the shared socket."""
+"""The UDP driver on loopback: datagrams both ways, batches that never block, errors counted.
+(STUN on a call's socket is the media worker's: tests/test_media_worker.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable
+import selectors
+import socket
 
-from pidphone.drivers.udp import POLL_WATCHDOG, UdpSocket, local_address_towards, open_udp
-from pidphone.ports import Address
-from pidphone.rtp import stun
+import pytest
+
+from pidphone.drivers.udp import local_address_towards, open_udp
+
+
+def wait_readable(fileno: int, timeout: float = 2.0) -> None:
+    with selectors.DefaultSelector() as selector:
+        selector.register(fileno, selectors.EVENT_READ)
+        assert selector.select(timeout), "nothing arrived"
 
 
 def test_datagrams_both_ways() -> None:
-    async def main() -> None:
-        got_a: asyncio.Queue[tuple[bytes, Address]] = asyncio.Queue()
-        got_b: asyncio.Queue[tuple[bytes, Address]] = asyncio.Queue()
-        a = await open_udp("127.0.0.1", 0, lambda d, s: got_a.put_nowait((d, s)))
-        b = await open_udp("127.0.0.1", 0, lambda d, s: got_b.put_nowait((d, s)))
-        try:
-            a.sendto(b"\x80hello", b.local)
-            data, source = await asyncio.wait_for(got_b.get(), 2)
-            assert (data, source) == (b"\x80hello", a.local)
-            b.sendto(b"\x80back", source)
-            assert await asyncio.wait_for(got_a.get(), 2) == (b"\x80back", b.local)
-        finally:
-            a.close()
-            b.close()
-        a.sendto(b"after close", b.local)  # ignored, never raises
-
-    asyncio.run(main())
+    a = open_udp("127.0.0.1", 0)
+    b = open_udp("127.0.0.1", 0)
+    try:
+        assert b.receive(8) == []  # nothing waiting: returns at once
+        a.sendto(b"\x80hello", b.local)
+        wait_readable(b.fileno())
+        assert b.receive(8) == [(b"\x80hello", a.local)]
+        b.sendto(b"\x80back", a.local)
+        wait_readable(a.fileno())
+        assert a.receive(8) == [(b"\x80back", b.local)]
+    finally:
+        a.close()
+        b.close()
+    a.sendto(b"after close", b.local)  # ignored, never raises
+    assert a.receive(8) == []
 
 
-def test_stun_binding_learns_mapped_address_and_keeps_media_flowing() -> None:
-    async def main() -> None:
-        server: UdpSocket
-
-        def answer(data: bytes, source: Address) -> None:
-            request = stun.parse_message(data)
-            # Pretend a NAT mapped the client to 203.0.113.7:40404.
-            server.sendto(
-                stun.build_binding_response(request.transaction_id, "203.0.113.7", 40404),
-                source,
-            )
-
-        server = await open_udp("127.0.0.1", 0, answer)
-        media: list[bytes] = []
-        client = await open_udp("127.0.0.1", 0, lambda d, s: media.append(d))
-        try:
-            mapped = await client.stun_binding(server.local)
-            assert mapped == ("203.0.113.7", 40404)
-            assert media == []  # the STUN answer never reached the call
-        finally:
-            client.close()
-            server.close()
-
-    asyncio.run(main())
+def test_receive_takes_at_most_its_limit_and_keeps_the_rest() -> None:
+    a = open_udp("127.0.0.1", 0)
+    b = open_udp("127.0.0.1", 0)
+    try:
+        for n in range(5):
+            a.sendto(bytes([0x80, n]), b.local)
+        wait_readable(b.fileno())
+        got: list[bytes] = []
+        for _ in range(50):
+            batch = b.receive(2)
+            assert len(batch) <= 2
+            got += [data for data, _ in batch]
+            if len(got) == 5:
+                break
+            wait_readable(b.fileno())
+        assert got == [bytes([0x80, n]) for n in range(5)]
+    finally:
+        a.close()
+        b.close()
 
 
-def test_stun_binding_without_answer_gives_none() -> None:
-    async def main() -> None:
-        silent = await open_udp("127.0.0.1", 0, lambda d, s: None)
-        client = await open_udp("127.0.0.1", 0, lambda d, s: None)
-        try:
-            assert await client.stun_binding(silent.local, (0.05, 0.05)) is None
-        finally:
-            client.close()
-            silent.close()
+def test_an_icmp_error_is_counted_and_reading_goes_on() -> None:
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.bind(("127.0.0.1", 0))
+    gone = closed.getsockname()
+    closed.close()
+    a = open_udp("127.0.0.1", 0)
+    b = open_udp("127.0.0.1", 0)
+    try:
+        a.sendto(b"\x80lost", gone)  # port unreachable comes back as an error on a
+        b.sendto(b"\x80data", a.local)
+        wait_readable(a.fileno())
+        got = []
+        for _ in range(10):
+            got += a.receive(8)
+            if got:
+                break
+            wait_readable(a.fileno())
+        assert got == [(b"\x80data", b.local)]
+    finally:
+        a.close()
+        b.close()
 
-    asyncio.run(main())
+
+def test_a_port_in_use_raises() -> None:
+    a = open_udp("127.0.0.1", 0)
+    try:
+        with pytest.raises(OSError):
+            open_udp("127.0.0.1", a.local[1])
+    finally:
+        a.close()
 
 
 def test_local_address_towards_loopback() -> None:
     assert asyncio.run(local_address_towards("127.0.0.1")) == "127.0.0.1"
     assert asyncio.run(local_address_towards("localhost")) in ("127.0.0.1", "::1")
-
-
-def test_socket_handed_to_the_clock_is_read_and_written_by_polls_then_by_the_loop_again() -> None:
-    async def main() -> None:
-        got: list[bytes] = []
-        polled: list[bytes] = []
-        a = await open_udp("127.0.0.1", 0, lambda d, s: got.append(d))
-        b = await open_udp("127.0.0.1", 0, lambda d, s: got.append(d))
-
-        def tick() -> bool:
-            # The audio clock's thread, as in a call.
-            return await_thread(lambda: b.poll(lambda d, s: polled.append(d)))
-
-        def await_thread(work: Callable[[], bool]) -> bool:
-            result: list[bool] = []
-            thread = threading.Thread(target=lambda: result.append(work()))
-            thread.start()
-            thread.join()
-            return result[0]
-
-        try:
-            assert tick() is False  # the loop reads it until it hands it over
-            b.hand_to_clock()
-            a.sendto(b"\x80one", b.local)
-            a.sendto(b"\x80two", b.local)
-            await asyncio.sleep(0.05)
-            assert got == []  # the loop no longer reads it
-            assert tick() is True
-            assert polled == [b"\x80one", b"\x80two"]
-            b.send_now(b"\x80back", a.local)
-            for _ in range(100):
-                if got:
-                    break
-                await asyncio.sleep(0.01)
-            assert got == [b"\x80back"]
-            await asyncio.sleep(POLL_WATCHDOG * 2.5)  # the ticks stopped
-            a.sendto(b"\x80three", b.local)
-            for _ in range(100):
-                if len(got) == 2:
-                    break
-                await asyncio.sleep(0.01)
-            assert got[-1] == b"\x80three"
-            assert tick() is False  # given back to the loop
-        finally:
-            a.close()
-            b.close()
-        assert b.poll(lambda d, s: polled.append(d)) is False  # closed: nothing happens
-        b.send_now(b"\x80late", a.local)
-        assert polled == [b"\x80one", b"\x80two"]
-
-    asyncio.run(main())

@@ -153,6 +153,11 @@ class Controller:
         return self._switchboard
 
     @property
+    def ui(self) -> PhoneUi | None:
+        """The phone UI (None when the phone runs headless)."""
+        return self._ui
+
+    @property
     def worker(self) -> MediaWorker | None:
         """The media worker of the moment (None between a fault and its restart)."""
         return self._worker
@@ -185,7 +190,9 @@ class Controller:
                 wall_clock=self._wall_clock,
             )
             self._ui.start()
-        await self._switchboard.start()
+        registration = await self._switchboard.start()
+        if self._ui is not None:
+            self._ui.fact(pe.RegistrationChanged(registration.state))
 
     async def stop(self) -> None:
         """Hang up every call, unregister, stop the threads and close the devices."""

@@ -2,10 +2,9 @@
 
 One UDP socket carries RTP, RTCP, ZRTP and STUN (RFC 7983: the first byte tells them apart).
 The session is sans-I/O like the core it drives: datagrams and 20 ms PCM frames in; datagrams,
-a timer deadline, PCM frames and typed events out; `now` is always a parameter. One thread (the
-thread at a time uses it: the engine's media lock serialises the loop (ZRTP, timers, SIP) and
-the capture thread (audio, and the datagrams it reads once the media flows); the session
-itself takes no lock.
+a timer deadline, PCM frames and typed events out; `now` is always a parameter. It takes no
+lock: the media worker's thread owns it, from construction to close, and the loop reaches it
+only through the worker's commands (`media_messages`).
 
 Security policy, the reason this module exists:
 - "require": no RTP or RTCP ever leaves in clear. Audio goes out only after ZRTP is `Secured`

@@ -73,8 +73,9 @@ READ_BATCH = 32
 hold the thread, and 32 per wake-up is far above one call's media)."""
 COMMAND_QUEUE = 256
 """Commands waiting at most: a call sends a handful, so a full queue means a stuck worker."""
-PLAYBACK_AHEAD = 2
-"""Periods written to the earpiece before the first capture tick: its slack for a late tick."""
+PLAYBACK_AHEAD = 3
+"""Periods written to the earpiece before the first capture tick: two periods of slack for a
+late tick (the frame written on each tick is the third in the buffer)."""
 STUN_RETRIES = (0.5, 1.0, 2.0)
 """Seconds to wait after each binding request (RFC 8489 §6.2.1, shortened for call set-up)."""
 STOP_TIMEOUT = 2.0
@@ -144,7 +145,9 @@ class MediaWorker:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._selector = selectors.DefaultSelector()
+        # select(2) for its microsecond timeout: epoll and poll round it up to the millisecond,
+        # which would make every frame up to 1 ms late; a phone waits on a handful of sockets.
+        self._selector = selectors.SelectSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._calls: dict[MediaId, _CallMedia] = {}
         self._audio: _Audio | None = None

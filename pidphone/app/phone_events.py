@@ -1,8 +1,8 @@
 """The vocabulary of the phone reducer: the facts it is told and the commands it gives.
 
 Input comes from three places: the keypad and hook switch (`KeyEvent`, `HookEvent` from
-pidphone.ports), the clock (`Tick`), and the call engine (registration and call facts below).
-Output is a list of commands the controller runs against the call engine and the audio ports.
+pidphone.ports), the clock (`Tick`), and the switchboard (registration and call facts below).
+Output is a list of commands the controller runs against the switchboard and the media worker.
 All of them are frozen dataclasses: one class per fact, compared by value in tests.
 """
 
@@ -83,7 +83,7 @@ class IncomingCall:
 
 @dataclass(frozen=True)
 class OutgoingCall:
-    """The engine started the call asked for by `PlaceCall` and tells its id."""
+    """The phone started the call asked for by `PlaceCall` and tells its id."""
 
     call_id: str
     number: str
@@ -148,7 +148,7 @@ class CacheMismatch:
 
 @dataclass(frozen=True)
 class SecurityFailed:
-    """ZRTP failed under the "require" policy: the engine ends the call."""
+    """ZRTP failed under the "require" policy: the call is ended."""
 
     call_id: str
     reason: str = ""
@@ -220,7 +220,7 @@ PhoneEvent = KeyEvent | HookEvent | Tick | CallFact
 
 @dataclass(frozen=True)
 class PlaceCall:
-    """Dial `number`; the engine answers with `OutgoingCall` carrying the new call's id."""
+    """Dial `number`; the controller answers with `OutgoingCall` carrying the new call's id."""
 
     number: str
 

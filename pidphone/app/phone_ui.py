@@ -206,6 +206,10 @@ class PhoneUi:
         self._show()
         self._schedule_tick()
 
+    def ring(self, on: bool) -> None:
+        """Start or stop the ringer, as the reducer's `Ring` does (benches drive it too)."""
+        self._ringer.ring(on)
+
     def screen(self) -> Screen | None:
         """What the display shows now (None before `start`)."""
         return None if self._state is None else render(self._state, self._loop.time())

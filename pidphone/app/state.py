@@ -1,8 +1,8 @@
 """What the phone does when something happens: `reduce(state, event) -> (state, commands)`.
 
 Everything that affects the phone's behaviour lives in this module and is pure: the handset,
-the keys, the clock and the call engine's facts come in as events (pidphone.app.phone_events),
-and commands for the engine and the audio come out. Time is only what the last `Tick` said.
+the keys, the clock and the switchboard's facts come in as events (pidphone.app.phone_events),
+and commands for the calls and the audio come out. Time is only what the last `Tick` said.
 
 Rules worth knowing:
 - At most two calls: `call` is the one on the handset; `other` is a second incoming call
@@ -80,7 +80,7 @@ class Call:
     """One call as the user sees it."""
 
     call_id: str | None
-    """The engine's id; None for an outgoing call until the engine reports it."""
+    """The call's id; None for an outgoing call until the switchboard reports it."""
     number: str
     name: str = ""
     outgoing: bool = False
@@ -134,7 +134,7 @@ class PhoneState:
     end_tone: ToneKind | None = None
     """The tone after a failed call while the handset is still up (busy, congestion)."""
     cancel_outgoing: bool = False
-    """The user gave up on an outgoing call before the engine told its id."""
+    """The user gave up on an outgoing call before the switchboard told its id."""
     tone: ToneKind | None = None
     ringing: bool = False
     last_input: float = 0.0
@@ -462,7 +462,7 @@ def _ended(state: PhoneState, notice: str, tone: ToneKind | None) -> PhoneState:
     )
 
 
-# --------------------------------------------------------------------------- engine facts
+# --------------------------------------------------------------------------- call facts
 
 
 def _fact(state: PhoneState, fact: CallFact) -> Result:
@@ -475,7 +475,7 @@ def _fact(state: PhoneState, fact: CallFact) -> Result:
     if isinstance(fact, IncomingCall):
         return _incoming(state, fact)
     if state.call is not None and state.call.call_id is None and _unknown(state, fact.call_id):
-        # The first word from the engine about the call we placed carries its id.
+        # The first word from the switchboard about the call we placed carries its id.
         state = replace(state, call=replace(state.call, call_id=fact.call_id))
     elif state.cancel_outgoing and _unknown(state, fact.call_id):
         state = replace(state, cancel_outgoing=False)
@@ -597,7 +597,7 @@ def _apply(call: Call, fact: CallUpdate, now: float, settings: PhoneSettings) ->
         if fact.by_peer:
             return replace(call, held_by_peer=held), False
         return replace(call, held=held), False
-    return call, False  # DtmfReceived: the engine plays it; nothing to show
+    return call, False  # DtmfReceived: nothing to show
 
 
 __all__ = [

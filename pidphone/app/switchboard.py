@@ -151,14 +151,15 @@ class Switchboard:
     def now(self) -> float:
         return self._loop.time()
 
-    async def start(self) -> None:
+    async def start(self) -> RegistrationEvent:
+        """Start signalling and register; the registration state to begin with ("disabled"
+        or "registering": its outcome comes as an event)."""
         self._signalling = Signalling(self.agent, self._transport, on_event=self._on_sip)
         await self._signalling.start()
         if self.agent.config.registrar is None or not self.settings.register:
-            self._on_event(RegistrationEvent("disabled"))
-        else:
-            self._on_event(RegistrationEvent("registering"))
-            self.signalling.register()
+            return RegistrationEvent("disabled")
+        self.signalling.register()
+        return RegistrationEvent("registering")
 
     async def stop(self) -> None:
         """Hang up every call and unregister."""

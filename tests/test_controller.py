@@ -1,4 +1,4 @@
-"""Two engines over real TLS and UDP on loopback, driven through the phone's keys: ringing,
+"""Two phones over real TLS and UDP on loopback, driven through the phone's keys: ringing,
 answer, DTMF, hold and resume, mute, hang-up by hook, and what the screen shows."""
 
 from __future__ import annotations
@@ -13,14 +13,23 @@ from pathlib import Path
 import pytest
 
 from pidphone.app import phone_events as pe
-from pidphone.app.call import CallDtmf, CallFinished, CallHeld, CallSecure, CallSettings
-from pidphone.app.engine import CallIncoming, Engine, EngineEvent, EngineSettings
+from pidphone.app.call import (
+    CallDtmf,
+    CallFinished,
+    CallHeld,
+    CallIncoming,
+    CallSecure,
+    CallSettings,
+)
+from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings
 from pidphone.app.media import MediaConfig
+from pidphone.app.media_messages import CloseMedia
+from pidphone.app.switchboard import SwitchboardSettings
 from pidphone.audio.analysis import dominant_frequencies, rms
 from pidphone.drivers.certs import Pki, make_test_pki
 from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
-from pidphone.drivers.udp import UdpSocket, open_udp
+from pidphone.drivers.udp import open_udp
 from pidphone.ports import Address, HookEvent, KeyEvent, Screen, SipTransportHandler
 from pidphone.rtp import stun
 from pidphone.sip.agent import AgentConfig, UserAgent
@@ -40,11 +49,11 @@ class Screens:
 
 @dataclass
 class Phone:
-    engine: Engine
+    engine: Controller
     audio: SimAudioDevices
     screens: Screens
     transport: TlsTransport
-    events: list[EngineEvent] = field(default_factory=list)
+    events: list[ControllerEvent] = field(default_factory=list)
 
     def key(self, name: str) -> None:
         self.engine.press(KeyEvent(name))
@@ -52,20 +61,28 @@ class Phone:
     def heard(self, frames: int = 25) -> bytes:
         return b"".join(list(self.audio.playbacks["call"].frames)[-frames:])
 
-    async def until(self, check: Callable[[EngineEvent], bool], timeout: float = 10.0) -> None:
+    async def until(self, check: Callable[[ControllerEvent], bool], timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):
             while not any(check(e) for e in self.events):
                 await asyncio.sleep(0.02)
 
 
-async def make(name: str, tone: float, pki: Pki, *, listen: bool, dials: dict[str, str]) -> Phone:
+async def make(
+    name: str,
+    tone: float,
+    pki: Pki,
+    *,
+    listen: bool,
+    dials: dict[str, str],
+    audio: SimAudioDevices | None = None,
+) -> Phone:
     server = TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0) if listen else None
     transport = TlsTransport(TlsClientConfig(ca_file=str(pki.ca_cert)), server)
-    audio = SimAudioDevices(tone_frequency=tone)
+    audio = audio or SimAudioDevices(tone_frequency=tone)
     screens = Screens()
-    engine = Engine(
-        EngineSettings(
-            call=CallSettings(media=MediaConfig()),
+    engine = Controller(
+        ControllerSettings(
+            calls=SwitchboardSettings(call=CallSettings(media=MediaConfig())),
             phone=pe.PhoneSettings(account=name, speed_dials=dials),
         ),
         UserAgent(AgentConfig(aor=f"sips:{name}@127.0.0.1", keepalive_interval=0)),
@@ -107,6 +124,12 @@ async def connect(alice: Phone, bob: Phone) -> None:
     await bob.until(lambda e: isinstance(e, CallSecure))
 
 
+async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
 def strongest(pcm: bytes) -> float:
     found = dominant_frequencies(pcm, count=1)
     return found[0] if found else 0.0
@@ -124,7 +147,7 @@ def test_ring_answer_by_hook_secure_screen_and_hang_up(tmp_path: Path) -> None:
             assert sorted(round(f, -2) for f in dominant_frequencies(ring)) == [1100, 1400]
             assert bob.screens.shown[-1].title.lower().startswith("incoming")
             bob.engine.press(HookEvent(off_hook=True))
-            assert bob.audio.playbacks["ring"].closed  # the ringer stops when he answers
+            await until(lambda: bob.audio.playbacks["ring"].closed)  # the ringer stops
             await alice.until(lambda e: isinstance(e, CallSecure))
             await bob.until(lambda e: isinstance(e, CallSecure))
             await asyncio.sleep(0.8)
@@ -206,8 +229,8 @@ def test_the_sdp_names_the_address_that_routes_to_the_peer() -> None:
 
     async def main() -> bytes:
         transport = RecordingTransport()
-        engine = Engine(
-            EngineSettings(media_bind="0.0.0.0"),
+        engine = Controller(
+            ControllerSettings(calls=SwitchboardSettings(media_bind="0.0.0.0")),
             UserAgent(AgentConfig(aor="sips:alice@192.0.2.10", keepalive_interval=0)),
             transport,
             MemoryZidCache(),
@@ -235,8 +258,8 @@ def test_with_an_account_a_direct_call_routes_media_towards_the_called_host() ->
         return "192.0.2.10"
 
     async def main() -> None:
-        engine = Engine(
-            EngineSettings(media_bind="0.0.0.0", register=False),
+        engine = Controller(
+            ControllerSettings(calls=SwitchboardSettings(media_bind="0.0.0.0", register=False)),
             UserAgent(
                 AgentConfig(
                     aor="sips:alice@example.org",
@@ -286,17 +309,20 @@ def test_call_waiting_holds_the_first_call_and_answers_the_second(tmp_path: Path
 
 def test_with_a_stun_server_the_sdp_names_the_mapped_address() -> None:
     async def main() -> bytes:
-        server: UdpSocket
+        server = open_udp("127.0.0.1", 0)
 
-        def answer(data: bytes, source: Address) -> None:
-            request = stun.parse_message(data)
-            mapped = stun.build_binding_response(request.transaction_id, "203.0.113.9", 41000)
-            server.sendto(mapped, source)
+        def answer() -> None:
+            for data, source in server.receive(8):
+                request = stun.parse_message(data)
+                mapped = stun.build_binding_response(request.transaction_id, "203.0.113.9", 41000)
+                server.sendto(mapped, source)
 
-        server = await open_udp("127.0.0.1", 0, answer)
+        asyncio.get_running_loop().add_reader(server.fileno(), answer)
         transport = RecordingTransport()
-        engine = Engine(
-            EngineSettings(media_bind="127.0.0.1", stun_server=server.local),
+        engine = Controller(
+            ControllerSettings(
+                calls=SwitchboardSettings(media_bind="127.0.0.1", stun_server=server.local)
+            ),
             UserAgent(AgentConfig(aor="sips:alice@127.0.0.1", keepalive_interval=0)),
             transport,
             MemoryZidCache(),
@@ -307,6 +333,7 @@ def test_with_a_stun_server_the_sdp_names_the_mapped_address() -> None:
             await engine.place_call("sips:bob@127.0.0.1:5061")
         finally:
             await engine.stop()
+            asyncio.get_running_loop().remove_reader(server.fileno())
             server.close()
         return next(data for data in transport.sent if data.startswith(b"INVITE"))
 
@@ -320,15 +347,27 @@ def test_confirming_the_sas_after_the_media_closed_is_ignored(tmp_path: Path) ->
         async with two_phones(tmp_path) as (alice, bob):
             await connect(alice, bob)
             (call,) = alice.engine.calls()
-            with alice.engine._media_lock:  # the capture thread's ticks use the session too
-                call.media.close(alice.engine.now())  # ZRTP is gone; the SAS was shown before
+            worker = alice.engine.worker
+            assert worker is not None
+            worker.send(CloseMedia(call.media_id))  # ZRTP is gone; the SAS was shown before
+            await until(lambda: call.media_closed)
             alice.engine.confirm_sas(call.call_id, True)
+            await asyncio.sleep(0.1)
             assert call.state == "established"
+            assert alice.engine.worker is worker and worker.alive  # no fault: only logged
+            assert call.secured is not None
+            entry = alice.engine.cache.load(call.secured.peer_zid)
+            assert entry is not None and not entry.verified
             (peer,) = bob.engine.calls()
             bob.engine.confirm_sas(peer.call_id, True)  # Bob's side still confirms
-            assert peer.media.secured is not None
-            entry = bob.engine.cache.load(peer.media.secured.peer_zid)
-            assert entry is not None and entry.verified
+            secured = peer.secured
+            assert secured is not None
+
+            def verified() -> bool:
+                entry = bob.engine.cache.load(secured.peer_zid)
+                return entry is not None and entry.verified
+
+            await until(verified)
 
     asyncio.run(main())
 
@@ -336,7 +375,7 @@ def test_confirming_the_sas_after_the_media_closed_is_ignored(tmp_path: Path) ->
 def test_call_milestones_are_logged_with_the_call_id_and_peer(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="pidphone.app.engine")
+    caplog.set_level(logging.INFO, logger="pidphone.app.switchboard")
 
     async def main() -> tuple[str, str]:
         async with two_phones(tmp_path) as (alice, bob):

@@ -1,6 +1,6 @@
-"""The media work on the capture thread: while the audio clock's ticks read, encode, protect and
-send on their thread, the loop runs ZRTP, RTCP, SAS confirmation, hold and hang-up on the same
-media sessions under the engine's media lock; nothing raises and the audio stays right."""
+"""One owner per thread: every datagram of a call is read and sent by the media thread (ZRTP,
+SRTP, RTCP alike), while the loop runs SAS confirmation, hold and hang-up through commands;
+nothing raises and the audio stays right."""
 
 from __future__ import annotations
 
@@ -12,37 +12,63 @@ from pathlib import Path
 import pytest
 
 from pidphone.app import phone_events as pe
-from pidphone.app.call import CallFinished, CallHeld, CallSecure, CallSettings
-from pidphone.app.engine import CallIncoming, Engine, EngineSettings
-from pidphone.app.media import MediaConfig, MediaSession
+from pidphone.app.call import CallFinished, CallHeld, CallIncoming, CallSecure, CallSettings
+from pidphone.app.controller import Controller, ControllerSettings
+from pidphone.app.media import MediaConfig
+from pidphone.app.switchboard import SwitchboardSettings
 from pidphone.drivers.certs import Pki, make_test_pki
 from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
-from pidphone.drivers.udp import open_udp
+from pidphone.drivers.udp import UdpSocket, open_udp
 from pidphone.ports import Address
 from pidphone.rtp import PacketKind, classify
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache
-from tests.test_engine import Phone, Screens, strongest
+from tests.test_controller import Phone, Screens, strongest
 
 RTCP_INTERVAL = 0.1
-"""Short, so that RTCP reports go out and come in on the loop many times during the test."""
+"""Short, so that RTCP reports go out and come in many times during the test."""
 
 
-async def make(name: str, tone: float, pki: Pki, *, listen: bool) -> Phone:
+class WatchedSocket(UdpSocket):
+    """The UDP driver's socket, noting which thread reads and sends each kind of datagram."""
+
+    def __init__(self, inner: UdpSocket, seen: dict[str, set[PacketKind]]) -> None:
+        self.__dict__.update(inner.__dict__)
+        self._seen = seen
+
+    def receive(self, limit: int) -> list[tuple[bytes, Address]]:
+        got = super().receive(limit)
+        self._note("read", [data for data, _ in got])
+        return got
+
+    def sendto(self, data: bytes, addr: Address) -> None:
+        self._note("sent", [data])
+        super().sendto(data, addr)
+
+    def _note(self, what: str, datagrams: list[bytes]) -> None:
+        kinds = self._seen.setdefault(f"{what} on {threading.current_thread().name}", set())
+        kinds.update(classify(data) for data in datagrams)
+
+
+async def make(
+    name: str, tone: float, pki: Pki, *, listen: bool, seen: dict[str, set[PacketKind]]
+) -> Phone:
     server = TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0) if listen else None
     transport = TlsTransport(TlsClientConfig(ca_file=str(pki.ca_cert)), server)
     audio = SimAudioDevices(tone_frequency=tone)
     screens = Screens()
-    engine = Engine(
-        EngineSettings(
-            call=CallSettings(media=MediaConfig(rtcp_interval=RTCP_INTERVAL)),
+    engine = Controller(
+        ControllerSettings(
+            calls=SwitchboardSettings(
+                call=CallSettings(media=MediaConfig(rtcp_interval=RTCP_INTERVAL))
+            ),
             phone=pe.PhoneSettings(account=name),
         ),
         UserAgent(AgentConfig(aor=f"sips:{name}@127.0.0.1", keepalive_interval=0)),
         transport,
         MemoryZidCache(),
-        open_udp,
+        lambda host, port: WatchedSocket(open_udp(host, port), seen),
         audio=audio,
         display=screens,
     )
@@ -52,35 +78,23 @@ async def make(name: str, tone: float, pki: Pki, *, listen: bool) -> Phone:
     return phone
 
 
-def record_threads(media: MediaSession, seen: dict[str, set[PacketKind]]) -> None:
-    """Note which thread hands each kind of datagram to the session."""
-    receive = media.receive_datagram
-
-    def recording(data: bytes, source: Address, now: float) -> None:
-        seen.setdefault(threading.current_thread().name, set()).add(classify(data))
-        receive(data, source, now)
-
-    media.receive_datagram = recording  # type: ignore[method-assign]
-
-
-def test_ticks_on_the_capture_thread_while_the_loop_runs_zrtp_rtcp_hold_and_hang_up(
+def test_the_media_thread_owns_the_sockets_while_the_loop_runs_sas_hold_and_hang_up(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR)
 
     async def main() -> None:
         pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
-        bob = await make("bob", 700, pki, listen=True)
-        alice = await make("alice", 1000, pki, listen=False)
+        seen: dict[str, set[PacketKind]] = {}
+        bob = await make("bob", 700, pki, listen=True, seen={})
+        alice = await make("alice", 1000, pki, listen=False, seen=seen)
         try:
             assert bob.transport.listening is not None
             call = await alice.engine.place_call(f"sips:bob@127.0.0.1:{bob.transport.listening[1]}")
-            seen: dict[str, set[PacketKind]] = {}
-            record_threads(call.media, seen)
             await bob.until(lambda e: isinstance(e, CallIncoming))
             (incoming,) = bob.engine.calls()
             bob.engine.answer(incoming.call_id)
-            # ZRTP runs on the loop while both capture threads tick.
+            # ZRTP runs on the media threads, as the audio does.
             await alice.until(lambda e: isinstance(e, CallSecure))
             await bob.until(lambda e: isinstance(e, CallSecure))
             await asyncio.sleep(0.6)
@@ -102,14 +116,15 @@ def test_ticks_on_the_capture_thread_while_the_loop_runs_zrtp_rtcp_hold_and_hang
             assert abs(strongest(bob.heard(10)) - 1000) < 30
             assert abs(strongest(alice.heard(10)) - 700) < 30
 
-            # RTCP came and went on the loop, RTP was read by the capture thread, ZRTP
-            # by the loop.
-            assert call.media.stats.rtcp_sent >= 3 and call.media.stats.rtcp_received >= 3
-            assert PacketKind.RTP in seen.get("audio-capture", set())
-            assert PacketKind.ZRTP in seen.get("MainThread", set())
-            assert call.media.stats.dropped == 0
-            assert call.media.secured is not None
-            entry = alice.engine.cache.load(call.media.secured.peer_zid)
+            # RTP, RTCP and ZRTP came and went on the media thread, and nowhere else.
+            stats = await alice.engine.media_stats(call)
+            assert stats.rtcp_sent >= 3 and stats.rtcp_received >= 3
+            every = {PacketKind.RTP, PacketKind.RTCP, PacketKind.ZRTP}
+            assert seen.keys() == {"read on media", "sent on media"}
+            assert seen["read on media"] >= every and seen["sent on media"] >= every
+            assert stats.dropped == 0
+            assert call.secured is not None
+            entry = alice.engine.cache.load(call.secured.peer_zid)
             assert entry is not None and entry.verified
 
             alice.engine.hangup(call.call_id)

@@ -1,0 +1,176 @@
+"""A dead media thread is a fault, not silence: a real exception in the media thread (a capture
+driver that raises) ends the call with a reason the screen shows, a new worker takes over and
+carries the next call; a worker that keeps dying stops the daemon's watchdog pings (a real
+NOTIFY_SOCKET) so that systemd restarts the phone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pidphone import callcmd
+from pidphone.app.call import CallFinished, CallIncoming, CallSecure
+from pidphone.app.controller import MAX_RESTARTS, MediaFault
+from pidphone.config import Config, DisplayConfig, SecurityConfig
+from pidphone.daemon import Service
+from pidphone.drivers.certs import make_test_pki
+from pidphone.drivers.sim_audio import SimAudioDevices, SimCapture
+from pidphone.drivers.systemd_notify import notifier_from_environment
+from pidphone.ports import HookEvent
+from tests.test_controller import Phone, make, strongest
+
+
+class FaultyCapture(SimCapture):
+    """The simulated microphone, whose driver raises once `trip` is set (then works again)."""
+
+    def __init__(self, inner: SimCapture, trip: threading.Event | None) -> None:
+        self.__dict__.update(inner.__dict__)
+        self._trip = trip
+
+    def read_frame(self) -> bytes:
+        if self._trip is None or self._trip.is_set():
+            if self._trip is not None:
+                self._trip.clear()
+            raise RuntimeError("capture driver bug")
+        return super().read_frame()
+
+
+class FaultyDevices(SimAudioDevices):
+    """Audio devices whose capture raises: when `trip` is set, or always (`trip` None)."""
+
+    def __init__(self, trip: threading.Event | None, tone_frequency: float = 1000.0) -> None:
+        super().__init__(tone_frequency=tone_frequency)
+        self.trip = trip
+        self.captures = 0
+
+    def open_capture(self) -> SimCapture:
+        self.captures += 1
+        return FaultyCapture(super().open_capture(), self.trip)
+
+
+def test_a_media_thread_that_dies_ends_the_call_with_a_reason_and_is_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    trip = threading.Event()
+    faulty = FaultyDevices(trip)
+
+    async def main() -> None:
+        pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
+        bob = await make("bob", 700, pki, listen=True, dials={})
+        assert bob.transport.listening is not None
+        uri = f"sips:bob@127.0.0.1:{bob.transport.listening[1]}"
+        alice = await make("alice", 1000, pki, listen=False, dials={"1": uri}, audio=faulty)
+        try:
+            await call_and_hear(alice, bob)
+            first_worker = alice.engine.worker
+            trip.set()  # the driver raises in the media thread
+            await alice.until(lambda e: isinstance(e, CallFinished))
+            await bob.until(lambda e: isinstance(e, CallFinished))
+            finished = next(e for e in alice.events if isinstance(e, CallFinished))
+            assert isinstance(finished, CallFinished)
+            assert finished.reason == "Audio failed: RuntimeError: capture driver bug"
+            by_peer = next(e for e in bob.events if isinstance(e, CallFinished))
+            assert isinstance(by_peer, CallFinished) and by_peer.by_peer
+            assert MediaFault("RuntimeError: capture driver bug", True) in alice.events
+            screen = alice.engine.screen()
+            assert (
+                screen is not None
+                and screen.title == "Audio failed: RuntimeError: capture driver bug"
+            )
+            # A new media thread took over, with a new capture device, and carries a new call.
+            assert alice.engine.worker is not first_worker
+            assert alice.engine.worker is not None and alice.engine.worker.alive
+            assert alice.engine.healthy and faulty.captures == 2
+            assert alice.engine.calls() == [] and bob.engine.calls() == []
+            alice.events.clear()
+            bob.events.clear()
+            bob.engine.press(HookEvent(off_hook=False))
+            await asyncio.sleep(0.2)
+            await call_and_hear(alice, bob)
+        finally:
+            await alice.engine.stop()
+            await bob.engine.stop()
+
+    asyncio.run(main())
+    assert any("media worker failed" in r.getMessage() for r in caplog.records)
+
+
+async def call_and_hear(alice: Phone, bob: Phone) -> None:
+    alice.key("speed1")
+    await bob.until(lambda e: isinstance(e, CallIncoming))
+    bob.engine.press(HookEvent(off_hook=True))
+    await alice.until(lambda e: isinstance(e, CallSecure))
+    await bob.until(lambda e: isinstance(e, CallSecure))
+    await asyncio.sleep(0.8)
+    assert abs(strongest(bob.heard(10)) - 1000) < 30
+    assert abs(strongest(alice.heard(10)) - 700) < 30
+
+
+def test_a_media_thread_that_keeps_dying_stops_the_watchdog_pings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "notify"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(path))
+    receiver.settimeout(0.05)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")  # a ping every 50 ms
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    broken = FaultyDevices(None)
+    monkeypatch.setattr(callcmd, "audio_devices", lambda config: broken)
+    config = Config(
+        hardware="simulated",
+        security=SecurityConfig(zid_cache=str(tmp_path / "zid.json")),
+        display=DisplayConfig(driver="none"),
+    )
+    heard: list[tuple[float, str]] = []
+    done = threading.Event()
+
+    def listen() -> None:  # systemd's side of the socket
+        while not done.is_set():
+            try:
+                data = receiver.recv(4096)
+            except TimeoutError:
+                continue
+            now = time.monotonic()
+            heard.extend((now, line) for line in data.decode().splitlines())
+
+    async def until(check: Callable[[str], bool]) -> None:
+        async with asyncio.timeout(10):
+            while not any(check(line) for _, line in heard):
+                await asyncio.sleep(0.01)
+
+    async def main() -> int:
+        service = Service(config, None, "", notifier_from_environment())
+        running = asyncio.create_task(service.main())
+        await until(lambda line: line == "READY=1")
+        await until(lambda line: "restart needed" in line)
+        given_up = time.monotonic()
+        await asyncio.sleep(0.6)  # twelve watchdog intervals
+        assert service.phone.healthy is False
+        os.kill(os.getpid(), signal.SIGTERM)
+        status = await asyncio.wait_for(running, 10)
+        late = [line for t, line in heard if t > given_up and line == "WATCHDOG=1"]
+        assert late == []
+        return status
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    try:
+        assert asyncio.run(main()) == 0
+    finally:
+        done.set()
+        listener.join()
+        receiver.close()
+    lines = [line for _, line in heard]
+    assert broken.captures == MAX_RESTARTS + 1
+    assert "STATUS=no account, direct calls only; audio failed, restart needed" in lines
+    assert lines[-1] == "STOPPING=1"
