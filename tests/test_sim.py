@@ -230,3 +230,31 @@ def test_screen_text_marks_inverse_verified_alert_and_power() -> None:
     assert "(dimmed)" in screen_text(Screen(title="x", brightness="dim"))
     lines = screen_text(screens["incoming"]).splitlines()
     assert len({len(line) for line in lines}) == 1  # a neat box
+
+
+def test_capture_says_when_its_next_frame_is_due_and_then_gives_it_at_once() -> None:
+    t = FakeTime()
+    capture = SimAudioDevices(clock=t.clock, sleep=t.sleep).open_capture()
+    assert capture.next_frame_at() == pytest.approx(100.02)  # one period after it opened
+    t.now = 100.02
+    capture.read_frame()
+    assert t.sleeps == []  # read when due: no wait
+    assert capture.next_frame_at() == pytest.approx(100.04)
+
+
+def test_playback_is_a_buffer_played_out_in_real_time() -> None:
+    t = FakeTime()
+    playback = SimAudioDevices(clock=t.clock, sleep=t.sleep).open_playback()
+    frame = bytes(FRAME_BYTES)
+    for _ in range(4):
+        playback.write_frame(frame)  # fills the four-period buffer at once
+    assert t.sleeps == []
+    playback.write_frame(frame)  # a writer that runs ahead waits for room
+    assert t.sleeps == [pytest.approx(0.02)]
+    t.now += 0.02
+    playback.write_frame(frame)  # one per period: no wait, no underrun
+    assert len(t.sleeps) == 1 and playback.underruns == 0
+    t.now += 1.0  # the writer stalls: the buffer runs dry
+    playback.write_frame(frame)
+    assert playback.underruns == 1
+    assert len(playback.frames) == 7

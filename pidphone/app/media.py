@@ -46,7 +46,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from pidphone.audio import g711
 from pidphone.audio.plc import Concealer
@@ -126,6 +126,40 @@ authentication, replayed, or too short; rtp_unkeyed/rtcp_unkeyed: RTP/RTCP while
 key to check it and the call is not in clear; rtp_malformed: SRTP that authenticated around a
 bad RTP header; rtp_payload_type: a payload type not negotiated; stun: a STUN message that is
 not a plain binding request."""
+
+
+class Codec(Protocol):
+    """The audio codec of a call: 20 ms PCM frames at `rate` in, payloads out, and back. The
+    session uses nothing else of it, so a wideband codec is one more object."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def rate(self) -> int:
+        """Samples per second of the PCM it takes and gives (also its RTP clock rate here)."""
+        ...
+
+    def encode(self, pcm: bytes) -> bytes: ...
+
+    def decode(self, payload: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class G711:
+    """G.711 mu-law (PCMU) or A-law (PCMA), 8 kHz."""
+
+    name: str
+    encode: Callable[[bytes], bytes]
+    decode: Callable[[bytes], bytes]
+    rate: int = 8000
+
+
+CODECS: dict[str, Codec] = {
+    "PCMU": G711("PCMU", g711.ulaw_encode, g711.ulaw_decode),
+    "PCMA": G711("PCMA", g711.alaw_encode, g711.alaw_decode),
+}
+"""The codecs a call can negotiate, by their SDP encoding name."""
 
 
 @dataclass(frozen=True)
@@ -271,7 +305,7 @@ class MediaSession:
         self._peer_ssrc: int | None = None
         self._jitter = JitterBuffer(max_delay=config.max_jitter_delay)
         self._plc = Concealer()
-        self._encode, self._decode = g711.ulaw_encode, g711.ulaw_decode
+        self.codec: Codec = CODECS["PCMU"]
         self._payload_type = 0
         self._event_pt: int | None = None
         self._dtmf_out = TelephoneEventEncoder()
@@ -323,12 +357,10 @@ class MediaSession:
 
     def configure(self, codec: str, payload_type: int, telephone_event_pt: int | None) -> None:
         """The codec and payload types the SDP negotiation settled on."""
-        if codec == "PCMU":
-            self._encode, self._decode = g711.ulaw_encode, g711.ulaw_decode
-        elif codec == "PCMA":
-            self._encode, self._decode = g711.alaw_encode, g711.alaw_decode
-        else:
-            raise LocalProtocolError(f"unsupported codec {codec!r}: PCMU or PCMA")
+        found = CODECS.get(codec)
+        if found is None:
+            raise LocalProtocolError(f"unsupported codec {codec!r}: {' or '.join(CODECS)}")
+        self.codec = found
         self._payload_type = payload_type
         self._sender.payload_type = payload_type
         self._event_pt = telephone_event_pt
@@ -543,7 +575,7 @@ class MediaSession:
             self.stats.frames_withheld += 1
             self._sender.skip(FRAME_SAMPLES)
             return
-        self._send_rtp(self._sender.packet(self._encode(pcm)), remote)
+        self._send_rtp(self._sender.packet(self.codec.encode(pcm)), remote)
 
     def send_dtmf(self, key: str, duration: float = 0.1) -> None:
         """Send a key press as RFC 4733 events in place of the next frames' audio."""
@@ -560,7 +592,7 @@ class MediaSession:
             return self._plc.good(SILENCE)
         if frame.kind == "lost":
             return self._plc.conceal()
-        pcm = self._decode(frame.payload)
+        pcm = self.codec.decode(frame.payload)
         if len(pcm) != FRAME_BYTES:
             pcm = (pcm + SILENCE)[:FRAME_BYTES]
         # G.711 Appendix I plays received audio 3.75 ms late, to cross-fade out of a loss.

@@ -146,9 +146,9 @@ class SimPlayback:
             if until is not None:
                 self.underruns += 1  # the buffer ran dry: the card restarts from now
             until = now
-        ahead = until - now
-        if ahead >= BUFFER_FRAMES * FRAME_TIME:
-            self._sleep(ahead - (BUFFER_FRAMES - 1) * FRAME_TIME)
+        excess = until - now - (BUFFER_FRAMES - 1) * FRAME_TIME
+        if excess > 1e-6:  # the buffer is full: wait until a period has played out
+            self._sleep(excess)
         self._played_until = until + FRAME_TIME
         with self._lock:
             self.frames.append(pcm)
