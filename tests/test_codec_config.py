@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pidphone.callcmd import engine_settings, offered_codecs
+from pidphone.callcmd import controller_settings, offered_codecs
 from pidphone.config import load_config
 from pidphone.errors import ConfigError
 
@@ -59,6 +59,6 @@ def test_only_codecs_the_media_session_plays_are_offered(
     assert offered_codecs(configured) == offered
 
 
-def test_engine_settings_carry_the_playable_codecs(tmp_path: Path) -> None:
+def test_controller_settings_carry_the_playable_codecs(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, '[audio]\ncodecs = ["PCMA", "G722", "PCMU"]\n'))
-    assert engine_settings(config).call.codecs == ("PCMA", "PCMU")
+    assert controller_settings(config).calls.call.codecs == ("PCMA", "PCMU")
