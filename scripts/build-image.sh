@@ -79,6 +79,8 @@ base() {
   cp -a "$cached" "$ROOT"
   rm -f "$ROOT/.pidphone-root"
   mkdir -p "$ROOT/boot/firmware"
+  # systemd-resolved's link points into /run, empty here: the build uses this machine's DNS.
+  rm -f "$ROOT/etc/resolv.conf"
   cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 }
 

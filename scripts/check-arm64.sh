@@ -82,7 +82,7 @@ machine() {
   [ "$m" = aarch64 ]
 }
 
-install() {
+install_phone() {
   if [ -n "$PIP_CA" ]; then install -m 0644 "$PIP_CA" "$WORK/upper/root/pip-ca.pem"; fi
   # PIP_LOG: pip's verbose log, to tell downloaded wheels from packages built here.
   inside env PIP_LOG=/root/pip.log ${PIP_CA:+PIP_CERT=/root/pip-ca.pem} \
@@ -168,7 +168,7 @@ step "qemu-user-static and binfmt_misc" emulation
 step "bookworm arm64 root (cached after the first)" make_root
 step "a clone of this tree in /root/pidphone" copy_tree
 step "python3 runs as aarch64" machine
-step "scripts/install.sh (apt, user, venv, pip)" install
+step "scripts/install.sh (apt, user, venv, pip)" install_phone
 step "which wheels were prebuilt" wheels
 step "pidphone demo" demo
 step "pure-core tests" core_tests
