@@ -17,7 +17,8 @@
 # package that has no aarch64 wheel and cannot be built) shows as a failed install.sh.
 #
 #   scripts/check-arm64.sh              everything
-#   KEEP=1 scripts/check-arm64.sh       keep the overlay in $WORK to look at afterwards
+#   KEEP=1 scripts/check-arm64.sh       keep the overlay in $WORK to look at afterwards (and
+#                                       start from the one a previous KEEP=1 run kept)
 # Environment: WORK (default /var/tmp/pidphone-arm64).
 set -euo pipefail
 
@@ -84,6 +85,11 @@ machine() {
 
 install_phone() {
   if [ -n "$PIP_CA" ]; then install -m 0644 "$PIP_CA" "$WORK/upper/root/pip-ca.pem"; fi
+  # Raspberry Pi OS comes with systemd (install.sh enables the unit with systemctl); the root
+  # is minbase, so add it as the system would have it.
+  inside sh -c 'command -v systemctl >/dev/null || { apt-get update -q &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends systemd; }' \
+    > "$WORK/systemd.log" 2>&1 || { tail -20 "$WORK/systemd.log" >&2; return 1; }
   # PIP_LOG: pip's verbose log, to tell downloaded wheels from packages built here.
   inside env PIP_LOG=/root/pip.log ${PIP_CA:+PIP_CERT=/root/pip-ca.pem} \
     sh -c 'cd /root/pidphone && scripts/install.sh' \
@@ -161,7 +167,8 @@ cleanup() {
   if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; fi
 }
 
-rm -rf "$WORK"
+# KEEP=1 also starts from the overlay a previous KEEP=1 run left: install.sh then upgrades.
+if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; fi
 mkdir -p "$WORK"
 trap cleanup EXIT
 step "qemu-user-static and binfmt_misc" emulation
