@@ -70,10 +70,10 @@ inside() {
 
 copy_tree() {
   rm -rf "$WORK/upper/root/pidphone"
-  mkdir -p "$WORK/upper/root"
+  mkdir -p "$WORK/upper/root/pidphone"
   tar -C "$SOURCE" --exclude=./.git --exclude=./.venv --exclude='*.egg-info' \
       --exclude=__pycache__ --exclude='./.*_cache' --exclude=./.hypothesis --exclude=./build \
-      -cf - . | tar -C "$WORK/upper/root" --one-top-level=pidphone -xf -
+      -cf - . | tar -C "$WORK/upper/root/pidphone" -xf -
 }
 
 machine() {
@@ -108,12 +108,12 @@ log = pathlib.Path("/root/pip.log").read_text(errors="replace")
 site = pathlib.Path(sys.prefix, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}",
                     "site-packages")
 for info in sorted(site.glob("*.dist-info")):
-    name = info.name.split("-")[0]
+    name, version = info.name[: -len(".dist-info")].split("-")[:2]
     if name in {"pip", "setuptools", "wheel", "pkg_resources"}:
         continue
     tags = [line.split(": ", 1)[1] for line in (info / "WHEEL").read_text().splitlines()
             if line.startswith("Tag: ")]
-    built = f"Building wheel for {name.lower().replace('_', '-')}" in log.lower().replace("_", "-")
+    built = f"building wheel for {name.lower().replace('_', '-')} " in log.lower().replace("_", "-")
     if built:
         how = "compiled here from source" if any(t.endswith("linux_aarch64") for t in tags) \
             else "built here from source (pure Python)"
@@ -121,7 +121,7 @@ for info in sorted(site.glob("*.dist-info")):
         how = "prebuilt aarch64 wheel"
     else:
         how = "pure-Python wheel"
-    print(f"  {name:<20} {info.name.split('-')[1]:<12} {how:<36} {', '.join(tags)}")
+    print(f"  {name:<16} {version:<12} {how:<36} {', '.join(tags)}")
 EOF
   [ -f "$log" ]
 }
