@@ -15,6 +15,12 @@ earpiece kept `PLAYBACK_AHEAD` periods ahead); run due timers; send what the ses
 and post the wake-up's events to the loop in one batch (one `call_soon_threadsafe`). A steady
 call posts nothing at all.
 
+Once a call's media flows (secure, or clear under "prefer") and there is an audio clock, its
+socket leaves the selector and is read on each audio tick instead: its RTP arrives once a
+period anyway, so the thread wakes once per period rather than twice (`bench/call_cpu.py`
+shows the difference). A call whose media stops flowing (its security lost, a new ZRTP
+stream) is watched again, so ZRTP runs at network speed whenever keys are being agreed.
+
 Commands come through a bounded queue plus a byte on a socket pair that wakes the `select`. A
 full queue means the worker is stuck: `send` raises `WorkerUnavailableError`, a fault for the loop,
 never a block. An exception in the thread ends it with `WorkerFailed`, after closing what it
@@ -79,6 +85,8 @@ late tick (the frame written on each tick is the third in the buffer)."""
 STUN_RETRIES = (0.5, 1.0, 2.0)
 """Seconds to wait after each binding request (RFC 8489 §6.2.1, shortened for call set-up)."""
 STOP_TIMEOUT = 2.0
+READ_ON_TICK = ("secure", "clear")
+"""Media security states in which a call's socket is read on the audio tick."""
 
 EventPost = Callable[[list[WorkerEvent]], None]
 """Hands one wake-up's events to the loop; called on the worker thread (thread-safe)."""
@@ -102,6 +110,8 @@ class _CallMedia:
     session: MediaSession
     socket: DatagramSocket
     stun: _StunQuery | None = None
+    watched: bool = True
+    """In the selector (every datagram wakes the thread), or read on each audio tick."""
 
 
 @dataclass(frozen=True)
@@ -345,6 +355,9 @@ class MediaWorker:
         return True
 
     def _tick(self, audio: _Audio, now: float) -> None:
+        for media_id, media in self._calls.items():
+            if not media.watched:
+                self._read(media_id, now)
         pcm = audio.capture.read_frame()
         call = self._calls.get(self._handset) if self._handset is not None else None
         if call is not None:
@@ -384,6 +397,13 @@ class MediaWorker:
             if session.has_events:
                 while (event := session.next_event()) is not None:
                     self._batch.append(MediaUpdate(media_id, event))
+            watch = self._audio is None or session.security not in READ_ON_TICK
+            if watch != call.watched:
+                call.watched = watch
+                if watch:
+                    self._selector.register(call.socket, selectors.EVENT_READ, media_id)
+                else:
+                    self._selector.unregister(call.socket)
 
     @staticmethod
     def _send(call: _CallMedia) -> None:
@@ -398,7 +418,7 @@ class MediaWorker:
 
     def _forget(self, media_id: MediaId) -> None:
         call = self._calls.pop(media_id)
-        with contextlib.suppress(KeyError, ValueError):
+        if call.watched:
             self._selector.unregister(call.socket)
         call.socket.close()
 
