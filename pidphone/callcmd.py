@@ -40,6 +40,7 @@ from pidphone.app.call import (
     CallSecurityLost,
     CallSettings,
 )
+from pidphone.app.call_state import CallState
 from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings, MediaFault
 from pidphone.app.media import MediaConfig, MediaStats
 from pidphone.app.switchboard import LinkProblem, RegistrationEvent, SwitchboardSettings
@@ -336,7 +337,7 @@ class _Session:
             report.duration = round(time.monotonic() - answered, 2)
             if self.simulated is not None:
                 report.received_frequencies = heard_frequencies(self._heard()[mark:])
-            if call.state != "ended":
+            if call.state != CallState.ENDED:
                 self.phone.hangup(cid, "Hung up")
         await self.wait(ended, 5.0)
         try:

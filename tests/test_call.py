@@ -26,6 +26,7 @@ from pidphone.app.call import (
     CallSettings,
     CallVerified,
 )
+from pidphone.app.call_state import CallState
 from pidphone.app.media import NO_ZRTP_REASON, MediaConfig, MediaSession
 from pidphone.app.media_messages import MediaUpdate, WorkerEvent, apply_to_session
 from pidphone.audio.analysis import dominant_frequencies
@@ -178,7 +179,7 @@ class Network:
                 event=event,
                 now=self.now,
             )
-            if phone.auto_answer and phone.call.state == "ringing":
+            if phone.auto_answer and phone.call.state == CallState.INCOMING:
                 phone.call.answer(self.now)
             phone.run_media(self.now)
         elif phone.call is not None and getattr(event, "call_id", None) == phone.call.call_id:
@@ -197,7 +198,7 @@ class Network:
             timer = media.get_timer()
             if timer is not None and timer <= self.now:
                 media.handle_timer(self.now)
-            if audio and call.state == "established":
+            if audio and call.state == CallState.CONNECTED:
                 media.send_audio(phone.tone(self.frame), self.now)
                 phone.played.append(media.pull_audio(self.now))
             phone.run_media(self.now)
@@ -332,7 +333,7 @@ def test_prefer_policy_marks_the_call_insecure_and_carries_clear_audio() -> None
     net.media_filter = lambda phone, data: classify(data) is not PacketKind.ZRTP
     alice.place("sips:bob@127.0.0.1:5062", net.now)
     net.run(14.0)
-    assert alice.call is not None and alice.call.state == "established"
+    assert alice.call is not None and alice.call.state == CallState.CONNECTED
     assert alice.of(CallInsecure)
     assert abs(dominant_frequencies(b"".join(bob.played[-40:]))[0] - 1000) < 20
 
@@ -391,7 +392,7 @@ def test_ringing_before_answer_and_dtmf() -> None:
     alice.place("sips:bob@127.0.0.1:5062", net.now)
     net.run(0.2)
     assert alice.of(CallRinging)
-    assert bob.call is not None and bob.call.state == "ringing"
+    assert bob.call is not None and bob.call.state == CallState.INCOMING
     bob.call.answer(net.now)
     net.run(2.0)
     assert alice.call is not None
@@ -400,7 +401,7 @@ def test_ringing_before_answer_and_dtmf() -> None:
     assert [e for e in bob.events if isinstance(e, CallDtmf)] == [CallDtmf(bob.call.call_id, "7")]
 
 
-def state_of(call: Call) -> str:
+def state_of(call: Call) -> CallState:
     """The call's state, read fresh (no narrowing across the calls that change it)."""
     return call.state
 
@@ -451,12 +452,12 @@ def test_offerless_invite_gets_our_offer_in_the_200_and_media_starts_on_the_ack(
         event=invite,
         now=0.0,
     )
-    assert state_of(bob) == "ringing" and agent.sent[-1][0] == "ringing"
+    assert state_of(bob) == CallState.INCOMING and agent.sent[-1][0] == "ringing"
     bob.answer(1.0)
     kind, _, offer_bytes = agent.sent[-1]
     assert kind == "answer" and b"a=zrtp-hash:1.10 " in offer_bytes
     # No answer yet, so no media.
-    assert state_of(bob) == "answered" and bob.media_commands() == []
+    assert state_of(bob) == CallState.ANSWERED and bob.media_commands() == []
 
     alice_media = MediaSession(settings.media, cache=MemoryZidCache())
     answer = build_answer(
@@ -467,7 +468,7 @@ def test_offerless_invite_gets_our_offer_in_the_200_and_media_starts_on_the_ack(
         session_version=1,
     )
     bob.on_sip_event(sip.CallEstablished("call-1", bytes(answer)), 1.1)
-    assert state_of(bob) == "established"
+    assert state_of(bob) == CallState.CONNECTED
     run_media(bob, bob_media, 1.1)
     assert bob_media.remote == ("127.0.0.1", ALICE_RTP)
     assert isinstance(bob.next_event(), CallConnected)
@@ -557,7 +558,7 @@ def test_a_reinvite_with_a_new_zrtp_hash_rekeys_by_multistream() -> None:
     alice.call.resume(net.now)
     net.run(1.5)
 
-    assert alice.call.state == bob.call.state == "established"
+    assert alice.call.state == bob.call.state == CallState.CONNECTED
     assert alice.of(CallSecure) == [sa] and len(bob.of(CallSecure)) == 1
     assert not alice.of(CallSecurityFailed) and not bob.of(CallSecurityFailed)
     assert abs(dominant_frequencies(b"".join(bob.played[-20:]))[0] - 1000) < 25

@@ -21,6 +21,7 @@ from pidphone.app.call import (
     CallSecure,
     CallSettings,
 )
+from pidphone.app.call_state import CallState
 from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings
 from pidphone.app.media import MediaConfig
 from pidphone.app.media_messages import CloseMedia
@@ -353,7 +354,7 @@ def test_confirming_the_sas_after_the_media_closed_is_ignored(tmp_path: Path) ->
             await until(lambda: call.media_closed)
             alice.engine.confirm_sas(call.call_id, True)
             await asyncio.sleep(0.1)
-            assert call.state == "established"
+            assert call.state == CallState.CONNECTED
             assert alice.engine.worker is worker and worker.alive  # no fault: only logged
             assert call.secured is not None
             entry = alice.engine.cache.load(call.secured.peer_zid)

@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 
 from pidphone.app.call import CallFinished, CallSecure
+from pidphone.app.call_state import CallState
 from pidphone.callcmd import _answer
 from pidphone.config import (
     Config,
@@ -203,7 +204,7 @@ def test_sighup_during_a_call_keeps_the_call_and_applies_the_config_after_it(
         await asyncio.sleep(1.0)
         # The same engine still carries the same call, audio still arriving, one SAS only.
         assert service.phone.controller is engine
-        assert engine.calls() == [call] and call.state == "established"
+        assert engine.calls() == [call] and call.state == CallState.CONNECTED
         assert (await engine.media_stats(call)).packets_received >= received + 25
         assert sum(isinstance(e, CallSecure) for e in events) == 1
         assert service.phone.config is not new_config

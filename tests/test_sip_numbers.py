@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pidphone.app.call import Call, CallFinished, CallSettings
+from pidphone.app.call_state import CallState
 from pidphone.app.media import MediaSession
 from pidphone.errors import ProtocolError
 from pidphone.sdp import SdpParseError, SessionDescription, negotiate, read_number
@@ -207,7 +208,7 @@ def test_an_offer_with_a_unicode_digit_is_refused_with_the_right_status(digit: s
     agent, call = incoming(SDP.replace("a=rtcp:4001", f"a=rtcp:400{digit}").encode())
     assert agent.sent == [("ringing", "call-x", b"")]
     call.answer(1.0)
-    assert call.state == "established"
+    assert call.state == CallState.CONNECTED
 
 
 # ------------------------------------------------------------------ the agent never raises

@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pidphone.app.call_state import Security
 from pidphone.app.screen import render
 from pidphone.app.state import (
     Answer,
@@ -293,7 +294,7 @@ def test_sas_keys_do_nothing_before_the_call_is_secure() -> None:
 def test_not_secure_under_prefer() -> None:
     phone = connected_call()
     phone.do(CallNotSecure("c1", "no ZRTP"))
-    assert call_of(phone).security == "not_secure"
+    assert call_of(phone).security == Security.INSECURE
 
 
 def test_security_failure_is_named_when_the_call_ends() -> None:

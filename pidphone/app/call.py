@@ -45,6 +45,7 @@ from pidphone.sdp import (
 )
 from pidphone.sip import events as sip_events
 
+from .call_state import CallState
 from .media import (
     DtmfReceived,
     MediaConfig,
@@ -75,7 +76,7 @@ from .media_messages import (
 )
 
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
-CallState = Literal["calling", "ringing", "answered", "established", "ended"]
+OUTGOING_UNANSWERED = (CallState.CALLING, CallState.ALERTING)
 
 
 class SignallingAgent(Protocol):
@@ -246,7 +247,7 @@ class Call:
         self.remote_uri = remote_uri
         self.remote_name = remote_name
         self.call_id = ""
-        self.state: CallState = "calling" if outgoing else "ringing"
+        self.state = CallState.CALLING if outgoing else CallState.INCOMING
         self.end_reason = ""
         self.answered_at: float | None = None
         self.secured_at: float | None = None
@@ -349,23 +350,25 @@ class Call:
 
     def answer(self, now: float) -> None:
         """Send 200 with the SDP answer and start the media: ZRTP Hello goes out now."""
-        if self.outgoing or self.state != "ringing" or self._local_sdp is None:
+        if self.outgoing or self.state != CallState.INCOMING or self._local_sdp is None:
             raise LocalProtocolError(f"cannot answer a call in state {self.state}")
         self._agent.answer(self.call_id, bytes(self._local_sdp), now)
         if self._offer is None:
-            self.state = "answered"  # our offer went in the 200: the answer comes in the ACK
+            self.state = (
+                CallState.ANSWERED
+            )  # our offer went in the 200: the answer comes in the ACK
             return
         self._establish(negotiate(self._local_sdp, self._offer), self._offer, now)
 
     def reject(self, now: float, status: int = 486) -> None:
-        if self.outgoing or self.state != "ringing":
+        if self.outgoing or self.state != CallState.INCOMING:
             raise LocalProtocolError(f"cannot reject a call in state {self.state}")
         # Finish first, as in `hangup`: our reason wins over the agent's own CallEnded.
         self._finish("Rejected", by_peer=False, status=status, now=now)
         self._agent.reject(self.call_id, status, now)
 
     def hangup(self, now: float, reason: str = "Hung up") -> None:
-        if self.state == "ended":
+        if self.state == CallState.ENDED:
             return
         # Finish first: the agent reports its own CallEnded ("Hung up") while sending the
         # BYE, and the reason given here (e.g. "Peer does not support ZRTP") must win.
@@ -389,7 +392,7 @@ class Call:
         Rejecting clears the verified flag and ends the call (issue 6: "ends the call").
         Nothing happens before the media reported a SAS.
         """
-        if self.secured is None or self.state == "ended":
+        if self.secured is None or self.state == CallState.ENDED:
             return
         self._media(SetSasVerified(self.media_id, verified))
         self._events.append(CallVerified(self.call_id, verified))
@@ -406,13 +409,16 @@ class Call:
     def on_sip_event(self, event: object, now: float) -> None:
         """An agent event for this Call-ID."""
         if isinstance(event, sip_events.CallProgress):
-            if event.status in (180, 183) and self.state == "calling":
+            if event.status in (180, 183) and self.state in OUTGOING_UNANSWERED:
+                self.state = CallState.ALERTING
                 self._events.append(CallRinging(self.call_id))
         elif isinstance(event, sip_events.CallAnswered):
-            if self.outgoing and self.state == "calling":
+            if self.outgoing and self.state in OUTGOING_UNANSWERED:
                 self._on_answer(event.sdp, now)
         elif isinstance(event, sip_events.CallEstablished):
-            if self.state == "answered":  # our offer was in the 200: the answer is in the ACK
+            if (
+                self.state == CallState.ANSWERED
+            ):  # our offer was in the 200: the answer is in the ACK
                 self._on_answer(event.sdp, now)
         elif isinstance(event, sip_events.ReinviteReceived):
             self._on_reinvite(event.sdp, now)
@@ -422,7 +428,7 @@ class Call:
                 params, remote = result
                 self._set_remote(params, self._rtcp_address(remote, params))
                 self._set_direction(params.direction)
-        elif isinstance(event, sip_events.CallEnded) and self.state != "ended":
+        elif isinstance(event, sip_events.CallEnded) and self.state != CallState.ENDED:
             reason = event.reason or ("Hung up by peer" if event.by_peer else "Call ended")
             self._finish(reason, by_peer=event.by_peer, status=event.status, now=now)
 
@@ -446,7 +452,7 @@ class Call:
 
     def allow_clear(self) -> None:
         """The screen says NOT SECURE (after `CallInsecure`): clear audio may flow now."""
-        if self.state != "ended":
+        if self.state != CallState.ENDED:
             self._media(AllowClear(self.media_id))
 
     def media_commands(self) -> list[MediaCommand]:
@@ -491,7 +497,7 @@ class Call:
 
     def _establish(self, params: MediaParams, remote: SessionDescription, now: float) -> None:
         self.media_params = params
-        self.state = "established"
+        self.state = CallState.CONNECTED
         self.answered_at = now
         self._media(
             SetCodec(self.media_id, params.codec, params.payload_type, params.telephone_event_pt)
@@ -503,7 +509,7 @@ class Call:
         self._media_started = True
 
     def _change_hold(self, hold: bool, now: float) -> None:
-        if self.state != "established":
+        if self.state != CallState.CONNECTED:
             raise LocalProtocolError(f"cannot change hold in state {self.state}")
         if hold == self.local_hold:
             return
@@ -604,7 +610,7 @@ class Call:
         hash_changed: bool,
         now: float,
     ) -> None:
-        if self.state == "ended" or self._local_sdp is None:
+        if self.state == CallState.ENDED or self._local_sdp is None:
             return
         answer = self._local_sdp
         if hash_changed:
@@ -618,7 +624,7 @@ class Call:
 
     def _on_media_event(self, update: MediaUpdate, now: float) -> None:
         event = update.event
-        if self.state == "ended":
+        if self.state == CallState.ENDED:
             return
         if isinstance(event, SecurityEstablished):
             self.secured = event
@@ -653,9 +659,9 @@ class Call:
     def _finish(
         self, reason: str, *, by_peer: bool, status: int | None = None, now: float = 0.0
     ) -> None:
-        if self.state == "ended":
+        if self.state == CallState.ENDED:
             return
-        self.state = "ended"
+        self.state = CallState.ENDED
         self.end_reason = reason
         self._media(CloseMedia(self.media_id))
         self._events.append(CallFinished(self.call_id, reason, by_peer, status))

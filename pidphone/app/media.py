@@ -85,13 +85,11 @@ from pidphone.zrtp.events import (
 from pidphone.zrtp.events import SecurityLost as ZrtpSecurityLost
 from pidphone.zrtp.session import ZrtpSession
 
+from .call_state import Security
+
 log = logging.getLogger("pidphone.media")
 
 Policy = Literal["require", "prefer"]
-Security = Literal["negotiating", "secure", "insecure", "clear", "failed", "lost"]
-"""negotiating: no outcome yet, no audio; secure: SRTP both ways; insecure: "prefer" and ZRTP
-never negotiated, no audio until `allow_clear()`; clear: plain RTP ("prefer" only); failed: no
-audio, the call must end; lost: it was secure, its security is gone, no audio either way."""
 
 SILENCE = bytes(FRAME_BYTES)
 NO_ZRTP_REASON = "Peer does not support ZRTP"
@@ -316,7 +314,7 @@ class MediaSession:
         self._recv_ctx: SrtpContext | None = None
         """SRTP and SRTCP in: one context, so one replay window whatever the tag length."""
         self._pending_send: tuple[str, bytes, bytes] | None = None
-        self._security: Security = "negotiating"
+        self._security: Security = Security.NEGOTIATING
         self._peer_hello_seen = False
         self._zrtp_signalled = False
         """The peer's SDP carried a=zrtp-hash at some point: this call negotiates ZRTP."""
@@ -393,7 +391,7 @@ class MediaSession:
         if digest == self._bound_hash:
             return
         if self._bound_hash is not None and self._started_at is not None:
-            if self._security == "failed" or self._closed:
+            if self._security == Security.FAILED or self._closed:
                 return
             if now is None:
                 raise LocalProtocolError("a new peer a=zrtp-hash mid-call needs `now`")
@@ -408,9 +406,9 @@ class MediaSession:
         full exchange if that one never secured. `hello_hash` changes: the peer must learn it
         from our next SDP. Until the new stream is `Secured` no audio goes out ("require"), and
         the old keys are forgotten now, so packets under them are dropped."""
-        if self._closed or self._started_at is None or self._security == "failed":
+        if self._closed or self._started_at is None or self._security == Security.FAILED:
             raise LocalProtocolError(f"cannot restart ZRTP in state {self._security}")
-        self._restored = self._security == "lost"
+        self._restored = self._security == Security.LOST
         first = self._first_zrtp
         parent = first if first.secured is not None else None
         if self._zrtp is not first:
@@ -424,7 +422,7 @@ class MediaSession:
             self._first_zrtp = self._zrtp
         self._bound_hash = None
         self._forget_keys()
-        self._security = "negotiating"
+        self._security = Security.NEGOTIATING
         self._negotiating_since = now
         self._zrtp.start(now)
         self._pump_zrtp(now)
@@ -451,8 +449,8 @@ class MediaSession:
         """The screen shows NOT SECURE: a call that fell back under "prefer" may now carry
         clear audio. Nothing happens in any other state (a secure call, or one that has
         been, never goes clear)."""
-        if self._security == "insecure" and not self._secured_once:
-            self._security = "clear"
+        if self._security == Security.INSECURE and not self._secured_once:
+            self._security = Security.CLEAR
 
     def close(self, now: float) -> None:
         """Send an RTCP BYE where allowed, stop ZRTP and forget the keys."""
@@ -514,7 +512,7 @@ class MediaSession:
         zrtp = self._zrtp.get_timer()
         if zrtp is not None and (deadline is None or zrtp < deadline):
             deadline = zrtp
-        if self._security == "negotiating" and self._negotiating_since is not None:
+        if self._security == Security.NEGOTIATING and self._negotiating_since is not None:
             backstop = self._negotiating_since + self.config.secure_timeout
             if deadline is None or backstop < deadline:
                 deadline = backstop
@@ -529,7 +527,7 @@ class MediaSession:
             self._pump_zrtp(now)
         since = self._negotiating_since
         if (
-            self._security == "negotiating"
+            self._security == Security.NEGOTIATING
             and since is not None
             and now >= since + self.config.secure_timeout
         ):
@@ -601,7 +599,7 @@ class MediaSession:
     # ------------------------------------------------------------------ policy
 
     def _may_send(self) -> bool:
-        return self._security in ("secure", "clear")
+        return self._security in (Security.SECURE, Security.CLEAR)
 
     def _forget_keys(self) -> None:
         self._send_ctx = self._recv_ctx = None
@@ -616,15 +614,15 @@ class MediaSession:
         negotiated = self._zrtp_signalled or self._peer_hello_seen
         fatal = self.config.policy == "require" or negotiated
         self._forget_keys()
-        self._security = "failed" if fatal else "insecure"
+        self._security = Security.FAILED if fatal else Security.INSECURE
         self._events.append(SecurityFailed(reason, code, fatal, peer_without_zrtp))
 
     def _lose(self, reason: str) -> None:
         """Security lost after having been secure: no keys, no audio either way, ever clear."""
-        if self._security == "lost":
+        if self._security == Security.LOST:
             return
         self._forget_keys()
-        self._security = "lost"
+        self._security = Security.LOST
         self._restored = False
         log.warning("media security lost: %s", reason)
         self._events.append(SecurityLost(reason))
@@ -638,7 +636,7 @@ class MediaSession:
             return
         zrtp = self._zrtp
         if zrtp.receive_datagram(data, now):
-            if self._security == "negotiating":
+            if self._security == Security.NEGOTIATING:
                 self._latch(source)
         elif zrtp.last_drop is not None:
             self._drop(f"zrtp_{zrtp.last_drop}", source)
@@ -656,7 +654,7 @@ class MediaSession:
         if isinstance(event, PeerHelloReceived):
             self._peer_hello_seen = True
         elif isinstance(event, SrtpKeysReady):
-            if self._security != "negotiating":
+            if self._security != Security.NEGOTIATING:
                 return
             self._recv_ctx = SrtpContext(
                 event.profile,
@@ -666,7 +664,7 @@ class MediaSession:
             )
             self._pending_send = (event.profile, event.send_key, event.send_salt)
         elif isinstance(event, Secured):
-            if self._pending_send is None or self._security != "negotiating":
+            if self._pending_send is None or self._security != Security.NEGOTIATING:
                 return
             profile, key, salt = self._pending_send
             self._pending_send = None
@@ -674,7 +672,7 @@ class MediaSession:
                 profile, key, salt, srtcp_tag_len=self.config.srtcp_tag_len
             )
             self._follow_srtcp_tag()
-            self._security = "secure"
+            self._security = Security.SECURE
             self._secured_once = True
             if self._zrtp is not self._first_zrtp:
                 # a Multistream stream: new keys, the call's SAS stands; its event is told
@@ -699,7 +697,7 @@ class MediaSession:
         elif isinstance(event, CacheMismatch):
             self._events.append(SecretMismatch())
         elif isinstance(event, ZrtpFailed):
-            if self._security in ("negotiating", "secure"):
+            if self._security in (Security.NEGOTIATING, Security.SECURE):
                 # Silence, not a refused Hello: a Hello that failed its a=zrtp-hash is an attack.
                 no_zrtp = not self._peer_hello_seen and event.code == PROTOCOL_TIMEOUT
                 reason = NO_ZRTP_REASON if no_zrtp else f"ZRTP failed: {event.reason}"
@@ -722,7 +720,7 @@ class MediaSession:
         check `_may_send()` first; the test here is the policy's last line of defence."""
         if self._send_ctx is not None:
             self._outbox.append((self._send_ctx.protect(packet), remote))
-        elif self._security == "clear":
+        elif self._security == Security.CLEAR:
             self._outbox.append((packet, remote))
             self.stats.clear_packets_sent += 1
         else:
@@ -742,7 +740,7 @@ class MediaSession:
                 # §4.6: a valid SRTP packet from the responder stands for Conf2ACK.
                 self._zrtp.srtp_authenticated(now)
                 self._pump_zrtp(now)
-        elif self._security != "clear":
+        elif self._security != Security.CLEAR:
             self._drop("rtp_unkeyed", source)
             return
         # The header's fields, without building a packet object: this runs 50 times a second.
@@ -786,7 +784,7 @@ class MediaSession:
                 self._latch(source)  # rtcp-mux: RTCP and RTP share the peer's one port
             else:
                 self._rtcp_remote = source  # symmetric RTCP; RTP follows RTP only
-        elif self._security != "clear":
+        elif self._security != Security.CLEAR:
             self._drop("rtcp_unkeyed", source)
             return
         for packet in parse_rtcp(data):

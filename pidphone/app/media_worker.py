@@ -54,6 +54,7 @@ from pidphone.ports import (
 from pidphone.rtp import stun
 from pidphone.zrtp.cache import ZidCache
 
+from .call_state import Security
 from .media import MediaSession
 from .media_messages import (
     SESSION_COMMANDS,
@@ -85,7 +86,7 @@ late tick (the frame written on each tick is the third in the buffer)."""
 STUN_RETRIES = (0.5, 1.0, 2.0)
 """Seconds to wait after each binding request (RFC 8489 §6.2.1, shortened for call set-up)."""
 STOP_TIMEOUT = 2.0
-READ_ON_TICK = ("secure", "clear")
+READ_ON_TICK = (Security.SECURE, Security.CLEAR)
 """Media security states in which a call's socket is read on the audio tick."""
 
 EventPost = Callable[[list[WorkerEvent]], None]

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pidphone.ports import Screen
 
+from .call_state import CallState, Security
 from .state import Call, PhoneState
 
 REGISTRATION_TEXT = {
@@ -44,14 +45,14 @@ def render(state: PhoneState, now: float) -> Screen:
             title="SECURITY LOST",
             lines=("Audio stopped.", f"Call ends in {left} s", "# = stay on the line"),
         )
-    elif call.security == "failed":
+    elif call.security == Security.FAILED:
         screen = Screen(
             alert=True, title="NOT SECURE", lines=("Encryption failed:", call.security_note)
         )
-    elif call.phase == "incoming":
+    elif call.phase == CallState.INCOMING:
         screen = _incoming(state, call)
-    elif call.phase in {"calling", "alerting"}:
-        title = "Ringing" if call.phase == "alerting" else "Calling"
+    elif call.phase in {CallState.CALLING, CallState.ALERTING}:
+        title = "Ringing" if call.phase == CallState.ALERTING else "Calling"
         screen = Screen(title=title, lines=_peer_lines(call))
     else:
         screen = _in_call(state, call, now)
@@ -122,14 +123,14 @@ def _in_call(state: PhoneState, call: Call, now: float) -> Screen:
     other = state.other
     note = ""
     if other is not None:
-        verb = "Waiting" if other.phase == "incoming" else "On hold"
+        verb = "Waiting" if other.phase == CallState.INCOMING else "On hold"
         note = f"{verb}: {other.peer}"
-    if call.security == "secure":
+    if call.security == Security.SECURE:
         hint = "SAS verified" if call.verified else "Compare SAS aloud"
         return Screen(
             status=timer, title=title, big=call.sas, verified=call.verified, lines=(note or hint,)
         )
-    if call.security == "lost":
+    if call.security == Security.LOST:
         return Screen(
             status=timer,
             title=title,
@@ -137,7 +138,7 @@ def _in_call(state: PhoneState, call: Call, now: float) -> Screen:
             big_inverse=True,
             lines=(note or "Security lost",),
         )
-    if call.security == "not_secure":
+    if call.security == Security.INSECURE:
         return Screen(
             status=timer,
             title=title,
@@ -177,14 +178,14 @@ def _icons(state: PhoneState) -> frozenset[str]:
     if state.dnd:
         icons.add("dnd")
     call = state.call
-    if call is not None and call.phase == "connected":
+    if call is not None and call.phase == CallState.CONNECTED:
         if state.muted:
             icons.add("muted")
         if call.held or call.held_by_peer:
             icons.add("hold")
-        if call.security == "secure":
+        if call.security == Security.SECURE:
             icons.add("secure")
-        elif call.security in {"not_secure", "failed", "lost"}:
+        elif call.security in {Security.INSECURE, Security.CLEAR, Security.FAILED, Security.LOST}:
             icons.add("insecure")
     return frozenset(icons)
 
@@ -192,10 +193,10 @@ def _icons(state: PhoneState) -> frozenset[str]:
 def _brightness(state: PhoneState, now: float) -> Literal["normal", "dim", "off"]:
     call, other = state.call, state.other
     if call is not None and (
-        call.phase == "incoming" or call.mismatch or call.lost_deadline is not None
+        call.phase == CallState.INCOMING or call.mismatch or call.lost_deadline is not None
     ):
         return "normal"
-    if other is not None and other.phase == "incoming":
+    if other is not None and other.phase == CallState.INCOMING:
         return "normal"
     idle = now - state.last_input
     settings = state.settings

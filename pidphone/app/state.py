@@ -19,10 +19,10 @@ Rules worth knowing:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
 
 from pidphone.ports import HookEvent, KeyEvent
 
+from .call_state import CallState, Security
 from .phone_events import (
     Answer,
     AudioFault,
@@ -71,8 +71,8 @@ DTMF_SHOWN = 12
 """How many of the last DTMF digits a call remembers for the screen."""
 BUSY_STATUSES = frozenset({486, 600})
 
-CallPhase = Literal["calling", "alerting", "incoming", "connected"]
-Security = Literal["pending", "secure", "not_secure", "failed", "lost"]
+CallPhase = CallState
+"""The states a call has on the screen: CALLING, ALERTING, INCOMING, CONNECTED."""
 
 
 @dataclass(frozen=True)
@@ -84,12 +84,12 @@ class Call:
     number: str
     name: str = ""
     outgoing: bool = False
-    phase: CallPhase = "calling"
+    phase: CallState = CallState.CALLING
     connected_at: float | None = None
     held: bool = False
     """We put it on hold."""
     held_by_peer: bool = False
-    security: Security = "pending"
+    security: Security = Security.NEGOTIATING
     sas: str = ""
     sas_scheme: str = ""
     verified: bool = False
@@ -192,15 +192,15 @@ def next_deadline(state: PhoneState) -> float | None:
 def _sound(state: PhoneState) -> tuple[ToneKind | None, bool]:
     """The tone in the handset and the ringer, as the state implies."""
     call, other = state.call, state.other
-    ring = call is not None and call.phase == "incoming" and not state.off_hook
-    if other is not None and other.phase == "incoming":
+    ring = call is not None and call.phase == CallState.INCOMING and not state.off_hook
+    if other is not None and other.phase == CallState.INCOMING:
         return "call_waiting", ring
     if call is not None:
         if call.lost_deadline is not None:
             return "congestion", ring  # SECURITY LOST: heard as well as seen
-        if call.phase == "alerting":
+        if call.phase == CallState.ALERTING:
             return "ringback", ring
-        if call.phase == "incoming" and state.off_hook:
+        if call.phase == CallState.INCOMING and state.off_hook:
             return "call_waiting", ring
         return None, ring
     if state.off_hook and state.notice:
@@ -253,7 +253,7 @@ def _hook(state: PhoneState, off_hook: bool) -> Result:
     call = state.call
     if off_hook:
         if call is not None and call.call_id is not None:
-            if call.phase == "incoming":
+            if call.phase == CallState.INCOMING:
                 return _answer(state, call, call.call_id)
             if call.held:  # a call left on hold comes back to the handset
                 return replace(state, call=replace(call, held=False)), [Resume(call.call_id)]
@@ -264,7 +264,7 @@ def _hook(state: PhoneState, off_hook: bool) -> Result:
             return _place(state, state.digits)
         return replace(state, dialing=True, digits="", notice="", notice_until=None), []
     # handset put down
-    if call is not None and call.phase != "incoming":
+    if call is not None and call.phase != CallState.INCOMING:
         return _hang_up(state, call)
     return replace(
         state, dialing=False, digits="", digit_deadline=None, notice="", notice_until=None
@@ -283,7 +283,7 @@ def _key(state: PhoneState, event: KeyEvent) -> Result:
             [SetVolume(volume)] if volume != state.volume else []
         )
     call = state.call
-    if key == "dnd" and not event.repeat and (call is None or call.phase != "incoming"):
+    if key == "dnd" and not event.repeat and (call is None or call.phase != CallState.INCOMING):
         return replace(state, dnd=not state.dnd), []
     if event.repeat:
         # A digit held down dials its speed dial (it was typed as the first digit on press).
@@ -299,7 +299,7 @@ def _key(state: PhoneState, event: KeyEvent) -> Result:
         if key in ACK_KEYS:  # keep the line, silent: the warning and its countdown go
             return replace(state, call=replace(call, lost_deadline=None)), []
         return state, []
-    if call.phase == "incoming":
+    if call.phase == CallState.INCOMING:
         return _incoming_key(state, call, key)
     return _in_call_key(state, call, key)
 
@@ -353,7 +353,7 @@ def _incoming_key(state: PhoneState, call: Call, key: str) -> Result:
 def _in_call_key(state: PhoneState, call: Call, key: str) -> Result:
     other = state.other
     call_id = call.call_id
-    if other is not None and other.phase == "incoming" and other.call_id is not None:
+    if other is not None and other.phase == CallState.INCOMING and other.call_id is not None:
         if key == "answer":
             return _take_waiting(state, call, other, other.call_id)
         if key == "hangup":
@@ -362,7 +362,7 @@ def _in_call_key(state: PhoneState, call: Call, key: str) -> Result:
         return _hang_up(state, call)
     if call_id is None:
         return state, []
-    connected = call.phase == "connected"
+    connected = call.phase == CallState.CONNECTED
     if key == "mute":
         return replace(state, muted=not state.muted), [SetMute(not state.muted)]
     if key in DIAL_KEYS and connected:
@@ -370,9 +370,9 @@ def _in_call_key(state: PhoneState, call: Call, key: str) -> Result:
         return replace(state, call=replace(call, dtmf=dtmf)), [SendDtmf(call_id, key)]
     if key == "hold" and connected:
         return _hold_key(state, call, call_id)
-    if key == "sas_confirm" and call.security == "secure" and not call.verified:
+    if key == "sas_confirm" and call.security == Security.SECURE and not call.verified:
         return replace(state, call=replace(call, verified=True)), [ConfirmSas(call_id, True)]
-    if key == "sas_reject" and call.security == "secure":
+    if key == "sas_reject" and call.security == Security.SECURE:
         state, commands = _hang_up(state, call, notice="SAS rejected")
         return state, [ConfirmSas(call_id, False), *commands]
     return state, []
@@ -393,7 +393,7 @@ def _hold_key(state: PhoneState, call: Call, call_id: str) -> Result:
 
 def _take_waiting(state: PhoneState, call: Call, waiting: Call, waiting_id: str) -> Result:
     commands: list[Command] = []
-    if call.call_id is not None and call.phase == "connected":
+    if call.call_id is not None and call.phase == CallState.CONNECTED:
         if not call.held:
             commands.append(Hold(call.call_id))
         parked: Call | None = replace(call, held=True)
@@ -402,7 +402,7 @@ def _take_waiting(state: PhoneState, call: Call, waiting: Call, waiting_id: str)
         if call.call_id is not None:
             commands.append(Hangup(call.call_id))
         parked = None
-    answered = replace(waiting, phase="connected", connected_at=state.now)
+    answered = replace(waiting, phase=CallState.CONNECTED, connected_at=state.now)
     commands.append(Answer(waiting_id))
     return replace(state, call=answered, other=parked, last_input=state.now), commands
 
@@ -428,7 +428,7 @@ def _place(state: PhoneState, number: str) -> Result:
 
 
 def _answer(state: PhoneState, call: Call, call_id: str) -> Result:
-    answered = replace(call, phase="connected", connected_at=state.now)
+    answered = replace(call, phase=CallState.CONNECTED, connected_at=state.now)
     return replace(state, call=answered, dialing=False, digits=""), [Answer(call_id)]
 
 
@@ -498,7 +498,7 @@ def _incoming(state: PhoneState, fact: IncomingCall) -> Result:
         return state, []
     if state.dnd or (state.call is not None and state.other is not None):
         return state, [Reject(fact.call_id)]
-    new = Call(call_id=fact.call_id, number=fact.number, name=fact.name, phase="incoming")
+    new = Call(call_id=fact.call_id, number=fact.number, name=fact.name, phase=CallState.INCOMING)
     state = replace(state, last_input=state.now)
     if state.call is None:
         return replace(
@@ -521,11 +521,11 @@ def _call_ended(state: PhoneState, fact: CallEnded) -> Result:
 
 def _end_notice(call: Call, fact: CallEnded) -> tuple[str, ToneKind | None]:
     """What the user reads and hears when the handset's only call ends."""
-    if call.phase == "incoming":
+    if call.phase == CallState.INCOMING:
         return f"Missed: {call.peer}", None
-    if call.security == "failed":
+    if call.security == Security.FAILED:
         return f"Security failed: {call.security_note}", "congestion"
-    if call.security == "lost":
+    if call.security == Security.LOST:
         return "Security lost: call ended", None
     if fact.status in BUSY_STATUSES:
         return "Busy", "busy"
@@ -565,15 +565,17 @@ def _update_call(state: PhoneState, fact: CallUpdate) -> PhoneState:
 def _apply(call: Call, fact: CallUpdate, now: float, settings: PhoneSettings) -> tuple[Call, bool]:
     """The call after `fact`, and whether the user should look at the display now."""
     if isinstance(fact, CallRinging):
-        return (replace(call, phase="alerting") if call.phase == "calling" else call), False
+        return (
+            replace(call, phase=CallState.ALERTING) if call.phase == CallState.CALLING else call
+        ), False
     if isinstance(fact, CallAnswered):
-        if call.phase == "connected":
+        if call.phase == CallState.CONNECTED:
             return call, False
-        return replace(call, phase="connected", connected_at=now), True
+        return replace(call, phase=CallState.CONNECTED, connected_at=now), True
     if isinstance(fact, CallSecure):
         secure = replace(
             call,
-            security="secure",
+            security=Security.SECURE,
             sas=fact.sas,
             sas_scheme=fact.sas_scheme,
             verified=fact.verified,
@@ -582,13 +584,13 @@ def _apply(call: Call, fact: CallUpdate, now: float, settings: PhoneSettings) ->
         )
         return secure, True
     if isinstance(fact, CallNotSecure):
-        return replace(call, security="not_secure", security_note=fact.reason), True
+        return replace(call, security=Security.INSECURE, security_note=fact.reason), True
     if isinstance(fact, SecurityFailed):
-        return replace(call, security="failed", security_note=fact.reason), True
+        return replace(call, security=Security.FAILED, security_note=fact.reason), True
     if isinstance(fact, SecurityLost):
         deadline = now + settings.security_lost_timeout
         return replace(
-            call, security="lost", security_note=fact.reason, lost_deadline=deadline
+            call, security=Security.LOST, security_note=fact.reason, lost_deadline=deadline
         ), True
     if isinstance(fact, CacheMismatch):
         return replace(call, mismatch=True, verified=False), True

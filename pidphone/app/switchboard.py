@@ -40,6 +40,7 @@ from .call import (
     CallSecurityLost,
     CallSettings,
 )
+from .call_state import CallState
 from .media import MediaStats
 from .media_messages import (
     CloseMedia,
@@ -209,14 +210,14 @@ class Switchboard:
 
     def answer(self, call_id: str) -> None:
         call = self._calls.get(call_id)
-        if call is not None and call.state == "ringing":
+        if call is not None and call.state == CallState.INCOMING:
             call.answer(self.now())
             self._flush(call)
 
     def hangup(self, call_id: str, reason: str = "Hung up") -> None:
         call = self._calls.get(call_id)
         if call is not None:
-            if call.state == "ringing":
+            if call.state == CallState.INCOMING:
                 call.reject(self.now(), DECLINE)
             else:
                 call.hangup(self.now(), reason)
@@ -227,13 +228,13 @@ class Switchboard:
 
     def reject(self, call_id: str, status: int = BUSY_HERE) -> None:
         call = self._calls.get(call_id)
-        if call is not None and call.state == "ringing":
+        if call is not None and call.state == CallState.INCOMING:
             call.reject(self.now(), status)
             self._flush(call)
 
     def hold(self, call_id: str, on: bool = True) -> None:
         call = self._calls.get(call_id)
-        if call is not None and call.state == "established":
+        if call is not None and call.state == CallState.CONNECTED:
             if on:
                 call.hold(self.now())
             else:
@@ -242,7 +243,7 @@ class Switchboard:
 
     def send_dtmf(self, call_id: str, key: str) -> None:
         call = self._calls.get(call_id)
-        if call is not None and call.state == "established":
+        if call is not None and call.state == CallState.CONNECTED:
             try:
                 call.send_dtmf(key)
             except ProtocolError as exc:  # no telephone-event negotiated
@@ -268,7 +269,7 @@ class Switchboard:
             return call.stats
         waiter: asyncio.Future[MediaStats] = self._loop.create_future()
         self._stats_waiters.setdefault(call.media_id, []).append(waiter)
-        if call.state != "ended":
+        if call.state != CallState.ENDED:
             self._send(QueryStats(call.media_id))
         return await waiter
 
@@ -312,7 +313,7 @@ class Switchboard:
                 if not stats_waiter.done():
                     stats_waiter.set_result(call.stats)
         for call in list(self._calls.values()):
-            if call.state == "ringing":
+            if call.state == CallState.INCOMING:
                 call.reject(self.now(), SERVER_ERROR)
             else:
                 call.hangup(self.now(), reason)
@@ -403,7 +404,7 @@ class Switchboard:
                 log.debug("the call was refused already")
             raise
         self._adopt(call)
-        if call.state == "ringing":
+        if call.state == CallState.INCOMING:
             self._on_call_event(call, CallIncoming(call.call_id, call.remote_uri, call.remote_name))
         self._flush(call)
 
@@ -423,7 +424,7 @@ class Switchboard:
             if event is None:
                 break
             self._on_call_event(call, event)
-        if call.state == "ended" and self._calls.get(call.call_id) is call:
+        if call.state == CallState.ENDED and self._calls.get(call.call_id) is call:
             del self._calls[call.call_id]
             if self._handset == call.media_id:
                 self._set_handset(None)
@@ -445,7 +446,7 @@ class Switchboard:
     def _take_handset(self) -> None:
         """Give the handset to another established call that is not on hold, if any."""
         for call in self._calls.values():
-            if call.state == "established" and not call.local_hold:
+            if call.state == CallState.CONNECTED and not call.local_hold:
                 self._set_handset(call.media_id)
                 return
 
