@@ -154,7 +154,8 @@ for path in sorted(pathlib.Path("tests").glob("test_*.py")):
 EOF
 )
   say "core tests: $(echo "$files" | wc -l) files"
-  inside /opt/pidphone/bin/python -m pip install -q pytest pytest-timeout hypothesis \
+  inside env ${PIP_CA:+PIP_CERT=/root/pip-ca.pem} \
+    /opt/pidphone/bin/python -m pip install -q pytest pytest-timeout hypothesis \
     > "$WORK/pytest-install.log" 2>&1 || { tail -20 "$WORK/pytest-install.log" >&2; return 1; }
   # shellcheck disable=SC2086
   inside sh -c "cd /root/pidphone && /opt/pidphone/bin/python -m pytest -q -p no:cacheprovider \
