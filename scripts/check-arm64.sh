@@ -155,7 +155,7 @@ EOF
 )
   say "core tests: $(echo "$files" | wc -l) files"
   inside env ${PIP_CA:+PIP_CERT=/root/pip-ca.pem} \
-    /opt/pidphone/bin/python -m pip install -q pytest pytest-timeout hypothesis \
+    /opt/pidphone/bin/python -m pip install -q pytest pytest-timeout hypothesis pylibsrtp \
     > "$WORK/pytest-install.log" 2>&1 || { tail -20 "$WORK/pytest-install.log" >&2; return 1; }
   # shellcheck disable=SC2086
   inside sh -c "cd /root/pidphone && /opt/pidphone/bin/python -m pytest -q -p no:cacheprovider \
