@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fuzz import seeds
-from pidphone.app.media import MediaConfig, MediaSession, SecurityFailed, SecurityLost
+from pidphone.app.media import MediaConfig, MediaSecurityFailed, MediaSecurityLost, MediaSession
 from pidphone.config import parse_config
 from pidphone.errors import ConfigError, ProtocolError
 from pidphone.ports import Address
@@ -389,7 +389,7 @@ class _Call:
             self.a.receive_datagram(data, seeds.MEDIA_B, self.now)
         for end in (self.a, self.b):
             while (event := end.next_event()) is not None:
-                assert not isinstance(event, SecurityFailed | SecurityLost), event
+                assert not isinstance(event, MediaSecurityFailed | MediaSecurityLost), event
         self.now += 0.02
 
 

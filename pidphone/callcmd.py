@@ -365,10 +365,11 @@ def describe(event: ControllerEvent) -> str:
     if isinstance(event, CallConnected):
         return "answered; ZRTP key agreement on the media path"
     if isinstance(event, CallSecure):
-        mark = " (verified)" if event.verified else ""
+        z = event.secured
+        mark = " (verified)" if z.verified else ""
         return (
-            f"SECURE  SAS {event.sas} ({event.sas_scheme}){mark}  "
-            f"{event.key_agreement} {event.cipher} {event.auth_tag} {event.hash}"
+            f"SECURE  SAS {z.sas} ({z.sas_scheme}){mark}  "
+            f"{z.key_agreement} {z.cipher} {z.auth_tag} {z.hash}"
         )
     if isinstance(event, CallInsecure):
         return f"NOT SECURE: {event.reason}"

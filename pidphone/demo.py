@@ -229,13 +229,13 @@ async def _story(out: TextIO, workdir: Path, show: _Show) -> DemoResult:
         if not (isinstance(secure_a, CallSecure) and isinstance(secure_b, CallSecure)):
             raise DemoFailedError(f"unexpected {secure_a} {secure_b}")
         result.answer_to_sas = max(alice.time_of(secure_a), bob.time_of(secure_b)) - answered_at
-        say(f"Alice's phone shows SAS {secure_a.sas!r}, Bob's shows {secure_b.sas!r}")
-        if secure_a.sas != secure_b.sas:
-            raise DemoFailedError(f"the SAS differ: {secure_a.sas} != {secure_b.sas}")
-        result.sas, result.sas_scheme = secure_a.sas, secure_a.sas_scheme
+        za, zb = secure_a.secured, secure_b.secured
+        say(f"Alice's phone shows SAS {za.sas!r}, Bob's shows {zb.sas!r}")
+        if za.sas != zb.sas:
+            raise DemoFailedError(f"the SAS differ: {za.sas} != {zb.sas}")
+        result.sas, result.sas_scheme = za.sas, za.sas_scheme
         result.algorithms = (
-            f"{secure_a.key_agreement} {secure_a.cipher} {secure_a.auth_tag} "
-            f"{secure_a.hash} {secure_a.sas_scheme}"
+            f"{za.key_agreement} {za.cipher} {za.auth_tag} {za.hash} {za.sas_scheme}"
         )
         marks = (len(earpiece(alice.audio).frames), len(earpiece(bob.audio).frames))
         await asyncio.sleep(AUDIO_SECONDS / 2)

@@ -251,8 +251,8 @@ def test_secure_call_with_audio_both_ways_then_hang_up() -> None:
     (sa,) = alice.of(CallSecure)
     (sb,) = bob.of(CallSecure)
     assert isinstance(sa, CallSecure) and isinstance(sb, CallSecure)
-    assert sa.sas == sb.sas
-    assert not sa.verified
+    assert sa.secured.sas == sb.secured.sas
+    assert not sa.secured.verified
     assert abs(dominant_frequencies(b"".join(bob.played[-40:]))[0] - 1000) < 20
     assert abs(dominant_frequencies(b"".join(alice.played[-40:]))[0] - 700) < 20
 
@@ -371,7 +371,7 @@ def test_sas_confirmation_makes_the_next_call_verified() -> None:
     (sa,) = alice.of(CallSecure)
     (sb,) = bob.of(CallSecure)
     assert isinstance(sa, CallSecure) and isinstance(sb, CallSecure)
-    assert sa.verified and sb.verified and sa.sas == sb.sas
+    assert sa.secured.verified and sb.secured.verified and sa.secured.sas == sb.secured.sas
 
 
 def test_rejecting_the_sas_ends_the_call() -> None:

@@ -153,7 +153,7 @@ def test_ring_answer_by_hook_secure_screen_and_hang_up(tmp_path: Path) -> None:
             await bob.until(lambda e: isinstance(e, CallSecure))
             await asyncio.sleep(0.8)
             secure = next(e for e in alice.events if isinstance(e, CallSecure))
-            assert alice.screens.shown[-1].big == secure.sas
+            assert alice.screens.shown[-1].big == secure.secured.sas
             assert "secure" in alice.screens.shown[-1].icons
             assert abs(strongest(alice.heard()) - 700) < 20
             assert abs(strongest(bob.heard()) - 1000) < 20
@@ -385,7 +385,7 @@ def test_call_milestones_are_logged_with_the_call_id_and_peer(
             alice.engine.hangup(call.call_id)
             await bob.until(lambda e: isinstance(e, CallFinished))
             secure = next(e for e in alice.events if isinstance(e, CallSecure))
-            return call.call_id, secure.sas
+            return call.call_id, secure.secured.sas
 
     call_id, sas = asyncio.run(main())
     mine = [r for r in caplog.records if getattr(r, "CALL_ID", None) == call_id]

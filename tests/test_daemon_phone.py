@@ -219,7 +219,7 @@ def test_sighup_during_a_call_keeps_the_call_and_applies_the_config_after_it(
         assert await asyncio.wait_for(running, 10) == 0
         secure = next(e for e in events if isinstance(e, CallSecure))
         report: dict[str, object] = json.loads(out.getvalue())
-        report["caller_sas"] = secure.sas
+        report["caller_sas"] = secure.secured.sas
         return report
 
     report = asyncio.run(main())

@@ -14,15 +14,15 @@ from hypothesis import strategies as st
 
 from pidphone.app.media import (
     NO_ZRTP_REASON,
-    DtmfReceived,
     MediaConfig,
+    MediaDtmf,
     MediaEvent,
+    MediaPeerMoved,
+    MediaSecured,
+    MediaSecurityFailed,
+    MediaSecurityLost,
     MediaSession,
-    PeerAddressChanged,
     Policy,
-    SecurityEstablished,
-    SecurityFailed,
-    SecurityLost,
 )
 from pidphone.audio import g711
 from pidphone.audio.analysis import dominant_frequencies
@@ -144,11 +144,11 @@ def test_zrtp_then_srtp_audio_both_ways() -> None:
     b.session.start(0.0)
     run(a, b, 3.0)
 
-    (sa,) = a.of(SecurityEstablished)
-    (sb,) = b.of(SecurityEstablished)
-    assert isinstance(sa, SecurityEstablished) and isinstance(sb, SecurityEstablished)
-    assert sa.sas == sb.sas and len(sa.sas) == 4
-    assert {sa.role, sb.role} == {"initiator", "responder"}
+    (sa,) = a.of(MediaSecured)
+    (sb,) = b.of(MediaSecured)
+    assert isinstance(sa, MediaSecured) and isinstance(sb, MediaSecured)
+    assert sa.secured.sas == sb.secured.sas and len(sa.secured.sas) == 4
+    assert {sa.secured.role, sb.secured.role} == {"initiator", "responder"}
     assert a.session.security == b.session.security == "secure"
 
     # Each side decodes the other's tone from what it received over SRTP.
@@ -184,10 +184,10 @@ def test_require_peer_without_zrtp_fails_and_sends_no_rtp() -> None:
     # b speaks no ZRTP: it is never started, and a's ZRTP packets fall on deaf ears.
     run(a, b, 8.0, a_to_b=lambda data, now: classify(data) is not PacketKind.ZRTP)
 
-    failures = a.of(SecurityFailed)
+    failures = a.of(MediaSecurityFailed)
     assert len(failures) == 1
     failure = failures[0]
-    assert isinstance(failure, SecurityFailed)
+    assert isinstance(failure, MediaSecurityFailed)
     assert failure.reason == NO_ZRTP_REASON
     assert failure.fatal and failure.peer_without_zrtp
     assert rtp_sent(a) == []
@@ -205,8 +205,8 @@ def test_prefer_peer_without_zrtp_falls_back_to_clear_audio() -> None:
     no_zrtp: Link = lambda data, now: classify(data) is not PacketKind.ZRTP  # noqa: E731
     run(a, b, 10.0, a_to_b=no_zrtp, b_to_a=no_zrtp)
 
-    (failure,) = a.of(SecurityFailed)
-    assert isinstance(failure, SecurityFailed) and not failure.fatal
+    (failure,) = a.of(MediaSecurityFailed)
+    assert isinstance(failure, MediaSecurityFailed) and not failure.fatal
     # nothing in clear until the screen shows NOT SECURE (the call says so: allow_clear)
     assert security(a) == "insecure" and a.session.stats.clear_packets_sent == 0
     assert rtp_sent(a) == []
@@ -227,7 +227,7 @@ def test_symmetric_rtp_latches_onto_authenticated_source() -> None:
     assert a.session.remote == B_ADDR
     run(a, b, 0.5, start=now, b_source=nat)
     assert a.session.remote == nat
-    assert PeerAddressChanged(nat) in a.events
+    assert MediaPeerMoved(nat) in a.events
     assert a.sent[-1][2] == nat
 
 
@@ -251,7 +251,7 @@ def test_dtmf_arrives_as_one_key_press() -> None:
     now = run(a, b, 2.0)
     a.session.send_dtmf("5")
     run(a, b, 1.0, start=now)
-    assert [e for e in b.events if isinstance(e, DtmfReceived)] == [DtmfReceived("5")]
+    assert [e for e in b.events if isinstance(e, MediaDtmf)] == [MediaDtmf("5")]
 
 
 def test_rtcp_reports_go_out_over_srtcp() -> None:
@@ -442,7 +442,8 @@ def secured_pair() -> tuple[End, End, float]:
 
 def test_a_new_peer_stream_rekeys_by_multistream_and_keeps_the_sas() -> None:
     a, b, now = secured_pair()
-    (first,) = a.of(SecurityEstablished)
+    (first,) = a.of(MediaSecured)
+    assert isinstance(first, MediaSecured)
     old_key_packet, now = held_back_rtp(a, b, now)
     old_hash = a.session.hello_hash
 
@@ -477,11 +478,11 @@ def test_a_new_peer_stream_rekeys_by_multistream_and_keeps_the_sas() -> None:
 
     now = run(a, b, 2.0, start=now)
     # The call's SAS and event stand; audio flows both ways again.
-    assert a.of(SecurityEstablished) == [first] and len(b.of(SecurityEstablished)) == 1
-    assert a.session.secured == first
+    assert a.of(MediaSecured) == [first] and len(b.of(MediaSecured)) == 1
+    assert a.session.secured == first.secured
     assert abs(dominant_frequencies(b"".join(b.played[-50:]))[0] - 1000) < 20
     assert abs(dominant_frequencies(b"".join(a.played[-50:]))[0] - 700) < 20
-    assert not a.of(SecurityFailed) and not b.of(SecurityFailed)
+    assert not a.of(MediaSecurityFailed) and not b.of(MediaSecurityFailed)
 
     # New keys: a packet under the old ones, never seen by a, is refused.
     received, dropped = a.session.stats.packets_received, a.session.stats.dropped
@@ -528,9 +529,9 @@ def test_confirming_the_sas_after_a_new_stream_marks_the_call_verified() -> None
     run(a, b, 2.0, start=now)
     assert security(a) == "secure"
     a.session.confirm_sas(True)
-    (first,) = a.of(SecurityEstablished)
-    assert isinstance(first, SecurityEstablished)
-    entry = cache.load(first.peer_zid)
+    (first,) = a.of(MediaSecured)
+    assert isinstance(first, MediaSecured)
+    entry = cache.load(first.secured.peer_zid)
     assert entry is not None and entry.verified
 
 
@@ -577,7 +578,7 @@ def test_an_error_after_secure_is_ignored_under_both_policies(policy: Policy) ->
     a.session.receive_datagram(peer_zrtp(b, Error(0x20)), B_ADDR, now)
     now = run(a, b, 2.0, start=now)
     assert security(a) == security(b) == "secure" and a.session.secured == sas
-    assert not a.of(SecurityLost) and not a.of(SecurityFailed)
+    assert not a.of(MediaSecurityLost) and not a.of(MediaSecurityFailed)
     assert a.session.stats.drops["zrtp_after_secure"] == 1
     assert abs(dominant_frequencies(b"".join(a.played[-50:]))[0] - 700) < 20
     no_clear_audio(a)
@@ -603,8 +604,8 @@ def test_an_authenticated_goclear_stops_audio_both_ways_and_never_goes_clear(
     clear_mac = hmac.new(peer_key, b"GoClear ", "sha256").digest()[:8]
     a.session.receive_datagram(peer_zrtp(b, GoClear(clear_mac)), B_ADDR, now)
     a.drain()
-    (lost,) = a.of(SecurityLost)
-    assert isinstance(lost, SecurityLost) and "GoClear" in lost.reason
+    (lost,) = a.of(MediaSecurityLost)
+    assert isinstance(lost, MediaSecurityLost) and "GoClear" in lost.reason
     assert security(a) == "lost"
     replies = [parse_packet(d).message for d, _ in a.session.datagrams_to_send()]
     assert replies == [Error(0x100)]
@@ -629,8 +630,8 @@ def test_a_new_stream_that_fails_after_secure_loses_security_never_clear(policy:
     no_zrtp: Link = lambda data, t: classify(data) is not PacketKind.ZRTP  # noqa: E731
     now = run(a, b, 30.0, start=now, a_to_b=no_zrtp, b_to_a=no_zrtp)
     assert security(a) == security(b) == "lost"
-    assert a.of(SecurityLost) and b.of(SecurityLost)
-    assert not a.of(SecurityFailed) and not b.of(SecurityFailed)
+    assert a.of(MediaSecurityLost) and b.of(MediaSecurityLost)
+    assert not a.of(MediaSecurityFailed) and not b.of(MediaSecurityFailed)
     no_clear_audio(a)
     no_clear_audio(b)
 
@@ -652,7 +653,8 @@ def test_lost_security_comes_back_with_a_new_stream() -> None:
     a.session.set_remote(B_ADDR, b.session.hello_hash, now=now)
     now = run(a, b, 3.0, start=now)
     assert security(a) == security(b) == "secure"
-    assert a.of(SecurityEstablished) == [first, first]
+    assert first is not None
+    assert a.of(MediaSecured) == [MediaSecured(first), MediaSecured(first)]
     assert abs(dominant_frequencies(b"".join(a.played[-50:]))[0] - 700) < 20
     no_clear_audio(a)
 
@@ -672,7 +674,7 @@ def test_a_zrtp_looking_datagram_does_not_move_the_peer_address() -> None:
     hello.start(0.0)
     forged = next(d for d, _ in hello.datagrams_to_send() if classify(d) is PacketKind.ZRTP)
     a.session.receive_datagram(forged, evil, 0.0)
-    assert a.session.remote == B_ADDR and not a.of(PeerAddressChanged)
+    assert a.session.remote == B_ADDR and not a.of(MediaPeerMoved)
     assert a.session.stats.drops["zrtp_crc"] == 1
     assert a.session.stats.drops["zrtp_unauthenticated"] == 1
     run(a, b, 2.0)
@@ -696,7 +698,7 @@ def test_rtcp_from_another_port_moves_only_the_rtcp_destination() -> None:
     for data in rtcp:  # they arrive from b's RTCP port
         a.session.receive_datagram(data, b_rtcp, now)
     assert a.session.stats.rtcp_received == len(rtcp)
-    assert a.session.remote == B_ADDR and not a.of(PeerAddressChanged)
+    assert a.session.remote == B_ADDR and not a.of(MediaPeerMoved)
     mark = len(a.sent)
     run(a, b, 0.2, start=now)
     assert {addr for _, d, addr in a.sent[mark:] if classify(d) is PacketKind.RTP} == {B_ADDR}
@@ -763,5 +765,5 @@ def test_a_truncated_copy_of_accepted_srtcp_is_a_replay() -> None:
     received = a.session.stats.rtcp_received
     a.session.receive_datagram(accepted[-1][:-6], ("127.0.0.2", 7777), now)
     assert a.session.stats.rtcp_received == received
-    assert a.session.remote == B_ADDR and not a.of(PeerAddressChanged)
+    assert a.session.remote == B_ADDR and not a.of(MediaPeerMoved)
     assert a.session.stats.drops["srtcp_auth"] + a.session.stats.drops["srtcp_replay"] == 1

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pidphone.app.media import MediaConfig, SecurityEstablished
+from pidphone.app.media import MediaConfig, MediaDtmf, MediaSecured
 from pidphone.app.media_messages import (
     CloseMedia,
     MediaClosed,
@@ -42,6 +42,7 @@ from pidphone.drivers.udp import UdpSocket, open_udp
 from pidphone.ports import Address
 from pidphone.rtp import PacketKind, classify, stun
 from pidphone.zrtp.cache import MemoryZidCache
+from pidphone.zrtp.events import Secured
 
 
 @dataclass
@@ -115,12 +116,10 @@ def connect(a: Side, b: Side, config: MediaConfig | None = None) -> tuple[MediaO
     return oa, ob
 
 
-def secured(side: Side) -> SecurityEstablished:
-    event = side.wait(
-        lambda e: isinstance(e, MediaUpdate) and isinstance(e.event, SecurityEstablished)
-    )
-    assert isinstance(event, MediaUpdate) and isinstance(event.event, SecurityEstablished)
-    return event.event
+def secured(side: Side) -> Secured:
+    event = side.wait(lambda e: isinstance(e, MediaUpdate) and isinstance(e.event, MediaSecured))
+    assert isinstance(event, MediaUpdate) and isinstance(event.event, MediaSecured)
+    return event.event.secured
 
 
 def strongest(pcm: bytes) -> float:
@@ -148,10 +147,8 @@ def test_two_workers_secure_a_call_and_carry_audio_both_ways() -> None:
         a.worker.send(SetMicMuted(False))
 
         b.worker.send(SendDigit(1, "7"))
-        dtmf = a.wait(
-            lambda e: isinstance(e, MediaUpdate) and type(e.event).__name__ == "DtmfReceived"
-        )
-        assert isinstance(dtmf, MediaUpdate) and getattr(dtmf.event, "key", "") == "7"
+        dtmf = a.wait(lambda e: isinstance(e, MediaUpdate) and isinstance(e.event, MediaDtmf))
+        assert isinstance(dtmf, MediaUpdate) and dtmf.event == MediaDtmf("7")
 
         a.worker.send(QueryStats(1))
         report = a.wait(lambda e: isinstance(e, MediaStatsReport))

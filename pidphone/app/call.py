@@ -44,17 +44,18 @@ from pidphone.sdp import (
     read_number,
 )
 from pidphone.sip import events as sip_events
+from pidphone.zrtp.events import Secured
 
 from .call_state import CallState
 from .media import (
-    DtmfReceived,
     MediaConfig,
+    MediaDtmf,
+    MediaPeerMoved,
+    MediaSecretMismatch,
+    MediaSecured,
+    MediaSecurityFailed,
+    MediaSecurityLost,
     MediaStats,
-    PeerAddressChanged,
-    SecretMismatch,
-    SecurityEstablished,
-    SecurityFailed,
-    SecurityLost,
 )
 from .media_messages import (
     AllowClear,
@@ -146,15 +147,10 @@ class CallConnected(CallEvent):
 
 @dataclass(frozen=True)
 class CallSecure(CallEvent):
-    """ZRTP keyed the call: show the SAS."""
+    """ZRTP keyed the call: show the SAS. `secured` is the ZRTP session's own event (the SAS
+    and its scheme, whether it was verified before, the algorithms, the peer's ZID)."""
 
-    sas: str
-    sas_scheme: str
-    verified: bool
-    cipher: str
-    auth_tag: str
-    key_agreement: str
-    hash: str
+    secured: Secured
 
 
 @dataclass(frozen=True)
@@ -251,7 +247,7 @@ class Call:
         self.end_reason = ""
         self.answered_at: float | None = None
         self.secured_at: float | None = None
-        self.secured: SecurityEstablished | None = None
+        self.secured: Secured | None = None
         """ZRTP's result once the media reported it, for reports."""
         self.stats = MediaStats()
         """The media's counters as last reported (final once `media_closed`)."""
@@ -626,34 +622,23 @@ class Call:
         event = update.event
         if self.state == CallState.ENDED:
             return
-        if isinstance(event, SecurityEstablished):
-            self.secured = event
+        if isinstance(event, MediaSecured):
+            self.secured = event.secured
             self.secured_at = now
-            self._events.append(
-                CallSecure(
-                    self.call_id,
-                    sas=event.sas,
-                    sas_scheme=event.sas_scheme,
-                    verified=event.verified,
-                    cipher=event.cipher,
-                    auth_tag=event.auth_tag,
-                    key_agreement=event.key_agreement,
-                    hash=event.hash,
-                )
-            )
-        elif isinstance(event, SecretMismatch):
+            self._events.append(CallSecure(self.call_id, event.secured))
+        elif isinstance(event, MediaSecretMismatch):
             self._events.append(CallMismatch(self.call_id))
-        elif isinstance(event, SecurityFailed):
+        elif isinstance(event, MediaSecurityFailed):
             if event.fatal:
                 self._events.append(CallSecurityFailed(self.call_id, event.reason, event.code))
                 self.hangup(now, event.reason)
             else:
                 self._events.append(CallInsecure(self.call_id, event.reason))
-        elif isinstance(event, SecurityLost):
+        elif isinstance(event, MediaSecurityLost):
             self._events.append(CallSecurityLost(self.call_id, event.reason))
-        elif isinstance(event, DtmfReceived):
+        elif isinstance(event, MediaDtmf):
             self._events.append(CallDtmf(self.call_id, event.key))
-        elif isinstance(event, PeerAddressChanged):
+        elif isinstance(event, MediaPeerMoved):
             pass  # symmetric RTP at work; nothing for the screen
 
     def _finish(

@@ -419,7 +419,12 @@ def _phone_fact(event: SwitchboardEvent) -> pe.PhoneEvent | None:
         return pe.CallAnswered(cid)
     if isinstance(event, CallSecure):
         return pe.CallSecure(
-            cid, event.sas, event.sas_scheme, event.verified, event.cipher, event.key_agreement
+            cid,
+            event.secured.sas,
+            event.secured.sas_scheme,
+            event.secured.verified,
+            event.secured.cipher,
+            event.secured.key_agreement,
         )
     if isinstance(event, CallInsecure):
         return pe.CallNotSecure(cid, event.reason)

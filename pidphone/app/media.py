@@ -9,18 +9,18 @@ only through the worker's commands (`media_messages`).
 Security policy, the reason this module exists:
 - "require": no RTP or RTCP ever leaves in clear. Audio goes out only after ZRTP is `Secured`
   (RFC 6189 §4.6: the SRTP send context is installed then, not at key derivation). A ZRTP
-  failure, or a peer that never answers Hello, is a `SecurityFailed` with `fatal=True`; the
+  failure, or a peer that never answers Hello, is a `MediaSecurityFailed` with `fatal=True`; the
   call above hangs up.
 - "prefer": the same, except for a call that never negotiated ZRTP (no a=zrtp-hash in the
   peer's SDP, no peer Hello proven): when its exchange has an outcome that is not Secured,
-  `SecurityFailed(fatal=False)` is reported and audio stays off until `allow_clear()` says the
+  `MediaSecurityFailed(fatal=False)` is reported and audio stays off until `allow_clear()` says the
   screen shows NOT SECURE; only then does clear audio flow. A call that negotiated ZRTP and
   failed is fatal under both policies: an attacker who can break an exchange must not be able
   to turn it into a clear call.
 - Latch: a call that has been secure never carries clear audio again. If its security is lost
   for an authenticated reason (the peer's GoClear with a good MAC, a new a=zrtp-hash whose
   exchange fails, a Hello that does not match a later a=zrtp-hash), both SRTP contexts are
-  dropped: audio stops both ways, `SecurityLost` is reported, and the call above decides.
+  dropped: audio stops both ways, `MediaSecurityLost` is reported, and the call above decides.
 Received clear RTP is played only when we are ourselves in clear ("prefer" after a failure).
 
 A new ZRTP stream mid-call (RFC 6189 §4.4.3): when a re-INVITE carries a peer a=zrtp-hash other
@@ -193,28 +193,20 @@ class MediaEvent:
 
 
 @dataclass(frozen=True)
-class SecurityEstablished(MediaEvent):
-    """ZRTP finished: audio now goes out and comes in only as SRTP."""
+class MediaSecured(MediaEvent):
+    """ZRTP finished: audio now goes out and comes in only as SRTP. `secured` is the ZRTP
+    session's own event (SAS, algorithms, the peer's ZID)."""
 
-    sas: str
-    sas_scheme: str
-    verified: bool
-    cipher: str
-    auth_tag: str
-    key_agreement: str
-    hash: str
-    role: str
-    peer_zid: bytes
-    cache_mismatch: bool
+    secured: Secured
 
 
 @dataclass(frozen=True)
-class SecretMismatch(MediaEvent):
+class MediaSecretMismatch(MediaEvent):
     """The peer's retained secret did not match ours: possible man in the middle (§4.6.1.1)."""
 
 
 @dataclass(frozen=True)
-class SecurityFailed(MediaEvent):
+class MediaSecurityFailed(MediaEvent):
     """ZRTP did not secure the call; `fatal` under the require policy: the call must end."""
 
     reason: str
@@ -224,7 +216,7 @@ class SecurityFailed(MediaEvent):
 
 
 @dataclass(frozen=True)
-class SecurityLost(MediaEvent):
+class MediaSecurityLost(MediaEvent):
     """A call that was secure lost its security for an authenticated reason; audio has
     stopped both ways and never comes back in clear (only a new exchange can restore it)."""
 
@@ -232,14 +224,14 @@ class SecurityLost(MediaEvent):
 
 
 @dataclass(frozen=True)
-class DtmfReceived(MediaEvent):
+class MediaDtmf(MediaEvent):
     """The peer pressed a key (RFC 4733 telephone-event)."""
 
     key: str
 
 
 @dataclass(frozen=True)
-class PeerAddressChanged(MediaEvent):
+class MediaPeerMoved(MediaEvent):
     """Symmetric RTP latched onto a new peer address (RFC 4961)."""
 
     address: Address
@@ -334,8 +326,8 @@ class MediaSession:
         self._last_sr: tuple[int, float] | None = None
         """The middle 32 bits of the peer's last SR timestamp and when it arrived (LSR/DLSR)."""
         self._closed = False
-        self.secured: SecurityEstablished | None = None
-        """The SecurityEstablished event once ZRTP finished, for reports."""
+        self.secured: Secured | None = None
+        """ZRTP's `Secured` once the call's first exchange finished, for reports."""
 
     # ------------------------------------------------------------------ set-up
 
@@ -615,7 +607,7 @@ class MediaSession:
         fatal = self.config.policy == "require" or negotiated
         self._forget_keys()
         self._security = Security.FAILED if fatal else Security.INSECURE
-        self._events.append(SecurityFailed(reason, code, fatal, peer_without_zrtp))
+        self._events.append(MediaSecurityFailed(reason, code, fatal, peer_without_zrtp))
 
     def _lose(self, reason: str) -> None:
         """Security lost after having been secure: no keys, no audio either way, ever clear."""
@@ -625,7 +617,7 @@ class MediaSession:
         self._security = Security.LOST
         self._restored = False
         log.warning("media security lost: %s", reason)
-        self._events.append(SecurityLost(reason))
+        self._events.append(MediaSecurityLost(reason))
 
     # ------------------------------------------------------------------ ZRTP
 
@@ -679,23 +671,12 @@ class MediaSession:
                 # again only when it restores a security that was lost
                 if self._restored and self.secured is not None:
                     self._restored = False
-                    self._events.append(self.secured)
+                    self._events.append(MediaSecured(self.secured))
                 return
-            self.secured = SecurityEstablished(
-                sas=event.sas,
-                sas_scheme=event.sas_scheme,
-                verified=event.verified,
-                cipher=event.cipher,
-                auth_tag=event.auth_tag,
-                key_agreement=event.key_agreement,
-                hash=event.hash,
-                role=event.role,
-                peer_zid=event.peer_zid,
-                cache_mismatch=event.cache_mismatch,
-            )
-            self._events.append(self.secured)
+            self.secured = event
+            self._events.append(MediaSecured(event))
         elif isinstance(event, CacheMismatch):
-            self._events.append(SecretMismatch())
+            self._events.append(MediaSecretMismatch())
         elif isinstance(event, ZrtpFailed):
             if self._security in (Security.NEGOTIATING, Security.SECURE):
                 # Silence, not a refused Hello: a Hello that failed its a=zrtp-hash is an attack.
@@ -713,7 +694,7 @@ class MediaSession:
         """The peer's RTP now comes from `source`, which just authenticated: send there."""
         if source != self._remote:
             self._remote = source
-            self._events.append(PeerAddressChanged(source))
+            self._events.append(MediaPeerMoved(source))
 
     def _send_rtp(self, packet: bytes, remote: Address) -> None:
         """SRTP when secure; clear RTP only when the prefer policy fell back to clear. Callers
@@ -768,7 +749,7 @@ class MediaSession:
         elif payload_type == self._event_pt:
             press = self._dtmf_in.receive(payload, timestamp)
             if press is not None:
-                self._events.append(DtmfReceived(press.key))
+                self._events.append(MediaDtmf(press.key))
         else:
             self._drop("rtp_payload_type", source)
 

@@ -518,12 +518,12 @@ class Switchboard:
         elif isinstance(event, CallConnected):
             log.info("call answered", extra=fields)
         elif isinstance(event, CallSecure):
-            fields["SAS_VERIFIED"] = "yes" if event.verified else "no"
+            fields["SAS_VERIFIED"] = "yes" if event.secured.verified else "no"
             log.info(
                 "call secured: %s, %s, SAS %s",
-                event.key_agreement,
-                event.cipher,
-                "verified" if event.verified else "not verified",
+                event.secured.key_agreement,
+                event.secured.cipher,
+                "verified" if event.secured.verified else "not verified",
                 extra=fields,
             )
         elif isinstance(event, CallInsecure):
