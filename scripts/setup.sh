@@ -7,14 +7,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODE=${1:-test}
+# libopus0 (Opus) and libspandsp2 (G.722) are loaded through ctypes by pidphone.audio; Debian 13
+# renamed the latter libspandsp2t64 (same soname).
 RUNTIME_APT=(build-essential pkg-config python3-dev python3-venv libasound2-dev libsystemd-dev
-             alsa-utils openssl)
+             alsa-utils openssl libopus0 libspandsp2)
 TEST_APT=(kamailio kamailio-tls-modules linphone-cli iproute2 util-linux systemd tshark
           debootstrap systemd-container)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need=()
+if ! apt-cache show libspandsp2 >/dev/null 2>&1 && apt-cache show libspandsp2t64 >/dev/null 2>&1; then
+  RUNTIME_APT=("${RUNTIME_APT[@]/#libspandsp2/libspandsp2t64}")
+fi
 pkgs=("${RUNTIME_APT[@]}")
 [ "$MODE" = --runtime ] || pkgs+=("${TEST_APT[@]}")
 for p in "${pkgs[@]}"; do

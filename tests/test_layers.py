@@ -2,6 +2,11 @@
 
 core (sip sdp rtp zrtp srtp audio) imports no I/O and nothing above it; ports imports only
 core; app never imports drivers; drivers never import app.
+
+One exception, named module by module: a codec library (libopus, spandsp) is C code, and its
+binding in the core needs `ctypes`. Those modules only call pure functions of the library
+(PCM in, payload out), load it by soname (no `ctypes.util.find_library`, which runs programs)
+and do nothing else; every other core module stays without `ctypes`.
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ IO_MODULES = {
     "pathlib",
     "io",
     "logging",
+    "ctypes",
 }
+NATIVE_BINDINGS = {"pidphone.audio.libopus", "pidphone.audio.libspandsp"}
+"""Core modules that may import `ctypes` to bind a pure codec library (see the docstring)."""
 # `os.urandom` is the one thing from os the core needs; it must come in as a parameter or
 # through `secrets`, so plain `os` stays forbidden.
 
@@ -80,6 +88,8 @@ def forbidden(importer: str, imported: str) -> str | None:
     layer, target = layer_of(importer), layer_of(imported)
     top = imported.split(".", maxsplit=1)[0]
     if layer == "core":
+        if top == "ctypes" and importer in NATIVE_BINDINGS and imported != "ctypes.util":
+            return None
         if top in IO_MODULES:
             return "core may not do I/O"
         if target in {"app", "drivers", "ports", "root"}:
@@ -111,3 +121,10 @@ def test_rule_catches_core_io() -> None:
     assert forbidden("pidphone.drivers.oled", "pidphone.app.screen") is not None
     assert forbidden("pidphone.rtp.packet", "pidphone.errors") is None
     assert forbidden("pidphone.app.call", "pidphone.zrtp") is None
+
+
+def test_only_named_bindings_may_use_ctypes() -> None:
+    assert forbidden("pidphone.audio.libopus", "ctypes") is None
+    assert forbidden("pidphone.audio.libopus", "ctypes.util") is not None
+    assert forbidden("pidphone.audio.codec", "ctypes") is not None
+    assert forbidden("pidphone.sdp.message", "ctypes") is not None

@@ -10,6 +10,7 @@ import pytest
 
 from pidphone.audio import dominant_frequencies, rms, samples_of
 from pidphone.audio.plc import Concealer, find_pitch
+from pidphone.errors import LocalProtocolError
 
 
 def sine_frames(
@@ -42,6 +43,27 @@ def test_good_frames_pass_through_delayed() -> None:
 def test_find_pitch(frequency: float) -> None:
     history = [1000 * math.sin(2 * math.pi * frequency * n / 8000) for n in range(390)]
     assert find_pitch(history) == pytest.approx(8000 / frequency, abs=1)
+
+
+@pytest.mark.parametrize("frequency", [70.0, 100.0, 160.0, 200.0])
+def test_find_pitch_at_16_khz_covers_the_same_voices(frequency: float) -> None:
+    history = [1000 * math.sin(2 * math.pi * frequency * n / 16000) for n in range(780)]
+    assert find_pitch(history, 16000) == pytest.approx(16000 / frequency, abs=2)
+
+
+def test_concealer_at_16_khz_keeps_the_lengths_in_milliseconds() -> None:
+    concealer = Concealer(320, 16000)
+    assert concealer.delay == 60  # 3.75 ms, as 30 samples at 8 kHz
+    tone = struct.pack(
+        "<3200h", *(round(5000 * math.sin(2 * math.pi * 300 * n / 16000)) for n in range(3200))
+    )
+    for start in range(0, len(tone), 640):
+        concealer.good(tone[start : start + 640])
+    lost = b"".join(concealer.conceal() for _ in range(4))
+    assert dominant_frequencies(lost[:640], 16000, count=1) == [pytest.approx(300, abs=10)]
+    assert rms(lost[-640:]) < 0.6 * rms(lost[:640])  # fading from the second 10 ms on
+    with pytest.raises(LocalProtocolError):
+        Concealer(rate=11025)
 
 
 def test_concealment_continues_the_waveform_then_fades_to_silence() -> None:

@@ -1,4 +1,5 @@
-"""Pure audio processing on S16_LE mono PCM: G.711, concealment, tones, analysis, resampling."""
+"""Pure audio processing on S16_LE mono PCM: the voice codecs (G.711, G.722, Opus), concealment,
+tones, analysis, resampling."""
 
 from pidphone.audio.analysis import (
     detect_dtmf,
@@ -7,12 +8,14 @@ from pidphone.audio.analysis import (
     rms,
     samples_of,
 )
+from pidphone.audio.codec import Codec, make_codec
 from pidphone.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from pidphone.audio.plc import Concealer
 from pidphone.audio.resample import Resampler, resample
 from pidphone.audio.tones import ToneGenerator, ToneSpec, dtmf_frequencies, dtmf_tone, test_tone
 
 __all__ = [
+    "Codec",
     "Concealer",
     "Resampler",
     "ToneGenerator",
@@ -24,6 +27,7 @@ __all__ = [
     "dtmf_frequencies",
     "dtmf_tone",
     "goertzel_power",
+    "make_codec",
     "resample",
     "rms",
     "samples_of",

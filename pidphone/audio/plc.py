@@ -1,5 +1,7 @@
-"""Packet-loss concealment for G.711 after ITU-T G.711 Appendix I, on 8 kHz S16_LE PCM.
+"""Packet-loss concealment after ITU-T G.711 Appendix I, on S16_LE mono PCM.
 
+Appendix I is written for 8 kHz; at 16 kHz (G.722) every length in samples doubles, so the
+pitch search covers the same 66..200 Hz and each step lasts as long (`Concealer(rate=16000)`).
 How it works (the structure of Appendix I; constants in samples at 8 kHz):
 
 * Output is delayed by 30 samples (3.75 ms, a quarter of the longest pitch period), and the
@@ -22,21 +24,58 @@ from __future__ import annotations
 
 import math
 import struct
+from dataclasses import dataclass
+from functools import lru_cache
 
-_PITCH_MIN = 40
-_PITCH_MAX = 120
-_OVERLAP_MAX = _PITCH_MAX // 4
-_HISTORY = 3 * _PITCH_MAX + _OVERLAP_MAX
-_CORR_LEN = 160
-_UNIT = 80
+from pidphone.errors import LocalProtocolError
+
 _ATTENUATION = 0.2
-_ATTENUATION_STEP = _ATTENUATION / _UNIT
-_OVERLAP_STEP = 32
 _MIN_POWER = 250.0
 _SILENT_AFTER = 6
 """10 ms units of synthetic signal before the output is silent (60 ms)."""
-_DELAY_BYTES = 2 * _OVERLAP_MAX
-_HISTORY_BYTES = 2 * _HISTORY
+
+
+@dataclass(frozen=True)
+class _Lengths:
+    """Appendix I's lengths in samples at 8000 * `scale` Hz."""
+
+    scale: int
+
+    @property
+    def pitch_min(self) -> int:
+        return 40 * self.scale
+
+    @property
+    def pitch_max(self) -> int:
+        return 120 * self.scale
+
+    @property
+    def overlap_max(self) -> int:
+        return self.pitch_max // 4
+
+    @property
+    def history(self) -> int:
+        return 3 * self.pitch_max + self.overlap_max
+
+    @property
+    def corr_len(self) -> int:
+        return 160 * self.scale
+
+    @property
+    def unit(self) -> int:
+        """10 ms."""
+        return 80 * self.scale
+
+    @property
+    def overlap_step(self) -> int:
+        return 32 * self.scale
+
+
+@lru_cache(maxsize=4)
+def _lengths(rate: int) -> _Lengths:
+    if rate <= 0 or rate % 8000:
+        raise LocalProtocolError(f"concealment works at a multiple of 8000 Hz, not {rate}")
+    return _Lengths(rate // 8000)
 
 
 def _to_pcm(samples: list[float]) -> bytes:
@@ -51,44 +90,60 @@ def _overlap_add(fading_out: list[float], fading_in: list[float]) -> list[float]
     ]
 
 
-def find_pitch(history: list[float]) -> int:
-    """The pitch period in samples (40..120) of the end of `history` (at least 390 samples)."""
+def find_pitch(history: list[float], rate: int = 8000) -> int:
+    """The pitch period in samples (40..120 at 8 kHz) of the end of `history` (at least 390
+    samples at 8 kHz)."""
+    lengths = _lengths(rate)
+    corr_len, scale = lengths.corr_len, lengths.scale
     end = len(history)
-    target = history[end - _CORR_LEN :]
+    target = history[end - corr_len :]
 
     def score(lag: int, step: int) -> float:
-        candidate = history[end - _CORR_LEN - lag : end - lag]
-        corr = sum(target[i] * candidate[i] for i in range(0, _CORR_LEN, step))
-        energy = sum(candidate[i] * candidate[i] for i in range(0, _CORR_LEN, step))
-        return corr / math.sqrt(max(energy, _MIN_POWER))
+        candidate = history[end - corr_len - lag : end - lag]
+        corr = sum(target[i] * candidate[i] for i in range(0, corr_len, step))
+        energy = sum(candidate[i] * candidate[i] for i in range(0, corr_len, step))
+        return corr / math.sqrt(max(energy, _MIN_POWER * scale))
 
-    coarse = max(range(_PITCH_MIN, _PITCH_MAX + 1, 2), key=lambda lag: score(lag, 2))
+    coarse_step = 2 * scale
+    coarse = max(
+        range(lengths.pitch_min, lengths.pitch_max + 1, coarse_step),
+        key=lambda lag: score(lag, coarse_step),
+    )
     # a multiple of the period correlates as well as the period itself: prefer a third or
     # a half of the lag when it is nearly as good, so the loop holds one period
     best = score(coarse, 1)
     for divisor in (3, 2):
         shorter = round(coarse / divisor)
-        if shorter >= _PITCH_MIN and score(shorter, 1) >= 0.9 * best:
+        if shorter >= lengths.pitch_min and score(shorter, 1) >= 0.9 * best:
             coarse = shorter
             break
-    fine = range(max(_PITCH_MIN, coarse - 1), min(_PITCH_MAX, coarse + 1) + 1)
+    fine = range(max(lengths.pitch_min, coarse - scale), min(lengths.pitch_max, coarse + scale) + 1)
     return max(fine, key=lambda lag: score(lag, 1))
 
 
 class Concealer:
     """Conceals lost 20 ms frames of one decoded stream (see the module docstring)."""
 
-    def __init__(self, frame_samples: int = 160) -> None:
+    def __init__(self, frame_samples: int = 160, rate: int = 8000) -> None:
         self.frame_samples = frame_samples
-        self._history = bytes(_HISTORY_BYTES)
+        self.rate = rate
+        self._n = n = _lengths(rate)
+        self._delay_bytes = 2 * n.overlap_max
+        self._history_bytes = 2 * n.history
+        self._history = bytes(self._history_bytes)
         self._erased = 0
         """10 ms units concealed in the current loss."""
-        self._pitch = _PITCH_MIN
-        self._overlap = _PITCH_MIN // 4
+        self._pitch = n.pitch_min
+        self._overlap = n.pitch_min // 4
         self._buffer: list[float] = []
         self._length = 0
         self._offset = 0
         self._last_quarter: list[float] = []
+
+    @property
+    def delay(self) -> int:
+        """Samples by which the output lags the input (a quarter of the longest period)."""
+        return self._n.overlap_max
 
     def good(self, pcm: bytes) -> bytes:
         """Record a received frame; return the frame to play (delayed by 3.75 ms, and
@@ -100,17 +155,18 @@ class Concealer:
     def conceal(self) -> bytes:
         """Return one frame to play in place of a lost one."""
         samples: list[float] = []
-        for _ in range(max(1, self.frame_samples // _UNIT)):
+        for _ in range(max(1, self.frame_samples // self._n.unit)):
             samples.extend(self._unit())
         return self._push(_to_pcm(samples))
 
     def _push(self, pcm: bytes) -> bytes:
         joined = self._history + pcm
-        self._history = joined[-_HISTORY_BYTES:]
-        return joined[len(joined) - len(pcm) - _DELAY_BYTES : len(joined) - _DELAY_BYTES]
+        self._history = joined[-self._history_bytes :]
+        delay = self._delay_bytes
+        return joined[len(joined) - len(pcm) - delay : len(joined) - delay]
 
     def _synthesize(self, count: int) -> list[float]:
-        start = _HISTORY - self._length
+        start = self._n.history - self._length
         out = []
         buffer, offset, length = self._buffer, self._offset, self._length
         for _ in range(count):
@@ -122,58 +178,61 @@ class Concealer:
         return out
 
     def _start(self) -> None:
-        history = [float(s) for s in struct.unpack(f"<{_HISTORY}h", self._history)]
-        pitch = find_pitch(history)
+        size = self._n.history
+        history = [float(s) for s in struct.unpack(f"<{size}h", self._history)]
+        pitch = find_pitch(history, self.rate)
         overlap = pitch // 4
         self._pitch, self._overlap = pitch, overlap
-        self._last_quarter = history[_HISTORY - overlap :]
-        before = history[_HISTORY - pitch - overlap : _HISTORY - pitch]
-        history[_HISTORY - overlap :] = _overlap_add(self._last_quarter, before)
+        self._last_quarter = history[size - overlap :]
+        before = history[size - pitch - overlap : size - pitch]
+        history[size - overlap :] = _overlap_add(self._last_quarter, before)
         self._buffer = history
         self._length = pitch
         self._offset = 0
         # the blended end is still in the delay line, not yet played: replace it
-        self._history = self._history[: -2 * overlap] + _to_pcm(history[_HISTORY - overlap :])
+        self._history = self._history[: -2 * overlap] + _to_pcm(history[size - overlap :])
 
     def _grow(self) -> None:
         """Add one period to the pitch buffer, blending its end into the new start."""
         self._length += self._pitch
-        start = _HISTORY - self._length
+        start = self._n.history - self._length
         before = self._buffer[start - self._overlap : start]
-        self._buffer[_HISTORY - self._overlap :] = _overlap_add(self._last_quarter, before)
+        self._buffer[self._n.history - self._overlap :] = _overlap_add(self._last_quarter, before)
 
     def _attenuate(self, samples: list[float], unit: int) -> list[float]:
         gain = 1.0 - (unit - 1) * _ATTENUATION
+        step = _ATTENUATION / self._n.unit
         out = []
         for s in samples:
             out.append(s * max(0.0, gain))
-            gain -= _ATTENUATION_STEP
+            gain -= step
         return out
 
     def _unit(self) -> list[float]:
         unit = self._erased
         self._erased += 1
+        size = self._n.unit
         if unit == 0:
             self._start()
-            return self._synthesize(_UNIT)
+            return self._synthesize(size)
         if unit >= _SILENT_AFTER:
-            return [0.0] * _UNIT
+            return [0.0] * size
         if unit <= 2:
             saved = self._offset
             tail = self._synthesize(self._overlap)
             self._offset = saved
             self._grow()
-            out = self._synthesize(_UNIT)
+            out = self._synthesize(size)
             out[: self._overlap] = _overlap_add(tail, out[: self._overlap])
         else:
-            out = self._synthesize(_UNIT)
+            out = self._synthesize(size)
         return self._attenuate(out, unit)
 
     def _blend_in(self, pcm: bytes) -> bytes:
         unit = self._erased
         self._erased = 0
         count = len(pcm) // 2
-        length = min(count, _UNIT, self._overlap + (unit - 1) * _OVERLAP_STEP)
+        length = min(count, self._n.unit, self._overlap + (unit - 1) * self._n.overlap_step)
         if unit >= _SILENT_AFTER:
             synthetic = [0.0] * length
         else:
