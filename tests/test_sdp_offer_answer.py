@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from pidphone.errors import LocalProtocolError
 from pidphone.sdp import (
+    CODECS,
+    DEFAULT_CODECS,
     DIRECTIONS,
     MediaParams,
     NoCommonCodec,
@@ -24,8 +26,12 @@ HASH_A = "ab" * 32
 HASH_B = "cd" * 32
 
 
+G711 = ("PCMU", "PCMA")
+
+
 def offer(**kwargs: object) -> SessionDescription:
     args: dict[str, object] = {
+        "codecs": G711,
         "address": ("192.0.2.1", 4000),
         "zrtp_hash": HASH_A,
         "session_id": 7,
@@ -37,6 +43,7 @@ def offer(**kwargs: object) -> SessionDescription:
 
 def answer(to: SessionDescription, **kwargs: object) -> SessionDescription:
     args: dict[str, object] = {
+        "codecs": G711,
         "address": ("192.0.2.2", 5000),
         "zrtp_hash": HASH_B,
         "session_id": 9,
@@ -81,7 +88,7 @@ def test_offer_options() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"codecs": ("G722",)}, "unsupported codec"),
+        ({"codecs": ("G729",)}, "unsupported codec"),
         ({"codecs": ()}, "at least one codec"),
         ({"direction": "both"}, "direction must be"),
     ],
@@ -126,13 +133,13 @@ def test_negotiate_with_linphone_answer_picks_first_common_codec() -> None:
     )
 
 
-def test_answer_follows_our_codec_preference_and_offer_payload_numbers() -> None:
+def test_answer_follows_the_offer_order_and_payload_numbers() -> None:
     remote = SessionDescription.parse(
         b"v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nt=0 0\r\n"
-        b"m=audio 7000 RTP/AVP 0 96 97\r\nc=IN IP4 10.0.0.9\r\n"
+        b"m=audio 7000 RTP/AVP 96 0 97\r\nc=IN IP4 10.0.0.9\r\n"
         b"a=rtpmap:96 pcma/8000\r\na=rtpmap:97 telephone-event/8000\r\na=ptime:30\r\n"
     )
-    sd = answer(remote, codecs=("PCMA", "PCMU"))
+    sd = answer(remote, codecs=("PCMU", "PCMA"))
     assert sd.media[0].formats == ("96", "97")
     assert sd.media[0].values("rtpmap") == ("96 PCMA/8000", "97 telephone-event/8000")
     mine, theirs = negotiate(sd, remote), negotiate(remote, sd)
@@ -144,8 +151,8 @@ def test_answer_follows_our_codec_preference_and_offer_payload_numbers() -> None
 
 
 def test_offerer_and_answerer_agree() -> None:
-    o = offer(codecs=("PCMU", "PCMA"))
-    a = answer(o, codecs=("PCMA", "PCMU"))
+    o = offer(codecs=("PCMA", "PCMU"))
+    a = answer(o, codecs=("PCMU", "PCMA"))
     at_offerer, at_answerer = negotiate(o, a), negotiate(a, o)
     assert at_offerer.codec == at_answerer.codec == "PCMA"
     assert at_offerer.payload_type == at_answerer.payload_type == 8
@@ -212,7 +219,9 @@ def test_other_streams_are_refused_with_port_zero() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        b"m=audio 7000 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\n",
+        b"m=audio 7000 RTP/AVP 96\r\na=rtpmap:96 speex/16000\r\n",
+        b"m=audio 7000 RTP/AVP 96\r\na=rtpmap:96 G722/16000\r\n",
+        b"m=audio 7000 RTP/AVP 96\r\na=rtpmap:96 opus/48000/6\r\n",
         b"m=audio 7000 RTP/SAVP 0 8\r\n",
         b"m=audio 7000 RTP/AVP 96\r\na=rtpmap:96 PCMU/16000\r\n",
         b"m=video 7000 RTP/AVP 0\r\n",
@@ -225,10 +234,10 @@ def test_no_common_codec_is_488(body: bytes) -> None:
         b"v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n" + body
     )
     with pytest.raises(NoCommonCodec) as info:
-        answer(remote)
+        answer(remote, codecs=DEFAULT_CODECS)
     assert info.value.error_status_hint == 488
     with pytest.raises(NoCommonCodec):
-        negotiate(offer(), remote)
+        negotiate(offer(codecs=DEFAULT_CODECS), remote)
 
 
 def test_answer_refusing_our_stream_fails_negotiation() -> None:
@@ -369,7 +378,7 @@ def test_strange_offers_give_an_answer_or_488(data: st.DataObject) -> None:
     except SdpParseError:
         return
     try:
-        sd = answer(remote)
+        sd = answer(remote, codecs=DEFAULT_CODECS)
     except NoCommonCodec:
         return
     offered = {f for m in remote.media for f in m.formats}
@@ -378,4 +387,5 @@ def test_strange_offers_give_an_answer_or_488(data: st.DataObject) -> None:
         params = negotiate(sd, remote)
     except NoCommonCodec:
         return
-    assert params.codec in ("PCMU", "PCMA")
+    assert params.codec in DEFAULT_CODECS
+    assert params.clock_rate == CODECS[params.codec].clock_rate

@@ -1,8 +1,8 @@
 """SDP (RFC 8866) and the offer/answer model (RFC 3264) for pidphone's one audio stream. Pure.
 
 `SessionDescription.parse(data)` / `bytes(sd)` read and write descriptions; `build_offer`,
-`build_answer`, `negotiate` and `with_direction` carry out offer/answer for G.711 audio with
-telephone-event and `a=zrtp-hash`.
+`build_answer`, `negotiate` and `with_direction` carry out offer/answer for Opus, G.722 and
+G.711 audio with telephone-event and `a=zrtp-hash`.
 """
 
 from pidphone.sdp.message import (
@@ -18,17 +18,25 @@ from pidphone.sdp.message import (
     read_number,
 )
 from pidphone.sdp.offer_answer import (
+    CODECS,
+    DEFAULT_CODECS,
+    CodecSpec,
     MediaParams,
     NoCommonCodec,
     build_answer,
     build_offer,
     negotiate,
+    opus_fmtp,
+    parse_fmtp,
     with_direction,
 )
 
 __all__ = [
+    "CODECS",
+    "DEFAULT_CODECS",
     "DIRECTIONS",
     "Attribute",
+    "CodecSpec",
     "Connection",
     "MediaDescription",
     "MediaParams",
@@ -41,6 +49,8 @@ __all__ = [
     "build_answer",
     "build_offer",
     "negotiate",
+    "opus_fmtp",
+    "parse_fmtp",
     "read_number",
     "with_direction",
 ]

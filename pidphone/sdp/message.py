@@ -140,7 +140,11 @@ class RtpMap:
     channels: int | None = None
 
 
-STATIC_PAYLOAD_TYPES: dict[int, RtpMap] = {0: RtpMap("PCMU", 8000), 8: RtpMap("PCMA", 8000)}
+STATIC_PAYLOAD_TYPES: dict[int, RtpMap] = {
+    0: RtpMap("PCMU", 8000),
+    8: RtpMap("PCMA", 8000),
+    9: RtpMap("G722", 8000),  # RFC 3551 §4.5.2: an 8000 Hz clock for 16 kHz audio
+}
 """The static RTP/AVP payload types pidphone speaks (RFC 3551 §6); others need an rtpmap."""
 
 

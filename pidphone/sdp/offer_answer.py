@@ -1,19 +1,29 @@
-"""The offer/answer model (RFC 3264) for one G.711 audio stream keyed by ZRTP.
+"""The offer/answer model (RFC 3264) for one audio stream keyed by ZRTP.
 
-pidphone offers RTP/AVP audio with PCMU and/or PCMA (static payload types 0 and 8, in the
-configured order), telephone-event/8000 (RFC 4733) as payload type 101, ptime 20, a direction
-attribute and `a=zrtp-hash` (RFC 6189 §8). It answers with exactly one voice codec (its own
-first choice among those offered, under the offer's payload type number) so that both ends
-send the same codec; the answer never lists a format the offer did not (§6.1). Every other
-m-line is refused with port 0 (§6). `negotiate` turns a local and a remote description into
-the parameters the media session needs.
+pidphone offers RTP/AVP audio with the configured voice codecs in the configured order — Opus
+(RFC 7587: opus/48000/2 with its fmtp), G.722 (static payload type 9, G722/8000: an 8000 Hz RTP
+clock although it samples at 16 kHz, RFC 3551 §4.5.2), PCMU and PCMA (0 and 8) —,
+telephone-event (RFC 4733) at the clock rate of every offered codec (§2.1: 48000 beside Opus,
+8000 beside the rest), ptime 20, a direction attribute and `a=zrtp-hash` (RFC 6189 §8).
+
+As answerer it picks one voice codec: the first codec in the *offer's* order that it has
+enabled (RFC 3264 §6.1: the offerer lists its preferred formats first). That is what desk
+phones do by default, and it is the safer choice: an offerer that puts G.711 first often knows
+something about the path (a PSTN gateway that would otherwise transcode, a narrow uplink), and
+two pidphones both offer wideband first anyway. The answer names exactly that codec under the
+offer's payload type number, and the offer's telephone-event at the same clock rate (else at
+any rate it offered), so both ends send the same codec; it never lists a format the offer did
+not (§6.1). Every other m-line is refused with port 0 (§6). `negotiate` turns a local and a
+remote description into the parameters the media session needs; after a re-INVITE it names
+the codec of the new exchange, which may differ from the call's first one.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from pidphone.errors import LocalProtocolError, RemoteProtocolError
 from pidphone.sdp.message import (
@@ -28,14 +38,45 @@ from pidphone.sdp.message import (
     read_number,
 )
 
-SUPPORTED_CODECS = {"PCMU": 0, "PCMA": 8}
-"""Voice codecs pidphone can encode, with their static RTP/AVP payload type (RFC 3551)."""
+
+@dataclass(frozen=True)
+class CodecSpec:
+    """How a voice codec appears in SDP."""
+
+    name: str
+    """The encoding name in a=rtpmap, as pidphone writes it (matched without case)."""
+    clock_rate: int
+    """The RTP clock rate in a=rtpmap (not always the sample rate: G.722)."""
+    channels: int | None
+    """The channel count in a=rtpmap (Opus always says 2, RFC 7587 §7), or None."""
+    payload_type: int
+    """The static payload type (RFC 3551 §6), or the dynamic one pidphone offers."""
+    wideband: bool
+    """It carries more than the 300-3400 Hz telephone band."""
+
+
+CODECS: dict[str, CodecSpec] = {
+    "opus": CodecSpec("opus", 48000, 2, 111, wideband=True),
+    "G722": CodecSpec("G722", 8000, None, 9, wideband=True),
+    "PCMU": CodecSpec("PCMU", 8000, None, 0, wideband=False),
+    "PCMA": CodecSpec("PCMA", 8000, None, 8, wideband=False),
+}
+"""Voice codecs pidphone can negotiate, by the name the config uses."""
+
+DEFAULT_CODECS = ("opus", "G722", "PCMU", "PCMA")
+"""The default order of preference: wideband first."""
 
 TELEPHONE_EVENT_PT = 101
 """The dynamic payload type pidphone offers for telephone-event/8000."""
 
+TELEPHONE_EVENT_PTS = {8000: TELEPHONE_EVENT_PT, 48000: 110}
+"""The payload type pidphone offers telephone-event with, per clock rate."""
+
 TELEPHONE_EVENT_FMTP = "0-16"
 """DTMF digits, * and #, A-D and flash (RFC 4733 §3.2)."""
+
+OPUS_MAX_RATE = 48000
+"""Hz: the default maxplaybackrate and sprop-maxcapturerate pidphone announces for Opus."""
 
 ZRTP_VERSION = "1.10"
 """The ZRTP protocol version named in a=zrtp-hash (RFC 6189 §8.1)."""
@@ -54,6 +95,9 @@ class NoCommonCodec(RemoteProtocolError):  # noqa: N818 (the name the SIP layer 
         super().__init__(msg, error_status_hint=488)
 
 
+_NO_PARAMETERS: Mapping[str, str] = types.MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class MediaParams:
     """What the media session needs from a completed offer/answer exchange."""
@@ -61,11 +105,11 @@ class MediaParams:
     remote_address: tuple[str, int]
     """Where to send RTP and ZRTP: the peer's connection address and m= port."""
     payload_type: int
-    """The RTP payload type number to send the voice codec with."""
+    """The RTP payload type number to send the voice codec with (and to expect)."""
     codec: str
-    """"PCMU" or "PCMA"."""
+    """"opus", "G722", "PCMU" or "PCMA" (pidphone.audio.codec.make_codec takes it)."""
     telephone_event_pt: int | None
-    """The peer's payload type for telephone-event/8000, None if DTMF events are not agreed."""
+    """The peer's payload type for telephone-event, None if DTMF events are not agreed."""
     direction: str
     """Our direction after both sides have spoken: "sendrecv", "sendonly", "recvonly" or
     "inactive"."""
@@ -73,6 +117,22 @@ class MediaParams:
     """The peer's a=zrtp-hash (version 1.10) as lower-case hex, to check its Hello against."""
     ptime: int
     """The packet duration in ms the peer wants to receive."""
+    clock_rate: int = 8000
+    """The codec's RTP clock rate: timestamps count in it (48000 for Opus, 8000 for G.722)."""
+    fmtp: Mapping[str, str] = field(default_factory=lambda: _NO_PARAMETERS)
+    """The peer's format parameters for the codec (what it wants to receive, RFC 7587 §6.1:
+    useinbandfec, usedtx, maxplaybackrate, maxaveragebitrate …), keys in lower case."""
+    telephone_event_rate: int = 8000
+    """The clock rate of the telephone-event payload type (RFC 4733 §2.1)."""
+
+    @property
+    def wideband(self) -> bool:
+        """The call carries wideband audio ("HD" on the screen)."""
+        spec = CODECS.get(self.codec)
+        if spec is None or not spec.wideband:
+            return False
+        rate = read_number(self.fmtp.get("maxplaybackrate", "48000"), 6)
+        return rate is None or rate > 8000
 
 
 def _addrtype(host: str) -> str:
@@ -87,28 +147,59 @@ def _check_direction(direction: str) -> None:
         raise LocalProtocolError(f"SDP direction must be one of {DIRECTIONS}: {direction!r}")
 
 
-def _codec_payload_types(codecs: Sequence[str]) -> list[tuple[str, int]]:
+def _codec_specs(codecs: Sequence[str]) -> list[CodecSpec]:
     if not codecs:
         raise LocalProtocolError("at least one codec is needed")
-    chosen: list[tuple[str, int]] = []
+    chosen: list[CodecSpec] = []
     for name in codecs:
-        if name not in SUPPORTED_CODECS:
-            raise LocalProtocolError(f"unsupported codec {name!r}: use PCMU or PCMA")
-        if (name, SUPPORTED_CODECS[name]) not in chosen:
-            chosen.append((name, SUPPORTED_CODECS[name]))
+        spec = CODECS.get(name)
+        if spec is None:
+            raise LocalProtocolError(f"unsupported codec {name!r}: use one of {tuple(CODECS)}")
+        if spec not in chosen:
+            chosen.append(spec)
     return chosen
 
 
+def _rtpmap_text(pt: int, encoding: str, clock_rate: int, channels: int | None) -> str:
+    return f"{pt} {encoding}/{clock_rate}" + ("" if channels is None else f"/{channels}")
+
+
+def opus_fmtp(max_rate: int = OPUS_MAX_RATE, *, dtx: bool = False) -> str:
+    """What pidphone asks of an Opus sender (RFC 7587 §6.1): in-band FEC on, DTX as asked,
+    mono, audio up to `max_rate` Hz (the earpiece's rate)."""
+    return (
+        f"maxplaybackrate={max_rate}; sprop-maxcapturerate={max_rate}; stereo=0; "
+        f"sprop-stereo=0; useinbandfec=1; usedtx={int(dtx)}"
+    )
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """A voice codec and the payload type number it goes by in this description."""
+
+    spec: CodecSpec
+    pt: int
+
+
 def _audio_attributes(
-    codecs: list[tuple[str, int]],
-    event_pt: int | None,
+    codecs: Sequence[_Chosen],
+    events: Sequence[tuple[int, int]],
     zrtp_hash: str | None,
     direction: str,
+    opus_parameters: str,
 ) -> tuple[Attribute, ...]:
-    attributes = [Attribute("rtpmap", f"{pt} {name}/8000") for name, pt in codecs]
-    if event_pt is not None:
-        attributes.append(Attribute("rtpmap", f"{event_pt} telephone-event/8000"))
-        attributes.append(Attribute("fmtp", f"{event_pt} {TELEPHONE_EVENT_FMTP}"))
+    """rtpmap (and fmtp) for every codec, then telephone-event as (pt, rate) pairs."""
+    attributes: list[Attribute] = []
+    for chosen in codecs:
+        spec = chosen.spec
+        attributes.append(
+            Attribute("rtpmap", _rtpmap_text(chosen.pt, spec.name, spec.clock_rate, spec.channels))
+        )
+        if spec.name == "opus":
+            attributes.append(Attribute("fmtp", f"{chosen.pt} {opus_parameters}"))
+    for pt, rate in events:
+        attributes.append(Attribute("rtpmap", f"{pt} telephone-event/{rate}"))
+        attributes.append(Attribute("fmtp", f"{pt} {TELEPHONE_EVENT_FMTP}"))
     attributes.append(Attribute("ptime", str(DEFAULT_PTIME)))
     if zrtp_hash is not None:
         attributes.append(Attribute("zrtp-hash", f"{ZRTP_VERSION} {zrtp_hash}"))
@@ -135,23 +226,30 @@ def _session(
 def build_offer(
     *,
     address: tuple[str, int],
-    codecs: Sequence[str] = ("PCMU", "PCMA"),
+    codecs: Sequence[str] = DEFAULT_CODECS,
     zrtp_hash: str | None,
     direction: str = "sendrecv",
     session_id: int,
     session_version: int,
     username: str = "pidphone",
+    opus_max_rate: int = OPUS_MAX_RATE,
+    opus_dtx: bool = False,
 ) -> SessionDescription:
-    """An offer of one audio stream received at `address` (RFC 3264 §5)."""
+    """An offer of one audio stream received at `address` (RFC 3264 §5), the voice codecs in
+    the order of `codecs`, telephone-event at each of their clock rates."""
     _check_direction(direction)
-    chosen = _codec_payload_types(codecs)
-    formats = (*(str(pt) for _, pt in chosen), str(TELEPHONE_EVENT_PT))
+    chosen = [_Chosen(spec, spec.payload_type) for spec in _codec_specs(codecs)]
+    rates = sorted({c.spec.clock_rate for c in chosen}, key=lambda r: r != 48000)
+    events = [(TELEPHONE_EVENT_PTS[rate], rate) for rate in rates]
+    formats = (*(str(c.pt) for c in chosen), *(str(pt) for pt, _ in events))
     audio = MediaDescription(
         media="audio",
         port=address[1],
         proto=PROFILE,
         formats=formats,
-        attributes=_audio_attributes(chosen, TELEPHONE_EVENT_PT, zrtp_hash, direction),
+        attributes=_audio_attributes(
+            chosen, events, zrtp_hash, direction, opus_fmtp(opus_max_rate, dtx=opus_dtx)
+        ),
     )
     return _session(address[0], session_id, session_version, username, (audio,))
 
@@ -176,12 +274,16 @@ def _stream_direction(sd: SessionDescription, media: MediaDescription) -> str:
     return media.direction or sd.direction or "sendrecv"
 
 
-def _is_g711(rtpmap: RtpMap, name: str) -> bool:
-    return (
-        rtpmap.encoding.upper() == name
-        and rtpmap.clock_rate == 8000
-        and rtpmap.channels in (None, 1)
-    )
+def _spec_of(rtpmap: RtpMap) -> CodecSpec | None:
+    """The codec an rtpmap names, if pidphone has it at that clock rate (G.722 only at 8000:
+    a peer that writes G722/16000 would stamp its packets at the wrong rate)."""
+    encoding = rtpmap.encoding.lower()
+    for spec in CODECS.values():
+        if encoding == spec.name.lower() and rtpmap.clock_rate == spec.clock_rate:
+            if spec.name == "opus":
+                return spec if rtpmap.channels in (None, 1, 2) else None
+            return spec if rtpmap.channels in (None, 1) else None
+    return None
 
 
 def _payload_types(media: MediaDescription) -> list[tuple[int, RtpMap]]:
@@ -195,11 +297,23 @@ def _payload_types(media: MediaDescription) -> list[tuple[int, RtpMap]]:
     return found
 
 
-def _telephone_event(media: MediaDescription) -> int | None:
-    for pt, rtpmap in _payload_types(media):
-        if rtpmap.encoding.lower() == "telephone-event" and rtpmap.clock_rate == 8000:
-            return pt
-    return None
+def _telephone_events(media: MediaDescription) -> list[tuple[int, int]]:
+    """(payload type, clock rate) of every telephone-event format, in the line's order."""
+    return [
+        (pt, rtpmap.clock_rate)
+        for pt, rtpmap in _payload_types(media)
+        if rtpmap.encoding.lower() == "telephone-event"
+    ]
+
+
+def _telephone_event(media: MediaDescription, clock_rate: int) -> tuple[int, int] | None:
+    """The telephone-event format at the codec's clock rate (RFC 4733 §2.1), else the first
+    one at another rate (many peers offer only /8000 beside Opus), else None."""
+    events = _telephone_events(media)
+    for pt, rate in events:
+        if rate == clock_rate:
+            return pt, rate
+    return events[0] if events else None
 
 
 def _usable_audio(media: MediaDescription) -> bool:
@@ -215,54 +329,61 @@ def build_answer(
     offer: SessionDescription,
     *,
     address: tuple[str, int],
-    codecs: Sequence[str] = ("PCMU", "PCMA"),
+    codecs: Sequence[str] = DEFAULT_CODECS,
     zrtp_hash: str | None,
     direction: str = "sendrecv",
     session_id: int,
     session_version: int,
     username: str = "pidphone",
+    opus_max_rate: int = OPUS_MAX_RATE,
+    opus_dtx: bool = False,
 ) -> SessionDescription:
     """Answer `offer` with one audio stream received at `address` (RFC 3264 §6).
 
-    The first usable RTP/AVP audio stream is accepted with the first of our `codecs` it
-    offers; every other stream gets port 0. Raises `NoCommonCodec` when no audio stream can
-    be accepted."""
+    The first usable RTP/AVP audio stream is accepted with the first codec in the offer's
+    order that `codecs` enables; every other stream gets port 0. Raises `NoCommonCodec` when
+    no audio stream can be accepted."""
     _check_direction(direction)
-    preferred = _codec_payload_types(codecs)
+    enabled = _codec_specs(codecs)
     answered: list[MediaDescription] = []
     accepted = False
     for media in offer.media:
-        choice = _choose_codec(media, preferred) if not accepted and _usable_audio(media) else None
+        choice = _choose_codec(media, enabled) if not accepted and _usable_audio(media) else None
         if choice is None:
             answered.append(_rejected(media))
             continue
         accepted = True
-        event_pt = _telephone_event(media)
+        event = _telephone_event(media, choice.spec.clock_rate)
+        events = [] if event is None else [event]
         answer_direction = _intersect(direction, _reverse(_stream_direction(offer, media)))
-        formats = (str(choice[1]),) + (() if event_pt is None else (str(event_pt),))
+        formats = (str(choice.pt), *(str(pt) for pt, _ in events))
         answered.append(
             MediaDescription(
                 media="audio",
                 port=address[1],
                 proto=PROFILE,
                 formats=formats,
-                attributes=_audio_attributes([choice], event_pt, zrtp_hash, answer_direction),
+                attributes=_audio_attributes(
+                    [choice],
+                    events,
+                    zrtp_hash,
+                    answer_direction,
+                    opus_fmtp(opus_max_rate, dtx=opus_dtx),
+                ),
             )
         )
     if not accepted:
-        raise NoCommonCodec("the offer has no RTP/AVP audio stream with PCMU or PCMA")
+        names = ", ".join(spec.name for spec in enabled)
+        raise NoCommonCodec(f"the offer has no RTP/AVP audio stream with {names}")
     return _session(address[0], session_id, session_version, username, tuple(answered))
 
 
-def _choose_codec(
-    media: MediaDescription, preferred: list[tuple[str, int]]
-) -> tuple[str, int] | None:
-    """Our first codec the stream offers, with the payload type number the offer uses."""
-    offered = _payload_types(media)
-    for name, _ in preferred:
-        for pt, rtpmap in offered:
-            if _is_g711(rtpmap, name):
-                return (name, pt)
+def _choose_codec(media: MediaDescription, enabled: list[CodecSpec]) -> _Chosen | None:
+    """The offer's first codec that we enable, with the payload type number it uses."""
+    for pt, rtpmap in _payload_types(media):
+        spec = _spec_of(rtpmap)
+        if spec is not None and spec in enabled:
+            return _Chosen(spec, pt)
     return None
 
 
@@ -289,6 +410,31 @@ def _ptime(media: MediaDescription) -> int:
     return ptime if ptime is not None and 0 < ptime <= 1000 else DEFAULT_PTIME
 
 
+MAX_FMTP_PARAMETERS = 16
+"""Format parameters kept from one a=fmtp line; more are ignored."""
+
+
+def parse_fmtp(text: str | None) -> Mapping[str, str]:
+    """`key=value; key=value` (RFC 7587 §6.1 style) as a mapping with lower-case keys.
+    Words without "=" and anything past `MAX_FMTP_PARAMETERS` are ignored."""
+    found: dict[str, str] = {}
+    for part in (text or "").split(";")[:MAX_FMTP_PARAMETERS]:
+        key, equals, value = part.strip().partition("=")
+        if equals and key.strip():
+            found.setdefault(key.strip().lower(), value.strip())
+    return types.MappingProxyType(found)
+
+
+def _agreed_event(
+    local: MediaDescription, remote: MediaDescription, clock_rate: int
+) -> tuple[int, int] | None:
+    """The remote's telephone-event (payload type, rate) at a rate both list: the codec's
+    clock rate if possible (RFC 4733 §2.1), else the first rate in the remote's order."""
+    local_rates = {rate for _, rate in _telephone_events(local)}
+    common = [(pt, rate) for pt, rate in _telephone_events(remote) if rate in local_rates]
+    return next((e for e in common if e[1] == clock_rate), common[0] if common else None)
+
+
 def negotiate(local: SessionDescription, remote: SessionDescription) -> MediaParams:
     """The media parameters of the audio stream agreed by `local` and `remote`.
 
@@ -300,28 +446,30 @@ def negotiate(local: SessionDescription, remote: SessionDescription) -> MediaPar
     for local_media, remote_media in zip(local.media, remote.media, strict=False):
         if not (_usable_audio(local_media) and _usable_audio(remote_media)):
             continue
-        local_codecs = [rtpmap for _, rtpmap in _payload_types(local_media)]
+        local_specs = {_spec_of(rtpmap) for _, rtpmap in _payload_types(local_media)}
         for pt, rtpmap in _payload_types(remote_media):
-            name = next((n for n in SUPPORTED_CODECS if _is_g711(rtpmap, n)), None)
-            if name is None or not any(_is_g711(mine, name) for mine in local_codecs):
+            spec = _spec_of(rtpmap)
+            if spec is None or spec not in local_specs:
                 continue
             connection = (
                 remote_media.connections[0] if remote_media.connections else remote.connection
             )
             if connection is None:
                 raise NoCommonCodec("the remote audio stream has no connection address")
-            local_event = _telephone_event(local_media)
-            remote_event = _telephone_event(remote_media)
+            agreed = _agreed_event(local_media, remote_media, spec.clock_rate)
             ours = _stream_direction(local, local_media)
             theirs = _reverse(_stream_direction(remote, remote_media))
             return MediaParams(
                 remote_address=(connection.address.split("/")[0], remote_media.port),
                 payload_type=pt,
-                codec=name,
-                telephone_event_pt=remote_event if local_event is not None else None,
+                codec=spec.name,
+                telephone_event_pt=None if agreed is None else agreed[0],
                 direction=_intersect(ours, theirs),
                 remote_zrtp_hash=_zrtp_hash(remote, remote_media),
                 ptime=_ptime(remote_media),
+                clock_rate=spec.clock_rate,
+                fmtp=parse_fmtp(remote_media.fmtp(pt)),
+                telephone_event_rate=spec.clock_rate if agreed is None else agreed[1],
             )
     raise NoCommonCodec("no audio stream with a common codec in both descriptions")
 
