@@ -63,7 +63,7 @@ def test_default_offer_lists_wideband_first_with_events_at_each_clock_rate() -> 
         "101 telephone-event/8000",
     )
     assert media.fmtp(111) == (
-        "maxplaybackrate=48000; sprop-maxcapturerate=48000; stereo=0; sprop-stereo=0; "
+        "maxplaybackrate=16000; sprop-maxcapturerate=16000; stereo=0; sprop-stereo=0; "
         "useinbandfec=1; usedtx=0"
     )
     assert media.fmtp(110) == media.fmtp(101) == "0-16"
@@ -84,12 +84,12 @@ def test_offer_follows_the_configured_order(
     assert offer(codecs).media[0].formats == formats
 
 
-def test_opus_fmtp_for_a_16_khz_earpiece_and_dtx() -> None:
-    media = offer(("opus",), opus_max_rate=16000, opus_dtx=True).media[0]
+def test_opus_fmtp_for_a_fullband_earpiece_and_dtx() -> None:
+    media = offer(("opus",), opus_max_rate=48000, opus_dtx=True).media[0]
     params = parse_fmtp(media.fmtp(111))
-    assert params["maxplaybackrate"] == params["sprop-maxcapturerate"] == "16000"
+    assert params["maxplaybackrate"] == params["sprop-maxcapturerate"] == "48000"
     assert params["usedtx"] == "1"
-    assert opus_fmtp() == str(media.fmtp(111)).replace("16000", "48000").replace("dtx=1", "dtx=0")
+    assert opus_fmtp() == str(media.fmtp(111)).replace("48000", "16000").replace("dtx=1", "dtx=0")
 
 
 def sdp(body: str) -> SessionDescription:
@@ -172,7 +172,7 @@ def test_answer_to_linphone_offer_is_opus_with_its_fec_wish() -> None:
     assert params.wideband
     # at linphone's end of the same exchange: our fmtp is what it must honour
     theirs = negotiate(remote, sd)
-    assert theirs.fmtp["usedtx"] == "0" and theirs.fmtp["maxplaybackrate"] == "48000"
+    assert theirs.fmtp["usedtx"] == "0" and theirs.fmtp["maxplaybackrate"] == "16000"
 
 
 def test_g722_answer_names_the_8000_hz_clock() -> None:

@@ -64,7 +64,10 @@ CODECS: dict[str, CodecSpec] = {
 """Voice codecs pidphone can negotiate, by the name the config uses."""
 
 DEFAULT_CODECS = ("opus", "G722", "PCMU", "PCMA")
-"""The default order of preference: wideband first."""
+"""The config's default order of preference: wideband first."""
+
+G711_CODECS = ("PCMU", "PCMA")
+"""What `build_offer` and `build_answer` use when no codecs are given: what every phone has."""
 
 TELEPHONE_EVENT_PT = 101
 """The dynamic payload type pidphone offers for telephone-event/8000."""
@@ -75,8 +78,10 @@ TELEPHONE_EVENT_PTS = {8000: TELEPHONE_EVENT_PT, 48000: 110}
 TELEPHONE_EVENT_FMTP = "0-16"
 """DTMF digits, * and #, A-D and flash (RFC 4733 §3.2)."""
 
-OPUS_MAX_RATE = 48000
-"""Hz: the default maxplaybackrate and sprop-maxcapturerate pidphone announces for Opus."""
+OPUS_MAX_RATE = 16000
+"""Hz: the maxplaybackrate and sprop-maxcapturerate pidphone announces for Opus by default:
+wideband, what it encodes itself (pidphone.audio.codec.OPUS_AUDIO_RATE) and what a handset's
+earpiece reproduces; a peer then spends its bits on the speech band."""
 
 ZRTP_VERSION = "1.10"
 """The ZRTP protocol version named in a=zrtp-hash (RFC 6189 §8.1)."""
@@ -226,7 +231,7 @@ def _session(
 def build_offer(
     *,
     address: tuple[str, int],
-    codecs: Sequence[str] = DEFAULT_CODECS,
+    codecs: Sequence[str] = G711_CODECS,
     zrtp_hash: str | None,
     direction: str = "sendrecv",
     session_id: int,
@@ -329,7 +334,7 @@ def build_answer(
     offer: SessionDescription,
     *,
     address: tuple[str, int],
-    codecs: Sequence[str] = DEFAULT_CODECS,
+    codecs: Sequence[str] = G711_CODECS,
     zrtp_hash: str | None,
     direction: str = "sendrecv",
     session_id: int,
