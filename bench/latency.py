@@ -1,0 +1,316 @@
+"""Mouth-to-ear delay added by two phones, measured with a chirp, run by hand:
+
+    .venv/bin/python -m bench.latency [--chirps 10] [--interval 1.0]
+
+Two pidphones in one process on loopback, as `pidphone demo` builds them: Alice calls Bob
+directly over TLS, the call is secured with ZRTP. Alice's simulated microphone is silence with a
+chirp (300-3000 Hz, 40 ms, Hann-windowed, -10 dBov) every `--interval` seconds; like a sound
+card it is paced in real time (20 ms frames on absolute deadlines) and every frame is stamped
+when the phone takes it. Bob's simulated earpiece stamps every frame it is given. The chirp is
+found in what Bob's earpiece played by cross-correlation (to the sample); its delay is
+
+    (time the earpiece was given the frame + offset in it) - (time the microphone
+    delivered the frame - 20 ms + offset in it)
+
+that is from the moment the sound reached the microphone to the moment it leaves the
+earpiece, as if both devices had one period of buffer. A real card adds what its buffer holds
+beyond that (ALSA's period and buffer sizes: typically one or two more periods per side).
+
+The breakdown is computed beside the measurement: capture period (the frame is complete only at
+its end), packetization (one 20 ms frame per packet: no extra wait), the jitter buffer's target
+hold, the frames queued ahead of the earpiece, the concealer's look-ahead (G.711 Appendix I:
+3.75 ms), and the wait for the earpiece's tick (the simulated playback runs half a period
+after the capture); what remains is mostly the random phase between the two phones' audio
+clocks (0-20 ms). Encode, SRTP and decode take microseconds (bench/media.py). Needs numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pidphone.app.call import CallSecure, CallSettings
+from pidphone.app.engine import CallIncoming, Engine, EngineEvent, EngineSettings
+from pidphone.app.media import MediaConfig
+from pidphone.drivers.certs import make_test_pki
+from pidphone.drivers.sim_audio import PLAYBACK_PHASE, Pacer
+from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
+from pidphone.drivers.udp import open_udp
+from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE, AudioPurpose
+from pidphone.sip.agent import AgentConfig, UserAgent
+from pidphone.zrtp.cache import MemoryZidCache
+
+FRAME_TIME = FRAME_SAMPLES / SAMPLE_RATE
+CHIRP_SECONDS = 0.04
+CHIRP_LOW, CHIRP_HIGH = 300.0, 3000.0
+CONCEALER_DELAY = 0.00375
+"""G.711 Appendix I delays its output by a quarter of the longest pitch period."""
+
+
+def chirp(rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A linear chirp with a Hann window: sharp autocorrelation, within any codec's band."""
+    n = np.arange(round(rate * CHIRP_SECONDS))
+    t = n / rate
+    sweep = (CHIRP_HIGH - CHIRP_LOW) / CHIRP_SECONDS
+    phase = 2 * np.pi * (CHIRP_LOW * t + sweep * t * t / 2)
+    amplitude = 32768 * 10 ** (-10 / 20)
+    return np.asarray(amplitude * np.hanning(len(n)) * np.sin(phase))
+
+
+# --------------------------------------------------------------------------- devices
+
+
+class ChirpCapture:
+    """Silence with a chirp every `interval` once armed; stamps each frame it delivers."""
+
+    def __init__(self, pacer: Pacer, interval: float) -> None:
+        self._pacer = pacer
+        self._interval_frames = max(2, round(interval / FRAME_TIME))
+        signal = np.clip(np.round(chirp()), -32768, 32767).astype("<i2").tobytes()
+        self._signal = signal + bytes(-len(signal) % FRAME_BYTES)
+        self.armed = threading.Event()
+        self.frames = 0
+        self.sent: list[tuple[float, int]] = []
+        """(when the frame holding the chirp start was delivered, offset in samples)."""
+        self._pending = b""
+
+    def read_frame(self) -> bytes:
+        self._pacer.wait()
+        now = time.monotonic()
+        self.frames += 1
+        if not self._pending and self.armed.is_set() and self.frames % self._interval_frames == 0:
+            self._pending = self._signal
+            self.sent.append((now, 0))
+        frame, self._pending = self._pending[:FRAME_BYTES], self._pending[FRAME_BYTES:]
+        return frame.ljust(FRAME_BYTES, b"\0")
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class StampedPlayback:
+    """Keeps every frame with the time it was given (after the device's pacing)."""
+
+    def __init__(self, pacer: Pacer) -> None:
+        self._pacer = pacer
+        self.frames: list[tuple[float, bytes]] = []
+        self._lock = threading.Lock()
+
+    def write_frame(self, pcm: bytes) -> None:
+        self._pacer.wait()
+        with self._lock:
+            self.frames.append((time.monotonic(), bytes(pcm)))
+
+    def played(self) -> list[tuple[float, bytes]]:
+        with self._lock:
+            return list(self.frames)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class LatencyDevices:
+    """The `AudioDevices` port for one phone of the measurement."""
+
+    def __init__(self, interval: float) -> None:
+        self.capture = ChirpCapture(Pacer(), interval)
+        self.earpiece: StampedPlayback | None = None
+        self._interval = interval
+
+    def open_capture(self) -> ChirpCapture:
+        self.capture = ChirpCapture(Pacer(), self._interval)
+        return self.capture
+
+    def open_playback(self, purpose: AudioPurpose = "call") -> StampedPlayback:
+        playback = StampedPlayback(Pacer(phase=PLAYBACK_PHASE))
+        if purpose == "call":
+            self.earpiece = playback
+        return playback
+
+    def set_volume(self, percent: int) -> None:
+        """No mixer."""
+
+
+# --------------------------------------------------------------------------- phones
+
+
+@dataclass
+class Phone:
+    engine: Engine
+    transport: TlsTransport
+    devices: LatencyDevices
+    secure: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, CallSecure):
+            self.secure.set()
+        elif isinstance(event, CallIncoming):  # headless: answer at once
+            self.engine.answer(event.call_id)
+
+
+async def make_phone(name: str, ca: str, server: TlsServerConfig | None, interval: float) -> Phone:
+    agent = UserAgent(
+        AgentConfig(aor=f"sips:{name}@127.0.0.1", display_name=name, keepalive_interval=0)
+    )
+    transport = TlsTransport(TlsClientConfig(ca_file=ca), server)
+    settings = EngineSettings(
+        call=CallSettings(media=MediaConfig(policy="require"), media_host="127.0.0.1"),
+        media_bind="127.0.0.1",
+    )
+    devices = LatencyDevices(interval)
+    engine = Engine(settings, agent, transport, MemoryZidCache(), open_udp, audio=devices)
+    phone = Phone(engine, transport, devices)
+    engine.add_listener(phone.on_event)
+    await engine.start()
+    return phone
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def find_chirps(
+    played: list[tuple[float, bytes]], count: int, rate: int = SAMPLE_RATE
+) -> list[float]:
+    """The time each chirp found in the played frames left the earpiece, in order."""
+    if not played:
+        return []
+    pcm = np.frombuffer(b"".join(frame for _, frame in played), dtype="<i2").astype(np.float64)
+    template = chirp(rate)
+    correlation = np.correlate(pcm, template, mode="valid")
+    energy = np.sqrt(
+        np.convolve(pcm * pcm, np.ones(len(template)), mode="valid") * np.sum(template**2)
+    )
+    score = np.where(energy > 0, correlation / np.maximum(energy, 1e-9), 0.0)
+    found: list[int] = []
+    gap = round(0.5 * rate)
+    for index in np.argsort(score)[::-1]:
+        if score[index] < 0.8 or len(found) == count:
+            break
+        if all(abs(int(index) - f) > gap for f in found):
+            found.append(int(index))
+    samples_per_frame = len(played[0][1]) // 2
+    times = []
+    for index in sorted(found):
+        frame, offset = divmod(index, samples_per_frame)
+        times.append(played[frame][0] + offset / rate)
+    return times
+
+
+def pair_up(sent: list[float], heard: list[float]) -> list[float]:
+    """Each chirp's delay: the first arrival after it was sent and before the next one."""
+    delays = []
+    for n, start in enumerate(sent):
+        end = sent[n + 1] if n + 1 < len(sent) else math.inf
+        arrivals = [t for t in heard if start <= t < end]
+        if arrivals:
+            delays.append(arrivals[0] - start)
+    return delays
+
+
+async def measure(chirps: int, interval: float) -> int:
+    with tempfile.TemporaryDirectory(prefix="pidphone-latency-") as tmp:
+        pki = make_test_pki(Path(tmp) / "pki", ["127.0.0.1"])
+        server = TlsServerConfig(
+            cert_file=str(pki.server_cert), key_file=str(pki.server_key), host="127.0.0.1", port=0
+        )
+        bob = await make_phone("bob", str(pki.ca_cert), server, interval)
+        alice = await make_phone("alice", str(pki.ca_cert), None, interval)
+        try:
+            listening = bob.transport.listening
+            if listening is None:
+                print("bob's listener did not start", file=sys.stderr)
+                return 1
+            await alice.engine.place_call(f"sips:bob@127.0.0.1:{listening[1]}")
+            await asyncio.wait_for(asyncio.gather(alice.secure.wait(), bob.secure.wait()), 15)
+            await asyncio.sleep(1.0)  # let the jitter buffer settle
+            capture = alice.devices.capture
+            capture.armed.set()
+            await asyncio.sleep(chirps * interval + 1.0)
+            capture.armed.clear()
+            await asyncio.sleep(0.5)
+            target = jitter_target(bob.engine)
+            earpiece = bob.devices.earpiece
+            played = earpiece.played() if earpiece is not None else []
+        finally:
+            await alice.engine.stop()
+            await bob.engine.stop()
+    # the chirp's first sample reached the microphone one period before the frame was ready
+    sent = [at - FRAME_TIME + offset / SAMPLE_RATE for at, offset in capture.sent]
+    heard = find_chirps(played, len(sent))
+    delays = pair_up(sent, heard)
+    report(delays, len(sent), target)
+    return 0 if delays else 1
+
+
+def jitter_target(engine: Engine) -> float:
+    """The receiving jitter buffer's target delay (today's media session keeps it private;
+    0.04 s, its initial target, where it cannot be read)."""
+    calls = engine.calls()
+    jitter = getattr(calls[0].media, "_jitter", None) if calls else None
+    return float(getattr(jitter, "delay", 0.04))
+
+
+def playback_queue_frames() -> int:
+    """Frames today's audio pump queues ahead of the earpiece (0 where there is none)."""
+    try:
+        from pidphone.app import audio_pump
+    except ImportError:
+        return 0
+    return int(getattr(audio_pump, "PLAYBACK_AHEAD", 0))
+
+
+def report(delays: list[float], sent: int, jitter_target: float) -> None:
+    print(f"chirps sent {sent}, found {len(delays)}")
+    if not delays:
+        print("no chirp was found in the earpiece")
+        return
+    ms = [d * 1000 for d in delays]
+    print(
+        f"mouth-to-ear delay added by the two phones: median {statistics.median(ms):.1f} ms, "
+        f"min {min(ms):.1f}, max {max(ms):.1f} (each: {', '.join(f'{x:.1f}' for x in ms)})"
+    )
+    queue = playback_queue_frames()
+    parts: list[tuple[str, float]] = [
+        ("capture period (a frame is sent when complete)", FRAME_TIME),
+        ("packetization (one frame per packet: no extra wait)", 0.0),
+        (
+            f"jitter buffer: a spurt starts target - 1 frames deep (target "
+            f"{jitter_target * 1000:.0f} ms)",
+            max(0.0, jitter_target - FRAME_TIME),
+        ),
+        (f"playback queue ahead of the earpiece ({queue} frames)", queue * FRAME_TIME),
+        ("phase of the earpiece's tick after the receiver's capture tick", PLAYBACK_PHASE),
+        ("concealer look-ahead (G.711 Appendix I)", CONCEALER_DELAY),
+    ]
+    print("breakdown:")
+    for name, seconds in parts:
+        print(f"  {seconds * 1000:6.2f} ms  {name}")
+    total = sum(seconds for _, seconds in parts)
+    rest = statistics.median(delays) - total
+    print(f"  {total * 1000:6.2f} ms  sum of the above")
+    print(
+        f"  {rest * 1000:6.2f} ms  rest: the phase between the two phones' audio clocks (a frame"
+        " waits 0-20 ms for the receiver's next tick), encode, SRTP, loopback, decode"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__)
+    parser.add_argument("--chirps", type=int, default=10)
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between chirps")
+    args = parser.parse_args(argv)
+    return asyncio.run(measure(args.chirps, args.interval))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
