@@ -9,19 +9,19 @@ card it is paced in real time (20 ms frames on absolute deadlines) and every fra
 when the phone takes it. Bob's simulated earpiece stamps every frame it is given. The chirp is
 found in what Bob's earpiece played by cross-correlation (to the sample); its delay is
 
-    (time the earpiece was given the frame + offset in it) - (time the microphone
-    delivered the frame - 20 ms + offset in it)
+    (time the earpiece starts to play the frame + offset in it) - (time the chirp's first
+    sample reached the microphone: its frame's due time - 20 ms)
 
 that is from the moment the sound reached the microphone to the moment it leaves the
-earpiece, as if both devices had one period of buffer. A real card adds what its buffer holds
-beyond that (ALSA's period and buffer sizes: typically one or two more periods per side).
+earpiece. The earpiece is a buffer of a few periods played out in real time, as the
+simulated one is, so what the media worker keeps queued in it counts, as on a real card.
 
 The breakdown is computed beside the measurement: capture period (the frame is complete only at
 its end), packetization (one 20 ms frame per packet: no extra wait), the jitter buffer's target
-hold, the frames queued ahead of the earpiece, the concealer's look-ahead (G.711 Appendix I:
-3.75 ms), and the wait for the earpiece's tick (the simulated playback runs half a period
-after the capture); what remains is mostly the random phase between the two phones' audio
-clocks (0-20 ms). Encode, SRTP and decode take microseconds (bench/media.py). Needs numpy.
+hold, the frames queued in the earpiece ahead of a new one (the media worker keeps it
+PLAYBACK_AHEAD periods ahead), the concealer's look-ahead (G.711 Appendix I: 3.75 ms); what
+remains is mostly the random phase between the two phones' audio clocks (0-20 ms). Encode,
+SRTP and decode take microseconds (bench/media.py). Needs numpy.
 """
 
 from __future__ import annotations
@@ -39,14 +39,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pidphone.app.call import CallSecure, CallSettings
-from pidphone.app.engine import CallIncoming, Engine, EngineEvent, EngineSettings
+from pidphone.app.call import CallIncoming, CallSecure, CallSettings
+from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings
 from pidphone.app.media import MediaConfig
+from pidphone.app.switchboard import SwitchboardSettings
 from pidphone.drivers.certs import make_test_pki
-from pidphone.drivers.sim_audio import PLAYBACK_PHASE, Pacer
+from pidphone.drivers.sim_audio import BUFFER_FRAMES, Pacer
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import open_udp
 from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE, AudioPurpose
+from pidphone.rtp.jitter import JitterBuffer
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache
 
@@ -71,26 +73,33 @@ def chirp(rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 class ChirpCapture:
-    """Silence with a chirp every `interval` once armed; stamps each frame it delivers."""
+    """Silence with a chirp every `interval` once armed, paced like a sound card; notes when
+    each chirp's first frame was complete (its due time)."""
 
-    def __init__(self, pacer: Pacer, interval: float) -> None:
-        self._pacer = pacer
+    rate = SAMPLE_RATE
+
+    def __init__(self, interval: float) -> None:
+        self._pacer = Pacer()
+        self._pacer.due()  # the schedule starts when the device opens
         self._interval_frames = max(2, round(interval / FRAME_TIME))
         signal = np.clip(np.round(chirp()), -32768, 32767).astype("<i2").tobytes()
         self._signal = signal + bytes(-len(signal) % FRAME_BYTES)
         self.armed = threading.Event()
         self.frames = 0
-        self.sent: list[tuple[float, int]] = []
-        """(when the frame holding the chirp start was delivered, offset in samples)."""
+        self.sent: list[float] = []
+        """When each chirp's first sample reached the microphone."""
         self._pending = b""
 
+    def next_frame_at(self) -> float:
+        return self._pacer.due()
+
     def read_frame(self) -> bytes:
+        complete = self._pacer.due()
         self._pacer.wait()
-        now = time.monotonic()
         self.frames += 1
         if not self._pending and self.armed.is_set() and self.frames % self._interval_frames == 0:
             self._pending = self._signal
-            self.sent.append((now, 0))
+            self.sent.append(complete - FRAME_TIME)  # the frame's first sample
         frame, self._pending = self._pending[:FRAME_BYTES], self._pending[FRAME_BYTES:]
         return frame.ljust(FRAME_BYTES, b"\0")
 
@@ -99,17 +108,27 @@ class ChirpCapture:
 
 
 class StampedPlayback:
-    """Keeps every frame with the time it was given (after the device's pacing)."""
+    """A device buffer of `BUFFER_FRAMES` periods played out in real time, as the simulated
+    earpiece is; keeps every frame with the time it starts to play."""
 
-    def __init__(self, pacer: Pacer) -> None:
-        self._pacer = pacer
+    rate = SAMPLE_RATE
+
+    def __init__(self) -> None:
         self.frames: list[tuple[float, bytes]] = []
+        self._played_until: float | None = None
         self._lock = threading.Lock()
 
     def write_frame(self, pcm: bytes) -> None:
-        self._pacer.wait()
+        now = time.monotonic()
+        until = self._played_until
+        if until is None or until < now:
+            until = now  # empty (or ran dry): the card starts from now
+        excess = until - now - (BUFFER_FRAMES - 1) * FRAME_TIME
+        if excess > 1e-6:
+            time.sleep(excess)
+        self._played_until = until + FRAME_TIME
         with self._lock:
-            self.frames.append((time.monotonic(), bytes(pcm)))
+            self.frames.append((until, bytes(pcm)))
 
     def played(self) -> list[tuple[float, bytes]]:
         with self._lock:
@@ -123,16 +142,16 @@ class LatencyDevices:
     """The `AudioDevices` port for one phone of the measurement."""
 
     def __init__(self, interval: float) -> None:
-        self.capture = ChirpCapture(Pacer(), interval)
-        self.earpiece: StampedPlayback | None = None
         self._interval = interval
+        self.capture = ChirpCapture(interval)
+        self.earpiece: StampedPlayback | None = None
 
     def open_capture(self) -> ChirpCapture:
-        self.capture = ChirpCapture(Pacer(), self._interval)
+        self.capture = ChirpCapture(self._interval)
         return self.capture
 
     def open_playback(self, purpose: AudioPurpose = "call") -> StampedPlayback:
-        playback = StampedPlayback(Pacer(phase=PLAYBACK_PHASE))
+        playback = StampedPlayback()
         if purpose == "call":
             self.earpiece = playback
         return playback
@@ -146,12 +165,12 @@ class LatencyDevices:
 
 @dataclass
 class Phone:
-    engine: Engine
+    engine: Controller
     transport: TlsTransport
     devices: LatencyDevices
     secure: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def on_event(self, event: EngineEvent) -> None:
+    def on_event(self, event: ControllerEvent) -> None:
         if isinstance(event, CallSecure):
             self.secure.set()
         elif isinstance(event, CallIncoming):  # headless: answer at once
@@ -163,12 +182,14 @@ async def make_phone(name: str, ca: str, server: TlsServerConfig | None, interva
         AgentConfig(aor=f"sips:{name}@127.0.0.1", display_name=name, keepalive_interval=0)
     )
     transport = TlsTransport(TlsClientConfig(ca_file=ca), server)
-    settings = EngineSettings(
-        call=CallSettings(media=MediaConfig(policy="require"), media_host="127.0.0.1"),
-        media_bind="127.0.0.1",
+    settings = ControllerSettings(
+        calls=SwitchboardSettings(
+            call=CallSettings(media=MediaConfig(policy="require"), media_host="127.0.0.1"),
+            media_bind="127.0.0.1",
+        )
     )
     devices = LatencyDevices(interval)
-    engine = Engine(settings, agent, transport, MemoryZidCache(), open_udp, audio=devices)
+    engine = Controller(settings, agent, transport, MemoryZidCache(), open_udp, audio=devices)
     phone = Phone(engine, transport, devices)
     engine.add_listener(phone.on_event)
     await engine.start()
@@ -238,35 +259,33 @@ async def measure(chirps: int, interval: float) -> int:
             await asyncio.sleep(chirps * interval + 1.0)
             capture.armed.clear()
             await asyncio.sleep(0.5)
-            target = jitter_target(bob.engine)
+            target = jitter_target()
             earpiece = bob.devices.earpiece
             played = earpiece.played() if earpiece is not None else []
         finally:
             await alice.engine.stop()
             await bob.engine.stop()
-    # the chirp's first sample reached the microphone one period before the frame was ready
-    sent = [at - FRAME_TIME + offset / SAMPLE_RATE for at, offset in capture.sent]
+    sent = capture.sent
     heard = find_chirps(played, len(sent))
     delays = pair_up(sent, heard)
     report(delays, len(sent), target)
     return 0 if delays else 1
 
 
-def jitter_target(engine: Engine) -> float:
-    """The receiving jitter buffer's target delay (today's media session keeps it private;
-    0.04 s, its initial target, where it cannot be read)."""
-    calls = engine.calls()
-    jitter = getattr(calls[0].media, "_jitter", None) if calls else None
-    return float(getattr(jitter, "delay", 0.04))
+def jitter_target() -> float:
+    """The jitter buffer's starting target (what it holds on a clean loopback path: it grows
+    only with measured jitter)."""
+    return JitterBuffer().delay
 
 
 def playback_queue_frames() -> int:
-    """Frames today's audio pump queues ahead of the earpiece (0 where there is none)."""
+    """Frames already queued in the earpiece when the media worker writes one (it keeps the
+    buffer `PLAYBACK_AHEAD` periods ahead; 0 where it does not say)."""
     try:
-        from pidphone.app import audio_pump
+        from pidphone.app import media_worker
     except ImportError:
         return 0
-    return int(getattr(audio_pump, "PLAYBACK_AHEAD", 0))
+    return max(0, int(getattr(media_worker, "PLAYBACK_AHEAD", 1)) - 1)
 
 
 def report(delays: list[float], sent: int, jitter_target: float) -> None:
@@ -288,8 +307,7 @@ def report(delays: list[float], sent: int, jitter_target: float) -> None:
             f"{jitter_target * 1000:.0f} ms)",
             max(0.0, jitter_target - FRAME_TIME),
         ),
-        (f"playback queue ahead of the earpiece ({queue} frames)", queue * FRAME_TIME),
-        ("phase of the earpiece's tick after the receiver's capture tick", PLAYBACK_PHASE),
+        (f"frames queued in the earpiece ahead of it ({queue})", queue * FRAME_TIME),
         ("concealer look-ahead (G.711 Appendix I)", CONCEALER_DELAY),
     ]
     print("breakdown:")
