@@ -22,6 +22,9 @@ hold, the frames queued in the earpiece ahead of a new one (the media worker kee
 PLAYBACK_AHEAD periods ahead), the concealer's look-ahead (G.711 Appendix I: 3.75 ms); what
 remains is mostly the random phase between the two phones' audio clocks (0-20 ms). Encode,
 SRTP and decode take microseconds (bench/media.py). Needs numpy.
+
+`--linphone` measures linphonec -> linphonec the same way as far as its file audio allows
+(as root, through a Kamailio): see `linphone_measure`.
 """
 
 from __future__ import annotations
@@ -29,16 +32,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from bench.quality import write_wav
 from pidphone.app.call import CallIncoming, CallSecure, CallSettings
 from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings
 from pidphone.app.media import MediaConfig
@@ -51,6 +57,9 @@ from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE, AudioPurpose
 from pidphone.rtp.jitter import JitterBuffer
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache
+from tests.peers.interop import PCMU_ONLY, InteropLinphone
+from tests.peers.kamailio import Kamailio
+from tests.peers.netns import private_network
 
 FRAME_TIME = FRAME_SAMPLES / SAMPLE_RATE
 CHIRP_SECONDS = 0.04
@@ -322,11 +331,111 @@ def report(delays: list[float], sent: int, jitter_target: float) -> None:
     )
 
 
+# --------------------------------------------------------------------------- linphonec
+
+STREAM_START = "audio_stream_start_from_io"
+"""liblinphone's log line when a call's audio graph starts: the file player starts reading
+and the file recorder starts writing on the same 10 ms ticker, from that moment on."""
+LEAD_IN = 3.0
+"""Seconds of silence before the first chirp: ZRTP must finish before audio flows."""
+
+
+def chirp_train(count: int, interval: float, rate: int = SAMPLE_RATE) -> tuple[bytes, list[int]]:
+    """Silence with `count` chirps, `interval` apart after `LEAD_IN`; and where each starts."""
+    total = round((LEAD_IN + count * interval + 2.0) * rate)
+    signal = np.zeros(total)
+    template = chirp(rate)
+    starts = [round((LEAD_IN + n * interval) * rate) for n in range(count)]
+    for start in starts:
+        signal[start : start + len(template)] = template
+    return np.clip(np.round(signal), -32768, 32767).astype("<i2").tobytes(), starts
+
+
+def linphone_measure(chirps: int, interval: float) -> int:
+    """linphonec -> linphonec through Kamailio, `soundcard use files`: the caller plays a chirp
+    train from a WAV file, the callee records. Each side's audio graph logs when it starts
+    (millisecond stamps on the one wall clock), after which the player reads and the recorder
+    writes in real time; so a chirp at sample n of the file leaves the caller at start + n/rate
+    and one at sample m of the recording reaches the callee's file at start + m/rate. The
+    ticker's 10 ms step bounds the error. File audio has no device buffer: a sound card adds
+    its own."""
+    if os.geteuid() != 0:
+        print("run as root: the call runs in a private network namespace", file=sys.stderr)
+        return 2
+    train, starts = chirp_train(chirps, interval)
+    with tempfile.TemporaryDirectory(prefix="pidphone-latency-linphone-") as tmp, private_network():
+        work = Path(tmp)
+        pki = make_test_pki(work / "pki")
+        kamailio = Kamailio(work / "kamailio", pki)
+        kamailio.start()
+        common: dict[str, object] = {
+            "ca_file": pki.ca_cert,
+            "registrar": kamailio.address,
+            "media_encryption": "zrtp",
+            "encryption_mandatory": True,
+            "codecs": PCMU_ONLY,
+        }
+        caller = InteropLinphone(work, "linphone", "linphonepw", **common)  # type: ignore[arg-type]
+        callee = InteropLinphone(
+            work,
+            "lin2",
+            "lin2pw",
+            rtp_port=17178,
+            auto_answer=True,
+            **common,  # type: ignore[arg-type]
+        )
+        heard = work / "heard.wav"
+        try:
+            for phone in (caller, callee):
+                phone.start()
+                phone.wait_registered()
+            caller.use_files(play=write_wav(work / "chirps.wav", train), record=None)
+            callee.use_files(play=None, record=heard)
+            caller.call(callee.uri)
+            caller.wait_zrtp(timeout=30)
+            time.sleep(len(train) / (2 * SAMPLE_RATE))
+            caller.terminate()
+            callee.wait_call_state("End", timeout=10)
+            played_at = caller.log_times(STREAM_START)
+            recorded_at = callee.log_times(STREAM_START)
+        finally:
+            caller.stop()
+            callee.stop()
+            kamailio.stop()
+        with wave.open(str(heard)) as wav:
+            if wav.getframerate() != SAMPLE_RATE:
+                print(f"the recording is at {wav.getframerate()} Hz", file=sys.stderr)
+                return 1
+            pcm = wav.readframes(wav.getnframes())
+    if not played_at or not recorded_at:
+        print("linphonec's logs do not say when the audio started", file=sys.stderr)
+        return 1
+    frames = [
+        (recorded_at[0] + i / SAMPLE_RATE, pcm[2 * i : 2 * i + FRAME_BYTES])
+        for i in range(0, len(pcm) // 2 - FRAME_SAMPLES + 1, FRAME_SAMPLES)
+    ]
+    sent = [played_at[0] + start / SAMPLE_RATE for start in starts]
+    delays = pair_up(sent, find_chirps(frames, len(sent)))
+    print(f"linphonec -> linphonec, file audio: chirps sent {len(sent)}, found {len(delays)}")
+    if delays:
+        ms = [d * 1000 for d in delays]
+        print(
+            f"mouth-to-ear delay (without sound-card buffers, +-10 ms): median "
+            f"{statistics.median(ms):.1f} ms, min {min(ms):.1f}, max {max(ms):.1f}"
+        )
+    return 0 if delays else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__)
     parser.add_argument("--chirps", type=int, default=10)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between chirps")
+    parser.add_argument(
+        "--linphone", action="store_true", help="measure linphonec -> linphonec instead (root)"
+    )
     args = parser.parse_args(argv)
+    if args.linphone:
+        return linphone_measure(args.chirps, args.interval)
     return asyncio.run(measure(args.chirps, args.interval))
 
 
