@@ -2,20 +2,31 @@
 
 Splitting on separators must skip quoted strings (with backslash escapes) and `<...>` URIs;
 every parser here relies on `split_outside` for that.
+
+Everything here, like every parser of the SIP and SDP cores, works in time linear in its input
+by construction: no regular expressions, only `str` methods that scan once (`find`, `strip`,
+`split`) and loops that never go back. A peer controls up to 64 KiB of each message, so one
+quadratic step is enough to block the phone for seconds.
 """
 
 from __future__ import annotations
 
-import re
+import string
 
 from pidphone.sip.errors import SipParseError
 
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+TOKEN_CHARS = string.ascii_letters + string.digits + "-.!%*_+`'~"
+"""The characters of an RFC 3261 token (§25.1)."""
 
 
 def is_token(text: str) -> bool:
     """True if `text` is a non-empty RFC 3261 token."""
-    return _TOKEN_RE.match(text) is not None
+    return bool(text) and not text.strip(TOKEN_CHARS)
+
+
+def only(text: str, allowed: str) -> bool:
+    """True if every character of `text` is in `allowed` (and `text` is not empty)."""
+    return bool(text) and not text.strip(allowed)
 
 
 def parse_number(text: str, what: str, max_digits: int = 10) -> int:
@@ -36,56 +47,87 @@ def split_outside(text: str, sep: str) -> list[str]:
     """
     if '"' not in text and "<" not in text:
         return text.split(sep)
+    marks: list[int] = []
+    for ch in (sep, '"', "\\", "<", ">"):
+        marks += _positions(text, ch)
+    marks.sort()
     parts: list[str] = []
     start = 0
-    quoted = False
-    angle = False
-    i = 0
-    n = len(text)
-    while i < n:
+    quoted = angle = False
+    escaped = -1
+    for i in marks:
+        if i == escaped:
+            continue
         ch = text[i]
         if quoted:
             if ch == "\\":
-                i += 1
+                escaped = i + 1
             elif ch == '"':
                 quoted = False
-        elif ch == '"':
-            quoted = True
         elif angle:
             if ch == ">":
                 angle = False
+        elif ch == '"':
+            quoted = True
         elif ch == "<":
             angle = True
         elif ch == sep:
             parts.append(text[start:i])
             start = i + 1
-        i += 1
     if quoted:
-        raise SipParseError(f"unterminated quoted string in {text!r}")
+        raise SipParseError(f"unterminated quoted string in {text[:60]!r}")
     if angle:
-        raise SipParseError(f"unterminated '<' in {text!r}")
+        raise SipParseError(f"unterminated '<' in {text[:60]!r}")
     parts.append(text[start:])
     return parts
+
+
+def _positions(text: str, ch: str) -> list[int]:
+    """Every index of `ch` in `text`, in order."""
+    out: list[int] = []
+    i = text.find(ch)
+    while i >= 0:
+        out.append(i)
+        i = text.find(ch, i + 1)
+    return out
+
+
+def quoted_end(text: str, start: int) -> int:
+    """The index of the quote that closes the quoted string opening at `start`, or -1.
+
+    The next quote is looked for again only once an escape has passed it, so a string full of
+    escapes is still scanned once."""
+    i = start + 1
+    close = text.find('"', i)
+    while close >= 0:
+        escape = text.find("\\", i, close)
+        if escape < 0:
+            return close
+        i = escape + 2
+        if close < i:
+            close = text.find('"', i)
+    return -1
 
 
 def unquote(text: str) -> str:
     """Return the content of a quoted-string (RFC 3261 §25.1), resolving backslash escapes."""
     if len(text) < 2 or text[0] != '"' or text[-1] != '"':
-        raise SipParseError(f"not a quoted string: {text!r}")
+        raise SipParseError(f"not a quoted string: {text[:60]!r}")
+    end = len(text) - 1
     out: list[str] = []
     i = 1
-    end = len(text) - 1
     while i < end:
-        ch = text[i]
-        if ch == "\\":
-            if i + 1 >= end:
-                raise SipParseError(f"dangling escape in {text!r}")
-            i += 1
-            ch = text[i]
-        elif ch == '"':
-            raise SipParseError(f"stray quote in {text!r}")
-        out.append(ch)
-        i += 1
+        escape = text.find("\\", i, end)
+        chunk = text[i:end] if escape < 0 else text[i:escape]
+        if '"' in chunk:
+            raise SipParseError(f"stray quote in {text[:60]!r}")
+        out.append(chunk)
+        if escape < 0:
+            break
+        if escape + 1 >= end:
+            raise SipParseError(f"dangling escape in {text[:60]!r}")
+        out.append(text[escape + 1])
+        i = escape + 2
     return "".join(out)
 
 

@@ -8,7 +8,6 @@ comma-separated list (§7.3.1), the only ones split on commas.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import Self
 
@@ -82,9 +81,6 @@ def split_list(value: str) -> list[str]:
     return [item.strip(" \t") for item in split_outside(value, ",") if item.strip(" \t")]
 
 
-_VIA_PROTO_RE = re.compile(r"([^\s/]+)\s*/\s*([^\s/]+)\s*/\s*([^\s/]+)\s+(.*)\Z", re.DOTALL)
-
-
 @dataclass(frozen=True)
 class Via:
     """One Via entry: `SIP/2.0/TLS host:port;branch=z9hG4bK...;rport`."""
@@ -96,17 +92,17 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Self:
-        match = _VIA_PROTO_RE.match(text.strip(" \t"))
-        if match is None:
-            raise SipParseError(f"bad Via {text!r}")
-        name, version, transport, rest = match.groups()
-        if name.upper() != "SIP" or version != "2.0":
-            raise SipParseError(f"bad Via protocol in {text!r}")
-        if not is_token(transport):
-            raise SipParseError(f"bad Via transport in {text!r}")
+        """`SIP / 2.0 / TLS host : port ;params`: whitespace may surround the slashes and the
+        colon (§25.1 SLASH, COLON) and must follow the transport."""
+        name, version, rest = [*text.split("/", 2), "", ""][:3]
+        if name.strip(" \t").upper() != "SIP" or version.strip(" \t") != "2.0":
+            raise SipParseError(f"bad Via protocol in {text[:60]!r}")
+        rest = rest.lstrip(" \t")
+        transport, space, rest = _split_at_space(rest)
+        if not is_token(transport) or not space:
+            raise SipParseError(f"bad Via transport in {text[:60]!r}")
         sent_by, *param_parts = split_outside(rest, ";")
-        sent_by = re.sub(r"\s*:\s*", ":", sent_by.strip(" \t"))
-        host, port = split_hostport(sent_by)
+        host, port = _sent_by(sent_by.strip(" \t"))
         params = parse_params(param_parts, "Via") if param_parts else ()
         return cls(transport=transport.upper(), host=host, port=port, params=params)
 
@@ -134,6 +130,28 @@ class Via:
             out.append((n, v))
         out.append(("received", received))
         return replace(self, params=tuple(out))
+
+
+def _split_at_space(text: str) -> tuple[str, str, str]:
+    """`text` cut at its first space or tab: (before, the separator, after it stripped)."""
+    cut = len(text)
+    for blank in " \t":
+        at = text.find(blank, 0, cut)
+        if at >= 0:
+            cut = at
+    if cut == len(text):
+        return text, "", ""
+    return text[:cut], text[cut], text[cut + 1 :].lstrip(" \t")
+
+
+def _sent_by(text: str) -> tuple[str, int | None]:
+    """A Via sent-by, `host [ SWS ":" SWS port ]`, with the IPv6 reference's own colons."""
+    close = text.find("]") if text.startswith("[") else -1
+    colon = text.find(":", close + 1)
+    if colon < 0:
+        return split_hostport(text)
+    host, port = text[:colon].rstrip(" \t"), text[colon + 1 :].lstrip(" \t")
+    return split_hostport(f"{host}:{port}")
 
 
 @dataclass(frozen=True)

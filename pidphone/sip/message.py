@@ -9,7 +9,6 @@ needs (Via, From, To, Call-ID, CSeq, Max-Forwards) so a parsed message is safe t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -39,8 +38,11 @@ REASON_PHRASES = {
     604: "Does Not Exist Anywhere", 606: "Not Acceptable",
 }  # fmt: skip
 
-_HEADER_NAME_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
-_METHOD_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+
+PARSED_LISTS = ("Via", "Contact", "Route", "Record-Route")
+MAX_LIST_ITEMS = 70
+"""Entries each of `PARSED_LISTS` may hold: no real message went through more than 70 hops
+(Max-Forwards) or returns that many bindings, and every entry costs a URI parse."""
 
 
 def reason_phrase(status: int) -> str:
@@ -188,22 +190,28 @@ def header_lines(head: bytes) -> tuple[str, list[Header]]:
     if any("\r" in line for line in raw_lines):
         raise SipParseError("stray CR in the headers")
     start = raw_lines[0]
-    unfolded: list[str] = []
+    unfolded: list[list[str]] = []  # each header's lines, joined once at the end
     for line in raw_lines[1:]:
         if line[:1] in (" ", "\t"):
             if not unfolded:
                 raise SipParseError("continuation line before any header")
-            unfolded[-1] = unfolded[-1].rstrip(" \t") + " " + line.strip(" \t")
+            unfolded[-1].append(line.strip(" \t"))
         else:
-            unfolded.append(line)
+            unfolded.append([line])
     headers: list[Header] = []
-    for line in unfolded:
-        match = _HEADER_NAME_RE.match(line)
-        rest = line[match.end() :].lstrip(" \t") if match else ""
-        if match is None or not rest.startswith(":"):
+    for lines in unfolded:
+        line = lines[0] if len(lines) == 1 else _join_folded(lines)
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if not colon or not is_token(name):
             raise SipParseError(f"bad header line {line[:60]!r}")
-        headers.append((canonical_name(match.group()), rest[1:].strip(" \t")))
+        headers.append((canonical_name(name), value.strip(" \t")))
     return start, headers
+
+
+def _join_folded(lines: list[str]) -> str:
+    """A header folded over several lines as one line: each fold is one space (§7.3.1)."""
+    return " ".join([lines[0].rstrip(" \t"), *(part for part in lines[1:] if part)])
 
 
 def content_length(headers: list[Header]) -> int | None:
@@ -255,7 +263,7 @@ def _parse_request(start: str, headers: tuple[Header, ...], body: bytes) -> Requ
     if len(parts) != 3:
         raise SipParseError(f"bad request line {start[:80]!r}")
     method, uri_text, version = parts
-    if not _METHOD_RE.match(method):
+    if not is_token(method):
         raise SipParseError(f"bad method {method!r}")
     if version != "SIP/2.0":
         if version.startswith("SIP/"):
@@ -269,6 +277,9 @@ def _check_core_headers(message: Request | Response) -> None:
     for name in ("Call-ID", "CSeq", "From", "To"):
         if message.header(name) is None:
             raise SipParseError(f"missing {name} header")
+    for name in PARSED_LISTS:
+        if len(message.header_values(name)) > MAX_LIST_ITEMS:
+            raise SipParseError(f"more than {MAX_LIST_ITEMS} {name} entries")
     if not message.vias:
         raise SipParseError("missing Via header")
     for name in ("From", "To", "Call-ID"):

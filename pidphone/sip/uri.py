@@ -7,7 +7,7 @@ for it can still be parsed and answered 416. Escapes are kept as sent, so bytes 
 
 from __future__ import annotations
 
-import re
+import string
 from dataclasses import dataclass, field, replace
 from typing import Self
 
@@ -17,33 +17,48 @@ from pidphone.sip.grammar import (
     format_params,
     get_param,
     is_token,
+    only,
     parse_number,
     parse_params,
     quote,
+    quoted_end,
     split_outside,
     unquote,
 )
 
-_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*\Z")
-_HOSTNAME_RE = re.compile(
-    r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.?\Z"
-)
-_IPV6_RE = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
-_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_SCHEME_CHARS = string.ascii_letters + string.digits + "+-."
+_LABEL_CHARS = string.ascii_letters + string.digits + "-"
+_IPV6_CHARS = string.hexdigits + ":."
 _USER_BAD = frozenset(' \t<>"@\\[]{}|^')
 _HVALUE_BAD = frozenset(' \t<>"\\[]{}|^')
 
 
 def _check_escapes(text: str, what: str) -> None:
-    if _ESCAPE_RE.search(text):
-        raise SipParseError(f"bad %-escape in {what} {text!r}")
+    """Every % starts an escape of two hex digits."""
+    i = text.find("%")
+    while i >= 0:
+        pair = text[i + 1 : i + 3]
+        if len(pair) != 2 or not only(pair, string.hexdigits):
+            raise SipParseError(f"bad %-escape in {what} {text[:60]!r}")
+        i = text.find("%", i + 1)
+
+
+def _is_hostname(host: str) -> bool:
+    """Dot-separated labels of letters, digits and inner hyphens, with one optional final
+    dot (RFC 3261 §25.1 hostname)."""
+    labels = host.split(".")
+    if len(labels) > 1 and not labels[-1]:
+        labels.pop()
+    return all(
+        only(label, _LABEL_CHARS) and label[0] != "-" and label[-1] != "-" for label in labels
+    )
 
 
 def _check_host(host: str) -> None:
-    if _IPV6_RE.match(host):
+    if host.startswith("[") and host.endswith("]") and only(host[1:-1], _IPV6_CHARS):
         return
-    if not _HOSTNAME_RE.match(host):
-        raise SipParseError(f"bad host {host!r}")
+    if not _is_hostname(host):
+        raise SipParseError(f"bad host {host[:60]!r}")
 
 
 def split_hostport(hostport: str) -> tuple[str, int | None]:
@@ -92,7 +107,7 @@ class Uri:
     @classmethod
     def parse(cls, text: str) -> Self:
         scheme, colon, rest = text.partition(":")
-        if not colon or not _SCHEME_RE.match(scheme):
+        if not colon or not only(scheme, _SCHEME_CHARS) or not scheme[0].isalpha():
             raise SipParseError(f"not an absolute URI: {text!r}")
         scheme = scheme.lower()
         if scheme not in ("sip", "sips"):
@@ -233,20 +248,20 @@ class NameAddr:
 
 
 def _find_angle(text: str) -> int:
-    quoted = False
+    """The index of the first `<` outside quoted strings, or -1."""
     i = 0
-    while i < len(text):
-        ch = text[i]
-        if quoted:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                quoted = False
-        elif ch == '"':
-            quoted = True
-        elif ch == "<":
-            return i
-        i += 1
+    angle = text.find("<")
+    quote_at = text.find('"')
+    while angle >= 0:
+        if quote_at < 0 or angle < quote_at:
+            return angle
+        end = quoted_end(text, quote_at)
+        if end < 0:
+            return -1
+        i = end + 1
+        quote_at = text.find('"', i)
+        if angle < i:
+            angle = text.find("<", i)
     return -1
 
 
