@@ -120,7 +120,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="pidphone-cpu-") as tmp:
         work = Path(tmp)
-        pki = make_test_pki(work / "pki", ["127.0.0.1"])
+        pki = make_test_pki(work / "pki", ["127.0.0.1"], client_name="127.0.0.1")
         port = free_port()
 
         def sim(frequency: float) -> str:
@@ -133,11 +133,13 @@ def main() -> int:
             work / "bob.toml",
             f'[server]\nlisten = "127.0.0.1:{port}"\nclient_cert = "{pki.server_cert}"\n'
             f'client_key = "{pki.server_key}"\nca_file = "{pki.ca_cert}"\nkeepalive_interval = 0\n'
+            f'listen_ca_file = "{pki.ca_cert}"\n'
             f'[security]\nzid_cache = "{work / "bob-zid.json"}"\n' + sim(700),
         )
         caller = write_config(
             work / "alice.toml",
             f'[server]\nca_file = "{pki.ca_cert}"\nkeepalive_interval = 0\n'
+            f'client_cert = "{pki.client_cert}"\nclient_key = "{pki.client_key}"\n'
             f'[security]\nzid_cache = "{work / "alice-zid.json"}"\n' + sim(1000),
         )
         seconds = f"{args.seconds:g}"

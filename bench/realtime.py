@@ -45,6 +45,7 @@ from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import open_udp
 from pidphone.ports import FRAME_BYTES, FRAME_TIME, SAMPLE_RATE, AudioPurpose, KeyEvent, Screen
 from pidphone.sip.agent import AgentConfig, UserAgent
+from pidphone.sip.callers import CallerPolicy
 from pidphone.zrtp.cache import MemoryZidCache
 
 I2C_FRAME_BITS = 1024 * 9 + 64 * 9
@@ -245,7 +246,11 @@ async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="pidphone-realtime-") as tmp:
         pki = make_test_pki(Path(tmp) / "pki", ["127.0.0.1"])
         server = TlsServerConfig(
-            cert_file=str(pki.server_cert), key_file=str(pki.server_key), host="127.0.0.1", port=0
+            cert_file=str(pki.server_cert),
+            key_file=str(pki.server_key),
+            host="127.0.0.1",
+            port=0,
+            callers=CallerPolicy(anyone=True),
         )
         bob = await make_phone(
             "bob", str(pki.ca_cert), server, SimAudioDevices(tone_frequency=700.0), None, {}

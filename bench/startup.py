@@ -123,7 +123,7 @@ def call_rss() -> float:
 
     with tempfile.TemporaryDirectory() as tmp, notify_socket(Path(tmp)) as (sock, path):
         work = Path(tmp)
-        pki = make_test_pki(work / "pki", ["127.0.0.1"])
+        pki = make_test_pki(work / "pki", ["127.0.0.1"], client_name="127.0.0.1")
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
@@ -131,6 +131,7 @@ def call_rss() -> float:
         callee.write_text(
             f'hardware = "simulated"\n[server]\nlisten = "127.0.0.1:{port}"\n'
             f'client_cert = "{pki.server_cert}"\nclient_key = "{pki.server_key}"\n'
+            f'listen_ca_file = "{pki.ca_cert}"\n'
             f'keepalive_interval = 0\n[security]\nzid_cache = "{work / "bob-zid.json"}"\n'
         )
         callee.chmod(0o600)
@@ -138,6 +139,7 @@ def call_rss() -> float:
         config = (
             f'hardware = "simulated"\n[display]\ndriver = "none"\n'
             f'[server]\nca_file = "{pki.ca_cert}"\nkeepalive_interval = 0\n'
+            f'client_cert = "{pki.client_cert}"\nclient_key = "{pki.client_key}"\n'
             f'[security]\nzid_cache = "{work / "alice-zid.json"}"\n'
             f'[phone.speed_dials]\n"1" = "sips:bob@127.0.0.1:{port}"\n'
             f'[sim]\nkeys_script = "{work / "keys.txt"}"\n'

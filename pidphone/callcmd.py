@@ -46,6 +46,7 @@ from pidphone.app.media import MediaConfig, MediaStats
 from pidphone.app.switchboard import LinkProblem, RegistrationEvent, SwitchboardSettings
 from pidphone.audio.analysis import dominant_frequencies
 from pidphone.config import Config
+from pidphone.drivers.certs import parse_fingerprint
 from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import local_address_towards, open_udp
@@ -53,6 +54,8 @@ from pidphone.drivers.zid_cache import FileZidCache
 from pidphone.errors import ConfigError, ProtocolError
 from pidphone.ports import FRAME_BYTES, AudioDevices
 from pidphone.sip.agent import AgentConfig, UserAgent
+from pidphone.sip.callers import CallerPolicy
+from pidphone.sip.uri import Uri
 from pidphone.zrtp.cache import MemoryZidCache, ZidCache
 from pidphone.zrtp.config import ZrtpConfig
 
@@ -166,10 +169,24 @@ def user_agent(config: Config) -> UserAgent:
             auth_user=account.auth_user or None,
             password=account.password or None,
             auth_realms=account.auth_realms,
+            callers=caller_policy(config) if config.server.listen else None,
             registrar=config.server.outbound_address if account.aor else None,
             register_expires=config.server.register_expires,
             keepalive_interval=config.server.keepalive_interval,
         )
+    )
+
+
+def caller_policy(config: Config) -> CallerPolicy:
+    """Who may call the listener: server.listen_allow's fingerprints and identities, or
+    anyone (server.listen_anyone)."""
+    server = config.server
+    identities = tuple(Uri.parse(e) for e in server.listen_allow if e.startswith("sip"))
+    fingerprints = frozenset(
+        parse_fingerprint(e) for e in server.listen_allow if not e.startswith("sip")
+    )
+    return CallerPolicy(
+        anyone=server.listen_anyone, fingerprints=fingerprints, identities=identities
     )
 
 
@@ -194,7 +211,12 @@ def tls_transport(
                 "server.listen", "a TLS listener needs server.client_cert and client_key"
             )
         listener = TlsServerConfig(
-            cert_file=server.client_cert, key_file=server.client_key, host=listen[0], port=listen[1]
+            cert_file=server.client_cert,
+            key_file=server.client_key,
+            host=listen[0],
+            port=listen[1],
+            ca_file=server.listen_ca_file or None,
+            callers=caller_policy(config),
         )
     domain = server.discovery_domain if config.account.aor else None
     if domain is None:

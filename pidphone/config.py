@@ -90,7 +90,19 @@ class ServerConfig:
     """Seconds a registration is asked to last; it is refreshed before it runs out."""
     listen: str = field(default="", metadata=meta(check=checks.optional(checks.listen_address)))
     """address:port of a TLS listener for direct calls without a registrar, "0.0.0.0:5061".
-    Empty: no listener."""
+    Empty: no listener. Needs `listen_ca_file` (or `listen_anyone`)."""
+    listen_ca_file: str = field(default="", metadata=meta(path=True))
+    """PEM file that a direct caller's client certificate must verify against: the CA that
+    signs your callers' certificates, or their own self-signed certificates. A caller
+    without such a certificate is cut off in the TLS handshake; one with it may call under
+    the SIP identities its certificate names (subjectAltName URI or DNS name), no other."""
+    listen_allow: tuple[str, ...] = field(default=(), metadata=meta(each=checks.allowed_caller))
+    """Narrows `listen_ca_file` to these callers: SHA-256 certificate fingerprints, or SIP
+    identities ("sips:bob@example.org", or "sips:example.org" for a whole domain) that the
+    certificate must vouch for. Empty: every certificate `listen_ca_file` verifies."""
+    listen_anyone: bool = False
+    """true: any TLS client that reaches `listen` may ring the phone, with no certificate
+    and under any name it likes. The call is still secured by ZRTP (compare the SAS)."""
     stun_server: str = field(
         default="", metadata=meta(check=checks.optional(checks.host_port(3478)))
     )

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from pidphone.config_build import Check, did_you_mean, quoted
+from pidphone.sip.errors import SipParseError
+from pidphone.sip.uri import Uri
 
 GPIO_MAX = 27
 """BCM GPIO numbers on the 40-pin header of every Raspberry Pi model are 0-27."""
@@ -222,3 +224,21 @@ def realm(value: str) -> str | None:
     if not value.strip():
         return "the realm is empty; write it as the server's challenges do"
     return no_control_characters(value)
+
+
+def allowed_caller(value: str) -> str | None:
+    """A SHA-256 certificate fingerprint, or a SIP identity: sips:bob@example.org, sips:host."""
+    if value.startswith(("sip:", "sips:")):
+        try:
+            uri = Uri.parse(value)
+        except SipParseError as exc:
+            return f'"{value}" is not a SIP identity: {exc}'
+        if uri.params or uri.headers or uri.port is not None or uri.password is not None:
+            return f'"{value}" is not a plain SIP identity; write it as "sips:bob@example.org"'
+        return None
+    if fingerprint(value) is None:
+        return None
+    return (
+        f'"{value}" is neither a SHA-256 fingerprint (64 hex digits, colons allowed) nor a '
+        'SIP identity ("sips:bob@example.org")'
+    )

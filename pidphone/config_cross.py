@@ -42,6 +42,7 @@ def _check_files(config: Config) -> None:
         "server.ca_file": config.server.ca_file,
         "server.client_cert": config.server.client_cert,
         "server.client_key": config.server.client_key,
+        "server.listen_ca_file": config.server.listen_ca_file,
         "sim.keys_script": config.sim.keys_script,
         "sim.audio_in_file": config.sim.audio_in_file,
     }
@@ -62,6 +63,21 @@ def _check_tls(config: Config) -> None:
         raise ConfigError(
             "server.listen",
             "a TLS listener presents server.client_cert and server.client_key; set both",
+        )
+    if server.listen_allow and not server.listen_ca_file:
+        raise ConfigError(
+            "server.listen_allow",
+            "needs server.listen_ca_file, which verifies the callers' certificates first",
+        )
+    if server.listen and not (server.listen_ca_file or server.listen_anyone):
+        raise ConfigError(
+            "server.listen_ca_file",
+            "say who may call server.listen directly: the CA (or the certificates) of your "
+            "callers here, or server.listen_anyone = true to let any TLS client ring",
+        )
+    if server.listen_allow and server.listen_anyone:
+        raise ConfigError(
+            "server.listen_allow", "has no effect with server.listen_anyone = true; drop one"
         )
 
 

@@ -1,8 +1,9 @@
 """`pidphone demo`: two simulated phones on loopback place a secure call, start to finish.
 
 No hardware and no SIP server: throw-away certificates are made in a temporary directory, Bob
-listens for SIP over TLS on 127.0.0.1, and Alice calls him directly
-(`sips:bob@127.0.0.1:<port>`) with a speed-dial key. Bob answers with a key, ZRTP runs on the
+listens for SIP over TLS on 127.0.0.1 and takes calls only from certificates of that CA, and
+Alice calls him directly (`sips:bob@127.0.0.1:<port>`) with a speed-dial key, presenting a
+client certificate that names her (`sips:alice@127.0.0.1`). Bob answers with a key, ZRTP runs on the
 media path, both phones show the same SAS, and each sends a tone through SRTP (Alice 1000 Hz,
 Bob 700 Hz) from a simulated microphone paced by a real clock; what each received is decoded
 and its frequency checked. The screens are printed as text and saved as PNG. Alice hangs up
@@ -124,16 +125,21 @@ class DemoFailedError(Exception):
 async def _make_phone(
     name: str,
     tone: float,
-    pki_ca: str,
+    client: TlsClientConfig,
     server: TlsServerConfig | None,
     speed_dials: dict[str, str],
 ) -> _Phone:
     audio = SimAudioDevices(tone_frequency=tone)
     display = _ScreenLog()
     agent = UserAgent(
-        AgentConfig(aor=f"sips:{name.lower()}@127.0.0.1", display_name=name, keepalive_interval=0)
+        AgentConfig(
+            aor=f"sips:{name.lower()}@127.0.0.1",
+            display_name=name,
+            keepalive_interval=0,
+            callers=None if server is None else server.callers,
+        )
     )
-    transport = TlsTransport(TlsClientConfig(ca_file=pki_ca), server)
+    transport = TlsTransport(client, server)
     settings = ControllerSettings(
         calls=SwitchboardSettings(
             call=CallSettings(media=MediaConfig(policy="require"), media_host="127.0.0.1"),
@@ -200,16 +206,26 @@ class _Show:
 
 async def _story(out: TextIO, workdir: Path, show: _Show) -> DemoResult:
     result = DemoResult()
-    pki = make_test_pki(workdir / "pki", ["127.0.0.1", "localhost"])
-    bob_server = TlsServerConfig(
-        cert_file=str(pki.server_cert), key_file=str(pki.server_key), host="127.0.0.1", port=0
+    pki = make_test_pki(
+        workdir / "pki", ["127.0.0.1", "localhost"], client_uris=["sips:alice@127.0.0.1"]
     )
-    bob = await _make_phone("Bob", BOB_TONE, str(pki.ca_cert), bob_server, {})
+    bob_server = TlsServerConfig(
+        cert_file=str(pki.server_cert),
+        key_file=str(pki.server_key),
+        host="127.0.0.1",
+        port=0,
+        ca_file=str(pki.ca_cert),
+    )
+    bob_client = TlsClientConfig(ca_file=str(pki.ca_cert))
+    bob = await _make_phone("Bob", BOB_TONE, bob_client, bob_server, {})
     listening = bob.transport.listening
     if listening is None:
         raise DemoFailedError("Bob's TLS listener did not start")
     bob_uri = f"sips:bob@127.0.0.1:{listening[1]}"
-    alice = await _make_phone("Alice", ALICE_TONE, str(pki.ca_cert), None, {"1": bob_uri})
+    alice_client = TlsClientConfig(
+        ca_file=str(pki.ca_cert), client_cert=str(pki.client_cert), client_key=str(pki.client_key)
+    )
+    alice = await _make_phone("Alice", ALICE_TONE, alice_client, None, {"1": bob_uri})
     loop = asyncio.get_running_loop()
     try:
         say = functools.partial(print, file=out)

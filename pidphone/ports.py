@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from pidphone.sip.callers import PeerCertificate
+
 Address = tuple[str, int]
 """A (host, port) pair; host is an IP literal or a DNS name."""
 
@@ -242,7 +244,12 @@ class LinkError:
 class SipTransportHandler(Protocol):
     """What a SIP transport reports to (the signalling runner). Called on the event loop."""
 
-    def connection_made(self, peer: Address, local: Address) -> None: ...
+    def connection_made(
+        self, peer: Address, local: Address, certificate: PeerCertificate | None = None
+    ) -> None:
+        """The flow to `peer` is up; for one a peer opened to the listener, `certificate` is
+        what TLS verified of the client (None without one)."""
+        ...
 
     def data_received(self, peer: Address, data: bytes) -> None: ...
 

@@ -46,9 +46,9 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
 def direct_config(path: Path, pki: Pki, tone: float, listen: int | None = None) -> Path:
     """A pidphone without account: it calls sips: URIs directly, or listens on `listen`."""
     server = f'ca_file = "{pki.ca_cert}"\nkeepalive_interval = 0\n'
-    if listen is not None:
+    if listen is not None:  # any TLS client may call: these calls are about the media path
         server += (
-            f'listen = "127.0.0.1:{listen}"\n'
+            f'listen = "127.0.0.1:{listen}"\nlisten_anyone = true\n'
             f'client_cert = "{pki.server_cert}"\nclient_key = "{pki.server_key}"\n'
         )
     text = (

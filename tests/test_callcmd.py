@@ -20,6 +20,7 @@ from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.zid_cache import FileZidCache
 from pidphone.errors import ConfigError
+from pidphone.sip.callers import CallerPolicy
 
 
 def free_port() -> int:
@@ -30,7 +31,7 @@ def free_port() -> int:
 
 
 def configs(tmp_path: Path, policy: str = "require") -> tuple[Config, Config, int]:
-    pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
+    pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"], client_name="127.0.0.1")
     port = free_port()
     callee = Config(
         hardware="simulated",
@@ -39,6 +40,7 @@ def configs(tmp_path: Path, policy: str = "require") -> tuple[Config, Config, in
             client_cert=str(pki.server_cert),
             client_key=str(pki.server_key),
             ca_file=str(pki.ca_cert),
+            listen_ca_file=str(pki.ca_cert),
             keepalive_interval=0,
         ),
         security=SecurityConfig(
@@ -49,7 +51,12 @@ def configs(tmp_path: Path, policy: str = "require") -> tuple[Config, Config, in
     )
     caller = Config(
         hardware="simulated",
-        server=ServerConfig(ca_file=str(pki.ca_cert), keepalive_interval=0),
+        server=ServerConfig(
+            ca_file=str(pki.ca_cert),
+            client_cert=str(pki.client_cert),
+            client_key=str(pki.client_key),
+            keepalive_interval=0,
+        ),
         security=SecurityConfig(
             zid_cache=str(tmp_path / "alice-zid.json"),
             zrtp_policy=policy,  # type: ignore[arg-type]
@@ -223,7 +230,13 @@ def test_a_registrar_domain_without_port_is_found_by_naptr_and_srv(tmp_path: Pat
 
     async def main() -> None:
         server = TlsTransport(
-            TlsClientConfig(), TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0)
+            TlsClientConfig(),
+            TlsServerConfig(
+                str(pki.server_cert),
+                str(pki.server_key),
+                port=0,
+                callers=CallerPolicy(anyone=True),
+            ),
         )
         at_server = Recorder()
         await server.start(at_server)

@@ -56,6 +56,7 @@ auth_user = "a1"
 registrar = "[2001:db8::1]:5071"
 outbound_proxy = "proxy.example.org"
 listen = "0.0.0.0:5061"
+listen_ca_file = "callers.pem"
 client_cert = "phone.pem"
 client_key = "phone.key"
 stun_server = "stun.example.org"
@@ -63,6 +64,7 @@ pinned_fingerprint = "{}"
 """.format(":".join(["ab"] * 32))
     (tmp_path / "phone.pem").write_text("certificate")
     (tmp_path / "phone.key").write_text("key")
+    (tmp_path / "callers.pem").write_text("certificates")
     server = load_config(write(tmp_path, text)).server
     assert server.registrar_address == ("2001:db8::1", 5071)
     assert server.outbound_address == ("proxy.example.org", 5061)

@@ -34,7 +34,11 @@ from pidphone.drivers.udp import open_udp
 from pidphone.ports import Address, HookEvent, KeyEvent, Screen, SipTransportHandler
 from pidphone.rtp import stun
 from pidphone.sip.agent import AgentConfig, UserAgent
+from pidphone.sip.callers import CallerPolicy
 from pidphone.zrtp.cache import MemoryZidCache
+
+ANYONE = CallerPolicy(anyone=True)
+"""Listeners here let any TLS client in: these tests are about calls, not admission."""
 
 
 class Screens:
@@ -77,7 +81,11 @@ async def make(
     dials: dict[str, str],
     audio: SimAudioDevices | None = None,
 ) -> Phone:
-    server = TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0) if listen else None
+    server = (
+        TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0, callers=ANYONE)
+        if listen
+        else None
+    )
     transport = TlsTransport(TlsClientConfig(ca_file=str(pki.ca_cert)), server)
     audio = audio or SimAudioDevices(tone_frequency=tone)
     screens = Screens()

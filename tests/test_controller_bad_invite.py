@@ -22,6 +22,7 @@ from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import UdpSocket, open_udp
 from pidphone.sip import Frame, Response, StreamFramer, parse_message
 from pidphone.sip.agent import AgentConfig, UserAgent
+from pidphone.sip.callers import CallerPolicy
 from pidphone.zrtp.cache import MemoryZidCache
 
 SDP = (
@@ -55,7 +56,9 @@ async def bob_engine(
 ) -> tuple[Controller, TlsTransport]:
     transport = TlsTransport(
         TlsClientConfig(ca_file=str(pki.ca_cert)),
-        TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0),
+        TlsServerConfig(
+            str(pki.server_cert), str(pki.server_key), port=0, callers=CallerPolicy(anyone=True)
+        ),
     )
     engine = Controller(
         ControllerSettings(

@@ -23,8 +23,12 @@ from pidphone.drivers.udp import UdpSocket, open_udp
 from pidphone.ports import Address
 from pidphone.rtp import PacketKind, classify
 from pidphone.sip.agent import AgentConfig, UserAgent
+from pidphone.sip.callers import CallerPolicy
 from pidphone.zrtp.cache import MemoryZidCache
 from tests.test_controller import Phone, Screens, strongest
+
+ANYONE = CallerPolicy(anyone=True)
+"""Listeners here let any TLS client in: these tests are about calls, not admission."""
 
 RTCP_INTERVAL = 0.1
 """Short, so that RTCP reports go out and come in many times during the test."""
@@ -54,7 +58,11 @@ class WatchedSocket(UdpSocket):
 async def make(
     name: str, tone: float, pki: Pki, *, listen: bool, seen: dict[str, set[PacketKind]]
 ) -> Phone:
-    server = TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0) if listen else None
+    server = (
+        TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0, callers=ANYONE)
+        if listen
+        else None
+    )
     transport = TlsTransport(TlsClientConfig(ca_file=str(pki.ca_cert)), server)
     audio = SimAudioDevices(tone_frequency=tone)
     screens = Screens()

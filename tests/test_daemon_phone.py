@@ -36,7 +36,7 @@ def free_port() -> int:
 
 
 def test_scripted_phone_calls_and_reports_status(tmp_path: Path) -> None:
-    pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
+    pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"], client_name="127.0.0.1")
     port = free_port()
     callee = Config(
         hardware="simulated",
@@ -44,6 +44,7 @@ def test_scripted_phone_calls_and_reports_status(tmp_path: Path) -> None:
             listen=f"127.0.0.1:{port}",
             client_cert=str(pki.server_cert),
             client_key=str(pki.server_key),
+            listen_ca_file=str(pki.ca_cert),
             keepalive_interval=0,
         ),
         security=SecurityConfig(zid_cache=str(tmp_path / "bob.json")),
@@ -54,7 +55,12 @@ def test_scripted_phone_calls_and_reports_status(tmp_path: Path) -> None:
     screens = tmp_path / "screens"
     caller = Config(
         hardware="simulated",
-        server=ServerConfig(ca_file=str(pki.ca_cert), keepalive_interval=0),
+        server=ServerConfig(
+            ca_file=str(pki.ca_cert),
+            client_cert=str(pki.client_cert),
+            client_key=str(pki.client_key),
+            keepalive_interval=0,
+        ),
         security=SecurityConfig(zid_cache=str(tmp_path / "alice.json")),
         phone=PhoneConfig(speed_dials={"1": f"sips:bob@127.0.0.1:{port}"}),
         display=DisplayConfig(driver="ssd1306"),
@@ -143,7 +149,7 @@ class Notifications:
 def test_sighup_during_a_call_keeps_the_call_and_applies_the_config_after_it(
     tmp_path: Path,
 ) -> None:
-    pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
+    pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"], client_name="127.0.0.1")
     port = free_port()
     callee = Config(
         hardware="simulated",
@@ -151,6 +157,7 @@ def test_sighup_during_a_call_keeps_the_call_and_applies_the_config_after_it(
             listen=f"127.0.0.1:{port}",
             client_cert=str(pki.server_cert),
             client_key=str(pki.server_key),
+            listen_ca_file=str(pki.ca_cert),
             keepalive_interval=0,
         ),
         security=SecurityConfig(zid_cache=str(tmp_path / "bob.json")),
@@ -162,7 +169,12 @@ def test_sighup_during_a_call_keeps_the_call_and_applies_the_config_after_it(
     def caller(speed_dial: str, sim: SimConfig) -> Config:
         return Config(
             hardware="simulated",
-            server=ServerConfig(ca_file=str(pki.ca_cert), keepalive_interval=0),
+            server=ServerConfig(
+                ca_file=str(pki.ca_cert),
+                client_cert=str(pki.client_cert),
+                client_key=str(pki.client_key),
+                keepalive_interval=0,
+            ),
             security=SecurityConfig(zid_cache=str(tmp_path / "alice.json")),
             phone=PhoneConfig(speed_dials={"1": speed_dial}),
             display=DisplayConfig(driver="none"),

@@ -18,6 +18,7 @@ import dns.rrset
 from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.dns import MAX_SERVICES, SipsLocator, order_srv
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
+from pidphone.sip.callers import CallerPolicy
 from tests.test_tls import Recorder
 
 Zone = dict[tuple[str, str], list[str]]
@@ -146,7 +147,13 @@ def test_tls_flow_to_a_domain_found_by_srv_checks_the_domain_name(tmp_path: Path
 
     async def main() -> None:
         server = TlsTransport(
-            TlsClientConfig(), TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0)
+            TlsClientConfig(),
+            TlsServerConfig(
+                str(pki.server_cert),
+                str(pki.server_key),
+                port=0,
+                callers=CallerPolicy(anyone=True),
+            ),
         )
         at_server = Recorder()
         await server.start(at_server)

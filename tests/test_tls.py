@@ -17,6 +17,10 @@ from pidphone.drivers.certs import Pki, issue, make_ca, make_test_pki, pem_finge
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.errors import ConfigError
 from pidphone.ports import Address, LinkError
+from pidphone.sip.callers import CallerPolicy, PeerCertificate
+
+ANYONE = CallerPolicy(anyone=True)
+"""For tests of the client side: a listener that lets any TLS client in."""
 
 Event = tuple[str, Address, object]
 
@@ -26,10 +30,14 @@ class Recorder:
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.certificates: dict[Address, PeerCertificate | None] = {}
         self.changed = asyncio.Event()
 
-    def connection_made(self, peer: Address, local: Address) -> None:
+    def connection_made(
+        self, peer: Address, local: Address, certificate: PeerCertificate | None = None
+    ) -> None:
         self.events.append(("made", peer, local))
+        self.certificates[peer] = certificate
         self.changed.set()
 
     def data_received(self, peer: Address, data: bytes) -> None:
@@ -63,6 +71,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 async def listener(pki: Pki, **kwargs: Any) -> tuple[TlsTransport, Recorder, Address]:
+    """A listener; one that lets any TLS client in unless `callers` or `ca_file` says."""
+    if "ca_file" not in kwargs:
+        kwargs.setdefault("callers", ANYONE)
     config = TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0, **kwargs)
     server = TlsTransport(TlsClientConfig(ca_file=str(pki.ca_cert)), config)
     recorder = Recorder()
@@ -125,6 +136,7 @@ async def refused_by_client(
         kwargs.get("cert_file", str(pki.server_cert)),
         kwargs.get("key_file", str(pki.server_key)),
         port=0,
+        callers=ANYONE,
     )
     server = TlsTransport(TlsClientConfig(ca_file=str(pki.ca_cert)), server_config)
     at_server = Recorder()
@@ -217,10 +229,10 @@ def test_bad_pin_text_is_a_config_error() -> None:
 
 
 def test_client_certificate_required_by_listener(pki: Pki) -> None:
+    """The listener's default: a client certificate its CA file verifies."""
+
     async def main() -> None:
-        server, at_server, address = await listener(
-            pki, ca_file=str(pki.ca_cert), require_client_cert=True
-        )
+        server, at_server, address = await listener(pki, ca_file=str(pki.ca_cert))
         anonymous, at_anonymous = await client(TlsClientConfig(ca_file=str(pki.ca_cert)))
         anonymous.send(address, b"anonymous")
         with_cert, _ = await client(
@@ -312,7 +324,8 @@ def test_ipv6_loopback(pki: Pki, tmp_path: Path) -> None:
 
     async def main() -> None:
         server = TlsTransport(
-            TlsClientConfig(), TlsServerConfig(str(v6.server_cert), str(v6.server_key), "::1", 0)
+            TlsClientConfig(),
+            TlsServerConfig(str(v6.server_cert), str(v6.server_key), "::1", 0, callers=ANYONE),
         )
         at_server = Recorder()
         try:
@@ -334,13 +347,14 @@ def test_bad_certificate_files_are_config_errors(tmp_path: Path) -> None:
         TlsTransport(TlsClientConfig(ca_file=str(tmp_path / "missing.pem")))
 
     async def main() -> None:
-        server = TlsTransport(TlsClientConfig(), TlsServerConfig("nope.pem", "nope.key", port=0))
+        server = TlsTransport(
+            TlsClientConfig(), TlsServerConfig("nope.pem", "nope.key", port=0, callers=ANYONE)
+        )
         with pytest.raises(ConfigError, match="listener certificate"):
             await server.start(Recorder())
         with pytest.raises(ConfigError, match="CA file"):
-            await TlsTransport(
-                TlsClientConfig(),
-                TlsServerConfig("a", "b", port=0, require_client_cert=True),
-            ).start(Recorder())
+            await TlsTransport(TlsClientConfig(), TlsServerConfig("a", "b", port=0)).start(
+                Recorder()
+            )
 
     run(main())

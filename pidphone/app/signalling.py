@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pidphone.ports import Address, LinkError, SipTransport
 from pidphone.sip import events as ev
 from pidphone.sip.agent import UserAgent
+from pidphone.sip.callers import PeerCertificate
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,10 @@ class Signalling:
 
     # ------------------------------------------------------------------ SipTransportHandler
 
-    def connection_made(self, peer: Address, local: Address) -> None:
-        self.agent.connection_made(peer, local, self._now())
+    def connection_made(
+        self, peer: Address, local: Address, certificate: PeerCertificate | None = None
+    ) -> None:
+        self.agent.connection_made(peer, local, self._now(), certificate)
         self._pump()
 
     def data_received(self, peer: Address, data: bytes) -> None:

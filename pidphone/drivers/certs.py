@@ -131,10 +131,12 @@ def issue(
     hosts: Sequence[str],
     *,
     client: bool = False,
+    uris: Sequence[str] = (),
     valid_days: float = 30,
     not_before: datetime.datetime | None = None,
 ) -> Issued:
-    """An end-entity certificate for `hosts` signed by `ca`, for a server (default) or client."""
+    """An end-entity certificate for `hosts` signed by `ca`, for a server (default) or client;
+    `uris` go into its subjectAltName too ("sips:alice@example.org": a SIP identity)."""
     if not hosts:
         raise ValueError("a certificate needs at least one host name")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -164,7 +166,12 @@ def issue(
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(subject_alt_names(hosts)), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [*subject_alt_names(hosts), *(x509.UniformResourceIdentifier(u) for u in uris)]
+            ),
+            critical=False,
+        )
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
             critical=False,
@@ -187,15 +194,17 @@ def make_test_pki(
     hosts: Sequence[str] = DEFAULT_HOSTS,
     *,
     client_name: str = "pidphone",
+    client_uris: Sequence[str] = (),
     valid_days: float = 30,
 ) -> Pki:
     """Create `directory` with ca.pem/ca.key, server.pem/server.key (for `hosts`) and
-    client.pem/client.key, and return their paths."""
+    client.pem/client.key (for `client_name` and the SIP identities `client_uris`), and
+    return their paths."""
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     ca = make_ca(valid_days=valid_days)
     server = issue(ca, hosts, valid_days=valid_days)
-    client = issue(ca, [client_name], client=True, valid_days=valid_days)
+    client = issue(ca, [client_name], client=True, uris=client_uris, valid_days=valid_days)
     pki = Pki(
         directory=root,
         ca_cert=root / "ca.pem",

@@ -22,12 +22,13 @@ import hmac
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from pidphone.drivers.certs import parse_fingerprint
 from pidphone.errors import ConfigError, DeviceError
 from pidphone.ports import Address, LinkError, SipTransportHandler
+from pidphone.sip.callers import CallerPolicy, PeerCertificate
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,11 @@ class TlsClientConfig:
 
 @dataclass(frozen=True)
 class TlsServerConfig:
-    """The listener for direct calls without a registrar (sips:bob@192.0.2.7:5062)."""
+    """The listener for direct calls without a registrar (sips:bob@192.0.2.7:5062).
+
+    By default a caller must present a client certificate that `ca_file` verifies, and one
+    `callers` admits; a client without one never gets past the handshake. Only
+    `CallerPolicy(anyone=True)` lets any TLS client in."""
 
     cert_file: str
     key_file: str
@@ -67,8 +72,10 @@ class TlsServerConfig:
     port: int = 5061
     """0 lets the system pick; `TlsTransport.listening` tells which."""
     ca_file: str | None = None
-    """CAs for client certificates; with `require_client_cert`, unverified clients fail."""
-    require_client_cert: bool = False
+    """The CAs of the callers' client certificates, or those (self-signed) certificates
+    themselves. Needed unless `callers.anyone`."""
+    callers: CallerPolicy = field(default_factory=CallerPolicy)
+    """Which verified certificates are let in (an allow-list), or anyone at all."""
     handshake_timeout: float = 10.0
 
 
@@ -130,16 +137,20 @@ def client_context(config: TlsClientConfig) -> ssl.SSLContext:
 
 
 def server_context(config: TlsServerConfig) -> ssl.SSLContext:
-    """The listener's context: TLS 1.2+, our certificate, client certificates if asked."""
-    if config.require_client_cert and config.ca_file is None:
-        raise ConfigError("sip.tls.ca_file", "requiring client certificates needs a CA file")
+    """The listener's context: TLS 1.2+, our certificate, and a client certificate that
+    `ca_file` verifies (optional only when the policy admits anyone)."""
+    if not config.callers.anyone and config.ca_file is None:
+        raise ConfigError(
+            "server.listen_ca_file",
+            "authenticating direct callers needs the CA file of their certificates",
+        )
     try:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=config.ca_file)
         context.load_cert_chain(config.cert_file, config.key_file)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError("sip.tls", f"cannot load the listener certificate: {exc}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if config.require_client_cert:
+    if not config.callers.anyone:
         context.verify_mode = ssl.CERT_REQUIRED
     elif config.ca_file is not None:
         context.verify_mode = ssl.CERT_OPTIONAL
@@ -198,6 +209,20 @@ class _Flow(asyncio.Protocol):
         if not isinstance(ssl_object, ssl.SSLObject):
             return None
         return ssl_object.getpeercert(binary_form=True)
+
+    def peer_certificate(self) -> PeerCertificate | None:
+        """The peer's certificate as verified (fingerprint and subjectAltNames), or None."""
+        der = self.certificate()
+        ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
+        if der is None or not isinstance(ssl_object, ssl.SSLObject):
+            return None
+        names = (ssl_object.getpeercert() or {}).get("subjectAltName", ())
+        pairs = [entry for entry in names if isinstance(entry, tuple) and len(entry) == 2]
+        return PeerCertificate(
+            sha256=hashlib.sha256(der).digest(),
+            uris=tuple(str(entry[1]) for entry in pairs if entry[0] == "URI"),
+            dns_names=tuple(str(entry[1]) for entry in pairs if entry[0] == "DNS"),
+        )
 
 
 class TlsTransport:
@@ -363,8 +388,16 @@ class TlsTransport:
         return flow
 
     def _accepted(self, flow: _Flow) -> None:
+        """A caller's handshake is done: let it in if the policy admits its certificate, else
+        cut it off before it says anything."""
         key = flow.key
-        if key is None:  # no peer address to route by: nothing to accept
+        certificate = flow.peer_certificate()
+        refused = "no listener" if self._server is None else None
+        if self._server is not None:
+            refused = self._server.callers.certificate_refusal(certificate)
+        if key is None or refused is not None:  # no address to route by, or not admitted
+            if key is not None:
+                log.info("TLS caller from %s:%d refused: %s", *key, refused)
             if flow.transport is not None:
                 flow.transport.abort()
             return
@@ -375,7 +408,7 @@ class TlsTransport:
         flow.open = True
         log.info("TLS flow from %s:%d accepted", *key)
         if self._handler is not None:
-            self._handler.connection_made(key, flow.local())
+            self._handler.connection_made(key, flow.local(), certificate)
 
     def _handler_data(self, peer: Address, data: bytes) -> None:
         if self._handler is not None:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pidphone.errors import LocalProtocolError, ProtocolError
 from pidphone.sip import events as ev
 from pidphone.sip.auth import Challenge, DigestCredentials, best_challenge, parse_authorization
+from pidphone.sip.callers import CallerPolicy, PeerCertificate
 from pidphone.sip.dialog import Dialog
 from pidphone.sip.errors import SipParseError
 from pidphone.sip.factory import ALLOW, SUPPORTED, MessageFactory, uuid_urn
@@ -123,6 +124,9 @@ class AgentConfig:
     auth_realms: tuple[str, ...] = ()
     """Digest realms the password may answer besides the AOR's domain (a provider whose
     realm is not its domain). Only challenges from `registrar` are answered in any case."""
+    callers: CallerPolicy | None = None
+    """Who may start calls on connections a peer opened to our listener, checked against the
+    certificate the transport verified (`connection_made`); None: no check."""
 
 
 class CallState(enum.Enum):
@@ -188,6 +192,10 @@ class _Flow:
     pong_due: float | None = None
     answers_pings: bool = False
     """The peer has answered a ping before, so a missing pong means a dead flow."""
+    accepted: bool = False
+    """The peer opened this connection to our listener (we did not ask for it)."""
+    certificate: PeerCertificate | None = None
+    """What TLS verified about the peer of an accepted connection."""
 
 
 class UserAgent:
@@ -239,11 +247,21 @@ class UserAgent:
 
     # ------------------------------------------------------------------ transport side
 
-    def connection_made(self, peer: Address, local: Address, now: float) -> None:
+    def connection_made(
+        self,
+        peer: Address,
+        local: Address,
+        now: float,
+        certificate: PeerCertificate | None = None,
+    ) -> None:
         """A connection is up: one we asked for (pings go out on it every
-        `keepalive_interval`, RFC 5626 §3.5.1) or one a peer opened to our listener."""
+        `keepalive_interval`, RFC 5626 §3.5.1) or one a peer opened to our listener, with
+        the client `certificate` TLS verified, if any."""
         asked_for = peer in self._flows
         flow = self._flows.setdefault(peer, _Flow())
+        if not asked_for:
+            flow.accepted = True
+            flow.certificate = certificate
         flow.local = local
         self._last_local[peer] = local
         if asked_for and self.config.keepalive_interval > 0:
@@ -521,6 +539,8 @@ class UserAgent:
         if req.method == "INVITE" and req.body and not _is_plain_sdp(req):
             self._reject(peer, req, 415, [("Accept", "application/sdp")])
             return
+        if req.to.tag is None and self._caller_refused(peer, req):
+            return
         if req.to.tag is not None:
             self._receive_in_dialog(peer, req, now)
         elif req.method == "INVITE":
@@ -531,6 +551,21 @@ class UserAgent:
             self._reject(peer, req, 481)
         else:
             self._reject_method(peer, req)
+
+    def _caller_refused(self, peer: Address, req: Request) -> bool:
+        """A request that starts something on a connection to our listener must come from a
+        caller the policy admits; if not, it is answered 403 (and True returned)."""
+        flow = self._flows.get(peer)
+        policy = self.config.callers
+        if policy is None or flow is None or not flow.accepted:
+            return False
+        refused = policy.caller_refusal(flow.certificate, req.from_.uri)
+        if refused is None:
+            return False
+        response = self._response(req, 403, peer, to_tag=self._token(8))
+        self._send(peer, response)
+        self._events.append(ev.RequestRejected(403, f"{req.method} refused: {refused}"))
+        return True
 
     def _reject_method(self, peer: Address, req: Request) -> None:
         if req.method in KNOWN_NOT_ALLOWED:

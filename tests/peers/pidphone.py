@@ -28,6 +28,10 @@ from pidphone.sdp import (
     with_direction,
 )
 from pidphone.sip.agent import AgentConfig, UserAgent
+from pidphone.sip.callers import CallerPolicy
+
+ANYONE = CallerPolicy(anyone=True)
+"""A listener that lets any TLS client in (these phones test signalling, not admission)."""
 
 E = TypeVar("E", bound=SignallingEvent)
 
@@ -64,7 +68,9 @@ class Phone:
             keepalive_interval=keepalive,
         )
         server = (
-            TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0) if listen else None
+            TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0, callers=ANYONE)
+            if listen
+            else None
         )
         self.transport = TlsTransport(client or TlsClientConfig(ca_file=str(pki.ca_cert)), server)
         self.agent = UserAgent(self.config)
