@@ -910,7 +910,7 @@ def test_a_directly_called_peer_that_challenges_gets_no_credentials() -> None:
     first, ack = peer.requests
     assert ack.cseq.seq == 1 and ack.to.tag == "reg1" and ack.vias[0].branch == first.vias[0].branch
     assert peer.authorizations == []
-    reason = "Password withheld: 127.0.0.1:5062 is not your registrar"
+    reason = "Password not sent to a stranger (127.0.0.1:5062 is not your registrar)"
     assert events(alice) == [ev.CallEnded(call_id, 407, reason, False)]
 
 

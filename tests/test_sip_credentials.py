@@ -161,7 +161,7 @@ def test_a_realm_listed_in_the_config_is_answered_and_an_unlisted_one_is_not() -
     net, alice = registered(unlisted, "sip:alice@example.org")
     (failed,) = events(alice)
     assert failed == ev.RegistrationFailed(
-        401, 'Password withheld: realm "sip.provider.net" is not yours', None
+        401, 'Password not sent: other realm ("sip.provider.net" is not yours)', None
     )
     assert credentials_on_the_wire(net, REGISTRAR) == []
 
@@ -198,7 +198,7 @@ def test_a_challenge_relayed_by_the_registrar_in_a_foreign_realm_is_refused(stat
     assert invite.method == "INVITE"
     alice.receive_data(REGISTRAR, relayed_challenge(invite, status, "evil.example", "MD5"), 2.0)
     net.run(2.0)
-    reason = 'Password withheld: realm "evil.example" is not yours'
+    reason = 'Password not sent: other realm ("evil.example" is not yours)'
     assert events(alice) == [ev.CallEnded(call_id, status, reason, False)]
     assert [r.method for r in registrar.requests[-2:]] == ["INVITE", "ACK"]
     assert credentials_on_the_wire(net, REGISTRAR) == [
@@ -240,7 +240,7 @@ def test_a_dialled_stranger_gets_no_credential_whatever_it_asks() -> None:
     challenges = every_challenge()
     stranger = Stranger(challenges)
     net.add(STRANGER, stranger)
-    reason = "Password withheld: 127.0.0.2:5062 is not your registrar"
+    reason = "Password not sent to a stranger (127.0.0.2:5062 is not your registrar)"
     for n, (status, _) in enumerate(challenges):
         call_id = alice.invite("sips:bob@127.0.0.2:5062", OFFER, 2.0 + n)
         net.run(2.0 + n)

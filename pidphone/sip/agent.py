@@ -909,7 +909,7 @@ class UserAgent:
         if self._credentials is None:
             return readable_reason(resp.status, resp.reason)
         if flow != self.config.registrar:
-            return f"Password withheld: {format_host(*flow)} is not your registrar"
+            return f"Password not sent to a stranger ({format_host(*flow)} is not your registrar)"
         proxy = resp.status == 407
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         challenges: list[Challenge] = []
@@ -920,7 +920,8 @@ class UserAgent:
                 continue
         ours = [c for c in challenges if c.realm.lower() in self._realms]
         if challenges and not ours:
-            return f'Password withheld: realm "{_printable(challenges[0].realm)}" is not yours'
+            realm = _printable(challenges[0].realm)
+            return f'Password not sent: other realm ("{realm}" is not yours)'
         best = best_challenge(ours)
         if best is None:
             return "Authentication failed: no digest challenge pidphone can answer"
