@@ -598,8 +598,8 @@ def test_an_authenticated_goclear_stops_audio_both_ways_and_never_goes_clear(
     has lost its security: no audio leaves or plays from then on, clear or not."""
     a, b, now = secured_pair_with(policy)
     zrtp, secured = a.session._zrtp, a.session.secured
-    assert zrtp.secured is not None and zrtp._keys is not None and secured is not None
-    keys = zrtp._keys  # the peer's MAC key: what only the real peer holds
+    assert zrtp.secured is not None and zrtp._exchange.keys is not None and secured is not None
+    keys = zrtp._exchange.keys  # the peer's MAC key: what only the real peer holds
     peer_key = keys.mac_key_r if secured.role == "initiator" else keys.mac_key_i
     clear_mac = hmac.new(peer_key, b"GoClear ", "sha256").digest()[:8]
     a.session.receive_datagram(peer_zrtp(b, GoClear(clear_mac)), B_ADDR, now)

@@ -760,7 +760,7 @@ def test_ping_is_answered() -> None:
 
 def peer_mac_key(a: Side) -> bytes:
     """The peer's HMAC key (§4.5.3), read from a's session: what only the real peer holds."""
-    secured, keys = a.secured, a.session._keys
+    secured, keys = a.secured, a.session._exchange.keys
     assert secured is not None and keys is not None
     return keys.mac_key_r if secured.role == "initiator" else keys.mac_key_i
 
@@ -795,9 +795,9 @@ def test_sasrelay_mac_is_checked_first_and_its_sas_never_shown(mitm: bool) -> No
     assert not a.session.receive_datagram(b.forge(forged), 1.0)
     assert a.session.datagrams_to_send() == [] and a.session.drops["unauthenticated"] == 1
     if mitm:  # the peer's Hello had said M: what a PBX sends
-        peer = a.session._peer_hello
+        peer = a.session._exchange.peer.hello
         assert peer is not None
-        a.session._peer_hello = dataclasses.replace(peer, mitm=True)
+        a.session._exchange.peer.hello = dataclasses.replace(peer, mitm=True)
     tag = hmac.new(peer_mac_key(a), encrypted, "sha256").digest()[:8]
     relay = SasRelay(mac=tag, iv=b"\x00" * 16, encrypted=encrypted)
     assert a.session.receive_datagram(b.forge(relay), 1.0)
