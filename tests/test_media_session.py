@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hmac
-import math
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +13,6 @@ from pidphone.app.media import (
     NO_ZRTP_REASON,
     MediaConfig,
     MediaDtmf,
-    MediaEvent,
     MediaPeerMoved,
     MediaSecured,
     MediaSecurityFailed,
@@ -32,117 +28,29 @@ from pidphone.rtp import PacketKind, classify, stun
 from pidphone.zrtp.cache import MemoryZidCache
 from pidphone.zrtp.config import ZrtpConfig
 from pidphone.zrtp.messages import Error, GoClear, Message, ZrtpPacket, parse_packet
-
-A_ADDR: Address = ("127.0.0.1", 40000)
-B_ADDR: Address = ("127.0.0.1", 40002)
-STEP = 0.02
-
-
-def tone_frames(freq: float, amplitude: int = 8000) -> Callable[[int], bytes]:
-    """Frame n of a continuous sine."""
-
-    def frame(n: int) -> bytes:
-        start = n * FRAME_SAMPLES
-        return struct.pack(
-            f"<{FRAME_SAMPLES}h",
-            *(
-                round(amplitude * math.sin(2 * math.pi * freq * (start + i) / 8000))
-                for i in range(FRAME_SAMPLES)
-            ),
-        )
-
-    return frame
+from tests.harness import (
+    A_ADDR,
+    B_ADDR,
+    STEP,
+    Keep,
+    MediaEnd,
+    Wire,
+    media_end,
+    media_pair,
+    talk,
+    tone_frames,
+)
 
 
-@dataclass
-class End:
-    session: MediaSession
-    address: Address
-    tone: Callable[[int], bytes]
-    events: list[MediaEvent] = field(default_factory=list)
-    sent: list[tuple[float, bytes, Address]] = field(default_factory=list)
-    played: list[bytes] = field(default_factory=list)
-
-    def drain(self) -> None:
-        while (event := self.session.next_event()) is not None:
-            self.events.append(event)
-
-    def of(self, kind: type[MediaEvent]) -> list[MediaEvent]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-
-def make_end(
-    address: Address,
-    freq: float,
-    policy: Policy = "require",
-    codec: tuple[str, int] = ("PCMU", 0),
-    cache: MemoryZidCache | None = None,
-) -> End:
-    session = MediaSession(MediaConfig(policy=policy), cache=cache or MemoryZidCache())
-    session.configure(codec[0], codec[1], 101)
-    return End(session, address, tone_frames(freq))
-
-
-def pair(policy: Policy = "require", codec: tuple[str, int] = ("PCMU", 0)) -> tuple[End, End]:
-    a = make_end(A_ADDR, 1000, policy, codec)
-    b = make_end(B_ADDR, 700, policy, codec)
-    a.session.set_remote(B_ADDR, b.session.hello_hash)
-    b.session.set_remote(A_ADDR, a.session.hello_hash)
-    return a, b
-
-
-Link = Callable[[bytes, float], bool]
-"""Decides whether one datagram is delivered."""
-
-
-def deliver_all(data: bytes, now: float) -> bool:
-    return True
-
-
-def run(
-    a: End,
-    b: End,
-    seconds: float,
-    *,
-    start: float = 0.0,
-    a_to_b: Link = deliver_all,
-    b_to_a: Link = deliver_all,
-    b_source: Address | None = None,
-    audio: bool = True,
-) -> float:
-    """Step both ends 20 ms at a time: timers, a captured frame each, a played frame each."""
-    now = start
-    n = 0
-    while now < start + seconds:
-        for end in (a, b):
-            timer = end.session.get_timer()
-            if timer is not None and timer <= now:
-                end.session.handle_timer(now)
-            if audio:
-                end.session.send_audio(end.tone(n), now)
-                end.played.append(end.session.pull_audio(now))
-        for src, dst, link in ((a, b, a_to_b), (b, a, b_to_a)):
-            for data, addr in src.session.datagrams_to_send():
-                src.sent.append((now, data, addr))
-                if addr == dst.address and link(data, now):
-                    origin = b_source if (src is b and b_source) else src.address
-                    dst.session.receive_datagram(data, origin, now)
-        a.drain()
-        b.drain()
-        now += STEP
-        n += 1
-    return now
-
-
-def rtp_sent(end: End) -> list[bytes]:
+def rtp_sent(end: MediaEnd) -> list[bytes]:
     return [data for _, data, _ in end.sent if classify(data) is PacketKind.RTP]
 
 
 def test_zrtp_then_srtp_audio_both_ways() -> None:
-    a, b = pair()
+    a, b = media_pair()
     a.session.start(0.0)
     b.session.start(0.0)
-    run(a, b, 3.0)
+    talk(a, b, 3.0)
 
     (sa,) = a.of(MediaSecured)
     (sb,) = b.of(MediaSecured)
@@ -162,10 +70,10 @@ def test_zrtp_then_srtp_audio_both_ways() -> None:
 
 
 def test_no_clear_audio_ever_leaves() -> None:
-    a, b = pair()
+    a, b = media_pair()
     a.session.start(0.0)
     b.session.start(0.0)
-    run(a, b, 2.0)
+    talk(a, b, 2.0)
     clear_payloads = {g711.ulaw_encode(a.tone(n))[:40] for n in range(100)}
     for data in rtp_sent(a):
         # SRTP: the payload is encrypted, so no captured frame's G.711 bytes appear in it.
@@ -176,13 +84,13 @@ def test_no_clear_audio_ever_leaves() -> None:
 
 
 def test_require_peer_without_zrtp_fails_and_sends_no_rtp() -> None:
-    a = make_end(A_ADDR, 1000, "require")
-    b = make_end(B_ADDR, 700, "require")
+    a = media_end(A_ADDR, 1000, "require")
+    b = media_end(B_ADDR, 700, "require")
     a.session.set_remote(B_ADDR)
     b.session.set_remote(A_ADDR)
     a.session.start(0.0)
     # b speaks no ZRTP: it is never started, and a's ZRTP packets fall on deaf ears.
-    run(a, b, 8.0, a_to_b=lambda data, now: classify(data) is not PacketKind.ZRTP)
+    talk(a, b, 8.0, a_to_b=Wire(keep=lambda data, now: classify(data) is not PacketKind.ZRTP))
 
     failures = a.of(MediaSecurityFailed)
     assert len(failures) == 1
@@ -196,14 +104,14 @@ def test_require_peer_without_zrtp_fails_and_sends_no_rtp() -> None:
 
 
 def test_prefer_peer_without_zrtp_falls_back_to_clear_audio() -> None:
-    a = make_end(A_ADDR, 1000, "prefer")
-    b = make_end(B_ADDR, 700, "prefer")
+    a = media_end(A_ADDR, 1000, "prefer")
+    b = media_end(B_ADDR, 700, "prefer")
     a.session.set_remote(B_ADDR)
     b.session.set_remote(A_ADDR)
     a.session.start(0.0)
     b.session.start(0.0)
-    no_zrtp: Link = lambda data, now: classify(data) is not PacketKind.ZRTP  # noqa: E731
-    run(a, b, 10.0, a_to_b=no_zrtp, b_to_a=no_zrtp)
+    no_zrtp: Keep = lambda data, now: classify(data) is not PacketKind.ZRTP  # noqa: E731
+    talk(a, b, 10.0, a_to_b=Wire(keep=no_zrtp), b_to_a=Wire(keep=no_zrtp))
 
     (failure,) = a.of(MediaSecurityFailed)
     assert isinstance(failure, MediaSecurityFailed) and not failure.fatal
@@ -212,30 +120,30 @@ def test_prefer_peer_without_zrtp_falls_back_to_clear_audio() -> None:
     assert rtp_sent(a) == []
     a.session.allow_clear()
     b.session.allow_clear()
-    run(a, b, 2.0, start=10.0)
+    talk(a, b, 2.0, start=10.0)
     assert security(a) == "clear"
     assert a.session.stats.clear_packets_sent > 0
     assert abs(dominant_frequencies(b"".join(b.played[-50:]))[0] - 1000) < 20
 
 
 def test_symmetric_rtp_latches_onto_authenticated_source() -> None:
-    a, b = pair()
+    a, b = media_pair()
     a.session.start(0.0)
     b.session.start(0.0)
     nat: Address = ("127.0.0.1", 50123)
-    now = run(a, b, 2.0)
+    now = talk(a, b, 2.0)
     assert a.session.remote == B_ADDR
-    run(a, b, 0.5, start=now, b_source=nat)
+    talk(a, b, 0.5, start=now, b_source=nat)
     assert a.session.remote == nat
     assert MediaPeerMoved(nat) in a.events
     assert a.sent[-1][2] == nat
 
 
 def test_forged_packets_do_not_move_the_peer_address() -> None:
-    a, b = pair()
+    a, b = media_pair()
     a.session.start(0.0)
     b.session.start(0.0)
-    now = run(a, b, 2.0)
+    now = talk(a, b, 2.0)
     forged = bytes(rtp_sent(b)[-1])
     forged = forged[:-1] + bytes([forged[-1] ^ 1])
     dropped = a.session.stats.dropped
@@ -245,29 +153,29 @@ def test_forged_packets_do_not_move_the_peer_address() -> None:
 
 
 def test_dtmf_arrives_as_one_key_press() -> None:
-    a, b = pair()
+    a, b = media_pair()
     a.session.start(0.0)
     b.session.start(0.0)
-    now = run(a, b, 2.0)
+    now = talk(a, b, 2.0)
     a.session.send_dtmf("5")
-    run(a, b, 1.0, start=now)
+    talk(a, b, 1.0, start=now)
     assert [e for e in b.events if isinstance(e, MediaDtmf)] == [MediaDtmf("5")]
 
 
 def test_rtcp_reports_go_out_over_srtcp() -> None:
-    a, b = pair()
+    a, b = media_pair()
     a.session.start(0.0)
     b.session.start(0.0)
-    run(a, b, 11.0)
+    talk(a, b, 11.0)
     assert a.session.stats.rtcp_sent >= 2
     assert b.session.stats.rtcp_received >= 2
 
 
 def test_loss_is_counted_and_concealed() -> None:
-    a, b = pair()
+    a, b = media_pair()
     a.session.start(0.0)
     b.session.start(0.0)
-    now = run(a, b, 2.0)
+    now = talk(a, b, 2.0)
     count = 0
 
     def lossy(data: bytes, t: float) -> bool:
@@ -277,33 +185,35 @@ def test_loss_is_counted_and_concealed() -> None:
         count += 1
         return count % 10 != 0
 
-    run(a, b, 4.0, start=now, a_to_b=lossy)
+    talk(a, b, 4.0, start=now, a_to_b=Wire(keep=lossy))
     assert b.session.stats.packets_lost >= 15
     assert abs(dominant_frequencies(b"".join(b.played[-100:]))[0] - 1000) < 25
 
 
 @pytest.mark.parametrize("codec,pt", [("PCMA", 8), ("PCMU", 0)])
 def test_codecs(codec: str, pt: int) -> None:
-    a, b = pair(codec=(codec, pt))
+    a, b = media_pair(codec=(codec, pt))
     a.session.start(0.0)
     b.session.start(0.0)
-    run(a, b, 3.0)
+    talk(a, b, 3.0)
     assert abs(dominant_frequencies(b"".join(a.played[-50:]))[0] - 700) < 20
 
 
 def test_srtcp_follows_a_peer_that_uses_the_32_bit_tag() -> None:
     """Linphone keys SRTCP with the RTP policy: a 4-byte SRTCP tag under HS32."""
     hs32 = ZrtpConfig(auth_tags=("HS32",))
-    a = End(MediaSession(MediaConfig(zrtp=hs32), cache=MemoryZidCache()), A_ADDR, tone_frames(1000))
+    a = MediaEnd(
+        MediaSession(MediaConfig(zrtp=hs32), cache=MemoryZidCache()), A_ADDR, tone_frames(1000)
+    )
     like_linphone = MediaConfig(zrtp=hs32, srtcp_tag_len=4)
-    b = End(MediaSession(like_linphone, cache=MemoryZidCache()), B_ADDR, tone_frames(700))
+    b = MediaEnd(MediaSession(like_linphone, cache=MemoryZidCache()), B_ADDR, tone_frames(700))
     for end in (a, b):
         end.session.configure("PCMU", 0, 101)
     a.session.set_remote(B_ADDR, b.session.hello_hash)
     b.session.set_remote(A_ADDR, a.session.hello_hash)
     a.session.start(0.0)
     b.session.start(0.0)
-    run(a, b, 16.0)
+    talk(a, b, 16.0)
     assert a.session.secured is not None and a.session.secured.auth_tag == "HS32"
     assert a.session.stats.rtcp_received >= 2
     assert b.session.stats.rtcp_received >= 2  # once a switched to the peer's tag length
@@ -311,10 +221,10 @@ def test_srtcp_follows_a_peer_that_uses_the_32_bit_tag() -> None:
 
 
 def test_plain_stun_binding_requests_are_answered() -> None:
-    a, b = pair()
+    a, b = media_pair()
     a.session.start(0.0)
     b.session.start(0.0)
-    now = run(a, b, 1.0)
+    now = talk(a, b, 1.0)
     transaction = bytes(range(12))
     a.session.receive_datagram(stun.build_binding_request(transaction), ("127.0.0.1", 7777), now)
     ((answer, to),) = [
@@ -325,7 +235,7 @@ def test_plain_stun_binding_requests_are_answered() -> None:
 
 
 def test_a_hello_that_arrives_before_start_is_not_lost() -> None:
-    a, b = pair()
+    a, b = media_pair()
     b.session.start(0.0)  # the callee answered; its Hello beats the 200 to the caller
     ((hello, _),) = b.session.datagrams_to_send()
     a.session.receive_datagram(hello, B_ADDR, 0.001)
@@ -337,10 +247,10 @@ def test_a_hello_that_arrives_before_start_is_not_lost() -> None:
 
 @pytest.fixture(scope="module")
 def secured() -> MediaSession:
-    a, b = pair()
+    a, b = media_pair()
     a.session.start(0.0)
     b.session.start(0.0)
-    run(a, b, 1.0)
+    talk(a, b, 1.0)
     return a.session
 
 
@@ -419,23 +329,29 @@ def test_a_new_talk_spurt_does_not_replay_the_end_of_the_last_one() -> None:
 # --------------------------------------------------------------------------- a new ZRTP stream
 
 
-def security(end: End) -> str:
+def security(end: MediaEnd) -> str:
     """The session's security, read fresh (no narrowing across the calls that change it)."""
     return end.session.security
 
 
-def held_back_rtp(a: End, b: End, now: float) -> tuple[bytes, float]:
+def held_back_rtp(a: MediaEnd, b: MediaEnd, now: float) -> tuple[bytes, float]:
     """One SRTP packet of b's that a never received (so not a replay at a), under today's keys."""
     before = len(b.sent)
-    now = run(a, b, STEP, start=now, b_to_a=lambda data, t: classify(data) is not PacketKind.RTP)
+    now = talk(
+        a,
+        b,
+        STEP,
+        start=now,
+        b_to_a=Wire(keep=lambda data, t: classify(data) is not PacketKind.RTP),
+    )
     return [d for _, d, _ in b.sent[before:] if classify(d) is PacketKind.RTP][-1], now
 
 
-def secured_pair() -> tuple[End, End, float]:
-    a, b = pair()
+def secured_pair() -> tuple[MediaEnd, MediaEnd, float]:
+    a, b = media_pair()
     a.session.start(0.0)
     b.session.start(0.0)
-    now = run(a, b, 2.0)
+    now = talk(a, b, 2.0)
     assert security(a) == security(b) == "secure"
     return a, b, now
 
@@ -463,7 +379,7 @@ def test_a_new_peer_stream_rekeys_by_multistream_and_keeps_the_sas() -> None:
             break
         states = security(a), security(b)
         sizes = len(a.sent), len(b.sent)
-        now = run(a, b, STEP, start=now)
+        now = talk(a, b, STEP, start=now)
         for end, size, state in zip((a, b), sizes, states, strict=True):
             if state != "secure":
                 assert not [d for _, d, _ in end.sent[size:] if classify(d) is PacketKind.RTP]
@@ -476,7 +392,7 @@ def test_a_new_peer_stream_rekeys_by_multistream_and_keeps_the_sas() -> None:
     ]
     assert "Commit" in zrtp_types and "DHPart1" not in zrtp_types  # Multistream: no DH
 
-    now = run(a, b, 2.0, start=now)
+    now = talk(a, b, 2.0, start=now)
     # The call's SAS and event stand; audio flows both ways again.
     assert a.of(MediaSecured) == [first] and len(b.of(MediaSecured)) == 1
     assert a.session.secured == first.secured
@@ -516,17 +432,17 @@ def test_the_same_peer_hash_keeps_the_stream_and_its_keys() -> None:
 
 def test_confirming_the_sas_after_a_new_stream_marks_the_call_verified() -> None:
     cache = MemoryZidCache()
-    a = make_end(A_ADDR, 1000, cache=cache)
-    b = make_end(B_ADDR, 700)
+    a = media_end(A_ADDR, 1000, cache=cache)
+    b = media_end(B_ADDR, 700)
     a.session.set_remote(B_ADDR, b.session.hello_hash)
     b.session.set_remote(A_ADDR, a.session.hello_hash)
     a.session.start(0.0)
     b.session.start(0.0)
-    now = run(a, b, 2.0)
+    now = talk(a, b, 2.0)
     a.session.restart_zrtp(now)
     b.session.set_remote(A_ADDR, a.session.hello_hash, now=now)
     a.session.set_remote(B_ADDR, b.session.hello_hash, now=now)
-    run(a, b, 2.0, start=now)
+    talk(a, b, 2.0, start=now)
     assert security(a) == "secure"
     a.session.confirm_sas(True)
     (first,) = a.of(MediaSecured)
@@ -536,7 +452,7 @@ def test_confirming_the_sas_after_a_new_stream_marks_the_call_verified() -> None
 
 
 def test_restarting_a_stream_that_never_started_is_refused() -> None:
-    a, _ = pair()
+    a, _ = media_pair()
     with pytest.raises(LocalProtocolError):
         a.session.restart_zrtp(0.0)
 
@@ -544,25 +460,25 @@ def test_restarting_a_stream_that_never_started_is_refused() -> None:
 # --------------------------------------------------------------------------- under attack
 
 
-def secured_pair_with(policy: Policy) -> tuple[End, End, float]:
-    a = make_end(A_ADDR, 1000, policy)
-    b = make_end(B_ADDR, 700, policy)
+def secured_pair_with(policy: Policy) -> tuple[MediaEnd, MediaEnd, float]:
+    a = media_end(A_ADDR, 1000, policy)
+    b = media_end(B_ADDR, 700, policy)
     a.session.set_remote(B_ADDR, b.session.hello_hash)
     b.session.set_remote(A_ADDR, a.session.hello_hash)
     a.session.start(0.0)
     b.session.start(0.0)
-    now = run(a, b, 2.0)
+    now = talk(a, b, 2.0)
     assert security(a) == security(b) == "secure"
     return a, b, now
 
 
-def peer_zrtp(b: End, message: Message, ahead: int = 1) -> bytes:
+def peer_zrtp(b: MediaEnd, message: Message, ahead: int = 1) -> bytes:
     """`message` in a ZRTP packet as b would send it next: its SSRC, its next sequence."""
     last = [parse_packet(d) for _, d, _ in b.sent if classify(d) is PacketKind.ZRTP][-1]
     return bytes(ZrtpPacket((last.sequence + ahead) & 0xFFFF, last.ssrc, message))
 
 
-def no_clear_audio(end: End) -> None:
+def no_clear_audio(end: MediaEnd) -> None:
     """Not one RTP packet carried the end's own tone unencrypted."""
     assert end.session.stats.clear_packets_sent == 0
     clear = {g711.ulaw_encode(end.tone(n))[:40] for n in range(len(end.played))}
@@ -576,7 +492,7 @@ def test_an_error_after_secure_is_ignored_under_both_policies(policy: Policy) ->
     a, b, now = secured_pair_with(policy)
     sas = a.session.secured
     a.session.receive_datagram(peer_zrtp(b, Error(0x20)), B_ADDR, now)
-    now = run(a, b, 2.0, start=now)
+    now = talk(a, b, 2.0, start=now)
     assert security(a) == security(b) == "secure" and a.session.secured == sas
     assert not a.of(MediaSecurityLost) and not a.of(MediaSecurityFailed)
     assert a.session.stats.drops["zrtp_after_secure"] == 1
@@ -610,7 +526,7 @@ def test_an_authenticated_goclear_stops_audio_both_ways_and_never_goes_clear(
     replies = [parse_packet(d).message for d, _ in a.session.datagrams_to_send()]
     assert replies == [Error(0x100)]
     mark, played = len(a.sent), len(a.played)
-    now = run(a, b, 2.0, start=now)
+    now = talk(a, b, 2.0, start=now)
     assert not [d for _, d, _ in a.sent[mark:] if classify(d) in (PacketKind.RTP, PacketKind.RTCP)]
     assert max(peak(f) for f in a.played[played + 10 :]) == 0  # nothing of b's plays
     assert a.session.stats.drops["rtp_unkeyed"] > 0
@@ -627,8 +543,8 @@ def test_a_new_stream_that_fails_after_secure_loses_security_never_clear(policy:
     a.session.restart_zrtp(now)
     b.session.set_remote(A_ADDR, a.session.hello_hash, now=now)
     a.session.set_remote(B_ADDR, b.session.hello_hash, now=now)
-    no_zrtp: Link = lambda data, t: classify(data) is not PacketKind.ZRTP  # noqa: E731
-    now = run(a, b, 30.0, start=now, a_to_b=no_zrtp, b_to_a=no_zrtp)
+    no_zrtp: Keep = lambda data, t: classify(data) is not PacketKind.ZRTP  # noqa: E731
+    now = talk(a, b, 30.0, start=now, a_to_b=Wire(keep=no_zrtp), b_to_a=Wire(keep=no_zrtp))
     assert security(a) == security(b) == "lost"
     assert a.of(MediaSecurityLost) and b.of(MediaSecurityLost)
     assert not a.of(MediaSecurityFailed) and not b.of(MediaSecurityFailed)
@@ -644,14 +560,14 @@ def test_lost_security_comes_back_with_a_new_stream() -> None:
     a.session.restart_zrtp(now)
     b.session.set_remote(A_ADDR, a.session.hello_hash, now=now)
     a.session.set_remote(B_ADDR, b.session.hello_hash, now=now)
-    no_zrtp: Link = lambda data, t: classify(data) is not PacketKind.ZRTP  # noqa: E731
-    now = run(a, b, 30.0, start=now, a_to_b=no_zrtp, b_to_a=no_zrtp)
+    no_zrtp: Keep = lambda data, t: classify(data) is not PacketKind.ZRTP  # noqa: E731
+    now = talk(a, b, 30.0, start=now, a_to_b=Wire(keep=no_zrtp), b_to_a=Wire(keep=no_zrtp))
     assert security(a) == "lost"
     a.session.restart_zrtp(now)
     b.session.restart_zrtp(now)
     b.session.set_remote(A_ADDR, a.session.hello_hash, now=now)
     a.session.set_remote(B_ADDR, b.session.hello_hash, now=now)
-    now = run(a, b, 3.0, start=now)
+    now = talk(a, b, 3.0, start=now)
     assert security(a) == security(b) == "secure"
     assert first is not None
     assert a.of(MediaSecured) == [MediaSecured(first), MediaSecured(first)]
@@ -663,13 +579,13 @@ def test_a_zrtp_looking_datagram_does_not_move_the_peer_address() -> None:
     """Before keys exist, only ZRTP packets the session took move the peer's address: not a
     datagram with the ZRTP cookie and a bad CRC, nor a well-formed Hello that does not match
     the a=zrtp-hash, from another address."""
-    a, b = pair()
+    a, b = media_pair()
     a.session.start(0.0)
     b.session.start(0.0)
     evil: Address = ("127.0.0.2", 6666)
     junk = b"\x10\x00\x00\x01ZRTP" + bytes(40)
     a.session.receive_datagram(junk, evil, 0.0)
-    hello = make_end(evil, 1).session
+    hello = media_end(evil, 1).session
     hello.set_remote(A_ADDR)
     hello.start(0.0)
     forged = next(d for d, _ in hello.datagrams_to_send() if classify(d) is PacketKind.ZRTP)
@@ -677,22 +593,22 @@ def test_a_zrtp_looking_datagram_does_not_move_the_peer_address() -> None:
     assert a.session.remote == B_ADDR and not a.of(MediaPeerMoved)
     assert a.session.stats.drops["zrtp_crc"] == 1
     assert a.session.stats.drops["zrtp_unauthenticated"] == 1
-    run(a, b, 2.0)
+    talk(a, b, 2.0)
     assert security(a) == security(b) == "secure" and a.session.remote == B_ADDR
 
 
 def test_rtcp_from_another_port_moves_only_the_rtcp_destination() -> None:
     """The peer declined rtcp-mux and sends its RTCP from its RTCP port to our RTP port (as
     linphonec 5.3 does): authenticated SRTCP from there must not move our RTP destination."""
-    a = make_end(A_ADDR, 1000)
-    b = make_end(B_ADDR, 700)
+    a = media_end(A_ADDR, 1000)
+    b = media_end(B_ADDR, 700)
     b_rtcp: Address = (B_ADDR[0], B_ADDR[1] + 1)
     a.session.set_remote(B_ADDR, b.session.hello_hash, rtcp=b_rtcp)
     b.session.set_remote(A_ADDR, a.session.hello_hash)  # b sends its RTCP to our RTP port
     a.session.start(0.0)
     b.session.start(0.0)
-    no_rtcp: Link = lambda data, t: classify(data) is not PacketKind.RTCP  # noqa: E731
-    now = run(a, b, 6.0, b_to_a=no_rtcp)
+    no_rtcp: Keep = lambda data, t: classify(data) is not PacketKind.RTCP  # noqa: E731
+    now = talk(a, b, 6.0, b_to_a=Wire(keep=no_rtcp))
     rtcp = [d for _, d, _ in b.sent if classify(d) is PacketKind.RTCP]
     assert rtcp and a.session.stats.rtcp_received == 0
     for data in rtcp:  # they arrive from b's RTCP port
@@ -700,11 +616,11 @@ def test_rtcp_from_another_port_moves_only_the_rtcp_destination() -> None:
     assert a.session.stats.rtcp_received == len(rtcp)
     assert a.session.remote == B_ADDR and not a.of(MediaPeerMoved)
     mark = len(a.sent)
-    run(a, b, 0.2, start=now)
+    talk(a, b, 0.2, start=now)
     assert {addr for _, d, addr in a.sent[mark:] if classify(d) is PacketKind.RTP} == {B_ADDR}
 
 
-def srtcp_indices(end: End, to: Address, short_from: float) -> list[int]:
+def srtcp_indices(end: MediaEnd, to: Address, short_from: float) -> list[int]:
     """The SRTCP index of each report `end` sent to `to`: with 10-byte tags before
     `short_from`, 4-byte ones from then on."""
     found = []
@@ -715,12 +631,14 @@ def srtcp_indices(end: End, to: Address, short_from: float) -> list[int]:
     return found
 
 
-def hs32_pair() -> tuple[End, End]:
+def hs32_pair() -> tuple[MediaEnd, MediaEnd]:
     """a leaves the SRTCP tag length open; b uses 4 bytes under HS32, as Linphone does."""
     hs32 = ZrtpConfig(auth_tags=("HS32",))
-    a = End(MediaSession(MediaConfig(zrtp=hs32), cache=MemoryZidCache()), A_ADDR, tone_frames(1000))
+    a = MediaEnd(
+        MediaSession(MediaConfig(zrtp=hs32), cache=MemoryZidCache()), A_ADDR, tone_frames(1000)
+    )
     like_linphone = MediaConfig(zrtp=hs32, srtcp_tag_len=4)
-    b = End(MediaSession(like_linphone, cache=MemoryZidCache()), B_ADDR, tone_frames(700))
+    b = MediaEnd(MediaSession(like_linphone, cache=MemoryZidCache()), B_ADDR, tone_frames(700))
     for end in (a, b):
         end.session.configure("PCMU", 0, 101)
     a.session.set_remote(B_ADDR, b.session.hello_hash)
@@ -735,8 +653,8 @@ def test_switching_to_the_peers_srtcp_tag_never_restarts_the_index() -> None:
     has authenticated, a follows with 4-byte tags and the next index, never 1 again."""
     a, b = hs32_pair()
     # b's first reports are held back so that a sends some with 10-byte tags first
-    now = run(a, b, 11.0, b_to_a=lambda d, t: classify(d) is not PacketKind.RTCP)
-    now = run(a, b, 12.0, start=now)
+    now = talk(a, b, 11.0, b_to_a=Wire(keep=lambda d, t: classify(d) is not PacketKind.RTCP))
+    now = talk(a, b, 12.0, start=now)
     first_heard = min(
         t for t, d, addr in b.sent if addr == A_ADDR and classify(d) is PacketKind.RTCP and t > 11
     )
@@ -748,18 +666,18 @@ def test_switching_to_the_peers_srtcp_tag_never_restarts_the_index() -> None:
 def test_a_truncated_copy_of_accepted_srtcp_is_a_replay() -> None:
     """A copy of one of b's accepted reports cut to a 4-byte tag (still a valid HMAC prefix),
     sent from elsewhere, is refused as a replay and moves nothing."""
-    a = make_end(A_ADDR, 1000)
-    b = make_end(B_ADDR, 700)
+    a = media_end(A_ADDR, 1000)
+    b = media_end(B_ADDR, 700)
     hs32 = MediaConfig(zrtp=ZrtpConfig(auth_tags=("HS32",)))
-    a = End(MediaSession(hs32, cache=MemoryZidCache()), A_ADDR, tone_frames(1000))
-    b = End(MediaSession(hs32, cache=MemoryZidCache()), B_ADDR, tone_frames(700))
+    a = MediaEnd(MediaSession(hs32, cache=MemoryZidCache()), A_ADDR, tone_frames(1000))
+    b = MediaEnd(MediaSession(hs32, cache=MemoryZidCache()), B_ADDR, tone_frames(700))
     for end in (a, b):
         end.session.configure("PCMU", 0, 101)
     a.session.set_remote(B_ADDR, b.session.hello_hash)
     b.session.set_remote(A_ADDR, a.session.hello_hash)
     a.session.start(0.0)
     b.session.start(0.0)
-    now = run(a, b, 6.0)
+    now = talk(a, b, 6.0)
     accepted = [d for _, d, addr in b.sent if addr == A_ADDR and classify(d) is PacketKind.RTCP]
     assert accepted and a.session.stats.rtcp_received == len(accepted)
     received = a.session.stats.rtcp_received

@@ -15,6 +15,7 @@ import pytest
 from pidphone.drivers import zid_cache
 from pidphone.drivers.zid_cache import FileZidCache
 from pidphone.zrtp import CacheEntry, MemoryZidCache, ZidCache
+from tests.harness import exchange, zrtp_end
 
 PEER_A = bytes(range(12))
 PEER_B = bytes(range(12, 24))
@@ -171,26 +172,15 @@ def test_corrupt_file_is_reported_and_moved_aside(tmp_path: Path, content: bytes
 
 
 def test_back_to_back_sessions_with_file_caches(tmp_path: Path) -> None:
-    from pidphone.zrtp import Secured, ZrtpSession
+    from pidphone.zrtp import Secured
 
     # each phone's daemon keeps its cache open across calls, as `pidphone run` does
     daemons = [FileZidCache(tmp_path / name) for name in ("a.json", "b.json")]
 
     def call() -> list[Secured]:
-        sessions = [ZrtpSession(cache=cache, ssrc=i) for i, cache in enumerate(daemons)]
-        for s in sessions:
-            s.start(0.0)
-        for _ in range(20):
-            a_out, b_out = sessions[0].datagrams_to_send(), sessions[1].datagrams_to_send()
-            for p in a_out:
-                sessions[1].receive_datagram(p, 0.0)
-            for p in b_out:
-                sessions[0].receive_datagram(p, 0.0)
-        found = []
-        for s in sessions:
-            while (event := s.next_event()) is not None:
-                if isinstance(event, Secured):
-                    found.append(event)
+        a, b = (zrtp_end(cache=cache, ssrc=i) for i, cache in enumerate(daemons))
+        exchange(a, b)
+        found = [s for s in (a.secured, b.secured) if s is not None]
         assert len(found) == 2
         return found
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hmac
 import struct
 
-from pidphone.zrtp import MemoryZidCache, Secured, SrtpKeysReady, ZrtpConfig, ZrtpSession, kdf
+from pidphone.zrtp import ZrtpConfig, kdf
 from pidphone.zrtp.algorithms import SUPPORTED, Suite, choose_suite
 from pidphone.zrtp.kdf import hash_name
+from tests.harness import exchange, zrtp_end
 
 
 def test_kdf_with_sha512_is_the_rfc_construction() -> None:
@@ -46,31 +47,10 @@ def test_two_sessions_agree_with_s512() -> None:
     config = ZrtpConfig(
         hashes=("S512",), ciphers=("AES3",), auth_tags=("HS80",), key_agreements=("X448",)
     )
-    a = ZrtpSession(cache=MemoryZidCache(), ssrc=1, config=config)
-    b = ZrtpSession(cache=MemoryZidCache(), ssrc=2, config=config)
-    now = 0.0
-    a.start(now)
-    b.start(now)
-    for _ in range(200):
-        moved = False
-        for src, dst in ((a, b), (b, a)):
-            for packet in src.datagrams_to_send():
-                dst.receive_datagram(packet, now)
-                moved = True
-        if not moved:
-            timers = [t for t in (a.get_timer(), b.get_timer()) if t is not None]
-            if not timers:
-                break
-            now = min(timers)
-            for s in (a, b):
-                if (t := s.get_timer()) is not None and t <= now:
-                    s.handle_timer(now)
-    events: dict[int, list[object]] = {1: [], 2: []}
-    for ssrc, session in ((1, a), (2, b)):
-        while (event := session.next_event()) is not None:
-            events[ssrc].append(event)
-    secured = [next(e for e in events[s] if isinstance(e, Secured)) for s in (1, 2)]
-    keys = [next(e for e in events[s] if isinstance(e, SrtpKeysReady)) for s in (1, 2)]
+    a, b = zrtp_end(config, ssrc=1), zrtp_end(config, ssrc=2)
+    exchange(a, b)
+    secured = [a.secured, b.secured]
+    assert secured[0] is not None and secured[1] is not None
     assert secured[0].sas == secured[1].sas
     assert secured[0].hash == "S512"
-    assert keys[0].send_key == keys[1].recv_key and len(keys[0].send_key) == 32
+    assert a.keys.send_key == b.keys.recv_key and len(a.keys.send_key) == 32
