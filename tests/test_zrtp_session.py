@@ -1087,3 +1087,25 @@ def test_sequence_numbers_cannot_be_poisoned() -> None:
     a.session.receive_datagram(b.forge(HelloAck()), 0.0)
     exchange(a, b, start=False)
     assert_agreed(a, b)
+
+
+def test_the_names_a_phone_may_configure_are_one_list_each_and_all_work() -> None:
+    """The configuration checks import these lists; every name in them is one ZrtpConfig
+    takes and our Hello offers, and Multistream is never among what a person chooses."""
+    from pidphone.zrtp import algorithms as alg
+
+    lists = {
+        "hashes": alg.HASHES,
+        "ciphers": alg.CIPHERS,
+        "auth_tags": alg.AUTH_TAGS,
+        "key_agreements": alg.KEY_AGREEMENTS,
+        "sas_types": alg.SAS_TYPES,
+    }
+    for kind, names in lists.items():
+        assert tuple(n.strip() for n in alg.SUPPORTED[kind] if n != alg.MULTISTREAM) == names
+        for name in names:
+            end = zrtp_end(ZrtpConfig(**{kind: (name,)}))  # type: ignore[arg-type]
+            end.session.start(0.0)
+            hello = parse_packet(end.session.datagrams_to_send()[0]).message
+            assert isinstance(hello, Hello) and name.ljust(4) in getattr(hello, kind)
+    assert alg.MULTISTREAM not in alg.KEY_AGREEMENTS

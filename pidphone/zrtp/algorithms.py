@@ -1,9 +1,11 @@
 """Algorithm names, the mandatory set and negotiation (RFC 6189 §4.1.2, §5.1.2-§5.1.6).
 
-Names are the 4-character wire blocks ("B32 " keeps its space). A Hello's lists get the
-mandatory algorithms implicitly appended. The key agreement follows §4.1.2 as bzrtp does: each
-side's first common choice, and if they differ the faster of the two; the other algorithms take
-the initiator's first preference that the peer also offers.
+`HASHES`, `CIPHERS`, `AUTH_TAGS`, `KEY_AGREEMENTS` and `SAS_TYPES` are the names a phone may be
+configured with, the one list of each. Elsewhere names are the 4-character wire blocks ("B32 "
+keeps its space). A Hello's lists get the mandatory algorithms implicitly appended. The key
+agreement follows §4.1.2 as bzrtp does: each side's first common choice, and if they differ the
+faster of the two; the other algorithms take the initiator's first preference that the peer
+also offers.
 """
 
 from __future__ import annotations
@@ -12,13 +14,27 @@ from dataclasses import dataclass
 
 from pidphone.srtp.profiles import profile_for
 
+HASHES = ("S256", "S384", "S512")
+"""Hash types (§5.1.2; S512 as bzrtp 5.5 has it)."""
+CIPHERS = ("AES1", "AES3")
+"""Cipher types (§5.1.3)."""
+AUTH_TAGS = ("HS32", "HS80")
+"""SRTP auth tag types (§5.1.4)."""
+KEY_AGREEMENTS = ("DH3k", "DH2k", "EC25", "EC38", "X255", "X448")
+"""Key agreement types a phone may choose to offer (§5.1.5; X255 and X448 as bzrtp has them).
+Multistream ("Mult") is not among them: it keys a call's further streams from its first."""
+SAS_TYPES = ("B32", "B256")
+"""SAS rendering schemes (§5.1.6), as configured (the wire block of "B32" is "B32 ")."""
+MULTISTREAM = "Mult"
 SUPPORTED: dict[str, tuple[str, ...]] = {
-    "hashes": ("S256", "S384", "S512"),
-    "ciphers": ("AES1", "AES3"),
-    "auth_tags": ("HS32", "HS80"),
-    "key_agreements": ("DH3k", "DH2k", "EC25", "EC38", "X255", "X448", "Mult"),
-    "sas_types": ("B32 ", "B256"),
+    "hashes": HASHES,
+    "ciphers": CIPHERS,
+    "auth_tags": AUTH_TAGS,
+    "key_agreements": (*KEY_AGREEMENTS, MULTISTREAM),
+    "sas_types": tuple(name.ljust(4) for name in SAS_TYPES),
 }
+"""Everything this implementation negotiates, by kind, as wire names. The lists above are the
+one source of the names: configuration checks import them."""
 MANDATORY: dict[str, tuple[str, ...]] = {
     "hashes": ("S256",),
     "ciphers": ("AES1",),
@@ -28,7 +44,6 @@ MANDATORY: dict[str, tuple[str, ...]] = {
 }
 # fastest first, as bzrtp ranks them (§4.1.2 asks for the faster of the two first choices)
 SPEED_RANK = ("DH2k", "X255", "EC25", "X448", "DH3k", "EC38")
-MULTISTREAM = "Mult"
 CIPHER_KEY_BYTES = {"AES1": 16, "AES3": 32}
 # §4.4.1: exchanges Error codes for an unsupported choice in a Commit, per algorithm kind
 UNSUPPORTED_CODE = {

@@ -16,13 +16,14 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from pidphone.errors import LocalProtocolError
 
-HASHES = {"S256": "sha256", "S384": "sha384", "S512": "sha512"}
-_HASH_NAMES = set(HASHES.values())
+HASHLIB_NAMES = {"S256": "sha256", "S384": "sha384", "S512": "sha512"}
+"""hashlib name of each ZRTP hash type."""
+_HASH_NAMES = set(HASHLIB_NAMES.values())
 
 
 def hash_name(algorithm: str) -> str:
     """hashlib name of a ZRTP hash type ("S256" -> "sha256")."""
-    return HASHES[algorithm.strip()]
+    return HASHLIB_NAMES[algorithm.strip()]
 
 
 def digest(data: bytes, hash_name: str = "sha256") -> bytes:

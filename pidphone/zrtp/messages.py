@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Self
 
 from pidphone.errors import ParseError
+from pidphone.zrtp.algorithms import MULTISTREAM
 from pidphone.zrtp.crc import crc32c
 
 PREAMBLE = 0x505A
@@ -180,7 +181,6 @@ class RelayAck(_Empty):
     type_block: ClassVar[bytes] = b"RelayACK"
 
 
-MULTISTREAM = "Mult"
 PRESHARED = "Prsh"
 
 
