@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pidphone.errors import LocalProtocolError
 from pidphone.srtp import PROFILES, SrtpContext, SrtpError
+from pidphone.srtp.gcm import SrtpGcmContext
 from pidphone.srtp.kdf import derive_session_keys
 
 P80 = "AES_CM_128_HMAC_SHA1_80"
@@ -263,3 +264,39 @@ def test_following_the_peers_srtcp_tag_keeps_the_index() -> None:
     assert indices == [1, 2, 3, 4, 5, 6]
     with pytest.raises(LocalProtocolError):
         pair(P80)[0].use_srtcp_tag_len(4)
+
+
+def both_kinds_of_context(kind: str) -> tuple[SrtpContext | SrtpGcmContext, ...]:
+    if kind == "gcm":
+        key = bytes(range(16))
+        return tuple(
+            SrtpGcmContext("AEAD_AES_128_GCM", key, SALT[:12], replay_window=64) for _ in "ab"
+        )
+    return pair(replay_window=64)
+
+
+@pytest.mark.parametrize("kind", ["cm", "gcm"])
+@pytest.mark.parametrize("rtcp", [False, True], ids=["srtp", "srtcp"])
+def test_one_replay_window_for_srtp_srtcp_and_gcm(kind: str, rtcp: bool) -> None:
+    """AES-CM and AES-GCM, SRTP and SRTCP keep the same §3.3.2 window: the newest index, the
+    64 before it once each, nothing older, and no state from a packet that failed its tag."""
+    tx, rx = both_kinds_of_context(kind)
+    report = struct.pack("!BBHI", 0x80, 201, 1, SSRC)
+    sent = [tx.protect_rtcp(report) if rtcp else tx.protect(rtp(i)) for i in range(100)]
+    unprotect = rx.unprotect_rtcp if rtcp else rx.unprotect
+
+    def reason(packet: bytes) -> str | None:
+        try:
+            unprotect(packet)
+        except SrtpError as error:
+            return error.reason
+        return None
+
+    assert reason(sent[90]) is None
+    assert reason(sent[27]) is None  # 63 behind the newest: inside the window
+    assert reason(sent[26]) == "replay"  # 64 behind: too old to tell
+    assert reason(sent[27]) == "replay"
+    forged = sent[95][:-1] + bytes([sent[95][-1] ^ 1])
+    assert reason(forged) == "auth"
+    assert reason(sent[95]) is None  # the forgery moved nothing
+    assert reason(sent[90]) == "replay"

@@ -6,7 +6,7 @@ is IV + j, and the IV's low 16 bits are zero, so the blocks are the IV's top 14 
 with the 2-byte counters),
 the payload is XOR'ed as one big integer, and HMAC-SHA1 starts from a copy of a pre-keyed object.
 
-One replay window (`_Stream.replayed` before the tag is checked, `_Stream.accept` after) and one
+One replay window (`ReplayWindow.replayed` before the tag is checked, `accept` after) and one
 constant-time tag comparison (`_tag_ok`) serve SRTP and SRTCP alike. The SRTCP tag length may
 follow the peer (4 bytes under a 32-bit profile, as Linphone sends) but the stream state does
 not change with it: one SRTCP index and one replay window per SSRC, whatever the tag length, so
@@ -31,7 +31,7 @@ RTCP_HEADER_LEN = 8
 SRTCP_INDEX_LEN = 4
 MAX_SRTCP_INDEX = 0x7FFFFFFF
 MIN_REPLAY_WINDOW = 64
-_E_FLAG = 0x80000000
+SRTCP_E_FLAG = 0x80000000
 # Bound once, so the per-packet path does no attribute lookups for them.
 _seq_ssrc = struct.Struct("!H4xI").unpack_from
 _from_bytes = int.from_bytes
@@ -103,35 +103,58 @@ class _Crypto:
         ).to_bytes(n, "big")
 
 
-class _Stream:
-    """What one side knows about one SSRC: highest index seen and the replay bitmask (§3.3.2).
+class ReplayWindow:
+    """One SSRC's replay state (§3.3.2): the highest index accepted and the `size` before it.
 
-    Bit k of `seen` set means index `highest - k` was received (and authenticated).
+    Bit k of `seen` set means index `highest - k` was received and authenticated. `replayed`
+    runs before the tag is checked, `accept` once it has: the one replay window of SRTP and
+    SRTCP here and of the AES-GCM context (gcm.py).
     """
 
-    __slots__ = ("highest", "iv_prefix", "mask", "seen", "window")
+    __slots__ = ("highest", "mask", "seen", "size")
 
-    def __init__(self, ssrc: int, salt: int, highest: int, window: int) -> None:
-        self.iv_prefix = salt ^ (ssrc << 48)
-        """The IV (§4.1.1) shifted right by 16 bits, before the packet index is XOR'ed in."""
+    def __init__(self, highest: int, size: int) -> None:
         self.highest = highest
         self.seen = 0
-        self.window = window
-        self.mask = (1 << window) - 1
+        self.size = size
+        self.mask = (1 << size) - 1
 
     def replayed(self, index: int) -> bool:
         """`index` was accepted already, or is too old to tell (checked before the tag)."""
         delta = index - self.highest
-        return delta <= 0 and (index < 0 or -delta >= self.window or (self.seen >> -delta) & 1 == 1)
+        return delta <= 0 and (index < 0 or -delta >= self.size or (self.seen >> -delta) & 1 == 1)
 
     def accept(self, index: int) -> None:
         """Record `index`, whose packet authenticated."""
         delta = index - self.highest
         if delta > 0:
             self.highest = index
-            self.seen = 1 if delta >= self.window else ((self.seen << delta) | 1) & self.mask
+            self.seen = 1 if delta >= self.size else ((self.seen << delta) | 1) & self.mask
         else:
             self.seen |= 1 << -delta
+
+
+class _CounterStream(ReplayWindow):
+    """A replay window with its SSRC's part of the AES-CM IV."""
+
+    __slots__ = ("iv_prefix",)
+
+    def __init__(self, ssrc: int, salt: int, highest: int, window: int) -> None:
+        super().__init__(highest, window)
+        self.iv_prefix = salt ^ (ssrc << 48)
+        """The IV (§4.1.1) shifted right by 16 bits, before the packet index is XOR'ed in."""
+
+
+def estimate_index(highest: int, seq: int) -> int:
+    """RFC 3711 Appendix A: the packet index within 2^15 of the highest one seen, from a
+    16-bit sequence number (protect and unprotect below inline it)."""
+    index = (highest & ~0xFFFF) | seq
+    delta = index - highest
+    if delta > 0x8000:
+        index -= 0x10000
+    elif delta < -0x8000:
+        index += 0x10000
+    return index
 
 
 def _tag_ok(crypto: _Crypto, authenticated: bytes, tag: bytes) -> bool:
@@ -141,7 +164,7 @@ def _tag_ok(crypto: _Crypto, authenticated: bytes, tag: bytes) -> bool:
     return _compare_digest(mac.finalize()[: len(tag)], tag)
 
 
-def _rtp_header_len(packet: bytes, end: int) -> int:
+def rtp_header_len(packet: bytes, end: int) -> int:
     """Length of the RTP header: fixed part, CSRC list and header extension (RFC 3550 §5.3.1)."""
     b0 = packet[0]
     hlen = RTP_HEADER_LEN + ((b0 & 0x0F) << 2)
@@ -204,8 +227,8 @@ class SrtpContext:
         """SRTCP tag lengths tried on receive, in order, until one authenticates."""
         if srtcp_tag_len is None and self._short_tag_ok and self._rtcp.tag_len != 4:
             self._rtcp_tag_lens = (self._rtcp.tag_len, 4)
-        self._rtp_streams: dict[int, _Stream] = {}
-        self._rtcp_streams: dict[int, _Stream] = {}
+        self._rtp_streams: dict[int, _CounterStream] = {}
+        self._rtcp_streams: dict[int, _CounterStream] = {}
 
     def __repr__(self) -> str:
         return f"SrtpContext({self.profile!r}, ssrcs={sorted(self._rtp_streams)})"
@@ -230,8 +253,7 @@ class SrtpContext:
 
     # -- SRTP (§3.3) ------------------------------------------------------------------------
 
-    # protect() and unprotect() inline the packet index estimate (RFC 3711 Appendix A: the
-    # index within 2^15 of the highest one seen), the plain 12-byte header case and the
+    # protect() and unprotect() inline estimate_index, the plain 12-byte header case and the
     # keystream of _Crypto.xor: each call saved is a measurable share of the packet budget.
 
     def protect(self, rtp: bytes) -> bytes:
@@ -239,12 +261,12 @@ class SrtpContext:
         n = len(rtp)
         if n < RTP_HEADER_LEN:
             raise SrtpError("short", f"RTP packet of {n} bytes is shorter than its header")
-        hlen = _rtp_header_len(rtp, n) if rtp[0] & 0x1F else RTP_HEADER_LEN
+        hlen = rtp_header_len(rtp, n) if rtp[0] & 0x1F else RTP_HEADER_LEN
         seq, ssrc = _seq_ssrc(rtp, 2)
         crypto = self._rtp
         stream = self._rtp_streams.get(ssrc)
         if stream is None:
-            stream = self._rtp_streams[ssrc] = _Stream(ssrc, crypto.salt, seq, self._window)
+            stream = self._rtp_streams[ssrc] = _CounterStream(ssrc, crypto.salt, seq, self._window)
         highest = stream.highest
         index = (highest & ~0xFFFF) | seq
         delta = index - highest
@@ -276,7 +298,7 @@ class SrtpContext:
         end = len(srtp) - crypto.tag_len
         if end < RTP_HEADER_LEN:
             raise SrtpError("short", f"SRTP packet of {len(srtp)} bytes is too short")
-        hlen = _rtp_header_len(srtp, end) if srtp[0] & 0x1F else RTP_HEADER_LEN
+        hlen = rtp_header_len(srtp, end) if srtp[0] & 0x1F else RTP_HEADER_LEN
         seq, ssrc = _seq_ssrc(srtp, 2)
         stream = self._rtp_streams.get(ssrc)
         if stream is None:
@@ -295,7 +317,9 @@ class SrtpContext:
         if not _tag_ok(crypto, m + (index >> 16).to_bytes(4, "big"), srtp[end:]):
             raise SrtpError("auth", "SRTP authentication failed")
         if stream is None:
-            stream = self._rtp_streams[ssrc] = _Stream(ssrc, crypto.salt, index, self._window)
+            stream = self._rtp_streams[ssrc] = _CounterStream(
+                ssrc, crypto.salt, index, self._window
+            )
         stream.accept(index)
         size = end - hlen
         if not size:
@@ -319,7 +343,7 @@ class SrtpContext:
         crypto = self._rtcp
         stream = self._rtcp_streams.get(ssrc)
         if stream is None:
-            stream = self._rtcp_streams[ssrc] = _Stream(ssrc, crypto.salt, 0, self._window)
+            stream = self._rtcp_streams[ssrc] = _CounterStream(ssrc, crypto.salt, 0, self._window)
         index = stream.highest + 1
         if index > MAX_SRTCP_INDEX:
             raise SrtpError("exhausted", "SRTCP index exhausted: the master key must change")
@@ -327,7 +351,7 @@ class SrtpContext:
         m = (
             rtcp[:RTCP_HEADER_LEN]
             + crypto.xor((stream.iv_prefix ^ index) << 16, rtcp[RTCP_HEADER_LEN:])
-            + (_E_FLAG | index).to_bytes(4, "big")
+            + (SRTCP_E_FLAG | index).to_bytes(4, "big")
         )
         mac = crypto.mac.copy()
         mac.update(m)
@@ -359,10 +383,12 @@ class SrtpContext:
                 crypto.tag_len = tag_len
                 self._rtcp_tag_lens = (tag_len,)
             if stream is None:
-                stream = self._rtcp_streams[ssrc] = _Stream(ssrc, crypto.salt, index, self._window)
+                stream = self._rtcp_streams[ssrc] = _CounterStream(
+                    ssrc, crypto.salt, index, self._window
+                )
             stream.accept(index)
             body = srtcp[RTCP_HEADER_LEN:body_end]
-            if e_index & _E_FLAG:
+            if e_index & SRTCP_E_FLAG:
                 body = crypto.xor((stream.iv_prefix ^ index) << 16, body)
             return srtcp[:RTCP_HEADER_LEN] + body
         raise error

@@ -27,7 +27,18 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pidphone.errors import LocalProtocolError
-from pidphone.srtp.context import SrtpError
+from pidphone.srtp.context import (
+    MAX_SRTCP_INDEX,
+    MIN_REPLAY_WINDOW,
+    RTCP_HEADER_LEN,
+    RTP_HEADER_LEN,
+    SRTCP_E_FLAG,
+    SRTCP_INDEX_LEN,
+    ReplayWindow,
+    SrtpError,
+    estimate_index,
+    rtp_header_len,
+)
 from pidphone.srtp.kdf import (
     LABEL_RTCP_ENCRYPTION,
     LABEL_RTCP_SALT,
@@ -42,12 +53,6 @@ GCM_TAG_LEN = 16
 AEAD_AES_128_GCM = "AEAD_AES_128_GCM"
 AEAD_AES_256_GCM = "AEAD_AES_256_GCM"
 GCM_KEY_LENGTHS = {AEAD_AES_128_GCM: 16, AEAD_AES_256_GCM: 32}
-RTP_HEADER_LEN = 12
-RTCP_HEADER_LEN = 8
-SRTCP_INDEX_LEN = 4
-MAX_SRTCP_INDEX = 0x7FFFFFFF
-MIN_REPLAY_WINDOW = 64
-_E_FLAG = 0x80000000
 _ZRTP_CIPHERS = {"AES1": AEAD_AES_128_GCM, "AES3": AEAD_AES_256_GCM}
 
 
@@ -79,29 +84,6 @@ def derive_gcm_session_keys(master_key: bytes, master_salt: bytes, *, rtcp: bool
         key=prf(master_key, padded, key_label, len(master_key)),
         salt=prf(master_key, padded, salt_label, GCM_SALT_LEN),
     )
-
-
-class _Stream:
-    """Highest index seen for one SSRC and the replay bitmask (bit k: index highest - k)."""
-
-    __slots__ = ("highest", "seen")
-
-    def __init__(self, highest: int) -> None:
-        self.highest = highest
-        self.seen = 0
-
-
-def _rtp_header_len(packet: bytes, end: int) -> int:
-    """Fixed header, CSRC list and header extension (RFC 3550 §5.3.1)."""
-    first = packet[0]
-    length = RTP_HEADER_LEN + ((first & 0x0F) << 2)
-    if first & 0x10:
-        if end < length + 4:
-            raise SrtpError("short", "RTP header extension runs past the packet")
-        length += 4 + (struct.unpack_from("!H", packet, length + 2)[0] << 2)
-    if end < length:
-        raise SrtpError("short", "RTP header runs past the packet")
-    return length
 
 
 class SrtpGcmContext:
@@ -156,13 +138,12 @@ class SrtpGcmContext:
                 raise LocalProtocolError(f"{profile} session key or salt of the wrong length")
         self.profile = profile
         self._window = replay_window
-        self._window_mask = (1 << replay_window) - 1
         self._rtp_aead = AESGCM(rtp.key)
         self._rtp_salt = int.from_bytes(rtp.salt, "big")
         self._rtcp_aead = AESGCM(rtcp.key)
         self._rtcp_salt = int.from_bytes(rtcp.salt, "big")
-        self._rtp_streams: dict[int, _Stream] = {}
-        self._rtcp_streams: dict[int, _Stream] = {}
+        self._rtp_streams: dict[int, ReplayWindow] = {}
+        self._rtcp_streams: dict[int, ReplayWindow] = {}
 
     def __repr__(self) -> str:
         return f"SrtpGcmContext({self.profile!r}, ssrcs={sorted(self._rtp_streams)})"
@@ -178,40 +159,12 @@ class SrtpGcmContext:
     def _rtcp_nonce(self, ssrc: int, index: int) -> bytes:
         return ((ssrc << 48 | index) ^ self._rtcp_salt).to_bytes(GCM_SALT_LEN, "big")
 
-    @staticmethod
-    def _estimate(highest: int, seq: int) -> int:
-        """RFC 3711 Appendix A: the index within 2^15 of the highest one seen."""
-        index = (highest & ~0xFFFF) | seq
-        delta = index - highest
-        if delta > 0x8000:
-            index -= 0x10000
-        elif delta < -0x8000:
-            index += 0x10000
-        return index
-
-    def _accept(self, streams: dict[int, _Stream], ssrc: int, index: int) -> None:
-        """Record an authenticated index in the replay window."""
+    def _accept(self, streams: dict[int, ReplayWindow], ssrc: int, index: int) -> None:
+        """Record an authenticated index in its SSRC's replay window (made on the first)."""
         stream = streams.get(ssrc)
         if stream is None:
-            stream = streams[ssrc] = _Stream(index)
-            stream.seen = 1
-            return
-        delta = index - stream.highest
-        if delta > 0:
-            stream.highest = index
-            stream.seen = (
-                1 if delta >= self._window else ((stream.seen << delta) | 1) & self._window_mask
-            )
-        else:
-            stream.seen |= 1 << -delta
-
-    def _is_replay(self, stream: _Stream | None, index: int) -> bool:
-        if stream is None:
-            return False
-        delta = index - stream.highest
-        return delta <= 0 and (
-            index < 0 or -delta >= self._window or bool((stream.seen >> -delta) & 1)
-        )
+            stream = streams[ssrc] = ReplayWindow(index, self._window)
+        stream.accept(index)
 
     # -- SRTP (RFC 7714 §8) -------------------------------------------------------------------
 
@@ -219,12 +172,12 @@ class SrtpGcmContext:
         """Encrypt one RTP packet's payload; the header is authenticated; the tag follows."""
         if len(rtp) < RTP_HEADER_LEN:
             raise SrtpError("short", f"RTP packet of {len(rtp)} bytes is shorter than its header")
-        header_len = _rtp_header_len(rtp, len(rtp))
+        header_len = rtp_header_len(rtp, len(rtp))
         seq, ssrc = struct.unpack_from("!H4xI", rtp, 2)
         stream = self._rtp_streams.get(ssrc)
         if stream is None:
-            stream = self._rtp_streams[ssrc] = _Stream(seq)
-        index = self._estimate(stream.highest, seq)
+            stream = self._rtp_streams[ssrc] = ReplayWindow(seq, self._window)
+        index = estimate_index(stream.highest, seq)
         if index < 0:  # a sender has no "before its first packet": stay in ROC 0
             index += 0x10000
         stream.highest = max(stream.highest, index)
@@ -239,11 +192,11 @@ class SrtpGcmContext:
         end = len(srtp) - GCM_TAG_LEN
         if end < RTP_HEADER_LEN:
             raise SrtpError("short", f"SRTP packet of {len(srtp)} bytes is too short")
-        header_len = _rtp_header_len(srtp, end)
+        header_len = rtp_header_len(srtp, end)
         seq, ssrc = struct.unpack_from("!H4xI", srtp, 2)
         stream = self._rtp_streams.get(ssrc)
-        index = seq if stream is None else self._estimate(stream.highest, seq)
-        if self._is_replay(stream, index):
+        index = seq if stream is None else estimate_index(stream.highest, seq)
+        if stream is not None and stream.replayed(index):
             raise SrtpError("replay", f"SRTP packet index {index} replayed or too old")
         header = bytes(srtp[:header_len])
         try:
@@ -268,12 +221,12 @@ class SrtpGcmContext:
         ssrc = struct.unpack_from("!I", rtcp, 4)[0]
         stream = self._rtcp_streams.get(ssrc)
         if stream is None:
-            stream = self._rtcp_streams[ssrc] = _Stream(0)
+            stream = self._rtcp_streams[ssrc] = ReplayWindow(0, self._window)
         index = stream.highest + 1
         if index > MAX_SRTCP_INDEX:
             raise SrtpError("exhausted", "SRTCP index exhausted: the master key must change")
         stream.highest = index
-        trailer = struct.pack("!I", _E_FLAG | index)
+        trailer = struct.pack("!I", SRTCP_E_FLAG | index)
         header = bytes(rtcp[:RTCP_HEADER_LEN])
         sealed = self._rtcp_aead.encrypt(
             self._rtcp_nonce(ssrc, index), bytes(rtcp[RTCP_HEADER_LEN:]), header + trailer
@@ -288,12 +241,13 @@ class SrtpGcmContext:
         e_index = struct.unpack_from("!I", srtcp, body_end)[0]
         index = e_index & MAX_SRTCP_INDEX
         ssrc = struct.unpack_from("!I", srtcp, 4)[0]
-        if self._is_replay(self._rtcp_streams.get(ssrc), index):
+        stream = self._rtcp_streams.get(ssrc)
+        if stream is not None and stream.replayed(index):
             raise SrtpError("replay", f"SRTCP index {index} replayed or too old")
         trailer = bytes(srtcp[body_end:])
         nonce = self._rtcp_nonce(ssrc, index)
         try:
-            if e_index & _E_FLAG:
+            if e_index & SRTCP_E_FLAG:
                 header = bytes(srtcp[:RTCP_HEADER_LEN])
                 body = self._rtcp_aead.decrypt(
                     nonce, bytes(srtcp[RTCP_HEADER_LEN:body_end]), header + trailer
