@@ -8,9 +8,7 @@ path, which skip building an object when only the header fields and the payload 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from pidphone.errors import LocalProtocolError, ParseError
 
@@ -88,17 +86,17 @@ class RtpPacket:
             if padding == 0 or end - padding < pos:
                 raise RtpParseError("RTP packet padding length is invalid")
             end -= padding
-        packet: RtpPacket = _new_packet(cls)
-        _set_payload_type(packet, second & 0x7F)
-        _set_sequence(packet, sequence)
-        _set_timestamp(packet, timestamp)
-        _set_ssrc(packet, ssrc)
-        _set_payload(packet, data[pos:end] if type(data) is bytes else bytes(data[pos:end]))
-        _set_marker(packet, second >= 0x80)
-        _set_csrc(packet, csrc)
-        _set_extension(packet, extension)
-        _set_padding(packet, padding)
-        return packet
+        return cls(
+            payload_type=second & 0x7F,
+            sequence=sequence,
+            timestamp=timestamp,
+            ssrc=ssrc,
+            payload=data[pos:end] if type(data) is bytes else bytes(data[pos:end]),
+            marker=second >= 0x80,
+            csrc=csrc,
+            extension=extension,
+            padding=padding,
+        )
 
     def __bytes__(self) -> bytes:
         if not 0 <= self.payload_type <= 0x7F:
@@ -136,21 +134,6 @@ class RtpPacket:
         if self.padding:
             parts.append(bytes(self.padding - 1) + bytes((self.padding,)))
         return b"".join(parts)
-
-
-# A frozen dataclass's __init__ stores each field through object.__setattr__; `parse` runs
-# once per received packet and stores through the slot descriptors directly, a third faster.
-_new_packet = object.__new__
-_Setter = Callable[[RtpPacket, Any], None]
-_set_payload_type: _Setter = vars(RtpPacket)["payload_type"].__set__
-_set_sequence: _Setter = vars(RtpPacket)["sequence"].__set__
-_set_timestamp: _Setter = vars(RtpPacket)["timestamp"].__set__
-_set_ssrc: _Setter = vars(RtpPacket)["ssrc"].__set__
-_set_payload: _Setter = vars(RtpPacket)["payload"].__set__
-_set_marker: _Setter = vars(RtpPacket)["marker"].__set__
-_set_csrc: _Setter = vars(RtpPacket)["csrc"].__set__
-_set_extension: _Setter = vars(RtpPacket)["extension"].__set__
-_set_padding: _Setter = vars(RtpPacket)["padding"].__set__
 
 
 def rtp_fields(data: bytes) -> tuple[int, bool, int, int, int, bytes]:
