@@ -3,6 +3,12 @@
 Pure and sans-I/O: packets and `now` in; packets, a timer deadline and typed events out.
 
 - `ZrtpSession`: one stream's exchange (session.py); `ZrtpConfig` its preferences and timers.
+  The exchange is a state table (state.py) with a handler module per RFC section: discovery
+  and hello (§4.1), commit (§4.2), dhpart and agreement (§4.4.1), multistream (§4.4.3), keys
+  (§4.5), confirm (§4.6), retained (§4.6.1, §7), termination (§4.7, §5.9); exchange.py holds
+  what they share, framing.py the packet layer.
+- Algorithm names, one list per kind (`algorithms.HASHES`, `CIPHERS`, `AUTH_TAGS`,
+  `KEY_AGREEMENTS`, `SAS_TYPES`), and the negotiation.
 - Events: `PeerHelloReceived`, `SrtpKeysReady`, `Secured`, `CacheMismatch`, `ZrtpFailed`,
   `SecurityLost`, `GoClearRefused` (events.py).
 - `ZidCache` protocol, `CacheEntry`, `MemoryZidCache` (cache.py); the file-backed cache is
