@@ -51,9 +51,12 @@ class Recorder:
 
     def finding(self, exc: BaseException, data: bytes) -> None:
         self.finding_hits += 1
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if "pidphone" in f.filename]
-        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+        frames = traceback.extract_tb(exc.__traceback__)
+        ours = [f for f in frames if "pidphone" in f.filename] or frames[-1:]
+        where = f"{ours[-1].filename}:{ours[-1].lineno}" if ours else "?"
         signature = f"{type(exc).__name__} at {where}"
+        if isinstance(exc, AssertionError):  # the target's own check: which one failed
+            signature += f" ({str(exc)[:60]})"
         if signature in self.findings:
             self.findings[signature] += 1
             return
