@@ -656,6 +656,8 @@ def test_options_answered_with_allow_and_accept() -> None:
         ("INVITE", "Content-Type: application/sdp\r\ne: gzip\r\n", "", 415),
         ("OPTIONS", "Contact: <sips:broken\r\n", "", 400),
         ("OPTIONS", "Expires: soon\r\n", "", 400),
+        ("INVITE", "Subject: a\x00b\r\n", "", 400),
+        ("INVITE", 'Contact: "\x1b[2J" <sips:x@192.0.2.1>\r\n', "", 400),
     ],
 )
 def test_bad_requests_are_answered(method: str, extra: str, to_tag: str, status: int) -> None:

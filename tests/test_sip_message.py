@@ -502,3 +502,17 @@ def test_uri_round_trip_with_headers(uri: Uri, headers: tuple[tuple[str, str], .
         headers=headers,
     )  # fmt: skip
     assert Uri.parse(str(full)) == full
+
+
+@pytest.mark.parametrize("control", [b"\x00", b"\x08", b"\x1b", b"\x7f", b"\x0b"])
+@pytest.mark.parametrize(
+    "where", [b"<sip:alice@atlanta.com>", b"Alice <sip:alice@atlanta.com>"], ids=["uri", "name"]
+)
+def test_a_control_character_in_a_header_is_a_parse_error(control: bytes, where: bytes) -> None:
+    """RFC 3261 §25.1 allows no CTL but HTAB in a header; a caller's NUL or escape sequence
+    would reach the screen, the journal and STATUS=. HTAB stays whitespace."""
+    sent = where.replace(b"alice", b"al" + control + b"ice")
+    with pytest.raises(SipParseError, match="control character"):
+        parse_message(RFC3261_INVITE.replace(b"Alice <sip:alice@atlanta.com>", sent))
+    tabbed = RFC3261_INVITE.replace(b"From: Alice", b"From:\tAlice")
+    assert parse_message(tabbed).from_.display_name == "Alice"

@@ -180,6 +180,10 @@ def split_head(data: bytes) -> tuple[bytes, bytes]:
     return data[:end], data[end + 4 :]
 
 
+_CONTROL_BYTES = bytes(b for b in (*range(0x20), 0x7F) if b not in b"\t\r\n")
+"""The CTLs of RFC 3261 §25.1 that no header may hold (CR and LF only as line ends)."""
+
+
 def header_lines(head: bytes) -> tuple[str, list[Header]]:
     """Decode the head, undo folding (§7.3.1) and split `name: value` lines."""
     try:
@@ -231,6 +235,11 @@ def parse_message(data: bytes) -> Request | Response:
     Content-Length the rest of `data` is the body.
     """
     head, body = split_head(data)
+    if len(head.translate(None, _CONTROL_BYTES)) != len(head):
+        # RFC 3261 §25.1 allows no CTL but HTAB in a header: a NUL or an escape sequence in a
+        # caller's name would reach the screen, the journal and systemd's STATUS= line. (The
+        # request is still answered 400: salvage_error_response copies the lines verbatim.)
+        raise SipParseError("control character in the headers")
     start, headers = header_lines(head)
     length = content_length(headers)
     if length is not None:
