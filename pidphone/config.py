@@ -178,7 +178,8 @@ class SecurityConfig:
     hash: tuple[str, ...] = field(
         default=("S256", "S384"), metadata=_zrtp_list(checks.ZRTP_HASHES, "ZRTP hash")
     )
-    """Hash types (§5.1.2): S256 (SHA-256), S384 (SHA-384, required by EC38)."""
+    """Hash types (§5.1.2): S256 (SHA-256), S384 (SHA-384, required by EC38), S512 (SHA-512,
+    as Linphone's bzrtp 5.5 offers it)."""
     sas: tuple[str, ...] = field(
         default=("B32", "B256"), metadata=_zrtp_list(checks.ZRTP_SAS_TYPES, "ZRTP SAS type")
     )

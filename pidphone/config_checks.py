@@ -14,16 +14,18 @@ from typing import Any
 from pidphone.config_build import Check, did_you_mean, quoted
 from pidphone.sip.errors import SipParseError
 from pidphone.sip.uri import Uri
+from pidphone.zrtp import algorithms
 
 GPIO_MAX = 27
 """BCM GPIO numbers on the 40-pin header of every Raspberry Pi model are 0-27."""
 
-ZRTP_KEY_AGREEMENTS = ("DH3k", "DH2k", "EC25", "EC38", "X255", "X448")
-ZRTP_CIPHERS = ("AES1", "AES3")
-ZRTP_AUTH_TAGS = ("HS32", "HS80")
-ZRTP_HASHES = ("S256", "S384")
-ZRTP_SAS_TYPES = ("B32", "B256")
-"""The ZRTP algorithm names (RFC 6189 §5.1.2-5.1.6) pidphone implements."""
+ZRTP_KEY_AGREEMENTS = algorithms.KEY_AGREEMENTS
+ZRTP_CIPHERS = algorithms.CIPHERS
+ZRTP_AUTH_TAGS = algorithms.AUTH_TAGS
+ZRTP_HASHES = algorithms.HASHES
+ZRTP_SAS_TYPES = algorithms.SAS_TYPES
+"""The ZRTP algorithm names (RFC 6189 §5.1.2-5.1.6) pidphone implements: the engine's own
+lists (`pidphone.zrtp.algorithms`), so the config accepts exactly what a call can offer."""
 
 CODECS = ("opus", "G722", "PCMU", "PCMA")
 """Voice codecs by their SDP encoding names (RFC 7587, RFC 3551), in the default order of

@@ -390,3 +390,14 @@ def test_every_zrtp_name_the_config_allows_is_one_the_engine_offers() -> None:
         key_agreements=security.key_agreement,
         sas_types=security.sas,
     )
+
+
+def test_the_config_takes_every_algorithm_the_engine_has(tmp_path: Path) -> None:
+    # one list per kind, in pidphone.zrtp.algorithms: S512 (bzrtp 5.5's) is configurable
+    from pidphone import config_checks
+    from pidphone.zrtp import algorithms
+
+    assert config_checks.ZRTP_HASHES is algorithms.HASHES
+    assert config_checks.ZRTP_KEY_AGREEMENTS is algorithms.KEY_AGREEMENTS
+    config = load_config(write(tmp_path, '[security]\nhash = ["S512", "S256"]\n'))
+    assert config.security.hash == ("S512", "S256")
