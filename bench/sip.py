@@ -100,14 +100,14 @@ def one_call() -> int:
         while moved:
             moved = False
             for src, dst in ((alice, bob), (bob, alice)):
-                for _, data in src.data_to_send():
+                for data, _ in src.data_to_send():
                     moved = True
                     if not data:  # alice opens the one connection
                         alice.connection_made(BOB, EPHEMERAL, now)
                         bob.connection_made(EPHEMERAL, BOB, now)
                         continue
                     crossed += 1
-                    dst.receive_data(EPHEMERAL if src is alice else BOB, data, now)
+                    dst.receive_data(data, EPHEMERAL if src is alice else BOB, now)
 
     call_id = alice.invite("sips:bob@127.0.0.1:5062", OFFER, now)
     pump()

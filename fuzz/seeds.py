@@ -360,7 +360,7 @@ def sip() -> list[bytes]:
     """Requests the phone sends, responses a registrar and a peer send back to them, and
     requests that arrive unasked."""
     ua = agent()
-    sent = [data for _, data in ua.data_to_send()]
+    sent = [data for data, _ in ua.data_to_send()]
     register = next(m for m in sent if m.startswith(b"REGISTER"))
     invite = next(m for m in sent if m.startswith(b"INVITE"))
     proxy_challenge = CHALLENGE.replace("WWW", "Proxy")

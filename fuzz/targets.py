@@ -94,7 +94,7 @@ def sip_agent(data: bytes) -> None:
     an exception, whatever the bytes."""
     ua = seeds.agent()
     ua.data_to_send()
-    ua.receive_data(seeds.REGISTRAR, data, 0.5)
+    ua.receive_data(data, seeds.REGISTRAR, 0.5)
     for now in (0.5, 2.0, 40.0):
         while ua.next_event() is not None:
             pass

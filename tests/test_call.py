@@ -153,14 +153,14 @@ class Network:
             moved = False
             for phone in (self.alice, self.bob):
                 other = self.peer(phone)
-                for _address, data in phone.agent.data_to_send():
+                for data, _address in phone.agent.data_to_send():
                     moved = True
                     if not self.connected:
                         self.connected = True
                         phone.agent.connection_made(other.sip_addr, phone.sip_addr, self.now)
                         other.agent.connection_made(phone.sip_addr, other.sip_addr, self.now)
                     if data:
-                        other.agent.receive_data(phone.sip_addr, self.sip_filter(data), self.now)
+                        other.agent.receive_data(self.sip_filter(data), phone.sip_addr, self.now)
                 while (event := phone.agent.next_event()) is not None:
                     moved = True
                     phone.sip_events.append(event)

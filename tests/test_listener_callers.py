@@ -212,8 +212,8 @@ def test_the_from_of_a_direct_call_must_be_named_by_the_certificate(
     bob = make_agent("sips:bob@127.0.0.1", 2, callers=policy)
     peer = ("127.0.0.1", 41000)
     bob.connection_made(peer, ("127.0.0.1", 5061), 0.0, certificate)
-    bob.receive_data(peer, INVITE.format(n=1, who=who).encode(), 0.0)
-    ((to, data),) = bob.data_to_send()
+    bob.receive_data(INVITE.format(n=1, who=who).encode(), peer, 0.0)
+    ((data, to),) = bob.data_to_send()
     answer = parse_message(data)
     assert to == peer and isinstance(answer, Response)
     assert answer.status == status
@@ -230,7 +230,7 @@ def test_requests_relayed_by_the_registrar_are_not_the_listeners_business() -> N
     bob.data_to_send()
     bob.connection_made(registrar, ("127.0.0.1", 40000), 0.0)
     bob.data_to_send()
-    bob.receive_data(registrar, INVITE.format(n=2, who="<sip:x@y.example>").encode(), 0.0)
+    bob.receive_data(INVITE.format(n=2, who="<sip:x@y.example>").encode(), registrar, 0.0)
     assert isinstance(events(bob)[-1], ev.IncomingCall)
 
 

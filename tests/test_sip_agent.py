@@ -35,8 +35,8 @@ Address = tuple[str, int]
 class Node(Protocol):
     def connection_made(self, peer: Address, local: Address, now: float) -> None: ...
     def connection_lost(self, peer: Address, now: float) -> None: ...
-    def receive_data(self, peer: Address, data: bytes, now: float) -> None: ...
-    def data_to_send(self) -> list[tuple[Address, bytes]]: ...
+    def receive_data(self, data: bytes, peer: Address, now: float) -> None: ...
+    def data_to_send(self) -> list[tuple[bytes, Address]]: ...
 
 
 class Network:
@@ -57,7 +57,7 @@ class Network:
     def pending(self, now: float) -> list[tuple[Node, Address, bytes]]:
         out: list[tuple[Node, Address, bytes]] = []
         for node in list(self.nodes.values()):
-            for peer, data in node.data_to_send():
+            for data, peer in node.data_to_send():
                 out.append((node, peer, data))
         return out
 
@@ -79,7 +79,7 @@ class Network:
         if not data or self.drop(data):
             return
         self.wire.append((source, peer, data))
-        target.receive_data(source, data, now)
+        target.receive_data(data, source, now)
 
     def run(self, now: float, rounds: int = 50) -> None:
         for _ in range(rounds):
@@ -149,7 +149,7 @@ class Registrar:
         self.silent = silent
         self.nonce = "n0nce-1"
         self.framers: dict[Address, StreamFramer] = {}
-        self.out: list[tuple[Address, bytes]] = []
+        self.out: list[tuple[bytes, Address]] = []
         self.requests: list[Request] = []
         self.authorizations: list[dict[str, str]] = []
         self.bindings: dict[str, int] = {}
@@ -160,11 +160,11 @@ class Registrar:
     def connection_lost(self, peer: Address, now: float) -> None:
         self.framers.pop(peer, None)
 
-    def data_to_send(self) -> list[tuple[Address, bytes]]:
+    def data_to_send(self) -> list[tuple[bytes, Address]]:
         out, self.out = self.out, []
         return out
 
-    def receive_data(self, peer: Address, data: bytes, now: float) -> None:
+    def receive_data(self, data: bytes, peer: Address, now: float) -> None:
         framer = self.framers[peer]
         framer.feed(data)
         while (item := framer.next_item()) is not None:
@@ -173,7 +173,7 @@ class Registrar:
                 assert isinstance(request, Request)
                 self.requests.append(request)
                 if self.answers(request):
-                    self.out.append((peer, bytes(self.handle(request))))
+                    self.out.append((bytes(self.handle(request)), peer))
 
     def answers(self, request: Request) -> bool:
         """Whether `request` gets a response: a silent registrar answers nothing."""
@@ -553,6 +553,37 @@ def test_timer_b_on_a_silent_peer() -> None:
     assert events(alice) == [ev.CallEnded(call_id, 408, "Request timeout", False)]
 
 
+def test_timers_b_and_f_start_when_the_request_goes_out_not_when_it_was_asked_for() -> None:
+    """A TLS handshake may take seconds: the INVITE and the REGISTER wait for it, and their
+    transactions give up 64*T1 after they really left (§17.1.1.2, §17.1.2.2)."""
+    alice = make_agent("sips:alice@127.0.0.1", 1, keepalive_interval=0)
+    call_id = alice.invite("sips:bob@127.0.0.1:5062", OFFER, 0.0)
+    assert alice.data_to_send() == [(b"", BOB_ADDR)]
+    assert alice.get_timer() is None
+    alice.connection_made(BOB_ADDR, ("127.0.0.1", 40000), 5.0)
+    assert [data[:7] for data, _ in alice.data_to_send()] == [b"INVITE "]
+    assert alice.get_timer() == 37.0
+    alice.handle_timer(36.9)
+    assert events(alice) == []
+    alice.handle_timer(37.0)
+    assert events(alice) == [ev.CallEnded(call_id, 408, "Request timeout", False)]
+
+    carol = make_agent(
+        "sip:carol@127.0.0.1", 3, password="pw", registrar=REGISTRAR, keepalive_interval=0
+    )
+    carol.register(0.0)
+    assert carol.data_to_send() == [(b"", REGISTRAR)]
+    carol.connection_made(REGISTRAR, ("127.0.0.1", 40001), 7.0)
+    assert [data[:9] for data, _ in carol.data_to_send()] == [b"REGISTER "]
+    assert carol.get_timer() == 39.0
+    carol.handle_timer(38.9)
+    assert events(carol) == []
+    carol.handle_timer(39.0)
+    (failed,) = events(carol)
+    assert isinstance(failed, ev.RegistrationFailed)
+    assert (failed.status, failed.reason) == (None, "Request timeout")
+
+
 def test_unreachable_peer_ends_the_call() -> None:
     net = Network()
     alice = make_agent("sips:alice@127.0.0.1", 1)
@@ -624,8 +655,8 @@ def raw_request(method: str, extra: str = "", to_tag: str = "") -> bytes:
 def answer_to(bob: UserAgent, data: bytes) -> Response:
     peer = ("127.0.0.1", 41000)
     bob.connection_made(peer, BOB_ADDR, 0.0)
-    bob.receive_data(peer, data, 0.0)
-    ((to, sent),) = bob.data_to_send()
+    bob.receive_data(data, peer, 0.0)
+    ((sent, to),) = bob.data_to_send()
     assert to == peer
     response = parse_message(sent)
     assert isinstance(response, Response)
@@ -685,11 +716,11 @@ def test_unframeable_stream_closes_the_flow() -> None:
     bob = make_agent("sips:bob@127.0.0.1", 2)
     peer = ("127.0.0.1", 41000)
     bob.connection_made(peer, BOB_ADDR, 0.0)
-    bob.receive_data(peer, raw_request("OPTIONS").replace(b"Content-Length: 0", b"l: x"), 0.0)
+    bob.receive_data(raw_request("OPTIONS").replace(b"Content-Length: 0", b"l: x"), peer, 0.0)
     assert bob.flows_to_close() == [peer]
     (failed,) = events(bob)
     assert isinstance(failed, ev.FlowFailed)
-    bob.receive_data(peer, b"A" * 70000, 0.0)
+    bob.receive_data(b"A" * 70000, peer, 0.0)
     assert bob.flows_to_close() == [peer]
 
 
@@ -700,7 +731,7 @@ def test_garbage_never_raises() -> None:
     seed = hashlib.sha256(b"seed").digest()
     for i in range(200):
         chunk = hashlib.sha256(seed + bytes([i])).digest()
-        bob.receive_data(peer, b"INVITE sip:x SIP/2.0\r\n" + chunk + b"\r\n\r\n", float(i))
+        bob.receive_data(b"INVITE sip:x SIP/2.0\r\n" + chunk + b"\r\n\r\n", peer, float(i))
     bob.data_to_send()
     events(bob)
 
@@ -743,7 +774,7 @@ def test_agent_survives_mutated_traffic(data: st.DataObject) -> None:
             pos = data.draw(st.integers(0, len(message) - 1))
             message[pos] = data.draw(st.sampled_from(b' \t\r\n:;,<>"@%=0123456789abcXYZ\xff'))
         target = data.draw(st.sampled_from([alice, bob]))
-        target.receive_data(peer_of[id(target)], bytes(message), 1.0)
+        target.receive_data(bytes(message), peer_of[id(target)], 1.0)
         net.run(1.0)
     for agent in (alice, bob):
         events(agent)
@@ -766,7 +797,7 @@ class Proxy(Registrar):
         self.users: dict[str, Address] = {}
         self.forwarded: list[Request] = []
 
-    def receive_data(self, peer: Address, data: bytes, now: float) -> None:
+    def receive_data(self, data: bytes, peer: Address, now: float) -> None:
         framer = self.framers[peer]
         framer.feed(data)
         while (item := framer.next_item()) is not None:
@@ -779,7 +810,7 @@ class Proxy(Registrar):
                 answer = self.handle(message)
                 if answer.status == 200 and message.from_.uri.user:
                     self.users[message.from_.uri.user] = peer
-                self.out.append((peer, bytes(answer)))
+                self.out.append((bytes(answer), peer))
             else:
                 self.forward_request(peer, message)
 
@@ -802,7 +833,7 @@ class Proxy(Registrar):
         headers.insert(0, ("Via", f"SIP/2.0/TLS {self.me};branch={branch}"))
         out = Request(req.method, req.uri, tuple(headers), req.body)
         self.forwarded.append(out)
-        self.out.append((target, bytes(out)))
+        self.out.append((bytes(out), target))
 
     def forward_response(self, resp: Response) -> None:
         headers = list(resp.headers)
@@ -810,7 +841,7 @@ class Proxy(Registrar):
         out = Response(resp.status, resp.reason, tuple(headers), resp.body)
         via = out.vias[0]
         self.out.append(
-            ((via.param("received") or via.host, int(via.param("rport") or 0)), bytes(out))
+            (bytes(out), (via.param("received") or via.host, int(via.param("rport") or 0)))
         )
 
 
@@ -979,11 +1010,11 @@ def test_offerless_invite_gets_the_answer_in_the_ack() -> None:
     bob = make_agent("sips:bob@127.0.0.1", 2)
     peer = ("127.0.0.1", 41000)
     bob.connection_made(peer, BOB_ADDR, 0.0)
-    bob.receive_data(peer, raw_request("INVITE"), 0.0)
+    bob.receive_data(raw_request("INVITE"), peer, 0.0)
     (incoming,) = events(bob)
     assert isinstance(incoming, ev.IncomingCall) and incoming.sdp == b""
     bob.answer("raw-1", OFFER, 1.0)
-    sent = [parse_message(d) for _, d in bob.data_to_send()]
+    sent = [parse_message(d) for d, _ in bob.data_to_send()]
     ok = sent[-1]
     assert isinstance(ok, Response) and ok.status == 200 and ok.body == OFFER
     ack = (
@@ -993,7 +1024,7 @@ def test_offerless_invite_gets_the_answer_in_the_ack() -> None:
         .replace(b"Content-Length: 0\r\n\r\n", b"Content-Length: %d\r\n\r\n" % len(ANSWER))
         + ANSWER
     )
-    bob.receive_data(peer, ack, 1.1)
+    bob.receive_data(ack, peer, 1.1)
     assert events(bob) == [ev.CallEstablished("raw-1", ANSWER)]
 
 
@@ -1028,4 +1059,4 @@ def test_with_an_account_a_uri_with_host_and_port_elsewhere_is_called_directly()
     for target in ("sips:carol@example.org:5061", "sips:carol@127.0.0.2", "carol"):
         dave = make_agent("sips:dave@example.org", 3, password="pw", registrar=REGISTRAR)
         dave.invite(target, OFFER, 3.0)
-        assert [peer for peer, _ in dave.data_to_send()] == [REGISTRAR], target
+        assert [peer for _, peer in dave.data_to_send()] == [REGISTRAR], target

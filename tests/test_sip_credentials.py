@@ -67,7 +67,7 @@ class ChallengingProxy(Proxy):
             if auth is None or not self.valid(req, parse_authorization(auth)):
                 value = f'Digest realm="{self.realm}", nonce="proxy-nonce", qop="auth"'
                 self.out.append(
-                    (peer, bytes(self.reply(req, 407, (("Proxy-Authenticate", value),))))
+                    (bytes(self.reply(req, 407, (("Proxy-Authenticate", value),))), peer)
                 )
                 return
         super().forward_request(peer, req)
@@ -196,7 +196,7 @@ def test_a_challenge_relayed_by_the_registrar_in_a_foreign_realm_is_refused(stat
     net.run(1.0)
     invite = registrar.requests[-1]
     assert invite.method == "INVITE"
-    alice.receive_data(REGISTRAR, relayed_challenge(invite, status, "evil.example", "MD5"), 2.0)
+    alice.receive_data(relayed_challenge(invite, status, "evil.example", "MD5"), REGISTRAR, 2.0)
     net.run(2.0)
     reason = 'Password not sent: other realm ("evil.example" is not yours)'
     assert events(alice) == [ev.CallEnded(call_id, status, reason, False)]

@@ -121,11 +121,11 @@ def test_a_relayed_message_with_a_unicode_digit_keeps_the_flow_and_the_registrat
         if field == "Content-Length":
             continue
         data = message.replace(old, new.format(d=digit)).encode()
-        alice.receive_data(REGISTRAR, data, 1.0)
+        alice.receive_data(data, REGISTRAR, 1.0)
         assert alice.flows_to_close() == [], field
         sent = alice.data_to_send()
         if message is REQUEST:
-            ((peer, answer),) = sent
+            ((answer, peer),) = sent
             assert peer == REGISTRAR and answer.startswith(b"SIP/2.0 400 Bad Request\r\n"), field
             (rejected,) = events(alice)
             assert isinstance(rejected, ev.RequestRejected) and rejected.status == 400
@@ -273,8 +273,8 @@ def test_receive_data_never_raises(data: st.DataObject) -> None:
             message = data.draw(st.binary(max_size=300))
         target = data.draw(st.sampled_from([alice, bob]))
         cut = data.draw(st.integers(0, len(message)))
-        target.receive_data(REGISTRAR, message[:cut], 5.0)
-        target.receive_data(REGISTRAR, message[cut:], 5.0)
+        target.receive_data(message[:cut], REGISTRAR, 5.0)
+        target.receive_data(message[cut:], REGISTRAR, 5.0)
         for agent in (alice, bob):
             agent.data_to_send()
             agent.flows_to_close()

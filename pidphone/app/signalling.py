@@ -117,7 +117,7 @@ class Signalling:
         self._pump()
 
     def data_received(self, peer: Address, data: bytes) -> None:
-        self.agent.receive_data(peer, data, self._now())
+        self.agent.receive_data(data, peer, self._now())
         self._pump()
 
     def connection_lost(self, peer: Address, error: LinkError | None) -> None:
@@ -204,7 +204,7 @@ class Signalling:
     def _drain(self) -> None:
         if self._closed:
             return
-        for peer, data in self.agent.data_to_send():
+        for data, peer in self.agent.data_to_send():
             if data:
                 self._transport.send(peer, data)
             else:

@@ -3,15 +3,17 @@ TLS, RFC 3581 rport, RFC 5626 outbound keep-alives).
 
 Three things drive it, as in aioquic: the transport (`connection_made`, `receive_data`,
 `connection_lost`), the clock (`get_timer` / `handle_timer`) and API calls (`register`,
-`invite`, `answer`, ...). Output is bytes per flow (`data_to_send`), flows to close
-(`flows_to_close`) and typed events (`next_event`).
+`invite`, `answer`, ...), each with a required `now`. Output is (bytes, flow) pairs
+(`data_to_send`, in the media session's order), flows to close (`flows_to_close`) and typed
+events (`next_event`).
 
 A *flow* is one TLS connection named by the peer's (host, port). When a message needs a flow
-that is not connected, the agent queues it and `data_to_send` yields `(address, b"")`: the
+that is not connected, the agent queues it and `data_to_send` yields `(b"", address)`: the
 driver opens the connection (an empty payload asks for nothing else) and calls
 `connection_made`, after which the message is built with the connection's local address in
-Via and Contact and comes out of the next `data_to_send`. A connection attempt that fails is
-reported with `connection_lost`.
+Via and Contact and comes out of the next `data_to_send`; its transaction's timers (B, F) start
+then, when the request is really sent. A connection attempt that fails is reported with
+`connection_lost`.
 
 Calls, by their Call-ID: `invite` → `CallProgress`* → `CallAnswered` or `CallEnded`;
 `IncomingCall` → `ringing`/`answer` → `CallEstablished`, or `reject` → `CallEnded`. `hangup`
@@ -179,7 +181,9 @@ class _ClientTx:
 
 @dataclass
 class _Deferred:
-    send: Callable[[], None]
+    """A request waiting for its flow: `send(now)` once it is up, `fail(reason, now)` if not."""
+
+    send: Callable[[float], None]
     fail: Callable[[str, float], None]
 
 
@@ -232,7 +236,7 @@ class UserAgent:
         """The realms whose challenges the password answers (compared in lower case)."""
         self._flows: dict[Address, _Flow] = {}
         self._last_local: dict[Address, Address] = {}
-        self._out: list[tuple[Address, bytes]] = []
+        self._out: list[tuple[bytes, Address]] = []
         self._close: list[Address] = []
         self._events: deque[ev.SipEvent] = deque()
         self._client: dict[tuple[str, str], _ClientTx] = {}
@@ -268,7 +272,7 @@ class UserAgent:
             flow.next_ping = now + self.config.keepalive_interval
         pending, flow.pending = flow.pending, []
         for item in pending:
-            item.send()
+            item.send(now)
 
     def connection_lost(self, peer: Address, now: float) -> None:
         """The connection to `peer` closed, or could not be opened: its pending requests fail
@@ -288,7 +292,7 @@ class UserAgent:
         if peer == self.config.registrar and self._reg.state is RegState.REGISTERED:
             self._registration_failed(None, "Connection lost", now)
 
-    def receive_data(self, peer: Address, data: bytes, now: float) -> None:
+    def receive_data(self, data: bytes, peer: Address, now: float) -> None:
         """Bytes from `peer`'s connection, in any chunking. Never raises on their content."""
         flow = self._flows.setdefault(peer, _Flow())
         flow.framer.feed(data)
@@ -301,15 +305,15 @@ class UserAgent:
             if item is None:
                 return
             if isinstance(item, Ping):
-                self._out.append((peer, PONG))
+                self._out.append((PONG, peer))
             elif isinstance(item, Pong):
                 flow.answers_pings = True
                 flow.pong_due = None
             elif isinstance(item, Frame):
                 self._receive_message(peer, item.data, now)
 
-    def data_to_send(self) -> list[tuple[Address, bytes]]:
-        """Bytes to write, per flow, in order; an empty payload only asks for a connection."""
+    def data_to_send(self) -> list[tuple[bytes, Address]]:
+        """(bytes, flow) to write, in order; an empty payload only asks for a connection."""
         out, self._out = self._out, []
         return out
 
@@ -353,7 +357,7 @@ class UserAgent:
                 del self._server[key]
         for peer, flow in self._flows.items():
             if flow.local and flow.next_ping is not None and flow.next_ping <= now:
-                self._out.append((peer, PING))
+                self._out.append((PING, peer))
                 flow.framer.ping_sent()
                 flow.next_ping = now + self.config.keepalive_interval
                 if flow.answers_pings:
@@ -408,14 +412,14 @@ class UserAgent:
         self._calls[call_id] = call
         to = NameAddr(uri=uri)
 
-        def send() -> None:
+        def send(when: float) -> None:
             if call.state is CallState.CALLING:
-                self._send_invite(call, to, uri, sdp, now)
+                self._send_invite(call, to, uri, sdp, when)
 
         def fail(reason: str, when: float) -> None:
             self._end_call(call, 503, reason, by_peer=False, now=when)
 
-        self._when_connected(flow, _Deferred(send, fail))
+        self._when_connected(flow, _Deferred(send, fail), now)
         return call_id
 
     def next_hop(self, target: str) -> Address:
@@ -797,13 +801,13 @@ class UserAgent:
         reg = self._reg
         reg.state = RegState.UNREGISTERING if expires == 0 else RegState.REGISTERING
 
-        def send() -> None:
-            self._send_register_now(registrar, expires, now)
+        def send(when: float) -> None:
+            self._send_register_now(registrar, expires, when)
 
         def fail(reason: str, when: float) -> None:
             self._registration_failed(None, reason, when)
 
-        self._when_connected(registrar, _Deferred(send, fail))
+        self._when_connected(registrar, _Deferred(send, fail), now)
 
     def _send_register_now(self, registrar: Address, expires: int, now: float) -> None:
         reg = self._reg
@@ -1177,20 +1181,20 @@ class UserAgent:
     def _forget_server(self, tx: Transaction) -> None:
         self._server.pop(tx.key, None)
 
-    def _when_connected(self, flow: Address, item: _Deferred) -> None:
+    def _when_connected(self, flow: Address, item: _Deferred, now: float) -> None:
         state = self._flows.get(flow)
         if state is not None and state.local is not None:
-            item.send()
+            item.send(now)
             return
         if state is None:
             state = self._flows[flow] = _Flow()
         if not state.pending:
-            self._out.append((flow, b""))
+            self._out.append((b"", flow))
         state.pending.append(item)
 
     def _send(self, flow: Address, message: Request | Response) -> None:
         self._flows.setdefault(flow, _Flow())  # if it is down, the driver reconnects for us
-        self._out.append((flow, bytes(message)))
+        self._out.append((bytes(message), flow))
 
     def _fail_flow(self, peer: Address, reason: str) -> None:
         self._close.append(peer)
