@@ -12,8 +12,8 @@ import time
 from luma.oled.device import ssd1306
 
 from pidphone.app.screen import render
+from pidphone.cli.render_screens import sample_states
 from pidphone.drivers.draw import draw_screen
-from pidphone.screens import sample_states
 
 ROUNDS = 50
 

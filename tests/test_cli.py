@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pidphone import __version__, cli
+from pidphone import __version__, cli, demo
+from pidphone.cli import call as cli_call
+from pidphone.cli import common
+from pidphone.cli import render_screens as cli_render_screens
+from pidphone.cli import run as cli_run
 from pidphone.config import Config
 
 GOOD = 'hardware = "simulated"\n[account]\naor = "sip:alice@example.org"\npassword = "top-secret"\n'
@@ -140,7 +144,7 @@ def test_missing_config_exits_78(tmp_path: Path, capsys: pytest.CaptureFixture[s
     ("argv", "module"),
     [
         (["demo"], "pidphone.demo"),
-        (["render-screens", "x"], "pidphone.screens"),
+        (["render-screens", "x"], "pidphone.cli.render_screens"),
         (["call", "sip:bob@example.org"], "pidphone.callcmd"),
         (["answer"], "pidphone.callcmd"),
         (["run", "--no-provision"], "pidphone.daemon"),
@@ -184,11 +188,11 @@ def test_subcommands_dispatch_to_their_modules(
         return {
             ("pidphone.callcmd", "run_call"): fake_call,
             ("pidphone.callcmd", "run_answer"): fake_answer,
-            ("pidphone.demo", "run_demo"): fake_demo,
-            ("pidphone.screens", "render_screens"): fake_render,
         }[(module, function)]
 
-    monkeypatch.setattr(cli, "_lazy", fake_lazy)
+    monkeypatch.setattr(cli_call, "lazy", fake_lazy)
+    monkeypatch.setattr(demo, "run_demo", fake_demo)
+    monkeypatch.setattr(cli_render_screens, "render_screens", fake_render)
     path = write(tmp_path, GOOD)
     assert (
         cli.main(["call", "-c", str(path), "sip:bob@example.org", "--duration", "4", "--json"]) == 0
@@ -206,9 +210,9 @@ def test_subcommands_dispatch_to_their_modules(
 
 
 def test_lazy_import_keeps_real_import_errors() -> None:
-    with pytest.raises(cli.CommandError, match="not available"):
-        cli._lazy("pidphone.no_such_module", "run")
-    assert cli._lazy("pidphone.config", "load_config") is not None
+    with pytest.raises(common.CommandError, match="not available"):
+        common.lazy("pidphone.no_such_module", "run")
+    assert common.lazy("pidphone.config", "load_config") is not None
 
 
 def test_run_exits_78_on_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -243,7 +247,7 @@ def test_run_provisions_first(
         seen.update(kwargs)
         return 0
 
-    monkeypatch.setattr(cli, "_lazy", lambda module, function: fake_run)
+    monkeypatch.setattr(cli_run, "lazy", lambda module, function: fake_run)
     assert cli.main(["run", "-c", str(target), "--provision-from", str(boot)]) == 0
     assert not boot.exists()
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
@@ -265,7 +269,7 @@ def test_run_with_invalid_provisioning_file_keeps_config_and_passes_the_notice(
         seen.update(kwargs)
         return 0
 
-    monkeypatch.setattr(cli, "_lazy", lambda module, function: fake_run)
+    monkeypatch.setattr(cli_run, "lazy", lambda module, function: fake_run)
     monkeypatch.setenv("PIDPHONE_PROVISION_FILE", str(boot))
     assert cli.main(["run", "-c", str(target)]) == 0
     assert boot.exists()

@@ -3,7 +3,7 @@ images/screens/, and the real SSD1306/SH1106 classes' bus bytes decoded back to 
 
 If a screen changes on purpose, regenerate the references with
 `pidphone render-screens images/screens` (or `python -c "from pathlib import Path;
-from pidphone.screens import render_screens; render_screens(Path('images/screens'))"`).
+from pidphone.cli.render_screens import render_screens; render_screens(Path('images/screens'))"`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from luma.core.interface.serial import spi
 from luma.oled.device import sh1106, ssd1306
 from PIL import Image
 
+from pidphone.cli.render_screens import SCALE, sample_screens
 from pidphone.drivers.draw import HEIGHT, WIDTH, draw_screen
 from pidphone.drivers.oled import GpioLines, OledConfig, OledDisplay, open_luma
 from pidphone.errors import DeviceError
 from pidphone.ports import Screen
-from pidphone.screens import SCALE, sample_screens
 
 REFERENCES = Path(__file__).resolve().parent.parent / "images" / "screens"
 SCREENS = sample_screens()

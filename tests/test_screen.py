@@ -20,8 +20,8 @@ from pidphone.app.state import (
     next_deadline,
     reduce,
 )
+from pidphone.cli.render_screens import sample_screens
 from pidphone.ports import HookEvent, KeyEvent, Screen
-from pidphone.screens import sample_screens
 
 SCREENS = sample_screens()
 

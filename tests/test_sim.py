@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from pidphone.audio.analysis import goertzel_power
+from pidphone.cli.render_screens import sample_screens
 from pidphone.drivers.sim_audio import FileSource, Pacer, SimAudioDevices, tone_source
 from pidphone.drivers.sim_display import SimDisplay, screen_text
 from pidphone.drivers.sim_keypad import ScriptKeypad, TerminalKeypad, parse_script
 from pidphone.errors import ConfigError, LocalProtocolError
 from pidphone.ports import FRAME_BYTES, HookEvent, InputEvent, KeyEvent, Screen
-from pidphone.screens import sample_screens
 
 
 class FakeTime:

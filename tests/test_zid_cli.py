@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pidphone import cli, cli_zid
+from pidphone import cli
+from pidphone.cli import zid as cli_zid
 from pidphone.zrtp.cache import CacheEntry
 
 OURS = bytes.fromhex("00112233445566778899aabb")
@@ -179,7 +180,7 @@ def test_command_line_uses_the_cache_from_config(
 
         return make
 
-    monkeypatch.setattr(cli, "_lazy", opener)
+    monkeypatch.setattr(cli_zid, "lazy", opener)
     assert cli.main(["zid", "-c", str(config), "list"]) == 0
     assert caches[-1].path == cache_file
     assert cli.main(["zid", "list", "--config", str(config)]) == 0
@@ -235,7 +236,7 @@ def test_a_cache_this_user_cannot_open_is_a_clean_failure(
 
         return make
 
-    monkeypatch.setattr(cli, "_lazy", opener)
+    monkeypatch.setattr(cli_zid, "lazy", opener)
     assert cli.main(["zid", "--cache", str(cache_file), *action]) == 1
     err = capsys.readouterr().err
     assert f"cannot use the ZID cache {cache_file}: Permission denied" in err

@@ -8,6 +8,7 @@ regenerate them with `pidphone render-screens images/screens` when a screen chan
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from PIL import Image
@@ -33,6 +34,8 @@ from pidphone.app.state import (
 )
 from pidphone.drivers.draw import draw_screen
 from pidphone.ports import HookEvent, KeyEvent, Screen
+
+from .common import EXIT_OK
 
 SCALE = 4
 START = 1000.0
@@ -109,3 +112,9 @@ def render_screens(directory: Path) -> list[Path]:
         big.save(path, optimize=True)
         written.append(path)
     return written
+
+
+def cmd_render_screens(args: argparse.Namespace) -> int:
+    for path in render_screens(args.directory):
+        print(path)
+    return EXIT_OK

@@ -8,16 +8,19 @@ replaced.
 
 from __future__ import annotations
 
+import argparse
 import os
 import pwd
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
+from pidphone.config import Config, load_config
 from pidphone.zrtp.cache import CacheEntry
 
-EXIT_OK = 0
+from .common import EXIT_OK, CommandError, config_path, lazy, warn
 
 
 class AdminZidCache(Protocol):
@@ -126,3 +129,58 @@ def _when(timestamp: float) -> str:
     if not timestamp:
         return "never"
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    return _zid_command(args, lambda cache: list_peers(cache, sys.stdout))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    return _zid_command(args, lambda cache: verify(cache, args.peer, sys.stdout))
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    return _zid_command(args, lambda cache: forget(cache, args.peer, sys.stdout))
+
+
+def cmd_name(args: argparse.Namespace) -> int:
+    return _zid_command(args, lambda cache: rename(cache, args.peer, args.name, sys.stdout))
+
+
+def _zid_command(args: argparse.Namespace, action: Callable[[Any], int]) -> int:
+    """Run one `pidphone zid` action, as root first becoming the cache directory's owner; a
+    peer not found or a file we may not touch is a one-line failure (exit 1), never a
+    traceback."""
+    path = _zid_cache_path(args)
+    file_zid_cache = lazy("pidphone.drivers.zid_cache", "FileZidCache")
+    try:
+        become_owner_of(path.parent)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot act as the owner of {path.parent}: {exc.strerror or exc}"
+            " (run as the phone's user: sudo -u pidphone pidphone zid ...)"
+        ) from None
+    try:
+        return action(file_zid_cache(path))
+    except PeerNotFoundError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(
+            f"cannot use the ZID cache {path}: {exc.strerror or exc}"
+            " (run as the phone's user: sudo -u pidphone pidphone zid ...)"
+        ) from None
+
+
+def _zid_cache_path(args: argparse.Namespace) -> Path:
+    cache_path: Path | None = args.cache
+    if cache_path is None:
+        path = config_path(args)
+        explicit = getattr(args, "config", None) is not None
+        config = load_config(path, warn=warn) if explicit or path.exists() else Config()
+        cache_path = Path(config.security.zid_cache)
+    if not cache_path.exists():
+        raise CommandError(f"no ZID cache at {cache_path} (no secure call has been made yet)")
+    return cache_path

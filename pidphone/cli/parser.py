@@ -1,0 +1,167 @@
+"""The `pidphone` command line: the parser, and `main`, which runs one command.
+
+Each command lives in its own module of this package and is imported only when it runs, so
+`check-config` and `zid` work on a machine without the libraries that run the phone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pidphone import __version__
+from pidphone.config import DEFAULT_CONFIG_PATH, DEFAULT_PROVISION_PATH
+from pidphone.errors import ConfigError
+
+from .common import (
+    CONFIG_ENV,
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    PROVISION_ENV,
+    CommandError,
+    lazy,
+)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"pidphone: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except CommandError as exc:
+        print(f"pidphone: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
+def command(module: str, function: str) -> Handler:
+    """The handler `module.function`, imported when the command runs."""
+
+    def run(args: argparse.Namespace) -> int:
+        handler: Handler = lazy(module, function)
+        return handler(args)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pidphone",
+        description="A secure desk phone for the Raspberry Pi: SIP over TLS, ZRTP, SRTP.",
+        epilog="exit status: 0 success, 1 failure, 2 usage error, 78 configuration error. "
+        "`pidphone COMMAND --help` describes each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"pidphone {__version__}")
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
+        help=f"config file (default: ${CONFIG_ENV} or {DEFAULT_CONFIG_PATH})",
+    )
+    parser.set_defaults(handler=lambda _: _usage(parser))
+    # The subcommands accept --config too; SUPPRESS keeps a value given before the subcommand.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = sub.add_parser("run", parents=[common], help="run the phone (what systemd starts)")
+    run.add_argument(
+        "--provision-from",
+        type=Path,
+        default=None,
+        help=f"config to import once (default: ${PROVISION_ENV} or {DEFAULT_PROVISION_PATH})",
+    )
+    run.add_argument("--no-provision", action="store_true", help="skip headless provisioning")
+    run.set_defaults(handler=command("pidphone.cli.run", "cmd_run"))
+
+    prov = sub.add_parser(
+        "provision",
+        parents=[common],
+        help="import the config from the boot partition now (the unit runs it as root)",
+    )
+    prov.add_argument("--provision-from", type=Path, default=None, help="file to import")
+    prov.add_argument("--owner", default=None, help="user who will own the installed config")
+    prov.set_defaults(handler=command("pidphone.cli.provision", "cmd_provision"))
+
+    check = sub.add_parser(
+        "check-config",
+        parents=[common],
+        help="check a config file and print the effective config, secrets masked",
+    )
+    check.add_argument("file", nargs="?", type=Path, help="config file to check")
+    check.set_defaults(handler=command("pidphone.cli.check_config", "cmd_check_config"))
+
+    demo = sub.add_parser("demo", parents=[common], help="two simulated phones call each other")
+    demo.add_argument("--screens", type=Path, default=None, help="write each screen here as PNG")
+    demo.set_defaults(handler=command("pidphone.demo", "run_demo"))
+
+    report = argparse.ArgumentParser(add_help=False)
+    report.add_argument(
+        "--duration", type=float, default=None, help="seconds to stay in each call (default: 10)"
+    )
+    report.add_argument(
+        "--json", action="store_true", help="print one JSON report per call instead of lines"
+    )
+    call = sub.add_parser(
+        "call", parents=[common, report], help="place one call from the command line and report it"
+    )
+    call.add_argument("uri", help="SIP address or number to call")
+    call.set_defaults(handler=command("pidphone.cli.call", "cmd_call"))
+
+    answer = sub.add_parser(
+        "answer", parents=[common, report], help="answer incoming calls and report them"
+    )
+    answer.add_argument("--count", type=int, default=1, help="calls to answer (default: 1)")
+    answer.set_defaults(handler=command("pidphone.cli.call", "cmd_answer"))
+
+    render = sub.add_parser("render-screens", help="draw every screen of the phone as PNG")
+    render.add_argument(
+        "directory", nargs="?", type=Path, default=Path("screens"), help="default: ./screens"
+    )
+    render.set_defaults(handler=command("pidphone.cli.render_screens", "cmd_render_screens"))
+
+    zid = sub.add_parser(
+        "zid", parents=[common], help="inspect and manage the ZID cache (peers and SAS flags)"
+    )
+    zid.add_argument("--cache", type=Path, default=None, help="cache file (default: from config)")
+    zid.set_defaults(handler=lambda _: _usage(zid))
+    zsub = zid.add_subparsers(title="zid commands", metavar="ACTION")
+    zsub.add_parser("list", parents=[common], help="list the peers in the cache").set_defaults(
+        handler=command("pidphone.cli.zid", "cmd_list")
+    )
+    peer_help = "a peer: its ZID in hex, a unique hex prefix, or its name"
+    verify = zsub.add_parser(
+        "verify", parents=[common], help="mark a peer's SAS as compared and matching"
+    )
+    verify.add_argument("peer", help=peer_help)
+    verify.set_defaults(handler=command("pidphone.cli.zid", "cmd_verify"))
+    forget = zsub.add_parser(
+        "forget", parents=[common], help="erase a peer: its secrets and its verified flag"
+    )
+    forget.add_argument("peer", help=peer_help)
+    forget.set_defaults(handler=command("pidphone.cli.zid", "cmd_forget"))
+    name = zsub.add_parser("name", parents=[common], help="give a peer a name")
+    name.add_argument("peer", help=peer_help)
+    name.add_argument("name", help="the name to show for this peer")
+    name.set_defaults(handler=command("pidphone.cli.zid", "cmd_name"))
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: a command is required", file=sys.stderr)
+    return EXIT_USAGE
