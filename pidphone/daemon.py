@@ -6,45 +6,31 @@ half of WATCHDOG_USEC (a wedged loop stops the pings and systemd restarts the ph
 STOPPING=1 on SIGTERM once calls are ended and the account unregistered. SIGHUP reads the
 config again; a bad new config is logged and the running one kept.
 
-`Phone` is where the phone proper (devices, SIP agent, calls) is wired in; this module owns the
-service life cycle around it.
+This module owns the service life cycle; the phone proper (devices, SIP agent, calls) is
+built by the composition root, pidphone.wiring.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import logging
 import os
 import signal
-import sys
 import time
-import tomllib
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
 
-from pidphone import callcmd
+from pidphone import wiring
 from pidphone.app.call import CallFinished, CallIncoming, CallInsecure, CallPlaced, CallSecure
 from pidphone.app.controller import Controller, ControllerEvent, MediaFault
-from pidphone.app.phone_events import PhoneSettings
-from pidphone.app.screen import config_error_screen
 from pidphone.app.switchboard import RegistrationEvent
-from pidphone.config import Config, DisplayConfig, SimConfig, read_small_file
-from pidphone.config_build import build
+from pidphone.config import Config
 from pidphone.drivers.systemd_notify import notifier_from_environment
-from pidphone.drivers.udp import local_address_towards, open_udp
 from pidphone.errors import ConfigError
-from pidphone.ports import Display, Keypad, ServiceNotifier
-
-if TYPE_CHECKING:
-    from luma.core.device import device as LumaDevice  # noqa: N812
+from pidphone.ports import ServiceNotifier
 
 log = logging.getLogger("pidphone.daemon")
-
-T = TypeVar("T")
 
 WEDGE_ENV = "PIDPHONE_TEST_WEDGE_ON_SIGUSR2"
 """Set only by the tests under real systemd: SIGUSR2 then blocks the event loop for good, so
@@ -54,9 +40,9 @@ that the watchdog's kill and restart can be shown. The unit never sets it."""
 class Phone:
     """The running phone, seen from the service life cycle.
 
-    `start` opens the devices chosen by `config.hardware` (real, or the simulated twins of
-    `[sim]`), builds the controller (SIP agent over TLS, calls, the media worker, the phone's
-    reducer and screen) and registers; `status` hears registration and call changes;
+    `start` has pidphone.wiring build the controller from the config (SIP agent over TLS,
+    calls, the media worker, the phone's reducer and screen, real or simulated devices) and
+    registers; `status` hears registration and call changes;
     `reconfigure` applies a new config at once when idle, or after the call in progress;
     `stop` ends calls and unregisters. `healthy` turns False when the media thread died and
     could not be restarted: the watchdog pings stop.
@@ -88,7 +74,7 @@ class Phone:
         return self._controller is None or self._controller.healthy
 
     async def start(self) -> None:
-        self._controller = build_controller(self.config, notice=self._screen_notice)
+        self._controller = wiring.build_controller(self.config, notice=self._screen_notice)
         self._controller.add_listener(self._on_event)
         await self._controller.start()
         self._status(self.describe())
@@ -148,150 +134,6 @@ class Phone:
         else:
             state = f"{self._registration or 'not registered'}: {account}"
         return f"{state}; {self._call_state}" if self._call_state else state
-
-
-# --------------------------------------------------------------------------- composition
-
-
-def build_controller(config: Config, notice: str = "") -> Controller:
-    """The phone with the devices `config.hardware` names; `notice` goes on the idle screen."""
-    settings = dataclasses.replace(
-        callcmd.controller_settings(config),
-        phone=PhoneSettings(
-            account=config.account.display_name or config.account.auth_user,
-            speed_dials=config.phone.speed_dials,
-            inter_digit_timeout=config.phone.inter_digit_timeout,
-            dim_after=config.display.dim_after or float("inf"),
-            blank_after=config.display.blank_after or float("inf"),
-            volume=config.audio.volume,
-            notice=notice,
-        ),
-    )
-    return Controller(
-        settings,
-        callcmd.user_agent(config),
-        callcmd.tls_transport(config),
-        callcmd.zid_cache(config),
-        open_udp,
-        local_address=local_address_towards,
-        audio=callcmd.audio_devices(config),
-        display=_display(config),
-        keypad=_keypad(config),
-    )
-
-
-def _display(config: Config, *, keep_image: bool = False) -> Display | None:
-    """The display `config` names; `keep_image` leaves the last screen lit when it is closed
-    (the error shown as the daemon exits)."""
-    if config.hardware == "simulated":
-        from pidphone.drivers.sim_display import SimDisplay
-
-        png_dir = Path(config.sim.screens_dir) if config.sim.screens_dir else None
-        return SimDisplay(png_dir=png_dir) if config.display.driver != "none" else None
-    d = config.display
-    if d.driver == "none":
-        return None
-    from pidphone.drivers.oled import GpioLines, OledConfig, OledDisplay, open_luma
-
-    oled = OledConfig(
-        driver=d.driver,
-        bus=d.bus,
-        i2c_port=d.i2c_port,
-        i2c_address=d.i2c_address,
-        spi_port=d.spi_port,
-        spi_device=d.spi_device,
-        spi_dc_pin=d.spi_dc_pin,
-        spi_reset_pin=d.spi_reset_pin,
-        rotation=d.rotation,
-        contrast=d.contrast,
-    )
-    if not keep_image:
-        return OledDisplay.from_config(oled)
-    lines = GpioLines() if oled.bus == "spi" else None
-
-    def open_persistent() -> LumaDevice:
-        device = open_luma(oled, lines)
-        device.persist = True  # luma's cleanup would blank the panel
-        return device
-
-    return OledDisplay(
-        open_persistent,
-        contrast=oled.contrast,
-        on_close=lines.cleanup if lines is not None else None,
-    )
-
-
-def show_config_error(message: str, sources: Sequence[Path] = ()) -> None:
-    """Put a configuration error on the display before the daemon exits 78 (issue 7: "the
-    error goes to the journal and to the OLED").
-
-    With no valid config to open the display by, `hardware`, `[display]` and `[sim]` are
-    taken from the first of `sources` (the boot-partition file, the installed config) where
-    each is valid on its own, else from the defaults. A display that cannot be opened is only
-    logged: the journal still has the error."""
-    config = _display_settings(sources)
-    try:
-        display = _display(config, keep_image=True)
-        if display is not None:
-            display.show(config_error_screen(message))
-            display.close()
-    except Exception as exc:  # best effort: no display must hide the configuration error
-        log.warning("the configuration error could not be shown on the display: %s", exc)
-
-
-def _display_settings(sources: Sequence[Path]) -> Config:
-    hardware: str | None = None
-    display: DisplayConfig | None = None
-    sim: SimConfig | None = None
-    for path in sources:
-        try:
-            raw = tomllib.loads(read_small_file(path).decode("utf-8"))
-        except Exception:  # noqa: S112 (any file at all: the error to show is known already)
-            continue
-        if hardware is None and raw.get("hardware") in ("pi", "simulated"):
-            hardware = raw["hardware"]
-        display = display or _table(DisplayConfig, raw, "display", path)
-        sim = sim or _table(SimConfig, raw, "sim", path)
-    return Config(
-        hardware="simulated" if hardware == "simulated" else "pi",
-        display=display or DisplayConfig(),
-        sim=sim or SimConfig(),
-    )
-
-
-def _table(cls: type[T], raw: dict[str, Any], key: str, path: Path) -> T | None:
-    table = raw.get(key, {})
-    if not isinstance(table, dict):
-        return None
-    try:
-        return build(cls, table, key, path.parent)
-    except ConfigError:
-        return None
-
-
-def _keypad(config: Config) -> Keypad | None:
-    if config.hardware == "simulated":
-        from pidphone.drivers.sim_keypad import ScriptKeypad, TerminalKeypad
-
-        if config.sim.keys_script:
-            return ScriptKeypad.from_file(Path(config.sim.keys_script))
-        return TerminalKeypad() if sys.stdin.isatty() else None
-    from pidphone.drivers.keypad import KeypadTiming, MatrixKeypad, RetryingKeypad
-
-    k = config.keypad
-
-    def open_keypad() -> MatrixKeypad:
-        return MatrixKeypad(
-            k.rows,
-            k.cols,
-            [list(row) for row in k.keymap],
-            hook_pin=k.hook_pin,
-            hook_closed_when=k.hook_closed_when,
-            buttons=k.function_keys,
-            timing=KeypadTiming(debounce=k.debounce_ms / 1000),
-        )
-
-    return RetryingKeypad(open_keypad)
 
 
 def run(

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pidphone import __version__, cli, demo
+from pidphone import __version__, cli
 from pidphone.cli import call as cli_call
 from pidphone.cli import common
+from pidphone.cli import demo as cli_demo
 from pidphone.cli import render_screens as cli_render_screens
 from pidphone.cli import run as cli_run
 from pidphone.config import Config
@@ -143,10 +144,10 @@ def test_missing_config_exits_78(tmp_path: Path, capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize(
     ("argv", "module"),
     [
-        (["demo"], "pidphone.demo"),
+        (["demo"], "pidphone.cli.demo"),
         (["render-screens", "x"], "pidphone.cli.render_screens"),
-        (["call", "sip:bob@example.org"], "pidphone.callcmd"),
-        (["answer"], "pidphone.callcmd"),
+        (["call", "sip:bob@example.org"], "pidphone.cli.call"),
+        (["answer"], "pidphone.cli.call"),
         (["run", "--no-provision"], "pidphone.daemon"),
     ],
 )
@@ -184,14 +185,9 @@ def test_subcommands_dispatch_to_their_modules(
         calls.append(("render", directory))
         return [directory / "idle.png"]
 
-    def fake_lazy(module: str, function: str) -> object:
-        return {
-            ("pidphone.callcmd", "run_call"): fake_call,
-            ("pidphone.callcmd", "run_answer"): fake_answer,
-        }[(module, function)]
-
-    monkeypatch.setattr(cli_call, "lazy", fake_lazy)
-    monkeypatch.setattr(demo, "run_demo", fake_demo)
+    monkeypatch.setattr(cli_call, "run_call", fake_call)
+    monkeypatch.setattr(cli_call, "run_answer", fake_answer)
+    monkeypatch.setattr(cli_demo, "run_demo", fake_demo)
     monkeypatch.setattr(cli_render_screens, "render_screens", fake_render)
     path = write(tmp_path, GOOD)
     assert (

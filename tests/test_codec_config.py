@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pidphone.callcmd import controller_settings, offered_codecs
 from pidphone.config import load_config
 from pidphone.errors import ConfigError
+from pidphone.wiring import controller_settings, offered_codecs
 
 
 def write(tmp_path: Path, text: str) -> Path:

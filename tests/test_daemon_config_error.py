@@ -11,9 +11,9 @@ from PIL import Image
 
 from pidphone.app.screen import config_error_screen
 from pidphone.config import load_config
-from pidphone.daemon import show_config_error
 from pidphone.drivers.draw import draw_screen
 from pidphone.errors import ConfigError
+from pidphone.wiring import show_config_error
 
 BAD = """
 hardware = "simulated"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pidphone.app.call import CallFinished, CallSecure
 from pidphone.app.call_state import CallState
-from pidphone.callcmd import _answer
+from pidphone.cli.call import _answer
 from pidphone.config import (
     Config,
     DisplayConfig,

@@ -7,7 +7,7 @@ import io
 import re
 from pathlib import Path
 
-from pidphone.demo import run_demo
+from pidphone.cli.demo import run_demo
 
 
 def test_demo_secures_a_call_and_hears_both_tones(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pidphone.callcmd import _answer, _call, caller_policy
+from pidphone.cli.call import _answer, _call
 from pidphone.config import Config, SecurityConfig, ServerConfig, SimConfig, parse_config
 from pidphone.drivers.certs import Issued, issue, make_ca, write_pair
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
@@ -34,6 +34,7 @@ from pidphone.sip import Response, parse_message
 from pidphone.sip import events as ev
 from pidphone.sip.callers import CallerPolicy, PeerCertificate
 from pidphone.sip.uri import Uri
+from pidphone.wiring import caller_policy
 from tests.test_sip_agent import events, make_agent
 from tests.test_tls import Recorder
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pidphone import callcmd
+from pidphone import wiring
 from pidphone.app.call import CallFinished, CallIncoming, CallSecure
 from pidphone.app.controller import MAX_RESTARTS, MediaFault
 from pidphone.config import Config, DisplayConfig, SecurityConfig
@@ -125,7 +125,7 @@ def test_a_media_thread_that_keeps_dying_stops_the_watchdog_pings(
     monkeypatch.setenv("WATCHDOG_USEC", "100000")  # a ping every 50 ms
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     broken = FaultyDevices(None)
-    monkeypatch.setattr(callcmd, "audio_devices", lambda config: broken)
+    monkeypatch.setattr(wiring, "audio_devices", lambda config: broken)
     config = Config(
         hardware="simulated",
         security=SecurityConfig(zid_cache=str(tmp_path / "zid.json")),

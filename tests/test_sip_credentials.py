@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pidphone import callcmd
+from pidphone import wiring
 from pidphone.config import parse_config
 from pidphone.errors import ConfigError
 from pidphone.sip import Request, Response, parse_message
@@ -297,7 +297,7 @@ def test_account_auth_realms_reach_the_agent(tmp_path: Path) -> None:
         'auth_realms = ["sip.provider.net"]\n'
     )
     config = parse_config(text.encode(), tmp_path / "pidphone.toml")
-    assert callcmd.user_agent(config).config.auth_realms == ("sip.provider.net",)
+    assert wiring.user_agent(config).config.auth_realms == ("sip.provider.net",)
     for bad, problem in (
         ('[""]', "account.auth_realms[0]: the realm is empty"),
         ('["a\\"b"]', "account.auth_realms[0]:"),

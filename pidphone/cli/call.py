@@ -1,22 +1,394 @@
-"""`pidphone call URI` and `pidphone answer`: one real call from the command line, reported
-(pidphone.callcmd runs it)."""
+"""`pidphone call URI` and `pidphone answer`: one real call from the command line, reported.
+
+They check a line after provisioning, and they are how tests and benchmarks drive pidphone
+against other phones. Both use the configured account (registering first when it has a
+registrar) or, with no account, call directly (`sips:bob@192.0.2.7:5061`) and take direct
+calls on `server.listen`. The call's progress goes to stdout as lines; with `--json` it goes
+to stderr, and stdout gets one JSON object per call at the end (state, reason, SAS,
+algorithms, packet counts, received tone frequencies). With simulated hardware the microphone
+sends `sim.tone_frequency` and the report names the frequencies received.
+
+Exit status 0 only when every call was established and secured as the policy demands:
+secure under "require"; under "prefer" a call that stayed NOT SECURE also counts.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TextIO
 
-from pidphone.config import load_config
+from pidphone import wiring
+from pidphone.app.call import (
+    Call,
+    CallConnected,
+    CallEvent,
+    CallFinished,
+    CallIncoming,
+    CallInsecure,
+    CallMismatch,
+    CallRinging,
+    CallSecure,
+    CallSecurityFailed,
+    CallSecurityLost,
+)
+from pidphone.app.call_state import CallState
+from pidphone.app.controller import ControllerEvent, MediaFault
+from pidphone.app.media import MediaStats
+from pidphone.app.switchboard import LinkProblem, RegistrationEvent
+from pidphone.audio.analysis import dominant_frequencies
+from pidphone.config import Config, load_config
+from pidphone.drivers.sim_audio import SimAudioDevices
+from pidphone.errors import ConfigError, ProtocolError
+from pidphone.ports import FRAME_BYTES
 
-from .common import config_path, lazy, warn
+from .common import EXIT_FAILURE, EXIT_OK, config_path, warn
+
+DEFAULT_DURATION = 10.0
+"""Seconds a call lasts after it is answered, unless the peer hangs up first."""
+REGISTER_TIMEOUT = 15.0
+ANSWER_TIMEOUT = 60.0
+"""Seconds an outgoing call may ring before it is given up."""
+
+
+@dataclass
+class CallReport:
+    """What `--json` prints for one call."""
+
+    state: str = "failed"
+    """"secure", "insecure" (prefer policy, NOT SECURE), "unsecured" or "failed"."""
+    reason: str = ""
+    call_id: str = ""
+    remote: str = ""
+    codec: str = ""
+    sas: str = ""
+    sas_scheme: str = ""
+    verified: bool = False
+    cipher: str = ""
+    key_agreement: str = ""
+    hash: str = ""
+    auth_tag: str = ""
+    cache_mismatch: bool = False
+    peer_zid: str = ""
+    """The peer's ZID in hex, as `pidphone zid verify` takes it."""
+    answer_to_sas_ms: float | None = None
+    duration: float = 0.0
+    packets_sent: int = 0
+    packets_received: int = 0
+    packets_lost: int = 0
+    rtcp_sent: int = 0
+    rtcp_received: int = 0
+    dropped: int = 0
+    """Datagrams dropped: failed SRTP authentication, replays, refused clear RTP."""
+    drops: dict[str, int] = field(default_factory=dict)
+    """Dropped datagrams by reason (`pidphone.app.media.DROP_REASONS`, "zrtp_<reason>")."""
+    clear_packets_sent: int = 0
+    """RTP packets sent without SRTP (only under "prefer", for a peer without ZRTP)."""
+    security_lost: str = ""
+    """Why a call that was secure lost its security (audio stopped), if it did."""
+    received_frequencies: list[float] = field(default_factory=list)
+    ok: bool = False
+
+
+# --------------------------------------------------------------------------- reports
+
+
+HEARD_FRAMES = 250
+"""The last 5 s of what was played are analysed: enough for a tone, cheap on a long call."""
+
+
+def heard_frequencies(frames: list[bytes], count: int = 2) -> list[float]:
+    """The strongest tones in the last seconds played, rounded to the hertz."""
+    pcm = b"".join(f for f in frames[-HEARD_FRAMES:] if len(f) == FRAME_BYTES)
+    return [round(f) for f in dominant_frequencies(pcm, count=count)] if pcm else []
+
+
+# --------------------------------------------------------------------------- one run
+
+
+class _Session:
+    """A headless phone with a listener that prints progress and collects events per call."""
+
+    def __init__(self, config: Config, out: TextIO, as_json: bool) -> None:
+        self.config = config
+        self.out = out
+        self.as_json = as_json
+        self.events: list[tuple[float, ControllerEvent]] = []
+        self.changed = asyncio.Event()
+        audio = wiring.audio_devices(config)
+        self.simulated = audio if isinstance(audio, SimAudioDevices) else None
+        self.phone = wiring.headless_controller(config, audio)
+        self.phone.add_listener(self._on_event)
+
+    def say(self, text: str) -> None:
+        """A progress line: on stdout, or on stderr when stdout is for the JSON report."""
+        print(text, file=sys.stderr if self.as_json else self.out, flush=True)
+
+    def _on_event(self, event: ControllerEvent) -> None:
+        self.events.append((time.monotonic(), event))
+        self.changed.set()
+        line = describe(event)
+        if line:
+            self.say(line)
+
+    async def wait(
+        self, check: Callable[[ControllerEvent], bool], timeout: float
+    ) -> ControllerEvent | None:
+        """The first event (seen or to come) that passes `check`, or None after `timeout`."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for _, event in self.events[seen:]:
+                if check(event):
+                    return event
+            seen = len(self.events)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), left)
+            except TimeoutError:
+                return None
+
+    async def register(self) -> bool:
+        if self.phone.agent.config.registrar is None:
+            return True
+        event = await self.wait(
+            lambda e: isinstance(e, RegistrationEvent) and e.state != "registering",
+            REGISTER_TIMEOUT,
+        )
+        return isinstance(event, RegistrationEvent) and event.state == "registered"
+
+    def _heard(self) -> list[bytes]:
+        """The frames the simulated earpiece played so far (empty with real hardware)."""
+        playback = self.simulated.playbacks.get("call") if self.simulated is not None else None
+        return list(playback.frames) if playback is not None else []
+
+    async def follow(self, call: Call, duration: float, report: CallReport) -> None:
+        """Wait for the answer, then `duration` seconds or the end, then hang up."""
+        cid = call.call_id
+
+        def mine(kind: type[CallEvent]) -> Callable[[ControllerEvent], bool]:
+            return lambda e: isinstance(e, kind) and e.call_id == cid
+
+        def ended(e: ControllerEvent) -> bool:
+            return isinstance(e, CallFinished) and e.call_id == cid
+
+        connected = await self.wait(lambda e: mine(CallConnected)(e) or ended(e), ANSWER_TIMEOUT)
+        if connected is None:
+            self.phone.hangup(cid, "No answer")
+        elif isinstance(connected, CallConnected):
+            mark = len(self._heard())
+            answered = time.monotonic()
+            await self.wait(ended, duration)
+            report.duration = round(time.monotonic() - answered, 2)
+            if self.simulated is not None:
+                report.received_frequencies = heard_frequencies(self._heard()[mark:])
+            if call.state != CallState.ENDED:
+                self.phone.hangup(cid, "Hung up")
+        await self.wait(ended, 5.0)
+        try:
+            stats = await asyncio.wait_for(self.phone.media_stats(call), 5.0)
+        except TimeoutError:
+            stats = call.stats
+        events = [e for _, e in self.events if getattr(e, "call_id", "") == cid]
+        fill_report(report, call, stats, events)
+        problems = [e for _, e in self.events if isinstance(e, LinkProblem)]
+        if problems and not report.ok:
+            report.reason += f" (TLS: {problems[-1].reason})"
+
+
+def describe(event: ControllerEvent) -> str:
+    """The progress line for an event ("" when it needs none)."""
+    if isinstance(event, RegistrationEvent):
+        return f"registration: {event.state}" + (f" ({event.reason})" if event.reason else "")
+    if isinstance(event, LinkProblem):
+        return f"TLS connection to {event.peer[0]}:{event.peer[1]} failed: {event.reason}"
+    if isinstance(event, CallIncoming):
+        name = f'"{event.remote_name}" ' if event.remote_name else ""
+        return f"incoming call from {name}{event.remote_uri}"
+    if isinstance(event, CallRinging):
+        return "ringing"
+    if isinstance(event, CallConnected):
+        return "answered; ZRTP key agreement on the media path"
+    if isinstance(event, CallSecure):
+        z = event.secured
+        mark = " (verified)" if z.verified else ""
+        return (
+            f"SECURE  SAS {z.sas} ({z.sas_scheme}){mark}  "
+            f"{z.key_agreement} {z.cipher} {z.auth_tag} {z.hash}"
+        )
+    if isinstance(event, CallInsecure):
+        return f"NOT SECURE: {event.reason}"
+    if isinstance(event, CallMismatch):
+        return "WARNING: cached secret mismatch: possible man in the middle, verify the SAS"
+    if isinstance(event, CallSecurityLost):
+        return f"security lost: {event.reason}"
+    if isinstance(event, CallSecurityFailed):
+        code = f" (Error 0x{event.code:x})" if event.code else ""
+        return f"NOT SECURE, ending the call: {event.reason}{code}"
+    if isinstance(event, CallFinished):
+        return f"call ended: {event.reason}"
+    if isinstance(event, MediaFault):
+        return f"audio failed: {event.reason}"
+    return ""
+
+
+def fill_report(
+    report: CallReport, call: Call, stats: MediaStats, events: list[ControllerEvent]
+) -> None:
+    report.call_id = call.call_id
+    report.remote = call.remote_uri
+    report.codec = call.media_params.codec if call.media_params is not None else ""
+    report.packets_sent = stats.packets_sent
+    report.packets_received = stats.packets_received
+    report.packets_lost = stats.packets_lost
+    report.rtcp_sent, report.rtcp_received = stats.rtcp_sent, stats.rtcp_received
+    report.dropped = stats.dropped
+    report.drops = dict(stats.drops)
+    report.clear_packets_sent = stats.clear_packets_sent
+    lost = [e for e in events if isinstance(e, CallSecurityLost)]
+    report.security_lost = lost[-1].reason if lost else ""
+    secured = call.secured
+    connected = any(isinstance(e, CallConnected) for e in events)
+    if secured is not None:
+        report.state = "secure"
+        report.sas, report.sas_scheme = secured.sas, secured.sas_scheme
+        report.verified = secured.verified
+        report.cipher, report.auth_tag = secured.cipher, secured.auth_tag
+        report.key_agreement, report.hash = secured.key_agreement, secured.hash
+        report.cache_mismatch = secured.cache_mismatch
+        report.peer_zid = secured.peer_zid.hex()
+        if call.answered_at is not None and call.secured_at is not None:
+            report.answer_to_sas_ms = round((call.secured_at - call.answered_at) * 1000, 1)
+    elif any(isinstance(e, CallInsecure) for e in events):
+        report.state = "insecure"
+    elif connected:
+        report.state = "unsecured"
+    finished = [e for e in events if isinstance(e, CallFinished)]
+    report.reason = finished[-1].reason if finished else call.end_reason
+    policy = call.settings.media.policy
+    report.ok = (report.state == "secure" and not report.security_lost) or (
+        policy == "prefer" and report.state == "insecure"
+    )
+
+
+def _print_report(session: _Session, report: CallReport) -> None:
+    if session.as_json:
+        print(json.dumps(asdict(report)), file=session.out, flush=True)
+        return
+    session.say(
+        f"media: {report.packets_sent} packets sent, {report.packets_received} received, "
+        f"{report.packets_lost} lost; RTCP {report.rtcp_sent} sent, {report.rtcp_received} "
+        f"received; {report.dropped} dropped"
+    )
+    if report.received_frequencies:
+        freqs = ", ".join(f"{f:.0f} Hz" for f in report.received_frequencies)
+        session.say(f"received tones: {freqs}")
+    session.say("result: " + ("OK" if report.ok else f"FAILED ({report.state})"))
+
+
+async def _call(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    session = _Session(config, out, bool(getattr(args, "json", False)))
+    report = CallReport(remote=args.uri)
+    if not await _start(session):
+        return EXIT_FAILURE
+    try:
+        if not await session.register():
+            report.reason = "registration failed"
+        else:
+            session.say(f"calling {args.uri}")
+            try:
+                call = await session.phone.place_call(args.uri)
+            except ProtocolError as exc:
+                report.reason = str(exc)
+            else:
+                await session.follow(call, _duration(args), report)
+    finally:
+        await session.phone.stop()
+    _print_report(session, report)
+    return EXIT_OK if report.ok else EXIT_FAILURE
+
+
+async def _start(session: _Session) -> bool:
+    """Start the phone; a port in use or a device that cannot open is reported, not raised."""
+    try:
+        await session.phone.start()
+    except OSError as exc:
+        print(f"pidphone: cannot start the phone: {exc}", file=sys.stderr)
+        await session.phone.stop()
+        return False
+    # Start-up's objects live as long as the command: keep the collector off them, so the
+    # collections a call's allocations trigger do not walk them every time.
+    gc.freeze()
+    return True
+
+
+async def _answer(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    if not config.account.aor and not config.server.listen:
+        raise ConfigError(
+            "server.listen", "no call can reach this phone: set account.aor or server.listen"
+        )
+    session = _Session(config, out, bool(getattr(args, "json", False)))
+    count = int(getattr(args, "count", 1) or 1)
+    ok = True
+    if not await _start(session):
+        return EXIT_FAILURE
+    try:
+        if not await session.register():
+            report = CallReport(reason="registration failed")
+            _print_report(session, report)
+            return EXIT_FAILURE
+        session.say("waiting for calls")
+        answered: set[str] = set()
+        for _ in range(count):
+            event = await session.wait(
+                lambda e: isinstance(e, CallIncoming) and e.call_id not in answered,
+                float("inf"),
+            )
+            if not isinstance(event, CallIncoming):
+                break
+            answered.add(event.call_id)
+            call = session.phone.call(event.call_id)
+            report = CallReport(remote=event.remote_uri)
+            if call is None:
+                report.reason = "the call ended before it could be answered"
+                ok = False
+            else:
+                session.phone.answer(event.call_id)
+                await session.follow(call, _duration(args), report)
+                ok = ok and report.ok
+            _print_report(session, report)
+    finally:
+        await session.phone.stop()
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
+def _duration(args: argparse.Namespace) -> float:
+    value = getattr(args, "duration", None)
+    return DEFAULT_DURATION if value is None else float(value)
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    run_call = lazy("pidphone.callcmd", "run_call")
-    status: int = run_call(args, load_config(config_path(args), warn=warn))
-    return status
+    return run_call(args, load_config(config_path(args), warn=warn))
 
 
 def cmd_answer(args: argparse.Namespace) -> int:
-    run_answer = lazy("pidphone.callcmd", "run_answer")
-    status: int = run_answer(args, load_config(config_path(args), warn=warn))
-    return status
+    return run_answer(args, load_config(config_path(args), warn=warn))
+
+
+def run_call(args: argparse.Namespace, config: Config, out: TextIO = sys.stdout) -> int:
+    """`pidphone call URI`: place one call, report it, exit 0 when secured as required."""
+    return asyncio.run(_call(args, config, out))
+
+
+def run_answer(args: argparse.Namespace, config: Config, out: TextIO = sys.stdout) -> int:
+    """`pidphone answer`: answer `--count` incoming calls, reporting each."""
+    return asyncio.run(_answer(args, config, out))

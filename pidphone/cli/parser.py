@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", parents=[common], help="two simulated phones call each other")
     demo.add_argument("--screens", type=Path, default=None, help="write each screen here as PNG")
-    demo.set_defaults(handler=command("pidphone.demo", "run_demo"))
+    demo.set_defaults(handler=command("pidphone.cli.demo", "run_demo"))
 
     report = argparse.ArgumentParser(add_help=False)
     report.add_argument(

@@ -31,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         config = load_config(path, warn=log.warning)
     except ConfigError as exc:  # exits 78 in main(); first the screen says why
-        show_config_error = lazy("pidphone.daemon", "show_config_error")
+        show_config_error = lazy("pidphone.wiring", "show_config_error")
         show_config_error(provisioning_error or str(exc), [provision_path(args), path])
         raise
     setup_logging(config.logging.level)

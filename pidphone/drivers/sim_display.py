@@ -1,5 +1,6 @@
 """The simulated display: each new `Screen` printed as a small text box, and optionally saved
-as the PNG the OLED would show (numbered, in the order shown), implementing `ports.Display`.
+as the PNG the OLED would show (numbered, in the order shown), implementing `ports.Display`;
+and `ScreenLog`, a display that only keeps what it was shown (the demo prints its own).
 
     +----------------------------------+
     | 01:23               [reg] [lock] |
@@ -98,3 +99,16 @@ class SimDisplay:
 
     def close(self) -> None:
         self._out.flush()
+
+
+class ScreenLog:
+    """The `Display` port: keeps every screen shown, prints nothing."""
+
+    def __init__(self) -> None:
+        self.screens: list[Screen] = []
+
+    def show(self, screen: Screen) -> None:
+        self.screens.append(screen)
+
+    def close(self) -> None:
+        pass

@@ -25,21 +25,17 @@ from typing import TextIO
 
 from PIL.Image import Resampling
 
-from pidphone.app import phone_events as pe
-from pidphone.app.call import Call, CallFinished, CallIncoming, CallSecure, CallSettings
-from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings
-from pidphone.app.media import MediaConfig
-from pidphone.app.switchboard import SwitchboardSettings
-from pidphone.callcmd import heard_frequencies
+from pidphone import wiring
+from pidphone.app.call import Call, CallFinished, CallIncoming, CallSecure
+from pidphone.app.controller import Controller, ControllerEvent
 from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.draw import draw_screen
 from pidphone.drivers.sim_audio import SimAudioDevices, SimPlayback
 from pidphone.drivers.sim_display import PNG_SCALE, screen_text
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
-from pidphone.drivers.udp import open_udp
 from pidphone.ports import KeyEvent, Screen
-from pidphone.sip.agent import AgentConfig, UserAgent
-from pidphone.zrtp.cache import MemoryZidCache
+
+from .call import heard_frequencies
 
 log = logging.getLogger("pidphone.demo")
 
@@ -51,19 +47,6 @@ AUDIO_SECONDS = 3.0
 """How long the secured call carries audio before Alice hangs up."""
 TIMEOUT = 12.0
 """Seconds for each step (answer, SAS) before the demo gives up."""
-
-
-class _ScreenLog:
-    """The `Display` port: keeps every screen shown (the demo prints a chosen few)."""
-
-    def __init__(self) -> None:
-        self.screens: list[Screen] = []
-
-    def show(self, screen: Screen) -> None:
-        self.screens.append(screen)
-
-    def close(self) -> None:
-        pass
 
 
 def earpiece(audio: SimAudioDevices) -> SimPlayback:
@@ -82,7 +65,6 @@ class _Phone:
     name: str
     phone: Controller
     audio: SimAudioDevices
-    display: _ScreenLog
     transport: TlsTransport
     events: list[ControllerEvent] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
@@ -129,36 +111,12 @@ async def _make_phone(
     server: TlsServerConfig | None,
     speed_dials: dict[str, str],
 ) -> _Phone:
-    audio = SimAudioDevices(tone_frequency=tone)
-    display = _ScreenLog()
-    agent = UserAgent(
-        AgentConfig(
-            aor=f"sips:{name.lower()}@127.0.0.1",
-            display_name=name,
-            keepalive_interval=0,
-            callers=None if server is None else server.callers,
-        )
+    built = wiring.loopback_phone(
+        name, tone=tone, client=client, listener=server, speed_dials=speed_dials
     )
-    transport = TlsTransport(client, server)
-    settings = ControllerSettings(
-        calls=SwitchboardSettings(
-            call=CallSettings(media=MediaConfig(policy="require"), media_host="127.0.0.1"),
-            media_bind="127.0.0.1",
-        ),
-        phone=pe.PhoneSettings(account=name, speed_dials=speed_dials),
-    )
-    controller = Controller(
-        settings,
-        agent,
-        transport,
-        MemoryZidCache(),
-        open_udp,
-        audio=audio,
-        display=display,
-    )
-    phone = _Phone(name, controller, audio, display, transport)
-    controller.add_listener(phone.on_event)
-    await controller.start()
+    phone = _Phone(name, built.controller, built.audio, built.transport)
+    built.controller.add_listener(phone.on_event)
+    await built.controller.start()
     return phone
 
 

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from pidphone.callcmd import _answer, _call, tls_transport
+from pidphone.cli.call import _answer, _call
 from pidphone.config import AccountConfig, Config, SecurityConfig, ServerConfig, SimConfig
 from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.zid_cache import FileZidCache
 from pidphone.errors import ConfigError
 from pidphone.sip.callers import CallerPolicy
+from pidphone.wiring import tls_transport
 
 
 def free_port() -> int:

@@ -1,0 +1,416 @@
+"""The composition root: the one place that turns a `Config` into settings and drivers, and the
+one place that chooses real or simulated hardware (`config.hardware`).
+
+- settings: what each part of the app needs from the config (`controller_settings`,
+  `phone_settings`, `zrtp_config`, the SIP agent);
+- drivers: TLS, the ZID cache file, audio (ALSA or simulated), the display (OLED or
+  simulated), the keypad (GPIO, or a script or the terminal);
+- phones: `build_controller` (the daemon's phone, with its keypad and display),
+  `headless_controller` (`pidphone call` and `answer`: no keypad, no screen),
+  `loopback_phone` (the demo's simulated phones on 127.0.0.1), and `show_config_error`, the
+  display that tells why the daemon will not start.
+
+Above it, the daemon runs the service life cycle and the commands report; below it, nothing
+reads `config.hardware` or builds a device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pidphone.app.call import CallSettings
+from pidphone.app.controller import Controller, ControllerSettings
+from pidphone.app.media import MediaConfig
+from pidphone.app.phone_events import PhoneSettings
+from pidphone.app.screen import config_error_screen
+from pidphone.app.switchboard import SwitchboardSettings
+from pidphone.config import Config, DisplayConfig, SimConfig, read_small_file
+from pidphone.config_build import build
+from pidphone.drivers.certs import parse_fingerprint
+from pidphone.drivers.sim_audio import SimAudioDevices
+from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
+from pidphone.drivers.udp import local_address_towards, open_udp
+from pidphone.drivers.zid_cache import FileZidCache
+from pidphone.errors import ConfigError
+from pidphone.ports import AudioDevices, Display, Keypad
+from pidphone.sip.agent import AgentConfig, UserAgent
+from pidphone.sip.callers import CallerPolicy
+from pidphone.sip.uri import Uri
+from pidphone.zrtp.cache import MemoryZidCache, ZidCache
+from pidphone.zrtp.config import ZrtpConfig
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
+    from luma.core.device import device as LumaDevice  # noqa: N812
+
+log = logging.getLogger("pidphone.wiring")
+
+T = TypeVar("T")
+
+DIRECT_AOR = "sips:pidphone@127.0.0.1"
+"""Who we say we are when no account is configured (direct calls only)."""
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def zrtp_config(config: Config) -> ZrtpConfig:
+    security = config.security
+    return ZrtpConfig(
+        hashes=security.hash,
+        ciphers=security.cipher,
+        auth_tags=security.auth_tag,
+        key_agreements=(*security.key_agreement, "Mult")[:7],
+        sas_types=security.sas,
+        hello_extension=security.hello_timeout,
+    )
+
+
+MEDIA_CODECS = ("PCMU", "PCMA")
+"""The codecs the media session plays today. The config may name the wideband ones too: they
+are offered once the media session takes a codec object (pidphone.audio.codec)."""
+
+
+def offered_codecs(configured: tuple[str, ...]) -> tuple[str, ...]:
+    """The configured codecs the media session can play, in the configured order (G.711 if
+    the config names none of them)."""
+    return tuple(name for name in configured if name in MEDIA_CODECS) or MEDIA_CODECS
+
+
+def controller_settings(config: Config) -> ControllerSettings:
+    """Media on every interface; the SDP names the address that routes towards the peer
+    (or the STUN answer). No phone UI: `phone_settings` adds it."""
+    media = MediaConfig(
+        policy=config.security.zrtp_policy,
+        zrtp=zrtp_config(config),
+        secure_timeout=config.security.hello_timeout + 10.0,
+    )
+    return ControllerSettings(
+        calls=SwitchboardSettings(
+            call=CallSettings(media=media, codecs=offered_codecs(config.audio.codecs)),
+            media_bind="0.0.0.0",
+            stun_server=config.server.stun_address,
+            dial_domain=config.phone.dial_domain,
+        ),
+        tone_plan=config.audio.tone_plan,
+    )
+
+
+def phone_settings(config: Config, notice: str = "") -> PhoneSettings:
+    """The phone UI's settings; `notice` goes on the idle screen."""
+    return PhoneSettings(
+        account=config.account.display_name or config.account.auth_user,
+        speed_dials=config.phone.speed_dials,
+        inter_digit_timeout=config.phone.inter_digit_timeout,
+        dim_after=config.display.dim_after or float("inf"),
+        blank_after=config.display.blank_after or float("inf"),
+        volume=config.audio.volume,
+        notice=notice,
+    )
+
+
+def user_agent(config: Config) -> UserAgent:
+    account = config.account
+    return UserAgent(
+        AgentConfig(
+            aor=account.aor or DIRECT_AOR,
+            display_name=account.display_name,
+            auth_user=account.auth_user or None,
+            password=account.password or None,
+            auth_realms=account.auth_realms,
+            callers=caller_policy(config) if config.server.listen else None,
+            registrar=config.server.outbound_address if account.aor else None,
+            register_expires=config.server.register_expires,
+            keepalive_interval=config.server.keepalive_interval,
+        )
+    )
+
+
+def caller_policy(config: Config) -> CallerPolicy:
+    """Who may call the listener: server.listen_allow's fingerprints and identities, or
+    anyone (server.listen_anyone)."""
+    server = config.server
+    identities = tuple(Uri.parse(e) for e in server.listen_allow if e.startswith("sip"))
+    fingerprints = frozenset(
+        parse_fingerprint(e) for e in server.listen_allow if not e.startswith("sip")
+    )
+    return CallerPolicy(
+        anyone=server.listen_anyone, fingerprints=fingerprints, identities=identities
+    )
+
+
+# --------------------------------------------------------------------------- drivers
+
+
+def tls_transport(
+    config: Config, *, dns_resolver: dns.asyncresolver.Resolver | None = None
+) -> TlsTransport:
+    """The SIP transport: TLS to the servers, and a listener for direct calls when configured.
+    A registrar or proxy named by a domain alone is located by NAPTR/SRV (RFC 3263), asked
+    through `dns_resolver` (default: the system's)."""
+    server = config.server
+    client = TlsClientConfig(
+        ca_file=server.ca_file or None,
+        pinned_sha256=server.pinned_fingerprint or None,
+        client_cert=server.client_cert or None,
+        client_key=server.client_key or None,
+    )
+    listener = None
+    listen = server.listen_address
+    if listen is not None:
+        if not (server.client_cert and server.client_key):
+            raise ConfigError(
+                "server.listen", "a TLS listener needs server.client_cert and client_key"
+            )
+        listener = TlsServerConfig(
+            cert_file=server.client_cert,
+            key_file=server.client_key,
+            host=listen[0],
+            port=listen[1],
+            ca_file=server.listen_ca_file or None,
+            callers=caller_policy(config),
+        )
+    domain = server.discovery_domain if config.account.aor else None
+    if domain is None:
+        return TlsTransport(client, listener)
+    from pidphone.drivers.dns import SipsLocator  # dnspython only when it is needed
+
+    return TlsTransport(
+        client, listener, resolver=SipsLocator(resolver=dns_resolver, discover=[domain])
+    )
+
+
+def zid_cache(config: Config) -> ZidCache:
+    """The ZID cache file; if it cannot be opened, a cache in memory (and the reason logged):
+    calls still work and are secured, only the retained secrets do not outlive the process."""
+    try:
+        cache = FileZidCache(Path(config.security.zid_cache))
+    except OSError as exc:
+        log.error(
+            "security.zid_cache: cannot use %s (%s); secrets kept in memory only",
+            config.security.zid_cache,
+            exc,
+        )
+        return MemoryZidCache()
+    if cache.recovered_from is not None:
+        log.warning("the ZID cache was corrupt and was moved aside to %s", cache.recovered_from)
+    return cache
+
+
+def audio_devices(config: Config) -> AudioDevices:
+    """The simulated devices (whose earpiece can be analysed), or the real ALSA ones."""
+    if config.hardware == "simulated":
+        sim = config.sim
+        return SimAudioDevices(
+            in_file=Path(sim.audio_in_file) if sim.audio_in_file else None,
+            tone_frequency=sim.tone_frequency,
+            out_file=Path(sim.audio_out_file) if sim.audio_out_file else None,
+        )
+    from pidphone.drivers.alsa_audio import AlsaAudio
+
+    return AlsaAudio(config.audio)
+
+
+def display(config: Config, *, keep_image: bool = False) -> Display | None:
+    """The display `config` names; `keep_image` leaves the last screen lit when it is closed
+    (the error shown as the daemon exits)."""
+    if config.hardware == "simulated":
+        from pidphone.drivers.sim_display import SimDisplay
+
+        png_dir = Path(config.sim.screens_dir) if config.sim.screens_dir else None
+        return SimDisplay(png_dir=png_dir) if config.display.driver != "none" else None
+    d = config.display
+    if d.driver == "none":
+        return None
+    from pidphone.drivers.oled import GpioLines, OledConfig, OledDisplay, open_luma
+
+    oled = OledConfig(
+        driver=d.driver,
+        bus=d.bus,
+        i2c_port=d.i2c_port,
+        i2c_address=d.i2c_address,
+        spi_port=d.spi_port,
+        spi_device=d.spi_device,
+        spi_dc_pin=d.spi_dc_pin,
+        spi_reset_pin=d.spi_reset_pin,
+        rotation=d.rotation,
+        contrast=d.contrast,
+    )
+    if not keep_image:
+        return OledDisplay.from_config(oled)
+    lines = GpioLines() if oled.bus == "spi" else None
+
+    def open_persistent() -> LumaDevice:
+        device = open_luma(oled, lines)
+        device.persist = True  # luma's cleanup would blank the panel
+        return device
+
+    return OledDisplay(
+        open_persistent,
+        contrast=oled.contrast,
+        on_close=lines.cleanup if lines is not None else None,
+    )
+
+
+def keypad(config: Config) -> Keypad | None:
+    """The GPIO keypad (reopened until it works), or the simulated one: a script of key
+    events, else the terminal's keys when there is one."""
+    if config.hardware == "simulated":
+        from pidphone.drivers.sim_keypad import ScriptKeypad, TerminalKeypad
+
+        if config.sim.keys_script:
+            return ScriptKeypad.from_file(Path(config.sim.keys_script))
+        return TerminalKeypad() if sys.stdin.isatty() else None
+    from pidphone.drivers.keypad import KeypadTiming, MatrixKeypad, RetryingKeypad
+
+    k = config.keypad
+
+    def open_keypad() -> MatrixKeypad:
+        return MatrixKeypad(
+            k.rows,
+            k.cols,
+            [list(row) for row in k.keymap],
+            hook_pin=k.hook_pin,
+            hook_closed_when=k.hook_closed_when,
+            buttons=k.function_keys,
+            timing=KeypadTiming(debounce=k.debounce_ms / 1000),
+        )
+
+    return RetryingKeypad(open_keypad)
+
+
+# --------------------------------------------------------------------------- phones
+
+
+def build_controller(config: Config, notice: str = "") -> Controller:
+    """The phone with the devices `config.hardware` names; `notice` goes on the idle screen."""
+    settings = dataclasses.replace(
+        controller_settings(config), phone=phone_settings(config, notice)
+    )
+    return Controller(
+        settings,
+        user_agent(config),
+        tls_transport(config),
+        zid_cache(config),
+        open_udp,
+        local_address=local_address_towards,
+        audio=audio_devices(config),
+        display=display(config),
+        keypad=keypad(config),
+    )
+
+
+def headless_controller(config: Config, audio: AudioDevices) -> Controller:
+    """A phone without keypad, screen or ringer, on `audio` (from `audio_devices`): what
+    `pidphone call` and `answer` run."""
+    return Controller(
+        controller_settings(config),
+        user_agent(config),
+        tls_transport(config),
+        zid_cache(config),
+        open_udp,
+        local_address=local_address_towards,
+        audio=audio,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopbackPhone:
+    """A simulated phone on 127.0.0.1 and the devices a demo looks into."""
+
+    controller: Controller
+    audio: SimAudioDevices
+    transport: TlsTransport
+
+
+def loopback_phone(
+    name: str,
+    *,
+    tone: float,
+    client: TlsClientConfig,
+    listener: TlsServerConfig | None,
+    speed_dials: Mapping[str, str],
+) -> LoopbackPhone:
+    """A phone named `name` with simulated devices (its microphone sends `tone` Hz), media
+    on 127.0.0.1, ZRTP required, and secrets kept in memory; it takes direct calls when
+    `listener` is given."""
+    from pidphone.drivers.sim_display import ScreenLog
+
+    audio = SimAudioDevices(tone_frequency=tone)
+    agent = UserAgent(
+        AgentConfig(
+            aor=f"sips:{name.lower()}@127.0.0.1",
+            display_name=name,
+            keepalive_interval=0,
+            callers=None if listener is None else listener.callers,
+        )
+    )
+    transport = TlsTransport(client, listener)
+    settings = ControllerSettings(
+        calls=SwitchboardSettings(
+            call=CallSettings(media=MediaConfig(policy="require"), media_host="127.0.0.1"),
+            media_bind="127.0.0.1",
+        ),
+        phone=PhoneSettings(account=name, speed_dials=speed_dials),
+    )
+    controller = Controller(
+        settings, agent, transport, MemoryZidCache(), open_udp, audio=audio, display=ScreenLog()
+    )
+    return LoopbackPhone(controller, audio, transport)
+
+
+# --------------------------------------------------------------------------- config errors
+
+
+def show_config_error(message: str, sources: Sequence[Path] = ()) -> None:
+    """Put a configuration error on the display before the daemon exits 78 (issue 7: "the
+    error goes to the journal and to the OLED").
+
+    With no valid config to open the display by, `hardware`, `[display]` and `[sim]` are
+    taken from the first of `sources` (the boot-partition file, the installed config) where
+    each is valid on its own, else from the defaults. A display that cannot be opened is only
+    logged: the journal still has the error."""
+    config = _display_settings(sources)
+    try:
+        shown = display(config, keep_image=True)
+        if shown is not None:
+            shown.show(config_error_screen(message))
+            shown.close()
+    except Exception as exc:  # best effort: no display must hide the configuration error
+        log.warning("the configuration error could not be shown on the display: %s", exc)
+
+
+def _display_settings(sources: Sequence[Path]) -> Config:
+    hardware: str | None = None
+    display_config: DisplayConfig | None = None
+    sim: SimConfig | None = None
+    for path in sources:
+        try:
+            raw = tomllib.loads(read_small_file(path).decode("utf-8"))
+        except Exception:  # noqa: S112 (any file at all: the error to show is known already)
+            continue
+        if hardware is None and raw.get("hardware") in ("pi", "simulated"):
+            hardware = raw["hardware"]
+        display_config = display_config or _table(DisplayConfig, raw, "display", path)
+        sim = sim or _table(SimConfig, raw, "sim", path)
+    return Config(
+        hardware="simulated" if hardware == "simulated" else "pi",
+        display=display_config or DisplayConfig(),
+        sim=sim or SimConfig(),
+    )
+
+
+def _table(cls: type[T], raw: dict[str, Any], key: str, path: Path) -> T | None:
+    table = raw.get(key, {})
+    if not isinstance(table, dict):
+        return None
+    try:
+        return build(cls, table, key, path.parent)
+    except ConfigError:
+        return None
