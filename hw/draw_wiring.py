@@ -1,7 +1,7 @@
 """Draw images/wiring.png: the 40-pin header with every wire pidphone uses, and the parts.
 
 Run from the repository root: `.venv/bin/python hw/draw_wiring.py`. The pins are the defaults of
-pidphone/config.py (OLED on I2C); hw/wiring.md has the same in tables, with SPI as well.
+pidphone/config/schema.py (OLED on I2C); hw/wiring.md has the same in tables, with SPI as well.
 """
 
 from __future__ import annotations

@@ -19,10 +19,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 from pidphone.app.call import CallSettings
 from pidphone.app.controller import Controller, ControllerSettings
@@ -30,8 +29,7 @@ from pidphone.app.media import MediaConfig
 from pidphone.app.phone_events import PhoneSettings
 from pidphone.app.screen import config_error_screen
 from pidphone.app.switchboard import SwitchboardSettings
-from pidphone.config import Config, DisplayConfig, SimConfig, read_small_file
-from pidphone.config_build import build
+from pidphone.config import Config, load_display_config
 from pidphone.drivers.certs import parse_fingerprint
 from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
@@ -50,8 +48,6 @@ if TYPE_CHECKING:
     from luma.core.device import device as LumaDevice  # noqa: N812
 
 log = logging.getLogger("pidphone.wiring")
-
-T = TypeVar("T")
 
 DIRECT_AOR = "sips:pidphone@127.0.0.1"
 """Who we say we are when no account is configured (direct calls only)."""
@@ -376,7 +372,7 @@ def show_config_error(message: str, sources: Sequence[Path] = ()) -> None:
     taken from the first of `sources` (the boot-partition file, the installed config) where
     each is valid on its own, else from the defaults. A display that cannot be opened is only
     logged: the journal still has the error."""
-    config = _display_settings(sources)
+    config = load_display_config(sources)
     try:
         shown = display(config, keep_image=True)
         if shown is not None:
@@ -384,33 +380,3 @@ def show_config_error(message: str, sources: Sequence[Path] = ()) -> None:
             shown.close()
     except Exception as exc:  # best effort: no display must hide the configuration error
         log.warning("the configuration error could not be shown on the display: %s", exc)
-
-
-def _display_settings(sources: Sequence[Path]) -> Config:
-    hardware: str | None = None
-    display_config: DisplayConfig | None = None
-    sim: SimConfig | None = None
-    for path in sources:
-        try:
-            raw = tomllib.loads(read_small_file(path).decode("utf-8"))
-        except Exception:  # noqa: S112 (any file at all: the error to show is known already)
-            continue
-        if hardware is None and raw.get("hardware") in ("pi", "simulated"):
-            hardware = raw["hardware"]
-        display_config = display_config or _table(DisplayConfig, raw, "display", path)
-        sim = sim or _table(SimConfig, raw, "sim", path)
-    return Config(
-        hardware="simulated" if hardware == "simulated" else "pi",
-        display=display_config or DisplayConfig(),
-        sim=sim or SimConfig(),
-    )
-
-
-def _table(cls: type[T], raw: dict[str, Any], key: str, path: Path) -> T | None:
-    table = raw.get(key, {})
-    if not isinstance(table, dict):
-        return None
-    try:
-        return build(cls, table, key, path.parent)
-    except ConfigError:
-        return None

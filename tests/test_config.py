@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pidphone.config import Config, KeypadConfig, load_config, parse_config
-from pidphone.config_dump import MASK, dump_config
+from pidphone.config.dump import MASK, dump_config
 from pidphone.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "pidphone.toml"
@@ -365,7 +365,7 @@ def test_config_is_frozen(tmp_path: Path) -> None:
 
 
 def test_every_zrtp_name_the_config_allows_is_one_the_engine_offers() -> None:
-    from pidphone.config_checks import (
+    from pidphone.config.checks import (
         ZRTP_AUTH_TAGS,
         ZRTP_CIPHERS,
         ZRTP_HASHES,
@@ -394,7 +394,7 @@ def test_every_zrtp_name_the_config_allows_is_one_the_engine_offers() -> None:
 
 def test_the_config_takes_every_algorithm_the_engine_has(tmp_path: Path) -> None:
     # one list per kind, in pidphone.zrtp.algorithms: S512 (bzrtp 5.5's) is configurable
-    from pidphone import config_checks
+    from pidphone.config import checks as config_checks
     from pidphone.zrtp import algorithms
 
     assert config_checks.ZRTP_HASHES is algorithms.HASHES

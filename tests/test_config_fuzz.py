@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pidphone.config import AccountConfig, AudioConfig, Config, parse_config
-from pidphone.config_build import build
-from pidphone.config_dump import MASK, dump_config
+from pidphone.config.build import build
+from pidphone.config.dump import MASK, dump_config
 from pidphone.errors import ConfigError
 
 HERE = Path(tempfile.gettempdir()) / "pidphone-fuzz.toml"

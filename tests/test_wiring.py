@@ -15,7 +15,7 @@ from gpiozero.pins.mock import MockFactory
 from pidphone import wiring
 from pidphone.audio.analysis import dominant_frequencies
 from pidphone.config import Config, DisplayConfig, KeypadConfig, SecurityConfig, SimConfig
-from pidphone.config_cross import complete
+from pidphone.config.cross import complete
 from pidphone.drivers.keypad import RetryingKeypad
 from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.sim_display import SimDisplay

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from pidphone.config import load_config
-from pidphone.config_dump import dump_config
+from pidphone.config import dump_config, load_config
 
 from .common import EXIT_OK, config_path, warn
 

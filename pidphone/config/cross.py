@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING
 
-from pidphone import config_checks as checks
 from pidphone.errors import ConfigError
 
-if TYPE_CHECKING:
-    from pidphone.config import Config, DisplayConfig
+from . import checks
+from .schema import Config, DisplayConfig
 
 I2C1_PINS = {2: "I2C SDA", 3: "I2C SCL"}
 SPI_PINS = {

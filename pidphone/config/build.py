@@ -1,6 +1,6 @@
 """Turn a parsed TOML table into frozen config dataclasses, with errors a person can act on.
 
-The schema is the dataclasses themselves (pidphone/config.py): each field's type says what TOML
+The schema is the dataclasses themselves (schema.py): each field's type says what TOML
 value it takes, its default applies when the key is absent, and `meta()` on the field adds a
 value check, a per-element check, "secret" (never echoed) or "path" (relative to the config
 file). Every error is a `ConfigError` naming the key path (`keypad.rows[2]`), the bad value and

@@ -1,7 +1,7 @@
 """Value checks for config fields, and the parsing helpers they share with the config's users.
 
 Each check returns what is wrong — the bad value and what is allowed — or None; the builder
-(pidphone/config_build.py) adds the key path.
+(build.py) adds the key path.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pidphone.config_build import Check, did_you_mean, quoted
 from pidphone.sip.errors import SipParseError
 from pidphone.sip.uri import Uri
 from pidphone.zrtp import algorithms
+
+from .build import Check, did_you_mean, quoted
 
 GPIO_MAX = 27
 """BCM GPIO numbers on the 40-pin header of every Raspberry Pi model are 0-27."""
