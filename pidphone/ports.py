@@ -92,14 +92,36 @@ class AudioDevices(Protocol):
 
 # --------------------------------------------------------------------------- keys and hook
 
+KEYPAD_KEYS = "0123456789*#ABCD"
+"""The keys a keypad matrix may have: the digits, * and #, and A-D on a 4x4 pad."""
+STANDARD_KEYMAPS: dict[int, tuple[str, ...]] = {
+    3: ("123", "456", "789", "*0#"),
+    4: ("123A", "456B", "789C", "*0#D"),
+}
+"""The usual 4x3 and 4x4 keypads, top row first, by their number of columns."""
+FUNCTION_KEYS = (
+    "sas_confirm",
+    "sas_reject",
+    "hold",
+    "mute",
+    "volume_up",
+    "volume_down",
+    "dnd",
+    "redial",
+    "back",
+    "answer",
+    "hangup",
+    *(f"speed{n}" for n in range(1, 10)),
+)
+"""The function keys a phone may have, by the name their `KeyEvent` carries."""
+
 
 @dataclass(frozen=True)
 class KeyEvent:
     """A key of the keypad or a function key went down (`pressed`) or up.
 
-    `key` is the keymap's name: "0"-"9", "*", "#", "A"-"D", or a function key name such as
-    "sas_confirm", "sas_reject", "hold", "mute", "volume_up", "volume_down", "dnd", "redial",
-    "speed1".."speed9", "back", "answer", "hangup". `repeat` is true for auto-repeat.
+    `key` is one of `KEYPAD_KEYS` as the keymap names it, or one of `FUNCTION_KEYS`.
+    `repeat` is true for auto-repeat.
     """
 
     key: str

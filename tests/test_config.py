@@ -401,3 +401,23 @@ def test_the_config_takes_every_algorithm_the_engine_has(tmp_path: Path) -> None
     assert config_checks.ZRTP_KEY_AGREEMENTS is algorithms.KEY_AGREEMENTS
     config = load_config(write(tmp_path, '[security]\nhash = ["S512", "S256"]\n'))
     assert config.security.hash == ("S512", "S256")
+
+
+def test_keys_and_codecs_are_the_phones_own_lists(tmp_path: Path) -> None:
+    """One list of each: the keys in pidphone.ports (the keypad driver and the reducer use
+    them too), the codecs in pidphone.sdp; the config takes exactly those."""
+    from pidphone.ports import FUNCTION_KEYS, STANDARD_KEYMAPS
+    from pidphone.sdp.offer_answer import CODECS, DEFAULT_CODECS
+
+    config = load_config(write(tmp_path, '[keypad]\nlayout = "4x4"\ncols = [16, 17, 22, 23]\n'))
+    assert config.keypad.keymap is STANDARD_KEYMAPS[4]
+    assert Config().audio.codecs is DEFAULT_CODECS
+    for name in FUNCTION_KEYS:
+        keys = load_config(write(tmp_path, f"[keypad.function_keys]\n{name} = 26\n")).keypad
+        assert dict(keys.function_keys) == {name: 26}
+    for codec in CODECS:
+        audio = load_config(write(tmp_path, f'[audio]\ncodecs = ["{codec}"]\n')).audio
+        assert audio.codecs == (codec,)
+    assert "keys are the characters 0123456789*#ABCD" in error_of(
+        tmp_path, '[keypad]\nkeymap = ["12E", "456", "789", "*0#"]\n'
+    )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from pidphone.ports import HookEvent, KeyEvent
+from pidphone.ports import KEYPAD_KEYS, HookEvent, KeyEvent
 
 from .call_state import CallState, Security
 from .phone_events import (
@@ -61,7 +61,7 @@ from .phone_events import (
     ToneKind,
 )
 
-DIAL_KEYS = frozenset("0123456789*#ABCD")
+DIAL_KEYS = frozenset(KEYPAD_KEYS)
 """Keys that are DTMF digits in a call."""
 SPEED_DIAL_DIGITS = frozenset("123456789")
 """Digits whose long press (a repeat event from the keypad) dials `speed_dials[digit]`."""

@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from pidphone.ports import FUNCTION_KEYS, KEYPAD_KEYS
 from pidphone.sip.errors import SipParseError
 from pidphone.sip.uri import Uri
 from pidphone.zrtp import algorithms
@@ -28,30 +29,9 @@ ZRTP_SAS_TYPES = algorithms.SAS_TYPES
 """The ZRTP algorithm names (RFC 6189 §5.1.2-5.1.6) pidphone implements: the engine's own
 lists (`pidphone.zrtp.algorithms`), so the config accepts exactly what a call can offer."""
 
-CODECS = ("opus", "G722", "PCMU", "PCMA")
-"""Voice codecs by their SDP encoding names (RFC 7587, RFC 3551), in the default order of
-preference: wideband first."""
 AUDIO_RATES = (8000, 16000, 32000, 44100, 48000)
 """Device rates with a whole number of samples in a 20 ms period."""
 
-KEYPAD_CHARACTERS = "0123456789*#ABCD"
-STANDARD_KEYMAPS = {"4x3": ("123", "456", "789", "*0#"), "4x4": ("123A", "456B", "789C", "*0#D")}
-"""The keymap used when `keypad.keymap` is left out."""
-FUNCTION_KEYS = (
-    "sas_confirm",
-    "sas_reject",
-    "hold",
-    "mute",
-    "volume_up",
-    "volume_down",
-    "dnd",
-    "redial",
-    "back",
-    "answer",
-    "hangup",
-    *(f"speed{n}" for n in range(1, 10)),
-)
-"""Names a function key may have (pidphone.ports.KeyEvent)."""
 
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?$")
 _FINGERPRINT = re.compile(r"^[0-9A-Fa-f]{64}$")
@@ -210,9 +190,9 @@ def function_key_name(name: str) -> str | None:
 
 
 def keymap_row(row: str) -> str | None:
-    bad = [c for c in row if c not in KEYPAD_CHARACTERS]
+    bad = [c for c in row if c not in KEYPAD_KEYS]
     if bad:
-        return f'"{row}" holds {quoted(bad)}; keys are the characters {KEYPAD_CHARACTERS}'
+        return f'"{row}" holds {quoted(bad)}; keys are the characters {KEYPAD_KEYS}'
     return None
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import os
 
 from pidphone.errors import ConfigError
+from pidphone.ports import STANDARD_KEYMAPS
 
 from . import checks
 from .schema import Config, DisplayConfig
@@ -100,7 +101,7 @@ def _complete_keypad(config: Config) -> Config:
             "keypad.cols",
             f'layout "{keypad.layout}" needs {want_cols} column GPIOs, got {len(keypad.cols)}',
         )
-    keymap = keypad.keymap or checks.STANDARD_KEYMAPS[keypad.layout]
+    keymap = keypad.keymap or STANDARD_KEYMAPS[want_cols]
     if len(keymap) != 4:
         raise ConfigError("keypad.keymap", f"needs 4 rows (one per row GPIO), got {len(keymap)}")
     seen: set[str] = set()

@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pidphone.sdp.offer_answer import CODECS as SDP_CODECS
+from pidphone.sdp.offer_answer import DEFAULT_CODECS
+
 from . import checks
 from .build import meta
 
@@ -192,8 +195,8 @@ class AudioConfig:
     tone_plan: Literal["etsi", "us"] = "etsi"
     """Dial, ringback and busy tones: "etsi" (425 Hz, Europe) or "us" (350+440 Hz)."""
     codecs: tuple[str, ...] = field(
-        default=checks.CODECS,
-        metadata=meta(check=checks.preference_list(checks.CODECS, "codec")),
+        default=DEFAULT_CODECS,
+        metadata=meta(check=checks.preference_list(tuple(SDP_CODECS), "codec")),
     )
     """Voice codecs offered in SDP, most preferred first: "opus" (wideband, 48 kHz), "G722"
     (wideband, 16 kHz), "PCMU" and "PCMA" (G.711, narrowband)."""
@@ -224,8 +227,9 @@ class KeypadConfig:
         default_factory=lambda: types.MappingProxyType({"sas_confirm": 26, "sas_reject": 27}),
         metadata=meta(each=checks.gpio),
     )
-    """Function key name -> GPIO (button to ground). Names: sas_confirm sas_reject hold mute
-    volume_up volume_down dnd redial back answer hangup speed1..speed9."""
+    """Function key name -> GPIO (button to ground). Names (pidphone.ports.FUNCTION_KEYS):
+    sas_confirm sas_reject hold mute volume_up volume_down dnd redial back answer hangup
+    speed1..speed9."""
     debounce_ms: int = field(default=20, metadata=meta(check=checks.between(1, 500, "ms")))
     """Milliseconds a key or the hook must stay still before a change counts."""
 

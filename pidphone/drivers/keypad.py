@@ -32,14 +32,12 @@ from gpiozero import Device, DigitalInputDevice, DigitalOutputDevice
 from gpiozero.pins import Factory
 
 from pidphone.errors import DeviceError
-from pidphone.ports import HookEvent, InputEvent, KeyEvent
+from pidphone.ports import STANDARD_KEYMAPS, HookEvent, InputEvent, KeyEvent
 
 log = logging.getLogger(__name__)
 
 D = TypeVar("D", bound=Device)
 
-STANDARD_KEYMAPS = {3: ("123", "456", "789", "*0#"), 4: ("123A", "456B", "789C", "*0#D")}
-"""The usual 4x3 and 4x4 keypads, by number of columns: used when no keymap is given."""
 
 HOOK = "hook"
 """The hook switch's name among the debounced inputs."""
