@@ -46,7 +46,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 from pidphone.audio import g711
 from pidphone.audio.plc import Concealer
@@ -126,34 +126,19 @@ bad RTP header; rtp_payload_type: a payload type not negotiated; stun: a STUN me
 not a plain binding request."""
 
 
-class Codec(Protocol):
-    """The audio codec of a call: 20 ms PCM frames at `rate` in, payloads out, and back. The
-    session uses nothing else of it, so a wideband codec is one more object."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def rate(self) -> int:
-        """Samples per second of the PCM it takes and gives (also its RTP clock rate here)."""
-        ...
-
-    def encode(self, pcm: bytes) -> bytes: ...
-
-    def decode(self, payload: bytes) -> bytes: ...
-
-
 @dataclass(frozen=True)
 class G711:
-    """G.711 mu-law (PCMU) or A-law (PCMA), 8 kHz."""
+    """G.711 mu-law (PCMU) or A-law (PCMA), 8 kHz: 20 ms PCM frames in, payloads out, and
+    back. The session uses nothing else of its codec."""
 
     name: str
     encode: Callable[[bytes], bytes]
     decode: Callable[[bytes], bytes]
     rate: int = 8000
+    """Samples per second of the PCM it takes and gives (also its RTP clock rate)."""
 
 
-CODECS: dict[str, Codec] = {
+CODECS: dict[str, G711] = {
     "PCMU": G711("PCMU", g711.ulaw_encode, g711.ulaw_decode),
     "PCMA": G711("PCMA", g711.alaw_encode, g711.alaw_decode),
 }
@@ -295,7 +280,7 @@ class MediaSession:
         self._peer_ssrc: int | None = None
         self._jitter = JitterBuffer(max_delay=config.max_jitter_delay)
         self._plc = Concealer()
-        self.codec: Codec = CODECS["PCMU"]
+        self.codec: G711 = CODECS["PCMU"]
         self._payload_type = 0
         self._event_pt: int | None = None
         self._dtmf_out = TelephoneEventEncoder()

@@ -46,7 +46,7 @@ quadratic in their number on the loop. A real SIP service lists a handful."""
 
 
 @dataclass(frozen=True)
-class Service:
+class SrvTarget:
     """One SRV choice: a host and port to look up and connect to."""
 
     host: str
@@ -61,10 +61,10 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def order_srv(records: Sequence[SRV], random: Callable[[int], int]) -> list[Service]:
+def order_srv(records: Sequence[SRV], random: Callable[[int], int]) -> list[SrvTarget]:
     """RFC 2782 order: ascending priority; within a priority, repeatedly pick one at random
     with probability proportional to its weight (weight 0 only after the others)."""
-    services: list[Service] = []
+    services: list[SrvTarget] = []
     records = sorted(records, key=lambda r: r.priority)[: MAX_SERVICES * 4]
     for priority in sorted({r.priority for r in records}):
         group = sorted((r for r in records if r.priority == priority), key=lambda r: r.weight)
@@ -75,7 +75,7 @@ def order_srv(records: Sequence[SRV], random: Callable[[int], int]) -> list[Serv
             chosen = group.pop(next(i for i, running in enumerate(sums) if running >= pick))
             target = chosen.target.to_text(omit_final_dot=True)
             if target and target != ".":
-                services.append(Service(target, chosen.port))
+                services.append(SrvTarget(target, chosen.port))
     return services
 
 
@@ -109,7 +109,7 @@ class SipsLocator:
         """Every address to try for `domain`, in order (RFC 3263 §4.1-§4.2)."""
         services = await self.services(domain)
         if not services:
-            services = [Service(domain, fallback_port)]
+            services = [SrvTarget(domain, fallback_port)]
         found: list[Address] = []
         for service in services:
             for address in await self.addresses(service.host, service.port):
@@ -119,7 +119,7 @@ class SipsLocator:
                 break
         return found[:MAX_ADDRESSES]
 
-    async def services(self, domain: str) -> list[Service]:
+    async def services(self, domain: str) -> list[SrvTarget]:
         """The SRV choices for SIP over TLS at `domain`, NAPTR first (§4.1)."""
         srv_names = [f"_sips._tcp.{domain.rstrip('.')}"]
         naptrs = [r for r in await self._query(domain, "NAPTR") if isinstance(r, NAPTR)]
@@ -134,7 +134,7 @@ class SipsLocator:
         )
         if usable:
             srv_names = [r.replacement.to_text(omit_final_dot=True) for r in usable]
-        services: list[Service] = []
+        services: list[SrvTarget] = []
         for name in srv_names[:MAX_SERVICES]:
             records = [r for r in await self._query(name, "SRV") if isinstance(r, SRV)]
             services += order_srv(records, self._random)

@@ -165,7 +165,7 @@ def _address(sockaddr: object) -> Address:
     return ("", 0)
 
 
-class _Flow(asyncio.Protocol):
+class _TlsFlow(asyncio.Protocol):
     """One TLS connection. Received bytes wait until the owner declares the flow open."""
 
     def __init__(self, owner: TlsTransport, key: Address | None) -> None:
@@ -241,7 +241,7 @@ class TlsTransport:
         self._server = server
         self._resolver = resolver
         self._handler: SipTransportHandler | None = None
-        self._flows: dict[Address, _Flow] = {}
+        self._flows: dict[Address, _TlsFlow] = {}
         self._connecting: dict[Address, list[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: asyncio.Server | None = None
@@ -262,7 +262,7 @@ class TlsTransport:
         context = server_context(self._server)
         loop = asyncio.get_running_loop()
         self._listener = await loop.create_server(
-            lambda: _Flow(self, None),
+            lambda: _TlsFlow(self, None),
             self._server.host,
             self._server.port,
             ssl=context,
@@ -344,7 +344,7 @@ class TlsTransport:
         for data in early:
             self._handler_data(peer, data)
 
-    async def _connect_any(self, peer: Address) -> _Flow:
+    async def _connect_any(self, peer: Address) -> _TlsFlow:
         targets: Sequence[Address] = [peer]
         if self._resolver is not None:
             try:
@@ -363,10 +363,10 @@ class TlsTransport:
         telling = [f for f in failures if f.reason not in ("unreachable", "timeout")]
         raise (telling or failures)[0]
 
-    async def _connect_one(self, peer: Address, target: Address) -> _Flow:
+    async def _connect_one(self, peer: Address, target: Address) -> _TlsFlow:
         loop = asyncio.get_running_loop()
         name = self._client.server_name or peer[0]
-        flow = _Flow(self, peer)
+        flow = _TlsFlow(self, peer)
         try:
             async with asyncio.timeout(self._client.connect_timeout):
                 await loop.create_connection(
@@ -387,7 +387,7 @@ class TlsTransport:
                 raise TlsError(peer, "pin mismatch", f"server certificate SHA-256 is {seen.hex()}")
         return flow
 
-    def _accepted(self, flow: _Flow) -> None:
+    def _accepted(self, flow: _TlsFlow) -> None:
         """A caller's handshake is done: let it in if the policy admits its certificate, else
         cut it off before it says anything."""
         key = flow.key
@@ -414,7 +414,7 @@ class TlsTransport:
         if self._handler is not None:
             self._handler.data_received(peer, data)
 
-    def _lost(self, flow: _Flow, exc: Exception | None) -> None:
+    def _lost(self, flow: _TlsFlow, exc: Exception | None) -> None:
         if flow.key is None or self._flows.get(flow.key) is not flow:
             return  # never opened (failed verification) or already replaced
         del self._flows[flow.key]
