@@ -45,7 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.quality import write_wav
-from pidphone.app.call import CallIncoming, CallSecure, CallSettings
+from pidphone.app.call import CallSettings
+from pidphone.app.call_events import CallIncoming, CallSecure
 from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings
 from pidphone.app.media import MediaConfig
 from pidphone.app.switchboard import SwitchboardSettings

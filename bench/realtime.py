@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pidphone.app import phone_events as pe
-from pidphone.app.call import CallIncoming, CallSecure, CallSettings
+from pidphone.app.call import CallSettings
+from pidphone.app.call_events import CallIncoming, CallSecure
 from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings
 from pidphone.app.media import MediaConfig
 from pidphone.app.switchboard import SwitchboardSettings

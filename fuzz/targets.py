@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fuzz import seeds
-from pidphone.app.media import MediaConfig, MediaSecurityFailed, MediaSecurityLost, MediaSession
+from pidphone.app.media import MediaConfig, MediaSession
+from pidphone.app.media_events import MediaSecurityFailed, MediaSecurityLost
 from pidphone.config import parse_config
 from pidphone.errors import ConfigError, ProtocolError
 from pidphone.ports import Address

@@ -22,9 +22,15 @@ import time
 from collections.abc import Callable
 
 from pidphone import wiring
-from pidphone.app.call import CallFinished, CallIncoming, CallInsecure, CallPlaced, CallSecure
-from pidphone.app.controller import Controller, ControllerEvent, MediaFault
-from pidphone.app.switchboard import RegistrationEvent
+from pidphone.app.call_events import (
+    CallFinished,
+    CallIncoming,
+    CallInsecure,
+    CallPlaced,
+    CallSecure,
+)
+from pidphone.app.controller import Controller, ControllerEvent
+from pidphone.app.phone_events import MediaFault, RegistrationChanged
 from pidphone.config import Config
 from pidphone.drivers.systemd_notify import notifier_from_environment
 from pidphone.errors import ConfigError
@@ -102,7 +108,7 @@ class Phone:
             self._controller = None
 
     def _on_event(self, event: ControllerEvent) -> None:
-        if isinstance(event, RegistrationEvent):
+        if isinstance(event, RegistrationChanged):
             self._registration = event.state + (f" ({event.reason})" if event.reason else "")
         elif isinstance(event, CallFinished):
             self._call_state = ""

@@ -23,7 +23,8 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pidphone.app.media import MediaConfig, MediaEvent, MediaSession, Policy
+from pidphone.app.media import MediaConfig, MediaSession, Policy
+from pidphone.app.media_events import MediaEvent
 from pidphone.ports import FRAME_SAMPLES, Address
 from pidphone.zrtp import (
     MemoryZidCache,

@@ -12,8 +12,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pidphone.app.call import (
-    Call,
+from pidphone.app.call import Call, CallSettings
+from pidphone.app.call_events import (
     CallConnected,
     CallDtmf,
     CallEvent,
@@ -23,11 +23,11 @@ from pidphone.app.call import (
     CallRinging,
     CallSecure,
     CallSecurityFailed,
-    CallSettings,
     CallVerified,
 )
 from pidphone.app.call_state import CallState
 from pidphone.app.media import NO_ZRTP_REASON, MediaConfig, MediaSession
+from pidphone.app.media_events import MediaDtmf, MediaSecurityFailed
 from pidphone.app.media_messages import MediaUpdate, WorkerEvent, apply_to_session
 from pidphone.audio.analysis import dominant_frequencies
 from pidphone.ports import FRAME_SAMPLES, Address
@@ -303,7 +303,8 @@ def test_peer_without_zrtp_under_require_is_hung_up_with_no_rtp_sent() -> None:
     net.run(13.0)
     assert alice.call is not None
     (failed,) = alice.of(CallSecurityFailed)
-    assert failed == CallSecurityFailed(alice.call.call_id, NO_ZRTP_REASON, 0xB0)
+    no_zrtp = MediaSecurityFailed(NO_ZRTP_REASON, 0xB0, fatal=True, peer_without_zrtp=True)
+    assert failed == CallSecurityFailed(alice.call.call_id, no_zrtp)
     (finished,) = alice.of(CallFinished)
     assert isinstance(finished, CallFinished)
     assert finished.reason == NO_ZRTP_REASON
@@ -398,7 +399,9 @@ def test_ringing_before_answer_and_dtmf() -> None:
     assert alice.call is not None
     alice.call.send_dtmf("7")
     net.run(0.5)
-    assert [e for e in bob.events if isinstance(e, CallDtmf)] == [CallDtmf(bob.call.call_id, "7")]
+    assert [e for e in bob.events if isinstance(e, CallDtmf)] == [
+        CallDtmf(bob.call.call_id, MediaDtmf("7"))
+    ]
 
 
 def state_of(call: Call) -> CallState:
@@ -515,7 +518,7 @@ def test_a_hello_that_does_not_match_the_signalled_hash_fails_the_call() -> None
     net.run(15.0)  # every Hello is dropped until Hello gives up (12 s, the peer is known)
     assert bob.call is not None and alice.call is not None
     (failed,) = bob.of(CallSecurityFailed)
-    assert isinstance(failed, CallSecurityFailed) and "a=zrtp-hash" in failed.reason
+    assert isinstance(failed, CallSecurityFailed) and "a=zrtp-hash" in failed.failure.reason
     assert bob.call.state == "ended" and alice.call.state == "ended"
     assert not any(classify(d) is PacketKind.RTP for d in bob.sent + alice.sent)
 

@@ -13,14 +13,8 @@ from pathlib import Path
 import pytest
 
 from pidphone.app import phone_events as pe
-from pidphone.app.call import (
-    CallDtmf,
-    CallFinished,
-    CallHeld,
-    CallIncoming,
-    CallSecure,
-    CallSettings,
-)
+from pidphone.app.call import CallSettings
+from pidphone.app.call_events import CallDtmf, CallFinished, CallHeld, CallIncoming, CallSecure
 from pidphone.app.call_state import CallState
 from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings
 from pidphone.app.media import MediaConfig
@@ -180,8 +174,8 @@ def test_dtmf_hold_resume_and_mute_from_the_keys(tmp_path: Path) -> None:
             for key in "42#":
                 alice.key(key)
                 await asyncio.sleep(0.3)
-            await bob.until(lambda e: isinstance(e, CallDtmf) and e.key == "#")
-            assert [e.key for e in bob.events if isinstance(e, CallDtmf)] == ["4", "2", "#"]
+            await bob.until(lambda e: isinstance(e, CallDtmf) and e.dtmf.key == "#")
+            assert [e.dtmf.key for e in bob.events if isinstance(e, CallDtmf)] == ["4", "2", "#"]
 
             alice.key("mute")
             await asyncio.sleep(0.6)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pidphone.app import phone_events as pe
-from pidphone.app.call import CallIncoming, CallSettings
+from pidphone.app.call import CallSettings
+from pidphone.app.call_events import CallIncoming
 from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings
 from pidphone.app.media import MediaConfig
 from pidphone.app.switchboard import SwitchboardSettings

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pidphone.app import phone_events as pe
-from pidphone.app.call import CallFinished, CallHeld, CallIncoming, CallSecure, CallSettings
+from pidphone.app.call import CallSettings
+from pidphone.app.call_events import CallFinished, CallHeld, CallIncoming, CallSecure
 from pidphone.app.controller import Controller, ControllerSettings
 from pidphone.app.media import MediaConfig
 from pidphone.app.switchboard import SwitchboardSettings

@@ -13,7 +13,7 @@ import signal
 import socket
 from pathlib import Path
 
-from pidphone.app.call import CallFinished, CallSecure
+from pidphone.app.call_events import CallFinished, CallSecure
 from pidphone.app.call_state import CallState
 from pidphone.cli.call import _answer
 from pidphone.config import (

@@ -72,11 +72,16 @@ NEVER_IN_CORE = {"ctypes.util"}
 """Not even under an exception: `ctypes.util.find_library` runs programs."""
 APP_PURE = {
     "pidphone.app.state",
+    "pidphone.app.phone_state",
+    "pidphone.app.call_facts",
     "pidphone.app.screen",
     "pidphone.app.call",
+    "pidphone.app.call_events",
+    "pidphone.app.call_sdp",
     "pidphone.app.call_state",
     "pidphone.app.media",
-    "pidphone.app.events",
+    "pidphone.app.media_events",
+    "pidphone.app.media_messages",
     "pidphone.app.phone_events",
 }
 """The app's pure modules: reducer, screen model, call, media session and the events."""
@@ -213,17 +218,8 @@ def test_relative_and_package_imports_are_resolved() -> None:
 
 
 KNOWN_SHARED_NAMES = {
-    "CacheMismatch": {"pidphone.app.phone_events", "pidphone.zrtp.events"},
-    "Call": {"pidphone.app.call", "pidphone.app.state"},
-    "CallAnswered": {"pidphone.app.phone_events", "pidphone.sip.events"},
-    "CallEnded": {"pidphone.app.phone_events", "pidphone.sip.events"},
-    "CallHeld": {"pidphone.app.call", "pidphone.app.phone_events"},
-    "CallRinging": {"pidphone.app.call", "pidphone.app.phone_events"},
-    "CallSecure": {"pidphone.app.call", "pidphone.app.phone_events"},
     "CallState": {"pidphone.app.call_state", "pidphone.sip.agent"},
-    "IncomingCall": {"pidphone.app.phone_events", "pidphone.sip.events"},
     "Ping": {"pidphone.sip.framing", "pidphone.zrtp.messages"},
-    "SecurityLost": {"pidphone.app.phone_events", "pidphone.zrtp.events"},
 }
 """Names that two modules still share, each waiting for its owner to rename one. The list only
 shrinks: a new shared name fails, and so does an entry that no longer collides."""

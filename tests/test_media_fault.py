@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from pidphone import wiring
-from pidphone.app.call import CallFinished, CallIncoming, CallSecure
-from pidphone.app.controller import MAX_RESTARTS, MediaFault
+from pidphone.app.call_events import CallFinished, CallIncoming, CallSecure
+from pidphone.app.controller import MAX_RESTARTS
+from pidphone.app.phone_events import MediaFault
 from pidphone.config import Config, DisplayConfig, SecurityConfig
 from pidphone.daemon import Service
 from pidphone.drivers.certs import make_test_pki

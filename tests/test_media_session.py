@@ -9,16 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pidphone.app.media import (
-    NO_ZRTP_REASON,
-    MediaConfig,
+from pidphone.app.media import NO_ZRTP_REASON, MediaConfig, MediaSession, Policy
+from pidphone.app.media_events import (
     MediaDtmf,
     MediaPeerMoved,
     MediaSecured,
     MediaSecurityFailed,
     MediaSecurityLost,
-    MediaSession,
-    Policy,
 )
 from pidphone.audio import g711
 from pidphone.audio.analysis import dominant_frequencies

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pidphone.app.media import MediaConfig, MediaDtmf, MediaSecured
+from pidphone.app.media import MediaConfig
+from pidphone.app.media_events import MediaDtmf, MediaSecured
 from pidphone.app.media_messages import (
     CloseMedia,
     MediaClosed,

@@ -24,10 +24,12 @@ from pathlib import Path
 import pytest
 
 from pidphone.app import phone_events as pe
-from pidphone.app.call import CallFinished, CallSettings
+from pidphone.app.call import CallSettings
+from pidphone.app.call_events import CallFinished
 from pidphone.app.controller import Controller, ControllerEvent, ControllerSettings
 from pidphone.app.media import MediaConfig
-from pidphone.app.switchboard import RegistrationEvent, SwitchboardSettings
+from pidphone.app.phone_events import RegistrationChanged
+from pidphone.app.switchboard import SwitchboardSettings
 from pidphone.drivers.certs import Pki, make_test_pki
 from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.tls import TlsClientConfig, TlsTransport
@@ -178,7 +180,7 @@ def test_the_engine_gives_a_lookalike_nothing_and_shows_why(
 
         await engine.start()
         try:
-            await until(lambda e: isinstance(e, RegistrationEvent) and e.state == "registered")
+            await until(lambda e: isinstance(e, RegistrationChanged) and e.state == "registered")
             # The registrar challenges a call (407) and gets credentials: the call reaches
             # its lookup (404, nobody of that name) and credentials go up front from now on.
             call = await engine.place_call("sip:nobody@127.0.0.1")

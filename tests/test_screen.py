@@ -6,22 +6,14 @@ from dataclasses import replace
 
 import pytest
 
+from pidphone.app.call_events import CallConnected, CallIncoming, CallSecure
+from pidphone.app.phone_events import OutgoingCall, PhoneSettings, RegistrationChanged, Tick
+from pidphone.app.phone_state import PhoneState, initial_state
 from pidphone.app.screen import render
-from pidphone.app.state import (
-    CallAnswered,
-    CallSecure,
-    IncomingCall,
-    OutgoingCall,
-    PhoneSettings,
-    PhoneState,
-    RegistrationChanged,
-    Tick,
-    initial_state,
-    next_deadline,
-    reduce,
-)
+from pidphone.app.state import next_deadline, reduce
 from pidphone.cli.render_screens import sample_screens
 from pidphone.ports import HookEvent, KeyEvent, Screen
+from tests.test_state import secured
 
 SCREENS = sample_screens()
 
@@ -108,7 +100,7 @@ def test_busy_after_a_call_tells_to_hang_up() -> None:
 
 def test_mismatch_without_sas_still_explains() -> None:
     state = _in_call()
-    state, _ = reduce(state, CallSecure("c1", "", "B32", verified=False))
+    state, _ = reduce(state, CallSecure("c1", secured("", "B32", verified=False)))
     call = state.call
     assert call is not None
     state = replace(state, call=replace(call, mismatch=True))
@@ -121,7 +113,7 @@ def _in_call() -> PhoneState:
     state = initial_state(PhoneSettings(dim_after=10.0, blank_after=60.0), now=0.0)
     for event in (HookEvent(True), KeyEvent("1"), KeyEvent("#"), OutgoingCall("c1", "1")):
         state, _ = reduce(state, event)
-    state, _ = reduce(state, CallAnswered("c1"))
+    state, _ = reduce(state, CallConnected("c1"))
     return state
 
 
@@ -148,7 +140,7 @@ def test_zero_means_never_dim_or_blank() -> None:
 
 def test_incoming_call_wakes_the_display_and_keeps_it_on() -> None:
     state = initial_state(PhoneSettings(dim_after=10.0, blank_after=60.0), now=0.0)
-    state, _ = reduce(state, IncomingCall("c2", "Bob", "1"), now=100.0)
+    state, _ = reduce(state, CallIncoming("c2", remote_uri="1", remote_name="Bob"), now=100.0)
     assert render(state, 1000.0).brightness == "normal"
 
 

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pidphone.app.call import Call, CallFinished, CallSettings
+from pidphone.app.call import Call, CallSettings
+from pidphone.app.call_events import CallFinished
 from pidphone.app.call_state import CallState
 from pidphone.app.media import MediaSession
 from pidphone.errors import ProtocolError

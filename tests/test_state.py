@@ -6,46 +6,50 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pidphone.app.call_state import Security
-from pidphone.app.screen import render
-from pidphone.app.state import (
-    Answer,
-    CacheMismatch,
-    Call,
-    CallAnswered,
-    CallEnded,
+from pidphone.app.call_events import (
+    CallConnected,
+    CallDtmf,
+    CallFinished,
     CallHeld,
-    CallNotSecure,
-    CallResumed,
+    CallIncoming,
+    CallInsecure,
+    CallMismatch,
+    CallPlaced,
     CallRinging,
     CallSecure,
+    CallSecurityFailed,
+    CallSecurityLost,
+    CallVerified,
+)
+from pidphone.app.call_state import Security
+from pidphone.app.media_events import MediaDtmf, MediaSecurityFailed, MediaSecurityLost
+from pidphone.app.phone_events import (
+    Answer,
     Command,
     ConfirmSas,
-    DtmfReceived,
     Hangup,
     Hold,
-    IncomingCall,
+    MediaFault,
     OutgoingCall,
-    PhoneEvent,
+    OutgoingCallFailed,
     PhoneSettings,
-    PhoneState,
     PlaceCall,
     PlayTone,
+    ReducerInput,
     RegistrationChanged,
     Reject,
     Resume,
     Ring,
-    SecurityFailed,
-    SecurityLost,
     SendDtmf,
     SetMute,
     SetVolume,
     Tick,
-    initial_state,
-    next_deadline,
-    reduce,
 )
+from pidphone.app.phone_state import CallView, PhoneState, initial_state
+from pidphone.app.screen import render
+from pidphone.app.state import next_deadline, reduce
 from pidphone.ports import HookEvent, KeyEvent
+from pidphone.zrtp.events import Secured
 
 SETTINGS = PhoneSettings(
     account="alice",
@@ -58,11 +62,41 @@ SETTINGS = PhoneSettings(
 )
 
 LIFT = HookEvent(off_hook=True)
+BOB_CALLS = CallIncoming("c2", remote_uri="+1555", remote_name="Bob")
 PUT_DOWN = HookEvent(off_hook=False)
 
 
 def key(name: str) -> KeyEvent:
     return KeyEvent(name)
+
+
+def secured(sas: str, scheme: str, *, verified: bool, cipher: str = "AES1") -> Secured:
+    """ZRTP's result as the call layer carries it to the phone."""
+    return Secured(
+        sas=sas,
+        sas_scheme=scheme,
+        verified=verified,
+        cipher=cipher,
+        auth_tag="HS80",
+        key_agreement="X255",
+        hash="S256",
+        role="initiator",
+        peer_zid=bytes(12),
+        cache_mismatch=False,
+    )
+
+
+def finished(call_id: str, reason: str = "", status: int | None = None) -> CallFinished:
+    return CallFinished(call_id, reason, by_peer=True, status=status)
+
+
+def not_secure(reason: str) -> MediaSecurityFailed:
+    """What the media says under "prefer" for a peer without ZRTP: not fatal."""
+    return MediaSecurityFailed(reason, None, fatal=False, peer_without_zrtp=True)
+
+
+def security_failed(reason: str) -> MediaSecurityFailed:
+    return MediaSecurityFailed(reason, None, fatal=True, peer_without_zrtp=True)
 
 
 class Phone:
@@ -72,7 +106,7 @@ class Phone:
         self.state = initial_state(settings, now=100.0)
         self.log: list[Command] = []
 
-    def do(self, *events: PhoneEvent) -> list[Command]:
+    def do(self, *events: ReducerInput) -> list[Command]:
         out: list[Command] = []
         for event in events:
             self.state, commands = reduce(self.state, event)
@@ -84,7 +118,7 @@ class Phone:
         return self.do(Tick(now))
 
 
-def call_of(phone: Phone) -> Call:
+def call_of(phone: Phone) -> CallView:
     call = phone.state.call
     assert call is not None
     return call
@@ -93,7 +127,7 @@ def call_of(phone: Phone) -> Call:
 def connected_call(call_id: str = "c1") -> Phone:
     phone = Phone()
     phone.do(RegistrationChanged("registered"), LIFT, key("speed1"), OutgoingCall(call_id, "x"))
-    phone.do(CallRinging(call_id), CallAnswered(call_id))
+    phone.do(CallRinging(call_id), CallConnected(call_id))
     return phone
 
 
@@ -142,7 +176,7 @@ def test_digits_typed_on_hook_are_dialled_by_lifting_the_handset() -> None:
 def test_speed_dial_and_redial() -> None:
     phone = Phone()
     assert phone.do(key("speed1")) == [PlaceCall("+41446681800")]
-    phone.do(OutgoingCall("c1", "+41446681800"), CallEnded("c1"))
+    phone.do(OutgoingCall("c1", "+41446681800"), finished("c1"))
     phone.at(200.0)
     assert phone.do(key("redial")) == [PlaceCall("+41446681800")]
     assert phone.do(key("speed9")) == []  # no such slot, and a call is already up
@@ -176,12 +210,12 @@ def test_outgoing_call_ringback_answer_and_hang_up_by_hook() -> None:
     phone.do(OutgoingCall("c1", "+41446681800"))
     assert phone.do(CallRinging("c1")) == [PlayTone("ringback")]
     phone.at(110.0)
-    assert phone.do(CallAnswered("c1")) == [PlayTone(None)]
+    assert phone.do(CallConnected("c1")) == [PlayTone(None)]
     assert call_of(phone).connected_at == 110.0
     assert phone.do(PUT_DOWN) == [Hangup("c1")]
     assert phone.state.call is None
     assert phone.state.notice == "Call ended"
-    phone.do(CallEnded("c1"))  # the engine confirms: nothing more happens
+    phone.do(finished("c1"))  # the engine confirms: nothing more happens
     assert phone.state.notice == "Call ended"
     phone.at(110.0 + SETTINGS.notice_time)
     assert phone.state.notice == ""
@@ -206,7 +240,7 @@ def test_hanging_up_before_the_engine_names_the_call_cancels_it_later() -> None:
 def test_busy_plays_the_busy_tone_until_the_handset_goes_down() -> None:
     phone = Phone()
     phone.do(LIFT, key("speed1"), OutgoingCall("c1", "n"))
-    assert phone.do(CallEnded("c1", "Busy Here", status=486)) == [PlayTone("busy")]
+    assert phone.do(finished("c1", "Busy Here", status=486)) == [PlayTone("busy")]
     assert phone.state.notice == "Busy"
     assert phone.do(key("5")) == []  # no dialling until hung up
     assert phone.do(PUT_DOWN) == [PlayTone(None)]
@@ -215,45 +249,45 @@ def test_busy_plays_the_busy_tone_until_the_handset_goes_down() -> None:
 def test_failed_call_plays_congestion_and_names_the_reason() -> None:
     phone = Phone()
     phone.do(LIFT, key("speed1"), OutgoingCall("c1", "n"))
-    assert phone.do(CallEnded("c1", "Not Found", status=404)) == [PlayTone("congestion")]
+    assert phone.do(finished("c1", "Not Found", status=404)) == [PlayTone("congestion")]
     assert phone.state.notice == "Call failed: Not Found"
     assert phone.do(key("hangup")) == [PlayTone("dial")]  # fresh dial tone
 
 
 def test_incoming_call_rings_and_is_answered_by_lifting_the_handset() -> None:
     phone = Phone()
-    assert phone.do(IncomingCall("c2", "Bob", "+1555")) == [Ring(True)]
+    assert phone.do(BOB_CALLS) == [Ring(True)]
     assert phone.do(LIFT) == [Answer("c2"), Ring(False)]
     assert call_of(phone).phase == "connected"
-    phone.do(CallAnswered("c2"))
+    phone.do(CallConnected("c2"))
     assert call_of(phone).connected_at == 100.0
 
 
 def test_incoming_call_answered_by_key_then_ended_by_key() -> None:
     phone = Phone()
-    phone.do(IncomingCall("c2", "Bob", "+1555"))
+    phone.do(BOB_CALLS)
     assert phone.do(key("answer")) == [Answer("c2"), Ring(False)]
     assert phone.do(key("hangup")) == [Hangup("c2")]
 
 
 def test_incoming_call_rejected() -> None:
     phone = Phone()
-    phone.do(IncomingCall("c2", "Bob", "+1555"))
+    phone.do(BOB_CALLS)
     assert phone.do(key("hangup")) == [Reject("c2"), Ring(False)]
     assert phone.state.call is None
 
 
 def test_missed_call_is_shown() -> None:
     phone = Phone()
-    phone.do(IncomingCall("c2", "Bob", "+1555"))
-    assert phone.do(CallEnded("c2", "cancelled")) == [Ring(False)]
+    phone.do(BOB_CALLS)
+    assert phone.do(finished("c2", "cancelled")) == [Ring(False)]
     assert phone.state.notice == "Missed: Bob"
 
 
 def test_incoming_call_while_dialling_plays_a_tone_instead_of_ringing() -> None:
     phone = Phone()
     phone.do(LIFT, key("1"))
-    assert phone.do(IncomingCall("c2", "Bob", "+1555")) == [PlayTone("call_waiting")]
+    assert phone.do(BOB_CALLS) == [PlayTone("call_waiting")]
     assert phone.state.digits == ""
     assert phone.do(PUT_DOWN) == [PlayTone(None), Ring(True)]
 
@@ -262,15 +296,15 @@ def test_do_not_disturb_rejects_calls() -> None:
     phone = Phone()
     phone.do(key("dnd"))
     assert phone.state.dnd
-    assert phone.do(IncomingCall("c2", "Bob", "+1555")) == [Reject("c2")]
+    assert phone.do(BOB_CALLS) == [Reject("c2")]
     phone.do(key("dnd"))
-    assert phone.do(IncomingCall("c3", "Bob", "+1555")) == [Ring(True)]
+    assert phone.do(CallIncoming("c3", remote_uri="+1555", remote_name="Bob")) == [Ring(True)]
     assert phone.do(key("dnd")) == [Reject("c3"), Ring(False)]
 
 
 def test_secure_call_sas_confirmed() -> None:
     phone = connected_call()
-    phone.do(CallSecure("c1", "4jw5", "B32", verified=False, cipher="AES1"))
+    phone.do(CallSecure("c1", secured("4jw5", "B32", verified=False, cipher="AES1")))
     call = phone.state.call
     assert call is not None
     assert (call.security, call.sas, call.verified) == ("secure", "4jw5", False)
@@ -281,7 +315,7 @@ def test_secure_call_sas_confirmed() -> None:
 
 def test_sas_rejected_ends_the_call_and_clears_the_flag() -> None:
     phone = connected_call()
-    phone.do(CallSecure("c1", "4jw5", "B32", verified=True))
+    phone.do(CallSecure("c1", secured("4jw5", "B32", verified=True)))
     assert phone.do(key("sas_reject")) == [ConfirmSas("c1", False), Hangup("c1")]
     assert phone.state.notice == "SAS rejected"
 
@@ -293,26 +327,27 @@ def test_sas_keys_do_nothing_before_the_call_is_secure() -> None:
 
 def test_not_secure_under_prefer() -> None:
     phone = connected_call()
-    phone.do(CallNotSecure("c1", "no ZRTP"))
+    phone.do(CallInsecure("c1", not_secure("no ZRTP")))
     assert call_of(phone).security == Security.INSECURE
 
 
 def test_security_failure_is_named_when_the_call_ends() -> None:
     phone = connected_call()
-    phone.do(SecurityFailed("c1", "no Hello"))
-    assert phone.do(CallEnded("c1", "security")) == [PlayTone("congestion")]
+    phone.do(CallSecurityFailed("c1", security_failed("no Hello")))
+    assert phone.do(finished("c1", "security")) == [PlayTone("congestion")]
     assert phone.state.notice == "Security failed: no Hello"
 
 
 def test_cache_mismatch_warning_stays_until_acknowledged() -> None:
     phone = connected_call()
-    phone.do(CallSecure("c1", "4jw5", "B32", verified=True))
-    phone.do(CacheMismatch("c1"))
+    phone.do(CallSecure("c1", secured("4jw5", "B32", verified=True)))
+    phone.do(CallMismatch("c1"))
     call = phone.state.call
     assert call is not None
     assert call.mismatch
     assert not call.verified
-    assert phone.do(key("1"), Tick(500.0), CallHeld("c1", by_peer=True)) == [SendDtmf("c1", "1")]
+    held_by_peer = CallHeld("c1", local_hold=False, remote_hold=True)
+    assert phone.do(key("1"), Tick(500.0), held_by_peer) == [SendDtmf("c1", "1")]
     assert call_of(phone).mismatch
     assert phone.do(key("#")) == []  # acknowledged: the key does nothing else
     assert not call_of(phone).mismatch
@@ -343,17 +378,18 @@ def test_volume_stays_between_0_and_100() -> None:
 
 def test_hold_by_the_engine_and_by_the_peer() -> None:
     phone = connected_call()
-    phone.do(CallHeld("c1", by_peer=True))
-    assert call_of(phone).held_by_peer
-    phone.do(CallResumed("c1", by_peer=True), CallHeld("c1"))
-    assert call_of(phone).held
-    phone.do(CallResumed("c1"))
-    assert not call_of(phone).held
+    phone.do(CallHeld("c1", local_hold=False, remote_hold=True))
+    assert call_of(phone).held_by_peer and not call_of(phone).held
+    phone.do(CallHeld("c1", local_hold=False, remote_hold=False))
+    phone.do(CallHeld("c1", local_hold=True, remote_hold=False))
+    assert call_of(phone).held and not call_of(phone).held_by_peer
+    phone.do(CallHeld("c1", local_hold=False, remote_hold=False))
+    assert not call_of(phone).held and not call_of(phone).held_by_peer
 
 
 def test_call_waiting_answer_holds_the_first_call_and_hold_swaps() -> None:
     phone = connected_call()
-    assert phone.do(IncomingCall("c2", "Bob", "+1555")) == [PlayTone("call_waiting")]
+    assert phone.do(BOB_CALLS) == [PlayTone("call_waiting")]
     assert phone.do(key("answer")) == [Hold("c1"), Answer("c2"), PlayTone(None)]
     assert call_of(phone).call_id == "c2"
     assert phone.state.other is not None
@@ -361,7 +397,7 @@ def test_call_waiting_answer_holds_the_first_call_and_hold_swaps() -> None:
     assert phone.do(key("hold")) == [Hold("c2"), Resume("c1")]
     assert call_of(phone).call_id == "c1"
     # the first call ends: the held one moves up, still held
-    phone.do(CallEnded("c1"))
+    phone.do(finished("c1"))
     assert call_of(phone).call_id == "c2"
     assert call_of(phone).held
     assert phone.do(key("hold")) == [Resume("c2")]
@@ -369,7 +405,7 @@ def test_call_waiting_answer_holds_the_first_call_and_hold_swaps() -> None:
 
 def test_a_held_call_comes_back_when_the_handset_is_lifted() -> None:
     phone = Phone()
-    phone.do(IncomingCall("c2", "Bob", "+1555"), key("answer"))  # answered on hook, by key
+    phone.do(BOB_CALLS, key("answer"))  # answered on hook, by key
     assert phone.do(key("hold")) == [Hold("c2")]
     assert phone.do(LIFT) == [Resume("c2")]
     assert not call_of(phone).held
@@ -379,28 +415,28 @@ def test_do_not_disturb_can_be_set_during_a_call() -> None:
     phone = connected_call()
     phone.do(key("dnd"))
     assert phone.state.dnd
-    assert phone.do(IncomingCall("c2", "Bob", "+1555")) == [Reject("c2")]
+    assert phone.do(BOB_CALLS) == [Reject("c2")]
 
 
 def test_call_waiting_rejected_and_a_third_call_refused() -> None:
     phone = connected_call()
-    phone.do(IncomingCall("c2", "Bob", "+1555"))
-    assert phone.do(IncomingCall("c3", "Eve", "+666")) == [Reject("c3")]
+    phone.do(BOB_CALLS)
+    assert phone.do(CallIncoming("c3", remote_uri="+666", remote_name="Eve")) == [Reject("c3")]
     assert phone.do(key("hangup")) == [Reject("c2"), PlayTone(None)]
     assert call_of(phone).call_id == "c1"
 
 
 def test_hanging_up_with_a_call_waiting_lets_it_ring() -> None:
     phone = connected_call()
-    phone.do(IncomingCall("c2", "Bob", "+1555"))
+    phone.do(BOB_CALLS)
     assert phone.do(PUT_DOWN) == [Hangup("c1"), PlayTone(None), Ring(True)]
     assert phone.do(LIFT) == [Answer("c2"), Ring(False)]
 
 
 def test_waiting_caller_gives_up() -> None:
     phone = connected_call()
-    phone.do(IncomingCall("c2", "Bob", "+1555"))
-    assert phone.do(CallEnded("c2")) == [PlayTone(None)]
+    phone.do(BOB_CALLS)
+    assert phone.do(finished("c2")) == [PlayTone(None)]
     assert phone.state.other is None
 
 
@@ -416,7 +452,7 @@ def test_registration_changes_are_kept_with_the_reason() -> None:
 def test_facts_about_unknown_calls_are_ignored() -> None:
     phone = connected_call()
     before = phone.state
-    assert phone.do(CallRinging("zz"), CallEnded("zz"), DtmfReceived("c1", "5")) == []
+    assert phone.do(CallRinging("zz"), finished("zz"), CallDtmf("c1", MediaDtmf("5"))) == []
     assert phone.state == before
 
 
@@ -468,28 +504,34 @@ EVENTS = st.one_of(
         ]
     ),
     st.builds(Tick, st.floats(100, 1000)),
-    st.builds(IncomingCall, st.sampled_from(["c1", "c2", "c3"]), st.just("B"), st.just("1")),
+    st.builds(CallIncoming, st.sampled_from(["c1", "c2", "c3"]), st.just("1"), st.just("B")),
     st.builds(OutgoingCall, st.sampled_from(["c1", "c4"]), st.just("1")),
+    st.builds(OutgoingCallFailed, st.just("Cannot call: no route")),
+    st.builds(CallPlaced, st.sampled_from(["c1", "c4"]), st.just("1")),
     st.builds(CallRinging, st.sampled_from(["c1", "c2", "c4"])),
-    st.builds(CallAnswered, st.sampled_from(["c1", "c2", "c4"])),
+    st.builds(CallConnected, st.sampled_from(["c1", "c2", "c4"])),
     st.builds(
-        CallEnded, st.sampled_from(["c1", "c2", "c3", "c4"]), status=st.sampled_from([0, 486])
+        finished, st.sampled_from(["c1", "c2", "c3", "c4"]), status=st.sampled_from([None, 486])
     ),
     st.builds(
         CallSecure,
         st.sampled_from(["c1", "c2", "c4"]),
-        st.just("abcd"),
-        st.just("B32"),
-        st.booleans(),
+        st.builds(secured, st.just("abcd"), st.just("B32"), verified=st.booleans()),
     ),
-    st.builds(CacheMismatch, st.sampled_from(["c1", "c2", "c4"])),
-    st.builds(CallNotSecure, st.sampled_from(["c1", "c4"])),
+    st.builds(CallMismatch, st.sampled_from(["c1", "c2", "c4"])),
+    st.builds(CallInsecure, st.sampled_from(["c1", "c4"]), st.just(not_secure("no ZRTP"))),
+    st.builds(
+        CallSecurityLost, st.sampled_from(["c1", "c2"]), st.just(MediaSecurityLost("GoClear"))
+    ),
+    st.builds(CallHeld, st.sampled_from(["c1", "c2"]), st.booleans(), st.booleans()),
+    st.builds(CallVerified, st.sampled_from(["c1", "c2"]), st.booleans()),
+    st.builds(MediaFault, st.just("capture failed"), st.booleans()),
 )
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(EVENTS, max_size=40))
-def test_any_sequence_keeps_the_phone_consistent(events: list[PhoneEvent]) -> None:
+def test_any_sequence_keeps_the_phone_consistent(events: list[ReducerInput]) -> None:
     state: PhoneState = initial_state(SETTINGS, now=100.0)
     for event in events:
         state, commands = reduce(state, event)
@@ -511,9 +553,11 @@ def test_any_sequence_keeps_the_phone_consistent(events: list[PhoneEvent]) -> No
 
 def lost_call() -> Phone:
     phone = connected_call()
-    phone.do(CallSecure("c1", "4jw5", "B32", verified=False, cipher="AES1"))
+    phone.do(CallSecure("c1", secured("4jw5", "B32", verified=False, cipher="AES1")))
     phone.do(Tick(110.0))
-    commands = phone.do(SecurityLost("c1", "the peer asked to stop encryption (GoClear)"))
+    commands = phone.do(
+        CallSecurityLost("c1", MediaSecurityLost("the peer asked to stop encryption (GoClear)"))
+    )
     assert PlayTone("congestion") in commands  # heard, not only seen
     assert call_of(phone).security == "lost"
     return phone
@@ -542,7 +586,7 @@ def test_security_lost_hash_keeps_the_line_silent() -> None:
     assert not screen.alert and screen.big == "NO AUDIO" and screen.big_inverse
     assert "insecure" in screen.icons and "secure" not in screen.icons
     # a new exchange restores it
-    phone.do(CallSecure("c1", "4jw5", "B32", verified=False, cipher="AES1"))
+    phone.do(CallSecure("c1", secured("4jw5", "B32", verified=False, cipher="AES1")))
     assert call_of(phone).security == "secure" and render(phone.state, 201.0).big == "4jw5"
 
 

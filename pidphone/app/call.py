@@ -24,31 +24,34 @@ for the media worker's `MediaHelloHash`).
 
 from __future__ import annotations
 
-import dataclasses
-import secrets
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from pidphone.errors import LocalProtocolError, ProtocolError
 from pidphone.ports import Address
-from pidphone.sdp import (
-    Attribute,
-    MediaDescription,
-    MediaParams,
-    NoCommonCodec,
-    SessionDescription,
-    build_answer,
-    build_offer,
-    negotiate,
-    read_number,
-)
+from pidphone.sdp import MediaParams, NoCommonCodec, SessionDescription, negotiate
 from pidphone.sip import events as sip_events
 from pidphone.zrtp.events import Secured
 
+from .call_events import (
+    CallConnected,
+    CallDtmf,
+    CallEvent,
+    CallFinished,
+    CallHeld,
+    CallInsecure,
+    CallMismatch,
+    CallRinging,
+    CallSecure,
+    CallSecurityFailed,
+    CallSecurityLost,
+    CallVerified,
+)
+from .call_sdp import LocalDescription, rtcp_address, zrtp_hash_hex
 from .call_state import CallState
-from .media import (
-    MediaConfig,
+from .media import MediaConfig
+from .media_events import (
     MediaDtmf,
     MediaPeerMoved,
     MediaSecretMismatch,
@@ -112,107 +115,6 @@ class CallSettings:
     """The address written in the SDP's c= line (the STUN-mapped one behind NAT)."""
 
 
-# --------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True)
-class CallEvent:
-    call_id: str
-
-
-@dataclass(frozen=True)
-class CallIncoming(CallEvent):
-    """An INVITE arrived and the phone is ringing; `answer` or `hangup` it."""
-
-    remote_uri: str
-    remote_name: str
-
-
-@dataclass(frozen=True)
-class CallPlaced(CallEvent):
-    """Our INVITE is out."""
-
-    target: str
-
-
-@dataclass(frozen=True)
-class CallRinging(CallEvent):
-    """The callee is alerting (180); play ringback unless early media arrives."""
-
-
-@dataclass(frozen=True)
-class CallConnected(CallEvent):
-    """The dialog is established; media is starting (not yet secure)."""
-
-
-@dataclass(frozen=True)
-class CallSecure(CallEvent):
-    """ZRTP keyed the call: show the SAS. `secured` is the ZRTP session's own event (the SAS
-    and its scheme, whether it was verified before, the algorithms, the peer's ZID)."""
-
-    secured: Secured
-
-
-@dataclass(frozen=True)
-class CallInsecure(CallEvent):
-    """Prefer policy, a peer that never negotiated ZRTP: show NOT SECURE, then `allow_clear`
-    lets clear audio flow."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class CallSecurityFailed(CallEvent):
-    """Require policy: ZRTP failed (`code`: its §5.9 Error code, when there was one) or the
-    peer never spoke it; the call is being hung up with `reason`, and no audio went out."""
-
-    reason: str
-    code: int | None = None
-
-
-@dataclass(frozen=True)
-class CallMismatch(CallEvent):
-    """The retained secret did not match: a possible man in the middle; verify the SAS."""
-
-
-@dataclass(frozen=True)
-class CallSecurityLost(CallEvent):
-    """A secure call lost its security for an authenticated reason: audio has stopped both
-    ways and never flows in clear; the phone warns, and ends the call unless the user keeps
-    the line (a new exchange may restore security: `CallSecure` again)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class CallVerified(CallEvent):
-    """The user confirmed (or rejected) the SAS; the cache now says so."""
-
-    verified: bool
-
-
-@dataclass(frozen=True)
-class CallDtmf(CallEvent):
-    key: str
-
-
-@dataclass(frozen=True)
-class CallHeld(CallEvent):
-    """The media direction changed by a re-INVITE (ours or the peer's)."""
-
-    local_hold: bool
-    remote_hold: bool
-
-
-@dataclass(frozen=True)
-class CallFinished(CallEvent):
-    """The call is over. `reason` is for the screen; `secured` says whether ZRTP ever was."""
-
-    reason: str
-    by_peer: bool
-    status: int | None = None
-
-
 # --------------------------------------------------------------------------- the call
 
 
@@ -254,8 +156,7 @@ class Call:
         self.media_closed = False
         self.local_hold = False
         self.remote_hold = False
-        self._session_id = secrets.randbelow(2**62)
-        self._version = 0
+        self._sdp = LocalDescription((settings.media_host, media_port), settings.codecs)
         self._local_sdp: SessionDescription | None = None
         self._offer: SessionDescription | None = None
         self.media_params: MediaParams | None = None
@@ -289,7 +190,7 @@ class Call:
         call = cls(
             agent, settings, media_id, hello_hash, media_port, outgoing=True, remote_uri=target
         )
-        offer = call._build_offer("sendrecv")
+        offer = call._sdp.offer("sendrecv", call.hello_hash)
         call._local_sdp = offer
         call.call_id = agent.invite(target, bytes(offer), now)
         return call
@@ -323,12 +224,12 @@ class Call:
         )
         call.call_id = event.call_id
         if not event.sdp.strip():
-            call._local_sdp = call._build_offer("sendrecv")
+            call._local_sdp = call._sdp.offer("sendrecv", call.hello_hash)
             agent.ringing(call.call_id, now)
             return call
         try:
             call._offer = SessionDescription.parse(event.sdp)
-            answer = call._build_answer(call._offer, "sendrecv")
+            answer = call._sdp.answer(call._offer, "sendrecv", call.hello_hash)
         except NoCommonCodec:
             agent.reject(call.call_id, 488, now)
             call._finish("No common codec", by_peer=False, status=488)
@@ -350,9 +251,8 @@ class Call:
             raise LocalProtocolError(f"cannot answer a call in state {self.state}")
         self._agent.answer(self.call_id, bytes(self._local_sdp), now)
         if self._offer is None:
-            self.state = (
-                CallState.ANSWERED
-            )  # our offer went in the 200: the answer comes in the ACK
+            # Our offer went in the 200: the answer comes in the ACK.
+            self.state = CallState.ANSWERED
             return
         self._establish(negotiate(self._local_sdp, self._offer), self._offer, now)
 
@@ -412,9 +312,7 @@ class Call:
             if self.outgoing and self.state in OUTGOING_UNANSWERED:
                 self._on_answer(event.sdp, now)
         elif isinstance(event, sip_events.CallEstablished):
-            if (
-                self.state == CallState.ANSWERED
-            ):  # our offer was in the 200: the answer is in the ACK
+            if self.state == CallState.ANSWERED:  # our offer was in the 200: the ACK answers
                 self._on_answer(event.sdp, now)
         elif isinstance(event, sip_events.ReinviteReceived):
             self._on_reinvite(event.sdp, now)
@@ -422,7 +320,7 @@ class Call:
             result = self._negotiate(event.sdp, now)
             if result is not None:
                 params, remote = result
-                self._set_remote(params, self._rtcp_address(remote, params))
+                self._set_remote(params, rtcp_address(remote, params, self._local_sdp))
                 self._set_direction(params.direction)
         elif isinstance(event, sip_events.CallEnded) and self.state != CallState.ENDED:
             reason = event.reason or ("Hung up by peer" if event.by_peer else "Call ended")
@@ -461,36 +359,6 @@ class Call:
 
     # ------------------------------------------------------------------ internals
 
-    def _media_address(self) -> tuple[str, int]:
-        return (self.settings.media_host, self.media_port)
-
-    def _build_offer(self, direction: Direction) -> SessionDescription:
-        offer = build_offer(
-            address=self._media_address(),
-            codecs=self.settings.codecs,
-            zrtp_hash=_hash_hex(self.hello_hash),
-            direction=direction,
-            session_id=self._session_id,
-            session_version=self._version,
-        )
-        return _with_rtcp_mux(offer)
-
-    def _build_answer(self, offer: SessionDescription, direction: str) -> SessionDescription:
-        """Our answer; it takes up a=rtcp-mux only when the offer proposed it (RFC 5761)."""
-        answer = build_answer(
-            offer,
-            address=self._media_address(),
-            codecs=self.settings.codecs,
-            zrtp_hash=_hash_hex(self.hello_hash),
-            direction=direction,
-            session_id=self._session_id,
-            session_version=self._version,
-        )
-        audio = _live_audio(offer)
-        return (
-            _with_rtcp_mux(answer) if audio is not None and audio.attribute("rtcp-mux") else answer
-        )
-
     def _establish(self, params: MediaParams, remote: SessionDescription, now: float) -> None:
         self.media_params = params
         self.state = CallState.CONNECTED
@@ -498,7 +366,7 @@ class Call:
         self._media(
             SetCodec(self.media_id, params.codec, params.payload_type, params.telephone_event_pt)
         )
-        self._set_remote(params, self._rtcp_address(remote, params))
+        self._set_remote(params, rtcp_address(remote, params, self._local_sdp))
         self._media(SetDirection(self.media_id, params.direction))
         self._events.append(CallConnected(self.call_id))
         self._media(StartMedia(self.media_id))
@@ -510,11 +378,11 @@ class Call:
         if hold == self.local_hold:
             return
         self.local_hold = hold
-        self._version += 1
+        self._sdp.new_version()
         direction: Direction = "sendonly" if hold else "sendrecv"
         if self.remote_hold:
             direction = "inactive" if hold else "recvonly"
-        offer = self._build_offer(direction)
+        offer = self._sdp.offer(direction, self.hello_hash)
         self._local_sdp = offer
         self._agent.reinvite(self.call_id, bytes(offer), now)
         self._set_direction(direction)
@@ -539,24 +407,6 @@ class Call:
         if result is not None:
             self._establish(result[0], result[1], now)
 
-    def _rtcp_address(self, remote: SessionDescription, params: MediaParams) -> Address | None:
-        """Where the peer takes RTCP: None on the RTP port when both sides signalled
-        a=rtcp-mux (RFC 5761); else its a=rtcp port (RFC 3605), or the RTP port + 1
-        (RFC 3550 §11)."""
-        host, port = params.remote_address
-        theirs = _live_audio(remote)
-        ours = _live_audio(self._local_sdp) if self._local_sdp is not None else None
-        if theirs is None:
-            return (host, port + 1)
-        if ours is not None and theirs.attribute("rtcp-mux") and ours.attribute("rtcp-mux"):
-            return None
-        rtcp = theirs.attribute("rtcp")
-        words = rtcp.value.split() if rtcp is not None and rtcp.value else []
-        rtcp_port = read_number(words[0], 5) if words else None
-        if rtcp_port is not None and 0 < rtcp_port < 65536:
-            return (words[3] if len(words) >= 4 else host, rtcp_port)
-        return (host, port + 1)
-
     def _set_direction(self, direction: str) -> None:
         # A call we hold offers sendonly (RFC 3264 §8.4) but sends no microphone audio.
         self._media(SetDirection(self.media_id, "inactive" if self.local_hold else direction))
@@ -572,15 +422,15 @@ class Call:
     def _set_remote(self, params: MediaParams, rtcp: Address | None) -> None:
         peer_hash = params.remote_zrtp_hash
         if peer_hash:
-            self._peer_hash = _hash_hex(peer_hash.strip()).lower()
+            self._peer_hash = zrtp_hash_hex(peer_hash.strip()).lower()
         self._ask_hash(SetRemote(self.media_id, params.remote_address, peer_hash, rtcp))
 
     def _on_reinvite(self, sdp: bytes, now: float) -> None:
         try:
             offer = SessionDescription.parse(sdp)
-            self._version += 1
+            self._sdp.new_version()
             direction: Direction = "sendonly" if self.local_hold else "sendrecv"
-            answer = self._build_answer(offer, direction)
+            answer = self._sdp.answer(offer, direction, self.hello_hash)
             params = negotiate(answer, offer)
         except ProtocolError:
             self._agent.reject_reinvite(self.call_id, 488, now)
@@ -589,10 +439,14 @@ class Call:
         # A new one restarts our stream, whose new Hello hash the answer must carry: the
         # answer waits for the media's reply.
         peer_hash = params.remote_zrtp_hash
-        new_stream = bool(peer_hash) and self._media_started and self._peer_hash is not None
-        new_stream = new_stream and _hash_hex((peer_hash or "").strip()).lower() != self._peer_hash
+        new_stream = (
+            bool(peer_hash)
+            and self._media_started
+            and self._peer_hash is not None
+            and zrtp_hash_hex((peer_hash or "").strip()).lower() != self._peer_hash
+        )
         self._local_sdp = answer
-        self._set_remote(params, self._rtcp_address(offer, params))
+        self._set_remote(params, rtcp_address(offer, params, self._local_sdp))
         if new_stream:
             self._waiting_answer = (self._hash_asked, offer, direction, params)
             return
@@ -610,7 +464,7 @@ class Call:
             return
         answer = self._local_sdp
         if hash_changed:
-            answer = self._local_sdp = self._build_answer(offer, direction)
+            answer = self._local_sdp = self._sdp.answer(offer, direction, self.hello_hash)
         self._agent.accept_reinvite(self.call_id, bytes(answer), now)
         remote_hold = params.direction in ("recvonly", "inactive")
         if remote_hold != self.remote_hold:
@@ -630,14 +484,14 @@ class Call:
             self._events.append(CallMismatch(self.call_id))
         elif isinstance(event, MediaSecurityFailed):
             if event.fatal:
-                self._events.append(CallSecurityFailed(self.call_id, event.reason, event.code))
+                self._events.append(CallSecurityFailed(self.call_id, event))
                 self.hangup(now, event.reason)
             else:
-                self._events.append(CallInsecure(self.call_id, event.reason))
+                self._events.append(CallInsecure(self.call_id, event))
         elif isinstance(event, MediaSecurityLost):
-            self._events.append(CallSecurityLost(self.call_id, event.reason))
+            self._events.append(CallSecurityLost(self.call_id, event))
         elif isinstance(event, MediaDtmf):
-            self._events.append(CallDtmf(self.call_id, event.key))
+            self._events.append(CallDtmf(self.call_id, event))
         elif isinstance(event, MediaPeerMoved):
             pass  # symmetric RTP at work; nothing for the screen
 
@@ -650,24 +504,3 @@ class Call:
         self.end_reason = reason
         self._media(CloseMedia(self.media_id))
         self._events.append(CallFinished(self.call_id, reason, by_peer, status))
-
-
-def _with_rtcp_mux(sd: SessionDescription) -> SessionDescription:
-    """`sd` with a=rtcp-mux on its live audio stream: RTCP shares the one media port."""
-    media = tuple(
-        m.with_attributes((*m.attributes, Attribute("rtcp-mux")))
-        if m.media == "audio" and m.port != 0 and m.attribute("rtcp-mux") is None
-        else m
-        for m in sd.media
-    )
-    return dataclasses.replace(sd, media=media)
-
-
-def _live_audio(sd: SessionDescription) -> MediaDescription | None:
-    """The first audio stream that is not refused (port 0)."""
-    return next((m for m in sd.media if m.media == "audio" and m.port != 0), None)
-
-
-def _hash_hex(hello_hash: str) -> str:
-    """The hex digest of ZRTP's "1.10 <hex>" Hello hash (the SDP module adds the version)."""
-    return hello_hash.rpartition(" ")[2]

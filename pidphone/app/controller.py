@@ -6,7 +6,9 @@
 - the phone UI (`PhoneUi`, on the loop, with its slow-device thread), when the phone has a
   keypad or a display to drive: reducer, screen, ringer, volume.
 
-They share no lock and no object: the controller passes messages between them. It also
+They share no lock and no object: the controller passes messages between them. What the
+switchboard reports (the calls' events, the registration) goes to the phone UI as it is, and
+to the listeners; the answers to the reducer's `PlaceCall` are the controller's own. It also
 supervises the media thread. A dead media thread is a fault, not silence: every call ends
 with "Audio failed: <reason>" on the screen, a new worker starts, and if the worker keeps
 failing (`MAX_RESTARTS` within `RESTART_WINDOW`) the controller gives up and `healthy` turns
@@ -37,22 +39,9 @@ from pidphone.sip.agent import UserAgent
 from pidphone.zrtp.cache import ZidCache
 
 from . import phone_events as pe
-from .call import (
-    Call,
-    CallConnected,
-    CallDtmf,
-    CallEvent,
-    CallFinished,
-    CallHeld,
-    CallIncoming,
-    CallInsecure,
-    CallMismatch,
-    CallRinging,
-    CallSecure,
-    CallSecurityFailed,
-    CallSecurityLost,
-)
-from .media import MediaStats
+from .call import Call
+from .call_events import CallInsecure
+from .media_events import MediaStats
 from .media_messages import (
     MediaCommand,
     SetHandsetTone,
@@ -61,15 +50,10 @@ from .media_messages import (
     WorkerFailed,
 )
 from .media_worker import MediaWorker, WorkerUnavailableError
+from .phone_events import MediaFault
 from .phone_ui import PhoneUi
-from .switchboard import (
-    BUSY_HERE,
-    DECLINE,
-    RegistrationEvent,
-    Switchboard,
-    SwitchboardEvent,
-    SwitchboardSettings,
-)
+from .signalling import LinkFailed
+from .switchboard import BUSY_HERE, DECLINE, Switchboard, SwitchboardEvent, SwitchboardSettings
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +71,6 @@ class ControllerSettings:
     tone_plan: str = "etsi"
     phone: pe.PhoneSettings | None = None
     """The phone UI's settings; None runs the phone headless (no reducer)."""
-
-
-@dataclass(frozen=True)
-class MediaFault:
-    """The media thread died (`reason`); `restarted` says whether a new one took over."""
-
-    reason: str
-    restarted: bool
 
 
 ControllerEvent = SwitchboardEvent | MediaFault
@@ -192,7 +168,7 @@ class Controller:
             self._ui.start()
         registration = await self._switchboard.start()
         if self._ui is not None:
-            self._ui.fact(pe.RegistrationChanged(registration.state))
+            self._ui.fact(registration)
 
     async def stop(self) -> None:
         """Hang up every call, unregister, stop the threads and close the devices."""
@@ -325,19 +301,18 @@ class Controller:
         else:
             self.healthy = False
             log.critical("no media worker: the phone needs a restart")
-        self._emit(MediaFault(reason, restarted))
+        fault = MediaFault(reason, restarted)
+        self._emit(fault)
         if self._ui is not None:
-            self._ui.fact(pe.AudioFault(reason))
+            self._ui.fact(fault)
 
     # ------------------------------------------------------------------ the phone UI
 
     def _on_event(self, event: SwitchboardEvent) -> None:
         """What the switchboard reports: to the phone UI, then to the listeners."""
         ui = self._ui
-        if ui is not None:
-            fact = _phone_fact(event)
-            if fact is not None:
-                ui.fact(fact)
+        if ui is not None and not isinstance(event, LinkFailed):
+            ui.fact(event)  # the calls' events as they are: the reducer keeps no copy
         if isinstance(event, CallInsecure):
             # NOT SECURE is on the display before any clear audio flows.
             call_id = event.call_id
@@ -385,7 +360,7 @@ class Controller:
         except Exception as exc:
             log.warning("cannot call %s: %s", number, exc)
             if self._ui is not None:
-                self._ui.fact(pe.CallEnded("", f"Cannot call: {exc}"))
+                self._ui.fact(pe.OutgoingCallFailed(f"Cannot call: {exc}"))
             return
         if self._ui is not None:
             self._ui.fact(pe.OutgoingCall(call.call_id, number))
@@ -402,43 +377,3 @@ class Controller:
         task = asyncio.get_running_loop().create_task(guarded())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _phone_fact(event: SwitchboardEvent) -> pe.PhoneEvent | None:
-    """The reducer's fact for a switchboard event (None: nothing for the screen)."""
-    if isinstance(event, RegistrationEvent):
-        return pe.RegistrationChanged(event.state, event.reason)
-    if not isinstance(event, CallEvent):
-        return None
-    cid = event.call_id
-    if isinstance(event, CallIncoming):
-        return pe.IncomingCall(cid, event.remote_name, event.remote_uri)
-    if isinstance(event, CallRinging):
-        return pe.CallRinging(cid)
-    if isinstance(event, CallConnected):
-        return pe.CallAnswered(cid)
-    if isinstance(event, CallSecure):
-        return pe.CallSecure(
-            cid,
-            event.secured.sas,
-            event.secured.sas_scheme,
-            event.secured.verified,
-            event.secured.cipher,
-            event.secured.key_agreement,
-        )
-    if isinstance(event, CallInsecure):
-        return pe.CallNotSecure(cid, event.reason)
-    if isinstance(event, CallMismatch):
-        return pe.CacheMismatch(cid)
-    if isinstance(event, CallSecurityLost):
-        return pe.SecurityLost(cid, event.reason)
-    if isinstance(event, CallSecurityFailed):
-        return pe.SecurityFailed(cid, event.reason)
-    if isinstance(event, CallHeld):
-        held = event.local_hold or event.remote_hold
-        return (pe.CallHeld if held else pe.CallResumed)(cid, by_peer=not event.local_hold)
-    if isinstance(event, CallDtmf):
-        return pe.DtmfReceived(cid, event.key)
-    if isinstance(event, CallFinished):
-        return pe.CallEnded(cid, event.reason, event.status or 0)
-    return None

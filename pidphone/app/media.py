@@ -36,14 +36,14 @@ as it is revealed). Authenticated SRTCP moves only the RTCP destination, unless 
 multiplexed with RTP (a peer that declines rtcp-mux may send RTCP from its RTCP port to our
 RTP port). Once the call has been secure, ZRTP packets from any other address are dropped.
 
-Every dropped datagram is counted in `MediaStats.drops` under its reason (`DROP_REASONS`) and
-logged at debug; none is ever raised.
+Every dropped datagram is counted in `MediaStats.drops` under its reason (`DROP_REASONS`, in
+pidphone.app.media_events with the events) and logged at debug; none is ever raised.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -86,6 +86,16 @@ from pidphone.zrtp.events import SecurityLost as ZrtpSecurityLost
 from pidphone.zrtp.session import ZrtpSession
 
 from .call_state import Security
+from .media_events import (
+    MediaDtmf,
+    MediaEvent,
+    MediaPeerMoved,
+    MediaSecretMismatch,
+    MediaSecured,
+    MediaSecurityFailed,
+    MediaSecurityLost,
+    MediaStats,
+)
 
 log = logging.getLogger("pidphone.media")
 
@@ -101,29 +111,6 @@ EARLY_KEPT = 8
 MAX_DATAGRAM = 4096
 """Longest datagram looked at (G.711 at 20 ms is 182 bytes; ZRTP's longest, a post-quantum
 Commit, 1740): a longer one is dropped before any parsing, CRC or MAC."""
-DROP_REASONS = (
-    "oversize",
-    "garbage",
-    "zrtp_source",
-    "srtp_auth",
-    "srtp_replay",
-    "srtp_short",
-    "srtcp_auth",
-    "srtcp_replay",
-    "srtcp_short",
-    "rtp_unkeyed",
-    "rtcp_unkeyed",
-    "rtp_malformed",
-    "rtp_payload_type",
-    "stun",
-)
-"""Keys of `MediaStats.drops` besides "zrtp_<reason>" (`pidphone.zrtp.session.DropReason`):
-oversize: over MAX_DATAGRAM; garbage: no known protocol (RFC 7983); zrtp_source: ZRTP from
-another address than the peer's once the call has been secure; srtp_*/srtcp_*: failed
-authentication, replayed, or too short; rtp_unkeyed/rtcp_unkeyed: RTP/RTCP while there is no
-key to check it and the call is not in clear; rtp_malformed: SRTP that authenticated around a
-bad RTP header; rtp_payload_type: a payload type not negotiated; stun: a STUN message that is
-not a plain binding request."""
 
 
 @dataclass(frozen=True)
@@ -167,82 +154,6 @@ class MediaConfig:
     """SRTCP tag bytes: 10 (RFC 3711), 4 (the 32-bit SRTP tag reused, as Linphone does under
     HS32), or None: 10, but under a 32-bit profile switch to 4 once the peer's SRTCP
     authenticates only that way."""
-
-
-# --------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True)
-class MediaEvent:
-    """Base of what the media session reports."""
-
-
-@dataclass(frozen=True)
-class MediaSecured(MediaEvent):
-    """ZRTP finished: audio now goes out and comes in only as SRTP. `secured` is the ZRTP
-    session's own event (SAS, algorithms, the peer's ZID)."""
-
-    secured: Secured
-
-
-@dataclass(frozen=True)
-class MediaSecretMismatch(MediaEvent):
-    """The peer's retained secret did not match ours: possible man in the middle (§4.6.1.1)."""
-
-
-@dataclass(frozen=True)
-class MediaSecurityFailed(MediaEvent):
-    """ZRTP did not secure the call; `fatal` under the require policy: the call must end."""
-
-    reason: str
-    code: int | None
-    fatal: bool
-    peer_without_zrtp: bool
-
-
-@dataclass(frozen=True)
-class MediaSecurityLost(MediaEvent):
-    """A call that was secure lost its security for an authenticated reason; audio has
-    stopped both ways and never comes back in clear (only a new exchange can restore it)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class MediaDtmf(MediaEvent):
-    """The peer pressed a key (RFC 4733 telephone-event)."""
-
-    key: str
-
-
-@dataclass(frozen=True)
-class MediaPeerMoved(MediaEvent):
-    """Symmetric RTP latched onto a new peer address (RFC 4961)."""
-
-    address: Address
-
-
-@dataclass
-class MediaStats:
-    """Counters for the call report and the screen."""
-
-    packets_sent: int = 0
-    packets_received: int = 0
-    packets_lost: int = 0
-    clear_packets_sent: int = 0
-    """RTP packets sent without SRTP (only under "prefer" after a failure)."""
-    frames_withheld: int = 0
-    """Captured frames not sent: not secured yet, on hold, or no peer address."""
-    dropped: int = 0
-    """Datagrams dropped, whatever the reason (the sum of `drops`)."""
-    drops: Counter[str] = field(default_factory=Counter)
-    """Datagrams dropped, by reason: `DROP_REASONS` and "zrtp_<reason>"."""
-    zrtp_sent: int = 0
-    zrtp_received: int = 0
-    rtcp_sent: int = 0
-    rtcp_received: int = 0
-    jitter: float = 0.0
-    """Interarrival jitter in seconds (RFC 3550 A.8)."""
 
 
 # --------------------------------------------------------------------------- session

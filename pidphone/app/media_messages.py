@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from pidphone.ports import Address
 
-from .media import MediaConfig, MediaEvent, MediaSession, MediaStats
+from .media import MediaConfig, MediaSession
+from .media_events import MediaEvent, MediaStats
 
 MediaId = int
 """The loop's name for one call's media (the Call-ID is not known before the INVITE)."""

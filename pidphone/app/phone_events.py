@@ -1,9 +1,12 @@
-"""The vocabulary of the phone reducer: the facts it is told and the commands it gives.
+"""The phone's own words: what the reducer is told that no layer below knows, and its commands.
 
-Input comes from three places: the keypad and hook switch (`KeyEvent`, `HookEvent` from
-pidphone.ports), the clock (`Tick`), and the switchboard (registration and call facts below).
-Output is a list of commands the controller runs against the switchboard and the media worker.
-All of them are frozen dataclasses: one class per fact, compared by value in tests.
+The reducer (pidphone.app.state) takes the keypad and the hook switch (`KeyEvent`,
+`HookEvent` from pidphone.ports), the call layer's events as the calls report them
+(pidphone.app.call_events: the reducer keeps no copy of them), and the `PhoneEvent`s below,
+the facts only the phone has: time passing, the registration as the screen shows it, a fault
+of the media thread, and what became of the `PlaceCall` it asked for. Its commands go to the
+controller (calls, the handset's audio) and the phone UI (ringer, volume). All of them are
+frozen dataclasses: one class per fact, compared by value in tests.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pidphone.ports import HookEvent, KeyEvent
+
+from .call_events import CallEvent
 
 RegistrationState = Literal[
     "registered", "registering", "failed", "tls_error", "no_network", "disabled"
@@ -55,164 +60,64 @@ class PhoneSettings:
 
 
 @dataclass(frozen=True)
-class Tick:
+class PhoneEvent:
+    """Base of the facts only the phone has (the calls' own come as `CallEvent`s)."""
+
+
+@dataclass(frozen=True)
+class Tick(PhoneEvent):
     """Time passes. `clock` is the wall-clock text for the idle screen ("14:05"), formatted
-    by the controller (local time zone); empty keeps the previous one."""
+    by the phone UI (local time zone); empty keeps the previous one."""
 
     now: float
     clock: str = ""
 
 
 @dataclass(frozen=True)
-class RegistrationChanged:
-    """The SIP registration changed; `reason` says why it is not registered ("403 Forbidden",
-    "untrusted certificate", ...)."""
+class RegistrationChanged(PhoneEvent):
+    """The SIP registration changed, as the screen shows it; `reason` says why it is not
+    registered ("403 Forbidden", "untrusted certificate", ...)."""
 
     state: RegistrationState
     reason: str = ""
 
 
 @dataclass(frozen=True)
-class IncomingCall:
-    """An INVITE arrived."""
+class MediaFault(PhoneEvent):
+    """The media thread died (`reason`) and its calls were ended; `restarted` says whether a
+    new one took over. The idle screen says so."""
+
+    reason: str
+    restarted: bool
+
+
+@dataclass(frozen=True)
+class OutgoingCall(PhoneEvent):
+    """The call asked for by `PlaceCall` was placed: its id."""
 
     call_id: str
-    name: str
     number: str
 
 
 @dataclass(frozen=True)
-class OutgoingCall:
-    """The phone started the call asked for by `PlaceCall` and tells its id."""
-
-    call_id: str
-    number: str
-
-
-@dataclass(frozen=True)
-class CallRinging:
-    """The called party is alerting (180/183): play ringback."""
-
-    call_id: str
-
-
-@dataclass(frozen=True)
-class CallAnswered:
-    """The call is established (200 OK to our INVITE, or ACK for the one we answered)."""
-
-    call_id: str
-
-
-CallConnected = CallAnswered
-"""Another name for `CallAnswered`."""
-
-
-@dataclass(frozen=True)
-class CallEnded:
-    """The call is over: BYE, CANCEL, a final error response, or our own hangup done.
-    `status` is the SIP status of a failed call (486 busy, 404, ...), 0 otherwise."""
-
-    call_id: str
-    reason: str = ""
-    status: int = 0
-
-
-@dataclass(frozen=True)
-class CallSecure:
-    """ZRTP finished: SRTP is keyed. `sas` is the short authentication string to read aloud:
-    four characters for "B32", two PGP words for "B256"."""
-
-    call_id: str
-    sas: str
-    sas_scheme: str
-    verified: bool
-    cipher: str = ""
-    key_agreement: str = ""
-
-
-@dataclass(frozen=True)
-class CallNotSecure:
-    """ZRTP failed under the "prefer" policy: audio flows in clear."""
-
-    call_id: str
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class CacheMismatch:
-    """The peer's retained secret does not match ours: possible man in the middle, or the peer
-    lost its cache. The user must verify the SAS aloud."""
-
-    call_id: str
-
-
-@dataclass(frozen=True)
-class SecurityFailed:
-    """ZRTP failed under the "require" policy: the call is ended."""
-
-    call_id: str
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class SecurityLost:
-    """A call that was secure lost its security (the peer's GoClear, a failed new exchange):
-    audio has stopped both ways. The phone warns, full screen and with a tone, and ends the
-    call after `PhoneSettings.security_lost_timeout` unless the user keeps the line."""
-
-    call_id: str
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class CallHeld:
-    """The call is on hold, by us (confirming `Hold`) or by the peer."""
-
-    call_id: str
-    by_peer: bool = False
-
-
-@dataclass(frozen=True)
-class CallResumed:
-    """The call is off hold again, by us or by the peer."""
-
-    call_id: str
-    by_peer: bool = False
-
-
-@dataclass(frozen=True)
-class DtmfReceived:
-    """The peer sent a DTMF digit (RFC 4733)."""
-
-    call_id: str
-    key: str
-
-
-@dataclass(frozen=True)
-class AudioFault:
-    """The media thread failed (its calls were ended): the idle screen says so."""
+class OutgoingCallFailed(PhoneEvent):
+    """The call asked for by `PlaceCall` could not be placed (no media socket, a number the
+    agent cannot route ...): `reason` is for the screen."""
 
     reason: str
 
 
-CallFact = (
-    RegistrationChanged
-    | AudioFault
-    | IncomingCall
+ReducerInput = (
+    KeyEvent
+    | HookEvent
+    | Tick
+    | RegistrationChanged
+    | MediaFault
     | OutgoingCall
-    | CallRinging
-    | CallAnswered
-    | CallEnded
-    | CallSecure
-    | CallNotSecure
-    | CacheMismatch
-    | SecurityFailed
-    | SecurityLost
-    | CallHeld
-    | CallResumed
-    | DtmfReceived
+    | OutgoingCallFailed
+    | CallEvent
 )
-PhoneEvent = KeyEvent | HookEvent | Tick | CallFact
+"""Everything `state.reduce` takes."""
 
 
 # --------------------------------------------------------------------------- commands

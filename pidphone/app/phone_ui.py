@@ -26,8 +26,9 @@ from pidphone.audio.tones import ToneGenerator
 from pidphone.ports import AudioDevices, Display, InputEvent, Keypad, Screen
 
 from . import phone_events as pe
+from .phone_state import PhoneState, initial_state
 from .screen import render
-from .state import PhoneState, initial_state, next_deadline, reduce
+from .state import next_deadline, reduce
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ class PhoneUi:
         if self._keypad is not None:
             self._keypad.close()
 
-    def fact(self, fact: pe.PhoneEvent) -> None:
+    def fact(self, fact: pe.ReducerInput) -> None:
         """A key, the hook, or a fact about registration or a call."""
         if self._state is None:
             return

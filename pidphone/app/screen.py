@@ -16,7 +16,7 @@ from typing import Literal
 from pidphone.ports import Screen
 
 from .call_state import CallState, Security
-from .state import Call, PhoneState
+from .phone_state import CallView, PhoneState
 
 REGISTRATION_TEXT = {
     "registered": "Registered",
@@ -106,12 +106,12 @@ def _dialing(state: PhoneState) -> Screen:
     return Screen(title="Dial", big=state.digits, lines=(hint,))
 
 
-def _incoming(state: PhoneState, call: Call) -> Screen:
+def _incoming(state: PhoneState, call: CallView) -> Screen:
     hint = "Press answer" if state.off_hook else "Lift handset to answer"
     return Screen(title="Incoming call", lines=(*_peer_lines(call), hint))
 
 
-def _in_call(state: PhoneState, call: Call, now: float) -> Screen:
+def _in_call(state: PhoneState, call: CallView, now: float) -> Screen:
     started = call.connected_at if call.connected_at is not None else now
     timer = _duration(now - started)
     if call.held:
@@ -154,7 +154,7 @@ def _in_call(state: PhoneState, call: Call, now: float) -> Screen:
     return Screen(status=timer, title=title, lines=tuple(lines[-3:]))
 
 
-def _mismatch(call: Call) -> Screen:
+def _mismatch(call: CallView) -> Screen:
     if call.sas:
         return Screen(
             alert=True, title="SECRET MISMATCH", big=call.sas, lines=("Verify SAS aloud, # = OK",)
@@ -166,7 +166,7 @@ def _mismatch(call: Call) -> Screen:
     )
 
 
-def _peer_lines(call: Call) -> tuple[str, ...]:
+def _peer_lines(call: CallView) -> tuple[str, ...]:
     if call.name and call.name != call.number:
         return (call.name, call.number)
     return (call.number,)

@@ -27,8 +27,8 @@ from pidphone.sdp import SessionDescription
 from pidphone.sip import events as sip
 from pidphone.sip.agent import UserAgent
 
-from .call import (
-    Call,
+from .call import Call, CallSettings
+from .call_events import (
     CallConnected,
     CallEvent,
     CallFinished,
@@ -38,10 +38,9 @@ from .call import (
     CallPlaced,
     CallSecure,
     CallSecurityLost,
-    CallSettings,
 )
 from .call_state import CallState
-from .media import MediaStats
+from .media_events import MediaStats
 from .media_messages import (
     CloseMedia,
     MediaClosed,
@@ -55,7 +54,7 @@ from .media_messages import (
     SetHandset,
     WorkerEvent,
 )
-from .phone_events import RegistrationState
+from .phone_events import RegistrationChanged, RegistrationState
 from .signalling import LinkFailed, Signalling, SignallingEvent
 
 log = logging.getLogger(__name__)
@@ -87,24 +86,7 @@ class SwitchboardSettings:
     """Host[:port] appended to a dialled number that is not a SIP URI (else the AOR's)."""
 
 
-@dataclass(frozen=True)
-class RegistrationEvent:
-    """The registration changed (`state` as in `phone_events.RegistrationChanged`)."""
-
-    state: RegistrationState
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class LinkProblem:
-    """A TLS connection failed: `reason` in a word or two ("untrusted", "wrong host"...)."""
-
-    peer: Address
-    reason: str
-    detail: str
-
-
-SwitchboardEvent = CallEvent | RegistrationEvent | LinkProblem
+SwitchboardEvent = CallEvent | RegistrationChanged | LinkFailed
 EventSink = Callable[[SwitchboardEvent], None]
 MediaSender = Callable[[MediaCommand], None]
 
@@ -152,15 +134,15 @@ class Switchboard:
     def now(self) -> float:
         return self._loop.time()
 
-    async def start(self) -> RegistrationEvent:
+    async def start(self) -> RegistrationChanged:
         """Start signalling and register; the registration state to begin with ("disabled"
         or "registering": its outcome comes as an event)."""
         self._signalling = Signalling(self.agent, self._transport, on_event=self._on_sip)
         await self._signalling.start()
         if self.agent.config.registrar is None or not self.settings.register:
-            return RegistrationEvent("disabled")
+            return RegistrationChanged("disabled")
         self.signalling.register()
-        return RegistrationEvent("registering")
+        return RegistrationChanged("registering")
 
     async def stop(self) -> None:
         """Hang up every call and unregister."""
@@ -350,18 +332,18 @@ class Switchboard:
             self._pending_incoming[event.call_id] = event
             self._spawn(self._accept_incoming(event))
         elif isinstance(event, sip.Registered):
-            self._on_event(RegistrationEvent("registered"))
+            self._on_event(RegistrationChanged("registered"))
         elif isinstance(event, sip.RegistrationFailed):
             reason = f"{event.status or ''} {event.reason}".strip()
-            self._on_event(RegistrationEvent("failed", reason))
+            self._on_event(RegistrationChanged("failed", reason))
         elif isinstance(event, LinkFailed):
             if event.peer == self.agent.config.registrar:
                 state: RegistrationState = (
                     "no_network" if event.reason in NETWORK_REASONS else "tls_error"
                 )
-                self._on_event(RegistrationEvent(state, event.reason))
+                self._on_event(RegistrationChanged(state, event.reason))
             log.info("SIP link to %s:%d failed: %s (%s)", *event.peer, event.reason, event.detail)
-            self._on_event(LinkProblem(event.peer, event.reason, event.detail))
+            self._on_event(event)
         else:
             call_id = getattr(event, "call_id", None)
             if isinstance(call_id, str):
@@ -527,9 +509,9 @@ class Switchboard:
                 extra=fields,
             )
         elif isinstance(event, CallInsecure):
-            log.warning("call NOT SECURE: %s", event.reason, extra=fields)
+            log.warning("call NOT SECURE: %s", event.failure.reason, extra=fields)
         elif isinstance(event, CallSecurityLost):
-            log.warning("call security LOST, audio stopped: %s", event.reason, extra=fields)
+            log.warning("call security LOST, audio stopped: %s", event.lost.reason, extra=fields)
         elif isinstance(event, CallFinished):
             log.info("call ended: %s", event.reason, extra=fields)
 

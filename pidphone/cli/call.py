@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TextIO
 
 from pidphone import wiring
-from pidphone.app.call import (
-    Call,
+from pidphone.app.call import Call
+from pidphone.app.call_events import (
     CallConnected,
     CallEvent,
     CallFinished,
@@ -39,9 +39,10 @@ from pidphone.app.call import (
     CallSecurityLost,
 )
 from pidphone.app.call_state import CallState
-from pidphone.app.controller import ControllerEvent, MediaFault
-from pidphone.app.media import MediaStats
-from pidphone.app.switchboard import LinkProblem, RegistrationEvent
+from pidphone.app.controller import ControllerEvent
+from pidphone.app.media_events import MediaStats
+from pidphone.app.phone_events import MediaFault, RegistrationChanged
+from pidphone.app.signalling import LinkFailed
 from pidphone.audio.analysis import dominant_frequencies
 from pidphone.config import Config, load_config
 from pidphone.drivers.sim_audio import SimAudioDevices
@@ -161,10 +162,10 @@ class _Session:
         if self.phone.agent.config.registrar is None:
             return True
         event = await self.wait(
-            lambda e: isinstance(e, RegistrationEvent) and e.state != "registering",
+            lambda e: isinstance(e, RegistrationChanged) and e.state != "registering",
             REGISTER_TIMEOUT,
         )
-        return isinstance(event, RegistrationEvent) and event.state == "registered"
+        return isinstance(event, RegistrationChanged) and event.state == "registered"
 
     def _heard(self) -> list[bytes]:
         """The frames the simulated earpiece played so far (empty with real hardware)."""
@@ -200,16 +201,16 @@ class _Session:
             stats = call.stats
         events = [e for _, e in self.events if getattr(e, "call_id", "") == cid]
         fill_report(report, call, stats, events)
-        problems = [e for _, e in self.events if isinstance(e, LinkProblem)]
+        problems = [e for _, e in self.events if isinstance(e, LinkFailed)]
         if problems and not report.ok:
             report.reason += f" (TLS: {problems[-1].reason})"
 
 
 def describe(event: ControllerEvent) -> str:
     """The progress line for an event ("" when it needs none)."""
-    if isinstance(event, RegistrationEvent):
+    if isinstance(event, RegistrationChanged):
         return f"registration: {event.state}" + (f" ({event.reason})" if event.reason else "")
-    if isinstance(event, LinkProblem):
+    if isinstance(event, LinkFailed):
         return f"TLS connection to {event.peer[0]}:{event.peer[1]} failed: {event.reason}"
     if isinstance(event, CallIncoming):
         name = f'"{event.remote_name}" ' if event.remote_name else ""
@@ -226,14 +227,14 @@ def describe(event: ControllerEvent) -> str:
             f"{z.key_agreement} {z.cipher} {z.auth_tag} {z.hash}"
         )
     if isinstance(event, CallInsecure):
-        return f"NOT SECURE: {event.reason}"
+        return f"NOT SECURE: {event.failure.reason}"
     if isinstance(event, CallMismatch):
         return "WARNING: cached secret mismatch: possible man in the middle, verify the SAS"
     if isinstance(event, CallSecurityLost):
-        return f"security lost: {event.reason}"
+        return f"security lost: {event.lost.reason}"
     if isinstance(event, CallSecurityFailed):
-        code = f" (Error 0x{event.code:x})" if event.code else ""
-        return f"NOT SECURE, ending the call: {event.reason}{code}"
+        code = f" (Error 0x{event.failure.code:x})" if event.failure.code else ""
+        return f"NOT SECURE, ending the call: {event.failure.reason}{code}"
     if isinstance(event, CallFinished):
         return f"call ended: {event.reason}"
     if isinstance(event, MediaFault):
@@ -255,7 +256,7 @@ def fill_report(
     report.drops = dict(stats.drops)
     report.clear_packets_sent = stats.clear_packets_sent
     lost = [e for e in events if isinstance(e, CallSecurityLost)]
-    report.security_lost = lost[-1].reason if lost else ""
+    report.security_lost = lost[-1].lost.reason if lost else ""
     secured = call.secured
     connected = any(isinstance(e, CallConnected) for e in events)
     if secured is not None:

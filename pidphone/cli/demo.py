@@ -26,7 +26,8 @@ from typing import TextIO
 from PIL.Image import Resampling
 
 from pidphone import wiring
-from pidphone.app.call import Call, CallFinished, CallIncoming, CallSecure
+from pidphone.app.call import Call
+from pidphone.app.call_events import CallFinished, CallIncoming, CallSecure
 from pidphone.app.controller import Controller, ControllerEvent
 from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.draw import draw_screen

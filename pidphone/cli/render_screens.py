@@ -13,27 +13,30 @@ from pathlib import Path
 
 from PIL import Image
 
-from pidphone.app.screen import render
-from pidphone.app.state import (
-    CacheMismatch,
-    CallAnswered,
-    CallEnded,
-    CallNotSecure,
+from pidphone.app.call_events import (
+    CallConnected,
+    CallFinished,
+    CallIncoming,
+    CallInsecure,
+    CallMismatch,
     CallRinging,
     CallSecure,
-    IncomingCall,
-    OutgoingCall,
-    PhoneEvent,
-    PhoneSettings,
-    PhoneState,
-    RegistrationChanged,
-    SecurityFailed,
-    Tick,
-    initial_state,
-    reduce,
+    CallSecurityFailed,
 )
+from pidphone.app.media_events import MediaSecurityFailed
+from pidphone.app.phone_events import (
+    OutgoingCall,
+    PhoneSettings,
+    ReducerInput,
+    RegistrationChanged,
+    Tick,
+)
+from pidphone.app.phone_state import PhoneState, initial_state
+from pidphone.app.screen import render
+from pidphone.app.state import reduce
 from pidphone.drivers.draw import draw_screen
 from pidphone.ports import HookEvent, KeyEvent, Screen
+from pidphone.zrtp.events import Secured
 
 from .common import EXIT_OK
 
@@ -47,10 +50,29 @@ SETTINGS = PhoneSettings(
 )
 
 
-def _drive(state: PhoneState, *events: PhoneEvent) -> PhoneState:
+def _drive(state: PhoneState, *events: ReducerInput) -> PhoneState:
     for event in events:
         state, _ = reduce(state, event, now=state.now)
     return state
+
+
+def _secured(sas: str, scheme: str, *, verified: bool, cipher: str = "AES1") -> Secured:
+    return Secured(
+        sas=sas,
+        sas_scheme=scheme,
+        verified=verified,
+        cipher=cipher,
+        auth_tag="HS80",
+        key_agreement="X255",
+        hash="S256",
+        role="initiator",
+        peer_zid=bytes(12),
+        cache_mismatch=False,
+    )
+
+
+def _failed(reason: str, *, fatal: bool) -> MediaSecurityFailed:
+    return MediaSecurityFailed(reason, None, fatal=fatal, peer_without_zrtp=True)
 
 
 def sample_states() -> dict[str, tuple[PhoneState, float]]:
@@ -59,9 +81,13 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
     registered = _drive(base, RegistrationChanged("registered"))
     dialing = _drive(registered, HookEvent(off_hook=True))
     calling = _drive(dialing, KeyEvent("speed1"), OutgoingCall("c1", "+41446681800"))
-    in_call = _drive(calling, CallRinging("c1"), CallAnswered("c1"))
-    incoming = _drive(registered, IncomingCall("c2", "Bob Example", "+15551234567"))
-    secure = _drive(in_call, CallSecure("c1", "4jw5", "B32", verified=False, cipher="AES1"))
+    in_call = _drive(calling, CallRinging("c1"), CallConnected("c1"))
+    incoming = _drive(
+        registered, CallIncoming("c2", remote_uri="+15551234567", remote_name="Bob Example")
+    )
+    secure = _drive(
+        in_call, CallSecure("c1", _secured("4jw5", "B32", verified=False, cipher="AES1"))
+    )
     later = START + 83
     return {
         "idle_registered": (registered, START),
@@ -81,18 +107,26 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
         "securing": (in_call, START + 2),
         "secure_b32": (secure, later),
         "secure_b256_verified": (
-            _drive(in_call, CallSecure("c1", "aardvark bifocals", "B256", verified=True)),
+            _drive(in_call, CallSecure("c1", _secured("aardvark bifocals", "B256", verified=True))),
             later,
         ),
-        "not_secure": (_drive(in_call, CallNotSecure("c1", "peer has no ZRTP")), later),
-        "mismatch": (_drive(secure, CacheMismatch("c1")), later),
-        "security_failed": (_drive(in_call, SecurityFailed("c1", "no ZRTP Hello")), later),
+        "not_secure": (
+            _drive(in_call, CallInsecure("c1", _failed("peer has no ZRTP", fatal=False))),
+            later,
+        ),
+        "mismatch": (_drive(secure, CallMismatch("c1")), later),
+        "security_failed": (
+            _drive(in_call, CallSecurityFailed("c1", _failed("no ZRTP Hello", fatal=True))),
+            later,
+        ),
         "hold": (_drive(secure, KeyEvent("hold"), KeyEvent("mute")), later),
         "call_waiting": (
-            _drive(secure, IncomingCall("c2", "Bob Example", "+15551234567")),
+            _drive(
+                secure, CallIncoming("c2", remote_uri="+15551234567", remote_name="Bob Example")
+            ),
             later,
         ),
-        "busy": (_drive(calling, CallEnded("c1", "Busy Here", status=486)), START),
+        "busy": (_drive(calling, CallFinished("c1", "Busy Here", by_peer=True, status=486)), START),
     }
 
 

@@ -1,0 +1,198 @@
+"""How the phone takes what its calls report: the reducer's half for the call layer's events.
+
+The calls' events (pidphone.app.call_events) come here as the calls reported them, and so do
+the two answers to the reducer's own `PlaceCall` (`OutgoingCall`, `OutgoingCallFailed`). A
+fact names its call by id; it changes whichever of the phone's two calls has that id, and
+facts about a call the phone does not show change nothing, with two exceptions: the first
+word about an unknown call while an outgoing call still waits for its id is about that call
+(the switchboard reports ids in order), and a call the user gave up before its id came is
+hung up as soon as it is named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .call_events import (
+    CallConnected,
+    CallDtmf,
+    CallEvent,
+    CallFinished,
+    CallHeld,
+    CallIncoming,
+    CallInsecure,
+    CallMismatch,
+    CallPlaced,
+    CallRinging,
+    CallSecure,
+    CallSecurityFailed,
+    CallSecurityLost,
+    CallVerified,
+)
+from .call_state import CallState, Security
+from .phone_events import (
+    Hangup,
+    OutgoingCall,
+    OutgoingCallFailed,
+    PhoneSettings,
+    Reject,
+    ToneKind,
+)
+from .phone_state import CallView, PhoneState, Result, promote, show_ended
+
+BUSY_STATUSES = frozenset({486, 600})
+
+CallFact = CallEvent | OutgoingCall | OutgoingCallFailed
+CallUpdate = (
+    CallRinging
+    | CallConnected
+    | CallSecure
+    | CallInsecure
+    | CallSecurityFailed
+    | CallSecurityLost
+    | CallMismatch
+    | CallHeld
+    | CallDtmf
+)
+"""The events that change one of the calls on the screen."""
+
+
+def call_fact(state: PhoneState, fact: CallFact) -> Result:
+    """The phone after one of its calls reported `fact`."""
+    if isinstance(fact, CallPlaced | CallVerified):
+        return state, []  # the reducer asked for both: `OutgoingCall` and its own key press
+    if isinstance(fact, CallIncoming):
+        return _incoming(state, fact)
+    if isinstance(fact, OutgoingCallFailed):
+        return _not_placed(state, fact)
+    if state.call is not None and state.call.call_id is None and _unknown(state, fact.call_id):
+        # The first word from the switchboard about the call we placed carries its id.
+        state = replace(state, call=replace(state.call, call_id=fact.call_id))
+    elif state.cancel_outgoing and _unknown(state, fact.call_id):
+        state = replace(state, cancel_outgoing=False)
+        if not isinstance(fact, CallFinished):
+            return state, [Hangup(fact.call_id)]
+        return state, []
+    if isinstance(fact, OutgoingCall):
+        return state, []
+    if isinstance(fact, CallFinished):
+        return _call_ended(state, fact)
+    if isinstance(fact, CallUpdate):
+        return _update_call(state, fact), []
+    return state, []
+
+
+def _unknown(state: PhoneState, call_id: str) -> bool:
+    return all(c is None or c.call_id != call_id for c in (state.call, state.other))
+
+
+def _incoming(state: PhoneState, fact: CallIncoming) -> Result:
+    if not _unknown(state, fact.call_id):
+        return state, []
+    if state.dnd or (state.call is not None and state.other is not None):
+        return state, [Reject(fact.call_id)]
+    new = CallView(
+        call_id=fact.call_id,
+        number=fact.remote_uri,
+        name=fact.remote_name,
+        phase=CallState.INCOMING,
+    )
+    state = replace(state, last_input=state.now)
+    if state.call is None:
+        return replace(
+            state, call=new, dialing=False, digits="", digit_deadline=None, notice=""
+        ), []
+    return replace(state, other=new), []
+
+
+def _not_placed(state: PhoneState, fact: OutgoingCallFailed) -> Result:
+    """The call the user dialled never started: say why, unless another call moves up."""
+    call = state.call
+    if call is not None and call.call_id is None:
+        state = replace(state, call=None)
+        if state.other is not None:
+            return promote(state), []
+        return show_ended(state, fact.reason or "Call ended", None), []
+    if state.cancel_outgoing:
+        return replace(state, cancel_outgoing=False), []
+    return state, []
+
+
+def _call_ended(state: PhoneState, fact: CallFinished) -> Result:
+    call, other = state.call, state.other
+    if other is not None and other.call_id == fact.call_id:
+        return replace(state, other=None), []
+    if call is None or call.call_id != fact.call_id:
+        return state, []
+    state = replace(state, call=None)
+    if other is not None:
+        return promote(state), []
+    return show_ended(state, *_end_notice(call, fact)), []
+
+
+def _end_notice(call: CallView, fact: CallFinished) -> tuple[str, ToneKind | None]:
+    """What the user reads and hears when the handset's only call ends."""
+    status = fact.status or 0
+    if call.phase == CallState.INCOMING:
+        return f"Missed: {call.peer}", None
+    if call.security == Security.FAILED:
+        return f"Security failed: {call.security_note}", "congestion"
+    if call.security == Security.LOST:
+        return "Security lost: call ended", None
+    if status in BUSY_STATUSES:
+        return "Busy", "busy"
+    if status >= 400:
+        return f"Call failed: {fact.reason or status}", "congestion"
+    return fact.reason or "Call ended", None
+
+
+def _update_call(state: PhoneState, fact: CallUpdate) -> PhoneState:
+    """Apply a fact about one call to whichever of the two calls it names."""
+    call, other = state.call, state.other
+    if call is not None and call.call_id == fact.call_id:
+        updated, wake = _apply(call, fact, state.now, state.settings)
+        state = replace(state, call=updated)
+    elif other is not None and other.call_id == fact.call_id:
+        updated, wake = _apply(other, fact, state.now, state.settings)
+        state = replace(state, other=updated)
+    else:
+        return state
+    return replace(state, last_input=state.now) if wake else state
+
+
+def _apply(
+    call: CallView, fact: CallUpdate, now: float, settings: PhoneSettings
+) -> tuple[CallView, bool]:
+    """The call after `fact`, and whether the user should look at the display now."""
+    if isinstance(fact, CallRinging):
+        if call.phase == CallState.CALLING:
+            return replace(call, phase=CallState.ALERTING), False
+        return call, False
+    if isinstance(fact, CallConnected):
+        if call.phase == CallState.CONNECTED:
+            return call, False
+        return replace(call, phase=CallState.CONNECTED, connected_at=now), True
+    if isinstance(fact, CallSecure):
+        secure = replace(
+            call,
+            security=Security.SECURE,
+            secured=fact.secured,
+            verified=fact.secured.verified,
+            security_note="",
+            lost_deadline=None,
+        )
+        return secure, True
+    if isinstance(fact, CallInsecure):
+        return replace(call, security=Security.INSECURE, security_note=fact.failure.reason), True
+    if isinstance(fact, CallSecurityFailed):
+        return replace(call, security=Security.FAILED, security_note=fact.failure.reason), True
+    if isinstance(fact, CallSecurityLost):
+        deadline = now + settings.security_lost_timeout
+        return replace(
+            call, security=Security.LOST, security_note=fact.lost.reason, lost_deadline=deadline
+        ), True
+    if isinstance(fact, CallMismatch):
+        return replace(call, mismatch=True, verified=False), True
+    if isinstance(fact, CallHeld):
+        return replace(call, held=fact.local_hold, held_by_peer=fact.remote_hold), False
+    return call, False  # CallDtmf: nothing to show

@@ -1,0 +1,111 @@
+"""What a media session reports: its events, one frozen dataclass per fact, and its counters.
+
+The session (pidphone.app.media) queues the events for `next_event()`; the media worker posts
+them to the loop inside `MediaUpdate`, and the call (pidphone.app.call) turns each into a call
+event that carries it. `MediaSecured` carries ZRTP's own `Secured`: nothing of it is copied.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from pidphone.ports import Address
+from pidphone.zrtp.events import Secured
+
+DROP_REASONS = (
+    "oversize",
+    "garbage",
+    "zrtp_source",
+    "srtp_auth",
+    "srtp_replay",
+    "srtp_short",
+    "srtcp_auth",
+    "srtcp_replay",
+    "srtcp_short",
+    "rtp_unkeyed",
+    "rtcp_unkeyed",
+    "rtp_malformed",
+    "rtp_payload_type",
+    "stun",
+)
+"""Keys of `MediaStats.drops` besides "zrtp_<reason>" (`pidphone.zrtp.session.DropReason`):
+oversize: over `media.MAX_DATAGRAM`; garbage: no known protocol (RFC 7983); zrtp_source: ZRTP
+from another address than the peer's once the call has been secure; srtp_*/srtcp_*: failed
+authentication, replayed, or too short; rtp_unkeyed/rtcp_unkeyed: RTP/RTCP while there is no
+key to check it and the call is not in clear; rtp_malformed: SRTP that authenticated around a
+bad RTP header; rtp_payload_type: a payload type not negotiated; stun: a STUN message that is
+not a plain binding request."""
+
+
+@dataclass(frozen=True)
+class MediaEvent:
+    """Base of what the media session reports."""
+
+
+@dataclass(frozen=True)
+class MediaSecured(MediaEvent):
+    """ZRTP finished: audio now goes out and comes in only as SRTP. `secured` is the ZRTP
+    session's own event (SAS, algorithms, the peer's ZID)."""
+
+    secured: Secured
+
+
+@dataclass(frozen=True)
+class MediaSecretMismatch(MediaEvent):
+    """The peer's retained secret did not match ours: possible man in the middle (§4.6.1.1)."""
+
+
+@dataclass(frozen=True)
+class MediaSecurityFailed(MediaEvent):
+    """ZRTP did not secure the call; `fatal` under the require policy: the call must end."""
+
+    reason: str
+    code: int | None
+    fatal: bool
+    peer_without_zrtp: bool
+
+
+@dataclass(frozen=True)
+class MediaSecurityLost(MediaEvent):
+    """A call that was secure lost its security for an authenticated reason; audio has
+    stopped both ways and never comes back in clear (only a new exchange can restore it)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class MediaDtmf(MediaEvent):
+    """The peer pressed a key (RFC 4733 telephone-event)."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class MediaPeerMoved(MediaEvent):
+    """Symmetric RTP latched onto a new peer address (RFC 4961)."""
+
+    address: Address
+
+
+@dataclass
+class MediaStats:
+    """Counters for the call report and the screen."""
+
+    packets_sent: int = 0
+    packets_received: int = 0
+    packets_lost: int = 0
+    clear_packets_sent: int = 0
+    """RTP packets sent without SRTP (only under "prefer" after a failure)."""
+    frames_withheld: int = 0
+    """Captured frames not sent: not secured yet, on hold, or no peer address."""
+    dropped: int = 0
+    """Datagrams dropped, whatever the reason (the sum of `drops`)."""
+    drops: Counter[str] = field(default_factory=Counter)
+    """Datagrams dropped, by reason: `DROP_REASONS` and "zrtp_<reason>"."""
+    zrtp_sent: int = 0
+    zrtp_received: int = 0
+    rtcp_sent: int = 0
+    rtcp_received: int = 0
+    jitter: float = 0.0
+    """Interarrival jitter in seconds (RFC 3550 A.8)."""

@@ -1,0 +1,130 @@
+"""What the phone remembers between two events: `PhoneState` and the calls it shows.
+
+The reducer (pidphone.app.state, with pidphone.app.call_facts for the calls' events) makes
+each new state from the last; the screen (pidphone.app.screen) is drawn from it. Nothing here
+changes a state in place: every field is frozen, `replace` makes the next one. The two
+transitions both halves of the reducer need, a call ending and the second call moving up,
+live here with the state they change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from pidphone.zrtp.events import Secured
+
+from .call_state import CallState, Security
+from .phone_events import Command, PhoneSettings, RegistrationState, ToneKind
+
+
+@dataclass(frozen=True)
+class CallView:
+    """One call as the user sees it."""
+
+    call_id: str | None
+    """The call's id; None for an outgoing call until the switchboard reports it."""
+    number: str
+    name: str = ""
+    outgoing: bool = False
+    phase: CallState = CallState.CALLING
+    connected_at: float | None = None
+    held: bool = False
+    """We put it on hold."""
+    held_by_peer: bool = False
+    security: Security = Security.NEGOTIATING
+    secured: Secured | None = None
+    """ZRTP's result, as the call reported it (the SAS and its scheme, the algorithms)."""
+    verified: bool = False
+    """The SAS counts as verified: the cache said so when ZRTP finished, or the user confirmed
+    it since; a cached-secret mismatch clears it."""
+    security_note: str = ""
+    """Why the call is not secure (the media's reason), when it is not."""
+    mismatch: bool = False
+    """The cached-secret mismatch warning is shown until acknowledged."""
+    lost_deadline: float | None = None
+    """While the SECURITY LOST warning is up: when the call ends unless the user keeps it."""
+    dtmf: str = ""
+    """The last DTMF digits sent in this call."""
+
+    @property
+    def peer(self) -> str:
+        """Who the user is talking to: the display name, else the number."""
+        return self.name or self.number
+
+    @property
+    def sas(self) -> str:
+        """The short authentication string to read aloud ("" before ZRTP finished): four
+        characters for "B32", two PGP words for "B256"."""
+        return "" if self.secured is None else self.secured.sas
+
+
+@dataclass(frozen=True)
+class PhoneState:
+    """Everything the phone remembers; `reduce` makes the next one."""
+
+    settings: PhoneSettings
+    now: float = 0.0
+    clock: str = ""
+    registration: RegistrationState = "registering"
+    registration_reason: str = ""
+    off_hook: bool = False
+    dnd: bool = False
+    muted: bool = False
+    volume: int = 70
+    dialing: bool = False
+    """Collecting digits (handset lifted, or a digit typed on hook to dial before lifting)."""
+    digits: str = ""
+    digit_deadline: float | None = None
+    call: CallView | None = None
+    other: CallView | None = None
+    last_number: str = ""
+    notice: str = ""
+    """After a call: why it ended. Stays while the handset is up, for notice_time on hook."""
+    notice_until: float | None = None
+    end_tone: ToneKind | None = None
+    """The tone after a failed call while the handset is still up (busy, congestion)."""
+    cancel_outgoing: bool = False
+    """The user gave up on an outgoing call before the switchboard told its id."""
+    tone: ToneKind | None = None
+    ringing: bool = False
+    last_input: float = 0.0
+    """When the user last did something (or a call needed attention): display power."""
+
+
+Result = tuple[PhoneState, list[Command]]
+"""A new state and the commands that come with it."""
+
+
+def initial_state(settings: PhoneSettings, now: float = 0.0, off_hook: bool = False) -> PhoneState:
+    """The phone at start-up; `off_hook` is the hook switch read from the keypad driver."""
+    return PhoneState(
+        settings=settings,
+        now=now,
+        volume=settings.volume,
+        last_input=now,
+        off_hook=off_hook,
+        dialing=off_hook,
+        notice=settings.notice,
+    )
+
+
+def promote(state: PhoneState) -> PhoneState:
+    """With the handset's call gone, the second call (waiting or held) takes its place."""
+    if state.call is not None or state.other is None:
+        return state
+    return replace(state, call=state.other, other=None, last_input=state.now)
+
+
+def show_ended(state: PhoneState, notice: str, tone: ToneKind | None) -> PhoneState:
+    """The handset's only call is over: say why (and play `tone` while the handset is up)."""
+    until = None if state.off_hook else state.now + state.settings.notice_time
+    return replace(
+        state,
+        notice=notice,
+        notice_until=until,
+        end_tone=tone,
+        dialing=False,
+        digits="",
+        digit_deadline=None,
+        last_input=state.now,
+    )
