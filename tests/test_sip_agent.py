@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from pidphone.errors import LocalProtocolError
 from pidphone.sip import Request, Response, parse_message
 from pidphone.sip import events as ev
-from pidphone.sip.agent import AgentConfig, UserAgent
-from pidphone.sip.auth import Challenge, digest_response, parse_authorization
+from pidphone.sip.agent import AgentConfig, Transport, UserAgent
+from pidphone.sip.auth import Challenge, DigestCredentials, digest_response, parse_authorization
 from pidphone.sip.framing import Frame, StreamFramer
 from pidphone.sip.message import reason_phrase
 
@@ -369,7 +369,7 @@ def test_connection_loss_reregisters() -> None:
 
 def test_keepalive_ping_is_answered() -> None:
     net = Network()
-    alice = make_agent("sip:alice@127.0.0.1", 1, transport="tls")
+    alice = make_agent("sip:alice@127.0.0.1", 1, transport=Transport.TLS)
     bob = make_agent("sip:bob@127.0.0.1", 2)
     net.add(ALICE_ADDR, alice)
     net.add(BOB_ADDR, bob)
@@ -736,10 +736,22 @@ def test_garbage_never_raises() -> None:
     events(bob)
 
 
+def reachable(root: object, depth: int = 4) -> list[object]:
+    """Every object `root` holds through its attributes, `depth` levels down."""
+    found: list[object] = []
+    level = [root]
+    for _ in range(depth):
+        level = [v for obj in level for v in getattr(obj, "__dict__", {}).values()]
+        found += level
+    return found
+
+
 def test_agent_config_hides_the_password() -> None:
     config = AgentConfig(aor="sip:alice@example.org", password="s3cret")
     assert "s3cret" not in repr(config)
-    assert "s3cret" not in repr(UserAgent(config).__dict__.get("_credentials"))
+    held = {id(o): o for o in reachable(UserAgent(config)) if isinstance(o, DigestCredentials)}
+    (credentials,) = held.values()
+    assert "s3cret" not in repr(credentials)
 
 
 # ------------------------------------------------------------------ fuzzing the agent

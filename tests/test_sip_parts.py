@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from pidphone.errors import LocalProtocolError
 from pidphone.sip import (
     Frame,
-    Ping,
-    Pong,
+    KeepAlivePing,
+    KeepAlivePong,
     Request,
     Response,
     SipParseError,
@@ -20,6 +20,8 @@ from pidphone.sip import (
 )
 from pidphone.sip.auth import Challenge, DigestCredentials, best_challenge, digest_response
 from pidphone.sip.dialog import Dialog
+from pidphone.sip.invite_usage import OVER, CallInput, InviteState, InviteUsage, Role
+from pidphone.sip.invite_usage import TRANSITIONS as CALL_TRANSITIONS
 from pidphone.sip.registration import refresh_delay
 from pidphone.sip.transaction import TRANSITIONS, Input, Kind, State, Transaction
 
@@ -44,11 +46,11 @@ def drain(framer: StreamFramer) -> list[object]:
 def test_framing_with_keepalives_between_messages() -> None:
     framer = StreamFramer()
     framer.feed(b"\r\n\r\n" + MSG + b"\r\n" + MSG + b"\r\n")
-    assert drain(framer) == [Ping(), Frame(MSG), Frame(MSG)]  # a stray CRLF is skipped
+    assert drain(framer) == [KeepAlivePing(), Frame(MSG), Frame(MSG)]  # a stray CRLF is skipped
     assert framer.buffered == 2  # a lone CRLF may be half a ping
     framer.ping_sent()
     framer.feed(MSG)
-    assert drain(framer) == [Pong(), Frame(MSG)]
+    assert drain(framer) == [KeepAlivePong(), Frame(MSG)]
     assert framer.buffered == 0
 
 
@@ -65,7 +67,7 @@ def test_framing_survives_any_split(cuts: list[int]) -> None:
         items += drain(framer)
     framer.feed(stream[pos:])
     items += drain(framer)
-    assert items == [Frame(MSG), Ping(), Frame(MSG), Frame(MSG)]
+    assert items == [Frame(MSG), KeepAlivePing(), Frame(MSG), Frame(MSG)]
 
 
 def test_framing_cap_and_bad_length() -> None:
@@ -184,6 +186,40 @@ def test_every_kind_can_reach_terminated() -> None:
         assert any(TRANSITIONS[(k, s, i)] is State.TERMINATED
                    for (k, s, i) in TRANSITIONS if k is kind)  # fmt: skip
         assert states
+
+
+# ------------------------------------------------------------------ a call's state table
+
+
+def test_every_call_state_is_reached_and_every_call_can_end() -> None:
+    """From a new call (ours: CALLING, the peer's: INCOMING) the table reaches every state,
+    and from every state some input leads to ENDED."""
+    reached = {InviteState.CALLING, InviteState.INCOMING}
+    while True:
+        more = {new for (state, _), new in CALL_TRANSITIONS.items() if state in reached}
+        if more <= reached:
+            break
+        reached |= more
+    assert reached == set(InviteState)
+    for state in InviteState:
+        ends = {CALL_TRANSITIONS.get((state, i)) for i in CallInput} - {None}
+        assert InviteState.ENDED in ends, state
+
+
+def test_a_call_the_app_was_told_ended_never_comes_back() -> None:
+    for (state, event), new in CALL_TRANSITIONS.items():
+        if state in OVER:
+            assert new in OVER, (state, event)
+
+
+def test_an_input_the_state_does_not_take_is_our_own_mistake() -> None:
+    call = InviteUsage("c1", Role.UAS, ("127.0.0.1", 5061), InviteState.INCOMING, invite(), "t")
+    assert not call.can(CallInput.ACK)
+    with pytest.raises(LocalProtocolError):
+        call.apply(CallInput.ACK)
+    assert call.state is InviteState.INCOMING
+    assert call.apply(CallInput.ANSWER) is InviteState.ANSWERED
+    assert call.apply(CallInput.HANGUP) is InviteState.BYE_DUE and call.over
 
 
 def invite() -> Request:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from pidphone.errors import RemoteProtocolError
 from pidphone.sip.message import Request, Response
+from pidphone.sip.methods import Method
 from pidphone.sip.uri import NameAddr, Uri
 
 
@@ -74,7 +75,7 @@ class Dialog:
     def accept_remote_seq(self, seq: int, method: str) -> bool:
         """§12.2.2: a request with a lower CSeq than the last is out of order (answer 500).
         ACK and CANCEL reuse the INVITE's number."""
-        if method in ("ACK", "CANCEL"):
+        if method in (Method.ACK, Method.CANCEL):
             return True
         if self.remote_seq is not None and seq <= self.remote_seq:
             return False

@@ -1,11 +1,28 @@
 """What the SIP user agent reports: one frozen dataclass per fact, under `SipEvent`.
 
 Each call event carries the call's Call-ID, the handle the app uses in `UserAgent` calls.
+Reasons are for people: `readable_reason` words a final status as the screen shows it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from pidphone.sip.message import reason_phrase
+
+READABLE_REASONS = {
+    408: "Request timeout",
+    480: "Temporarily Unavailable",
+    486: "Busy Here",
+    487: "Cancelled",
+    600: "Busy Everywhere",
+    603: "Declined",
+}
+
+
+def readable_reason(status: int, phrase: str) -> str:
+    """A final status as the screen shows it: our words, else the peer's phrase, else §21's."""
+    return READABLE_REASONS.get(status) or phrase or reason_phrase(status)
 
 
 @dataclass(frozen=True)

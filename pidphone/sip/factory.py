@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pidphone.sip.agent_config import Transport
 from pidphone.sip.grammar import Params
 from pidphone.sip.headers import Via, split_list
 from pidphone.sip.message import Header, Request, Response, reason_phrase
+from pidphone.sip.methods import Method
 from pidphone.sip.uri import NameAddr, Uri
 
 Address = tuple[str, int]
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
 SUPPORTED = "outbound"
 MAX_FORWARDS = "70"
 
@@ -24,8 +25,8 @@ MAX_FORWARDS = "70"
 class MessageFactory:
     aor: Uri
     display_name: str
-    transport: str
-    """"tls" or "tcp": the Via transport and the Contact's `;transport=` for sip: URIs."""
+    transport: Transport
+    """The Via transport and the Contact's `;transport=` for sip: URIs."""
     user_agent: str
     instance: str
     """The `+sip.instance` URN of this device (RFC 5626 §4.1)."""
@@ -39,13 +40,17 @@ class MessageFactory:
     def contact_uri(self, local: Address, *, ob: bool) -> Uri:
         params: list[tuple[str, str | None]] = []
         if self.aor.scheme == "sip":
-            params.append(("transport", self.transport))
+            params.append(("transport", self.transport.value))
         if ob:
             params.append(("ob", None))
         return Uri(
             scheme=self.aor.scheme, user=self.aor.user, host=bracket(local[0]), port=local[1],
             params=tuple(params),
         )  # fmt: skip
+
+    def direct_contact(self, local: Address) -> NameAddr:
+        """The Contact of a call made straight to another phone: no `;ob`, no proxy."""
+        return NameAddr(uri=self.contact_uri(local, ob=False))
 
     def dialog_contact(self, local: Address) -> NameAddr:
         """The Contact of INVITEs and their answers; `;ob` when we use an outbound proxy."""
@@ -62,7 +67,7 @@ class MessageFactory:
             return []
         params: Params = (("lr", None),)
         if self.aor.scheme == "sip":
-            params = (("transport", self.transport), ("lr", None))
+            params = (("transport", self.transport.value), ("lr", None))
         uri = Uri(scheme=self.aor.scheme, host=bracket(proxy[0]), port=proxy[1], params=params)
         return [NameAddr(uri=uri)]
 
@@ -85,7 +90,7 @@ class MessageFactory:
     ) -> Request:
         """A new request (§8.1.1) sent from `local`; `extra` follows the standard headers."""
         via = Via(
-            transport=self.transport.upper(),
+            transport=self.transport.value.upper(),
             host=bracket(local[0]),
             port=local[1],
             params=(("branch", branch), ("rport", None)),
@@ -109,7 +114,7 @@ class MessageFactory:
         headers: list[Header] = [("Via", str(invite.vias[0]))]
         headers += [(n, v) for n, v in invite.headers if n in ("From", "To", "Call-ID", "Route")]
         headers += [("CSeq", f"{invite.cseq.seq} CANCEL"), ("Max-Forwards", MAX_FORWARDS)]
-        return Request(method="CANCEL", uri=invite.uri, headers=tuple(headers))
+        return Request(method=Method.CANCEL, uri=invite.uri, headers=tuple(headers))
 
     @staticmethod
     def ack_for_failure(invite: Request, resp: Response) -> Request:
@@ -119,7 +124,7 @@ class MessageFactory:
         headers += [(n, v) for n, v in invite.headers if n in ("From", "Call-ID", "Route")]
         headers.append(("To", resp.header("To") or ""))
         headers += [("CSeq", f"{invite.cseq.seq} ACK"), ("Max-Forwards", MAX_FORWARDS)]
-        return Request(method="ACK", uri=invite.uri, headers=tuple(headers))
+        return Request(method=Method.ACK, uri=invite.uri, headers=tuple(headers))
 
     # ------------------------------------------------------------------ responses
 
@@ -151,7 +156,7 @@ class MessageFactory:
                     value = f"{value};tag={to_tag}"
                 headers.append((name, value))
             elif name in ("From", "Call-ID", "CSeq") or (
-                name == "Record-Route" and req.method == "INVITE" and 100 < status < 300
+                name == "Record-Route" and req.method == Method.INVITE and 100 < status < 300
             ):
                 headers.append((name, value))
         if contact_from is not None:

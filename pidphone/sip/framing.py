@@ -3,8 +3,9 @@
 
 On a stream, Content-Length says where a message ends. The framer hands out each whole message
 as bytes (parsing is the caller's job, so a malformed but framed request can still be answered),
-a `Ping` for a CRLFCRLF keep-alive (answer it with `PONG`) or a `Pong` for the lone CRLF
-that answers our own ping (`ping_sent`); other stray CRLFs between messages are skipped. The
+a `KeepAlivePing` for a CRLFCRLF keep-alive (answer it with `PONG`) or a `KeepAlivePong` for
+the lone CRLF that answers our own ping (`ping_sent`); other stray CRLFs between messages are
+skipped. The
 buffer has a cap: a message that does not fit, or a head that cannot be framed, raises
 SipParseError and the connection must be closed — there is no way to find the next message.
 """
@@ -24,12 +25,12 @@ _CONTENT_LENGTH_NAMES = (b"content-length", b"l")
 
 
 @dataclass(frozen=True)
-class Ping:
+class KeepAlivePing:
     """The peer sent a CRLFCRLF keep-alive; it expects `PONG` back."""
 
 
 @dataclass(frozen=True)
-class Pong:
+class KeepAlivePong:
     """The peer answered our keep-alive."""
 
 
@@ -40,7 +41,7 @@ class Frame:
     data: bytes
 
 
-StreamItem = Frame | Ping | Pong
+StreamItem = Frame | KeepAlivePing | KeepAlivePong
 
 
 class StreamFramer:
@@ -77,11 +78,11 @@ class StreamFramer:
             self._scanned = 0
             if buf.startswith(PING):
                 del buf[:4]
-                return Ping()
+                return KeepAlivePing()
             if self._awaiting_pong and buf[2:3] != b"\r":
                 self._awaiting_pong = False
                 del buf[:2]
-                return Pong()
+                return KeepAlivePong()
             if len(buf) < 4 and b"\r\n\r\n".startswith(bytes(buf)):
                 return None  # perhaps a ping still arriving
             del buf[:2]  # a stray CRLF before a message (§7.5): ignored

@@ -15,6 +15,7 @@ from functools import cached_property
 from pidphone.sip.errors import SipParseError
 from pidphone.sip.grammar import is_token, parse_number
 from pidphone.sip.headers import LIST_HEADERS, CSeq, Via, canonical_name, split_list
+from pidphone.sip.methods import Method
 from pidphone.sip.uri import NameAddr, Uri
 
 Header = tuple[str, str]
@@ -330,7 +331,7 @@ def salvage_error_response(data: bytes, status: int, to_tag: str) -> Response | 
     except SipParseError:
         return None
     method = start.split(" ", 1)[0]
-    if start.startswith("SIP/") or method == "ACK" or not is_token(method):
+    if start.startswith("SIP/") or method == Method.ACK or not is_token(method):
         return None
     copied: list[Header] = []
     for name in COPIED_HEADERS:

@@ -1,0 +1,218 @@
+"""The caller's side of a call (RFC 3261 §13.2, §9.1, §22.3 for the registrar's challenge).
+
+`invite` -> `CallProgress`* -> `CallAnswered` (the ACK already queued) or `CallEnded`. A call
+goes through the registrar (the outbound proxy), or straight to the called host when the
+target names another phone's own listener (`calls_direct`). A hang-up before the answer sends
+a CANCEL, at once if a provisional response came, else when the first one does; a 2xx that
+crosses it is ACKed and ended with a BYE. A registrar's 401/407 is answered with the
+account's credentials (at most twice); anyone else's ends the call with the reason. A 3xx ends
+the call naming where it points (we do not follow redirects).
+"""
+
+from __future__ import annotations
+
+from pidphone.errors import LocalProtocolError
+from pidphone.sip import events as ev
+from pidphone.sip.account_auth import AUTH_FAILED, MAX_AUTH_ATTEMPTS
+from pidphone.sip.dialog import Dialog
+from pidphone.sip.errors import SipParseError
+from pidphone.sip.events import readable_reason
+from pidphone.sip.flows import WaitingSend
+from pidphone.sip.in_dialog import dialog_request, send_bye, session_headers
+from pidphone.sip.invite_usage import CallInput, InviteState, InviteUsage, InviteUsages, Role
+from pidphone.sip.message import Header, Request, Response
+from pidphone.sip.methods import Method
+from pidphone.sip.stack import SipStack
+from pidphone.sip.transaction_layer import Cancelling, Inviting, NoResponse
+from pidphone.sip.uri import NameAddr, Uri, format_host
+
+Address = tuple[str, int]
+
+
+class InviteClient:
+    """Outgoing calls until they are confirmed (module docstring)."""
+
+    def __init__(self, stack: SipStack, calls: InviteUsages) -> None:
+        self._stack = stack
+        self._calls = calls
+
+    # ------------------------------------------------------------------ API
+
+    def invite(self, target: str, sdp: bytes, now: float) -> str:
+        uri = self.target_uri(target)
+        direct = self.calls_direct(uri)
+        flow = self.next_hop(target)
+        stack = self._stack
+        call_id = stack.token(16)
+        tag = stack.token(8)
+        placeholder = Request(method=Method.INVITE, uri=uri)
+        call = InviteUsage(
+            call_id, Role.UAC, flow, InviteState.CALLING, placeholder, tag, direct=direct
+        )
+        self._calls.add(call)
+        to = NameAddr(uri=uri)
+
+        def send(when: float) -> None:
+            if call.state is InviteState.CALLING:
+                self._send_invite(call, to, uri, sdp, when)
+
+        def fail(why: NoResponse, when: float) -> None:
+            self._calls.end(
+                call, CallInput.REFUSED, why.status, why.reason, by_peer=False, now=when
+            )
+
+        stack.flows.when_connected(flow, WaitingSend(send, fail), now)
+        return call_id
+
+    def next_hop(self, target: str) -> Address:
+        """Where an INVITE to `target` goes first: the registrar, or the called host."""
+        uri = self.target_uri(target)
+        registrar = self._stack.config.registrar
+        if registrar is not None and not self.calls_direct(uri):
+            return registrar
+        return (uri.host.strip("[]"), self._default_port(uri))
+
+    def cancel(self, call: InviteUsage, now: float) -> None:
+        """Hung up before the final response: CANCEL now, or at the first provisional."""
+        self._calls.end(call, CallInput.HANGUP, None, "Cancelled", by_peer=False, now=now)
+        if call.state is InviteState.CANCELLED:
+            self._send_cancel(call, now)
+
+    # ------------------------------------------------------------------ our INVITE's outcome
+
+    def on_outcome(self, call: InviteUsage, resp: Response | NoResponse, now: float) -> None:
+        if isinstance(resp, NoResponse):
+            self._calls.end(
+                call, CallInput.REFUSED, resp.status, resp.reason, by_peer=False, now=now
+            )
+        elif resp.status < 200:
+            self._provisional(call, resp, now)
+        elif resp.status < 300:
+            self._accepted(call, resp, now)
+        elif call.over:  # the answer to our CANCEL (487), or a failure that crossed it
+            if call.can(CallInput.REFUSED):
+                call.apply(CallInput.REFUSED)
+        elif resp.status in (401, 407):
+            refused = self._retry_with_auth(call, resp, now)
+            if refused is not None:
+                self._calls.end(
+                    call, CallInput.REFUSED, resp.status, refused, by_peer=False, now=now
+                )
+        else:
+            text = readable_reason(resp.status, resp.reason)
+            if 300 <= resp.status < 400 and resp.contacts:
+                text += f" to {resp.contacts[0].uri}"  # we do not follow redirects
+            self._calls.end(call, CallInput.REFUSED, resp.status, text, by_peer=True, now=now)
+
+    def stray_response(self, resp: Response) -> None:
+        """A 2xx to INVITE retransmitted after its transaction ended: ACK it again
+        (§13.2.2.4)."""
+        call = self._calls.get(resp.call_id)
+        if resp.cseq.method != Method.INVITE or not 200 <= resp.status < 300 or call is None:
+            return
+        if call.last_ack is not None and call.last_ack.cseq.seq == resp.cseq.seq:
+            self._stack.send(call.flow, call.last_ack)
+
+    def _provisional(self, call: InviteUsage, resp: Response, now: float) -> None:
+        if not call.can(CallInput.PROVISIONAL):
+            return
+        before = call.state
+        call.apply(CallInput.PROVISIONAL)
+        if before is InviteState.CANCEL_DUE:
+            self._send_cancel(call, now)  # §9.1: from now on a CANCEL may be sent
+        elif resp.status > 100 and not call.over:
+            self._stack.report(
+                ev.CallProgress(call.call_id, resp.status, resp.reason, resp.body or None)
+            )
+
+    def _accepted(self, call: InviteUsage, resp: Response, now: float) -> None:
+        call.dialog = Dialog.as_uac(call.invite, resp)
+        ack = dialog_request(self._stack, call, Method.ACK, seq=resp.cseq.seq)
+        call.last_ack = ack
+        self._stack.send(call.flow, ack)
+        if call.over:  # the 200 crossed our CANCEL
+            if call.can(CallInput.ACCEPTED):
+                call.apply(CallInput.ACCEPTED)
+            send_bye(self._stack, call, now)
+            return
+        call.apply(CallInput.ACCEPTED)
+        self._stack.report(ev.CallAnswered(call.call_id, resp.body))
+
+    def _retry_with_auth(self, call: InviteUsage, resp: Response, now: float) -> str | None:
+        """Send the INVITE again with credentials; or say why not."""
+        refused = self._stack.auth.learn(call.invite, call.flow, resp)
+        if refused is not None:
+            return refused
+        self._stack.auth.wanted_on_everything()
+        call.auth_attempts += 1
+        if call.auth_attempts > MAX_AUTH_ATTEMPTS:
+            return AUTH_FAILED
+        old = call.invite
+        self._send_invite(call, old.to, old.uri, old.body, now, seq=old.cseq.seq + 1)
+        return None
+
+    # ------------------------------------------------------------------ requests
+
+    def _send_invite(
+        self, call: InviteUsage, to: NameAddr, uri: Uri, sdp: bytes, now: float, *, seq: int = 1
+    ) -> None:
+        stack = self._stack
+        headers: list[Header] = session_headers(stack, call)
+        if sdp:
+            headers.append(("Content-Type", "application/sdp"))
+        request = stack.new_request(
+            Method.INVITE,
+            uri,
+            call.flow,
+            from_=stack.make.local_name_addr().with_tag(call.local_tag),
+            to=to,
+            call_id=call.call_id,
+            seq=seq,
+            routes=[] if call.direct else stack.make.preloaded_route(),
+            extra=headers,
+            body=sdp,
+        )
+        call.invite = request
+        call.invite_tx = stack.start_client(request, call.flow, Inviting(call.call_id), now)
+
+    def _send_cancel(self, call: InviteUsage, now: float) -> None:
+        tx = call.invite_tx
+        if tx is None or tx.terminated:
+            return
+        tx.extend(now)
+        cancel = self._stack.make.cancel(call.invite)
+        self._stack.start_client(cancel, call.flow, Cancelling(call.call_id), now)
+
+    # ------------------------------------------------------------------ where calls go
+
+    def target_uri(self, target: str) -> Uri:
+        """A full URI, "user@host", or a bare user name in our own domain."""
+        aor = self._stack.aor
+        text = target.strip()
+        if not text.lower().startswith(("sip:", "sips:", "<", '"')):
+            if "@" not in text:
+                text += "@" + format_host(aor.host, aor.port)
+            text = f"{aor.scheme}:{text}"
+        try:
+            return NameAddr.parse(text).uri
+        except SipParseError as exc:
+            raise LocalProtocolError(f"cannot call {target!r}: {exc}") from None
+
+    def calls_direct(self, uri: Uri) -> bool:
+        """Whether a call to `uri` bypasses the registrar (issue 5: "with the configured
+        account, or direct, for a sips:user@host:port URI"). Without a registrar, always; with
+        one, when the URI names a port at a host that is neither the account's domain nor the
+        registrar: another phone's own listener. Everything else is the proxy's to route."""
+        registrar = self._stack.config.registrar
+        if registrar is None:
+            return True
+        if uri.port is None:
+            return False
+        host = uri.host.strip("[]").lower()
+        ours = {self._stack.aor.host.strip("[]").lower(), registrar[0].lower()}
+        return host not in ours
+
+    def _default_port(self, uri: Uri) -> int:
+        if uri.port is not None:
+            return uri.port
+        return self._stack.config.transport.default_port or uri.default_port()
