@@ -144,6 +144,10 @@ def test_4x4_layout_gets_its_keymap(tmp_path: Path) -> None:
             'server.registrar: "sip.example.org:99999" is not host[:port]',
         ),
         (
+            '[server]\nregistrar = "sip.example.org:0099999"\n',
+            'server.registrar: "sip.example.org:0099999" is not host[:port]',
+        ),
+        (
             '[server]\nlisten = "example.org:5061"\n',
             'server.listen: "example.org:5061" is not address:port',
         ),

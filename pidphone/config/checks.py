@@ -143,7 +143,8 @@ def parse_host_port(value: str, default_port: int) -> tuple[str, int]:
             raise ValueError(f'"{host}" is not a valid host name')
     if not port_text:
         return host, default_port
-    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text[:6]) <= 65535:
+    digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+    if not digits or not 1 <= int(port_text) <= 65535:
         raise ValueError(f'"{port_text}" is not a port number (1-65535)')
     return host, int(port_text)
 
