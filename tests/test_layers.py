@@ -80,7 +80,10 @@ APP_PURE = {
     "pidphone.app.call_sdp",
     "pidphone.app.call_state",
     "pidphone.app.media",
+    "pidphone.app.media_config",
     "pidphone.app.media_events",
+    "pidphone.app.media_security",
+    "pidphone.app.media_stream",
     "pidphone.app.media_messages",
     "pidphone.app.phone_events",
 }

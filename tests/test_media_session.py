@@ -510,7 +510,7 @@ def test_an_authenticated_goclear_stops_audio_both_ways_and_never_goes_clear(
     """The peer's GoClear with a good MAC (§4.7.2) is refused with Error 0x100, and the call
     has lost its security: no audio leaves or plays from then on, clear or not."""
     a, b, now = secured_pair_with(policy)
-    zrtp, secured = a.session._zrtp, a.session.secured
+    zrtp, secured = a.session.zrtp, a.session.secured
     assert zrtp.secured is not None and zrtp._exchange.keys is not None and secured is not None
     keys = zrtp._exchange.keys  # the peer's MAC key: what only the real peer holds
     peer_key = keys.mac_key_r if secured.role == "initiator" else keys.mac_key_i
