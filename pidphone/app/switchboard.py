@@ -14,7 +14,6 @@ only messages cross (`media_messages`). Everything here runs on the loop.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Coroutine
@@ -23,22 +22,19 @@ from typing import Any
 
 from pidphone.errors import ProtocolError
 from pidphone.ports import Address, LocalAddress, SipTransport
-from pidphone.sdp import SessionDescription
 from pidphone.sip import events as sip
 from pidphone.sip.agent import UserAgent
 
 from .call import Call, CallSettings
+from .call_addresses import dial_target, offer_host, sdp_address, settings_for_host
 from .call_events import (
     CallConnected,
     CallEvent,
-    CallFinished,
     CallHeld,
     CallIncoming,
-    CallInsecure,
     CallPlaced,
-    CallSecure,
-    CallSecurityLost,
 )
+from .call_journal import log_milestone
 from .call_state import CallState
 from .media_events import MediaStats
 from .media_messages import (
@@ -169,13 +165,13 @@ class Switchboard:
 
     async def place_call(self, target: str) -> Call:
         """Open the call's media (and ask STUN), send the INVITE; returns the new call."""
-        full_target = self._target(target)
+        full_target = dial_target(target, self.settings.dial_domain)
         opened = await self._open_media()
         try:
             host, port = await self._sdp_address(opened, self._peer_host(full_target))
             call = Call.place(
                 self.agent,
-                settings=self._call_settings(host),
+                settings=settings_for_host(self.settings.call, host),
                 media_id=opened.media_id,
                 hello_hash=opened.hello_hash,
                 media_port=port,
@@ -359,7 +355,7 @@ class Switchboard:
         and nothing it opened stays open."""
         try:
             opened = await self._open_media()
-            host, port = await self._sdp_address(opened, self._offer_host(event.sdp))
+            host, port = await self._sdp_address(opened, offer_host(event.sdp))
         except OSError as exc:
             log.error("no media for the call from %s: %s", event.remote_uri, exc)
             if self._pending_incoming.pop(event.call_id, None) is not None:
@@ -371,7 +367,7 @@ class Switchboard:
         try:
             call = Call.incoming(
                 self.agent,
-                settings=self._call_settings(host),
+                settings=settings_for_host(self.settings.call, host),
                 media_id=opened.media_id,
                 hello_hash=opened.hello_hash,
                 media_port=port,
@@ -422,7 +418,7 @@ class Switchboard:
                 self._take_handset()
             elif not event.local_hold and self._handset is None:
                 self._set_handset(call.media_id)
-        self._log_call(call, event)
+        log_milestone(log, call, event)
         self._on_event(event)
 
     def _take_handset(self) -> None:
@@ -440,21 +436,12 @@ class Switchboard:
     # ------------------------------------------------------------------ addresses
 
     async def _sdp_address(self, opened: MediaOpened, toward: str | None) -> Address:
-        """The address for our SDP: learnt by STUN (the NAT's port too), configured, or the
-        local address that routes `toward` the peer."""
-        if opened.mapped is not None:
-            return opened.mapped
-        port = opened.local[1]
-        if self.settings.media_address is not None:
-            return self.settings.media_address, port
-        bound = opened.local[0]
-        if bound not in ("0.0.0.0", "::") or toward is None or self._local_address is None:
-            return (bound if bound not in ("0.0.0.0", "::") else "127.0.0.1"), port
-        try:
-            return await self._local_address(toward), port
-        except OSError as exc:
-            log.warning("no route towards %s (%s): media address 127.0.0.1", toward, exc)
-            return "127.0.0.1", port
+        return await sdp_address(
+            opened,
+            toward,
+            configured=self.settings.media_address,
+            local_address=self._local_address,
+        )
 
     def _peer_host(self, target: str) -> str | None:
         """Where the INVITE goes first: the outbound proxy, or the called host."""
@@ -463,57 +450,7 @@ class Switchboard:
         except ProtocolError:
             return None
 
-    @staticmethod
-    def _offer_host(sdp: bytes) -> str | None:
-        """The caller's media address from its offer: our media will go there."""
-        try:
-            offer = SessionDescription.parse(sdp)
-        except ProtocolError:
-            return None
-        for media in offer.media:
-            if media.connections:
-                return media.connections[0].address.split("/")[0]
-        return offer.connection.address.split("/")[0] if offer.connection else None
-
-    def _call_settings(self, host: str) -> CallSettings:
-        base = self.settings.call
-        return base if host == base.media_host else dataclasses.replace(base, media_host=host)
-
-    def _target(self, number: str) -> str:
-        text = number.strip()
-        if text.lower().startswith(("sip:", "sips:")) or "@" in text:
-            return text
-        if self.settings.dial_domain:
-            return f"{text}@{self.settings.dial_domain}"
-        return text
-
     # ------------------------------------------------------------------ helpers
-
-    def _log_call(self, call: Call, event: SwitchboardEvent) -> None:
-        """The call's milestones, with the journal fields that find one call (issue 7):
-        `journalctl CALL_ID=...`. Never the keys; the SAS stays on the screen."""
-        fields = {"CALL_ID": call.call_id, "PEER": call.remote_uri}
-        if isinstance(event, CallPlaced):
-            log.info("calling %s", event.target, extra=fields)
-        elif isinstance(event, CallIncoming):
-            log.info("incoming call from %s", event.remote_uri, extra=fields)
-        elif isinstance(event, CallConnected):
-            log.info("call answered", extra=fields)
-        elif isinstance(event, CallSecure):
-            fields["SAS_VERIFIED"] = "yes" if event.secured.verified else "no"
-            log.info(
-                "call secured: %s, %s, SAS %s",
-                event.secured.key_agreement,
-                event.secured.cipher,
-                "verified" if event.secured.verified else "not verified",
-                extra=fields,
-            )
-        elif isinstance(event, CallInsecure):
-            log.warning("call NOT SECURE: %s", event.failure.reason, extra=fields)
-        elif isinstance(event, CallSecurityLost):
-            log.warning("call security LOST, audio stopped: %s", event.lost.reason, extra=fields)
-        elif isinstance(event, CallFinished):
-            log.info("call ended: %s", event.reason, extra=fields)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         async def guarded() -> None:
