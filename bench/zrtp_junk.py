@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=11)
     args = parser.parse_args()
     session = MediaSession(MediaConfig(), cache=MemoryZidCache())
-    session.set_remote(("127.0.0.1", 40002))
+    session.set_remote(("127.0.0.1", 40002), now=0.0)
     session.start(0.0)
     source = ("127.0.0.2", 6666)
     print(f"CRC-32C in use: {IMPLEMENTATION}; media datagrams over {MAX_DATAGRAM} B dropped")

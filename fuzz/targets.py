@@ -363,8 +363,8 @@ class _Call:
         self.b = MediaSession(MediaConfig(), cache=MemoryZidCache(bytes([1] * 12)))
         for session in (self.a, self.b):
             session.configure("PCMU", 0, 101)
-        self.a.set_remote(seeds.MEDIA_B, self.b.hello_hash)
-        self.b.set_remote(seeds.MEDIA_A, self.a.hello_hash)
+        self.a.set_remote(seeds.MEDIA_B, self.b.hello_hash, now=0.0)
+        self.b.set_remote(seeds.MEDIA_A, self.a.hello_hash, now=0.0)
         self.now = 0.0
         self.b_sent: list[bytes] = []
         self.a.start(0.0)

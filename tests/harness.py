@@ -271,8 +271,8 @@ def media_pair(
     """Two ends (a plays 1 kHz, b 700 Hz) that know each other's address and a=zrtp-hash."""
     a = media_end(A_ADDR, 1000, policy, codec)
     b = media_end(B_ADDR, 700, policy, codec)
-    a.session.set_remote(B_ADDR, b.session.hello_hash)
-    b.session.set_remote(A_ADDR, a.session.hello_hash)
+    a.session.set_remote(B_ADDR, b.session.hello_hash, now=0.0)
+    b.session.set_remote(A_ADDR, a.session.hello_hash, now=0.0)
     return a, b
 
 

@@ -193,7 +193,7 @@ class Network:
                     phone.agent.handle_timer(self.now)
             call, media = phone.call, phone.media
             phone.run_media(self.now)
-            if call is None or media is None or call.state == "ended":
+            if call is None or media is None or call.state == CallState.ENDED:
                 continue
             timer = media.get_timer()
             if timer is not None and timer <= self.now:
@@ -347,7 +347,7 @@ def test_prefer_never_goes_clear_for_a_call_that_negotiated_zrtp() -> None:
     alice.place("sips:bob@127.0.0.1:5062", net.now)
     net.run(30.0)
     assert alice.call is not None and bob.call is not None
-    assert alice.call.state == bob.call.state == "ended"
+    assert alice.call.state == bob.call.state == CallState.ENDED
     assert alice.of(CallSecurityFailed) and not alice.of(CallInsecure)
     assert not any(classify(d) in (PacketKind.RTP, PacketKind.RTCP) for d in alice.sent + bob.sent)
 
@@ -496,7 +496,7 @@ def test_an_offer_without_a_common_codec_is_refused_with_488() -> None:
         now=0.0,
     )
     assert agent.sent == [("reject", "call-2", b"488")]
-    assert call.state == "ended"
+    assert call.state == CallState.ENDED
     finished = call.next_event()
     assert isinstance(finished, CallFinished) and finished.status == 488
 
@@ -519,7 +519,7 @@ def test_a_hello_that_does_not_match_the_signalled_hash_fails_the_call() -> None
     assert bob.call is not None and alice.call is not None
     (failed,) = bob.of(CallSecurityFailed)
     assert isinstance(failed, CallSecurityFailed) and "a=zrtp-hash" in failed.failure.reason
-    assert bob.call.state == "ended" and alice.call.state == "ended"
+    assert bob.call.state == CallState.ENDED and alice.call.state == "ended"
     assert not any(classify(d) is PacketKind.RTP for d in bob.sent + alice.sent)
 
 

@@ -83,8 +83,8 @@ def test_no_clear_audio_ever_leaves() -> None:
 def test_require_peer_without_zrtp_fails_and_sends_no_rtp() -> None:
     a = media_end(A_ADDR, 1000, "require")
     b = media_end(B_ADDR, 700, "require")
-    a.session.set_remote(B_ADDR)
-    b.session.set_remote(A_ADDR)
+    a.session.set_remote(B_ADDR, now=0.0)
+    b.session.set_remote(A_ADDR, now=0.0)
     a.session.start(0.0)
     # b speaks no ZRTP: it is never started, and a's ZRTP packets fall on deaf ears.
     talk(a, b, 8.0, a_to_b=Wire(keep=lambda data, now: classify(data) is not PacketKind.ZRTP))
@@ -103,8 +103,8 @@ def test_require_peer_without_zrtp_fails_and_sends_no_rtp() -> None:
 def test_prefer_peer_without_zrtp_falls_back_to_clear_audio() -> None:
     a = media_end(A_ADDR, 1000, "prefer")
     b = media_end(B_ADDR, 700, "prefer")
-    a.session.set_remote(B_ADDR)
-    b.session.set_remote(A_ADDR)
+    a.session.set_remote(B_ADDR, now=0.0)
+    b.session.set_remote(A_ADDR, now=0.0)
     a.session.start(0.0)
     b.session.start(0.0)
     no_zrtp: Keep = lambda data, now: classify(data) is not PacketKind.ZRTP  # noqa: E731
@@ -206,8 +206,8 @@ def test_srtcp_follows_a_peer_that_uses_the_32_bit_tag() -> None:
     b = MediaEnd(MediaSession(like_linphone, cache=MemoryZidCache()), B_ADDR, tone_frames(700))
     for end in (a, b):
         end.session.configure("PCMU", 0, 101)
-    a.session.set_remote(B_ADDR, b.session.hello_hash)
-    b.session.set_remote(A_ADDR, a.session.hello_hash)
+    a.session.set_remote(B_ADDR, b.session.hello_hash, now=0.0)
+    b.session.set_remote(A_ADDR, a.session.hello_hash, now=0.0)
     a.session.start(0.0)
     b.session.start(0.0)
     talk(a, b, 16.0)
@@ -278,7 +278,7 @@ def clear_session() -> MediaSession:
     """A session that fell back to clear audio ("prefer", the peer never answered Hello)."""
     session = MediaSession(MediaConfig(policy="prefer"), cache=MemoryZidCache())
     session.configure("PCMU", 0, 101)
-    session.set_remote(PEER)
+    session.set_remote(PEER, now=0.0)
     session.start(0.0)
     session.handle_timer(100.0)
     session.allow_clear()
@@ -431,8 +431,8 @@ def test_confirming_the_sas_after_a_new_stream_marks_the_call_verified() -> None
     cache = MemoryZidCache()
     a = media_end(A_ADDR, 1000, cache=cache)
     b = media_end(B_ADDR, 700)
-    a.session.set_remote(B_ADDR, b.session.hello_hash)
-    b.session.set_remote(A_ADDR, a.session.hello_hash)
+    a.session.set_remote(B_ADDR, b.session.hello_hash, now=0.0)
+    b.session.set_remote(A_ADDR, a.session.hello_hash, now=0.0)
     a.session.start(0.0)
     b.session.start(0.0)
     now = talk(a, b, 2.0)
@@ -460,8 +460,8 @@ def test_restarting_a_stream_that_never_started_is_refused() -> None:
 def secured_pair_with(policy: Policy) -> tuple[MediaEnd, MediaEnd, float]:
     a = media_end(A_ADDR, 1000, policy)
     b = media_end(B_ADDR, 700, policy)
-    a.session.set_remote(B_ADDR, b.session.hello_hash)
-    b.session.set_remote(A_ADDR, a.session.hello_hash)
+    a.session.set_remote(B_ADDR, b.session.hello_hash, now=0.0)
+    b.session.set_remote(A_ADDR, a.session.hello_hash, now=0.0)
     a.session.start(0.0)
     b.session.start(0.0)
     now = talk(a, b, 2.0)
@@ -583,7 +583,7 @@ def test_a_zrtp_looking_datagram_does_not_move_the_peer_address() -> None:
     junk = b"\x10\x00\x00\x01ZRTP" + bytes(40)
     a.session.receive_datagram(junk, evil, 0.0)
     hello = media_end(evil, 1).session
-    hello.set_remote(A_ADDR)
+    hello.set_remote(A_ADDR, now=0.0)
     hello.start(0.0)
     forged = next(d for d, _ in hello.datagrams_to_send() if classify(d) is PacketKind.ZRTP)
     a.session.receive_datagram(forged, evil, 0.0)
@@ -600,8 +600,8 @@ def test_rtcp_from_another_port_moves_only_the_rtcp_destination() -> None:
     a = media_end(A_ADDR, 1000)
     b = media_end(B_ADDR, 700)
     b_rtcp: Address = (B_ADDR[0], B_ADDR[1] + 1)
-    a.session.set_remote(B_ADDR, b.session.hello_hash, rtcp=b_rtcp)
-    b.session.set_remote(A_ADDR, a.session.hello_hash)  # b sends its RTCP to our RTP port
+    a.session.set_remote(B_ADDR, b.session.hello_hash, rtcp=b_rtcp, now=0.0)
+    b.session.set_remote(A_ADDR, a.session.hello_hash, now=0.0)  # b sends its RTCP to our RTP port
     a.session.start(0.0)
     b.session.start(0.0)
     no_rtcp: Keep = lambda data, t: classify(data) is not PacketKind.RTCP  # noqa: E731
@@ -638,8 +638,8 @@ def hs32_pair() -> tuple[MediaEnd, MediaEnd]:
     b = MediaEnd(MediaSession(like_linphone, cache=MemoryZidCache()), B_ADDR, tone_frames(700))
     for end in (a, b):
         end.session.configure("PCMU", 0, 101)
-    a.session.set_remote(B_ADDR, b.session.hello_hash)
-    b.session.set_remote(A_ADDR, a.session.hello_hash)
+    a.session.set_remote(B_ADDR, b.session.hello_hash, now=0.0)
+    b.session.set_remote(A_ADDR, a.session.hello_hash, now=0.0)
     a.session.start(0.0)
     b.session.start(0.0)
     return a, b
@@ -670,8 +670,8 @@ def test_a_truncated_copy_of_accepted_srtcp_is_a_replay() -> None:
     b = MediaEnd(MediaSession(hs32, cache=MemoryZidCache()), B_ADDR, tone_frames(700))
     for end in (a, b):
         end.session.configure("PCMU", 0, 101)
-    a.session.set_remote(B_ADDR, b.session.hello_hash)
-    b.session.set_remote(A_ADDR, a.session.hello_hash)
+    a.session.set_remote(B_ADDR, b.session.hello_hash, now=0.0)
+    b.session.set_remote(A_ADDR, a.session.hello_hash, now=0.0)
     a.session.start(0.0)
     b.session.start(0.0)
     now = talk(a, b, 6.0)

@@ -260,7 +260,7 @@ class Call:
         if self.outgoing or self.state != CallState.INCOMING:
             raise LocalProtocolError(f"cannot reject a call in state {self.state}")
         # Finish first, as in `hangup`: our reason wins over the agent's own CallEnded.
-        self._finish("Rejected", by_peer=False, status=status, now=now)
+        self._finish("Rejected", by_peer=False, status=status)
         self._agent.reject(self.call_id, status, now)
 
     def hangup(self, now: float, reason: str = "Hung up") -> None:
@@ -268,7 +268,7 @@ class Call:
             return
         # Finish first: the agent reports its own CallEnded ("Hung up") while sending the
         # BYE, and the reason given here (e.g. "Peer does not support ZRTP") must win.
-        self._finish(reason, by_peer=False, now=now)
+        self._finish(reason, by_peer=False)
         self._agent.hangup(self.call_id, now)
 
     def hold(self, now: float) -> None:
@@ -324,7 +324,7 @@ class Call:
                 self._set_direction(params.direction)
         elif isinstance(event, sip_events.CallEnded) and self.state != CallState.ENDED:
             reason = event.reason or ("Hung up by peer" if event.by_peer else "Call ended")
-            self._finish(reason, by_peer=event.by_peer, status=event.status, now=now)
+            self._finish(reason, by_peer=event.by_peer, status=event.status)
 
     def on_media(self, event: WorkerEvent, now: float) -> None:
         """What the media worker said about this call's media."""
@@ -495,9 +495,7 @@ class Call:
         elif isinstance(event, MediaPeerMoved):
             pass  # symmetric RTP at work; nothing for the screen
 
-    def _finish(
-        self, reason: str, *, by_peer: bool, status: int | None = None, now: float = 0.0
-    ) -> None:
+    def _finish(self, reason: str, *, by_peer: bool, status: int | None = None) -> None:
         if self.state == CallState.ENDED:
             return
         self.state = CallState.ENDED

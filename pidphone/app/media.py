@@ -128,13 +128,13 @@ class MediaSession:
         peer_hello_hash: str | None = None,
         *,
         rtcp: Address | None = None,
-        now: float | None = None,
+        now: float,
     ) -> None:
         """The peer's media address from its SDP, its a=zrtp-hash ("1.10 <hex>" or hex), and
         where it takes RTCP (None: on the RTP address, multiplexed, RFC 5761).
 
         A hash other than the one the running stream is bound to means the peer started a new
-        ZRTP stream: ours restarts (`restart_zrtp`, which needs `now`) and binds the new one.
+        ZRTP stream: ours restarts (`restart_zrtp`) and binds the new one.
         """
         self._remote = address
         self._rtcp_remote = rtcp

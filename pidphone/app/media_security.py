@@ -123,10 +123,10 @@ class MediaSecurity:
 
     # ------------------------------------------------------------------ life cycle
 
-    def bind_peer_hash(self, peer_hello_hash: str, now: float | None) -> None:
+    def bind_peer_hash(self, peer_hello_hash: str, now: float) -> None:
         """The peer's a=zrtp-hash ("1.10 <hex>" or hex) from its SDP. A hash other than the
         one the running stream is bound to means the peer started a new ZRTP stream: ours
-        restarts (`restart`, which needs `now`) and binds the new one."""
+        restarts (`restart`) and binds the new one."""
         self._zrtp_signalled = True
         version, _, digest = peer_hello_hash.strip().rpartition(" ")
         digest = digest.lower()
@@ -135,12 +135,9 @@ class MediaSecurity:
         if self._bound_hash is not None and self._started_at is not None:
             if self.state == Security.FAILED or self._closed:
                 return
-            if now is None:
-                raise LocalProtocolError("a new peer a=zrtp-hash mid-call needs `now`")
             self.restart(now)
         self._bound_hash = digest
-        at = now if now is not None else (self._started_at or 0.0)
-        self.zrtp.set_peer_hello_hash(f"{version or '1.10'} {digest}", at)
+        self.zrtp.set_peer_hello_hash(f"{version or '1.10'} {digest}", now)
         self.pump()
 
     def start(self, now: float) -> None:

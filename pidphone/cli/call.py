@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import TextIO
 
 from pidphone import wiring
@@ -58,12 +59,22 @@ ANSWER_TIMEOUT = 60.0
 """Seconds an outgoing call may ring before it is given up."""
 
 
+class CallOutcome(StrEnum):
+    """How a call ended up, as the report says it."""
+
+    SECURE = "secure"
+    INSECURE = "insecure"
+    """The "prefer" policy's NOT SECURE call."""
+    UNSECURED = "unsecured"
+    """Connected, with no security outcome."""
+    FAILED = "failed"
+
+
 @dataclass
 class CallReport:
     """What `--json` prints for one call."""
 
-    state: str = "failed"
-    """"secure", "insecure" (prefer policy, NOT SECURE), "unsecured" or "failed"."""
+    state: CallOutcome = CallOutcome.FAILED
     reason: str = ""
     call_id: str = ""
     remote: str = ""
@@ -260,7 +271,7 @@ def fill_report(
     secured = call.secured
     connected = any(isinstance(e, CallConnected) for e in events)
     if secured is not None:
-        report.state = "secure"
+        report.state = CallOutcome.SECURE
         report.sas, report.sas_scheme = secured.sas, secured.sas_scheme
         report.verified = secured.verified
         report.cipher, report.auth_tag = secured.cipher, secured.auth_tag
@@ -270,14 +281,14 @@ def fill_report(
         if call.answered_at is not None and call.secured_at is not None:
             report.answer_to_sas_ms = round((call.secured_at - call.answered_at) * 1000, 1)
     elif any(isinstance(e, CallInsecure) for e in events):
-        report.state = "insecure"
+        report.state = CallOutcome.INSECURE
     elif connected:
-        report.state = "unsecured"
+        report.state = CallOutcome.UNSECURED
     finished = [e for e in events if isinstance(e, CallFinished)]
     report.reason = finished[-1].reason if finished else call.end_reason
     policy = call.settings.media.policy
-    report.ok = (report.state == "secure" and not report.security_lost) or (
-        policy == "prefer" and report.state == "insecure"
+    report.ok = (report.state == CallOutcome.SECURE and not report.security_lost) or (
+        policy == "prefer" and report.state == CallOutcome.INSECURE
     )
 
 

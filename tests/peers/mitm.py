@@ -148,7 +148,7 @@ class Leg:
         session.configure("PCMU", 0, 101)
         if self.phone is None:
             raise RuntimeError(f"leg {self.name} started before its phone spoke")
-        session.set_remote(self.phone)
+        session.set_remote(self.phone, now=now)
         session.start(now)
         self.session = session
         for data, source in self.early:
