@@ -1,4 +1,4 @@
-"""Two sans-I/O endpoints back to back, time moved by hand: the test rig of ZRTP and media.
+"""Sans-I/O endpoints back to back, time moved by hand: the test rig of ZRTP, media and SIP.
 
 In the spirit of aioquic's `client_and_server()` and aiortc's `dummy_connection_pair(loss=…)`:
 no sockets, no threads, no clock but the `now` the runner moves, so loss, retransmission and
@@ -13,6 +13,9 @@ timeouts are exact.
   `exchange(a, b)` runs two of them until nothing is left to do, firing timers in time order.
 - Media: `media_end` / `media_pair` make `MediaEnd`s; `talk(a, b, seconds)` steps both a
   frame (20 ms) at a time: timers, one captured frame sent, one frame played, the datagrams.
+- SIP: `SipNetwork` carries bytes between user agents (`make_agent`) and the in-memory
+  registrar and proxy of `tests.peers.sip_registrar`; `two_phones`, `registered_alice` and
+  `proxied_phones` set them up, `advance(net, agents, until)` fires their timers in order.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ import random
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pidphone.app.media import MediaConfig, MediaSession, Policy
 from pidphone.app.media_events import MediaEvent
 from pidphone.ports import FRAME_SAMPLES, Address
+from pidphone.sip import events as ev
+from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp import (
     MemoryZidCache,
     Message,
@@ -39,6 +45,7 @@ from pidphone.zrtp import (
     ZrtpSession,
     parse_packet,
 )
+from tests.peers.sip_registrar import Proxy, Registrar
 
 Channel = Callable[[list[bytes]], list[bytes]]
 """Any change to one batch of datagrams."""
@@ -315,3 +322,161 @@ def talk(
         now += STEP
         n += 1
     return now
+
+
+# ---- SIP -------------------------------------------------------------------------------
+# User agents, a registrar and a proxy back to back over an in-memory network, time moved by
+# hand. Every node listens on one address. When a node emits bytes for an address it has no
+# connection to, the network "connects" (both ends get connection_made, the caller with a
+# fresh ephemeral port) and then delivers. Nothing is delivered until `run` is called, so tests
+# can drop (`drop`), change (`alter`) or cut traffic.
+
+
+class SipNode(Protocol):
+    """What the SIP network carries bytes between: an agent, a registrar, a proxy."""
+
+    def connection_made(self, peer: Address, local: Address, now: float) -> None: ...
+    def connection_lost(self, peer: Address, now: float) -> None: ...
+    def receive_data(self, data: bytes, peer: Address, now: float) -> None: ...
+    def data_to_send(self) -> list[tuple[bytes, Address]]: ...
+
+
+class SipNetwork:
+    """Carries SIP bytes between nodes (see the SIP section above)."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[Address, SipNode] = {}
+        self.links: dict[tuple[int, Address], tuple[SipNode, Address]] = {}
+        self.next_port = 40000
+        self.wire: list[tuple[Address, Address, bytes]] = []
+        """Everything delivered: (from, to, bytes)."""
+        self.drop: Callable[[bytes], bool] = lambda data: False
+        self.alter: Callable[[bytes], bytes] = lambda data: data
+        """Any change to the bytes of what is delivered (after `drop`)."""
+
+    def add(self, address: Address, node: SipNode) -> None:
+        self.nodes[address] = node
+
+    def address_of(self, node: SipNode) -> Address:
+        return next(a for a, n in self.nodes.items() if n is node)
+
+    def pending(self, now: float) -> list[tuple[SipNode, Address, bytes]]:
+        out: list[tuple[SipNode, Address, bytes]] = []
+        for node in list(self.nodes.values()):
+            for data, peer in node.data_to_send():
+                out.append((node, peer, data))
+        return out
+
+    def deliver(self, node: SipNode, peer: Address, data: bytes, now: float) -> None:
+        link = self.links.get((id(node), peer))
+        if link is None:
+            target = self.nodes.get(peer)
+            if target is None:
+                node.connection_lost(peer, now)
+                return
+            local = (self.address_of(node)[0], self.next_port)
+            self.next_port += 1
+            self.links[(id(node), peer)] = (target, local)
+            self.links[(id(target), local)] = (node, peer)
+            node.connection_made(peer, local, now)
+            target.connection_made(local, peer, now)
+            link = self.links[(id(node), peer)]
+        target, source = link
+        if not data or self.drop(data):
+            return
+        data = self.alter(data)
+        self.wire.append((source, peer, data))
+        target.receive_data(data, source, now)
+
+    def run(self, now: float, rounds: int = 50) -> None:
+        for _ in range(rounds):
+            batch = self.pending(now)
+            if not batch:
+                return
+            for node, peer, data in batch:
+                self.deliver(node, peer, data, now)
+        raise AssertionError("the network never went quiet")
+
+    def cut(self, a: SipNode, peer: Address, now: float) -> None:
+        """Close the connection from `a` to `peer`, telling both ends."""
+        target, local = self.links.pop((id(a), peer))
+        self.links.pop((id(target), local), None)
+        a.connection_lost(peer, now)
+        target.connection_lost(local, now)
+
+
+def seeded(seed: int) -> Callable[[int], bytes]:
+    rng = random.Random(seed)
+    return rng.randbytes
+
+
+def make_agent(aor: str, seed: int, **kwargs: object) -> UserAgent:
+    config = AgentConfig(aor=aor, **kwargs)  # type: ignore[arg-type]
+    return UserAgent(config, random_bytes=seeded(seed))
+
+
+def agent_events(agent: UserAgent) -> list[object]:
+    out: list[object] = []
+    while (event := agent.next_event()) is not None:
+        out.append(event)
+    return out
+
+
+ALICE_ADDR: Address = ("127.0.0.1", 5061)
+BOB_ADDR: Address = ("127.0.0.1", 5062)
+REGISTRAR: Address = ("127.0.0.1", 5070)
+OFFER = (
+    b"v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+    b"t=0 0\r\nm=audio 17078 RTP/AVP 0\r\n"
+)
+ANSWER = OFFER.replace(b"alice", b"bob").replace(b"17078", b"17178")
+HOLD = OFFER + b"a=sendonly\r\n"
+HELD = ANSWER + b"a=recvonly\r\n"
+
+
+def advance(net: SipNetwork, agents: list[UserAgent], until: float) -> float:
+    """Fire every timer up to `until`, moving traffic after each; returns `until`."""
+    while True:
+        timers = [t for a in agents if (t := a.get_timer()) is not None and t <= until]
+        if not timers:
+            return until
+        now = min(timers)
+        for agent in agents:
+            timer = agent.get_timer()
+            if timer is not None and timer <= now:
+                agent.handle_timer(now)
+        net.run(now)
+
+
+def registered_alice(**kwargs: object) -> tuple[SipNetwork, UserAgent, Registrar]:
+    net = SipNetwork()
+    registrar = Registrar(**kwargs)  # type: ignore[arg-type]
+    alice = make_agent("sip:alice@127.0.0.1", 1, password="alicepw", registrar=REGISTRAR)
+    net.add(ALICE_ADDR, alice)
+    net.add(REGISTRAR, registrar)
+    return net, alice, registrar
+
+
+def two_phones() -> tuple[SipNetwork, UserAgent, UserAgent]:
+    net = SipNetwork()
+    alice = make_agent("sips:alice@127.0.0.1", 1, display_name="Alice A")
+    bob = make_agent("sips:bob@127.0.0.1", 2)
+    net.add(ALICE_ADDR, alice)
+    net.add(BOB_ADDR, bob)
+    return net, alice, bob
+
+
+def proxied_phones() -> tuple[SipNetwork, UserAgent, UserAgent, Proxy]:
+    net = SipNetwork()
+    proxy = Proxy(password="pw")
+    alice = make_agent("sip:alice@127.0.0.1", 1, password="pw", registrar=REGISTRAR)
+    bob = make_agent("sip:bob@127.0.0.1", 2, password="pw", registrar=REGISTRAR)
+    net.add(ALICE_ADDR, alice)
+    net.add(BOB_ADDR, bob)
+    net.add(REGISTRAR, proxy)
+    alice.register(0.0)
+    bob.register(0.0)
+    net.run(0.0)
+    assert isinstance(agent_events(alice)[0], ev.Registered)
+    assert isinstance(agent_events(bob)[0], ev.Registered)
+    return net, alice, bob, proxy

@@ -36,6 +36,7 @@ from pidphone.sdp import SessionDescription, build_answer
 from pidphone.sip import events as sip
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache
+from tests.harness import SipNetwork
 
 ALICE_SIP: Address = ("127.0.0.1", 50000)
 BOB_SIP: Address = ("127.0.0.1", 5062)
@@ -135,32 +136,28 @@ def make_phone(
 
 
 class Network:
-    """Carries SIP bytes between the two agents and media datagrams between the calls."""
+    """The two phones back to back: SIP bytes between the agents over the harness's
+    `SipNetwork`, media datagrams between the calls' sessions."""
 
     def __init__(self, alice: Phone, bob: Phone) -> None:
         self.alice, self.bob = alice, bob
-        self.connected = False
+        self.sip = SipNetwork()
+        self.sip.add(alice.sip_addr, alice.agent)
+        self.sip.add(bob.sip_addr, bob.agent)
         self.now = 0.0
         self.frame = 0
         self.media_filter: Callable[[Phone, bytes], bool] = lambda phone, data: True
-        self.sip_filter: Callable[[bytes], bytes] = lambda data: data
 
     def peer(self, phone: Phone) -> Phone:
         return self.bob if phone is self.alice else self.alice
 
     def pump_sip(self) -> None:
+        """Deliver SIP until the network is quiet, and act on what the agents report, until
+        neither moves."""
         for _ in range(20):
+            self.sip.run(self.now)
             moved = False
             for phone in (self.alice, self.bob):
-                other = self.peer(phone)
-                for data, _address in phone.agent.data_to_send():
-                    moved = True
-                    if not self.connected:
-                        self.connected = True
-                        phone.agent.connection_made(other.sip_addr, phone.sip_addr, self.now)
-                        other.agent.connection_made(phone.sip_addr, other.sip_addr, self.now)
-                    if data:
-                        other.agent.receive_data(self.sip_filter(data), phone.sip_addr, self.now)
                 while (event := phone.agent.next_event()) is not None:
                     moved = True
                     phone.sip_events.append(event)
@@ -330,7 +327,7 @@ def strip_zrtp_hash(data: bytes) -> bytes:
 def test_prefer_policy_marks_the_call_insecure_and_carries_clear_audio() -> None:
     """A peer that never negotiated ZRTP (no a=zrtp-hash, no Hello): NOT SECURE, then clear."""
     net, alice, bob = setup("prefer")
-    net.sip_filter = strip_zrtp_hash
+    net.sip.alter = strip_zrtp_hash
     net.media_filter = lambda phone, data: classify(data) is not PacketKind.ZRTP
     alice.place("sips:bob@127.0.0.1:5062", net.now)
     net.run(14.0)
@@ -513,7 +510,7 @@ def test_a_hello_that_does_not_match_the_signalled_hash_fails_the_call() -> None
         digest = start + len(b"a=zrtp-hash:1.10 ")
         return data[:digest] + b"0" * 64 + data[digest + 64 :]
 
-    net.sip_filter = forge
+    net.sip.alter = forge
     alice.place("sips:bob@127.0.0.1:5062", net.now)
     net.run(15.0)  # every Hello is dropped until Hello gives up (12 s, the peer is known)
     assert bob.call is not None and alice.call is not None
@@ -533,7 +530,7 @@ def test_rtcp_is_multiplexed_when_both_offer_it_and_goes_to_port_plus_one_otherw
     net, alice, bob = setup()
     # A peer that does not multiplex (linphonec by default): no a=rtcp-mux (same length,
     # so Content-Length holds).
-    net.sip_filter = lambda data: data.replace(b"a=rtcp-mux\r\n", b"a=x-no-mux\r\n")
+    net.sip.alter = lambda data: data.replace(b"a=rtcp-mux\r\n", b"a=x-no-mux\r\n")
     alice.place("sips:bob@127.0.0.1:5062", net.now)
     net.run(11.0)
     rtcp_to = {addr for data, addr in alice.sent_to if classify(data) is PacketKind.RTCP}

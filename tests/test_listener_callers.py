@@ -35,7 +35,7 @@ from pidphone.sip import events as ev
 from pidphone.sip.callers import CallerPolicy, PeerCertificate
 from pidphone.sip.uri import Uri
 from pidphone.wiring import caller_policy
-from tests.test_sip_agent import events, make_agent
+from tests.harness import agent_events, make_agent
 from tests.test_tls import Recorder
 
 
@@ -218,7 +218,7 @@ def test_the_from_of_a_direct_call_must_be_named_by_the_certificate(
     answer = parse_message(data)
     assert to == peer and isinstance(answer, Response)
     assert answer.status == status
-    (event,) = events(bob)
+    (event,) = agent_events(bob)
     assert isinstance(event, ev.IncomingCall if status == 100 else ev.RequestRejected)
 
 
@@ -232,7 +232,7 @@ def test_requests_relayed_by_the_registrar_are_not_the_listeners_business() -> N
     bob.connection_made(registrar, ("127.0.0.1", 40000), 0.0)
     bob.data_to_send()
     bob.receive_data(INVITE.format(n=2, who="<sip:x@y.example>").encode(), registrar, 0.0)
-    assert isinstance(events(bob)[-1], ev.IncomingCall)
+    assert isinstance(agent_events(bob)[-1], ev.IncomingCall)
 
 
 # ------------------------------------------------------------------ the config, end to end

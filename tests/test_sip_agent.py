@@ -1,13 +1,11 @@
-"""Two user agents (and a test registrar) back to back over an in-memory network, with time
-moved by hand: registration with digest, calls, CANCEL, BYE both ways, re-INVITE and glare,
-timeouts, and what the agent answers to bad requests."""
+"""Two user agents (and a test registrar) back to back over the harness's in-memory SIP
+network (`tests.harness.SipNetwork`), with time moved by hand: registration with digest, calls,
+CANCEL, BYE both ways, re-INVITE and glare, timeouts, and what the agent answers to bad
+requests."""
 
 from __future__ import annotations
 
 import hashlib
-import random
-from collections.abc import Callable
-from typing import Protocol
 
 import pytest
 from hypothesis import given, settings
@@ -17,236 +15,24 @@ from pidphone.errors import LocalProtocolError
 from pidphone.sip import Request, Response, parse_message
 from pidphone.sip import events as ev
 from pidphone.sip.agent import AgentConfig, Transport, UserAgent
-from pidphone.sip.auth import Challenge, DigestCredentials, digest_response, parse_authorization
-from pidphone.sip.framing import Frame, StreamFramer
-from pidphone.sip.message import reason_phrase
-
-# ------------------------------------------------------------------ the in-memory network
-# A tiny in-memory network for driving SIP agents back to back with time moved by hand.
-#
-# Every node listens on one address. When a node emits bytes for an address it has no connection
-# to, the network "connects" (both ends get connection_made, the caller with a fresh ephemeral
-# port) and then delivers. Nothing is delivered until `run` is called, so tests can drop or
-# reorder traffic.
-
-Address = tuple[str, int]
-
-
-class Node(Protocol):
-    def connection_made(self, peer: Address, local: Address, now: float) -> None: ...
-    def connection_lost(self, peer: Address, now: float) -> None: ...
-    def receive_data(self, data: bytes, peer: Address, now: float) -> None: ...
-    def data_to_send(self) -> list[tuple[bytes, Address]]: ...
-
-
-class Network:
-    def __init__(self) -> None:
-        self.nodes: dict[Address, Node] = {}
-        self.links: dict[tuple[int, Address], tuple[Node, Address]] = {}
-        self.next_port = 40000
-        self.wire: list[tuple[Address, Address, bytes]] = []
-        """Everything delivered: (from, to, bytes)."""
-        self.drop: Callable[[bytes], bool] = lambda data: False
-
-    def add(self, address: Address, node: Node) -> None:
-        self.nodes[address] = node
-
-    def address_of(self, node: Node) -> Address:
-        return next(a for a, n in self.nodes.items() if n is node)
-
-    def pending(self, now: float) -> list[tuple[Node, Address, bytes]]:
-        out: list[tuple[Node, Address, bytes]] = []
-        for node in list(self.nodes.values()):
-            for data, peer in node.data_to_send():
-                out.append((node, peer, data))
-        return out
-
-    def deliver(self, node: Node, peer: Address, data: bytes, now: float) -> None:
-        link = self.links.get((id(node), peer))
-        if link is None:
-            target = self.nodes.get(peer)
-            if target is None:
-                node.connection_lost(peer, now)
-                return
-            local = (self.address_of(node)[0], self.next_port)
-            self.next_port += 1
-            self.links[(id(node), peer)] = (target, local)
-            self.links[(id(target), local)] = (node, peer)
-            node.connection_made(peer, local, now)
-            target.connection_made(local, peer, now)
-            link = self.links[(id(node), peer)]
-        target, source = link
-        if not data or self.drop(data):
-            return
-        self.wire.append((source, peer, data))
-        target.receive_data(data, source, now)
-
-    def run(self, now: float, rounds: int = 50) -> None:
-        for _ in range(rounds):
-            batch = self.pending(now)
-            if not batch:
-                return
-            for node, peer, data in batch:
-                self.deliver(node, peer, data, now)
-        raise AssertionError("the network never went quiet")
-
-    def cut(self, a: Node, peer: Address, now: float) -> None:
-        """Close the connection from `a` to `peer`, telling both ends."""
-        target, local = self.links.pop((id(a), peer))
-        self.links.pop((id(target), local), None)
-        a.connection_lost(peer, now)
-        target.connection_lost(local, now)
-
-
-def seeded(seed: int) -> Callable[[int], bytes]:
-    rng = random.Random(seed)
-    return rng.randbytes
-
-
-def make_agent(aor: str, seed: int, **kwargs: object) -> UserAgent:
-    config = AgentConfig(aor=aor, **kwargs)  # type: ignore[arg-type]
-    return UserAgent(config, random_bytes=seeded(seed))
-
-
-def events(agent: UserAgent) -> list[object]:
-    out: list[object] = []
-    while (event := agent.next_event()) is not None:
-        out.append(event)
-    return out
-
-
-ALICE_ADDR: Address = ("127.0.0.1", 5061)
-BOB_ADDR: Address = ("127.0.0.1", 5062)
-REGISTRAR: Address = ("127.0.0.1", 5070)
-OFFER = (
-    b"v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-    b"t=0 0\r\nm=audio 17078 RTP/AVP 0\r\n"
+from pidphone.sip.auth import DigestCredentials, parse_authorization
+from tests.harness import (
+    ALICE_ADDR,
+    ANSWER,
+    BOB_ADDR,
+    HELD,
+    HOLD,
+    OFFER,
+    REGISTRAR,
+    SipNetwork,
+    advance,
+    agent_events,
+    make_agent,
+    proxied_phones,
+    registered_alice,
+    two_phones,
 )
-ANSWER = OFFER.replace(b"alice", b"bob").replace(b"17078", b"17178")
-HOLD = OFFER + b"a=sendonly\r\n"
-HELD = ANSWER + b"a=recvonly\r\n"
-
-
-class Registrar:
-    """A registrar that challenges with digest (RFC 7616) and stores bindings."""
-
-    def __init__(
-        self,
-        password: str = "alicepw",
-        algorithm: str = "SHA-256",
-        min_expires: int = 0,
-        other_bindings: tuple[str, ...] = (),
-        fail_with: int | None = None,
-        silent: bool = False,
-        realm: str = "127.0.0.1",
-    ) -> None:
-        self.password = password
-        self.algorithm = algorithm
-        self.realm = realm
-        self.min_expires = min_expires
-        self.other = other_bindings
-        self.fail_with = fail_with
-        self.silent = silent
-        self.nonce = "n0nce-1"
-        self.framers: dict[Address, StreamFramer] = {}
-        self.out: list[tuple[bytes, Address]] = []
-        self.requests: list[Request] = []
-        self.authorizations: list[dict[str, str]] = []
-        self.bindings: dict[str, int] = {}
-
-    def connection_made(self, peer: Address, local: Address, now: float) -> None:
-        self.framers[peer] = StreamFramer()
-
-    def connection_lost(self, peer: Address, now: float) -> None:
-        self.framers.pop(peer, None)
-
-    def data_to_send(self) -> list[tuple[bytes, Address]]:
-        out, self.out = self.out, []
-        return out
-
-    def receive_data(self, data: bytes, peer: Address, now: float) -> None:
-        framer = self.framers[peer]
-        framer.feed(data)
-        while (item := framer.next_item()) is not None:
-            if isinstance(item, Frame):
-                request = parse_message(item.data)
-                assert isinstance(request, Request)
-                self.requests.append(request)
-                if self.answers(request):
-                    self.out.append((bytes(self.handle(request)), peer))
-
-    def answers(self, request: Request) -> bool:
-        """Whether `request` gets a response: a silent registrar answers nothing."""
-        return not self.silent
-
-    def reply(self, req: Request, status: int, extra: tuple[tuple[str, str], ...] = ()) -> Response:
-        headers = [(n, v) for n, v in req.headers if n in ("Via", "From", "Call-ID", "CSeq")]
-        headers.append(("To", f"{req.header('To')};tag=reg1"))
-        return Response(status, reason_phrase(status), (*headers, *extra))
-
-    def handle(self, req: Request) -> Response:
-        if self.fail_with is not None:
-            return self.reply(req, self.fail_with)
-        auth = req.header("Authorization")
-        if auth is None:
-            return self.challenge(req)
-        params = parse_authorization(auth)
-        self.authorizations.append(params)
-        challenge = Challenge(
-            realm=self.realm, nonce=self.nonce, algorithm=self.algorithm, qop=("auth",)
-        )
-        expected = digest_response(
-            challenge,
-            username=params["username"],
-            password=self.password,
-            method=req.method,
-            uri=params["uri"],
-            cnonce=params["cnonce"],
-            nc=int(params["nc"], 16),
-        )
-        if params["response"] != expected or params["nonce"] != self.nonce:
-            return self.challenge(req)
-        expires = int(req.header("Expires") or "3600")
-        if 0 < expires < self.min_expires:
-            return self.reply(req, 423, (("Min-Expires", str(self.min_expires)),))
-        contact = req.header("Contact") or ""
-        if expires == 0:
-            self.bindings.pop(contact, None)
-            return self.reply(req, 200)
-        self.bindings[contact] = expires
-        contacts = [f"<{o}>;expires=77" for o in self.other] + [f"{contact};expires={expires}"]
-        return self.reply(req, 200, (("Contact", ", ".join(contacts)),))
-
-    def challenge(self, req: Request) -> Response:
-        value = (
-            f'Digest realm="{self.realm}", nonce="{self.nonce}", qop="auth", '
-            f"algorithm={self.algorithm}"
-        )
-        return self.reply(req, 401, (("WWW-Authenticate", value),))
-
-
-def advance(net: Network, agents: list[UserAgent], until: float) -> float:
-    """Fire every timer up to `until`, moving traffic after each; returns `until`."""
-    while True:
-        timers = [t for a in agents if (t := a.get_timer()) is not None and t <= until]
-        if not timers:
-            return until
-        now = min(timers)
-        for agent in agents:
-            timer = agent.get_timer()
-            if timer is not None and timer <= now:
-                agent.handle_timer(now)
-        net.run(now)
-
-
-def registered_alice(**kwargs: object) -> tuple[Network, UserAgent, Registrar]:
-    net = Network()
-    registrar = Registrar(**kwargs)  # type: ignore[arg-type]
-    alice = make_agent("sip:alice@127.0.0.1", 1, password="alicepw", registrar=REGISTRAR)
-    net.add(ALICE_ADDR, alice)
-    net.add(REGISTRAR, registrar)
-    return net, alice, registrar
-
+from tests.peers.sip_registrar import Proxy, Registrar
 
 # ------------------------------------------------------------------ registration
 
@@ -255,7 +41,7 @@ def test_register_with_digest_then_refresh_then_unregister() -> None:
     net, alice, registrar = registered_alice()
     alice.register(0.0)
     net.run(0.0)
-    assert events(alice) == [ev.Registered(600, ("sip:alice@127.0.0.1:40000;transport=tls",))]
+    assert agent_events(alice) == [ev.Registered(600, ("sip:alice@127.0.0.1:40000;transport=tls",))]
     first, second = registrar.requests
     assert "Authorization" not in dict(first.headers)
     auth = registrar.authorizations[0]
@@ -277,11 +63,11 @@ def test_register_with_digest_then_refresh_then_unregister() -> None:
     advance(net, [alice], 300.0)
     assert len(registrar.requests) == 3
     assert registrar.authorizations[-1]["nc"] == "00000002"
-    assert events(alice) == [ev.Registered(600, ("sip:alice@127.0.0.1:40000;transport=tls",))]
+    assert agent_events(alice) == [ev.Registered(600, ("sip:alice@127.0.0.1:40000;transport=tls",))]
     alice.unregister(301.0)
     net.run(301.0)
     assert registrar.requests[-1].header("Expires") == "0"
-    assert events(alice) == [ev.Unregistered()]
+    assert agent_events(alice) == [ev.Unregistered()]
     assert registrar.bindings == {}
     # the password never went on the wire, nor into a repr
     assert all(b"alicepw" not in data for _, _, data in net.wire)
@@ -293,7 +79,7 @@ def test_register_with_each_digest_algorithm(algorithm: str) -> None:
     net, alice, registrar = registered_alice(algorithm=algorithm)
     alice.register(0.0)
     net.run(0.0)
-    assert isinstance(events(alice)[0], ev.Registered)
+    assert isinstance(agent_events(alice)[0], ev.Registered)
     assert registrar.authorizations[0]["algorithm"] == algorithm
 
 
@@ -301,7 +87,7 @@ def test_wrong_password_fails_without_retry() -> None:
     net, alice, _ = registered_alice(password="other")
     alice.register(0.0)
     net.run(0.0)
-    assert events(alice) == [ev.RegistrationFailed(401, "Authentication failed", None)]
+    assert agent_events(alice) == [ev.RegistrationFailed(401, "Authentication failed", None)]
     assert alice.get_timer() == 30.0  # keep-alive only, no retry
 
 
@@ -309,7 +95,9 @@ def test_interval_too_brief_uses_min_expires() -> None:
     net, alice, registrar = registered_alice(min_expires=1800)
     alice.register(0.0)
     net.run(0.0)
-    assert events(alice) == [ev.Registered(1800, ("sip:alice@127.0.0.1:40000;transport=tls",))]
+    assert agent_events(alice) == [
+        ev.Registered(1800, ("sip:alice@127.0.0.1:40000;transport=tls",))
+    ]
     assert registrar.requests[-1].header("Expires") == "1800"
 
 
@@ -317,7 +105,7 @@ def test_our_binding_found_among_others() -> None:
     net, alice, _ = registered_alice(other_bindings=("sip:alice@192.0.2.9:5061;transport=tls",))
     alice.register(0.0)
     net.run(0.0)
-    (registered,) = events(alice)
+    (registered,) = agent_events(alice)
     assert isinstance(registered, ev.Registered)
     assert registered.expires == 600
     assert len(registered.contacts) == 2
@@ -327,17 +115,17 @@ def test_failure_retries_with_backoff() -> None:
     net, alice, registrar = registered_alice(fail_with=503)
     alice.register(0.0)
     net.run(0.0)
-    (failed,) = events(alice)
+    (failed,) = agent_events(alice)
     assert isinstance(failed, ev.RegistrationFailed)
     assert failed.status == 503
     assert failed.retry_at is not None and 4.0 <= failed.retry_at <= 6.0
     advance(net, [alice], failed.retry_at)
-    (again,) = events(alice)
+    (again,) = agent_events(alice)
     assert isinstance(again, ev.RegistrationFailed)
     assert again.retry_at is not None and 8.0 <= again.retry_at - failed.retry_at <= 12.0
     registrar.fail_with = None
     advance(net, [alice], again.retry_at)
-    assert isinstance(events(alice)[-1], ev.Registered)
+    assert isinstance(agent_events(alice)[-1], ev.Registered)
 
 
 def test_timer_f_on_a_silent_registrar() -> None:
@@ -345,9 +133,9 @@ def test_timer_f_on_a_silent_registrar() -> None:
     alice.register(0.0)
     net.run(0.0)
     advance(net, [alice], 31.9)
-    assert events(alice) == []
+    assert agent_events(alice) == []
     advance(net, [alice], 32.0)
-    (failed,) = events(alice)
+    (failed,) = agent_events(alice)
     assert isinstance(failed, ev.RegistrationFailed)
     assert (failed.status, failed.reason) == (None, "Request timeout")
 
@@ -356,19 +144,19 @@ def test_connection_loss_reregisters() -> None:
     net, alice, registrar = registered_alice()
     alice.register(0.0)
     net.run(0.0)
-    events(alice)
+    agent_events(alice)
     net.cut(alice, REGISTRAR, 10.0)
-    (lost,) = events(alice)
+    (lost,) = agent_events(alice)
     assert isinstance(lost, ev.RegistrationFailed)
     assert lost.reason == "Connection lost"
     assert lost.retry_at is not None
     advance(net, [alice], lost.retry_at)
-    assert isinstance(events(alice)[-1], ev.Registered)
+    assert isinstance(agent_events(alice)[-1], ev.Registered)
     assert registrar.requests[-1].contacts[0].uri.port == 40001  # the new connection
 
 
 def test_keepalive_ping_is_answered() -> None:
-    net = Network()
+    net = SipNetwork()
     alice = make_agent("sip:alice@127.0.0.1", 1, transport=Transport.TLS)
     bob = make_agent("sip:bob@127.0.0.1", 2)
     net.add(ALICE_ADDR, alice)
@@ -384,38 +172,29 @@ def test_keepalive_ping_is_answered() -> None:
     assert alice.flows_to_close() == []
     advance(net, [alice, bob], 70.0)
     assert alice.flows_to_close() == [BOB_ADDR]
-    assert ev.FlowFailed(BOB_ADDR, "no answer to the keep-alive") in events(alice)
+    assert ev.FlowFailed(BOB_ADDR, "no answer to the keep-alive") in agent_events(alice)
 
 
 # ------------------------------------------------------------------ calls
 
 
-def two_phones() -> tuple[Network, UserAgent, UserAgent]:
-    net = Network()
-    alice = make_agent("sips:alice@127.0.0.1", 1, display_name="Alice A")
-    bob = make_agent("sips:bob@127.0.0.1", 2)
-    net.add(ALICE_ADDR, alice)
-    net.add(BOB_ADDR, bob)
-    return net, alice, bob
-
-
-def ringing_call() -> tuple[Network, UserAgent, UserAgent, str]:
+def ringing_call() -> tuple[SipNetwork, UserAgent, UserAgent, str]:
     net, alice, bob = two_phones()
     call_id = alice.invite("sips:bob@127.0.0.1:5062", OFFER, 0.0)
     net.run(0.0)
-    assert events(bob) == [ev.IncomingCall(call_id, "sips:alice@127.0.0.1", "Alice A", OFFER)]
+    assert agent_events(bob) == [ev.IncomingCall(call_id, "sips:alice@127.0.0.1", "Alice A", OFFER)]
     bob.ringing(call_id, 0.1)
     net.run(0.1)
-    assert events(alice) == [ev.CallProgress(call_id, 180, "Ringing", None)]
+    assert agent_events(alice) == [ev.CallProgress(call_id, 180, "Ringing", None)]
     return net, alice, bob, call_id
 
 
-def established_call() -> tuple[Network, UserAgent, UserAgent, str]:
+def established_call() -> tuple[SipNetwork, UserAgent, UserAgent, str]:
     net, alice, bob, call_id = ringing_call()
     bob.answer(call_id, ANSWER, 1.0)
     net.run(1.0)
-    assert events(alice) == [ev.CallAnswered(call_id, ANSWER)]
-    assert events(bob) == [ev.CallEstablished(call_id)]
+    assert agent_events(alice) == [ev.CallAnswered(call_id, ANSWER)]
+    assert agent_events(bob) == [ev.CallEstablished(call_id)]
     return net, alice, bob, call_id
 
 
@@ -431,8 +210,8 @@ def test_call_answered_and_hung_up_by_caller() -> None:
     assert len(trying) == 1
     alice.hangup(call_id, 5.0)
     net.run(5.0)
-    assert events(alice) == [ev.CallEnded(call_id, None, "Hung up", False)]
-    assert events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
+    assert agent_events(alice) == [ev.CallEnded(call_id, None, "Hung up", False)]
+    assert agent_events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
     assert net.wire[-1][2].startswith(b"SIP/2.0 200 OK")
     assert b"CSeq: 2 BYE" in net.wire[-1][2]
 
@@ -441,8 +220,8 @@ def test_call_hung_up_by_callee() -> None:
     net, alice, bob, call_id = established_call()
     bob.hangup(call_id, 5.0)
     net.run(5.0)
-    assert events(alice) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
-    assert events(bob) == [ev.CallEnded(call_id, None, "Hung up", False)]
+    assert agent_events(alice) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
+    assert agent_events(bob) == [ev.CallEnded(call_id, None, "Hung up", False)]
     bye = parse_message(next(d for _, _, d in net.wire if d.startswith(b"BYE")))
     assert isinstance(bye, Request)
     assert bye.from_.tag and bye.to.tag
@@ -456,8 +235,8 @@ def test_call_rejected(status: int, reason: str) -> None:
     net, alice, bob, call_id = ringing_call()
     bob.reject(call_id, status, 1.0)
     net.run(1.0)
-    assert events(alice) == [ev.CallEnded(call_id, status, reason, True)]
-    assert events(bob) == [ev.CallEnded(call_id, status, reason, False)]
+    assert agent_events(alice) == [ev.CallEnded(call_id, status, reason, True)]
+    assert agent_events(bob) == [ev.CallEnded(call_id, status, reason, False)]
     ack = parse_message(net.wire[-1][2])
     assert isinstance(ack, Request) and ack.method == "ACK"
 
@@ -465,9 +244,9 @@ def test_call_rejected(status: int, reason: str) -> None:
 def test_cancel_after_ringing() -> None:
     net, alice, bob, call_id = ringing_call()
     alice.hangup(call_id, 2.0)
-    assert events(alice) == [ev.CallEnded(call_id, None, "Cancelled", False)]
+    assert agent_events(alice) == [ev.CallEnded(call_id, None, "Cancelled", False)]
     net.run(2.0)
-    assert events(bob) == [ev.CallEnded(call_id, 487, "Cancelled", True)]
+    assert agent_events(bob) == [ev.CallEnded(call_id, 487, "Cancelled", True)]
     sent = [d.split(b"\r\n", 1)[0] for _, _, d in net.wire][-4:]
     assert sent == [
         b"CANCEL sips:bob@127.0.0.1:5062 SIP/2.0",
@@ -475,7 +254,7 @@ def test_cancel_after_ringing() -> None:
         b"SIP/2.0 487 Request Terminated",
         b"ACK sips:bob@127.0.0.1:5062 SIP/2.0",
     ]
-    assert events(alice) == []
+    assert agent_events(alice) == []
 
 
 def test_cancel_crossing_the_200() -> None:
@@ -483,9 +262,9 @@ def test_cancel_crossing_the_200() -> None:
     bob.answer(call_id, ANSWER, 2.0)
     alice.hangup(call_id, 2.0)
     net.run(2.0)
-    assert events(alice) == [ev.CallEnded(call_id, None, "Cancelled", False)]
+    assert agent_events(alice) == [ev.CallEnded(call_id, None, "Cancelled", False)]
     # bob's 200 won: alice ACKs it and hangs up with a BYE, the CANCEL gets 481
-    assert events(bob) == [
+    assert agent_events(bob) == [
         ev.RequestRejected(481, "CANCEL: Call/Transaction Does Not Exist"),
         ev.CallEstablished(call_id),
         ev.CallEnded(call_id, None, "Hung up by peer", True),
@@ -496,27 +275,27 @@ def test_hold_and_resume_both_ways() -> None:
     net, alice, bob, call_id = established_call()
     alice.reinvite(call_id, HOLD, 10.0)
     net.run(10.0)
-    assert events(bob) == [ev.ReinviteReceived(call_id, HOLD)]
+    assert agent_events(bob) == [ev.ReinviteReceived(call_id, HOLD)]
     bob.accept_reinvite(call_id, HELD, 10.5)
     net.run(10.5)
-    assert events(alice) == [ev.ReinviteAnswered(call_id, HELD)]
-    assert events(bob) == []
+    assert agent_events(alice) == [ev.ReinviteAnswered(call_id, HELD)]
+    assert agent_events(bob) == []
     bob.reinvite(call_id, ANSWER, 20.0)
     net.run(20.0)
-    assert events(alice) == [ev.ReinviteReceived(call_id, ANSWER)]
+    assert agent_events(alice) == [ev.ReinviteReceived(call_id, ANSWER)]
     alice.accept_reinvite(call_id, OFFER, 20.0)
     net.run(20.0)
-    assert events(bob) == [ev.ReinviteAnswered(call_id, OFFER)]
+    assert agent_events(bob) == [ev.ReinviteAnswered(call_id, OFFER)]
     # a refused re-INVITE leaves the call up
     alice.reinvite(call_id, HOLD, 30.0)
     net.run(30.0)
-    events(bob)
+    agent_events(bob)
     bob.reject_reinvite(call_id, 488, 30.0)
     net.run(30.0)
-    assert events(alice) == [ev.ReinviteFailed(call_id, 488, "Not Acceptable Here")]
+    assert agent_events(alice) == [ev.ReinviteFailed(call_id, 488, "Not Acceptable Here")]
     alice.hangup(call_id, 40.0)
     net.run(40.0)
-    assert events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
+    assert agent_events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
 
 
 def test_reinvite_glare_resolves() -> None:
@@ -525,23 +304,23 @@ def test_reinvite_glare_resolves() -> None:
     bob.reinvite(call_id, ANSWER, 10.0)
     net.run(10.0)
     # both got 491 and answered 491: nobody saw the other's offer yet
-    assert [type(e) for e in events(alice)] == [ev.RequestRejected]
-    assert [type(e) for e in events(bob)] == [ev.RequestRejected]
+    assert [type(e) for e in agent_events(alice)] == [ev.RequestRejected]
+    assert [type(e) for e in agent_events(bob)] == [ev.RequestRejected]
     # bob (not the Call-ID owner) retries within 2 s, alice only after 2.1 s
     advance(net, [alice, bob], 12.05)
-    assert events(alice) == [ev.ReinviteReceived(call_id, ANSWER)]
+    assert agent_events(alice) == [ev.ReinviteReceived(call_id, ANSWER)]
     alice.accept_reinvite(call_id, OFFER, 12.1)
     net.run(12.1)
-    assert events(bob) == [ev.ReinviteAnswered(call_id, OFFER)]
+    assert agent_events(bob) == [ev.ReinviteAnswered(call_id, OFFER)]
     advance(net, [alice, bob], 15.0)
-    assert events(bob) == [ev.ReinviteReceived(call_id, HOLD)]
+    assert agent_events(bob) == [ev.ReinviteReceived(call_id, HOLD)]
     bob.accept_reinvite(call_id, HELD, 15.0)
     net.run(15.0)
-    assert events(alice) == [ev.ReinviteAnswered(call_id, HELD)]
+    assert agent_events(alice) == [ev.ReinviteAnswered(call_id, HELD)]
 
 
 def test_timer_b_on_a_silent_peer() -> None:
-    net = Network()
+    net = SipNetwork()
     alice = make_agent("sips:alice@127.0.0.1", 1, keepalive_interval=0)
     silent = Registrar(silent=True)
     net.add(ALICE_ADDR, alice)
@@ -550,7 +329,7 @@ def test_timer_b_on_a_silent_peer() -> None:
     net.run(0.0)
     assert alice.get_timer() == 32.0
     advance(net, [alice], 32.0)
-    assert events(alice) == [ev.CallEnded(call_id, 408, "Request timeout", False)]
+    assert agent_events(alice) == [ev.CallEnded(call_id, 408, "Request timeout", False)]
 
 
 def test_timers_b_and_f_start_when_the_request_goes_out_not_when_it_was_asked_for() -> None:
@@ -564,9 +343,9 @@ def test_timers_b_and_f_start_when_the_request_goes_out_not_when_it_was_asked_fo
     assert [data[:7] for data, _ in alice.data_to_send()] == [b"INVITE "]
     assert alice.get_timer() == 37.0
     alice.handle_timer(36.9)
-    assert events(alice) == []
+    assert agent_events(alice) == []
     alice.handle_timer(37.0)
-    assert events(alice) == [ev.CallEnded(call_id, 408, "Request timeout", False)]
+    assert agent_events(alice) == [ev.CallEnded(call_id, 408, "Request timeout", False)]
 
     carol = make_agent(
         "sip:carol@127.0.0.1", 3, password="pw", registrar=REGISTRAR, keepalive_interval=0
@@ -577,20 +356,20 @@ def test_timers_b_and_f_start_when_the_request_goes_out_not_when_it_was_asked_fo
     assert [data[:9] for data, _ in carol.data_to_send()] == [b"REGISTER "]
     assert carol.get_timer() == 39.0
     carol.handle_timer(38.9)
-    assert events(carol) == []
+    assert agent_events(carol) == []
     carol.handle_timer(39.0)
-    (failed,) = events(carol)
+    (failed,) = agent_events(carol)
     assert isinstance(failed, ev.RegistrationFailed)
     assert (failed.status, failed.reason) == (None, "Request timeout")
 
 
 def test_unreachable_peer_ends_the_call() -> None:
-    net = Network()
+    net = SipNetwork()
     alice = make_agent("sips:alice@127.0.0.1", 1)
     net.add(ALICE_ADDR, alice)
     call_id = alice.invite("sips:bob@127.0.0.1:5999", OFFER, 0.0)
     net.run(0.0)
-    assert events(alice) == [ev.CallEnded(call_id, 503, "Connection failed", False)]
+    assert agent_events(alice) == [ev.CallEnded(call_id, 503, "Connection failed", False)]
 
 
 def test_200_is_repeated_until_ack_then_given_up() -> None:
@@ -598,24 +377,24 @@ def test_200_is_repeated_until_ack_then_given_up() -> None:
     net.drop = lambda data: data.startswith(b"ACK")
     bob.answer(call_id, ANSWER, 1.0)
     net.run(1.0)
-    assert events(alice) == [ev.CallAnswered(call_id, ANSWER)]
+    assert agent_events(alice) == [ev.CallAnswered(call_id, ANSWER)]
     advance(net, [bob], 1.0 + 0.5 + 1.0 + 2.0)
     oks = [d for _, _, d in net.wire if d.startswith(b"SIP/2.0 200") and b"INVITE" in d]
     assert len(oks) == 4  # at 1.0, 1.5, 2.5, 4.5
     advance(net, [bob], 33.0)
-    (ended,) = [e for e in events(bob) if isinstance(e, ev.CallEnded)]
+    (ended,) = [e for e in agent_events(bob) if isinstance(e, ev.CallEnded)]
     assert ended == ev.CallEnded(call_id, 408, "No ACK from the caller", False)
 
 
 def test_default_port_is_5061_for_tls() -> None:
-    net = Network()
+    net = SipNetwork()
     alice = make_agent("sips:alice@127.0.0.1", 1)
     bob = make_agent("sips:bob@127.0.0.1", 2)
     net.add(ALICE_ADDR, alice)
     net.add(("127.0.0.2", 5061), bob)
     call_id = alice.invite("bob@127.0.0.2", OFFER, 0.0)
     net.run(0.0)
-    assert events(bob)[0] == ev.IncomingCall(call_id, "sips:alice@127.0.0.1", "", OFFER)
+    assert agent_events(bob)[0] == ev.IncomingCall(call_id, "sips:alice@127.0.0.1", "", OFFER)
 
 
 def test_api_misuse_raises_local_protocol_error() -> None:
@@ -671,7 +450,7 @@ def test_options_answered_with_allow_and_accept() -> None:
     assert response.header("Accept") == "application/sdp"
     assert response.vias[0].param("rport") == "41000"
     assert response.vias[0].param("received") == "127.0.0.1"
-    assert events(bob) == []
+    assert agent_events(bob) == []
 
 
 @pytest.mark.parametrize(
@@ -697,7 +476,7 @@ def test_bad_requests_are_answered(method: str, extra: str, to_tag: str, status:
     assert response.status == status
     assert response.to.tag
     assert response.header("Call-ID") == "raw-1"
-    (rejected,) = events(bob)
+    (rejected,) = agent_events(bob)
     assert isinstance(rejected, ev.RequestRejected)
     assert rejected.status == status
     if status == 405:
@@ -718,7 +497,7 @@ def test_unframeable_stream_closes_the_flow() -> None:
     bob.connection_made(peer, BOB_ADDR, 0.0)
     bob.receive_data(raw_request("OPTIONS").replace(b"Content-Length: 0", b"l: x"), peer, 0.0)
     assert bob.flows_to_close() == [peer]
-    (failed,) = events(bob)
+    (failed,) = agent_events(bob)
     assert isinstance(failed, ev.FlowFailed)
     bob.receive_data(b"A" * 70000, peer, 0.0)
     assert bob.flows_to_close() == [peer]
@@ -733,7 +512,7 @@ def test_garbage_never_raises() -> None:
         chunk = hashlib.sha256(seed + bytes([i])).digest()
         bob.receive_data(b"INVITE sip:x SIP/2.0\r\n" + chunk + b"\r\n\r\n", peer, float(i))
     bob.data_to_send()
-    events(bob)
+    agent_events(bob)
 
 
 def reachable(root: object, depth: int = 4) -> list[object]:
@@ -789,7 +568,7 @@ def test_agent_survives_mutated_traffic(data: st.DataObject) -> None:
         target.receive_data(bytes(message), peer_of[id(target)], 1.0)
         net.run(1.0)
     for agent in (alice, bob):
-        events(agent)
+        agent_events(agent)
         if agent.get_timer() is not None:
             agent.handle_timer(100.0)
     assert call_id
@@ -798,86 +577,11 @@ def test_agent_survives_mutated_traffic(data: st.DataObject) -> None:
 # ------------------------------------------------------------------ through a proxy
 
 
-class Proxy(Registrar):
-    """A registrar that is also a record-routing, stateless proxy, the way the Kamailio config
-    of the interop tests behaves: it reaches each UA over the UA's own connection."""
-
-    me = "127.0.0.1:5070"
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.users: dict[str, Address] = {}
-        self.forwarded: list[Request] = []
-
-    def receive_data(self, data: bytes, peer: Address, now: float) -> None:
-        framer = self.framers[peer]
-        framer.feed(data)
-        while (item := framer.next_item()) is not None:
-            if not isinstance(item, Frame):
-                continue
-            message = parse_message(item.data)
-            if isinstance(message, Response):
-                self.forward_response(message)
-            elif message.method == "REGISTER":
-                answer = self.handle(message)
-                if answer.status == 200 and message.from_.uri.user:
-                    self.users[message.from_.uri.user] = peer
-                self.out.append((bytes(answer), peer))
-            else:
-                self.forward_request(peer, message)
-
-    def forward_request(self, peer: Address, req: Request) -> None:
-        headers = list(req.headers)
-        routes = [i for i, (n, v) in enumerate(headers) if n == "Route"]
-        if routes and self.me in headers[routes[0]][1]:
-            del headers[routes[0]]
-        if req.to.tag is None and req.method == "INVITE":
-            headers.insert(0, ("Record-Route", f"<sip:{self.me};transport=tls;lr>"))
-        if req.to.tag is None and req.method in ("INVITE", "CANCEL", "ACK"):
-            target = self.users[req.uri.user or ""]
-        else:
-            target = (req.uri.host, req.uri.port or 5061)
-        top = req.vias[0]
-        stamped = str(top.with_received(peer[0], peer[1]))
-        first_via = next(i for i, (n, _) in enumerate(headers) if n == "Via")
-        headers[first_via] = ("Via", stamped)
-        branch = "z9hG4bKp" + (top.branch or "")[7:]
-        headers.insert(0, ("Via", f"SIP/2.0/TLS {self.me};branch={branch}"))
-        out = Request(req.method, req.uri, tuple(headers), req.body)
-        self.forwarded.append(out)
-        self.out.append((bytes(out), target))
-
-    def forward_response(self, resp: Response) -> None:
-        headers = list(resp.headers)
-        del headers[next(i for i, (n, _) in enumerate(headers) if n == "Via")]
-        out = Response(resp.status, resp.reason, tuple(headers), resp.body)
-        via = out.vias[0]
-        self.out.append(
-            (bytes(out), (via.param("received") or via.host, int(via.param("rport") or 0)))
-        )
-
-
-def proxied_phones() -> tuple[Network, UserAgent, UserAgent, Proxy]:
-    net = Network()
-    proxy = Proxy(password="pw")
-    alice = make_agent("sip:alice@127.0.0.1", 1, password="pw", registrar=REGISTRAR)
-    bob = make_agent("sip:bob@127.0.0.1", 2, password="pw", registrar=REGISTRAR)
-    net.add(ALICE_ADDR, alice)
-    net.add(BOB_ADDR, bob)
-    net.add(REGISTRAR, proxy)
-    alice.register(0.0)
-    bob.register(0.0)
-    net.run(0.0)
-    assert isinstance(events(alice)[0], ev.Registered)
-    assert isinstance(events(bob)[0], ev.Registered)
-    return net, alice, bob, proxy
-
-
 def test_call_through_a_record_routing_proxy() -> None:
     net, alice, bob, proxy = proxied_phones()
     call_id = alice.invite("bob", OFFER, 1.0)
     net.run(1.0)
-    (incoming,) = events(bob)
+    (incoming,) = agent_events(bob)
     assert incoming == ev.IncomingCall(call_id, "sip:alice@127.0.0.1", "", OFFER)
     invite = proxy.forwarded[0]
     assert str(invite.uri) == "sip:bob@127.0.0.1"
@@ -889,23 +593,23 @@ def test_call_through_a_record_routing_proxy() -> None:
     bob.ringing(call_id, 1.1)
     bob.answer(call_id, ANSWER, 2.0)
     net.run(2.0)
-    assert events(alice) == [
+    assert agent_events(alice) == [
         ev.CallProgress(call_id, 180, "Ringing", None),
         ev.CallAnswered(call_id, ANSWER),
     ]
-    assert events(bob) == [ev.CallEstablished(call_id)]
+    assert agent_events(bob) == [ev.CallEstablished(call_id)]
     ack = next(r for r in proxy.forwarded if r.method == "ACK")
     assert ack.uri.port == 40001  # bob's Contact: the remote target
     # hold from the callee, then BYE from the caller, all along the route set
     bob.reinvite(call_id, HELD, 3.0)
     net.run(3.0)
-    assert events(alice) == [ev.ReinviteReceived(call_id, HELD)]
+    assert agent_events(alice) == [ev.ReinviteReceived(call_id, HELD)]
     alice.accept_reinvite(call_id, HOLD, 3.0)
     net.run(3.0)
-    assert events(bob) == [ev.ReinviteAnswered(call_id, HOLD)]
+    assert agent_events(bob) == [ev.ReinviteAnswered(call_id, HOLD)]
     alice.hangup(call_id, 4.0)
     net.run(4.0)
-    assert events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
+    assert agent_events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
     in_dialog = [r for r in proxy.forwarded if r.method in ("ACK", "BYE", "INVITE")][1:]
     assert all(r.header("Route") is None for r in in_dialog)  # the proxy popped itself
     sent_bye = next(d for s, _, d in net.wire if d.startswith(b"BYE"))
@@ -920,8 +624,8 @@ def test_cancel_through_a_proxy() -> None:
     net.run(1.0)
     alice.hangup(call_id, 2.0)
     net.run(2.0)
-    assert events(bob)[-1] == ev.CallEnded(call_id, 487, "Cancelled", True)
-    assert events(alice)[-1] == ev.CallEnded(call_id, None, "Cancelled", False)
+    assert agent_events(bob)[-1] == ev.CallEnded(call_id, 487, "Cancelled", True)
+    assert agent_events(alice)[-1] == ev.CallEnded(call_id, None, "Cancelled", False)
 
 
 class ChallengingPeer(Registrar):
@@ -944,7 +648,7 @@ class ChallengingPeer(Registrar):
 def test_a_directly_called_peer_that_challenges_gets_no_credentials() -> None:
     """Only the registrar gets answers computed from the password (tests/test_sip_credentials.py
     has the whole story); a direct call that is challenged ends with the reason."""
-    net = Network()
+    net = SipNetwork()
     alice = make_agent("sips:alice@127.0.0.1", 1, password="pw")
     peer = ChallengingPeer(password="pw")
     net.add(ALICE_ADDR, alice)
@@ -956,7 +660,7 @@ def test_a_directly_called_peer_that_challenges_gets_no_credentials() -> None:
     assert ack.cseq.seq == 1 and ack.to.tag == "reg1" and ack.vias[0].branch == first.vias[0].branch
     assert peer.authorizations == []
     reason = "Password not sent to a stranger (127.0.0.1:5062 is not your registrar)"
-    assert events(alice) == [ev.CallEnded(call_id, 407, reason, False)]
+    assert agent_events(alice) == [ev.CallEnded(call_id, 407, reason, False)]
 
 
 def test_unregister_while_the_first_register_is_out() -> None:
@@ -964,7 +668,7 @@ def test_unregister_while_the_first_register_is_out() -> None:
     alice.register(0.0)
     alice.unregister(0.0)
     net.run(0.0)
-    assert events(alice) == [ev.Unregistered()]
+    assert agent_events(alice) == [ev.Unregistered()]
     assert registrar.bindings == {}
     assert alice.get_timer() == 30.0  # no refresh planned
 
@@ -975,13 +679,13 @@ class Redirector(ChallengingPeer):
 
 
 def test_redirect_ends_the_call_with_its_target() -> None:
-    net = Network()
+    net = SipNetwork()
     alice = make_agent("sips:alice@127.0.0.1", 1)
     net.add(ALICE_ADDR, alice)
     net.add(BOB_ADDR, Redirector())
     call_id = alice.invite("sips:bob@127.0.0.1:5062", OFFER, 0.0)
     net.run(0.0)
-    assert events(alice) == [
+    assert agent_events(alice) == [
         ev.CallEnded(call_id, 302, "Moved Temporarily to sips:bob@192.0.2.44", True)
     ]
 
@@ -990,10 +694,10 @@ def test_bye_during_a_reinvite_answers_it_487() -> None:
     net, alice, bob, call_id = established_call()
     alice.reinvite(call_id, HOLD, 10.0)
     net.run(10.0)
-    assert events(bob) == [ev.ReinviteReceived(call_id, HOLD)]
+    assert agent_events(bob) == [ev.ReinviteReceived(call_id, HOLD)]
     alice.hangup(call_id, 11.0)
     net.run(11.0)
-    assert events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
+    assert agent_events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
     firsts = [d.split(b"\r\n", 1)[0] for _, _, d in net.wire][-4:]
     assert firsts == [
         b"BYE sips:bob@127.0.0.1:5062 SIP/2.0",
@@ -1010,8 +714,8 @@ def test_hangup_after_the_connection_dropped_reconnects() -> None:
     net.cut(alice, BOB_ADDR, 5.0)
     alice.hangup(call_id, 6.0)
     net.run(6.0)
-    assert events(alice) == [ev.CallEnded(call_id, None, "Hung up", False)]
-    assert events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
+    assert agent_events(alice) == [ev.CallEnded(call_id, None, "Hung up", False)]
+    assert agent_events(bob) == [ev.CallEnded(call_id, None, "Hung up by peer", True)]
     bye = next(d for s, _, d in net.wire if d.startswith(b"BYE"))
     assert b"rport" in bye
     advance(net, [alice, bob], 36.0)
@@ -1023,7 +727,7 @@ def test_offerless_invite_gets_the_answer_in_the_ack() -> None:
     peer = ("127.0.0.1", 41000)
     bob.connection_made(peer, BOB_ADDR, 0.0)
     bob.receive_data(raw_request("INVITE"), peer, 0.0)
-    (incoming,) = events(bob)
+    (incoming,) = agent_events(bob)
     assert isinstance(incoming, ev.IncomingCall) and incoming.sdp == b""
     bob.answer("raw-1", OFFER, 1.0)
     sent = [parse_message(d) for d, _ in bob.data_to_send()]
@@ -1037,12 +741,12 @@ def test_offerless_invite_gets_the_answer_in_the_ack() -> None:
         + ANSWER
     )
     bob.receive_data(ack, peer, 1.1)
-    assert events(bob) == [ev.CallEstablished("raw-1", ANSWER)]
+    assert agent_events(bob) == [ev.CallEstablished("raw-1", ANSWER)]
 
 
 def test_with_an_account_a_uri_with_host_and_port_elsewhere_is_called_directly() -> None:
     """Issue 5: `pidphone call` uses the account, or calls directly for sips:user@host:port."""
-    net = Network()
+    net = SipNetwork()
     proxy = Proxy(password="pw")
     alice = make_agent("sips:alice@example.org", 1, password="pw", registrar=REGISTRAR)
     bob = make_agent("sips:bob@127.0.0.2", 2)
@@ -1051,7 +755,7 @@ def test_with_an_account_a_uri_with_host_and_port_elsewhere_is_called_directly()
     net.add(("127.0.0.2", 5062), bob)
     call_id = alice.invite("sips:bob@127.0.0.2:5062", OFFER, 0.0)
     net.run(0.0)
-    assert events(bob) == [ev.IncomingCall(call_id, "sips:alice@example.org", "", OFFER)]
+    assert agent_events(bob) == [ev.IncomingCall(call_id, "sips:alice@example.org", "", OFFER)]
     assert proxy.forwarded == []
     invite = parse_message(next(d for _, _, d in net.wire if d.startswith(b"INVITE")))
     assert isinstance(invite, Request)
@@ -1059,10 +763,10 @@ def test_with_an_account_a_uri_with_host_and_port_elsewhere_is_called_directly()
     assert invite.contacts[0].uri.param("ob") is None
     bob.answer(call_id, ANSWER, 1.0)
     net.run(1.0)
-    assert events(alice) == [ev.CallAnswered(call_id, ANSWER)]
+    assert agent_events(alice) == [ev.CallAnswered(call_id, ANSWER)]
     alice.hangup(call_id, 2.0)
     net.run(2.0)
-    assert events(bob) == [
+    assert agent_events(bob) == [
         ev.CallEstablished(call_id),
         ev.CallEnded(call_id, None, "Hung up by peer", True),
     ]

@@ -16,22 +16,21 @@ import pytest
 from pidphone import wiring
 from pidphone.config import parse_config
 from pidphone.errors import ConfigError
+from pidphone.ports import Address
 from pidphone.sip import Request, Response, parse_message
 from pidphone.sip import events as ev
 from pidphone.sip.agent import UserAgent
 from pidphone.sip.auth import Challenge, DigestCredentials, digest_response, parse_authorization
 from pidphone.sip.message import reason_phrase
-from tests.test_sip_agent import (
+from tests.harness import (
     ALICE_ADDR,
     OFFER,
     REGISTRAR,
-    Address,
-    Network,
-    Proxy,
-    Registrar,
-    events,
+    SipNetwork,
+    agent_events,
     make_agent,
 )
+from tests.peers.sip_registrar import Proxy, Registrar
 
 STRANGER: Address = ("127.0.0.2", 5062)
 CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization")
@@ -56,7 +55,7 @@ class Stranger(Registrar):
 
 
 class ChallengingProxy(Proxy):
-    """The registrar-proxy (tests/test_sip_agent.py), which also wants proxy credentials on
+    """The registrar-proxy (tests/peers/sip_registrar.py), which also wants proxy credentials on
     INVITE, as Kamailio's `proxy_challenge` does, in the account realm and with its own
     nonce. It checks the response with the password it knows."""
 
@@ -89,8 +88,8 @@ class ChallengingProxy(Proxy):
 
 def registered(
     proxy: Registrar, aor: str = "sip:alice@127.0.0.1", **kwargs: object
-) -> tuple[Network, UserAgent]:
-    net = Network()
+) -> tuple[SipNetwork, UserAgent]:
+    net = SipNetwork()
     alice = make_agent(aor, 1, password="alicepw", registrar=REGISTRAR, **kwargs)
     net.add(ALICE_ADDR, alice)
     net.add(REGISTRAR, proxy)
@@ -99,7 +98,7 @@ def registered(
     return net, alice
 
 
-def credentials_on_the_wire(net: Network, to: Address) -> list[bytes]:
+def credentials_on_the_wire(net: SipNetwork, to: Address) -> list[bytes]:
     """Every request delivered to `to` that carries an (Proxy-)Authorization header."""
     out: list[bytes] = []
     for _, target, data in net.wire:
@@ -122,10 +121,10 @@ def test_the_registrar_challenging_an_invite_in_the_account_realm_is_answered() 
     net.add(("127.0.0.1", 5063), bob)
     bob.register(0.0)
     net.run(0.0)
-    assert isinstance(events(alice)[0], ev.Registered)
+    assert isinstance(agent_events(alice)[0], ev.Registered)
     call_id = alice.invite("bob", OFFER, 1.0)
     net.run(1.0)
-    assert [type(e) for e in events(bob)] == [ev.Registered, ev.IncomingCall]
+    assert [type(e) for e in agent_events(bob)] == [ev.Registered, ev.IncomingCall]
     invites = [r for r in proxy.requests if r.method == "INVITE"]
     auth = parse_authorization(invites[-1].header("Proxy-Authorization") or "")
     assert (auth["realm"], auth["nonce"], auth["username"]) == ("127.0.0.1", "proxy-nonce", "alice")
@@ -147,7 +146,7 @@ def test_the_registrar_may_use_any_algorithm_and_the_strongest_offered_wins(
 
     registrar = Offering(algorithm=algorithm)
     _, alice = registered(registrar)
-    assert isinstance(events(alice)[0], ev.Registered)
+    assert isinstance(agent_events(alice)[0], ev.Registered)
     assert registrar.authorizations[0]["algorithm"] == algorithm
 
 
@@ -155,11 +154,11 @@ def test_a_realm_listed_in_the_config_is_answered_and_an_unlisted_one_is_not() -
     """A provider whose realm is not its domain: `account.auth_realms` names it."""
     listed = Registrar(realm="sip.provider.net")
     _, alice = registered(listed, "sip:alice@example.org", auth_realms=("SIP.provider.net",))
-    assert isinstance(events(alice)[0], ev.Registered)
+    assert isinstance(agent_events(alice)[0], ev.Registered)
 
     unlisted = Registrar(realm="sip.provider.net")
     net, alice = registered(unlisted, "sip:alice@example.org")
-    (failed,) = events(alice)
+    (failed,) = agent_events(alice)
     assert failed == ev.RegistrationFailed(
         401, 'Password not sent: other realm ("sip.provider.net" is not yours)', None
     )
@@ -191,7 +190,7 @@ def test_a_challenge_relayed_by_the_registrar_in_a_foreign_realm_is_refused(stat
     (the callee's domain, a stranger's phone) challenging in its own realm gets nothing."""
     registrar = Relay()
     net, alice = registered(registrar)
-    events(alice)
+    agent_events(alice)
     call_id = alice.invite("sip:mallory@evil.example", OFFER, 1.0)
     net.run(1.0)
     invite = registrar.requests[-1]
@@ -199,7 +198,7 @@ def test_a_challenge_relayed_by_the_registrar_in_a_foreign_realm_is_refused(stat
     alice.receive_data(relayed_challenge(invite, status, "evil.example", "MD5"), REGISTRAR, 2.0)
     net.run(2.0)
     reason = 'Password not sent: other realm ("evil.example" is not yours)'
-    assert events(alice) == [ev.CallEnded(call_id, status, reason, False)]
+    assert agent_events(alice) == [ev.CallEnded(call_id, status, reason, False)]
     assert [r.method for r in registrar.requests[-2:]] == ["INVITE", "ACK"]
     assert credentials_on_the_wire(net, REGISTRAR) == [
         d for d in credentials_on_the_wire(net, REGISTRAR) if d.startswith(b"REGISTER")
@@ -236,7 +235,7 @@ def test_a_dialled_stranger_gets_no_credential_whatever_it_asks() -> None:
     net.run(0.0)
     alice.invite("bob", OFFER, 1.0)
     net.run(1.0)
-    events(alice)
+    agent_events(alice)
     challenges = every_challenge()
     stranger = Stranger(challenges)
     net.add(STRANGER, stranger)
@@ -244,7 +243,7 @@ def test_a_dialled_stranger_gets_no_credential_whatever_it_asks() -> None:
     for n, (status, _) in enumerate(challenges):
         call_id = alice.invite("sips:bob@127.0.0.2:5062", OFFER, 2.0 + n)
         net.run(2.0 + n)
-        assert events(alice) == [ev.CallEnded(call_id, status, reason, False)]
+        assert agent_events(alice) == [ev.CallEnded(call_id, status, reason, False)]
     assert len(stranger.requests) == 2 * len(challenges)  # each INVITE and its ACK
     assert credentials_on_the_wire(net, STRANGER) == []
     assert all(b"alicepw" not in data for _, _, data in net.wire)

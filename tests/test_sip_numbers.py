@@ -24,15 +24,15 @@ from pidphone.sip import Request, Response, SipParseError, StreamFramer, parse_m
 from pidphone.sip import events as ev
 from pidphone.sip.grammar import parse_number
 from pidphone.zrtp.cache import MemoryZidCache
-from tests.test_call import RecordingAgent
-from tests.test_sip_agent import (
+from tests.harness import (
     ANSWER,
     OFFER,
     REGISTRAR,
-    events,
+    agent_events,
     proxied_phones,
     registered_alice,
 )
+from tests.test_call import RecordingAgent
 
 NOT_ASCII_DIGITS = ["²", "\u0661", "\u07c1", "\u0663", "\U0001d7e0"]
 """Characters for which str.isdigit() is True: int() refuses the first, reads the others."""
@@ -117,7 +117,7 @@ def test_a_relayed_message_with_a_unicode_digit_keeps_the_flow_and_the_registrat
     net, alice, _ = registered_alice()
     alice.register(0.0)
     net.run(0.0)
-    assert isinstance(events(alice)[0], ev.Registered)
+    assert isinstance(agent_events(alice)[0], ev.Registered)
     for field, message, old, new in FIELDS:
         if field == "Content-Length":
             continue
@@ -128,15 +128,15 @@ def test_a_relayed_message_with_a_unicode_digit_keeps_the_flow_and_the_registrat
         if message is REQUEST:
             ((answer, peer),) = sent
             assert peer == REGISTRAR and answer.startswith(b"SIP/2.0 400 Bad Request\r\n"), field
-            (rejected,) = events(alice)
+            (rejected,) = agent_events(alice)
             assert isinstance(rejected, ev.RequestRejected) and rejected.status == 400
         else:
-            assert sent == [] and events(alice) == [], field
+            assert sent == [] and agent_events(alice) == [], field
     # the flow still carries the registration: the refresh goes out and succeeds on it
     net.run(1.0)
     alice.handle_timer(300.0)
     net.run(300.0)
-    assert [type(e) for e in events(alice)] == [ev.Registered]
+    assert [type(e) for e in agent_events(alice)] == [ev.Registered]
 
 
 # ------------------------------------------------------------------ SDP
@@ -279,13 +279,13 @@ def test_receive_data_never_raises(data: st.DataObject) -> None:
         for agent in (alice, bob):
             agent.data_to_send()
             agent.flows_to_close()
-            assert all(isinstance(e, ev.SipEvent) for e in events(agent))
+            assert all(isinstance(e, ev.SipEvent) for e in agent_events(agent))
     for agent in (alice, bob):
         timer = agent.get_timer()
         if timer is not None:
             agent.handle_timer(timer)
         agent.data_to_send()
-        events(agent)
+        agent_events(agent)
 
 
 @settings(max_examples=300, deadline=None)
