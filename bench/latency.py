@@ -54,7 +54,7 @@ from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.sim_audio import BUFFER_FRAMES, Pacer
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import open_udp
-from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE, AudioPurpose
+from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE, AudioPurpose, frame_bytes
 from pidphone.rtp.jitter import JitterBuffer
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache
@@ -86,14 +86,14 @@ class ChirpCapture:
     """Silence with a chirp every `interval` once armed, paced like a sound card; notes when
     each chirp's first frame was complete (its due time)."""
 
-    rate = SAMPLE_RATE
-
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, rate: int = SAMPLE_RATE) -> None:
+        self.rate = self.device_rate = rate
+        self._frame_bytes = frame_bytes(rate)
         self._pacer = Pacer()
         self._pacer.due()  # the schedule starts when the device opens
         self._interval_frames = max(2, round(interval / FRAME_TIME))
-        signal = np.clip(np.round(chirp()), -32768, 32767).astype("<i2").tobytes()
-        self._signal = signal + bytes(-len(signal) % FRAME_BYTES)
+        signal = np.clip(np.round(chirp(rate)), -32768, 32767).astype("<i2").tobytes()
+        self._signal = signal + bytes(-len(signal) % self._frame_bytes)
         self.armed = threading.Event()
         self.frames = 0
         self.sent: list[float] = []
@@ -110,8 +110,9 @@ class ChirpCapture:
         if not self._pending and self.armed.is_set() and self.frames % self._interval_frames == 0:
             self._pending = self._signal
             self.sent.append(complete - FRAME_TIME)  # the frame's first sample
-        frame, self._pending = self._pending[:FRAME_BYTES], self._pending[FRAME_BYTES:]
-        return frame.ljust(FRAME_BYTES, b"\0")
+        size = self._frame_bytes
+        frame, self._pending = self._pending[:size], self._pending[size:]
+        return frame.ljust(size, b"\0")
 
     def close(self) -> None:
         """Nothing to release."""
@@ -121,9 +122,8 @@ class StampedPlayback:
     """A device buffer of `BUFFER_FRAMES` periods played out in real time, as the simulated
     earpiece is; keeps every frame with the time it starts to play."""
 
-    rate = SAMPLE_RATE
-
-    def __init__(self) -> None:
+    def __init__(self, rate: int = SAMPLE_RATE) -> None:
+        self.rate = self.device_rate = rate
         self.frames: list[tuple[float, bytes]] = []
         self._played_until: float | None = None
         self._lock = threading.Lock()
@@ -156,12 +156,14 @@ class LatencyDevices:
         self.capture = ChirpCapture(interval)
         self.earpiece: StampedPlayback | None = None
 
-    def open_capture(self) -> ChirpCapture:
-        self.capture = ChirpCapture(self._interval)
+    def open_capture(self, rate: int = SAMPLE_RATE) -> ChirpCapture:
+        self.capture = ChirpCapture(self._interval, rate)
         return self.capture
 
-    def open_playback(self, purpose: AudioPurpose = "call") -> StampedPlayback:
-        playback = StampedPlayback()
+    def open_playback(
+        self, purpose: AudioPurpose = "call", rate: int = SAMPLE_RATE
+    ) -> StampedPlayback:
+        playback = StampedPlayback(rate)
         if purpose == "call":
             self.earpiece = playback
         return playback

@@ -44,7 +44,7 @@ from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.sim_audio import SimAudioDevices, tone_source
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import open_udp
-from pidphone.ports import FRAME_BYTES, FRAME_TIME, SAMPLE_RATE, AudioPurpose, KeyEvent, Screen
+from pidphone.ports import FRAME_TIME, SAMPLE_RATE, AudioPurpose, KeyEvent, Screen, frame_bytes
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.sip.callers import CallerPolicy
 from pidphone.zrtp.cache import MemoryZidCache
@@ -82,9 +82,10 @@ class CardCapture:
     """Frame n is captured at start + n * period; a frame read after that is late by the
     difference. After an overrun the card restarts its schedule, as ALSA does after -EPIPE."""
 
-    rate = SAMPLE_RATE
-
-    def __init__(self, lateness: Lateness, source: Callable[[], bytes]) -> None:
+    def __init__(
+        self, lateness: Lateness, source: Callable[[], bytes], rate: int = SAMPLE_RATE
+    ) -> None:
+        self.rate = self.device_rate = rate
         self._lateness = lateness
         self._source = source
         self._start = time.monotonic()
@@ -116,17 +117,17 @@ class CardPlayback:
     call is not on hold is a gap the listener hears). A writer that runs ahead (the ringer)
     waits while the buffer is full."""
 
-    rate = SAMPLE_RATE
-
-    def __init__(self, dry: Lateness, close_seconds: float = 0.0) -> None:
+    def __init__(self, dry: Lateness, close_seconds: float = 0.0, rate: int = SAMPLE_RATE) -> None:
+        self.rate = self.device_rate = rate
+        self._frame_bytes = frame_bytes(rate)
         self._dry = dry
         self._close_seconds = close_seconds
         self._until: float | None = None
         self.played: list[tuple[float, bool]] = []
 
     def write_frame(self, pcm: bytes) -> None:
-        if len(pcm) != FRAME_BYTES:
-            raise ValueError(f"a frame is {FRAME_BYTES} bytes")
+        if len(pcm) != self._frame_bytes:
+            raise ValueError(f"a frame is {self._frame_bytes} bytes")
         now = time.monotonic()
         until = self._until
         if until is None:
@@ -159,15 +160,17 @@ class SlowDevices:
         self.volume_changes = 0
         self.earpiece: CardPlayback | None = None
 
-    def open_capture(self) -> CardCapture:
-        return CardCapture(self.capture_late, tone_source(1000.0))
+    def open_capture(self, rate: int = SAMPLE_RATE) -> CardCapture:
+        return CardCapture(self.capture_late, tone_source(1000.0, rate), rate)
 
-    def open_playback(self, purpose: AudioPurpose = "call") -> CardPlayback:
+    def open_playback(
+        self, purpose: AudioPurpose = "call", rate: int = SAMPLE_RATE
+    ) -> CardPlayback:
         if purpose == "ring":
             self.ring_opens += 1
             time.sleep(self._ring_seconds)
-            return CardPlayback(Lateness(self.playback_late.periods), self._ring_seconds)
-        self.earpiece = CardPlayback(self.playback_late)
+            return CardPlayback(Lateness(self.playback_late.periods), self._ring_seconds, rate)
+        self.earpiece = CardPlayback(self.playback_late, rate=rate)
         return self.earpiece
 
     def set_volume(self, percent: int) -> None:

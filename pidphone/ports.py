@@ -19,9 +19,9 @@ Address = tuple[str, int]
 # --------------------------------------------------------------------------- audio
 
 SAMPLE_RATE = 8000
-"""The rate of every PCM frame that crosses the audio ports today (drivers resample). The
-media worker asks a device for its `rate` and sizes frames from it, so a wideband codec can
-bring 16 or 48 kHz frames through the same ports later."""
+"""The narrowband rate (G.711), at which devices open unless asked for another: a call's
+frames cross the audio ports at its codec's rate (8000, 16000 or 48000 Hz), the ringer's at
+this one."""
 
 FRAME_TIME = 0.02
 """One frame, the packetization and the device period: 20 ms whatever the rate."""
@@ -44,7 +44,12 @@ class AudioCapture(Protocol):
 
     @property
     def rate(self) -> int:
-        """Samples per second of the frames `read_frame` gives."""
+        """Samples per second of the frames `read_frame` gives (the rate it was opened at)."""
+        ...
+
+    @property
+    def device_rate(self) -> int:
+        """Samples per second the device itself runs at (`rate`, unless it is resampled)."""
         ...
 
     def next_frame_at(self) -> float:
@@ -67,7 +72,12 @@ class AudioPlayback(Protocol):
 
     @property
     def rate(self) -> int:
-        """Samples per second of the frames `write_frame` takes."""
+        """Samples per second of the frames `write_frame` takes (the rate it was opened at)."""
+        ...
+
+    @property
+    def device_rate(self) -> int:
+        """Samples per second the device itself runs at (`rate`, unless it is resampled)."""
         ...
 
     def write_frame(self, pcm: bytes) -> None:
@@ -83,9 +93,16 @@ AudioPurpose = Literal["call", "ring"]
 class AudioDevices(Protocol):
     """Opens the capture and playback streams named in the config."""
 
-    def open_capture(self) -> AudioCapture: ...
+    def open_capture(self, rate: int = SAMPLE_RATE) -> AudioCapture:
+        """The microphone, giving frames at `rate` Hz: the device runs at that rate where it
+        can, and the driver resamples otherwise."""
+        ...
 
-    def open_playback(self, purpose: AudioPurpose = "call") -> AudioPlayback: ...
+    def open_playback(
+        self, purpose: AudioPurpose = "call", rate: int = SAMPLE_RATE
+    ) -> AudioPlayback:
+        """The earpiece (or the ringer), taking frames at `rate` Hz (resampled as above)."""
+        ...
 
     def set_volume(self, percent: int) -> None: ...
 

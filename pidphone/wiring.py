@@ -207,6 +207,7 @@ def audio_devices(config: Config) -> AudioDevices:
             in_file=Path(sim.audio_in_file) if sim.audio_in_file else None,
             tone_frequency=sim.tone_frequency,
             out_file=Path(sim.audio_out_file) if sim.audio_out_file else None,
+            file_rate=sim.file_rate,
         )
     from pidphone.drivers.alsa_audio import AlsaAudio
 

@@ -19,9 +19,11 @@ UNIT_DIR=/etc/systemd/system
 CONFIG_DIR=/etc/pidphone
 # Debian's own packages only (Raspberry Pi OS is Debian plus its own archive): everything here
 # exists on plain Debian bookworm, arm64 and amd64. swig builds lgpio from its source where
-# PyPI has no wheel for this machine (see LGPIO_BUILD below).
+# PyPI has no wheel for this machine (see LGPIO_BUILD below). libopus0 (Opus) and libspandsp2
+# (G.722) are the voice codecs' libraries, loaded by pidphone.audio; Debian 13 renamed the
+# latter libspandsp2t64 (same soname), which step 1 asks for there.
 APT_PACKAGES=(python3 python3-venv python3-dev build-essential pkg-config libasound2-dev
-              libsystemd-dev alsa-utils i2c-tools openssl swig)
+              libsystemd-dev alsa-utils i2c-tools openssl swig libopus0 libspandsp2)
 
 DRY_RUN=false
 APT=true
@@ -55,6 +57,10 @@ fi
 
 # 1. System packages (only the missing ones).
 if $APT; then
+  if ! apt-cache show libspandsp2 >/dev/null 2>&1 && apt-cache show libspandsp2t64 >/dev/null 2>&1
+  then
+    APT_PACKAGES=("${APT_PACKAGES[@]/#libspandsp2/libspandsp2t64}")
+  fi
   missing=()
   for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

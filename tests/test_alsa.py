@@ -26,7 +26,7 @@ from pidphone.drivers import alsa_audio
 from pidphone.drivers.alsa_audio import AlsaAudio
 from pidphone.drivers.sim_audio import Pacer
 from pidphone.errors import LocalProtocolError
-from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES
+from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES, frame_bytes
 
 ASOUNDRC = """
 pcm.filein  { @args [ FILE ] @args.FILE { type string default "/dev/null" }
@@ -42,7 +42,7 @@ class Settings:
     capture_device: str = "default"
     playback_device: str = "default"
     ring_device: str = ""
-    rate: int = 8000
+    rate: int = 0
     mixer_card: str = "default"
     mixer_control: str = ""
 
@@ -162,7 +162,61 @@ def scenario_resampled(tmp: Path) -> None:
     assert goertzel_power(steady48, 440.0, 48000) > 1000 * goertzel_power(steady48, 7560.0, 48000)
 
 
+def scenario_wideband(tmp: Path) -> None:
+    """A 16 or 48 kHz call on a device that takes those rates: the files are at the call's
+    rate, sample for sample, and a 5 kHz tone (which 8 kHz cannot carry) goes through."""
+    for rate in (16000, 48000):
+        source, sink = tmp / f"in{rate}.raw", tmp / f"out{rate}.raw"
+        tone = test_tone(5000.0, 1.0, rate=rate)
+        source.write_bytes(tone)
+        t = FakeTime()
+        audio = devices(
+            Settings(capture_device=f"filein:{source}", playback_device=f"fileout:{sink}"), t
+        )
+        capture = audio.open_capture(rate)
+        assert (capture.rate, capture.device_rate) == (rate, rate)
+        size = frame_bytes(rate)
+        got = [capture.read_frame() for _ in range(25)]
+        capture.close()
+        assert b"".join(got) == tone[: 25 * size], f"captured frames at {rate} differ"
+        playback = audio.open_playback(rate=rate)
+        assert playback.device_rate == rate
+        for frame in got:
+            playback.write_frame(frame)
+        playback.close()
+        assert sink.read_bytes() == bytes(size) + tone[: 25 * size]
+
+
+def scenario_wideband_resampled(tmp: Path) -> None:
+    """audio.rate = 48000 with a 16 kHz call: the device runs at 48 kHz, the port's frames
+    are at 16 kHz, and the 5 kHz tone survives both conversions."""
+    source, sink = tmp / "in48.raw", tmp / "out48.raw"
+    source.write_bytes(test_tone(5000.0, 1.5, rate=48000))
+    t = FakeTime()
+    audio = devices(
+        Settings(capture_device=f"filein:{source}", playback_device=f"fileout:{sink}", rate=48000),
+        t,
+    )
+    capture = audio.open_capture(16000)
+    assert (capture.rate, capture.device_rate) == (16000, 48000)
+    captured = b"".join(capture.read_frame() for _ in range(50))
+    capture.close()
+    assert len(captured) == 50 * 640
+    steady = captured[8000:]
+    assert goertzel_power(steady, 5000.0, 16000) > 1000 * goertzel_power(steady, 3000.0, 16000)
+    playback = audio.open_playback(rate=16000)
+    for i in range(50):
+        playback.write_frame(steady[:640] if i == 0 else captured[i * 640 : (i + 1) * 640])
+    playback.close()
+    played = sink.read_bytes()
+    assert len(played) == 51 * 1920
+    steady48 = played[40000:]
+    assert goertzel_power(steady48, 5000.0, 48000) > 1000 * goertzel_power(steady48, 11000.0, 48000)
+
+
 SCENARIOS = {
+    "wideband": scenario_wideband,
+    "wideband_resampled": scenario_wideband_resampled,
     "resampled": scenario_resampled,
     "capture": scenario_capture,
     "playback": scenario_playback,
@@ -217,6 +271,14 @@ def test_a_48_khz_device_is_resampled_both_ways(tmp_path: Path) -> None:
     run_scenario("resampled", tmp_path)
 
 
+def test_wideband_devices_run_at_the_calls_rate(tmp_path: Path) -> None:
+    run_scenario("wideband", tmp_path)
+
+
+def test_a_device_rate_in_the_config_is_resampled_to_the_calls_rate(tmp_path: Path) -> None:
+    run_scenario("wideband_resampled", tmp_path)
+
+
 def test_missing_playback_and_mixer_are_logged_once_each(tmp_path: Path) -> None:
     logged = run_scenario("missing_playback_and_mixer", tmp_path)
     errors = [line for line in logged.splitlines() if line.startswith("ERROR")]
@@ -234,9 +296,18 @@ class StandInPcm:
     fail_writes = 0
     xrun = True
     frames_ready = 0
+    device_rate = 0
+    """The one rate the stand-in device runs at (0: any); alsa-lib settles on it."""
+    opened: list[tuple[int, int]] = []
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        pass
+    def __init__(
+        self, *args: object, rate: int = 8000, periodsize: int = 160, **kw: object
+    ) -> None:
+        self.rate = StandInPcm.device_rate or rate
+        StandInPcm.opened.append((rate, periodsize))
+
+    def info(self) -> dict[str, object]:
+        return {"rate": self.rate}
 
     def avail(self) -> int:
         return StandInPcm.frames_ready
@@ -263,6 +334,7 @@ def stand_in(monkeypatch: pytest.MonkeyPatch) -> type[StandInPcm]:
     monkeypatch.setattr(alsaaudio, "PCM", StandInPcm)
     StandInPcm.script, StandInPcm.writes, StandInPcm.fail_writes = [], [], 0
     StandInPcm.xrun, StandInPcm.frames_ready = True, 0
+    StandInPcm.device_rate, StandInPcm.opened = 0, []
     return StandInPcm
 
 
@@ -355,6 +427,28 @@ def test_resampling_is_applied_at_other_device_rates(stand_in: type[StandInPcm])
     audio.open_playback().write_frame(bytes(FRAME_BYTES))
     assert stand_in.writes[-1] == bytes(1920)
     assert calls == [(48000, 8000), (8000, 48000)]
+
+
+def test_a_device_that_settles_on_another_rate_is_reopened_there_and_resampled(
+    stand_in: type[StandInPcm],
+) -> None:
+    """A USB handset that has only 48 kHz, asked for 16 kHz: alsa-lib settles on 48 kHz,
+    the stream is opened again with a 20 ms period of that rate, and resampled."""
+    stand_in.device_rate = 48000
+    t = FakeTime()
+    audio = AlsaAudio(Settings(), clock=t.clock, sleep=t.sleep)
+    capture = audio.open_capture(16000)
+    assert stand_in.opened == [(16000, 320), (48000, 960)]
+    assert (capture.rate, capture.device_rate) == (16000, 48000)
+    stand_in.script = [(960, test_tone(5000.0, 0.02, rate=48000))] * 10
+    frames16 = b"".join(capture.read_frame() for _ in range(10))
+    assert len(frames16) == 10 * 640
+    assert goertzel_power(frames16[3200:], 5000.0, 16000) > 100 * goertzel_power(
+        frames16[3200:], 3000.0, 16000
+    )
+    playback = audio.open_playback(rate=16000)
+    playback.write_frame(frames16[:640])
+    assert [len(w) for w in stand_in.writes] == [1920, 1920]  # priming period, then the frame
 
 
 if __name__ == "__main__":

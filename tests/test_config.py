@@ -93,7 +93,7 @@ def test_4x4_layout_gets_its_keymap(tmp_path: Path) -> None:
         ),
         (
             "[audio]\nrate = 22050\n",
-            "audio.rate: 22050 is not allowed; choose one of 8000, 16000, 32000, 44100, 48000",
+            "audio.rate: 22050 is not allowed; choose one of 0, 8000, 16000, 32000, 44100, 48000",
         ),
         (
             '[display]\ndriver = "ssd1305"\n',

@@ -25,7 +25,7 @@ from pidphone.daemon import Service
 from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.sim_audio import SimAudioDevices, SimCapture
 from pidphone.drivers.systemd_notify import notifier_from_environment
-from pidphone.ports import HookEvent
+from pidphone.ports import SAMPLE_RATE, HookEvent
 from tests.test_controller import Phone, make, strongest
 
 
@@ -52,9 +52,9 @@ class FaultyDevices(SimAudioDevices):
         self.trip = trip
         self.captures = 0
 
-    def open_capture(self) -> SimCapture:
+    def open_capture(self, rate: int = SAMPLE_RATE) -> SimCapture:
         self.captures += 1
-        return FaultyCapture(super().open_capture(), self.trip)
+        return FaultyCapture(super().open_capture(rate), self.trip)
 
 
 def test_a_media_thread_that_dies_ends_the_call_with_a_reason_and_is_replaced(

@@ -40,7 +40,7 @@ from pidphone.app.media_worker import MediaWorker, WorkerUnavailableError
 from pidphone.audio.analysis import dominant_frequencies, rms
 from pidphone.drivers.sim_audio import SimAudioDevices, SimCapture
 from pidphone.drivers.udp import UdpSocket, open_udp
-from pidphone.ports import Address
+from pidphone.ports import SAMPLE_RATE, Address
 from pidphone.rtp import PacketKind, classify, stun
 from pidphone.zrtp.cache import MemoryZidCache
 from pidphone.zrtp.events import Secured
@@ -275,8 +275,8 @@ class FailingCapture(SimCapture):
 
 
 class FailingDevices(SimAudioDevices):
-    def open_capture(self) -> SimCapture:
-        return FailingCapture(super().open_capture())
+    def open_capture(self, rate: int = SAMPLE_RATE) -> SimCapture:
+        return FailingCapture(super().open_capture(rate))
 
 
 def test_an_exception_in_the_thread_is_reported_and_everything_is_released() -> None:
@@ -311,8 +311,8 @@ class StuckDevices(SimAudioDevices):
         self.release = threading.Event()
         self.stuck = threading.Event()
 
-    def open_capture(self) -> SimCapture:
-        capture = super().open_capture()
+    def open_capture(self, rate: int = SAMPLE_RATE) -> SimCapture:
+        capture = super().open_capture(rate)
         devices = self
 
         class Stuck(SimCapture):

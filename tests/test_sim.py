@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from pidphone.audio.analysis import goertzel_power
+from pidphone.audio.analysis import goertzel_power, rms
+from pidphone.audio.tones import test_tone
 from pidphone.cli.render_screens import sample_screens
 from pidphone.drivers.sim_audio import FileSource, Pacer, SimAudioDevices, tone_source
 from pidphone.drivers.sim_display import SimDisplay, screen_text
 from pidphone.drivers.sim_keypad import ScriptKeypad, TerminalKeypad, parse_script
 from pidphone.errors import ConfigError, LocalProtocolError
-from pidphone.ports import FRAME_BYTES, HookEvent, InputEvent, KeyEvent, Screen
+from pidphone.ports import FRAME_BYTES, HookEvent, InputEvent, KeyEvent, Screen, frame_bytes
 
 
 class FakeTime:
@@ -126,6 +127,43 @@ def test_devices_capture_a_file_and_record_playback(tmp_path: Path) -> None:
     call.close()
     devices.close()
     assert (tmp_path / "out.raw").read_bytes() == pcm  # the ringer is not in the call file
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_devices_open_at_the_asked_rate_and_keep_the_files_at_their_own(
+    tmp_path: Path, rate: int
+) -> None:
+    """A wideband call opens the devices at 16 or 48 kHz: the 8 kHz input file is converted up
+    (its tone intact), what the earpiece plays is written at the file rate again."""
+    (tmp_path / "in.raw").write_bytes(test_tone(1000.0, 1.0))
+    devices = SimAudioDevices(
+        in_file=tmp_path / "in.raw", out_file=tmp_path / "out.raw", sleep=lambda s: None
+    )
+    capture = devices.open_capture(rate)
+    assert capture.rate == rate
+    captured = b"".join(capture.read_frame() for _ in range(50))
+    assert len(captured) == 50 * frame_bytes(rate)
+    steady = captured[len(captured) // 5 :]
+    assert goertzel_power(steady, 1000.0, rate) > 1000 * goertzel_power(steady, 3000.0, rate)
+    playback = devices.open_playback(rate=rate)
+    tone = test_tone(5000.0, 1.0, rate=rate)
+    size = frame_bytes(rate)
+    for i in range(50):
+        playback.write_frame(tone[i * size : (i + 1) * size])
+    assert playback.played() == tone
+    devices.close()
+    written = (tmp_path / "out.raw").read_bytes()
+    assert len(written) == 50 * FRAME_BYTES  # 8 kHz: 5 kHz cannot be in it
+    assert rms(written[len(written) // 5 :]) < 0.01 * rms(tone)
+    with pytest.raises(LocalProtocolError):
+        playback.write_frame(bytes(FRAME_BYTES))  # an 8 kHz frame in a wideband device
+
+
+def test_a_tone_the_rate_cannot_carry_is_silence() -> None:
+    """As behind a real card's anti-aliasing filter: 5 kHz needs a wideband call."""
+    assert tone_source(5000.0, 8000)() == bytes(FRAME_BYTES)
+    wide = b"".join(tone_source(5000.0, 16000)() for _ in range(10))
+    assert goertzel_power(wide, 5000.0, 16000) > 100 * goertzel_power(wide, 3000.0, 16000)
 
 
 def test_playback_refuses_a_wrong_frame() -> None:

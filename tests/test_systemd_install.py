@@ -87,3 +87,5 @@ def test_debian_roots_follow_the_installers_package_list() -> None:
     ).stdout.split()
     assert listed and set(listed) <= set(root)
     assert "liblgpio-dev" not in listed
+    # the voice codecs' libraries, which pidphone.audio loads at run time
+    assert {"libopus0", "libspandsp2"} <= set(listed)

@@ -95,9 +95,10 @@ def _spectrum(samples: tuple[int, ...], size: int) -> list[float]:
 
 
 def dominant_frequencies(
-    pcm: bytes, rate: int = 8000, *, count: int = 2, lo: float = 100, hi: float = 3800
+    pcm: bytes, rate: int = 8000, *, count: int = 2, lo: float = 100, hi: float | None = None
 ) -> list[float]:
-    """The `count` strongest tones between lo and hi Hz, strongest first.
+    """The `count` strongest tones between lo and hi Hz (default: 95 % of the Nyquist
+    frequency, 3800 Hz at 8 kHz), strongest first.
 
     Peaks weaker than 1/1000 of the strongest (-30 dB) are not reported, so a pure sine gives
     one frequency even when two are asked for; silence gives none.
@@ -109,7 +110,8 @@ def dominant_frequencies(
     spectrum = _spectrum(samples, size)
     bin_hz = rate / size
     first = max(1, math.ceil(lo / bin_hz))
-    last = min(size // 2 - 1, math.floor(hi / bin_hz))
+    top = 0.475 * rate if hi is None else hi
+    last = min(size // 2 - 1, math.floor(top / bin_hz))
     peaks = [
         k
         for k in range(first, last + 1)

@@ -46,9 +46,9 @@ from pidphone.app.phone_events import MediaFault, RegistrationChanged
 from pidphone.app.signalling import LinkFailed
 from pidphone.audio.analysis import dominant_frequencies
 from pidphone.config import Config, load_config
-from pidphone.drivers.sim_audio import SimAudioDevices
+from pidphone.drivers.sim_audio import SimAudioDevices, SimPlayback
 from pidphone.errors import ConfigError, ProtocolError
-from pidphone.ports import FRAME_BYTES
+from pidphone.ports import frame_bytes
 
 from .common import EXIT_FAILURE, EXIT_OK, config_path, warn
 
@@ -115,10 +115,11 @@ HEARD_FRAMES = 250
 """The last 5 s of what was played are analysed: enough for a tone, cheap on a long call."""
 
 
-def heard_frequencies(frames: list[bytes], count: int = 2) -> list[float]:
-    """The strongest tones in the last seconds played, rounded to the hertz."""
-    pcm = b"".join(f for f in frames[-HEARD_FRAMES:] if len(f) == FRAME_BYTES)
-    return [round(f) for f in dominant_frequencies(pcm, count=count)] if pcm else []
+def heard_frequencies(frames: list[bytes], rate: int, count: int = 2) -> list[float]:
+    """The strongest tones in the last seconds played at `rate`, rounded to the hertz."""
+    size = frame_bytes(rate)
+    pcm = b"".join(f for f in frames[-HEARD_FRAMES:] if len(f) == size)
+    return [round(f) for f in dominant_frequencies(pcm, rate, count=count)] if pcm else []
 
 
 # --------------------------------------------------------------------------- one run
@@ -178,10 +179,8 @@ class _Session:
         )
         return isinstance(event, RegistrationChanged) and event.state == "registered"
 
-    def _heard(self) -> list[bytes]:
-        """The frames the simulated earpiece played so far (empty with real hardware)."""
-        playback = self.simulated.playbacks.get("call") if self.simulated is not None else None
-        return list(playback.frames) if playback is not None else []
+    def _earpiece(self) -> SimPlayback | None:
+        return self.simulated.playbacks.get("call") if self.simulated is not None else None
 
     async def follow(self, call: Call, duration: float, report: CallReport) -> None:
         """Wait for the answer, then `duration` seconds or the end, then hang up."""
@@ -197,12 +196,17 @@ class _Session:
         if connected is None:
             self.phone.hangup(cid, "No answer")
         elif isinstance(connected, CallConnected):
-            mark = len(self._heard())
+            before = self._earpiece()
+            mark = len(before.frames) if before is not None else 0
             answered = time.monotonic()
             await self.wait(ended, duration)
             report.duration = round(time.monotonic() - answered, 2)
-            if self.simulated is not None:
-                report.received_frequencies = heard_frequencies(self._heard()[mark:])
+            earpiece = self._earpiece()
+            if earpiece is not None:
+                # the worker reopens the earpiece at the codec's rate: count from the answer
+                # only in the device that was open then
+                heard = list(earpiece.frames)[mark if earpiece is before else 0 :]
+                report.received_frequencies = heard_frequencies(heard, earpiece.rate)
             if call.state != CallState.ENDED:
                 self.phone.hangup(cid, "Hung up")
         await self.wait(ended, 5.0)

@@ -220,8 +220,9 @@ async def _story(out: TextIO, workdir: Path, show: _Show) -> DemoResult:
         bob.press("sas_confirm")
         await asyncio.sleep(AUDIO_SECONDS / 2)
         show("verified", alice, bob)
-        result.alice_heard = heard_frequencies(list(earpiece(alice.audio).frames)[marks[0] :])
-        result.bob_heard = heard_frequencies(list(earpiece(bob.audio).frames)[marks[1] :])
+        ears = earpiece(alice.audio), earpiece(bob.audio)
+        result.alice_heard = heard_frequencies(list(ears[0].frames)[marks[0] :], ears[0].rate)
+        result.bob_heard = heard_frequencies(list(ears[1].frames)[marks[1] :], ears[1].rate)
         for phone in (alice, bob):
             stats = await phone.phone.media_stats(_only_call(phone))
             result.stats[phone.name] = (

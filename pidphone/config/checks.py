@@ -29,8 +29,8 @@ ZRTP_SAS_TYPES = algorithms.SAS_TYPES
 """The ZRTP algorithm names (RFC 6189 §5.1.2-5.1.6) pidphone implements: the engine's own
 lists (`pidphone.zrtp.algorithms`), so the config accepts exactly what a call can offer."""
 
-AUDIO_RATES = (8000, 16000, 32000, 44100, 48000)
-"""Device rates with a whole number of samples in a 20 ms period."""
+AUDIO_RATES = (0, 8000, 16000, 32000, 44100, 48000)
+"""Device rates with a whole number of samples in a 20 ms period; 0: the codec's."""
 
 
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?$")

@@ -182,8 +182,11 @@ class AudioConfig:
     """ALSA PCM of the handset earpiece."""
     ring_device: str = ""
     """ALSA PCM of the ringer loudspeaker. Empty: the playback device."""
-    rate: int = field(default=8000, metadata=meta(check=checks.one_of(checks.AUDIO_RATES)))
-    """Hz the devices are opened at; audio is resampled to and from the codecs' 8000 Hz."""
+    rate: int = field(default=0, metadata=meta(check=checks.one_of(checks.AUDIO_RATES)))
+    """Hz the devices always run at, the call's audio resampled to and from it (48000 for a
+    USB handset behind a `plug` device, whose own converter is only linear). 0: the rate of
+    the call's codec (8000 for G.711, 16000 for G.722 and Opus) where the device takes it,
+    else the nearest it has."""
     mixer_card: str = "default"
     """ALSA card whose mixer sets the volume."""
     mixer_control: str = ""
@@ -295,13 +298,16 @@ class SimConfig:
     keys_script: str = field(default="", metadata=meta(path=True))
     """A file of key and hook events the simulated keypad plays. Empty: none."""
     audio_in_file: str = field(default="", metadata=meta(path=True))
-    """Raw S16_LE mono PCM at audio.rate played into the microphone. Empty: a tone."""
+    """Raw S16_LE mono PCM at `file_rate` played into the microphone. Empty: a tone."""
     tone_frequency: float = field(
-        default=1000.0, metadata=meta(check=checks.between(0, 4000, "Hz"))
+        default=1000.0, metadata=meta(check=checks.between(0, 20000, "Hz"))
     )
-    """Hz of the microphone tone when there is no input file; 0 is silence."""
+    """Hz of the microphone tone when there is no input file; 0 is silence (and so is a tone
+    the call's rate cannot carry: 5000 Hz is heard only in a wideband call)."""
     audio_out_file: str = field(default="", metadata=meta(path=True))
-    """Where the earpiece audio is written (raw S16_LE). Empty: discarded."""
+    """Where the earpiece audio is written (raw S16_LE at `file_rate`). Empty: discarded."""
+    file_rate: int = field(default=8000, metadata=meta(check=checks.one_of(checks.AUDIO_RATES[1:])))
+    """Hz of `audio_in_file` and `audio_out_file`."""
     screens_dir: str = field(default="", metadata=meta(path=True))
     """Directory receiving a PNG per screen shown. Empty: none."""
 

@@ -1,13 +1,16 @@
 """ALSA audio through pyalsaaudio, implementing `ports.AudioDevices`.
 
-Streams are mono S16_LE with 20 ms periods, opened at 8 kHz or at the rate the config names
-(USB handsets often only do 48 kHz), resampled to and from the 8 kHz frames of the ports.
-The capture device is the media clock. `next_frame_at` says when its next period will have
-been captured, from `avail()` (the frames already in its buffer) and the rate: the media
-worker waits until then in the one `select` that also watches the call sockets, and
-`read_frame` returns at once. (The PCM's poll descriptors could join that selector instead,
-but they must be translated through `polldescriptors_revents` at every wake-up and a
-plug-in PCM may have several; a timeout from `avail()` is as exact as the period interrupt.)
+Streams are mono S16_LE with 20 ms periods. A stream is opened at the rate its user asks for
+(the call's codec: 8, 16 or 48 kHz) where the device takes it; a device that runs at another
+rate (USB handsets often only do 48 kHz: alsa-lib settles on the nearest rate it has), or the
+one `audio.rate` names, is resampled to and from the frames of the ports, which are always at
+the asked rate. The capture device is the media clock. `next_frame_at` says when its next
+period will have been captured, from `avail()` (the frames already in its buffer) and the
+rate: the media worker waits until then in the one `select` that also watches the call
+sockets, and `read_frame` returns at once. (The PCM's poll descriptors could join that
+selector instead, but they must be translated through `polldescriptors_revents` at every
+wake-up and a plug-in PCM may have several; a timeout from `avail()` is as exact as the
+period interrupt.)
 Playback is written on the capture's tick, a period or two ahead, so its blocking write
 never waits; during an outage a frame is dropped at once.
 
@@ -35,7 +38,7 @@ import alsaaudio
 
 from pidphone.audio.resample import Resampler
 from pidphone.errors import DeviceError, LocalProtocolError
-from pidphone.ports import FRAME_BYTES, SAMPLE_RATE, AudioPurpose
+from pidphone.ports import SAMPLE_RATE, AudioPurpose, frame_bytes
 
 from .sim_audio import Pacer
 
@@ -43,7 +46,6 @@ log = logging.getLogger(__name__)
 
 PERIODS = 4
 """Periods in the device buffer: 80 ms, enough to ride out a late thread without an xrun."""
-SILENCE = bytes(FRAME_BYTES)
 
 Converter = Callable[[bytes], bytes]
 """A stateful sample-rate converter: PCM in at one rate, PCM out at another."""
@@ -59,7 +61,10 @@ class AlsaSettings(Protocol):
     @property
     def ring_device(self) -> str: ...
     @property
-    def rate(self) -> int: ...
+    def rate(self) -> int:
+        """Hz the devices always run at; 0: the rate asked for, where the device takes it."""
+        ...
+
     @property
     def mixer_card(self) -> str: ...
     @property
@@ -83,7 +88,9 @@ class _Stream:
     ) -> None:
         self.kind = kind
         self.device = device
+        self.asked_rate = rate
         self.rate = rate
+        """The rate the device runs at (alsa-lib may settle on another than the one asked)."""
         self.period = rate // 50
         self.config_key = config_key
         self.pacer = pacer
@@ -103,23 +110,37 @@ class _Stream:
 
     def _open(self) -> None:
         try:
-            self.pcm = alsaaudio.PCM(
-                self.kind,
-                alsaaudio.PCM_NORMAL,
-                device=self.device,
-                rate=self.rate,
-                channels=1,
-                format=alsaaudio.PCM_FORMAT_S16_LE,
-                periodsize=self.period,
-                periods=PERIODS,
-            )
+            pcm = self._pcm(self.asked_rate)
+            rate = _actual_rate(pcm, self.asked_rate)
+            if rate != self.asked_rate:
+                # alsa-lib settled on the nearest rate the device has: reopen there with a
+                # 20 ms period of that rate, and resample
+                pcm.close()
+                if rate <= 0 or rate % 50:
+                    raise alsaaudio.ALSAAudioError(f"no 20 ms period at {rate} Hz")
+                pcm = self._pcm(rate)
         except alsaaudio.ALSAAudioError as exc:
             self.fail(exc)
             return
+        if rate != self.rate:
+            log.info("%s runs at %d Hz, not %d: resampled", self.label, rate, self.asked_rate)
+        self.pcm, self.rate, self.period = pcm, rate, rate // 50
         if self._reported:
             log.info("%s is back", self.label)
         self._reported = False
         self._failed_at = None
+
+    def _pcm(self, rate: int) -> alsaaudio.PCM:
+        return alsaaudio.PCM(
+            self.kind,
+            alsaaudio.PCM_NORMAL,
+            device=self.device,
+            rate=rate,
+            channels=1,
+            format=alsaaudio.PCM_FORMAT_S16_LE,
+            periodsize=rate // 50,
+            periods=PERIODS,
+        )
 
     def failed(self) -> bool:
         """Down and not yet due for a retry."""
@@ -152,14 +173,40 @@ class _Stream:
             self.pcm = None
 
 
-class AlsaCapture:
-    """The handset microphone: `read_frame` gives 20 ms at 8 kHz."""
+class _Converted:
+    """The conversion between a stream's device rate and the rate of the port's frames, made
+    again whenever the device comes back at another rate."""
 
-    rate = SAMPLE_RATE
-
-    def __init__(self, stream: _Stream, resample: Converter | None) -> None:
+    def __init__(self, stream: _Stream, rate: int, make: Callable[[int, int], Converter]) -> None:
         self._stream = stream
-        self._resample = resample
+        self.rate = rate
+        self._make = make
+        self._device_rate = rate
+        self._convert: Converter | None = None
+
+    @property
+    def device_rate(self) -> int:
+        return self._stream.rate
+
+    def converter(self, source: int, target: int) -> Converter | None:
+        """The converter from `source` to `target` Hz (one of them the device's): None when
+        the device runs at the port's rate."""
+        device = self._stream.rate
+        if device != self._device_rate:
+            self._device_rate, self._convert = device, None
+        if source == target:
+            return None
+        if self._convert is None:
+            self._convert = self._make(source, target)
+        return self._convert
+
+
+class AlsaCapture(_Converted):
+    """The handset microphone: `read_frame` gives 20 ms at `rate`."""
+
+    def __init__(self, stream: _Stream, rate: int, make: Callable[[int, int], Converter]) -> None:
+        super().__init__(stream, rate, make)
+        self._silence = bytes(frame_bytes(rate))
         self._pending = b""
         if stream.pacer is not None:
             stream.pacer.due()  # a paced stream's schedule starts when it opens
@@ -189,12 +236,12 @@ class AlsaCapture:
 
     def read_frame(self) -> bytes:
         stream = self._stream
-        want = stream.period * 2
-        while len(self._pending) < want:
+        while len(self._pending) < stream.period * 2:
             pcm = stream.ready()
             if pcm is None:
                 stream.outage_pacer.wait()
-                return SILENCE
+                self._pending = b""
+                return self._silence
             try:
                 count, data = pcm.read()
             except alsaaudio.ALSAAudioError as exc:
@@ -205,23 +252,23 @@ class AlsaCapture:
                 log.debug("%s: overrun %d", stream.label, stream.xruns)
                 continue
             self._pending += data
+        want = stream.period * 2
         data, self._pending = self._pending[:want], self._pending[want:]
         if stream.pacer is not None:
             stream.pacer.wait()
-        return self._resample(data) if self._resample is not None else data
+        convert = self.converter(stream.rate, self.rate)
+        return data if convert is None else convert(data)
 
     def close(self) -> None:
         self._stream.close()
 
 
-class AlsaPlayback:
-    """The earpiece or the ringer: `write_frame` takes 20 ms at 8 kHz."""
+class AlsaPlayback(_Converted):
+    """The earpiece or the ringer: `write_frame` takes 20 ms at `rate`."""
 
-    rate = SAMPLE_RATE
-
-    def __init__(self, stream: _Stream, resample: Converter | None) -> None:
-        self._stream = stream
-        self._resample = resample
+    def __init__(self, stream: _Stream, rate: int, make: Callable[[int, int], Converter]) -> None:
+        super().__init__(stream, rate, make)
+        self._frame_bytes = frame_bytes(rate)
         self._primed = False
 
     @property
@@ -229,14 +276,15 @@ class AlsaPlayback:
         return self._stream.xruns
 
     def write_frame(self, pcm: bytes) -> None:
-        if len(pcm) != FRAME_BYTES:
-            raise LocalProtocolError(f"a frame is {FRAME_BYTES} bytes, got {len(pcm)}")
+        if len(pcm) != self._frame_bytes:
+            raise LocalProtocolError(f"a frame is {self._frame_bytes} bytes, got {len(pcm)}")
         stream = self._stream
-        data = self._resample(pcm) if self._resample is not None else pcm
         device = stream.ready()
         if device is None:
             self._primed = False
             return  # dropped at once: the capture's clock paces the writer
+        convert = self.converter(self.rate, stream.rate)
+        data = pcm if convert is None else convert(pcm)
         try:
             if not self._primed:
                 # One period of silence ahead, so a late frame does not underrun at once.
@@ -289,11 +337,11 @@ class AlsaAudio:
         self._mixer: alsaaudio.Mixer | None = None
         self._mixer_reported = False
 
-    def _stream(self, kind: int, device: str, config_key: str) -> _Stream:
+    def _stream(self, kind: int, device: str, config_key: str, rate: int) -> _Stream:
         return _Stream(
             kind,
             device,
-            self._settings.rate,
+            self._settings.rate or rate,
             config_key=config_key,
             pacer=self._pacer() if self._pacer is not None else None,
             retry_interval=self._retry_interval,
@@ -301,23 +349,21 @@ class AlsaAudio:
             sleep=self._sleep,
         )
 
-    def _converter(self, source: int, target: int) -> Converter | None:
-        return None if source == target else self._resampler(source, target)
+    def open_capture(self, rate: int = SAMPLE_RATE) -> AlsaCapture:
+        device, key = self._settings.capture_device, "audio.capture_device"
+        stream = self._stream(alsaaudio.PCM_CAPTURE, device, key, rate)
+        return AlsaCapture(stream, rate, self._resampler)
 
-    def open_capture(self) -> AlsaCapture:
-        stream = self._stream(
-            alsaaudio.PCM_CAPTURE, self._settings.capture_device, "audio.capture_device"
-        )
-        return AlsaCapture(stream, self._converter(self._settings.rate, SAMPLE_RATE))
-
-    def open_playback(self, purpose: AudioPurpose = "call") -> AlsaPlayback:
+    def open_playback(
+        self, purpose: AudioPurpose = "call", rate: int = SAMPLE_RATE
+    ) -> AlsaPlayback:
         settings = self._settings
         if purpose == "ring" and settings.ring_device:
             device, key = settings.ring_device, "audio.ring_device"
         else:
             device, key = settings.playback_device, "audio.playback_device"
-        stream = self._stream(alsaaudio.PCM_PLAYBACK, device, key)
-        return AlsaPlayback(stream, self._converter(SAMPLE_RATE, settings.rate))
+        stream = self._stream(alsaaudio.PCM_PLAYBACK, device, key, rate)
+        return AlsaPlayback(stream, rate, self._resampler)
 
     def set_volume(self, percent: int) -> None:
         control = self._settings.mixer_control
@@ -340,3 +386,12 @@ class AlsaAudio:
 
 def _default_resampler(source: int, target: int) -> Converter:
     return Resampler(source, target).process
+
+
+def _actual_rate(pcm: alsaaudio.PCM, asked: int) -> int:
+    """The rate alsa-lib settled on for an open PCM (the one asked if it does not say)."""
+    info = getattr(pcm, "info", None)
+    if info is None:
+        return asked
+    rate = info().get("rate", asked)
+    return rate if isinstance(rate, int) else asked

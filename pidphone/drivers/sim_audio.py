@@ -4,6 +4,11 @@ to a raw file). Like a sound card they are the media clock: the microphone gives
 20 ms of real time, paced against absolute deadlines so that no drift accumulates, and says
 when the next one is due; a playback is a buffer of `BUFFER_FRAMES` periods played out in
 real time, so a writer that runs ahead waits and one that falls behind underruns (counted).
+
+They run at any rate they are opened at, as a card that takes 8, 16 and 48 kHz does. The
+files are at one rate of their own (`file_rate`), converted to and from the device's; a tone
+is made at the device's rate, and one at or above half of it is silence, as behind the
+anti-aliasing filter of a real card.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from pidphone.audio.resample import Resampler, resample
 from pidphone.audio.tones import ToneSpec, looped_tone
 from pidphone.errors import LocalProtocolError
-from pidphone.ports import FRAME_BYTES, FRAME_TIME, SAMPLE_RATE, AudioPurpose
+from pidphone.ports import FRAME_TIME, SAMPLE_RATE, AudioPurpose, frame_bytes
 
 BUFFER_FRAMES = 4
 """Periods a simulated playback buffers, as the ALSA driver's devices do."""
@@ -64,41 +70,43 @@ class Pacer:
 
 
 class FileSource:
-    """Frames from raw S16_LE mono PCM at 8 kHz, looped (or silence after the end)."""
+    """Frames from raw S16_LE mono PCM at `rate`, looped (or silence after the end)."""
 
-    def __init__(self, pcm: bytes, *, loop: bool = True) -> None:
+    def __init__(self, pcm: bytes, *, loop: bool = True, rate: int = SAMPLE_RATE) -> None:
         self._pcm = pcm[: len(pcm) - len(pcm) % 2]
         self._loop = loop and len(self._pcm) > 0
         self._offset = 0
+        self._frame_bytes = frame_bytes(rate)
 
     def __call__(self) -> bytes:
-        start = self._offset
-        if start + FRAME_BYTES <= len(self._pcm):  # all but the frame that wraps: a slice
-            self._offset = start + FRAME_BYTES
-            return self._pcm[start : start + FRAME_BYTES]
+        start, size = self._offset, self._frame_bytes
+        if start + size <= len(self._pcm):  # all but the frame that wraps: a slice
+            self._offset = start + size
+            return self._pcm[start : start + size]
         frame = bytearray()
-        while len(frame) < FRAME_BYTES:
+        while len(frame) < size:
             if self._offset >= len(self._pcm):
                 if not self._loop:
                     break
                 self._offset = 0
-            part = self._pcm[self._offset : self._offset + FRAME_BYTES - len(frame)]
+            part = self._pcm[self._offset : self._offset + size - len(frame)]
             frame += part
             self._offset += len(part)
-        return bytes(frame).ljust(FRAME_BYTES, b"\0")
+        return bytes(frame).ljust(size, b"\0")
 
 
-def tone_source(frequency: float) -> Callable[[], bytes]:
-    """A continuous sine at -10 dBm0 (0 Hz: silence), each distinct frame computed once."""
-    if frequency <= 0:
-        return lambda: bytes(FRAME_BYTES)
-    return looped_tone(ToneSpec((frequency,)))
+def tone_source(frequency: float, rate: int = SAMPLE_RATE) -> Callable[[], bytes]:
+    """A continuous sine at -10 dBm0, each distinct frame computed once; silence for 0 Hz
+    and for a tone the rate cannot carry (at or above half of it)."""
+    if frequency <= 0 or 2 * frequency >= rate:
+        silence = bytes(frame_bytes(rate))
+        return lambda: silence
+    return looped_tone(ToneSpec((frequency,)), rate=rate)
 
 
 class SimCapture:
-    rate = SAMPLE_RATE
-
-    def __init__(self, source: Callable[[], bytes], pacer: Pacer) -> None:
+    def __init__(self, source: Callable[[], bytes], pacer: Pacer, rate: int = SAMPLE_RATE) -> None:
+        self.rate = self.device_rate = rate
         self._source = source
         self._pacer = pacer
         pacer.due()  # the schedule starts when the device opens
@@ -116,18 +124,26 @@ class SimCapture:
 
 class SimPlayback:
     """A device buffer of `BUFFER_FRAMES` periods played out in real time. Keeps the last
-    KEEP_FRAMES frames written (`frames`) and appends them to `out` if set."""
-
-    rate = SAMPLE_RATE
+    KEEP_FRAMES frames written (`frames`, at `rate`) and appends them to `out` if set (at
+    `out_rate`)."""
 
     def __init__(
         self,
         out: BinaryIO | None = None,
         *,
+        rate: int = SAMPLE_RATE,
+        out_rate: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self.rate = self.device_rate = rate
+        self._frame_bytes = frame_bytes(rate)
         self._out = out
+        self._to_out = (
+            Resampler(rate, out_rate).process
+            if out is not None and out_rate is not None and out_rate != rate
+            else None
+        )
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -138,8 +154,8 @@ class SimPlayback:
         self.closed = False
 
     def write_frame(self, pcm: bytes) -> None:
-        if len(pcm) != FRAME_BYTES:
-            raise LocalProtocolError(f"a frame is {FRAME_BYTES} bytes, got {len(pcm)}")
+        if len(pcm) != self._frame_bytes:
+            raise LocalProtocolError(f"a frame is {self._frame_bytes} bytes, got {len(pcm)}")
         now = self._clock()
         until = self._played_until
         if until is None or until < now:
@@ -153,7 +169,7 @@ class SimPlayback:
         with self._lock:
             self.frames.append(pcm)
             if self._out is not None:
-                self._out.write(pcm)
+                self._out.write(pcm if self._to_out is None else self._to_out(pcm))
 
     def played(self) -> bytes:
         """Everything remembered, in order."""
@@ -167,8 +183,9 @@ class SimPlayback:
 
 
 class SimAudioDevices:
-    """The simulated handset and ringer. `clock` and `sleep` pace every stream (tests may pass
-    a fake clock whose sleep advances it)."""
+    """The simulated handset and ringer. `in_file` and `out_file` are raw S16_LE mono at
+    `file_rate`. `clock` and `sleep` pace every stream (tests may pass a fake clock whose
+    sleep advances it)."""
 
     def __init__(
         self,
@@ -176,10 +193,13 @@ class SimAudioDevices:
         in_file: Path | None = None,
         tone_frequency: float = 1000.0,
         out_file: Path | None = None,
+        file_rate: int = SAMPLE_RATE,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._in_pcm = in_file.read_bytes() if in_file is not None else None
+        self._in_by_rate: dict[int, bytes] = {}
+        self.file_rate = file_rate
         self._tone_frequency = tone_frequency
         self._out = out_file.open("ab") if out_file is not None else None
         self._clock = clock
@@ -191,17 +211,29 @@ class SimAudioDevices:
     def _pacer(self) -> Pacer:
         return Pacer(clock=self._clock, sleep=self._sleep)
 
-    def open_capture(self) -> SimCapture:
+    def _input_at(self, rate: int, pcm: bytes) -> bytes:
+        """The input file at `rate` (converted once per rate)."""
+        if rate == self.file_rate:
+            return pcm
+        if rate not in self._in_by_rate:
+            self._in_by_rate[rate] = resample(pcm, self.file_rate, rate)
+        return self._in_by_rate[rate]
+
+    def open_capture(self, rate: int = SAMPLE_RATE) -> SimCapture:
         source: Callable[[], bytes]
         if self._in_pcm is not None:
-            source = FileSource(self._in_pcm)
+            source = FileSource(self._input_at(rate, self._in_pcm), rate=rate)
         else:
-            source = tone_source(self._tone_frequency)
-        return SimCapture(source, self._pacer())
+            source = tone_source(self._tone_frequency, rate)
+        return SimCapture(source, self._pacer(), rate)
 
-    def open_playback(self, purpose: AudioPurpose = "call") -> SimPlayback:
+    def open_playback(self, purpose: AudioPurpose = "call", rate: int = SAMPLE_RATE) -> SimPlayback:
         playback = SimPlayback(
-            self._out if purpose == "call" else None, clock=self._clock, sleep=self._sleep
+            self._out if purpose == "call" else None,
+            rate=rate,
+            out_rate=self.file_rate,
+            clock=self._clock,
+            sleep=self._sleep,
         )
         self.playbacks[purpose] = playback
         return playback
