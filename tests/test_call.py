@@ -20,6 +20,7 @@ from pidphone.app.call_events import (
     CallFinished,
     CallHeld,
     CallInsecure,
+    CallMedia,
     CallRinging,
     CallSecure,
     CallSecurityFailed,
@@ -28,11 +29,11 @@ from pidphone.app.call_events import (
 from pidphone.app.call_state import CallState
 from pidphone.app.media import NO_ZRTP_REASON, MediaConfig, MediaSession
 from pidphone.app.media_events import MediaDtmf, MediaSecurityFailed
-from pidphone.app.media_messages import MediaUpdate, WorkerEvent, apply_to_session
+from pidphone.app.media_messages import MediaUpdate, SetCodec, WorkerEvent, apply_to_session
 from pidphone.audio.analysis import dominant_frequencies
 from pidphone.ports import FRAME_SAMPLES, Address
 from pidphone.rtp import PacketKind, classify
-from pidphone.sdp import SessionDescription, build_answer
+from pidphone.sdp import SessionDescription, build_answer, build_offer
 from pidphone.sip import events as sip
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.zrtp.cache import MemoryZidCache
@@ -474,6 +475,52 @@ def test_offerless_invite_gets_our_offer_in_the_200_and_media_starts_on_the_ack(
     assert isinstance(bob.next_event(), CallConnected)
     # ZRTP Hello goes out to Alice's address at once.
     assert [addr for _, addr in bob_media.datagrams_to_send()] == [("127.0.0.1", ALICE_RTP)]
+
+
+def test_a_reinvite_that_changes_the_codec_reconfigures_the_media() -> None:
+    agent = RecordingAgent()
+    settings = CallSettings(codecs=("opus", "G722", "PCMU"))
+    alice_hash = MediaSession(settings.media, cache=MemoryZidCache()).hello_hash.split()[1]
+
+    def offer(codecs: tuple[str, ...], version: int) -> bytes:
+        sd = build_offer(
+            address=("127.0.0.1", ALICE_RTP),
+            codecs=codecs,
+            zrtp_hash=alice_hash,
+            session_id=1,
+            session_version=version,
+        )
+        return bytes(sd)
+
+    bob = Call.incoming(
+        agent,
+        settings=settings,
+        media_id=1,
+        hello_hash=MediaSession(settings.media, cache=MemoryZidCache()).hello_hash,
+        media_port=BOB_RTP,
+        event=sip.IncomingCall("call-1", "sips:alice@127.0.0.1", "", offer(("opus",), 1)),
+        now=0.0,
+    )
+    bob.answer(1.0)
+    bob.on_sip_event(sip.CallEstablished("call-1", b""), 1.1)
+    first = [c for c in bob.media_commands() if isinstance(c, SetCodec)]
+    assert [(c.params.codec, c.params.clock_rate) for c in first] == [("opus", 48000)]
+    events = [bob.next_event() for _ in range(2)]
+    assert isinstance(events[1], CallMedia) and events[1].params.wideband
+
+    # Alice moves the call to G.722: the answer names it, the media is told, the screen too
+    bob.on_sip_event(sip.ReinviteReceived("call-1", offer(("G722", "PCMU"), 2)), 2.0)
+    assert agent.sent[-1][0] == "accept_reinvite" and b"G722/8000" in agent.sent[-1][2]
+    changed = [c for c in bob.media_commands() if isinstance(c, SetCodec)]
+    assert [(c.params.codec, c.params.payload_type) for c in changed] == [("G722", 9)]
+    assert bob.media_params is not None and bob.media_params.telephone_event_rate == 8000
+    media = [e for e in iter(bob.next_event, None) if isinstance(e, CallMedia)]
+    assert [e.params.codec for e in media] == ["G722"]
+
+    # the same offer again (a session refresh): no codec change, no new event
+    bob.on_sip_event(sip.ReinviteReceived("call-1", offer(("G722", "PCMU"), 3)), 3.0)
+    assert not [c for c in bob.media_commands() if isinstance(c, SetCodec)]
+    assert not [e for e in iter(bob.next_event, None) if isinstance(e, CallMedia)]
 
 
 def test_an_offer_without_a_common_codec_is_refused_with_488() -> None:

@@ -93,6 +93,7 @@ def test_call_and_answer_over_tls_are_secure_with_tones_both_ways(tmp_path: Path
     assert alice["key_agreement"] == bob["key_agreement"] == "X255"
     assert alice["cipher"] == "AES3" and alice["auth_tag"] == "HS80"
     assert alice["codec"] == bob["codec"] == "PCMU"
+    assert alice["rate"] == bob["rate"] == 8000 and not alice["wideband"]
     assert abs(alice["received_frequencies"][0] - 700) <= 25
     assert abs(bob["received_frequencies"][0] - 1000) <= 25
     assert alice["packets_sent"] > 50 and bob["packets_received"] > 50

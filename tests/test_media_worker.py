@@ -42,6 +42,7 @@ from pidphone.drivers.sim_audio import SimAudioDevices, SimCapture
 from pidphone.drivers.udp import UdpSocket, open_udp
 from pidphone.ports import SAMPLE_RATE, Address
 from pidphone.rtp import PacketKind, classify, stun
+from pidphone.sdp import MediaParams
 from pidphone.zrtp.cache import MemoryZidCache
 from pidphone.zrtp.events import Secured
 
@@ -100,6 +101,10 @@ def opened(side: Side, media_id: int) -> MediaOpened:
     return event
 
 
+PCMU_PARAMS = MediaParams(("127.0.0.1", 9), 0, "PCMU", 101, "sendrecv", None, 20)
+"""A negotiation's result for PCMU with telephone-event 101 (the address is not used)."""
+
+
 def connect(a: Side, b: Side, config: MediaConfig | None = None) -> tuple[MediaOpened, MediaOpened]:
     """Open media 1 on each side and point them at each other, ZRTP hashes included."""
     for side in (a, b):
@@ -107,7 +112,7 @@ def connect(a: Side, b: Side, config: MediaConfig | None = None) -> tuple[MediaO
     oa, ob = opened(a, 1), opened(b, 1)
     for side, theirs in ((a, ob), (b, oa)):
         commands: list[MediaCommand] = [
-            SetCodec(1, "PCMU", 0, 101),
+            SetCodec(1, PCMU_PARAMS),
             SetRemote(1, theirs.local, theirs.hello_hash, None),
             StartMedia(1),
             SetHandset(1),

@@ -6,13 +6,14 @@ from dataclasses import replace
 
 import pytest
 
-from pidphone.app.call_events import CallConnected, CallIncoming, CallSecure
+from pidphone.app.call_events import CallConnected, CallIncoming, CallMedia, CallSecure
 from pidphone.app.phone_events import OutgoingCall, PhoneSettings, RegistrationChanged, Tick
 from pidphone.app.phone_state import PhoneState, initial_state
 from pidphone.app.screen import render
 from pidphone.app.state import next_deadline, reduce
 from pidphone.cli.render_screens import sample_screens
 from pidphone.ports import HookEvent, KeyEvent, Screen
+from pidphone.sdp import MediaParams
 from tests.test_state import secured
 
 SCREENS = sample_screens()
@@ -115,6 +116,23 @@ def _in_call() -> PhoneState:
         state, _ = reduce(state, event)
     state, _ = reduce(state, CallConnected("c1"))
     return state
+
+
+def test_wideband_call_shows_hd_beside_the_timer() -> None:
+    state = _in_call()
+    assert "HD" not in render(state, 5.0).status  # codec not known yet
+    narrow = MediaParams(("127.0.0.1", 4000), 0, "PCMU", 101, "sendrecv", None, 20)
+    state, _ = reduce(state, CallMedia("c1", narrow))
+    assert render(state, 5.0).status == "00:05"
+    wide = replace(narrow, payload_type=111, codec="opus", clock_rate=48000)
+    state, _ = reduce(state, CallMedia("c1", wide))
+    assert render(state, 5.0).status == "00:05 HD"
+    # a peer that asks for 8 kHz Opus (maxplaybackrate) gets narrowband: no HD
+    capped = replace(wide, fmtp={"maxplaybackrate": "8000"})
+    state, _ = reduce(state, CallMedia("c1", capped))
+    assert render(state, 5.0).status == "00:05"
+    state, _ = reduce(state, CallMedia("c1", replace(narrow, payload_type=9, codec="G722")))
+    assert render(state, 5.0).status == "00:05 HD"
 
 
 def test_call_timer_counts_hours() -> None:

@@ -41,6 +41,7 @@ from .call_events import (
     CallFinished,
     CallHeld,
     CallInsecure,
+    CallMedia,
     CallMismatch,
     CallRinging,
     CallSecure,
@@ -320,6 +321,8 @@ class Call:
             result = self._negotiate(event.sdp, now)
             if result is not None:
                 params, remote = result
+                if self._use_codec(params):
+                    self._events.append(CallMedia(self.call_id, params))
                 self._set_remote(params, rtcp_address(remote, params, self._local_sdp))
                 self._set_direction(params.direction)
         elif isinstance(event, sip_events.CallEnded) and self.state != CallState.ENDED:
@@ -360,17 +363,24 @@ class Call:
     # ------------------------------------------------------------------ internals
 
     def _establish(self, params: MediaParams, remote: SessionDescription, now: float) -> None:
-        self.media_params = params
         self.state = CallState.CONNECTED
         self.answered_at = now
-        self._media(
-            SetCodec(self.media_id, params.codec, params.payload_type, params.telephone_event_pt)
-        )
+        self._use_codec(params)
         self._set_remote(params, rtcp_address(remote, params, self._local_sdp))
         self._media(SetDirection(self.media_id, params.direction))
         self._events.append(CallConnected(self.call_id))
+        self._events.append(CallMedia(self.call_id, params))
         self._media(StartMedia(self.media_id))
         self._media_started = True
+
+    def _use_codec(self, params: MediaParams) -> bool:
+        """Hand the media the negotiated codec when it is new or changed (a re-INVITE may
+        settle on another codec, payload type or fmtp); True when it changed."""
+        old, self.media_params = self.media_params, params
+        if old is not None and _codec_of(old) == _codec_of(params):
+            return False
+        self._media(SetCodec(self.media_id, params))
+        return True
 
     def _change_hold(self, hold: bool, now: float) -> None:
         if self.state != CallState.CONNECTED:
@@ -466,6 +476,8 @@ class Call:
         if hash_changed:
             answer = self._local_sdp = self._sdp.answer(offer, direction, self.hello_hash)
         self._agent.accept_reinvite(self.call_id, bytes(answer), now)
+        if self._use_codec(params):
+            self._events.append(CallMedia(self.call_id, params))
         remote_hold = params.direction in ("recvonly", "inactive")
         if remote_hold != self.remote_hold:
             self.remote_hold = remote_hold
@@ -502,3 +514,15 @@ class Call:
         self.end_reason = reason
         self._media(CloseMedia(self.media_id))
         self._events.append(CallFinished(self.call_id, reason, by_peer, status))
+
+
+def _codec_of(params: MediaParams) -> tuple[object, ...]:
+    """What the media's codec depends on in a negotiation's result."""
+    return (
+        params.codec,
+        params.payload_type,
+        params.clock_rate,
+        dict(params.fmtp),
+        params.telephone_event_pt,
+        params.telephone_event_rate,
+    )

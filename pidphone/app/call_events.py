@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pidphone.sdp.offer_answer import MediaParams
 from pidphone.zrtp.events import Secured
 
 from .media_events import MediaDtmf, MediaSecurityFailed, MediaSecurityLost
@@ -51,6 +52,15 @@ class CallRinging(CallEvent):
 class CallConnected(CallEvent):
     """The dialog is established (200 OK to our INVITE, or the ACK of the one we answered);
     media is starting, not yet secure."""
+
+
+@dataclass(frozen=True)
+class CallMedia(CallEvent):
+    """The offer/answer settled the call's codec: when it connects, and again when a
+    re-INVITE changes it. `params` is the negotiation's own result (the codec, its clock
+    rate and format parameters, whether the audio is wideband)."""
+
+    params: MediaParams
 
 
 @dataclass(frozen=True)

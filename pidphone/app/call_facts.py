@@ -21,6 +21,7 @@ from .call_events import (
     CallHeld,
     CallIncoming,
     CallInsecure,
+    CallMedia,
     CallMismatch,
     CallPlaced,
     CallRinging,
@@ -46,6 +47,7 @@ CallFact = CallEvent | OutgoingCall | OutgoingCallFailed
 CallUpdate = (
     CallRinging
     | CallConnected
+    | CallMedia
     | CallSecure
     | CallInsecure
     | CallSecurityFailed
@@ -172,6 +174,8 @@ def _apply(
         if call.phase == CallState.CONNECTED:
             return call, False
         return replace(call, phase=CallState.CONNECTED, connected_at=now), True
+    if isinstance(fact, CallMedia):
+        return replace(call, media=fact.params), False
     if isinstance(fact, CallSecure):
         secure = replace(
             call,

@@ -13,6 +13,7 @@ import copy
 from dataclasses import dataclass
 
 from pidphone.ports import Address
+from pidphone.sdp.offer_answer import MediaParams
 
 from .media import MediaConfig, MediaSession
 from .media_events import MediaEvent, MediaStats
@@ -42,12 +43,11 @@ class OpenMedia(MediaCommand):
 
 @dataclass(frozen=True)
 class SetCodec(MediaCommand):
-    """The codec and payload types the SDP negotiation settled on."""
+    """The codec and payload types the SDP negotiation settled on: the negotiation's own
+    result (codec, payload types, clock rates, the peer's fmtp)."""
 
     media_id: MediaId
-    codec: str
-    payload_type: int
-    telephone_event_pt: int | None
+    params: MediaParams
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,8 @@ def apply_to_session(
     (a DTMF key without telephone-event, a SAS confirmed after ZRTP closed) raises
     `LocalProtocolError`, which the caller logs: it is no fault of the thread."""
     if isinstance(command, SetCodec):
-        session.configure(command.codec, command.payload_type, command.telephone_event_pt)
+        params = command.params
+        session.configure(params.codec, params.payload_type, params.telephone_event_pt)
     elif isinstance(command, SetRemote):
         session.set_remote(command.address, command.peer_hello_hash, rtcp=command.rtcp, now=now)
         return [MediaHelloHash(media_id, session.hello_hash)]

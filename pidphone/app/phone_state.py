@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from pidphone.sdp.offer_answer import MediaParams
 from pidphone.zrtp.events import Secured
 
 from .call_state import CallState, Security
@@ -45,11 +46,18 @@ class CallView:
     """While the SECURITY LOST warning is up: when the call ends unless the user keeps it."""
     dtmf: str = ""
     """The last DTMF digits sent in this call."""
+    media: MediaParams | None = None
+    """What the offer/answer settled (the codec), as the call reported it."""
 
     @property
     def peer(self) -> str:
         """Who the user is talking to: the display name, else the number."""
         return self.name or self.number
+
+    @property
+    def wideband(self) -> bool:
+        """The call carries wideband audio: "HD" on the screen."""
+        return self.media is not None and self.media.wideband
 
     @property
     def sas(self) -> str:

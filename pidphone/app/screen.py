@@ -114,6 +114,8 @@ def _incoming(state: PhoneState, call: CallView) -> Screen:
 def _in_call(state: PhoneState, call: CallView, now: float) -> Screen:
     started = call.connected_at if call.connected_at is not None else now
     timer = _duration(now - started)
+    if call.wideband:
+        timer = f"{timer} HD"  # wideband audio (G.722, Opus): what phones call HD voice
     if call.held:
         title = f"Hold: {call.peer}"
     elif call.held_by_peer:

@@ -67,6 +67,7 @@ __all__ = [
     "G711Codec",
     "G722Codec",
     "OpusCodec",
+    "audio_rate",
     "make_codec",
 ]
 
@@ -312,4 +313,17 @@ def make_codec(
         return G722Codec()
     if name == "opus":
         return OpusCodec.from_fmtp(fmtp or {}, sample_rate=sample_rate or 48000)
+    raise LocalProtocolError(f"unknown codec {name!r}: one of {CODEC_NAMES}")
+
+
+def audio_rate(name: str) -> int:
+    """Hz of the audio a call with this codec carries, at which the media session encodes
+    and decodes and asks the devices to run: 8000 for G.711, 16000 for G.722 and for Opus
+    (`OPUS_AUDIO_RATE`: wideband, which a handset reproduces)."""
+    if name in ("PCMU", "PCMA"):
+        return G711Codec.sample_rate
+    if name == "G722":
+        return G722Codec.sample_rate
+    if name == "opus":
+        return OPUS_AUDIO_RATE
     raise LocalProtocolError(f"unknown codec {name!r}: one of {CODEC_NAMES}")

@@ -45,6 +45,7 @@ from pidphone.app.media_events import MediaStats
 from pidphone.app.phone_events import MediaFault, RegistrationChanged
 from pidphone.app.signalling import LinkFailed
 from pidphone.audio.analysis import dominant_frequencies
+from pidphone.audio.codec import audio_rate
 from pidphone.config import Config, load_config
 from pidphone.drivers.sim_audio import SimAudioDevices, SimPlayback
 from pidphone.errors import ConfigError, ProtocolError
@@ -79,6 +80,13 @@ class CallReport:
     call_id: str = ""
     remote: str = ""
     codec: str = ""
+    """The negotiated codec's SDP name ("opus", "G722", "PCMU", "PCMA")."""
+    rate: int = 0
+    """Hz of the call's audio (8000 narrowband, 16000 wideband)."""
+    clock_rate: int = 0
+    """The codec's RTP clock rate (48000 for Opus, 8000 for G.722 and G.711)."""
+    wideband: bool = False
+    """The call carries wideband audio ("HD" on the screen)."""
     sas: str = ""
     sas_scheme: str = ""
     verified: bool = False
@@ -262,7 +270,10 @@ def fill_report(
 ) -> None:
     report.call_id = call.call_id
     report.remote = call.remote_uri
-    report.codec = call.media_params.codec if call.media_params is not None else ""
+    params = call.media_params
+    if params is not None:
+        report.codec, report.clock_rate = params.codec, params.clock_rate
+        report.rate, report.wideband = audio_rate(params.codec), params.wideband
     report.packets_sent = stats.packets_sent
     report.packets_received = stats.packets_received
     report.packets_lost = stats.packets_lost
