@@ -138,7 +138,7 @@ def whole_path() -> Round:
             wire = protect(packet(ulaw_encode(pcm)))
             pt, marker, seq, ts, ssrc, payload = rtp_fields(unprotect(wire))
             put(seq, ts, ssrc, pt, payload, arrival=i * 0.02, marker=marker)
-            ulaw_decode(pop().payload)
+            ulaw_decode(pop(i * 0.02 + 0.01).payload)
 
     return run
 
@@ -170,13 +170,13 @@ def stages() -> dict[str, Round]:
         put, pop = jitter.put, jitter.pop
         for i, packet in enumerate(frames[start // PACKETS], start):
             put(packet, i * 0.02)
-            pop()
+            pop(i * 0.02 + 0.01)
 
     def jitter_raw_round(start: int) -> None:
         put, pop = raw_jitter.put_raw, raw_jitter.pop
         for i, packet in enumerate(frames[start // PACKETS], start):
             put(packet.sequence, packet.timestamp, SSRC, 0, codes, arrival=i * 0.02)
-            pop()
+            pop(i * 0.02 + 0.01)
 
     jitter, raw_jitter = JitterBuffer(), JitterBuffer()
     return {

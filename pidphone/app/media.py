@@ -263,7 +263,7 @@ class MediaSession:
 
     def pull_audio(self, now: float) -> bytes:
         """The next 20 ms to play: decoded, concealed over a loss, or silence."""
-        return self._stream.pull_audio()
+        return self._stream.pull_audio(now)
 
     # ------------------------------------------------------------------ datagrams in and out
 

@@ -200,9 +200,9 @@ class AudioStream:
                 self._last_sr = (ntp_middle32(packet.ntp_timestamp), now)
         self.stats.rtcp_received += 1
 
-    def pull_audio(self) -> bytes:
+    def pull_audio(self, now: float) -> bytes:
         """The next 20 ms to play: decoded, concealed over a loss, or silence."""
-        frame = self._jitter.pop()
+        frame = self._jitter.pop(now)
         if frame.kind == "silence":
             # Through the concealer, so that a loss right before a new talk-spurt conceals
             # from this silence rather than replaying the end of the last one.
