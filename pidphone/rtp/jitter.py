@@ -67,6 +67,9 @@ _BASE_CREEP = 5e-6
 """Seconds per packet the transit floor rises, to follow a sender clock slower than ours."""
 _JITTER_TOLERANCE = 0.0005
 """Delay variation below half a millisecond is float noise, not jitter."""
+_OFFSET_TOLERANCE = 0.0001
+"""The play-out offset is measured from a transit floor that creeps by microseconds: an offset
+this close to the target is on it."""
 _SHRINK_HYSTERESIS = 0.25
 """Frames the offset must exceed the target by, beyond the frame that goes, before shrinking."""
 _FORCED_SHRINK_AFTER = 2.0
@@ -122,6 +125,9 @@ class JitterBuffer:
         self._ssrc: int | None = None
         self._payload_type: int | None = None
         self._peak = min(max(0.0, initial_delay), max_delay)
+        self.min_delay = 0.0
+        """A floor under the target delay (seconds): one frame lets a lost frame be rebuilt
+        from the next packet's FEC, which must be here when the lost one is due."""
         self._last_pop: float | None = None
         """When the last pop happened (it played index `_play - 1`)."""
         self._reset_stream()
@@ -153,8 +159,7 @@ class JitterBuffer:
     def delay(self) -> float:
         """The target delay in seconds: the peak delay variation, within `max_delay`."""
         peak = self._peak - _JITTER_TOLERANCE
-        if peak < 0.0:
-            return 0.0
+        peak = max(peak, self.min_delay)
         return peak if peak < self.max_delay else self.max_delay
 
     @property
@@ -329,7 +334,7 @@ class JitterBuffer:
                 self._unanchor()
                 return JitterFrame("silence", b"", self._payload_type)
         self.concealed += 1
-        if offset is not None and offset + 1e-9 < self.delay:
+        if offset is not None and offset + _OFFSET_TOLERANCE < self.delay:
             # too shallow: the frame is probably late, wait a frame for it
             self._offset = offset + frame_time
             return JitterFrame("lost", b"", self._payload_type)
