@@ -253,7 +253,7 @@ def test_a_registrar_domain_without_port_is_found_by_naptr_and_srv(tmp_path: Pat
         at_client = Recorder()
         await client.start(at_client)
         try:
-            client.send(("example.org", 5061), b"REGISTER")
+            client.send(b"REGISTER", ("example.org", 5061))
             await at_server.until(lambda: any(e[0] == "data" for e in at_server.events))
             assert at_server.received() == b"REGISTER"
         finally:

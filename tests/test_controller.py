@@ -213,7 +213,7 @@ class RecordingTransport:
         assert self.handler is not None
         self.handler.connection_made(peer, ("192.0.2.10", 40000))
 
-    def send(self, peer: Address, data: bytes) -> None:
+    def send(self, data: bytes, peer: Address) -> None:
         self.sent.append(data)
 
     def close(self, peer: Address) -> None:

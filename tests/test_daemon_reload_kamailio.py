@@ -55,9 +55,9 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     sent: list[str] = []
     send = TlsTransport.send
 
-    def recording(self: TlsTransport, peer: Address, data: bytes) -> None:
+    def recording(self: TlsTransport, data: bytes, peer: Address) -> None:
         sent.append(data.decode("utf-8", "replace"))
-        send(self, peer, data)
+        send(self, data, peer)
 
     monkeypatch.setattr(TlsTransport, "send", recording)
     return sent

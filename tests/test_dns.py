@@ -168,7 +168,7 @@ def test_tls_flow_to_a_domain_found_by_srv_checks_the_domain_name(tmp_path: Path
         client = TlsTransport(TlsClientConfig(ca_file=str(pki.ca_cert)), resolver=locator)
         at_client = Recorder()
         await client.start(at_client)
-        client.send(("example.org", 5061), b"REGISTER")
+        client.send(b"REGISTER", ("example.org", 5061))
         await at_server.until(lambda: any(e[0] == "data" for e in at_server.events))
         assert at_client.events[0][:2] == ("made", ("example.org", 5061))
         await client.aclose()

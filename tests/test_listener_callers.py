@@ -114,7 +114,7 @@ async def knock(
     caller = TlsTransport(client)
     at_caller = Recorder()
     await caller.start(at_caller)
-    caller.send(server.listening, b"OPTIONS sips:bob@127.0.0.1 SIP/2.0\r\n")
+    caller.send(b"OPTIONS sips:bob@127.0.0.1 SIP/2.0\r\n", server.listening)
     with contextlib.suppress(TimeoutError):  # a refused caller: nothing arrives
         await at_server.until(lambda: bool(at_server.received()), timeout=1.5)
     await caller.aclose()

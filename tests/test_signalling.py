@@ -47,7 +47,7 @@ class ScriptedTransport:
         self.connects.append(peer)
         self.changed.set()
 
-    def send(self, peer: Address, data: bytes) -> None:
+    def send(self, data: bytes, peer: Address) -> None:
         self.sent.append((peer, data))
         self.changed.set()
 
@@ -111,7 +111,7 @@ async def registered(transport: ScriptedTransport, sip: Signalling) -> None:
     (register,) = transport.requests("REGISTER")
     assert register.vias[0].host == LOCAL[0]
     contact = register.header("Contact") or ""
-    sip.data_received(REGISTRAR, ok(register, f"Contact: {contact};expires=600"))
+    sip.data_received(ok(register, f"Contact: {contact};expires=600"), REGISTRAR)
 
 
 def test_register_through_the_runner() -> None:
@@ -127,7 +127,7 @@ def test_register_through_the_runner() -> None:
         await transport.until(lambda: len(transport.requests("REGISTER")) == 2)
         unregister = transport.requests("REGISTER")[1]
         assert unregister.header("Expires") == "0"
-        sip.data_received(REGISTRAR, ok(unregister))
+        sip.data_received(ok(unregister), REGISTRAR)
         await closing
         assert isinstance(await sip.next_event(), Unregistered)
         assert transport.shut
@@ -174,7 +174,7 @@ def test_unframeable_stream_closes_the_flow() -> None:
         await sip.start()
         sip.register()
         sip.connection_made(REGISTRAR, LOCAL)
-        sip.data_received(REGISTRAR, b"SIP/2.0 200 OK\r\nContent-Length: banana\r\n\r\n")
+        sip.data_received(b"SIP/2.0 200 OK\r\nContent-Length: banana\r\n\r\n", REGISTRAR)
         assert transport.closed == [REGISTRAR]
         assert any(isinstance(e, FlowFailed) for e in events)
         await sip.aclose(unregister_timeout=0.01)

@@ -40,7 +40,7 @@ class Recorder:
         self.certificates[peer] = certificate
         self.changed.set()
 
-    def data_received(self, peer: Address, data: bytes) -> None:
+    def data_received(self, data: bytes, peer: Address) -> None:
         self.events.append(("data", peer, data))
         self.changed.set()
 
@@ -93,15 +93,15 @@ def test_bytes_flow_both_ways_once_verified(pki: Pki) -> None:
     async def main() -> None:
         server, at_server, address = await listener(pki)
         alice, at_alice = await client(TlsClientConfig(ca_file=str(pki.ca_cert)))
-        alice.send(address, b"REGISTER sip:127.0.0.1 SIP/2.0\r\n")  # queued until verified
-        alice.send(address, b"\r\n\r\n")
+        alice.send(b"REGISTER sip:127.0.0.1 SIP/2.0\r\n", address)  # queued until verified
+        alice.send(b"\r\n\r\n", address)
         await at_server.until(lambda: at_server.received().endswith(b"\r\n\r\n"))
         assert at_server.received() == b"REGISTER sip:127.0.0.1 SIP/2.0\r\n\r\n\r\n"
         made = [e for e in at_alice.events if e[0] == "made"]
         assert made[0][1] == address
         (peer_at_server,) = [e[1] for e in at_server.events if e[0] == "made"]
         assert peer_at_server == made[0][2]  # the server sees our local address
-        server.send(peer_at_server, b"SIP/2.0 200 OK\r\n")
+        server.send(b"SIP/2.0 200 OK\r\n", peer_at_server)
         await at_alice.until(lambda: at_alice.received() == b"SIP/2.0 200 OK\r\n")
         assert alice.is_open(address)
         server.close(peer_at_server)
@@ -117,7 +117,7 @@ def test_localhost_name_is_checked_with_sni(pki: Pki) -> None:
     async def main() -> None:
         server, at_server, address = await listener(pki)
         alice, _ = await client(TlsClientConfig(ca_file=str(pki.ca_cert), server_name="localhost"))
-        alice.send(address, b"OPTIONS\r\n")
+        alice.send(b"OPTIONS\r\n", address)
         await at_server.until(lambda: at_server.received() == b"OPTIONS\r\n")
         await alice.aclose()
         await server.aclose()
@@ -143,7 +143,7 @@ async def refused_by_client(
     await server.start(at_server)
     assert server.listening is not None
     alice, at_alice = await client(config)
-    alice.send(server.listening, b"REGISTER sip:secret SIP/2.0\r\n")
+    alice.send(b"REGISTER sip:secret SIP/2.0\r\n", server.listening)
     await at_alice.until(lambda: bool(at_alice.errors()))
     await asyncio.sleep(0.05)
     assert at_server.received() == b""
@@ -209,7 +209,7 @@ def test_pinned_fingerprint(pki: Pki) -> None:
     async def pinned_ok() -> None:
         server, at_server, address = await listener(pki)
         alice, _ = await client(TlsClientConfig(ca_file=str(pki.ca_cert), pinned_sha256=good))
-        alice.send(address, b"hello")
+        alice.send(b"hello", address)
         await at_server.until(lambda: at_server.received() == b"hello")
         await alice.aclose()
         await server.aclose()
@@ -234,7 +234,7 @@ def test_client_certificate_required_by_listener(pki: Pki) -> None:
     async def main() -> None:
         server, at_server, address = await listener(pki, ca_file=str(pki.ca_cert))
         anonymous, at_anonymous = await client(TlsClientConfig(ca_file=str(pki.ca_cert)))
-        anonymous.send(address, b"anonymous")
+        anonymous.send(b"anonymous", address)
         with_cert, _ = await client(
             TlsClientConfig(
                 ca_file=str(pki.ca_cert),
@@ -242,7 +242,7 @@ def test_client_certificate_required_by_listener(pki: Pki) -> None:
                 client_key=str(pki.client_key),
             )
         )
-        with_cert.send(address, b"known")
+        with_cert.send(b"known", address)
         await at_server.until(lambda: at_server.received() == b"known")
         # TLS 1.3: the client learns of the refusal only when the server's alert arrives
         await at_anonymous.until(lambda: any(e[0] == "lost" for e in at_anonymous.events))
@@ -267,7 +267,7 @@ def test_nothing_is_sent_in_clear_to_a_server_that_does_not_speak_tls() -> None:
         server = await asyncio.start_server(plain, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         alice, at_alice = await client(TlsClientConfig(connect_timeout=5.0))
-        alice.send(("127.0.0.1", port), b"REGISTER sip:secret SIP/2.0\r\n")
+        alice.send(b"REGISTER sip:secret SIP/2.0\r\n", ("127.0.0.1", port))
         await at_alice.until(lambda: bool(at_alice.errors()))
         assert at_alice.errors()[0].reason == "handshake failed"
         assert seen[:1] == b"\x16"  # a TLS handshake record: the ClientHello
@@ -288,7 +288,7 @@ def test_refused_connection_and_resolver_failover(pki: Pki) -> None:
         await dead.wait_closed()
 
         alice, at_alice = await client(TlsClientConfig(ca_file=str(pki.ca_cert)))
-        alice.send(("127.0.0.1", dead_port), b"x")
+        alice.send(b"x", ("127.0.0.1", dead_port))
         await at_alice.until(lambda: bool(at_alice.errors()))
         assert at_alice.errors()[0].reason == "unreachable"
 
@@ -300,7 +300,7 @@ def test_refused_connection_and_resolver_failover(pki: Pki) -> None:
         )
         at_resolved = Recorder()
         await resolved.start(at_resolved)
-        resolved.send(("sip.example.org", 5061), b"via SRV")
+        resolved.send(b"via SRV", ("sip.example.org", 5061))
         await at_server.until(lambda: at_server.received() == b"via SRV")
         assert at_resolved.events[0][:2] == ("made", ("sip.example.org", 5061))
 
@@ -334,7 +334,7 @@ def test_ipv6_loopback(pki: Pki, tmp_path: Path) -> None:
             pytest.skip("no IPv6 loopback here")
         assert server.listening is not None
         alice, _ = await client(TlsClientConfig(ca_file=str(v6.ca_cert)))
-        alice.send(server.listening, b"v6")
+        alice.send(b"v6", server.listening)
         await at_server.until(lambda: at_server.received() == b"v6")
         await alice.aclose()
         await server.aclose()

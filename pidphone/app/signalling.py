@@ -116,7 +116,7 @@ class Signalling:
         self.agent.connection_made(peer, local, self._now(), certificate)
         self._pump()
 
-    def data_received(self, peer: Address, data: bytes) -> None:
+    def data_received(self, data: bytes, peer: Address) -> None:
         self.agent.receive_data(data, peer, self._now())
         self._pump()
 
@@ -206,7 +206,7 @@ class Signalling:
             return
         for data, peer in self.agent.data_to_send():
             if data:
-                self._transport.send(peer, data)
+                self._transport.send(data, peer)
             else:
                 self._transport.connect(peer)
         for peer in self.agent.flows_to_close():

@@ -184,7 +184,7 @@ class _TlsFlow(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.open and self.key is not None:
-            self.owner._handler_data(self.key, data)
+            self.owner._handler_data(data, self.key)
         elif sum(map(len, self.early)) + len(data) <= MAX_PENDING_BYTES:
             self.early.append(data)
         elif self.transport is not None:  # a peer flooding us before we checked it
@@ -279,7 +279,7 @@ class TlsTransport:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def send(self, peer: Address, data: bytes) -> None:
+    def send(self, data: bytes, peer: Address) -> None:
         flow = self._flows.get(peer)
         if flow is not None:
             flow.write(data)
@@ -342,7 +342,7 @@ class TlsTransport:
             flow.write(data)
         early, flow.early = flow.early, []
         for data in early:
-            self._handler_data(peer, data)
+            self._handler_data(data, peer)
 
     async def _connect_any(self, peer: Address) -> _TlsFlow:
         targets: Sequence[Address] = [peer]
@@ -410,9 +410,9 @@ class TlsTransport:
         if self._handler is not None:
             self._handler.connection_made(key, flow.local(), certificate)
 
-    def _handler_data(self, peer: Address, data: bytes) -> None:
+    def _handler_data(self, data: bytes, peer: Address) -> None:
         if self._handler is not None:
-            self._handler.data_received(peer, data)
+            self._handler.data_received(data, peer)
 
     def _lost(self, flow: _TlsFlow, exc: Exception | None) -> None:
         if flow.key is None or self._flows.get(flow.key) is not flow:
