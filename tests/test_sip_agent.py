@@ -34,6 +34,8 @@ from tests.harness import (
 )
 from tests.peers.sip_registrar import Proxy, Registrar
 
+ALLOWED = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REFER", "NOTIFY"]
+
 # ------------------------------------------------------------------ registration
 
 
@@ -205,7 +207,7 @@ def test_call_answered_and_hung_up_by_caller() -> None:
     assert str(invite.uri) == "sips:bob@127.0.0.1:5062"
     assert invite.contacts[0].uri.scheme == "sips"
     assert invite.header("Content-Type") == "application/sdp"
-    assert invite.header_values("Allow") == ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS"]
+    assert invite.header_values("Allow") == ALLOWED
     trying = [d for _, _, d in net.wire if d.startswith(b"SIP/2.0 100")]
     assert len(trying) == 1
     alice.hangup(call_id, 5.0)
@@ -446,7 +448,7 @@ def test_options_answered_with_allow_and_accept() -> None:
     bob = make_agent("sips:bob@127.0.0.1", 2)
     response = answer_to(bob, raw_request("OPTIONS"))
     assert response.status == 200
-    assert response.header_values("Allow") == ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS"]
+    assert response.header_values("Allow") == ALLOWED
     assert response.header("Accept") == "application/sdp"
     assert response.vias[0].param("rport") == "41000"
     assert response.vias[0].param("received") == "127.0.0.1"
@@ -460,6 +462,9 @@ def test_options_answered_with_allow_and_accept() -> None:
         ("SUBSCRIBE", "", "", 405),
         ("BYE", "", "", 481),
         ("BYE", "", ";tag=nope", 481),
+        ("REFER", "Refer-To: <sips:carol@127.0.0.1>\r\n", "", 403),
+        ("REFER", "Refer-To: <sips:carol@127.0.0.1>\r\n", ";tag=nope", 481),
+        ("NOTIFY", "Event: refer\r\n", ";tag=nope", 481),
         ("INVITE", "", ";tag=nope", 481),
         ("OPTIONS", "Require: 100rel\r\n", "", 420),
         ("INVITE", "Content-Type: text/plain\r\n", "", 415),
@@ -480,7 +485,7 @@ def test_bad_requests_are_answered(method: str, extra: str, to_tag: str, status:
     assert isinstance(rejected, ev.RequestRejected)
     assert rejected.status == status
     if status == 405:
-        assert response.header_values("Allow") == ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS"]
+        assert response.header_values("Allow") == ALLOWED
     if status == 420:
         assert response.header("Unsupported") == "100rel"
 

@@ -52,6 +52,7 @@ from pidphone.sip.invite_server import InviteServer
 from pidphone.sip.invite_usage import InviteState, InviteUsages
 from pidphone.sip.message import Request, Response, parse_message
 from pidphone.sip.methods import Method
+from pidphone.sip.refer import ReferUsages
 from pidphone.sip.registration import RegistrationClient
 from pidphone.sip.stack import SipStack
 from pidphone.sip.transaction import Kind
@@ -61,6 +62,8 @@ from pidphone.sip.transaction_layer import (
     Ending,
     Inviting,
     NoResponse,
+    Notifying,
+    Referring,
     Registering,
     Reinviting,
 )
@@ -88,6 +91,7 @@ class UserAgent:
         self._in_dialog = InDialog(stack, self._calls)
         self._client = InviteClient(stack, self._calls)
         self._server = InviteServer(stack, self._calls)
+        self._refers = ReferUsages(stack, self._calls, self._client.target_uri)
 
     # ------------------------------------------------------------------ transport side
 
@@ -136,6 +140,7 @@ class UserAgent:
         stack = self._stack
         times = [*stack.transactions.deadlines(), *stack.flows.deadlines()]
         times += self._registration.deadlines()
+        times += self._refers.deadlines()
         for call in self._calls:
             times.extend(call.deadlines())
         return min(times) if times else None
@@ -149,6 +154,7 @@ class UserAgent:
         stack.transactions.server_timeouts(now)
         stack.flows.handle_timer(now)
         self._registration.handle_timer(now)
+        self._refers.handle_timer(now)
         for call in self._calls:
             self._server.handle_timer(call, now)
             self._in_dialog.handle_timer(call, now)
@@ -166,10 +172,23 @@ class UserAgent:
 
     # ------------------------------------------------------------------ call API
 
-    def invite(self, target: str, sdp: bytes, now: float) -> str:
+    def invite(self, target: str, sdp: bytes, now: float, *, replaces: str | None = None) -> str:
         """Call `target` (a SIP URI, or a user name in our domain) with the offer `sdp`.
-        Returns the Call-ID that names the call from now on."""
-        return self._client.invite(target, sdp, now)
+        Returns the Call-ID that names the call from now on.
+
+        With `replaces` (the Replaces value a REFER carried, RFC 3891) the call takes the place
+        of one of the target's calls, and goes through the registrar when there is one: a
+        call a transfer asked for never opens a connection to a host the REFER named."""
+        if replaces is None:
+            return self._client.invite(target, sdp, now)
+        return self._client.invite(
+            target, sdp, now, headers=(("Replaces", replaces),), via_registrar=True
+        )
+
+    def invite_referred(self, target: str, sdp: bytes, now: float) -> str:
+        """Call `target` because a REFER asked for it: as `invite`, through the registrar
+        when there is one."""
+        return self._client.invite(target, sdp, now, via_registrar=True)
 
     def next_hop(self, target: str) -> Address:
         """Where an INVITE to `target` goes first: the registrar, or the called host."""
@@ -221,6 +240,31 @@ class UserAgent:
         """Refuse the peer's re-INVITE (488 ...); the call goes on as before."""
         self._in_dialog.reject_reinvite(call_id, status, now)
 
+    # ------------------------------------------------------------------ transfer API
+
+    def refer(self, call_id: str, target: str, now: float) -> None:
+        """Blind transfer: ask the peer of established call `call_id` to call `target`
+        (REFER); `TransferProgress`* then `TransferEnded` follow."""
+        self._refers.refer(call_id, target, now, replacing=None)
+
+    def refer_replacing(self, call_id: str, other_call_id: str, now: float) -> None:
+        """Attended transfer: ask the peer of `call_id` to call the peer of our established
+        call `other_call_id` in its place (REFER with Refer-To ...?Replaces=, RFC 5589)."""
+        self._refers.refer(call_id, "", now, replacing=other_call_id)
+
+    def accept_refer(self, call_id: str, now: float) -> None:
+        """Take the transfer `ReferReceived` asked for: 202, and a NOTIFY "100 Trying"."""
+        self._refers.accept_refer(call_id, now)
+
+    def reject_refer(self, call_id: str, status: int, now: float) -> None:
+        """Decline the transfer `ReferReceived` asked for (603, 403 ...)."""
+        self._refers.reject_refer(call_id, status, now)
+
+    def refer_progress(self, call_id: str, status: int, reason: str, now: float) -> None:
+        """The call a REFER in `call_id` asked for reached `status` (a final one ends the
+        transferor's subscription)."""
+        self._refers.refer_progress(call_id, status, reason, now)
+
     # ------------------------------------------------------------------ routing what comes in
 
     def _receive_message(self, peer: Address, data: bytes, now: float) -> None:
@@ -263,6 +307,9 @@ class UserAgent:
             self._uas.answer_options(peer, req)
         elif method is Method.BYE:
             self._stack.reject(peer, req, 481)
+        elif method is Method.REFER:
+            # only the peer of a call we are in may transfer it (refer.py)
+            self._stack.reject(peer, req, 403)
         else:
             self._uas.reject_method(peer, req)
 
@@ -284,6 +331,10 @@ class UserAgent:
             self._in_dialog.receive_reinvite(peer, call, dialog, req, now)
         elif method is Method.OPTIONS:
             self._uas.answer_options(peer, req)
+        elif method is Method.REFER:
+            self._refers.receive_refer(peer, call, req, now)
+        elif method is Method.NOTIFY:
+            self._refers.receive_notify(peer, call, req, now)
         else:
             self._uas.reject_method(peer, req)
 
@@ -315,6 +366,12 @@ class UserAgent:
             case Reinviting(call_id=call_id):
                 if (call := self._calls.get(call_id)) is not None:
                     self._in_dialog.on_outcome(call, resp, now)
+            case Referring(call_id=call_id):
+                if (call := self._calls.get(call_id)) is not None:
+                    self._refers.on_refer_outcome(call, resp, now)
+            case Notifying(call_id=call_id):
+                if (call := self._calls.get(call_id)) is not None:
+                    self._refers.on_notify_outcome(call, resp, now)
             case Cancelling() | Ending():
                 return  # their answers change nothing
             case _:

@@ -62,6 +62,9 @@ class IncomingCall(SipEvent):
     remote_uri: str
     remote_display_name: str
     sdp: bytes
+    replaces: str | None = None
+    """The Call-ID of our established call this INVITE replaces (RFC 3891: a transfer joins
+    the caller to us in its place); None for a new call."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,40 @@ class ReinviteFailed(SipEvent):
     """Our re-INVITE was refused; the previous session description still holds."""
 
     call_id: str
+    status: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReferReceived(SipEvent):
+    """The peer of established call `call_id` asks us to call `target` (RFC 3515), replacing
+    one of its dialogs there when `replaces` is set (the Replaces header for our INVITE, RFC
+    3891). Answer with `accept_refer` (then report the new call with `refer_progress`) or
+    `reject_refer`; unanswered, it is declined after `REFER_DECISION_TIME`."""
+
+    call_id: str
+    target: str
+    replaces: str | None
+    referred_by: str
+
+
+@dataclass(frozen=True)
+class TransferProgress(SipEvent):
+    """A NOTIFY about the call our REFER asked for: its provisional `status` (100, 180 ...)."""
+
+    call_id: str
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class TransferEnded(SipEvent):
+    """Our REFER in call `call_id` is over: `succeeded` when the transferee's new call was
+    answered (a 2xx in the final NOTIFY); otherwise `status` and `reason` say why not (the
+    REFER refused, the new call failed, no outcome in time)."""
+
+    call_id: str
+    succeeded: bool
     status: int | None
     reason: str
 

@@ -17,7 +17,7 @@ from pidphone.sip.uri import NameAddr, Uri
 
 Address = tuple[str, int]
 
-SUPPORTED = "outbound"
+SUPPORTED = "outbound, replaces, norefersub"
 MAX_FORWARDS = "70"
 
 

@@ -55,7 +55,8 @@ _KNOWN = [
     "Record-Route", "Reply-To", "Require", "Retry-After", "Route", "Server", "Service-Route",
     "Subject", "Supported", "Timestamp", "To", "Unsupported", "User-Agent", "Via", "Warning",
     "WWW-Authenticate", "Event", "Allow-Events", "Refer-To", "Referred-By", "Session-Expires",
-    "Min-SE", "P-Asserted-Identity", "Privacy", "RSeq", "RAck", "Flow-Timer",
+    "Min-SE", "P-Asserted-Identity", "Privacy", "RSeq", "RAck", "Flow-Timer", "Replaces",
+    "Refer-Sub", "Subscription-State",
 ]  # fmt: skip
 _CANONICAL = {name.lower(): name for name in _KNOWN}
 _CANONICAL.update(COMPACT_FORMS)

@@ -38,16 +38,34 @@ class InviteClient:
 
     # ------------------------------------------------------------------ API
 
-    def invite(self, target: str, sdp: bytes, now: float) -> str:
+    def invite(
+        self,
+        target: str,
+        sdp: bytes,
+        now: float,
+        *,
+        headers: tuple[Header, ...] = (),
+        via_registrar: bool = False,
+    ) -> str:
         uri = self.target_uri(target)
-        direct = self.calls_direct(uri)
-        flow = self.next_hop(target)
+        registrar = self._stack.config.registrar
+        direct = registrar is None or (self.calls_direct(uri) and not via_registrar)
+        flow = (uri.host.strip("[]"), self._default_port(uri))
+        if registrar is not None and not direct:
+            flow = registrar
         stack = self._stack
         call_id = stack.token(16)
         tag = stack.token(8)
         placeholder = Request(method=Method.INVITE, uri=uri)
         call = InviteUsage(
-            call_id, Role.UAC, flow, InviteState.CALLING, placeholder, tag, direct=direct
+            call_id,
+            Role.UAC,
+            flow,
+            InviteState.CALLING,
+            placeholder,
+            tag,
+            direct=direct,
+            invite_headers=headers,
         )
         self._calls.add(call)
         to = NameAddr(uri=uri)
@@ -157,7 +175,7 @@ class InviteClient:
         self, call: InviteUsage, to: NameAddr, uri: Uri, sdp: bytes, now: float, *, seq: int = 1
     ) -> None:
         stack = self._stack
-        headers: list[Header] = session_headers(stack, call)
+        headers: list[Header] = [*session_headers(stack, call), *call.invite_headers]
         if sdp:
             headers.append(("Content-Type", "application/sdp"))
         request = stack.new_request(

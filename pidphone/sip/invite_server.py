@@ -11,6 +11,7 @@ from __future__ import annotations
 from pidphone.errors import LocalProtocolError
 from pidphone.sip import events as ev
 from pidphone.sip.dialog import Dialog
+from pidphone.sip.errors import SipParseError
 from pidphone.sip.events import readable_reason
 from pidphone.sip.factory import SUPPORTED
 from pidphone.sip.in_dialog import send_bye
@@ -24,6 +25,7 @@ from pidphone.sip.invite_usage import (
 )
 from pidphone.sip.message import Header, Request
 from pidphone.sip.methods import ALLOW, Method
+from pidphone.sip.replaces import Replaces
 from pidphone.sip.stack import SipStack
 from pidphone.sip.transaction import Input, State, response_input
 
@@ -67,6 +69,12 @@ class InviteServer:
         if req.call_id in self._calls:
             stack.reject(peer, req, 482)  # a second INVITE of a call we know: a loop/merge
             return
+        replaced: str | None = None
+        if req.header("Replaces") is not None:
+            found = self._replaced_call(peer, req)
+            if found is None:
+                return
+            replaced = found.call_id
         tx = stack.transactions.start_server(req, peer, req.call_id, now)
         call = InviteUsage(
             req.call_id, Role.UAS, peer, InviteState.INCOMING, req, stack.token(8), tx
@@ -74,8 +82,39 @@ class InviteServer:
         self._calls.add(call)
         stack.send(peer, stack.response(req, 100, peer, to_tag=None))
         stack.report(
-            ev.IncomingCall(req.call_id, str(req.from_.uri), req.from_.display_name, req.body)
+            ev.IncomingCall(
+                req.call_id, str(req.from_.uri), req.from_.display_name, req.body, replaced
+            )
         )
+
+    def _replaced_call(self, peer: Address, req: Request) -> InviteUsage | None:
+        """RFC 3891 §3: the established call an INVITE with Replaces names (its Call-ID, our
+        tag as to-tag, the peer's as from-tag); answered 481 when there is none, 486 when it
+        asks for an early dialog only, 400 when the header cannot be read."""
+        stack = self._stack
+        values = req.header_values("Replaces")
+        try:
+            if len(values) != 1:
+                raise SipParseError("more than one Replaces")
+            replaces = Replaces.parse(values[0])
+        except SipParseError as exc:
+            stack.reject(peer, req, 400, why=str(exc))
+            return None
+        call = self._calls.get(replaces.call_id)
+        dialog = call.dialog if call is not None else None
+        if (
+            call is None
+            or dialog is None
+            or call.state is not InviteState.CONFIRMED
+            or dialog.local_tag != replaces.to_tag
+            or dialog.remote_tag != replaces.from_tag
+        ):
+            stack.reject(peer, req, 481)
+            return None
+        if replaces.early_only:
+            stack.reject(peer, req, 486)
+            return None
+        return call
 
     def receive_ack(self, req: Request, now: float) -> None:
         """The ACK of our failure ends its transaction (§17.2.1); the ACK of our 2xx confirms

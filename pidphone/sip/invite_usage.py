@@ -164,6 +164,8 @@ class InviteUsage:
     dialog: Dialog | None = None
     direct: bool = False
     """Sent straight to the called host, not through the registrar."""
+    invite_headers: tuple[tuple[str, str], ...] = ()
+    """Headers our INVITE carries beside the standard ones (Replaces, Referred-By)."""
     auth_attempts: int = 0
     last_ack: Request | None = None
     """Our last ACK of a 2xx, sent again if the 2xx is (§13.2.2.4)."""

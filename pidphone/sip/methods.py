@@ -35,6 +35,14 @@ class Method(enum.StrEnum):
             return None
 
 
-SERVED = (Method.INVITE, Method.ACK, Method.CANCEL, Method.BYE, Method.OPTIONS)
+SERVED = (
+    Method.INVITE,
+    Method.ACK,
+    Method.CANCEL,
+    Method.BYE,
+    Method.OPTIONS,
+    Method.REFER,
+    Method.NOTIFY,
+)
 """What we answer, in the order of our Allow header."""
 ALLOW = ", ".join(SERVED)

@@ -138,9 +138,15 @@ class SipStack:
         )
 
     def reject(
-        self, peer: Address, req: Request, status: int, extra: list[Header] | None = None
+        self,
+        peer: Address,
+        req: Request,
+        status: int,
+        extra: list[Header] | None = None,
+        *,
+        why: str = "",
     ) -> None:
-        """Answer `req` with a failure and report it."""
+        """Answer `req` with a failure and report it (with `why`, when given)."""
         response = self.response(req, status, peer, to_tag=self.token(8), extra=extra or [])
         self.send(peer, response)
-        self.report(ev.RequestRejected(status, f"{req.method}: {response.reason}"))
+        self.report(ev.RequestRejected(status, f"{req.method}: {why or response.reason}"))

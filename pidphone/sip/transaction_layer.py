@@ -61,7 +61,22 @@ class Ending:
     call_id: str
 
 
-Purpose = Registering | Inviting | Reinviting | Cancelling | Ending
+@dataclass(frozen=True)
+class Referring:
+    """Our REFER in call `call_id` (RFC 3515 §2.4.1): a transfer of its peer."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
+class Notifying:
+    """Our NOTIFY of a transfer's progress in call `call_id` (RFC 3515 §2.4.5); only a 481
+    or no answer at all changes something (the subscription is over)."""
+
+    call_id: str
+
+
+Purpose = Registering | Inviting | Reinviting | Cancelling | Ending | Referring | Notifying
 
 
 class NoResponse(enum.Enum):

@@ -17,8 +17,8 @@ from pidphone.sip.stack import SipStack
 
 Address = tuple[str, int]
 
-OUR_EXTENSIONS = frozenset({"outbound"})
-"""Option tags a request may Require of us (RFC 5626)."""
+OUR_EXTENSIONS = frozenset({"outbound", "replaces", "norefersub"})
+"""Option tags a request may Require of us (RFC 5626, RFC 3891, RFC 4488)."""
 
 
 class ServerCore:
