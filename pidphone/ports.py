@@ -120,6 +120,7 @@ FUNCTION_KEYS = (
     "sas_confirm",
     "sas_reject",
     "hold",
+    "transfer",
     "mute",
     "volume_up",
     "volume_down",

@@ -25,6 +25,7 @@ for the media worker's `MediaHelloHash`).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -47,6 +48,8 @@ from .call_events import (
     CallSecure,
     CallSecurityFailed,
     CallSecurityLost,
+    CallTransferEnded,
+    CallTransferProgress,
     CallVerified,
 )
 from .call_sdp import LocalDescription, rtcp_address, zrtp_hash_hex
@@ -186,14 +189,17 @@ class Call:
         media_port: int,
         target: str,
         now: float,
+        send_invite: Callable[[str, bytes, float], str] | None = None,
     ) -> Call:
-        """Send the INVITE with our SDP offer (and our ZRTP Hello hash in it)."""
+        """Send the INVITE with our SDP offer (and our ZRTP Hello hash in it), through
+        `send_invite` when given (a call a transfer asked for: the agent's `invite_referred`,
+        or `invite` with the REFER's Replaces); it runs its own ZRTP exchange like any other."""
         call = cls(
             agent, settings, media_id, hello_hash, media_port, outgoing=True, remote_uri=target
         )
         offer = call._sdp.offer("sendrecv", call.hello_hash)
         call._local_sdp = offer
-        call.call_id = agent.invite(target, bytes(offer), now)
+        call.call_id = (send_invite or agent.invite)(target, bytes(offer), now)
         return call
 
     @classmethod
@@ -325,6 +331,10 @@ class Call:
                     self._events.append(CallMedia(self.call_id, params))
                 self._set_remote(params, rtcp_address(remote, params, self._local_sdp))
                 self._set_direction(params.direction)
+        elif isinstance(event, sip_events.TransferProgress):
+            self._events.append(CallTransferProgress(self.call_id, event))
+        elif isinstance(event, sip_events.TransferEnded):
+            self._events.append(CallTransferEnded(self.call_id, event))
         elif isinstance(event, sip_events.CallEnded) and self.state != CallState.ENDED:
             reason = event.reason or ("Hung up by peer" if event.by_peer else "Call ended")
             self._finish(reason, by_peer=event.by_peer, status=event.status)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pidphone.sdp.offer_answer import MediaParams
+from pidphone.sip.events import TransferEnded, TransferProgress
 from pidphone.zrtp.events import Secured
 
 from .media_events import MediaDtmf, MediaSecurityFailed, MediaSecurityLost
@@ -123,6 +124,44 @@ class CallHeld(CallEvent):
 
     local_hold: bool
     remote_hold: bool
+
+
+@dataclass(frozen=True)
+class CallTransferProgress(CallEvent):
+    """Our transfer of this call's peer goes on: `progress` is the SIP agent's report of a
+    NOTIFY (RFC 3515), the status the transferee's new call reached (100, 180 ...)."""
+
+    progress: TransferProgress
+
+
+@dataclass(frozen=True)
+class CallTransferEnded(CallEvent):
+    """Our transfer of this call's peer is over: `ended.succeeded` (the transferee's new call
+    was answered; our calls in it are being hung up) or not, with `ended.reason` for the
+    screen (the agent's event, or one made here when the REFER could not even be sent). A
+    blind transfer that failed takes the call off hold again."""
+
+    ended: TransferEnded
+
+
+@dataclass(frozen=True)
+class CallReferred(CallEvent):
+    """The peer of this call transferred us (a REFER it may send only in this call): the
+    phone is calling `target` as call `new_call_id`, which runs its own ZRTP exchange."""
+
+    target: str
+    new_call_id: str
+
+
+@dataclass(frozen=True)
+class CallReplaced(CallEvent):
+    """A transfer joined `remote_uri` to us in place of our call `replaces` (INVITE with
+    Replaces, RFC 3891): this new call is answered at once and runs its own ZRTP exchange,
+    and the replaced one is being hung up."""
+
+    replaces: str
+    remote_uri: str
+    remote_name: str
 
 
 @dataclass(frozen=True)

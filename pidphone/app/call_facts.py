@@ -7,6 +7,12 @@ facts about a call the phone does not show change nothing, with two exceptions: 
 word about an unknown call while an outgoing call still waits for its id is about that call
 (the switchboard reports ids in order), and a call the user gave up before its id came is
 hung up as soon as it is named.
+
+Transfers: a call the phone is transferred into (`CallReferred`) takes the place of the call
+whose peer asked for it, which waits as the second call until it ends (or comes back if the
+new call fails); a call that replaces one of ours (`CallReplaced`) takes its place, answered.
+Either starts over as far as security goes: negotiating, its own SAS, verified only if the
+ZID cache says so.
 """
 
 from __future__ import annotations
@@ -24,10 +30,14 @@ from .call_events import (
     CallMedia,
     CallMismatch,
     CallPlaced,
+    CallReferred,
+    CallReplaced,
     CallRinging,
     CallSecure,
     CallSecurityFailed,
     CallSecurityLost,
+    CallTransferEnded,
+    CallTransferProgress,
     CallVerified,
 )
 from .call_state import CallState, Security
@@ -55,6 +65,8 @@ CallUpdate = (
     | CallMismatch
     | CallHeld
     | CallDtmf
+    | CallTransferProgress
+    | CallTransferEnded
 )
 """The events that change one of the calls on the screen."""
 
@@ -65,6 +77,10 @@ def call_fact(state: PhoneState, fact: CallFact) -> Result:
         return state, []  # the reducer asked for both: `OutgoingCall` and its own key press
     if isinstance(fact, CallIncoming):
         return _incoming(state, fact)
+    if isinstance(fact, CallReferred):
+        return _referred(state, fact), []
+    if isinstance(fact, CallReplaced):
+        return _replaced(state, fact)
     if isinstance(fact, OutgoingCallFailed):
         return _not_placed(state, fact)
     if state.call is not None and state.call.call_id is None and _unknown(state, fact.call_id):
@@ -104,6 +120,46 @@ def _incoming(state: PhoneState, fact: CallIncoming) -> Result:
         return replace(
             state, call=new, dialing=False, digits="", digit_deadline=None, notice=""
         ), []
+    return replace(state, other=new), []
+
+
+def _referred(state: PhoneState, fact: CallReferred) -> PhoneState:
+    """The peer of one of our calls transferred us: the new call takes that call's place."""
+    call, other = state.call, state.other
+    old = call if call is not None and call.call_id == fact.call_id else None
+    if old is None and (other is None or other.call_id != fact.call_id):
+        return state
+    by = old if old is not None else other
+    new = CallView(
+        call_id=fact.new_call_id,
+        number=fact.target,
+        outgoing=True,
+        transfer=f"Transferred by {by.peer if by is not None else ''}",
+    )
+    state = replace(state, last_input=state.now)
+    if old is None:
+        return replace(state, other=new)
+    return replace(state, call=new, other=old if other is None else other)
+
+
+def _replaced(state: PhoneState, fact: CallReplaced) -> Result:
+    """A transfer joined someone to us in place of one of our calls."""
+    call, other = state.call, state.other
+    old = call if call is not None and call.call_id == fact.replaces else other
+    if old is None or old.call_id != fact.replaces:
+        return state, [Hangup(fact.call_id)]  # not a call the phone shows: nothing to replace
+    new = CallView(
+        call_id=fact.call_id,
+        number=fact.remote_uri,
+        name=fact.remote_name,
+        phase=CallState.CONNECTED,
+        connected_at=state.now,
+        held=old.held,
+        transfer=f"Transferred from {old.peer}",
+    )
+    state = replace(state, last_input=state.now)
+    if old is call:
+        return replace(state, call=new), []
     return replace(state, other=new), []
 
 
@@ -199,4 +255,10 @@ def _apply(
         return replace(call, mismatch=True, verified=False), True
     if isinstance(fact, CallHeld):
         return replace(call, held=fact.local_hold, held_by_peer=fact.remote_hold), False
+    if isinstance(fact, CallTransferProgress):
+        return replace(call, transfer=f"Transfer: {fact.progress.reason}"), False
+    if isinstance(fact, CallTransferEnded):
+        ended = fact.ended
+        text = "Transferred" if ended.succeeded else f"Transfer failed: {ended.reason}"
+        return replace(call, transfer=text), True
     return call, False  # CallDtmf: nothing to show

@@ -210,6 +210,14 @@ class Controller:
     def send_dtmf(self, call_id: str, key: str) -> None:
         self.switchboard.send_dtmf(call_id, key)
 
+    def transfer(self, call_id: str, target: str) -> None:
+        """Blind transfer of the peer of `call_id` to `target`."""
+        self.switchboard.transfer(call_id, target)
+
+    def transfer_to_call(self, call_id: str, consultation_id: str) -> None:
+        """Attended transfer: the peer of `call_id` takes our place in `consultation_id`."""
+        self.switchboard.transfer_to_call(call_id, consultation_id)
+
     def confirm_sas(self, call_id: str, verified: bool) -> None:
         self.switchboard.confirm_sas(call_id, verified)
 
@@ -349,6 +357,10 @@ class Controller:
             board.send_dtmf(command.call_id, command.key)
         elif isinstance(command, pe.ConfirmSas):
             board.confirm_sas(command.call_id, command.verified)
+        elif isinstance(command, pe.Transfer):
+            board.transfer(command.call_id, command.number)
+        elif isinstance(command, pe.TransferToCall):
+            board.transfer_to_call(command.call_id, command.consultation_id)
         elif isinstance(command, pe.SetMute):
             self.set_mute(command.muted)
         elif isinstance(command, pe.PlayTone):

@@ -174,6 +174,23 @@ class ConfirmSas:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """Blind transfer: ask the peer of `call_id` (on hold) to call `number`."""
+
+    call_id: str
+    number: str
+
+
+@dataclass(frozen=True)
+class TransferToCall:
+    """Attended transfer: the peer of `call_id` (on hold) takes our place in call
+    `consultation_id`."""
+
+    call_id: str
+    consultation_id: str
+
+
+@dataclass(frozen=True)
 class SetMute:
     muted: bool
 
@@ -206,6 +223,8 @@ Command = (
     | Resume
     | SendDtmf
     | ConfirmSas
+    | Transfer
+    | TransferToCall
     | SetMute
     | SetVolume
     | PlayTone

@@ -48,6 +48,9 @@ class CallView:
     """The last DTMF digits sent in this call."""
     media: MediaParams | None = None
     """What the offer/answer settled (the codec), as the call reported it."""
+    transfer: str = ""
+    """What a transfer of (or into) this call is doing, for the screen ("Transfer: Ringing",
+    "Transfer failed: Busy Here", "Transferred by Alice")."""
 
     @property
     def peer(self) -> str:
@@ -83,6 +86,8 @@ class PhoneState:
     """Collecting digits (handset lifted, or a digit typed on hook to dial before lifting)."""
     digits: str = ""
     digit_deadline: float | None = None
+    transfer_from: str | None = None
+    """The call (on hold) whose transfer target is being keyed in: `digits` are the target."""
     call: CallView | None = None
     other: CallView | None = None
     last_number: str = ""

@@ -51,9 +51,12 @@ def render(state: PhoneState, now: float) -> Screen:
         )
     elif call.phase == CallState.INCOMING:
         screen = _incoming(state, call)
+    elif state.transfer_from is not None and call.call_id == state.transfer_from:
+        screen = _transfer_target(state, call)
     elif call.phase in {CallState.CALLING, CallState.ALERTING}:
         title = "Ringing" if call.phase == CallState.ALERTING else "Calling"
-        screen = Screen(title=title, lines=_peer_lines(call))
+        lines = _peer_lines(call) + ((call.transfer,) if call.transfer else ())
+        screen = Screen(title=title, lines=lines[-3:])
     else:
         screen = _in_call(state, call, now)
     return Screen(
@@ -106,6 +109,12 @@ def _dialing(state: PhoneState) -> Screen:
     return Screen(title="Dial", big=state.digits, lines=(hint,))
 
 
+def _transfer_target(state: PhoneState, call: CallView) -> Screen:
+    if not state.digits:
+        return Screen(title="Transfer", lines=(call.peer, "# now, answer: talk", "hangup: back"))
+    return Screen(title="Transfer", big=state.digits, lines=("# now, answer: talk",))
+
+
 def _incoming(state: PhoneState, call: CallView) -> Screen:
     hint = "Press answer" if state.off_hook else "Lift handset to answer"
     return Screen(title="Incoming call", lines=(*_peer_lines(call), hint))
@@ -123,8 +132,8 @@ def _in_call(state: PhoneState, call: CallView, now: float) -> Screen:
     else:
         title = call.peer
     other = state.other
-    note = ""
-    if other is not None:
+    note = call.transfer
+    if other is not None and not note:
         verb = "Waiting" if other.phase == CallState.INCOMING else "On hold"
         note = f"{verb}: {other.peer}"
     if call.security == Security.SECURE:

@@ -169,6 +169,18 @@ class Signalling:
         self.agent.reject_reinvite(call_id, status, self._now())
         self._pump()
 
+    def accept_refer(self, call_id: str) -> None:
+        self.agent.accept_refer(call_id, self._now())
+        self._pump()
+
+    def reject_refer(self, call_id: str, status: int) -> None:
+        self.agent.reject_refer(call_id, status, self._now())
+        self._pump()
+
+    def refer_progress(self, call_id: str, status: int, reason: str) -> None:
+        self.agent.refer_progress(call_id, status, reason, self._now())
+        self._pump()
+
     def flush(self) -> None:
         """Drain the agent after the caller used its API directly (a call's `invite`,
         `answer`, `hangup` ... with the loop's time)."""

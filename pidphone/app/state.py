@@ -13,6 +13,10 @@ Rules worth knowing:
   state after every event, and only changes are emitted (`PlayTone`, `Ring`).
 - The cached-secret mismatch warning stays until the user acknowledges it ("#", "answer" or
   "sas_confirm"); that key press does nothing else.
+- Transfer ("transfer" key, RFC 3515): in a call, it holds the call and takes the target's
+  digits; "#" (or "transfer" again) transfers blind, "answer" calls the target first with the
+  call on hold, "hangup" goes back to the call. With a consultation call up and the first call
+  on hold, "transfer" joins them (attended). What becomes of it shows on the call's screen.
 - A call that loses its security (`CallSecurityLost`) has no audio either way. The SECURITY LOST
   warning (full screen, congestion tone) counts down `security_lost_timeout` seconds, then the
   call ends; one of the same keys keeps the line (silent, marked NO AUDIO), "hangup" ends it.
@@ -45,6 +49,8 @@ from .phone_events import (
     SetVolume,
     Tick,
     ToneKind,
+    Transfer,
+    TransferToCall,
 )
 from .phone_state import CallView, PhoneState, Result, promote, show_ended
 
@@ -78,6 +84,9 @@ def reduce(state: PhoneState, event: ReducerInput, now: float | None = None) -> 
         state, more = _media_fault(state, event), []
     else:
         state, more = call_fact(state, event)
+    call = state.call
+    if state.transfer_from is not None and (call is None or call.call_id != state.transfer_from):
+        state = replace(state, transfer_from=None, digits="")  # the call went: so did its transfer
     return _with_sound(state, commands + more)
 
 
@@ -207,6 +216,8 @@ def _key(state: PhoneState, event: KeyEvent) -> Result:
         return state, []
     if call.phase == CallState.INCOMING:
         return _incoming_key(state, call, key)
+    if state.transfer_from is not None and call.call_id == state.transfer_from:
+        return _transfer_key(state, call, state.transfer_from, key)
     return _in_call_key(state, call, key)
 
 
@@ -276,6 +287,8 @@ def _in_call_key(state: PhoneState, call: CallView, key: str) -> Result:
         return replace(state, call=replace(call, dtmf=dtmf)), [SendDtmf(call_id, key)]
     if key == "hold" and connected:
         return _hold_key(state, call, call_id)
+    if key == "transfer" and connected:
+        return _transfer_start(state, call, call_id)
     if key == "sas_confirm" and call.security == Security.SECURE and not call.verified:
         return replace(state, call=replace(call, verified=True)), [ConfirmSas(call_id, True)]
     if key == "sas_reject" and call.security == Security.SECURE:
@@ -295,6 +308,50 @@ def _hold_key(state: PhoneState, call: CallView, call_id: str) -> Result:
         )
     command: Command = Resume(call_id) if call.held else Hold(call_id)
     return replace(state, call=replace(call, held=not call.held)), [command]
+
+
+def _transfer_start(state: PhoneState, call: CallView, call_id: str) -> Result:
+    """Join the call on hold to this one (attended), or hold this one and key in a target."""
+    other = state.other
+    if other is not None and other.held and other.call_id is not None:
+        if other.phase != CallState.CONNECTED:
+            return state, []
+        joining = replace(call, transfer=f"Transferring {other.peer}")
+        return replace(state, call=joining), [TransferToCall(other.call_id, call_id)]
+    if other is not None:
+        return state, []  # a call waiting: answer or refuse it first
+    commands: list[Command] = [] if call.held else [Hold(call_id)]
+    held = replace(call, held=True, transfer="")
+    return replace(state, call=held, transfer_from=call_id, digits="", digit_deadline=None), (
+        commands
+    )
+
+
+def _transfer_key(state: PhoneState, call: CallView, call_id: str, key: str) -> Result:
+    """Keying in where the held call goes (module docstring)."""
+    digits = state.digits
+    if key in DIAL_KEYS - {"#"}:
+        if len(digits) >= state.settings.max_digits:
+            return state, []
+        return replace(state, digits=digits + key), []
+    if key == "back":
+        return replace(state, digits=digits[:-1]), []
+    if key == "hangup":
+        back = replace(call, held=False)
+        return replace(state, call=back, transfer_from=None, digits=""), [Resume(call_id)]
+    if not digits:
+        return state, []
+    if key in {"#", "transfer"}:
+        going = replace(call, transfer=f"Transferring to {digits}")
+        return replace(state, call=going, transfer_from=None, digits=""), [
+            Transfer(call_id, digits)
+        ]
+    if key == "answer":  # talk to the target first; "transfer" joins them later
+        consultation = CallView(call_id=None, number=digits, outgoing=True)
+        return replace(
+            state, call=consultation, other=call, transfer_from=None, digits="", last_number=digits
+        ), [PlaceCall(digits)]
+    return state, []
 
 
 def _take_waiting(state: PhoneState, call: CallView, waiting: CallView, waiting_id: str) -> Result:
