@@ -8,6 +8,12 @@ to stderr, and stdout gets one JSON object per call at the end (state, reason, S
 algorithms, packet counts, received tone frequencies). With simulated hardware the microphone
 sends `sim.tone_frequency` and the report names the frequencies received.
 
+`pidphone call URI --transfer-to TARGET [--attended]` transfers the peer once the call is
+secure (REFER; attended: the call held, TARGET called first, then joined with Replaces) and
+reports the outcome in `transfer`. `pidphone answer` follows the calls a transfer brings in
+too (one the peer transferred this phone into, or one that replaces a call here): each is a
+call of its own in the count, with its own report (`via` says how it came).
+
 Exit status 0 only when every call was established and secured as the policy demands:
 secure under "require"; under "prefer" a call that stayed NOT SECURE also counts.
 """
@@ -34,10 +40,14 @@ from pidphone.app.call_events import (
     CallIncoming,
     CallInsecure,
     CallMismatch,
+    CallReferred,
+    CallReplaced,
     CallRinging,
     CallSecure,
     CallSecurityFailed,
     CallSecurityLost,
+    CallTransferEnded,
+    CallTransferProgress,
 )
 from pidphone.app.call_state import CallState
 from pidphone.app.controller import ControllerEvent
@@ -113,6 +123,13 @@ class CallReport:
     security_lost: str = ""
     """Why a call that was secure lost its security (audio stopped), if it did."""
     received_frequencies: list[float] = field(default_factory=list)
+    transfer: str = ""
+    """As transferor: "Transferred", or "Transfer failed: <reason>"."""
+    consultation_sas: str = ""
+    """As transferor of an attended transfer: the SAS of the call to the target."""
+    via: str = ""
+    """How a call `answer` followed came: "" (it rang), "referred" (the peer transferred us
+    into it) or "replaced" (a transfer joined its caller to us in place of another call)."""
     ok: bool = False
 
 
@@ -228,6 +245,53 @@ class _Session:
         if problems and not report.ok:
             report.reason += f" (TLS: {problems[-1].reason})"
 
+    async def transfer(self, call: Call, args: argparse.Namespace, report: CallReport) -> None:
+        """Once `call` is secure, transfer its peer to `args.transfer_to` (attended: after a
+        secure call to the target) and report the outcome."""
+        cid = call.call_id
+        target = str(args.transfer_to)
+        after = float(getattr(args, "transfer_after", 2.0))
+
+        def about(kind: type[CallEvent], call_id: str) -> Callable[[ControllerEvent], bool]:
+            return lambda e: isinstance(e, kind | CallFinished) and e.call_id == call_id
+
+        secure = await self.wait(about(CallSecure, cid), ANSWER_TIMEOUT)
+        if isinstance(secure, CallSecure):
+            await asyncio.sleep(after)
+            earpiece = self._earpiece()
+            if earpiece is not None:
+                report.received_frequencies = heard_frequencies(
+                    list(earpiece.frames), earpiece.rate
+                )
+            if not args.attended:
+                self.phone.transfer(cid, target)
+            else:
+                self.phone.hold(cid, True)
+                consultation = await self.phone.place_call(target)
+                talked = await self.wait(about(CallSecure, consultation.call_id), ANSWER_TIMEOUT)
+                if isinstance(talked, CallSecure):
+                    report.consultation_sas = talked.secured.sas
+                    await asyncio.sleep(after)
+                    self.phone.transfer_to_call(cid, consultation.call_id)
+                else:
+                    report.transfer = "Transfer failed: the target's call was not secured"
+                    self.phone.hangup(consultation.call_id)
+            if not report.transfer:
+                ended = await self.wait(about(CallTransferEnded, cid), ANSWER_TIMEOUT)
+                if isinstance(ended, CallTransferEnded) and ended.ended.succeeded:
+                    report.transfer = "Transferred"
+                elif isinstance(ended, CallTransferEnded):
+                    report.transfer = f"Transfer failed: {ended.ended.reason}"
+                else:
+                    report.transfer = "Transfer failed: no outcome"
+        if call.state != CallState.ENDED:
+            await asyncio.sleep(after if report.transfer != "Transferred" else 0)
+            self.phone.hangup(cid, "Hung up")
+        heard = report.received_frequencies
+        await self.follow(call, 0.0, report)
+        report.received_frequencies = heard or report.received_frequencies
+        report.ok = report.ok and report.transfer == "Transferred"
+
 
 def describe(event: ControllerEvent) -> str:
     """The progress line for an event ("" when it needs none)."""
@@ -258,6 +322,15 @@ def describe(event: ControllerEvent) -> str:
     if isinstance(event, CallSecurityFailed):
         code = f" (Error 0x{event.failure.code:x})" if event.failure.code else ""
         return f"NOT SECURE, ending the call: {event.failure.reason}{code}"
+    if isinstance(event, CallTransferProgress):
+        return f"transfer: {event.progress.status} {event.progress.reason}"
+    if isinstance(event, CallTransferEnded):
+        ended = event.ended
+        return "transferred" if ended.succeeded else f"transfer failed: {ended.reason}"
+    if isinstance(event, CallReferred):
+        return f"transferred by the peer: calling {event.target}"
+    if isinstance(event, CallReplaced):
+        return f"call replaced by one from {event.remote_uri}"
     if isinstance(event, CallFinished):
         return f"call ended: {event.reason}"
     if isinstance(event, MediaFault):
@@ -337,7 +410,11 @@ async def _call(args: argparse.Namespace, config: Config, out: TextIO) -> int:
             except ProtocolError as exc:
                 report.reason = str(exc)
             else:
-                await session.follow(call, _duration(args), report)
+                target = getattr(args, "transfer_to", None)
+                if target:
+                    await session.transfer(call, args, report)
+                else:
+                    await session.follow(call, _duration(args), report)
     finally:
         await session.phone.stop()
     _print_report(session, report)
@@ -377,25 +454,38 @@ async def _answer(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         answered: set[str] = set()
         for _ in range(count):
             event = await session.wait(
-                lambda e: isinstance(e, CallIncoming) and e.call_id not in answered,
+                lambda e: _brought_in(e) not in answered and _brought_in(e) != "",
                 float("inf"),
             )
-            if not isinstance(event, CallIncoming):
+            if event is None:
                 break
-            answered.add(event.call_id)
-            call = session.phone.call(event.call_id)
-            report = CallReport(remote=event.remote_uri)
+            call_id = _brought_in(event)
+            answered.add(call_id)
+            call = session.phone.call(call_id)
+            report = CallReport(remote=call.remote_uri if call is not None else "")
+            report.via = {CallReferred: "referred", CallReplaced: "replaced"}.get(type(event), "")
             if call is None:
                 report.reason = "the call ended before it could be answered"
                 ok = False
             else:
-                session.phone.answer(event.call_id)
+                if isinstance(event, CallIncoming):
+                    session.phone.answer(call_id)
                 await session.follow(call, _duration(args), report)
                 ok = ok and report.ok
             _print_report(session, report)
     finally:
         await session.phone.stop()
     return EXIT_OK if ok else EXIT_FAILURE
+
+
+def _brought_in(event: ControllerEvent) -> str:
+    """The call an event brings to `answer`: one ringing, one a transfer placed or answered
+    for us; "" for any other event."""
+    if isinstance(event, CallIncoming | CallReplaced):
+        return event.call_id
+    if isinstance(event, CallReferred):
+        return event.new_call_id
+    return ""
 
 
 def _duration(args: argparse.Namespace) -> float:

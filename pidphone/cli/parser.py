@@ -120,6 +120,24 @@ def build_parser() -> argparse.ArgumentParser:
         "call", parents=[common, report], help="place one call from the command line and report it"
     )
     call.add_argument("uri", help="SIP address or number to call")
+    call.add_argument(
+        "--transfer-to",
+        default=None,
+        metavar="URI",
+        help="once the call is secure, transfer the peer to this address (REFER)",
+    )
+    call.add_argument(
+        "--attended",
+        action="store_true",
+        help="with --transfer-to: hold the call, call that address first, then join them",
+    )
+    call.add_argument(
+        "--transfer-after",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds in the (secure) call before transferring (default: 2)",
+    )
     call.set_defaults(handler=command("pidphone.cli.call", "cmd_call"))
 
     answer = sub.add_parser(
