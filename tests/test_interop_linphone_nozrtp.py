@@ -140,3 +140,32 @@ def test_prefer_policy_goes_on_in_the_clear_marked_not_secure(rig: Rig) -> None:
     assert has_tone(report["received_frequencies"], 700), report
     heard = wav_frequencies(linphone.recording(1))
     assert has_tone(heard, 1000), heard
+
+
+def test_require_policy_a_transfer_to_a_peer_without_zrtp_fails_with_the_reason(
+    rig: Rig, relay: ZrtpDropRelay
+) -> None:
+    """Alice transfers Bob (both pidphone, "require") to linphonec without ZRTP: Bob's new
+    call runs its own exchange, which fails; Bob tells Alice why (NOTIFY "488 Peer does not
+    support ZRTP"), and Alice's transfer fails with that reason, her call with Bob still up."""
+    linphone = rig.linphone("linphone", tone=700, encryption="none", auto_answer=True)
+    bob = rig.answer(
+        rig.config("bob", tone=500, policy="require", hello_timeout=3), duration=30, count=2
+    )
+    alice = rig.call(
+        rig.config("alice", tone=1000, policy="require"),
+        "sip:bob@127.0.0.1",
+        duration=30,
+        extra=["--transfer-to", linphone.uri, "--transfer-after", "2"],
+    )
+    at_alice = alice.result(timeout=90)
+    bob.wait(60)
+    first, referred = bob.reports()
+
+    assert alice.returncode == 1, alice.describe()
+    assert at_alice["state"] == "secure" and at_alice["transfer"] == f"Transfer failed: {NO_ZRTP}"
+    assert at_alice["reason"] == "Hung up"  # the call with Bob came back; Alice ended it
+    assert first["state"] == "secure" and first["reason"] == "Hung up by peer"
+    assert referred["via"] == "referred" and referred["reason"] == NO_ZRTP, bob.describe()
+    assert referred["sas"] == "" and not referred["ok"], referred
+    assert relay.dropped > 0

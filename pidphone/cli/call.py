@@ -464,8 +464,13 @@ async def _answer(args: argparse.Namespace, config: Config, out: TextIO) -> int:
             call = session.phone.call(call_id)
             report = CallReport(remote=call.remote_uri if call is not None else "")
             report.via = {CallReferred: "referred", CallReplaced: "replaced"}.get(type(event), "")
-            if call is None:
-                report.reason = "the call ended before it could be answered"
+            if call is None:  # over before it could be followed: say why, from its events
+                ends = [
+                    e.reason
+                    for _, e in session.events
+                    if isinstance(e, CallFinished) and e.call_id == call_id
+                ]
+                report.reason = ends[-1] if ends else "the call ended before it could be answered"
                 ok = False
             else:
                 if isinstance(event, CallIncoming):

@@ -420,9 +420,17 @@ class PidphoneRun:
         self.returncode: int | None = None
 
     @classmethod
-    def call(cls, config: Path, uri: str, *, duration: float, name: str = "call") -> PidphoneRun:
+    def call(
+        cls,
+        config: Path,
+        uri: str,
+        *,
+        duration: float,
+        name: str = "call",
+        extra: Sequence[str] = (),
+    ) -> PidphoneRun:
         args = ["call", uri, "--config", str(config), "--duration", f"{duration:g}", "--json"]
-        return cls(args, config.parent, name)
+        return cls([*args, *extra], config.parent, name)
 
     @classmethod
     def answer(
@@ -570,8 +578,17 @@ class Rig:
             **kwargs,
         )
 
-    def call(self, config: Path, uri: str, *, duration: float, name: str = "call") -> PidphoneRun:
-        run = PidphoneRun.call(config, uri, duration=duration, name=name)
+    def call(
+        self,
+        config: Path,
+        uri: str,
+        *,
+        duration: float,
+        name: str = "call",
+        extra: Sequence[str] = (),
+    ) -> PidphoneRun:
+        """`pidphone call` (with `extra` arguments: --transfer-to ...), stopped at `close`."""
+        run = PidphoneRun.call(config, uri, duration=duration, name=name, extra=extra)
         self._runs.append(run)
         return run
 
