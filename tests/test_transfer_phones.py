@@ -183,3 +183,28 @@ def test_attended_transfer_joins_the_held_call_to_the_consultation(tmp_path: Pat
             assert shown.lines[-1].startswith("Transferred from sips:alice@")
 
     asyncio.run(main())
+
+
+def test_a_phone_with_two_calls_declines_to_be_transferred_into_a_third(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with three_phones(tmp_path) as (alice, bob, carol):
+            await alice_calls_bob(alice, bob)
+            assert bob.transport.listening is not None
+            bob_uri = f"sips:bob@127.0.0.1:{bob.transport.listening[1]}"
+            carol.engine.switchboard.settings = replace(
+                carol.engine.switchboard.settings, dial_domain=bob_uri.removeprefix("sips:bob@")
+            )
+            carol.key("7")
+            carol.key("#")
+            await bob.until(lambda e: isinstance(e, CallIncoming) and "carol" in e.remote_uri)
+            bob.key("answer")  # Alice waits on hold, Bob talks to Carol: two calls
+            await carol.until(lambda e: isinstance(e, CallSecure))
+            assert len(bob.engine.calls()) == 2
+            alice.engine.transfer(alice.engine.calls()[0].call_id, "5")
+            await alice.until(lambda e: isinstance(e, CallTransferEnded))
+            ended = next(e for e in alice.events if isinstance(e, CallTransferEnded))
+            assert not ended.ended.succeeded and ended.ended.status == 486
+            assert len(bob.engine.calls()) == 2  # nothing was placed
+            assert not any(isinstance(e, CallReferred) for e in bob.events)
+
+    asyncio.run(main())

@@ -423,7 +423,7 @@ class Switchboard:
     def _on_refer(self, event: sip.ReferReceived) -> None:
         """The peer of an established call transfers us (the policy in the module docstring)."""
         call = self._calls.get(event.call_id)
-        busy = len(self._calls) + len(self._pending_incoming) >= MAX_CALLS + 1
+        busy = len(self._calls) + len(self._pending_incoming) >= MAX_CALLS
         if call is None or call.state != CallState.CONNECTED or event.call_id in self._referring:
             self.signalling.reject_refer(event.call_id, 603)
             return

@@ -16,12 +16,15 @@ from PIL import Image
 from pidphone.app.call_events import (
     CallConnected,
     CallFinished,
+    CallHeld,
     CallIncoming,
     CallInsecure,
     CallMismatch,
+    CallReferred,
     CallRinging,
     CallSecure,
     CallSecurityFailed,
+    CallTransferEnded,
 )
 from pidphone.app.media_events import MediaSecurityFailed
 from pidphone.app.phone_events import (
@@ -36,6 +39,7 @@ from pidphone.app.screen import render
 from pidphone.app.state import reduce
 from pidphone.drivers.draw import draw_screen
 from pidphone.ports import HookEvent, KeyEvent, Screen
+from pidphone.sip.events import TransferEnded
 from pidphone.zrtp.events import Secured
 
 from .common import EXIT_OK
@@ -127,6 +131,20 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
             later,
         ),
         "busy": (_drive(calling, CallFinished("c1", "Busy Here", by_peer=True, status=486)), START),
+        "transfer": (_drive(secure, *(KeyEvent(k) for k in ("transfer", "2", "0", "1"))), later),
+        "transfer_failed": (
+            _drive(
+                secure,
+                *(KeyEvent(k) for k in ("transfer", "2", "0", "1", "#")),
+                CallTransferEnded("c1", TransferEnded("c1", False, 486, "Busy Here")),
+                CallHeld("c1", local_hold=False, remote_hold=False),
+            ),
+            later,
+        ),
+        "transferred_by": (
+            _drive(secure, CallReferred("c1", "+41446681801", "c3"), CallRinging("c3")),
+            later,
+        ),
     }
 
 

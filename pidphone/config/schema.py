@@ -231,7 +231,7 @@ class KeypadConfig:
         metadata=meta(each=checks.gpio),
     )
     """Function key name -> GPIO (button to ground). Names (pidphone.ports.FUNCTION_KEYS):
-    sas_confirm sas_reject hold mute volume_up volume_down dnd redial back answer hangup
+    sas_confirm sas_reject hold transfer mute volume_up volume_down dnd redial back answer hangup
     speed1..speed9."""
     debounce_ms: int = field(default=20, metadata=meta(check=checks.between(1, 500, "ms")))
     """Milliseconds a key or the hook must stay still before a change counts."""
