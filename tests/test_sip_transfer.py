@@ -373,3 +373,19 @@ def test_sipfrag_status_lines() -> None:
         with pytest.raises(Exception) as info:
             parse_status_line(bad)
         assert type(info.value).__name__ == "SipParseError"
+
+
+def test_the_dialog_outlives_the_call_while_the_transfer_runs() -> None:
+    """The transferee hangs up the old call at once (some do, after the 202); its NOTIFYs
+    still reach the transferor long after the call's own linger time."""
+    net, alice, bob, _, call_id = blind_refer()
+    bob.accept_refer(call_id, 2.1)
+    bob.hangup(call_id, 2.2)
+    net.run(2.2)
+    assert [type(e) for e in events(alice)] == [ev.TransferProgress, ev.CallEnded]
+    for now in (10.0, 40.0, 70.0):  # past LINGER (32 s) after the BYE
+        alice.handle_timer(now)
+        bob.handle_timer(now)
+    bob.refer_progress(call_id, 200, "OK", 70.0)
+    net.run(70.0)
+    assert events(alice) == [ev.TransferEnded(call_id, True, 200, "OK")]

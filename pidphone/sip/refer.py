@@ -295,9 +295,11 @@ class ReferUsages:
 
     def handle_timer(self, now: float) -> None:
         for referral in list(self._referrals.values()):
-            if referral.deadline > now:
-                continue
             call = self._calls.get(referral.call_id)
+            if referral.deadline > now:
+                if call is not None:
+                    self._keep_dialog(call, referral.deadline)  # the call may have ended since
+                continue
             if referral.transferor:
                 self._end_transfer(referral, ReferInput.EXPIRED, None, "No transfer outcome")
             elif referral.state is ReferState.DECIDING:
