@@ -31,6 +31,7 @@ SHORTCUTS = {
     "c": "sas_confirm",
     "x": "sas_reject",
     "o": "hold",
+    "t": "transfer",
     "m": "mute",
     "+": "volume_up",
     "-": "volume_down",
@@ -43,7 +44,8 @@ SHORTCUTS = {
 """Terminal letters for the function keys (digits, *, # and A-D are themselves)."""
 HELP = (
     "keys: 0-9 * # A-D, h = hook (lift/put down), a = answer, e = end call, c = SAS ok, "
-    "x = SAS wrong, o = hold, m = mute, + - = volume, r = redial, d = do not disturb, b = back"
+    "x = SAS wrong, o = hold, t = transfer, m = mute, + - = volume, r = redial, "
+    "d = do not disturb, b = back"
 )
 
 
