@@ -10,18 +10,9 @@ listeners.
 It never touches a media session or a socket: those live on the media worker's thread, and
 only messages cross (`media_messages`). Everything here runs on the loop.
 
-Transfers (RFC 3515, RFC 3891, RFC 5589) join two calls, so they are the switchboard's:
-- as transferor, `transfer` (blind) and `transfer_to_call` (attended) send the REFER; once the
-  transferee's new call is answered our calls in it are hung up ("Transferred"); a blind
-  transfer that fails takes its call off hold again.
-- as transferee, a REFER is taken only from the peer of an established call (the SIP layer
-  refuses any other), and only when the phone has room for one more call; the new call is
-  placed through the registrar, shown on the screen (`CallReferred`), runs its own ZRTP
-  exchange, and is reported to the transferor: "200 OK" once its media is secure (or, under
-  "prefer", once NOT SECURE was shown), else its failure with the reason ("Peer does not
-  support ZRTP" under "require"). Nothing the old call proved about its peer carries over.
-- as target, an INVITE that replaces one of our established calls is answered at once in
-  its place (`CallReplaced`) and the replaced call is hung up; its SAS is its own.
+Transfers join two calls, so they are the switchboard's too: `transfer`, `transfer_to_call`,
+a REFER from a call's peer and an INVITE that replaces a call go to its `Transfers`
+(pidphone.app.call_transfers), which sees every call event first.
 """
 
 from __future__ import annotations
@@ -33,7 +24,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from pidphone.errors import LocalProtocolError, ProtocolError
+from pidphone.errors import ProtocolError
 from pidphone.ports import Address, LocalAddress, SipTransport
 from pidphone.sip import events as sip
 from pidphone.sip.agent import UserAgent
@@ -43,19 +34,13 @@ from .call_addresses import dial_target, offer_host, sdp_address, settings_for_h
 from .call_events import (
     CallConnected,
     CallEvent,
-    CallFinished,
     CallHeld,
     CallIncoming,
-    CallInsecure,
     CallPlaced,
-    CallReferred,
-    CallReplaced,
-    CallRinging,
-    CallSecure,
-    CallTransferEnded,
 )
 from .call_journal import log_milestone
 from .call_state import CallState
+from .call_transfers import Transfers
 from .media_events import MediaStats
 from .media_messages import (
     CloseMedia,
@@ -141,12 +126,7 @@ class Switchboard:
         self._pending_incoming: dict[str, sip.IncomingCall] = {}
         self._handset: MediaId | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._referred: dict[str, str] = {}
-        """Our calls a REFER asked for -> the call whose peer sent it (still to be told)."""
-        self._referring: set[str] = set()
-        """Calls whose peer's REFER we took and whose new call is being set up."""
-        self._joining: dict[str, str] = {}
-        """Attended transfers of ours: the transferred call -> the consultation call."""
+        self._transfers = Transfers(self, agent, self._flush_signalling)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -209,7 +189,7 @@ class Switchboard:
                 media_port=port,
                 target=full_target,
                 now=self.now(),
-                send_invite=self._referred_invite(replaces) if referred else None,
+                send_invite=self._transfers.referred_invite(replaces) if referred else None,
             )
         except BaseException:
             self._send(CloseMedia(opened.media_id))
@@ -218,12 +198,6 @@ class Switchboard:
         self._on_call_event(call, CallPlaced(call.call_id, target))
         self._flush(call)
         return call
-
-    def _referred_invite(self, replaces: str | None) -> Callable[[str, bytes, float], str]:
-        """How a call a REFER asked for is sent: through the registrar, with its Replaces."""
-        if replaces is None:
-            return self.agent.invite_referred
-        return lambda target, sdp, now: self.agent.invite(target, sdp, now, replaces=replaces)
 
     def answer(self, call_id: str) -> None:
         call = self._calls.get(call_id)
@@ -260,32 +234,11 @@ class Switchboard:
 
     def transfer(self, call_id: str, target: str) -> None:
         """Blind transfer: ask the peer of `call_id` to call `target` (a number or URI)."""
-        self._refer(
-            call_id,
-            lambda now: self.agent.refer(
-                call_id, dial_target(target, self.settings.dial_domain), now
-            ),
-        )
+        self._transfers.transfer(call_id, dial_target(target, self.settings.dial_domain))
 
     def transfer_to_call(self, call_id: str, consultation_id: str) -> None:
-        """Attended transfer: ask the peer of `call_id` to take our place in call
-        `consultation_id` (REFER with Replaces); both our calls end once it is done."""
-        self._joining[call_id] = consultation_id
-        self._refer(call_id, lambda now: self.agent.refer_replacing(call_id, consultation_id, now))
-
-    def _refer(self, call_id: str, send: Callable[[float], None]) -> None:
-        """Send a REFER in an established call; one that cannot go ends the transfer now."""
-        call = self._calls.get(call_id)
-        if call is None:
-            return
-        try:
-            if call.state != CallState.CONNECTED:
-                raise LocalProtocolError(f"cannot transfer a call in state {call.state}")
-            send(self.now())
-        except LocalProtocolError as exc:
-            ended = sip.TransferEnded(call_id, False, None, str(exc))
-            self._on_call_event(call, CallTransferEnded(call_id, ended))
-        self._flush(call)
+        """Attended transfer: the peer of `call_id` takes our place in `consultation_id`."""
+        self._transfers.transfer_to_call(call_id, consultation_id)
 
     def send_dtmf(self, call_id: str, key: str) -> None:
         call = self._calls.get(call_id)
@@ -393,7 +346,7 @@ class Switchboard:
 
     def _on_sip(self, event: SignallingEvent) -> None:
         if isinstance(event, sip.ReferReceived):
-            self._on_refer(event)
+            self._transfers.on_refer(event)
         elif isinstance(event, sip.IncomingCall):
             self._pending_incoming[event.call_id] = event
             self._spawn(self._accept_incoming(event))
@@ -419,80 +372,6 @@ class Switchboard:
                     self._flush(call)
                 elif isinstance(event, sip.CallEnded):
                     self._pending_incoming.pop(call_id, None)
-
-    def _on_refer(self, event: sip.ReferReceived) -> None:
-        """The peer of an established call transfers us (the policy in the module docstring)."""
-        call = self._calls.get(event.call_id)
-        busy = len(self._calls) + len(self._pending_incoming) >= MAX_CALLS
-        if call is None or call.state != CallState.CONNECTED or event.call_id in self._referring:
-            self.signalling.reject_refer(event.call_id, 603)
-            return
-        if busy:
-            self.signalling.reject_refer(event.call_id, BUSY_HERE)
-            return
-        log.info(
-            "transferred to %s by %s",
-            event.target,
-            event.referred_by or call.remote_uri,
-            extra={"CALL_ID": call.call_id, "PEER": call.remote_uri},
-        )
-        self.signalling.accept_refer(event.call_id)
-        self._referring.add(event.call_id)
-        self._spawn(self._place_referred(call, event))
-
-    async def _place_referred(self, old: Call, event: sip.ReferReceived) -> None:
-        try:
-            new = await self.place_call(event.target, referred=True, replaces=event.replaces)
-        except (OSError, ProtocolError) as exc:
-            log.warning("the transfer to %s could not be placed: %s", event.target, exc)
-            self._referring.discard(old.call_id)
-            self.signalling.refer_progress(old.call_id, 503, "Service Unavailable")
-            return
-        self._referred[new.call_id] = old.call_id
-        self._on_event(CallReferred(old.call_id, event.target, new.call_id))
-
-    def _tell_transferor(self, call: Call, event: CallEvent) -> None:
-        """Report the progress of a call a REFER asked for to the transferor (RFC 3515 NOTIFY)."""
-        old_id = self._referred.get(call.call_id)
-        if old_id is None:
-            return
-        final: tuple[int, str] | None = None
-        if isinstance(event, CallRinging):
-            self.signalling.refer_progress(old_id, 180, "Ringing")
-        elif isinstance(event, CallSecure | CallInsecure):
-            final = (200, "OK")
-        elif isinstance(event, CallFinished):
-            # answered, then ended before it was secure: its security failed (RFC 3261 §21)
-            status = event.status or (488 if call.answered_at is not None else 480)
-            final = (status, event.reason or "Call ended")
-        if final is None:
-            return
-        del self._referred[call.call_id]
-        self._referring.discard(old_id)
-        self.signalling.refer_progress(old_id, *final)
-        old = self._calls.get(old_id)
-        if final[0] == 200 and old is not None:
-            old.hangup(self.now(), "Transferred")
-            self._flush(old)
-
-    def _transfer_over(self, call: Call, event: CallTransferEnded) -> None:
-        """Our transfer of `call` is over: on success our calls in it end; a blind transfer
-        that failed takes its call off hold (not while another call has the handset)."""
-        consultation = self._joining.pop(call.call_id, None)
-        if event.ended.succeeded:
-            for call_id in (call.call_id, consultation):
-                other = self._calls.get(call_id or "")
-                if other is not None and other.state != CallState.ENDED:
-                    other.hangup(self.now(), "Transferred")
-                    if other is not call:
-                        self._flush(other)
-            return
-        talking = any(
-            c.state == CallState.CONNECTED and not c.local_hold and c is not call
-            for c in self._calls.values()
-        )
-        if call.state == CallState.CONNECTED and call.local_hold and not talking:
-            call.resume(self.now())
 
     async def _accept_incoming(self, event: sip.IncomingCall) -> None:
         """Open the call's media and ring; a call that cannot be set up is refused (500)
@@ -531,27 +410,11 @@ class Switchboard:
             if replaced is None or replaced.state != CallState.CONNECTED:
                 call.reject(self.now(), 481)  # the call it names has ended meanwhile
             else:
-                self._replace(replaced, call)
+                self._transfers.replace(replaced, call)
                 return
         if call.state == CallState.INCOMING:
             self._on_call_event(call, CallIncoming(call.call_id, call.remote_uri, call.remote_name))
         self._flush(call)
-
-    def _replace(self, old: Call, new: Call) -> None:
-        """A transfer joins `new`'s caller to us in place of `old` (RFC 3891 §3): answered
-        at once, and the replaced call hung up."""
-        log.info(
-            "call replaced by one from %s",
-            new.remote_uri,
-            extra={"CALL_ID": new.call_id, "PEER": new.remote_uri},
-        )
-        self._on_call_event(
-            new, CallReplaced(new.call_id, old.call_id, new.remote_uri, new.remote_name)
-        )
-        new.answer(self.now())
-        self._flush(new)
-        old.hangup(self.now(), "Replaced by transfer")
-        self._flush(old)
 
     # ------------------------------------------------------------------ calls
 
@@ -577,10 +440,7 @@ class Switchboard:
         self.signalling.flush()
 
     def _on_call_event(self, call: Call, event: CallEvent) -> None:
-        if call.call_id in self._referred:
-            self._tell_transferor(call, event)
-        if isinstance(event, CallTransferEnded):
-            self._transfer_over(call, event)
+        self._transfers.on_call_event(call, event)
         if isinstance(event, CallConnected):
             self._set_handset(call.media_id)
         elif isinstance(event, CallHeld):
@@ -620,6 +480,28 @@ class Switchboard:
             return self.agent.next_hop(target)[0]
         except ProtocolError:
             return None
+
+    # ------------------------------------------------------------------ for the transfers
+
+    def has_room(self) -> bool:
+        """Whether one more call fits (`MAX_CALLS`)."""
+        return len(self._calls) + len(self._pending_incoming) < MAX_CALLS
+
+    def flush_call(self, call: Call) -> None:
+        self._flush(call)
+
+    def report(self, call: Call | None, event: CallEvent) -> None:
+        """A call event that did not come out of `call` itself (or of no call)."""
+        if call is not None:
+            self._on_call_event(call, event)
+        else:
+            self._on_event(event)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        self._spawn(coroutine)
+
+    def _flush_signalling(self) -> None:
+        self.signalling.flush()
 
     # ------------------------------------------------------------------ helpers
 
