@@ -11,6 +11,7 @@ from pidphone.app.call_events import (
     CallReferred,
     CallReplaced,
     CallSecure,
+    CallSecurityFailed,
     CallTransferEnded,
     CallTransferProgress,
 )
@@ -27,7 +28,7 @@ from pidphone.app.phone_events import (
 from pidphone.app.screen import render
 from pidphone.ports import Screen
 from pidphone.sip.events import TransferEnded, TransferProgress
-from tests.test_state import Phone, call_of, connected_call, key, secured
+from tests.test_state import Phone, call_of, connected_call, key, secured, security_failed
 
 
 def screen(phone: Phone) -> Screen:
@@ -103,9 +104,21 @@ def test_being_transferred_shows_the_new_call_and_keeps_the_old_one_until_it_end
     assert new.security == Security.NEGOTIATING and not new.verified and new.sas == ""
     assert screen(phone).lines[-1].startswith("Transferred by ")
     assert phone.state.other is not None and phone.state.other.call_id == "c1"
-    # the new call fails: the old one moves back
+    # the new call fails: the old one moves back, and the screen says why
     phone.do(CallFinished("c3", "Busy Here", by_peer=True, status=486))
     assert call_of(phone).call_id == "c1"
+    assert screen(phone).lines[-1] == "Transfer failed: Busy"
+
+
+def test_being_transferred_to_a_phone_without_zrtp_says_so_under_require() -> None:
+    phone = connected_call("c1")
+    phone.do(CallReferred("c1", "sips:carol@example.org", "c3"), CallConnected("c3"))
+    failure = security_failed("Peer does not support ZRTP")
+    phone.do(CallSecurityFailed("c3", failure))
+    assert screen(phone).title == "NOT SECURE"
+    phone.do(CallFinished("c3", "Peer does not support ZRTP", by_peer=False))
+    assert call_of(phone).call_id == "c1"
+    assert screen(phone).lines[-1] == "Transfer failed: Peer does not support ZRTP"
 
 
 def test_a_replacing_call_starts_over_on_security() -> None:

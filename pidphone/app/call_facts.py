@@ -135,6 +135,7 @@ def _referred(state: PhoneState, fact: CallReferred) -> PhoneState:
         number=fact.target,
         outgoing=True,
         transfer=f"Transferred by {by.peer if by is not None else ''}",
+        referred_by=fact.call_id,
     )
     state = replace(state, last_input=state.now)
     if old is None:
@@ -183,6 +184,11 @@ def _call_ended(state: PhoneState, fact: CallFinished) -> Result:
     if call is None or call.call_id != fact.call_id:
         return state, []
     state = replace(state, call=None)
+    if other is not None and other.call_id == call.referred_by:
+        # the call we were transferred into failed: back to the old one, saying why
+        why = call.security_note if call.security == Security.FAILED else ""
+        failed = replace(other, transfer=f"Transfer failed: {why or _end_notice(call, fact)[0]}")
+        return promote(replace(state, other=failed)), []
     if other is not None:
         return promote(state), []
     return show_ended(state, *_end_notice(call, fact)), []

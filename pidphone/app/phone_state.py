@@ -51,6 +51,8 @@ class CallView:
     transfer: str = ""
     """What a transfer of (or into) this call is doing, for the screen ("Transfer: Ringing",
     "Transfer failed: Busy Here", "Transferred by Alice")."""
+    referred_by: str | None = None
+    """The call whose peer transferred us into this one, while that call lasts."""
 
     @property
     def peer(self) -> str:
