@@ -5,15 +5,20 @@ with a REFER it must not follow."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pidphone.errors import LocalProtocolError
 from pidphone.ports import Address
 from pidphone.sip import Request, Response, parse_message
 from pidphone.sip import events as ev
 from pidphone.sip.agent import UserAgent
+from pidphone.sip.errors import SipParseError
 from pidphone.sip.refer import NOTIFIER_TIME, REFER_DECISION_TIME, TRANSFER_TIME
 from pidphone.sip.replaces import ReferTarget, Replaces
 from pidphone.sip.sipfrag import parse_status_line, status_line
@@ -389,3 +394,19 @@ def test_the_dialog_outlives_the_call_while_the_transfer_runs() -> None:
     bob.refer_progress(call_id, 200, "OK", 70.0)
     net.run(70.0)
     assert events(alice) == [ev.TransferEnded(call_id, True, 200, "OK")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300), st.binary(max_size=300))
+def test_the_transfer_parsers_raise_only_their_parse_error(text: str, body: bytes) -> None:
+    for parse in (ReferTarget.parse, Replaces.parse):
+        with contextlib.suppress(SipParseError):
+            parse(text)
+    with contextlib.suppress(SipParseError):
+        parse_status_line(body)
+    quoted = f"<sips:carol@127.0.0.1?Replaces={quote(text, safe='')}>"
+    try:
+        target = ReferTarget.parse(quoted)
+    except SipParseError:
+        return
+    assert target.uri.headers == ()  # nothing embedded reaches our INVITE but Replaces
