@@ -374,6 +374,8 @@ def test_refer_sub_false() -> None:
 def test_sipfrag_status_lines() -> None:
     assert parse_status_line(b"SIP/2.0 200 OK\r\nContact: <sip:x@y>\r\n") == (200, "OK")
     assert parse_status_line(status_line(503)) == (503, "Service Unavailable")
+    assert status_line(488, "No\r\nContact: x") == b"SIP/2.0 488 No  Contact: x\r\n"
+    assert parse_status_line(status_line(486, "x" * 1000))[0] == 486
     for bad in (b"", b"SIP/2.0 2000 OK", b"SIP/2.0 099 Low", b"SIP/2.0 200 \x1b[2J", b"x" * 300):
         with pytest.raises(Exception) as info:
             parse_status_line(bad)

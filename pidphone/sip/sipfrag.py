@@ -37,5 +37,6 @@ def parse_status_line(body: bytes) -> tuple[int, str]:
 
 
 def status_line(status: int, reason: str = "") -> bytes:
-    """The body of our NOTIFY for `status`."""
-    return f"SIP/2.0 {status} {reason or reason_phrase(status)}\r\n".encode("ascii", "replace")
+    """The body of our NOTIFY for `status`: one line, printable ASCII whatever `reason` holds."""
+    text = "".join(c if c.isprintable() else " " for c in reason[: MAX_STATUS_LINE - 12])
+    return f"SIP/2.0 {status} {text or reason_phrase(status)}\r\n".encode("ascii", "replace")
