@@ -22,7 +22,7 @@ from pidphone.sip.errors import SipParseError
 from pidphone.sip.refer import NOTIFIER_TIME, REFER_DECISION_TIME, TRANSFER_TIME
 from pidphone.sip.replaces import ReferTarget, Replaces
 from pidphone.sip.sipfrag import parse_status_line, status_line
-from tests.harness import ALICE_ADDR, ANSWER, BOB_ADDR, OFFER, make_agent
+from tests.harness import ALICE_ADDR, ANSWER, BOB_ADDR, OFFER, REGISTRAR, make_agent, proxied_phones
 from tests.harness import SipNetwork as Network
 from tests.harness import agent_events as events
 
@@ -412,3 +412,13 @@ def test_the_transfer_parsers_raise_only_their_parse_error(text: str, body: byte
     except SipParseError:
         return
     assert target.uri.headers == ()  # nothing embedded reaches our INVITE but Replaces
+
+
+def test_a_referred_call_goes_through_the_registrar_whatever_host_the_refer_names() -> None:
+    _, _, bob, _ = proxied_phones()
+    bob.invite_referred("sip:carol@192.0.2.9:5099", OFFER, 2.0)
+    bob.invite("sip:dave@192.0.2.9:5099", OFFER, 2.0, replaces="x;to-tag=a;from-tag=b")
+    assert {peer for _, peer in bob.data_to_send()} == {REGISTRAR}
+    # a URI the user dials with a host and port of its own is called directly
+    bob.invite("sip:carol@192.0.2.9:5099", OFFER, 3.0)
+    assert ("192.0.2.9", 5099) in {peer for _, peer in bob.data_to_send()}
