@@ -133,3 +133,38 @@ def test_linphonec_transfers_its_call_with_pidphone(rig: Rig) -> None:
     assert has_tone(new["received_frequencies"], BOB_TONE), new
     assert has_tone(at_bob["received_frequencies"], ALICE_TONE), at_bob
     assert "alice" in at_bob["remote"]
+
+
+def test_linphonec_joins_its_two_calls_with_pidphones(rig: Rig) -> None:
+    """linphonec calls Alice, then Bob (Alice on hold), then `transfer 1 --to-call 2`: Alice
+    gets a REFER with Replaces and calls Bob in linphonec's place; Bob answers it at once."""
+    alice = rig.answer(rig.config("alice", tone=ALICE_TONE), duration=30, count=2, name="alice")
+    bob = rig.answer(rig.config("bob", tone=BOB_TONE), duration=6, count=2, name="bob")
+    linphone = rig.linphone("linphone", tone=LINPHONE_TONE)
+    linphone.call("sip:alice@127.0.0.1")
+    linphone.wait_zrtp(1)
+    linphone.wait_token(1)
+    linphone.next_call(2)
+    linphone.pause()  # linphonec places a second call only with the first paused
+    linphone.wait_call_state("Paused")
+    linphone.call(BOB)
+    linphone.wait_zrtp(2)
+    linphone.wait_token(2)
+    linphone.command("transfer 1 --to-call 2")
+    alice.wait(90)
+    bob.wait(60)
+    first, referred = alice.reports()
+    consultation, joined = bob.reports()
+
+    assert alice.returncode == 0, alice.describe()
+    assert bob.returncode == 0, bob.describe()
+    secrets = linphone.zrtp_secrets()
+    assert same_sas(first["sas"], secrets[0].sas) and same_sas(consultation["sas"], secrets[1].sas)
+    assert referred["via"] == "referred" and joined["via"] == "replaced", (referred, joined)
+    assert consultation["reason"] == "Replaced by transfer"
+    # Alice and Bob: a call of their own, its own SAS, a tone each way
+    assert referred["state"] == joined["state"] == "secure"
+    assert referred["sas"] == joined["sas"]
+    assert referred["sas"] not in (first["sas"], consultation["sas"])
+    assert has_tone(referred["received_frequencies"], BOB_TONE), referred
+    assert has_tone(joined["received_frequencies"], ALICE_TONE), joined
