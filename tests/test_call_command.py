@@ -91,6 +91,7 @@ def test_call_and_answer_over_tls_are_secure_with_tones_both_ways(tmp_path: Path
     assert alice["state"] == bob["state"] == "secure"
     assert alice["sas"] == bob["sas"] and len(alice["sas"]) == 4
     assert alice["key_agreement"] == bob["key_agreement"] == "X255"
+    assert alice["post_quantum"] is bob["post_quantum"] is False
     assert alice["cipher"] == "AES3" and alice["auth_tag"] == "HS80"
     assert alice["codec"] == bob["codec"] == "PCMU"
     assert alice["rate"] == bob["rate"] == 8000 and not alice["wideband"]

@@ -72,6 +72,13 @@ def test_secure_call_shows_the_sas_large_and_the_call_timer() -> None:
     assert verified.verified
 
 
+def test_post_quantum_call_shows_pq_beside_the_lock() -> None:
+    assert "pq" not in SCREENS["secure_b32"].icons
+    screen = SCREENS["secure_pq"]
+    assert {"secure", "pq"} <= screen.icons
+    assert screen.big == "9fhg"
+
+
 def test_not_secure_is_large_and_inverse() -> None:
     screen = SCREENS["not_secure"]
     assert (screen.big, screen.big_inverse) == ("NOT SECURE", True)

@@ -263,6 +263,7 @@ def test_screen_text_marks_inverse_verified_alert_and_power() -> None:
     screens = sample_screens()
     assert ">> NOT SECURE <<" in screen_text(screens["not_secure"])
     assert "aardvark bifocals (verified)" in screen_text(screens["secure_b256_verified"])
+    assert "[PQ]" in screen_text(screens["secure_pq"])
     assert screen_text(screens["mismatch"]).startswith("+####")
     assert "(display off)" in screen_text(Screen(brightness="off"))
     assert "(dimmed)" in screen_text(Screen(title="x", brightness="dim"))

@@ -196,6 +196,8 @@ def _icons(state: PhoneState) -> frozenset[str]:
             icons.add("hold")
         if call.security == Security.SECURE:
             icons.add("secure")
+            if call.secured is not None and call.secured.post_quantum:
+                icons.add("pq")
         elif call.security in {Security.INSECURE, Security.CLEAR, Security.FAILED, Security.LOST}:
             icons.add("insecure")
     return frozenset(icons)

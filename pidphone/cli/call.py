@@ -105,6 +105,9 @@ class CallReport:
     hash: str = ""
     auth_tag: str = ""
     cache_mismatch: bool = False
+    post_quantum: bool = False
+    """The key agreement was post-quantum (X3M3, MLK3, MLK2): a recording of the call stays
+    secret even from a future quantum computer."""
     peer_zid: str = ""
     """The peer's ZID in hex, as `pidphone zid verify` takes it."""
     answer_to_sas_ms: float | None = None
@@ -309,8 +312,9 @@ def describe(event: ControllerEvent) -> str:
     if isinstance(event, CallSecure):
         z = event.secured
         mark = " (verified)" if z.verified else ""
+        pq = " PQ" if z.post_quantum else ""
         return (
-            f"SECURE  SAS {z.sas} ({z.sas_scheme}){mark}  "
+            f"SECURE{pq}  SAS {z.sas} ({z.sas_scheme}){mark}  "
             f"{z.key_agreement} {z.cipher} {z.auth_tag} {z.hash}"
         )
     if isinstance(event, CallInsecure):
@@ -365,6 +369,7 @@ def fill_report(
         report.cipher, report.auth_tag = secured.cipher, secured.auth_tag
         report.key_agreement, report.hash = secured.key_agreement, secured.hash
         report.cache_mismatch = secured.cache_mismatch
+        report.post_quantum = secured.post_quantum
         report.peer_zid = secured.peer_zid.hex()
         if call.answered_at is not None and call.secured_at is not None:
             report.answer_to_sas_ms = round((call.secured_at - call.answered_at) * 1000, 1)

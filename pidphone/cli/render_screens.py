@@ -40,6 +40,7 @@ from pidphone.app.state import reduce
 from pidphone.drivers.draw import draw_screen
 from pidphone.ports import HookEvent, KeyEvent, Screen
 from pidphone.sip.events import TransferEnded
+from pidphone.zrtp.algorithms import POST_QUANTUM
 from pidphone.zrtp.events import Secured
 
 from .common import EXIT_OK
@@ -60,18 +61,21 @@ def _drive(state: PhoneState, *events: ReducerInput) -> PhoneState:
     return state
 
 
-def _secured(sas: str, scheme: str, *, verified: bool, cipher: str = "AES1") -> Secured:
+def _secured(
+    sas: str, scheme: str, *, verified: bool, cipher: str = "AES1", key_agreement: str = "X255"
+) -> Secured:
     return Secured(
         sas=sas,
         sas_scheme=scheme,
         verified=verified,
         cipher=cipher,
         auth_tag="HS80",
-        key_agreement="X255",
-        hash="S256",
+        key_agreement=key_agreement,
+        hash="S512" if key_agreement in POST_QUANTUM else "S256",
         role="initiator",
         peer_zid=bytes(12),
         cache_mismatch=False,
+        post_quantum=key_agreement in POST_QUANTUM,
     )
 
 
@@ -110,6 +114,16 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
         "incoming": (incoming, START),
         "securing": (in_call, START + 2),
         "secure_b32": (secure, later),
+        "secure_pq": (
+            _drive(
+                in_call,
+                CallSecure(
+                    "c1",
+                    _secured("9fhg", "B32", verified=False, cipher="AES3", key_agreement="X3M3"),
+                ),
+            ),
+            later,
+        ),
         "secure_b256_verified": (
             _drive(in_call, CallSecure("c1", _secured("aardvark bifocals", "B256", verified=True))),
             later,

@@ -72,6 +72,16 @@ ICONS: dict[str, tuple[str, ...]] = {
         "XXXXXXX",
         ".......",
     ),
+    "pq": (  # drawn left of the lock: the key agreement was post-quantum
+        "XX...X.",
+        "X.X.X.X",
+        "X.X.X.X",
+        "XX..X.X",
+        "X...X.X",
+        "X....X.",
+        "X.....X",
+        ".......",
+    ),
     "insecure": (
         "..XXX..",
         ".X...X.",

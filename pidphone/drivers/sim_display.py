@@ -32,6 +32,7 @@ ICON_TEXT = {
     "unregistered": "unreg",
     "tls_error": "tls!",
     "secure": "lock",
+    "pq": "PQ",
     "insecure": "OPEN",
     "muted": "mute",
     "hold": "hold",

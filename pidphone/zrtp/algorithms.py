@@ -26,6 +26,9 @@ Multistream ("Mult") is not among them: it keys a call's further streams from it
 SAS_TYPES = ("B32", "B256")
 """SAS rendering schemes (§5.1.6), as configured (the wire block of "B32" is "B32 ")."""
 MULTISTREAM = "Mult"
+POST_QUANTUM = ("MLK2", "MLK3", "X3M3")
+"""Key agreements whose secret stays secret against a quantum computer (ML-KEM, alone or
+with X448): a recording of the call cannot be decrypted later by breaking the key agreement."""
 SUPPORTED: dict[str, tuple[str, ...]] = {
     "hashes": HASHES,
     "ciphers": CIPHERS,

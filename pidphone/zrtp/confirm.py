@@ -181,6 +181,7 @@ def secure(ex: Exchange, event: ZrtpInput) -> None:
     if first is not None:
         call = have(first.secured, "first stream's result")
         sas, verified, mismatch = call.sas, call.verified, call.cache_mismatch
+        post_quantum = call.post_quantum
     else:
         sas = render_sas(keys.sashash, suite.sas)
         verified = ex.secrets.update(
@@ -190,6 +191,7 @@ def secure(ex: Exchange, event: ZrtpInput) -> None:
             peer_verified=ex.peer_sas_verified,
         )
         mismatch = ex.secrets.mismatch
+        post_quantum = suite.key_agreement in alg.POST_QUANTUM
         ex.session_key = keys.zrtp_sess
         if mismatch:
             ex.events.append(CacheMismatch(peer.zid))
@@ -204,6 +206,7 @@ def secure(ex: Exchange, event: ZrtpInput) -> None:
         role=role,
         peer_zid=peer.zid,
         cache_mismatch=mismatch,
+        post_quantum=post_quantum,
     )
     ex.events.append(ex.secured)
     ex.keys = keys.after_secure()

@@ -48,6 +48,9 @@ class Secured(ZrtpEvent):
     role: Literal["initiator", "responder"]
     peer_zid: bytes
     cache_mismatch: bool
+    post_quantum: bool = False
+    """The keys come from a post-quantum key agreement (`algorithms.POST_QUANTUM`): for a
+    Multistream stream, the call's first exchange."""
 
 
 @dataclass(frozen=True)
