@@ -3,9 +3,13 @@
 `HASHES`, `CIPHERS`, `AUTH_TAGS`, `KEY_AGREEMENTS` and `SAS_TYPES` are the names a phone may be
 configured with, the one list of each. Elsewhere names are the 4-character wire blocks ("B32 "
 keeps its space). A Hello's lists get the mandatory algorithms implicitly appended. The key
-agreement follows §4.1.2 as bzrtp does: each side's first common choice, and if they differ the
-faster of the two; the other algorithms take the initiator's first preference that the peer
-also offers.
+agreement follows §4.1.2 as Linphone's bzrtp does: each side's first common choice, and if they
+differ the one with the lower bzrtp code (its speed order for the classical ones; the
+post-quantum ones come last, so one is chosen only when both sides list it first). The other
+algorithms take the initiator's first preference that the peer also offers, except that a
+strong key agreement asks for strong companions among what both offer, as bzrtp 5.5 does:
+EC38 takes S384 (§5.1.5) and AES3 if it can; X448 and the post-quantum ones take AES3 over AES1
+and S512 over S384 over S256.
 """
 
 from __future__ import annotations
@@ -45,8 +49,22 @@ MANDATORY: dict[str, tuple[str, ...]] = {
     "key_agreements": ("DH3k",),
     "sas_types": ("B32 ",),
 }
-# fastest first, as bzrtp ranks them (§4.1.2 asks for the faster of the two first choices)
-SPEED_RANK = ("DH2k", "X255", "EC25", "X448", "DH3k", "EC38")
+KEY_AGREEMENT_CODES = {
+    "DH2k": 0x41,
+    "X255": 0x42,
+    "EC25": 0x44,
+    "X448": 0x45,
+    "DH3k": 0x47,
+    "EC38": 0x48,
+    "MLK2": 0x58,
+    "MLK3": 0x59,
+    "X3M3": 0x5B,
+}
+"""bzrtp's code of each key agreement (bzrtp.h): when the two sides' first choices differ, the
+lower code wins (§4.1.2 asks for "the faster"; bzrtp's codes are in its speed order)."""
+STRONG_CIPHERS = ("AES3", "AES1")
+STRONG_HASHES = ("S512", "S384", "S256")
+"""What X448 and the post-quantum key agreements prefer among what both sides offer (bzrtp)."""
 CIPHER_KEY_BYTES = {"AES1": 16, "AES3": 32}
 # §4.4.1: exchanges Error codes for an unsupported choice in a Commit, per algorithm kind
 UNSUPPORTED_CODE = {
@@ -104,11 +122,14 @@ def choose_suite(ours: dict[str, tuple[str, ...]], theirs: dict[str, tuple[str, 
     peer_agreements = [n for n in peer["key_agreements"] if n in agreements]
     ours_first = _first_common(tuple(agreements), tuple(peer_agreements)) or "DH3k"
     theirs_first = peer_agreements[0] if peer_agreements else "DH3k"
-    key_agreement = min(ours_first, theirs_first, key=SPEED_RANK.index)
-    hash_ = "S384" if key_agreement == "EC38" else common["hashes"][0]
-    cipher = common["ciphers"][0]
-    if key_agreement == "EC38" and "AES3" in common["ciphers"]:
-        cipher = "AES3"
+    key_agreement = min(ours_first, theirs_first, key=KEY_AGREEMENT_CODES.__getitem__)
+    hash_, cipher = common["hashes"][0], common["ciphers"][0]
+    if key_agreement == "EC38":
+        hash_ = "S384"
+        cipher = "AES3" if "AES3" in common["ciphers"] else cipher
+    elif key_agreement == "X448" or key_agreement in POST_QUANTUM:
+        hash_ = _first_common(STRONG_HASHES, common["hashes"]) or hash_
+        cipher = _first_common(STRONG_CIPHERS, common["ciphers"]) or cipher
     return Suite(hash_, cipher, common["auth_tags"][0], key_agreement, common["sas_types"][0])
 
 
