@@ -43,8 +43,10 @@ from pidphone.zrtp import (
     ZrtpFailed,
     ZrtpPacket,
     ZrtpSession,
+    parse_message,
     parse_packet,
 )
+from pidphone.zrtp.fragment import FRAGMENT_FIRST_BYTE, Reassembler
 from tests.peers.sip_registrar import Proxy, Registrar
 
 Channel = Callable[[list[bytes]], list[bytes]]
@@ -150,8 +152,21 @@ class ZrtpEnd:
         found = self.of(ZrtpFailed)
         return found[0] if found and isinstance(found[0], ZrtpFailed) else None
 
+    def sent_messages(self) -> list[Message]:
+        """What it sent, message by message (fragments reassembled, copies included)."""
+        reassembler = Reassembler()
+        found: list[Message] = []
+        for at, packet in zip(self.sent_at, self.sent, strict=True):
+            if packet[0] == FRAGMENT_FIRST_BYTE:
+                whole = reassembler.receive(packet, at)
+                if whole is not None:
+                    found.append(parse_message(whole.message))
+            else:
+                found.append(parse_packet(packet).message)
+        return found
+
     def sent_types(self) -> list[str]:
-        return [parse_packet(p).message.type_name for p in self.sent]
+        return [message.type_name for message in self.sent_messages()]
 
     def forge(self, message: Message, *, ssrc: int | None = None) -> bytes:
         """`message` as this end would send it next (its SSRC, a sequence number above its

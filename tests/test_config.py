@@ -379,13 +379,14 @@ def test_every_zrtp_name_the_config_allows_is_one_the_engine_offers() -> None:
     from pidphone.zrtp.config import ZrtpConfig
 
     ZrtpConfig()  # the engine's own defaults
-    ZrtpConfig(
-        hashes=ZRTP_HASHES,
-        ciphers=ZRTP_CIPHERS,
-        auth_tags=ZRTP_AUTH_TAGS,
-        key_agreements=ZRTP_KEY_AGREEMENTS,
-        sas_types=ZRTP_SAS_TYPES,
-    )
+    for start in range(0, len(ZRTP_KEY_AGREEMENTS), 7):  # a Hello lists at most 7 of a kind
+        ZrtpConfig(
+            hashes=ZRTP_HASHES,
+            ciphers=ZRTP_CIPHERS,
+            auth_tags=ZRTP_AUTH_TAGS,
+            key_agreements=ZRTP_KEY_AGREEMENTS[start : start + 7],
+            sas_types=ZRTP_SAS_TYPES,
+        )
     security = Config().security
     ZrtpConfig(
         hashes=security.hash,

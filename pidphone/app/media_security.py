@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable
 
 from pidphone.errors import LocalProtocolError
-from pidphone.srtp import SrtpContext
+from pidphone.srtp import SrtpContext, SrtpGcmContext, new_context
 from pidphone.zrtp.cache import ZidCache
 from pidphone.zrtp.events import (
     CacheMismatch,
@@ -95,9 +95,9 @@ class MediaSecurity:
         self._started_at: float | None = None
         self._negotiating_since: float | None = None
         self._closed = False
-        self.send_ctx: SrtpContext | None = None
+        self.send_ctx: SrtpContext | SrtpGcmContext | None = None
         """SRTP and SRTCP out: one context, so one SRTCP index whatever the tag length."""
-        self.recv_ctx: SrtpContext | None = None
+        self.recv_ctx: SrtpContext | SrtpGcmContext | None = None
         """SRTP and SRTCP in: one context, so one replay window whatever the tag length."""
         self._pending_send: tuple[str, bytes, bytes] | None = None
         self.state: Security = Security.NEGOTIATING
@@ -276,7 +276,7 @@ class MediaSecurity:
         elif isinstance(event, SrtpKeysReady):
             if self.state != Security.NEGOTIATING:
                 return
-            self.recv_ctx = SrtpContext(
+            self.recv_ctx = new_context(
                 event.profile,
                 event.recv_key,
                 event.recv_salt,
@@ -288,7 +288,7 @@ class MediaSecurity:
                 return
             profile, key, salt = self._pending_send
             self._pending_send = None
-            self.send_ctx = SrtpContext(profile, key, salt, srtcp_tag_len=self.config.srtcp_tag_len)
+            self.send_ctx = new_context(profile, key, salt, srtcp_tag_len=self.config.srtcp_tag_len)
             self.follow_srtcp_tag()
             self.state = Security.SECURE
             self.secured_once = True

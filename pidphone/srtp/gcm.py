@@ -148,6 +148,16 @@ class SrtpGcmContext:
     def __repr__(self) -> str:
         return f"SrtpGcmContext({self.profile!r}, ssrcs={sorted(self._rtp_streams)})"
 
+    @property
+    def srtcp_tag_len(self) -> int:
+        """SRTCP's tag: always the 16-byte GCM tag (`SrtpContext`'s shape)."""
+        return GCM_TAG_LEN
+
+    def use_srtcp_tag_len(self, tag_len: int) -> None:
+        """`SrtpContext`'s shape: the GCM tag has one length."""
+        if tag_len != GCM_TAG_LEN:
+            raise LocalProtocolError(f"{self.profile} carries {GCM_TAG_LEN}-byte tags only")
+
     def roc(self, ssrc: int) -> int:
         """The rollover counter this context holds for `ssrc` (0 if it has seen none)."""
         stream = self._rtp_streams.get(ssrc)

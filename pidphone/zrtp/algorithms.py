@@ -16,27 +16,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pidphone.srtp.gcm import gcm_profile_for
 from pidphone.srtp.profiles import profile_for
 
 HASHES = ("S256", "S384", "S512")
 """Hash types (§5.1.2; S512 as bzrtp 5.5 has it)."""
 CIPHERS = ("AES1", "AES3")
 """Cipher types (§5.1.3)."""
-AUTH_TAGS = ("HS32", "HS80")
-"""SRTP auth tag types (§5.1.4)."""
-KEY_AGREEMENTS = ("DH3k", "DH2k", "EC25", "EC38", "X255", "X448")
-"""Key agreement types a phone may choose to offer (§5.1.5; X255 and X448 as bzrtp has them).
-Multistream ("Mult") is not among them: it keys a call's further streams from its first."""
+AUTH_TAGS = ("HS32", "HS80", "GCM")
+"""SRTP auth tag types (§5.1.4), as configured; "GCM" (wire block "GCM ") is bzrtp 5.5's: SRTP
+AEAD AES-GCM (RFC 7714) with a 96-bit master salt, the cipher giving the key length."""
+POST_QUANTUM = ("X3M3", "MLK3", "MLK2")
+"""Post-quantum key agreements, as Linphone's bzrtp 5.5 has them (KEM mode, pidphone.zrtp.kem):
+X448 with ML-KEM-1024, ML-KEM-1024, ML-KEM-768. Their secret stays secret against a quantum
+computer, so a recording of the call cannot be decrypted later by breaking the key agreement.
+X1M1 and MLK1 need ML-KEM-512, which `cryptography` does not have: they are absent."""
+KEY_AGREEMENTS = ("DH3k", "DH2k", "EC25", "EC38", "X255", "X448", *POST_QUANTUM)
+"""Key agreement types a phone may choose to offer (§5.1.5; X255, X448 and the post-quantum
+ones as bzrtp has them). Multistream ("Mult") is not among them: it keys a call's further
+streams from its first."""
 SAS_TYPES = ("B32", "B256")
 """SAS rendering schemes (§5.1.6), as configured (the wire block of "B32" is "B32 ")."""
 MULTISTREAM = "Mult"
-POST_QUANTUM = ("MLK2", "MLK3", "X3M3")
-"""Key agreements whose secret stays secret against a quantum computer (ML-KEM, alone or
-with X448): a recording of the call cannot be decrypted later by breaking the key agreement."""
+GCM = "GCM "
+MAX_LISTED = 7
+"""Algorithms of one kind a Hello can list (§5.2: a 3-bit count each)."""
 SUPPORTED: dict[str, tuple[str, ...]] = {
     "hashes": HASHES,
     "ciphers": CIPHERS,
-    "auth_tags": AUTH_TAGS,
+    "auth_tags": tuple(name.ljust(4) for name in AUTH_TAGS),
     "key_agreements": (*KEY_AGREEMENTS, MULTISTREAM),
     "sas_types": tuple(name.ljust(4) for name in SAS_TYPES),
 }
@@ -81,6 +89,18 @@ def wire(name: str) -> str:
     return name.ljust(4)
 
 
+def with_post_quantum_companions(offered: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """A Hello offering a post-quantum key agreement also offers AES3 and S512, last if absent
+    and if there is room (bzrtp 5.5 does the same), so that their exchange can take them."""
+    if not any(name in POST_QUANTUM for name in offered["key_agreements"]):
+        return offered
+    completed = dict(offered)
+    for kind, name in (("ciphers", "AES3"), ("hashes", "S512")):
+        if name not in completed[kind] and len(completed[kind]) < MAX_LISTED:
+            completed[kind] = (*completed[kind], name)
+    return completed
+
+
 def with_mandatory(kind: str, offered: tuple[str, ...]) -> tuple[str, ...]:
     """A Hello's list with the mandatory algorithms it left out appended (§5.2)."""
     return offered + tuple(name for name in MANDATORY[kind] if name not in offered)
@@ -102,7 +122,15 @@ class Suite:
     sas: str
 
     @property
+    def aead(self) -> bool:
+        """SRTP AEAD AES-GCM (the "GCM " auth tag): a 96-bit master salt, no HMAC."""
+        return self.auth_tag == GCM
+
+    @property
     def srtp_profile(self) -> str:
+        """The SRTP protection profile name, e.g. "AES_CM_128_HMAC_SHA1_80", "AEAD_AES_256_GCM"."""
+        if self.aead:
+            return gcm_profile_for(self.cipher)
         return profile_for(self.cipher, self.auth_tag)
 
 

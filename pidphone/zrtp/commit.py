@@ -1,5 +1,9 @@
 """Commit: who initiates, with which algorithms (RFC 6189 §4.2, §4.4.1.1, §4.4.3.1, §5.4).
 
+A KEM Commit (bzrtp 5.5's post-quantum key agreements, agreement.py) also carries the
+initiator's public key: the responder encapsulates to it when it answers, so a side whose own
+KEM Commit lost the contention encapsulates afresh to the winner's key.
+
 A side that is not passive commits as soon as discovery allows (discovery.py), so both sides
 usually commit and §4.2 picks the initiator: a DH Commit beats a Multistream one, then the
 higher hvi (or nonce) wins. A Commit counts only once its H2 proves a Hello (§9.1), and our
@@ -18,6 +22,7 @@ from pidphone.zrtp.confirm import seal_confirm
 from pidphone.zrtp.dhpart import hvi, make_dhpart
 from pidphone.zrtp.exchange import Exchange, have
 from pidphone.zrtp.hello import algorithm_lists, sealed
+from pidphone.zrtp.keyagreement import BadPublicValueError
 from pidphone.zrtp.messages import Commit, Confirm1, DHPart1, DHPart2, Hello
 from pidphone.zrtp.multistream import multistream_keys
 from pidphone.zrtp.state import DropError, FailError, ZrtpInput
@@ -32,13 +37,14 @@ def send_commit(ex: Exchange, peer: Hello, now: float) -> None:
         if first_suite is None:
             raise LocalProtocolError("multistream_from session lost its suite")
         suite = dataclasses.replace(first_suite, key_agreement=alg.MULTISTREAM)
-        commitment, nonce = b"", ex.random(16)
+        commitment, nonce, public_key = b"", ex.random(16), b""
     else:
         suite = alg.choose_suite(ex.ours.offered, algorithm_lists(peer))
         ex.suite = suite
         ex.agreement = initiate(suite, ex.random)
         ex.own_part_raw = make_dhpart(ex, DHPart2)
         commitment, nonce = hvi(ex.own_part_raw, ex.peer.raw, suite), b""
+        public_key = ex.agreement.commit_value
     commit = Commit(
         ex.ours.h2,
         ex.zid,
@@ -49,6 +55,7 @@ def send_commit(ex: Exchange, peer: Hello, now: float) -> None:
         suite.sas,
         hvi=commitment,
         nonce=nonce,
+        public_key=public_key,
     )
     ex.suite = suite
     ex.commit, ex.commit_raw = sealed(commit, ex.ours.h1)
@@ -128,7 +135,13 @@ def _answer(ex: Exchange, commit: Commit, raw: bytes, now: float) -> None:
         ex.move(ZrtpInput.MULTISTREAM_COMMIT)
         ex.send(ex.confirm_raw)
         return
-    ex.agreement = respond(suite, ex.random, ex.agreement)
+    try:
+        ex.agreement = respond(
+            suite, ex.random, ex.agreement, commit.public_key, ex.encapsulate_mlkem
+        )
+    except BadPublicValueError:
+        ex.agreement = None
+        raise FailError(0x61) from None
     ex.own_part_raw = make_dhpart(ex, DHPart1)
     ex.move(ZrtpInput.DH_COMMIT)
     ex.send(ex.own_part_raw)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from pidphone.errors import LocalProtocolError
 from pidphone.zrtp.algorithms import SUPPORTED
-from pidphone.zrtp.messages import MAX_ALGORITHMS
+from pidphone.zrtp.fragment import DEFAULT_MTU, MIN_MTU
+from pidphone.zrtp.messages import MAX_ALGORITHMS, MAX_PACKET_LEN
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class ZrtpConfig:
     retransmissions: int = 10
     responder_timeout: float = 10.0
     """A responder that hears nothing this long sends Error 0xB0 (§6)."""
+    mtu: int = DEFAULT_MTU
+    """Longest ZRTP packet sent (bytes): a longer message (a post-quantum Commit or DHPart1)
+    goes in fragments of at most this size, as bzrtp does (its default, 1452)."""
 
     def __post_init__(self) -> None:
         for kind in ("hashes", "ciphers", "auth_tags", "key_agreements", "sas_types"):
@@ -49,5 +53,7 @@ class ZrtpConfig:
                 raise LocalProtocolError(
                     f"ZrtpConfig.{kind}={names!r}: 1 to {MAX_ALGORITHMS} distinct of {allowed}"
                 )
+        if not MIN_MTU <= self.mtu <= MAX_PACKET_LEN:
+            raise LocalProtocolError(f"ZrtpConfig.mtu={self.mtu}: {MIN_MTU} to {MAX_PACKET_LEN}")
         if len(self.client_id) > 16 or not self.client_id.isascii():
             raise LocalProtocolError("ZrtpConfig.client_id: at most 16 ASCII characters")

@@ -200,7 +200,7 @@ def secure(ex: Exchange, event: ZrtpInput) -> None:
         sas_scheme=suite.sas.strip(),
         verified=verified,
         cipher=suite.cipher,
-        auth_tag=suite.auth_tag,
+        auth_tag=suite.auth_tag.strip(),
         key_agreement=suite.key_agreement,
         hash=suite.hash,
         role=role,

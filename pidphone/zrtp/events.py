@@ -24,7 +24,8 @@ class PeerHelloReceived(ZrtpEvent):
 class SrtpKeysReady(ZrtpEvent):
     """This side may now decrypt the peer's SRTP (and will encrypt its own with send_*).
 
-    `profile` is an SRTP profile name such as "AES_CM_128_HMAC_SHA1_80".
+    `profile` is an SRTP profile name such as "AES_CM_128_HMAC_SHA1_80", or "AEAD_AES_128_GCM"
+    and "AEAD_AES_256_GCM" (RFC 7714) under the "GCM " auth tag, whose salts are 12 bytes.
     """
 
     profile: str

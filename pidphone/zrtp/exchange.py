@@ -22,6 +22,7 @@ from pidphone.zrtp.config import ZrtpConfig
 from pidphone.zrtp.events import PeerHelloReceived, Secured, SecurityLost, ZrtpEvent, ZrtpFailed
 from pidphone.zrtp.framing import Framer
 from pidphone.zrtp.hello import OurHello, PeerHello
+from pidphone.zrtp.kem import MlKemEncapsulate, mlkem_encapsulate
 from pidphone.zrtp.keys import ExchangeKeys
 from pidphone.zrtp.messages import Commit, DHPart1, DHPart2, Error, Hello
 from pidphone.zrtp.multistream import FirstStream
@@ -62,15 +63,21 @@ class Exchange:
         config: ZrtpConfig,
         random_bytes: Callable[[int], bytes],
         first_stream: FirstStream | None,
+        encapsulate_mlkem: MlKemEncapsulate = mlkem_encapsulate,
     ) -> None:
         self.cache = cache
         self.config = config
         self.random = random_bytes
+        self.encapsulate_mlkem = encapsulate_mlkem
+        """ML-KEM encapsulation (`cryptography` draws its randomness inside; a replay gives the
+        recorded result instead)."""
         self.first_stream = first_stream
         """The call's first stream, for a Multistream stream (§4.4.3); else None."""
         self.zid = cache.our_zid
         # random (§5), but in 1..0x8000: see framing.py
-        self.framer = Framer(ssrc, (int.from_bytes(random_bytes(2), "big") & 0x7FFF) + 1)
+        self.framer = Framer(
+            ssrc, (int.from_bytes(random_bytes(2), "big") & 0x7FFF) + 1, config.mtu
+        )
         self.ours = OurHello(config, self.zid, random_bytes)
         self.peer = PeerHello()
         self.state = ZrtpState.IDLE

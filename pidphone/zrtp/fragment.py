@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from pidphone.errors import LocalProtocolError
 from pidphone.zrtp.crc import crc32c
-from pidphone.zrtp.messages import CRC_LEN, HEADER_LEN, MAGIC_COOKIE, ZrtpParseError
+from pidphone.zrtp.messages import CRC_LEN, HEADER_LEN, MAGIC_COOKIE, ZrtpCrcError, ZrtpParseError
 
 FRAGMENT_FIRST_BYTE = 0x11
 FRAGMENT_HEADER_LEN = HEADER_LEN + 8
@@ -77,7 +77,7 @@ class Fragment:
             raise ZrtpParseError(f"bad ZRTP magic cookie 0x{cookie:08x}")
         (crc,) = struct.unpack_from("<I", data, len(data) - CRC_LEN)
         if crc != crc32c(data[:-CRC_LEN]):
-            raise ZrtpParseError("ZRTP fragment CRC-32C mismatch")
+            raise ZrtpCrcError("ZRTP fragment CRC-32C mismatch")
         message_id, total, offset, length = _FIELDS.unpack_from(data, HEADER_LEN)
         payload = bytes(data[FRAGMENT_HEADER_LEN:-CRC_LEN])
         if length * 4 != len(payload):

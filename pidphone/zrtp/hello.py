@@ -75,13 +75,15 @@ class OurHello:
         self.h1 = sha256(self.h0)
         self.h2 = sha256(self.h1)
         self.h3 = sha256(self.h2)
-        self.offered: dict[str, tuple[str, ...]] = {
-            "hashes": tuple(alg.wire(n) for n in config.hashes),
-            "ciphers": tuple(alg.wire(n) for n in config.ciphers),
-            "auth_tags": tuple(alg.wire(n) for n in config.auth_tags),
-            "key_agreements": tuple(alg.wire(n) for n in config.key_agreements),
-            "sas_types": tuple(alg.wire(n) for n in config.sas_types),
-        }
+        self.offered: dict[str, tuple[str, ...]] = alg.with_post_quantum_companions(
+            {
+                "hashes": tuple(alg.wire(n) for n in config.hashes),
+                "ciphers": tuple(alg.wire(n) for n in config.ciphers),
+                "auth_tags": tuple(alg.wire(n) for n in config.auth_tags),
+                "key_agreements": tuple(alg.wire(n) for n in config.key_agreements),
+                "sas_types": tuple(alg.wire(n) for n in config.sas_types),
+            }
+        )
         """What our Hello offers, as wire names by kind."""
         hello = Hello(
             version=VERSION,
@@ -141,6 +143,13 @@ class PeerHello:
         """This Hello is the peer's: keep it, its SSRC, and forget the other candidates."""
         self.hello, self.raw, self.ssrc = hello, raw, ssrc
         self.candidates.clear()
+
+    def may_send(self, ssrc: int) -> bool:
+        """Whether `ssrc` may be the peer's: the bound Hello's, or a candidate's (a peer sends
+        its Hello before any message that could need fragments)."""
+        if self.ssrc is not None:
+            return ssrc == self.ssrc
+        return any(held_ssrc == ssrc for _, held_ssrc in self.candidates.values())
 
     def candidate_ssrc(self) -> int:
         """The SSRC of the candidate held as `hello` (the first one)."""

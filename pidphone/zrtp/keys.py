@@ -80,15 +80,16 @@ def derive(s0: bytes, context: bytes, suite: alg.Suite, *, dh_mode: bool) -> Exc
     hname = hash_name(suite.hash)
     hash_bits = 8 * len(s0)
     key_bits = 8 * alg.CIPHER_KEY_BYTES[suite.cipher]
+    salt_bits = 96 if suite.aead else 112  # RFC 7714's salt under bzrtp's "GCM " tag
 
     def key(label: str, bits: int) -> bytes:
         return kdf(s0, label.encode(), context, bits, hname)
 
     return ExchangeKeys(
         srtp_key_i=key("Initiator SRTP master key", key_bits),
-        srtp_salt_i=key("Initiator SRTP master salt", 112),
+        srtp_salt_i=key("Initiator SRTP master salt", salt_bits),
         srtp_key_r=key("Responder SRTP master key", key_bits),
-        srtp_salt_r=key("Responder SRTP master salt", 112),
+        srtp_salt_r=key("Responder SRTP master salt", salt_bits),
         mac_key_i=key("Initiator HMAC key", hash_bits),
         mac_key_r=key("Responder HMAC key", hash_bits),
         zrtp_key_i=key("Initiator ZRTP key", key_bits),

@@ -17,6 +17,8 @@ from typing import ClassVar, Self
 from pidphone.errors import ParseError
 from pidphone.zrtp.algorithms import MULTISTREAM
 from pidphone.zrtp.crc import crc32c
+from pidphone.zrtp.kem import SCHEMES as KEM_SCHEMES
+from pidphone.zrtp.kem import wire_length
 
 PREAMBLE = 0x505A
 MAGIC_COOKIE = 0x5A525450
@@ -189,7 +191,9 @@ class Commit:
     """§5.4: the initiator's choice of algorithms and its commitment.
 
     DH mode carries `hvi` (32 bytes); Multistream mode a 16-byte `nonce`; Preshared mode a
-    `nonce` and an 8-byte `key_id`. The key agreement field says which.
+    `nonce` and an 8-byte `key_id`. The key agreement field says which. A KEM key agreement
+    (bzrtp 5.5's post-quantum ones, pidphone.zrtp.kem) carries `hvi`, then the initiator's
+    `public_key`, zero-padded to a multiple of 4 bytes.
     """
 
     type_name: ClassVar[str] = "Commit"
@@ -204,6 +208,7 @@ class Commit:
     nonce: bytes = b""
     key_id: bytes = b""
     mac: bytes = field(default=bytes(MAC_LEN), repr=False)
+    public_key: bytes = field(default=b"", repr=False)
 
     def __bytes__(self) -> bytes:
         names = (self.hash, self.cipher, self.auth_tag, self.key_agreement, self.sas)
@@ -212,6 +217,7 @@ class Commit:
             + self.zid
             + "".join(names).encode("latin-1")
             + self.hvi
+            + self.public_key
             + self.nonce
             + self.key_id
             + self.mac
@@ -225,13 +231,18 @@ class Commit:
             raise ZrtpParseError(f"Commit too short: {len(data)} bytes")
         names = [body[i : i + 4].decode("latin-1") for i in range(44, 64, 4)]
         rest = body[64:-MAC_LEN]
-        hvi = nonce = key_id = b""
+        hvi = nonce = key_id = public_key = b""
+        kem = KEM_SCHEMES.get(names[3])
         if names[3] == MULTISTREAM:
             _need(rest, 16, "Multistream Commit nonce")
             nonce = rest
         elif names[3] == PRESHARED:
             _need(rest, 24, "Preshared Commit nonce and key ID")
             nonce, key_id = rest[:16], rest[16:]
+        elif kem is not None:
+            size = HASH_IMAGE_LEN + wire_length(kem.public_key_bytes)
+            _need(rest, size, f"{kem.name} Commit hvi and public key")
+            hvi, public_key = rest[:HASH_IMAGE_LEN], rest[HASH_IMAGE_LEN:]
         else:
             _need(rest, HASH_IMAGE_LEN, "DH Commit hvi")
             hvi = rest
@@ -247,6 +258,7 @@ class Commit:
             nonce=nonce,
             key_id=key_id,
             mac=body[-MAC_LEN:],
+            public_key=public_key,
         )
 
 

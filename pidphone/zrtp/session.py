@@ -40,7 +40,9 @@ from pidphone.zrtp.cache import ZidCache
 from pidphone.zrtp.config import ZrtpConfig
 from pidphone.zrtp.events import Secured, ZrtpEvent
 from pidphone.zrtp.exchange import Exchange, Retransmit
+from pidphone.zrtp.framing import is_fragment, packet_ssrc
 from pidphone.zrtp.hello import MISMATCH
+from pidphone.zrtp.kem import MlKemEncapsulate, mlkem_encapsulate
 from pidphone.zrtp.messages import (
     MAX_PACKET_LEN,
     ZrtpCrcError,
@@ -105,13 +107,18 @@ class ZrtpSession:
         config: ZrtpConfig = ZrtpConfig(),  # noqa: B008 - frozen, shared safely
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         multistream_from: FirstStream | None = None,
+        encapsulate_mlkem: MlKemEncapsulate = mlkem_encapsulate,
     ) -> None:
+        """`random_bytes` gives every random value of the exchange (H0, nonces, IVs, private
+        keys, ML-KEM seeds) and `encapsulate_mlkem` the responder's ML-KEM encapsulation, whose
+        randomness `cryptography` draws itself: a replay of a recorded exchange gives both."""
         self._exchange = Exchange(
             cache=cache,
             ssrc=ssrc,
             config=config,
             random_bytes=random_bytes,
             first_stream=multistream_from,
+            encapsulate_mlkem=encapsulate_mlkem,
         )
         self.drops: Counter[DropReason] = Counter()
         """Packets ignored, by reason (see `DropReason`)."""
@@ -231,6 +238,7 @@ class ZrtpSession:
         ex.keys = None
         ex.session_key = None
         ex.ours.forget()
+        ex.framer.forget()
 
     # ---- datagrams and events ----------------------------------------------------------
 
@@ -246,8 +254,14 @@ class ZrtpSession:
             return self._drop("oversize")
         if ex.state in (ZrtpState.IDLE, ZrtpState.CLOSED):
             return self._drop("closed")
+        if is_fragment(data) and not ex.peer.may_send(packet_ssrc(data)):
+            # only the peer's fragments are collected: nobody else can crowd them out
+            return self._drop("foreign_ssrc")
         try:
-            ssrc, raw = ex.framer.unframe(data)
+            framed = ex.framer.unframe(data, now)
+            if framed is None:
+                return False  # a fragment taken; its message is not whole yet
+            ssrc, raw = framed
             message = parse_message(raw)
         except ZrtpCrcError:
             return self._drop("crc")
@@ -287,14 +301,15 @@ class ZrtpSession:
     def get_timer(self) -> float | None:
         """When `handle_timer` must next be called, or None."""
         ex = self._exchange
-        deadlines = [t for t in (ex.deadline,) if t is not None]
+        deadlines = [t for t in (ex.deadline, ex.framer.get_timer()) if t is not None]
         if ex.retransmit is not None:
             deadlines.append(ex.retransmit.next_at)
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
-        """Retransmit what is due (§6) and enforce the timeouts."""
+        """Retransmit what is due (§6), enforce the timeouts, expire partial messages."""
         ex = self._exchange
+        ex.framer.handle_timer(now)
         if ex.deadline is not None and now >= ex.deadline:
             ex.deadline = None
             if ex.state in (ZrtpState.DHPART1_SENT, ZrtpState.CONFIRM1_SENT):
