@@ -281,18 +281,20 @@ def media_end(
     policy: Policy = "require",
     codec: tuple[str, int] = ("PCMU", 0),
     cache: MemoryZidCache | None = None,
+    zrtp: ZrtpConfig | None = None,
 ) -> MediaEnd:
-    session = MediaSession(MediaConfig(policy=policy), cache=cache or MemoryZidCache())
+    config = MediaConfig(policy=policy, zrtp=zrtp or ZrtpConfig())
+    session = MediaSession(config, cache=cache or MemoryZidCache())
     session.configure(codec[0], codec[1], 101)
     return MediaEnd(session, address, tone_frames(freq))
 
 
 def media_pair(
-    policy: Policy = "require", codec: tuple[str, int] = ("PCMU", 0)
+    policy: Policy = "require", codec: tuple[str, int] = ("PCMU", 0), zrtp: ZrtpConfig | None = None
 ) -> tuple[MediaEnd, MediaEnd]:
     """Two ends (a plays 1 kHz, b 700 Hz) that know each other's address and a=zrtp-hash."""
-    a = media_end(A_ADDR, 1000, policy, codec)
-    b = media_end(B_ADDR, 700, policy, codec)
+    a = media_end(A_ADDR, 1000, policy, codec, zrtp=zrtp)
+    b = media_end(B_ADDR, 700, policy, codec, zrtp=zrtp)
     a.session.set_remote(B_ADDR, b.session.hello_hash, now=0.0)
     b.session.set_remote(A_ADDR, a.session.hello_hash, now=0.0)
     return a, b

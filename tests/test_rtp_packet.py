@@ -142,6 +142,9 @@ def test_classify() -> None:
     assert classify(bytes.fromhex("80e0") + bytes(10)) is PacketKind.RTP
     assert classify(zrtp) is PacketKind.ZRTP
     assert classify(b"\x10\x00\x00\x01ZRTX" + bytes(8)) is PacketKind.OTHER
+    assert classify(b"\x11" + zrtp[1:]) is PacketKind.ZRTP  # a fragment (bzrtp 5.5)
+    assert classify(b"\x11\x00\x00\x01ZRTX" + bytes(8)) is PacketKind.OTHER
+    assert classify(b"\x12" + zrtp[1:]) is PacketKind.OTHER
     assert classify(stun) is PacketKind.STUN
     assert classify(b"\x00\x01\x00\x00\x21\x12\xa4\x43" + bytes(12)) is PacketKind.OTHER
     assert classify(b"\x16\xfe\xfd" + bytes(10)) is PacketKind.DTLS
