@@ -508,6 +508,15 @@ def back_to_back(
     return wire
 
 
+class SansIoPeer(Protocol):
+    """The verbs of `BzrtpPeer` that `versus_session` uses (a recorded run can stand in)."""
+
+    def start(self, now_ms: int) -> None: ...
+    def iterate(self, now_ms: int) -> None: ...
+    def receive_datagram(self, packet: bytes) -> int: ...
+    def datagrams_to_send(self) -> list[bytes]: ...
+
+
 class SansIoSession(Protocol):
     """The verbs of pidphone's `ZrtpSession` that a run against bzrtp needs (time in seconds)."""
 
@@ -519,7 +528,7 @@ class SansIoSession(Protocol):
 
 
 def versus_session(
-    peer: BzrtpPeer,
+    peer: SansIoPeer,
     session: SansIoSession,
     *,
     done: Callable[[], bool],
@@ -716,6 +725,132 @@ def against_pidphone(args: argparse.Namespace) -> int:  # pragma: no cover - by 
     return 0 if ok else 1
 
 
+PIDPHONE_ZID = b"pidphone ZID"
+VERSUS_KEY_AGREEMENTS = ("X3M3", "MLK3", "MLK2")
+VERSUS_AUTH_TAGS = ("GCM", "HS80", "HS32")
+VERSUS_SAS = ("B32", "B256")
+ROLES = ("initiator", "responder")
+
+
+class RecordingEncapsulation:
+    """`kem.MlKemEncapsulate` that keeps what `cryptography` made, for a replay."""
+
+    def __init__(self) -> None:
+        self.made: list[list[str]] = []
+
+    def __call__(self, variant: str, public_key: bytes) -> tuple[bytes, bytes]:
+        from pidphone.zrtp.kem import mlkem_encapsulate
+
+        secret, ciphertext = mlkem_encapsulate(variant, public_key)
+        self.made.append([variant, secret.hex(), ciphertext.hex()])
+        return secret, ciphertext
+
+
+def record_versus(
+    lib: BzrtpLibrary, *, key_agreement: str, auth_tag: str, sas: str, role: str
+) -> dict[str, object]:  # pragma: no cover - by hand
+    """One run of pidphone (in `role`) against bzrtp offering only these, checked (same SAS,
+    crossing SRTP keys, SRTP each way) and returned as a record for
+    tests/data/zrtp/pidphone-vs-bzrtp55.json. pidphone is the responder when passive; as the
+    initiator, seeds are tried until its hvi wins the contention of the two Commits."""
+    import random
+
+    from pidphone.zrtp import MemoryZidCache, Secured, SrtpKeysReady, ZrtpConfig, ZrtpSession
+    from tests.bzrtp_transcripts import srtp_both_ways
+
+    for seed in range(1, 64):
+        config = ZrtpConfig(
+            key_agreements=(key_agreement,),
+            auth_tags=(auth_tag,),
+            sas_types=(sas,),
+            passive=role == "responder",
+        )
+        encapsulations = RecordingEncapsulation()
+        session = ZrtpSession(
+            cache=MemoryZidCache(PIDPHONE_ZID),
+            ssrc=0xB0B,
+            config=config,
+            random_bytes=random.Random(seed).randbytes,
+            encapsulate_mlkem=encapsulations,
+        )
+        peer = BzrtpPeer(
+            lib,
+            ssrc=0xA11CE,
+            auth_tags=(auth_tag,),
+            key_agreements=(key_agreement,),
+            sas=(sas,),
+        )
+        events: list[object] = []
+
+        def done(
+            session: ZrtpSession = session, peer: BzrtpPeer = peer, events: list[object] = events
+        ) -> bool:
+            while (event := session.next_event()) is not None:
+                events.append(event)
+            return peer.secrets is not None and any(isinstance(e, Secured) for e in events)
+
+        wire = versus_session(peer, session, done=done)
+        peer.close()
+        secured = next((e for e in events if isinstance(e, Secured)), None)
+        keys = next((e for e in events if isinstance(e, SrtpKeysReady)), None)
+        if secured is None or keys is None or peer.secrets is None:
+            raise BzrtpError(f"{key_agreement} {auth_tag} {sas}: no secure call ({events})")
+        if secured.role != role:
+            continue
+        theirs = _secrets_json(peer.secrets)
+        if secured.sas != peer.secrets.sas or keys.send_key != peer.secrets.peer_key:
+            raise BzrtpError(f"{key_agreement} {auth_tag} {sas}: {secured} against {theirs}")
+        ours = (keys.send_key, keys.send_salt, keys.recv_key, keys.recv_salt)
+        srtp_both_ways(keys.profile, ours, theirs)
+        return {
+            "name": f"{key_agreement}-{auth_tag}-{sas}-pidphone-{role}",
+            "key_agreement": key_agreement,
+            "auth_tag": auth_tag,
+            "sas": sas,
+            "role": role,
+            "seed": seed,
+            "pidphone": {
+                "sas": secured.sas,
+                "hash": secured.hash,
+                "cipher": secured.cipher,
+                "profile": keys.profile,
+            },
+            "bzrtp": theirs,
+            "encapsulations": encapsulations.made,
+            "wire": [[d.at_ms, d.sender, d.data.hex()] for d in wire],
+        }
+    raise BzrtpError(f"{key_agreement} {auth_tag} {sas}: pidphone never became the {role}")
+
+
+def record_all_versus(args: argparse.Namespace) -> int:  # pragma: no cover - by hand
+    """Every post-quantum key agreement, auth tag and SAS type, pidphone in both roles
+    against bzrtp: print each outcome, write the runs to `args.record_versus`."""
+    lib = load_library(args.lib)
+    runs = []
+    for key_agreement in VERSUS_KEY_AGREEMENTS:
+        for auth_tag in VERSUS_AUTH_TAGS:
+            for sas in VERSUS_SAS:
+                for role in ROLES:
+                    run = record_versus(
+                        lib, key_agreement=key_agreement, auth_tag=auth_tag, sas=sas, role=role
+                    )
+                    mine = run["pidphone"]
+                    assert isinstance(mine, dict)
+                    print(
+                        f"{run['name']:36} SAS {mine['sas']:24} {mine['hash']} {mine['cipher']} "
+                        f"{mine['profile']:24} {len(run['wire'])} datagrams: SAS equal, "  # type: ignore[arg-type]
+                        "SRTP both ways"
+                    )
+                    runs.append(run)
+    record = {
+        "made_with": f"bzrtp 5.5.15 ({lib.path.name}) through tests/peers/bzrtp.py",
+        "runs": runs,
+    }
+    Path(args.record_versus).write_text(json.dumps(record, indent=0) + "\n")
+    print(f"{len(runs)} runs agree; wrote {args.record_versus}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - by hand
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lib", help=f"path of libbzrtp.so (default ${LIBRARY_ENV})")
@@ -723,6 +858,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - by han
     parser.add_argument("--out", help="write <out>.tsv (datagrams) and <out>.json (outcome)")
     parser.add_argument("--bob-starts-ms", type=int, default=0)
     parser.add_argument("--mtu", type=int, help="bzrtp's MTU for both (default 1452)")
+    parser.add_argument(
+        "--record-versus",
+        metavar="JSON",
+        help="pidphone against bzrtp for every post-quantum combination, both roles: check "
+        "each, write the runs (tests/data/zrtp/pidphone-vs-bzrtp55.json)",
+    )
     parser.add_argument(
         "--against-pidphone",
         action="store_true",
@@ -744,6 +885,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - by han
         )
     args = parser.parse_args(argv)
     try:
+        if args.record_versus:
+            return record_all_versus(args)
         return against_pidphone(args) if args.against_pidphone else self_test(args)
     except BzrtpMissingError as exc:
         print(exc, file=sys.stderr)
