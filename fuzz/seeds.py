@@ -6,6 +6,7 @@ Every function is deterministic: the same seeds on every run, so that a finding 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import struct
@@ -33,6 +34,7 @@ from pidphone.zrtp import (
     ZrtpConfig,
     ZrtpSession,
 )
+from pidphone.zrtp.fragment import FRAGMENT_FIRST_BYTE, Fragment, encode_fragment
 from pidphone.zrtp.messages import encode_packet
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
@@ -63,6 +65,8 @@ def captured_zrtp() -> list[bytes]:
 
 ZRTP_FAST = ZrtpConfig(key_agreements=("X255",), hashes=("S256",))
 """The cheapest suite, for exchanges run once per fuzz input."""
+ZRTP_PQ = ZrtpConfig(key_agreements=("X3M3",), auth_tags=("GCM",))
+"""A post-quantum exchange: its Commit and DHPart1 go in fragments."""
 
 
 @functools.cache
@@ -105,6 +109,38 @@ def zrtp_session() -> list[bytes]:
         for ssrc, flags in ((1, 1), (2, 3), (7, 9)):  # as the caller, the callee, a stranger
             packet = encode_packet(0x7000, ssrc, message)
             out += [bytes([point, flags]) + packet for point in (2, 6, 255)]
+    return out
+
+
+def zrtp_pq_session() -> list[bytes]:
+    """For fuzz.targets.zrtp_pq_session: each packet of a post-quantum exchange replayed (CRC
+    fixed) where it belongs and one step late, and forged fragments of its messages: one that
+    says the message is longer (what overflowed bzrtp 5.5.15's reassembly), id 0, words past
+    the end, another SSRC."""
+    exchange = zrtp_exchange(ZRTP_PQ)
+    out: list[bytes] = []
+    for index, packet in enumerate(exchange):
+        out += [bytes([index, 1]) + packet, bytes([index + 1, 0b1111]) + packet]
+    for index, packet in enumerate(exchange):
+        if packet[0] != FRAGMENT_FIRST_BYTE:
+            continue
+        real = Fragment.parse(packet)
+        for fake in (
+            dataclasses.replace(real, total_words=real.total_words + 900),
+            dataclasses.replace(real, message_id=0),
+            dataclasses.replace(real, offset_words=real.total_words - 1),
+            dataclasses.replace(real, ssrc=7),
+            dataclasses.replace(real, payload=bytes(len(real.payload))),
+        ):
+            forged = encode_fragment(
+                sequence=fake.sequence,
+                ssrc=fake.ssrc,
+                message_id=fake.message_id,
+                total_words=fake.total_words,
+                offset_words=fake.offset_words,
+                payload=fake.payload,
+            )
+            out += [bytes([index, 0]) + forged, bytes([index + 1, 0b110]) + forged]
     return out
 
 

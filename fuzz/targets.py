@@ -43,6 +43,7 @@ from pidphone.zrtp import (
     MemoryZidCache,
     Secured,
     SrtpKeysReady,
+    ZrtpConfig,
     ZrtpEvent,
     ZrtpParseError,
     ZrtpSession,
@@ -272,6 +273,18 @@ def zrtp_session(data: bytes) -> None:
     their SAS and keys agree; a forgery that arrives once both are secure changes nothing
     (no event at all: no failure, no lost security).
     """
+    _forged_into_exchange(data, seeds.ZRTP_FAST)
+
+
+def zrtp_pq_session(data: bytes) -> None:
+    """zrtp_session() for a post-quantum exchange (X3M3), whose Commit and DHPart1 travel in
+    fragments: the forgery is mostly a fragment, which the session's reassembler collects
+    (a fragment with its CRC fixed, an id or length that contradicts the real ones, words
+    past the end, a stranger's SSRC); the same checks hold."""
+    _forged_into_exchange(data, seeds.ZRTP_PQ)
+
+
+def _forged_into_exchange(data: bytes, config: ZrtpConfig) -> None:
     if len(data) < 3:
         return
     point, flags, forged = data[0], data[1], data[2:]
@@ -281,7 +294,7 @@ def zrtp_session(data: bytes) -> None:
         ZrtpSession(
             cache=MemoryZidCache(bytes(12)),
             ssrc=1,
-            config=seeds.ZRTP_FAST,
+            config=config,
             random_bytes=seeds.seeded(1),
         )
     )
@@ -289,7 +302,7 @@ def zrtp_session(data: bytes) -> None:
         ZrtpSession(
             cache=MemoryZidCache(bytes([1] * 12)),
             ssrc=2,
-            config=seeds.ZRTP_FAST,
+            config=config,
             random_bytes=seeds.seeded(2),
         )
     )
@@ -482,6 +495,9 @@ TARGETS: dict[str, Target] = {
         ),
         Target("zrtp_packet", zrtp_packet, (ZrtpParseError,), seeds.zrtp, 3072, seeds.ZRTP_TOKENS),
         Target("zrtp_session", zrtp_session, (), seeds.zrtp_session, 3072, seeds.ZRTP_TOKENS),
+        Target(
+            "zrtp_pq_session", zrtp_pq_session, (), seeds.zrtp_pq_session, 3072, seeds.ZRTP_TOKENS
+        ),
         Target("zrtp_fragments", zrtp_fragments, (), seeds.zrtp_fragments, 8192, seeds.ZRTP_TOKENS),
         Target("media", media, (), seeds.media, 2048, seeds.ZRTP_TOKENS),
         Target("config", config, (ConfigError,), seeds.configs, 16384, seeds.CONFIG_TOKENS),

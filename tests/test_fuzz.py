@@ -46,7 +46,7 @@ def check(target: Target, data: bytes) -> None:
         target.run(data)
 
 
-EXAMPLES = {"zrtp_session": 150, "sip_agent": 200, "config": 200}
+EXAMPLES = {"zrtp_session": 150, "zrtp_pq_session": 100, "sip_agent": 200, "config": 200}
 """Fewer for the targets that run a whole exchange or file per input (about 2 ms each)."""
 
 
