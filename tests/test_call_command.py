@@ -90,9 +90,10 @@ def test_call_and_answer_over_tls_are_secure_with_tones_both_ways(tmp_path: Path
     assert call_status == 0 and answer_status == 0, (call_out, answer_out)
     assert alice["state"] == bob["state"] == "secure"
     assert alice["sas"] == bob["sas"] and len(alice["sas"]) == 4
-    assert alice["key_agreement"] == bob["key_agreement"] == "X255"
-    assert alice["post_quantum"] is bob["post_quantum"] is False
-    assert alice["cipher"] == "AES3" and alice["auth_tag"] == "HS80"
+    # the default offer puts X3M3 first: a post-quantum call, with AES3 and S512
+    assert alice["key_agreement"] == bob["key_agreement"] == "X3M3"
+    assert alice["post_quantum"] is bob["post_quantum"] is True
+    assert alice["cipher"] == "AES3" and alice["hash"] == "S512" and alice["auth_tag"] == "HS80"
     assert alice["codec"] == bob["codec"] == "PCMU"
     assert alice["rate"] == bob["rate"] == 8000 and not alice["wideband"]
     assert abs(alice["received_frequencies"][0] - 700) <= 25
@@ -135,7 +136,8 @@ def test_human_readable_progress(tmp_path: Path) -> None:
 
     text = asyncio.run(main())
     assert f"calling sips:bob@127.0.0.1:{port}" in text
-    assert "SECURE  SAS " in text
+    assert "SECURE PQ  SAS " in text  # X3M3, the default first choice of both
+    assert "X3M3 AES3 HS80 S512" in text
     assert "result: OK" in text
     assert "received tones: " in text
 

@@ -289,3 +289,30 @@ def test_provision_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "installed" in capsys.readouterr().err
     assert target.stat().st_uid == os.getuid()
     assert cli.main([*argv, "--owner", "no-such-user-here"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("key_agreement", "says"),
+    [
+        (None, ["X3M3 first", "lower code wins", "AES3 and S512", "X255 is offered next"]),
+        ('["X255", "X3M3"]', ["X3M3 listed after X255: never used"]),
+        ('["X255", "EC25"]', ["no post-quantum key agreement", 'Put "X3M3" first']),
+        ('["MLK3"]', ["MLK3 first", "only post-quantum", "DH3k"]),
+    ],
+)
+def test_check_config_explains_the_post_quantum_key_agreements(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key_agreement: str | None, says: list[str]
+) -> None:
+    extra = "" if key_agreement is None else f"\n[security]\nkey_agreement = {key_agreement}\n"
+    path = write(tmp_path, GOOD + extra)
+    assert cli.main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    notes = " ".join(line for line in out.splitlines() if line.startswith("# security."))
+    for words in says:
+        assert words in notes
+    effective = tomllib.loads(out)["security"]
+    assert effective["key_agreement"] == (
+        ["X3M3", "X255", "EC25", "DH3k"]
+        if key_agreement is None
+        else tomllib.loads(f"k = {key_agreement}")["k"]
+    )

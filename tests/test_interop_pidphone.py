@@ -61,8 +61,10 @@ def test_caller_hangs_up(rig: Rig) -> None:
     assert alice.returncode == 0, alice.describe()
     assert bob.returncode == 0, bob.describe()
     assert_secure_pair(at_alice, at_bob)
-    # both offered their defaults: X255 first, AES3 first (examples/pidphone.toml)
-    assert (at_alice["key_agreement"], at_alice["cipher"]) == ("X255", "AES3")
+    # both offered their defaults: X3M3 first (examples/pidphone.toml), so a post-quantum
+    # call: the fragmented Commit and DHPart1 crossed the media ports, AES3 and S512 chosen
+    assert (at_alice["key_agreement"], at_alice["cipher"]) == ("X3M3", "AES3")
+    assert at_alice["hash"] == "S512" and at_alice["post_quantum"] and at_bob["post_quantum"]
     assert at_alice["reason"] == "Hung up"
     assert at_bob["reason"] == "Hung up by peer"
     assert at_bob["remote"] == "sip:alice@127.0.0.1"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pidphone.config import dump_config, load_config
+from pidphone.config.explain import zrtp_notes
 
 from .common import EXIT_OK, config_path, warn
 
@@ -24,5 +25,7 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO | None = None) -> int
         stream.write(f"# account.password is read from {config.account.password_file}\n")
         account = dataclasses.replace(config.account, password="")
         config = dataclasses.replace(config, account=account)
+    for note in zrtp_notes(config):
+        stream.write(f"# {note}\n")
     stream.write(dump_config(config))
     return EXIT_OK

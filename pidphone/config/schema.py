@@ -144,18 +144,24 @@ class SecurityConfig:
     shown before the first clear frame; one whose exchange began and failed is ended. Under
     both, a call that has been secure never carries clear audio again."""
     key_agreement: tuple[str, ...] = field(
-        default=("X255", "EC25", "DH3k"),
+        default=("X3M3", "X255", "EC25", "DH3k"),
         metadata=_zrtp_list(checks.ZRTP_KEY_AGREEMENTS, "ZRTP key agreement"),
     )
-    """Key agreement types (§5.1.5): DH3k DH2k EC25 EC38 X255 X448."""
+    """Key agreement types (§5.1.5): DH3k DH2k EC25 EC38 X255 X448, and the post-quantum ones
+    of Linphone's bzrtp 5.5: X3M3 (X448 + ML-KEM-1024), MLK3 (ML-KEM-1024), MLK2 (ML-KEM-768).
+    When the two phones' first choices differ, the numerically lower bzrtp code wins, so a
+    post-quantum one is used only when both list it first; X255 next keeps X25519 with phones
+    that have none (`pidphone check-config` explains the list it is given)."""
     cipher: tuple[str, ...] = field(
         default=("AES3", "AES1"), metadata=_zrtp_list(checks.ZRTP_CIPHERS, "ZRTP cipher")
     )
     """SRTP cipher types (§5.1.3): AES1 (AES-128), AES3 (AES-256)."""
     auth_tag: tuple[str, ...] = field(
-        default=("HS80", "HS32"), metadata=_zrtp_list(checks.ZRTP_AUTH_TAGS, "ZRTP auth tag")
+        default=("HS80", "HS32", "GCM"),
+        metadata=_zrtp_list(checks.ZRTP_AUTH_TAGS, "ZRTP auth tag"),
     )
-    """SRTP authentication tags (§5.1.4): HS80 (HMAC-SHA1 80 bits), HS32 (32 bits)."""
+    """SRTP authentication tags (§5.1.4): HS80 (HMAC-SHA1 80 bits), HS32 (32 bits), GCM (SRTP
+    AEAD AES-GCM, RFC 7714, as bzrtp 5.5 offers it first)."""
     hash: tuple[str, ...] = field(
         default=("S256", "S384"), metadata=_zrtp_list(checks.ZRTP_HASHES, "ZRTP hash")
     )
