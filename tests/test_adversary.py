@@ -33,7 +33,7 @@ ALICE_TONE = 1000.0
 BOB_TONE = 700.0
 CALL_SECONDS = 6.5
 """Long enough for each phone's first RTCP report (5 s), so SRTCP is attacked too."""
-TAG_BYTES = {"HS80": 10, "HS32": 4}
+TAG_BYTES = {"HS80": 10, "HS32": 4, "GCM": 16}
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +93,10 @@ def assert_survived(
     sent = attack["sent"]
     for kind in ("zrtp_off_path", "zrtp_on_path", "zrtp_spoofed", "junk", "oversize"):
         assert sent.get(kind, 0) > 0, sent
+    # a post-quantum call (the default): its Commit and DHPart1 came in fragments, and
+    # fragments forged from them went to both phones, from anywhere and as the other phone
+    assert alice["post_quantum"] and bob["post_quantum"]
+    assert sent.get("fragment_on_path", 0) > 0 and sent.get("fragment_spoofed", 0) > 0, sent
     for kind in ("srtp_replay", "srtp_truncated", "srtcp_replay", "srtcp_truncated"):
         assert sent.get(kind, 0) > 0, sent
     # each phone counted what it dropped, by reason

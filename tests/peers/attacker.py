@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from pidphone.rtp.classify import PacketKind, classify
+from pidphone.zrtp.fragment import FRAGMENT_FIRST_BYTE, Fragment, Reassembler, encode_fragment
 from pidphone.zrtp.messages import (
     ClearAck,
     Commit,
@@ -62,6 +63,7 @@ from pidphone.zrtp.messages import (
     SasRelay,
     ZrtpParseError,
     encode_packet,
+    parse_message,
     parse_packet,
 )
 
@@ -86,6 +88,9 @@ class Phone:
     srtp: list[bytes] = field(default_factory=list)
     srtcp: list[bytes] = field(default_factory=list)
     peer: int | None = None
+    fragment: Fragment | None = None
+    """The last real fragment it sent (a post-quantum Commit or DHPart1)."""
+    reassembler: Reassembler = field(default_factory=Reassembler)
 
 
 class Attacker:
@@ -210,6 +215,33 @@ class Attacker:
                 self.send("zrtp_on_path", data, receiver)
                 if secure:
                     self.spoof("zrtp_spoofed", data, sender.port, receiver)
+        if sender.fragment is not None:
+            for data in self.forged_fragments(sender.fragment):
+                self.send("fragment_on_path", data, receiver)
+                self.spoof("fragment_spoofed", data, sender.port, receiver)
+
+    def forged_fragments(self, real: Fragment) -> list[bytes]:
+        """Fragments of the phone's message as an on-path attacker who read one can make
+        them: other bytes in its place, a longer message under its id, the next id, words
+        past the end."""
+        rnd = self.rng.randbytes
+        fakes = [
+            (real.message_id, real.total_words, real.offset_words, rnd(len(real.payload))),
+            (real.message_id, real.total_words + 900, 0, rnd(64)),
+            ((real.message_id + 1) & 0xFFFF, real.total_words, 0, rnd(len(real.payload))),
+            (real.message_id, real.total_words, real.total_words - 1, rnd(64)),
+        ]
+        return [
+            encode_fragment(
+                sequence=(real.sequence + 1) & 0xFFFF,
+                ssrc=real.ssrc,
+                message_id=message_id,
+                total_words=total,
+                offset_words=offset,
+                payload=payload,
+            )
+            for message_id, total, offset, payload in fakes
+        ]
 
     def junk(self, port: int, *, oversize: bool = True) -> None:
         rnd = self.rng.randbytes
@@ -246,7 +278,21 @@ class Attacker:
         if src != PHONE_HOST or payload in self.ours:
             return
         kind = classify(payload)
-        if kind is PacketKind.ZRTP:
+        if kind is PacketKind.ZRTP and payload[0] == FRAGMENT_FIRST_BYTE:
+            phone = self.phones.setdefault(sport, Phone(sport))
+            phone.peer = dport
+            try:
+                phone.fragment = Fragment.parse(payload)
+                whole = phone.reassembler.receive(payload, now)
+                name = "" if whole is None else parse_message(whole.message).type_name
+            except ZrtpParseError:
+                return
+            phone.ssrc = phone.fragment.ssrc
+            phone.sequence = max(phone.sequence, phone.fragment.sequence)
+            if name and name not in phone.types_seen:
+                phone.types_seen.add(name)
+                self.burst(phone, dport, f"{sport}>{dport} {name}")
+        elif kind is PacketKind.ZRTP:
             try:
                 packet = parse_packet(payload)
             except ZrtpParseError:
