@@ -143,6 +143,28 @@ def test_a_fragment_announcing_another_length_drops_the_partial_message() -> Non
         reassembler.receive(other_length, 0.0)
 
 
+def test_after_completion_only_the_same_bytes_are_collected_under_that_id() -> None:
+    """A forged fragment that arrives once a message is whole is refused at once; kept, it
+    would spoil the retransmission (the real fragments would complete a message with the
+    forged bytes in it). A retransmission of the real message completes it again."""
+    data = message(100)
+    packets = fragments(data, mtu=FRAGMENT_OVERHEAD + 100)
+    reassembler = Reassembler()
+    assert reassemble(packets, reassembler) == data
+    last = Fragment.parse(packets[-1])
+    for total, payload in ((last.total_words, b"\xee" * len(last.payload)), (120, last.payload)):
+        forged = encode_fragment(
+            sequence=9, ssrc=SSRC, message_id=last.message_id, total_words=total,
+            offset_words=last.offset_words, payload=payload,
+        )  # fmt: skip
+        with pytest.raises(ZrtpParseError, match="completed"):
+            reassembler.receive(forged, 1.0)
+    assert len(reassembler) == 0
+    assert reassemble(packets, reassembler) == data  # the retransmission, whole again
+    other = fragments(message(100, 3), mtu=FRAGMENT_OVERHEAD + 100, message_id=0x2C5)
+    assert reassemble(other, reassembler) == message(100, 3)  # the next id is a new message
+
+
 def test_messages_are_told_apart_by_ssrc_and_id() -> None:
     one, two = message(400, 1), message(400, 2)
     a = fragments(one, message_id=7)

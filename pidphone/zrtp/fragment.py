@@ -21,7 +21,11 @@ new one), and a message not completed within `lifetime` seconds of its first fra
 dropped. Duplicates, reordering and overlaps are safe: a fragment must agree with the bytes
 already collected where they overlap, or the partial message is discarded (a retransmission
 can then complete it). Completion is decided on the words actually received, never on the
-length fields. Every error is a `ZrtpParseError`; the caller drops the fragment and counts it.
+length fields. The last `max_messages` messages completed are remembered: a retransmission
+carries the same bytes under the same id, so a fragment of one of them that disagrees with it
+is a forgery and is refused before it is collected (else it would wait, and spoil the next
+retransmission of that message). Every error is a `ZrtpParseError`; the caller drops the
+fragment and counts it.
 """
 
 from __future__ import annotations
@@ -181,6 +185,8 @@ class Reassembler:
         self.max_messages = max_messages
         self.lifetime = lifetime
         self._partial: dict[tuple[int, int], _Partial] = {}
+        self._completed: dict[tuple[int, int], bytes] = {}
+        """(SSRC, message id) -> the message, the last `max_messages` completed, oldest first."""
 
     def __len__(self) -> int:
         """How many messages are partly collected."""
@@ -211,6 +217,14 @@ class Reassembler:
                 f"{self.max_message_bytes}"
             )
         key = (fragment.ssrc, fragment.message_id)
+        completed = self._completed.get(key)
+        if completed is not None:
+            begin = fragment.offset_words * 4
+            if (
+                len(completed) != fragment.total_words * 4
+                or completed[begin : begin + len(fragment.payload)] != fragment.payload
+            ):
+                raise ZrtpParseError("ZRTP fragment contradicts the message completed under its id")
         partial = self._partial.get(key)
         if partial is not None and partial.total_words != fragment.total_words:
             del self._partial[key]
@@ -242,4 +256,9 @@ class Reassembler:
         if partial.missing:
             return None
         del self._partial[key]
-        return Reassembled(fragment.sequence, fragment.ssrc, bytes(partial.data))
+        message = bytes(partial.data)
+        self._completed.pop(key, None)
+        if len(self._completed) >= self.max_messages:
+            del self._completed[next(iter(self._completed))]
+        self._completed[key] = message
+        return Reassembled(fragment.sequence, fragment.ssrc, message)
