@@ -216,31 +216,37 @@ class Attacker:
                 if secure:
                     self.spoof("zrtp_spoofed", data, sender.port, receiver)
         if sender.fragment is not None:
-            for data in self.forged_fragments(sender.fragment):
+            for data in self.forged_fragments(sender.fragment, secure=secure):
                 self.send("fragment_on_path", data, receiver)
                 self.spoof("fragment_spoofed", data, sender.port, receiver)
 
-    def forged_fragments(self, real: Fragment) -> list[bytes]:
-        """Fragments of the phone's message as an on-path attacker who read one can make
-        them: other bytes in its place, a longer message under its id, the next id, words
-        past the end."""
+    def forged_fragments(self, real: Fragment, *, secure: bool) -> list[bytes]:
+        """Fragments of the phone's message as an on-path attacker who read it can make them,
+        once the message is whole: other bytes in its place, a longer message under its id,
+        words past the end, a stranger's SSRC. Once the call is secure, also the phone's next
+        message id: before, a fragment planted there could be completed by the real ones into
+        a garbled message, which ends the exchange (as a forged whole message could, were it
+        not refused by the hash chain; left out then, like UNAUTHENTICATED_BEFORE_KEYS)."""
         rnd = self.rng.randbytes
         fakes = [
-            (real.message_id, real.total_words, real.offset_words, rnd(len(real.payload))),
-            (real.message_id, real.total_words + 900, 0, rnd(64)),
-            ((real.message_id + 1) & 0xFFFF, real.total_words, 0, rnd(len(real.payload))),
-            (real.message_id, real.total_words, real.total_words - 1, rnd(64)),
+            (real.ssrc, real.message_id, real.total_words, real.offset_words, len(real.payload)),
+            (real.ssrc, real.message_id, real.total_words + 900, 0, 64),
+            (real.ssrc, real.message_id, real.total_words, real.total_words - 1, 64),
+            (self.rng.getrandbits(32), real.message_id, real.total_words, 0, len(real.payload)),
         ]
+        if secure:
+            next_id = (real.message_id + 1) & 0xFFFF
+            fakes.append((real.ssrc, next_id, real.total_words, 0, len(real.payload)))
         return [
             encode_fragment(
                 sequence=(real.sequence + 1) & 0xFFFF,
-                ssrc=real.ssrc,
+                ssrc=ssrc,
                 message_id=message_id,
                 total_words=total,
                 offset_words=offset,
-                payload=payload,
+                payload=rnd(size),
             )
-            for message_id, total, offset, payload in fakes
+            for ssrc, message_id, total, offset, size in fakes
         ]
 
     def junk(self, port: int, *, oversize: bool = True) -> None:
