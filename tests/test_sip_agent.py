@@ -465,6 +465,7 @@ def test_options_answered_with_allow_and_accept() -> None:
         ("REFER", "Refer-To: <sips:carol@127.0.0.1>\r\n", "", 403),
         ("REFER", "Refer-To: <sips:carol@127.0.0.1>\r\n", ";tag=nope", 481),
         ("NOTIFY", "Event: refer\r\n", ";tag=nope", 481),
+        ("NOTIFY", "Event: refer\r\n", "", 481),
         ("INVITE", "", ";tag=nope", 481),
         ("OPTIONS", "Require: 100rel\r\n", "", 420),
         ("INVITE", "Content-Type: text/plain\r\n", "", 415),

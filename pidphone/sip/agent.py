@@ -310,6 +310,8 @@ class UserAgent:
         elif method is Method.REFER:
             # only the peer of a call we are in may transfer it (refer.py)
             self._stack.reject(peer, req, 403)
+        elif method is Method.NOTIFY:
+            self._stack.reject(peer, req, 481)  # RFC 6665 §4.1.3: no subscription of ours
         else:
             self._uas.reject_method(peer, req)
 
