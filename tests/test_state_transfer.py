@@ -17,6 +17,7 @@ from pidphone.app.call_events import (
 )
 from pidphone.app.call_state import CallState, Security
 from pidphone.app.phone_events import (
+    Hangup,
     Hold,
     OutgoingCall,
     PlaceCall,
@@ -141,3 +142,13 @@ def test_a_replacing_call_for_a_call_not_shown_is_hung_up() -> None:
 
     phone = connected_call("c1")
     assert phone.do(CallReplaced("c4", "nope", "sips:x@y", "")) == [Hangup("c4")]
+
+
+def test_transfer_while_the_consultation_still_rings_gives_it_up_and_transfers_blind() -> None:
+    phone = connected_call("c1")
+    phone.do(key("transfer"), key("5"), key("answer"), OutgoingCall("c2", "5"))
+    assert phone.do(key("transfer")) == [Hangup("c2"), Transfer("c1", "5")]
+    assert call_of(phone).call_id == "c1" and phone.state.other is None
+    assert screen(phone).lines[-1] == "Transferring to 5"
+    phone.do(CallFinished("c2", "Cancelled", by_peer=False))  # the consultation: gone
+    assert call_of(phone).call_id == "c1"

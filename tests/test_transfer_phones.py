@@ -208,3 +208,28 @@ def test_a_phone_with_two_calls_declines_to_be_transferred_into_a_third(tmp_path
             assert not any(isinstance(e, CallReferred) for e in bob.events)
 
     asyncio.run(main())
+
+
+def test_transfer_while_the_consultation_rings(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with three_phones(tmp_path) as (alice, bob, carol):
+            first = await alice_calls_bob(alice, bob)
+            for key in ("transfer", "5", "answer"):
+                alice.key(key)
+            await carol.until(lambda e: isinstance(e, CallIncoming))
+            alice.key("transfer")  # Carol has not answered: Bob goes to her instead of Alice
+            await carol.until(lambda e: isinstance(e, CallFinished))  # Alice's call, cancelled
+            await carol.until(
+                lambda e: isinstance(e, CallIncoming) and "bob" in e.remote_uri, timeout=15
+            )
+            carol.engine.press(HookEvent(off_hook=True))
+            await alice.until(lambda e: isinstance(e, CallTransferEnded))
+            ended = next(e for e in alice.events if isinstance(e, CallTransferEnded))
+            assert ended.call_id == first.call_id and ended.ended.succeeded
+            referred = next(e for e in bob.events if isinstance(e, CallReferred))
+            await bob.until(
+                lambda e: isinstance(e, CallSecure) and e.call_id == referred.new_call_id
+            )
+            await until(lambda: alice.engine.calls() == [], timeout=10)
+
+    asyncio.run(main())

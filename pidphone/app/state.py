@@ -16,7 +16,8 @@ Rules worth knowing:
 - Transfer ("transfer" key, RFC 3515): in a call, it holds the call and takes the target's
   digits; "#" (or "transfer" again) transfers blind, "answer" calls the target first with the
   call on hold, "hangup" goes back to the call. With a consultation call up and the first call
-  on hold, "transfer" joins them (attended). What becomes of it shows on the call's screen.
+  on hold, "transfer" joins them (attended); while the consultation call still rings, it is
+  given up and the held call transferred to its number. What becomes of it shows on screen.
 - A call that loses its security (`CallSecurityLost`) has no audio either way. The SECURITY LOST
   warning (full screen, congestion tone) counts down `security_lost_timeout` seconds, then the
   call ends; one of the same keys keeps the line (silent, marked NO AUDIO), "hangup" ends it.
@@ -277,6 +278,8 @@ def _in_call_key(state: PhoneState, call: CallView, key: str) -> Result:
             return replace(state, other=None), [Reject(other.call_id)]
     if key == "hangup":
         return _hang_up(state, call)
+    if key == "transfer" and call.phase in {CallState.CALLING, CallState.ALERTING}:
+        return _transfer_unanswered(state, call)
     if call_id is None:
         return state, []
     connected = call.phase == CallState.CONNECTED
@@ -325,6 +328,20 @@ def _transfer_start(state: PhoneState, call: CallView, call_id: str) -> Result:
     return replace(state, call=held, transfer_from=call_id, digits="", digit_deadline=None), (
         commands
     )
+
+
+def _transfer_unanswered(state: PhoneState, call: CallView) -> Result:
+    """The consultation call still rings: give it up and transfer the held call to its
+    number instead (RFC 5589 §7, semi-attended)."""
+    held = state.other
+    if held is None or not held.held or held.call_id is None:
+        return state, []
+    if held.phase != CallState.CONNECTED:
+        return state, []
+    commands: list[Command] = [] if call.call_id is None else [Hangup(call.call_id)]
+    commands.append(Transfer(held.call_id, call.number))
+    going = replace(held, transfer=f"Transferring to {call.number}")
+    return replace(state, call=going, other=None, cancel_outgoing=call.call_id is None), commands
 
 
 def _transfer_key(state: PhoneState, call: CallView, call_id: str, key: str) -> Result:
