@@ -68,17 +68,6 @@ def zrtp_config(config: Config) -> ZrtpConfig:
     )
 
 
-MEDIA_CODECS = ("PCMU", "PCMA")
-"""The codecs the media session plays today. The config may name the wideband ones too: they
-are offered once the media session takes a codec object (pidphone.audio.codec)."""
-
-
-def offered_codecs(configured: tuple[str, ...]) -> tuple[str, ...]:
-    """The configured codecs the media session can play, in the configured order (G.711 if
-    the config names none of them)."""
-    return tuple(name for name in configured if name in MEDIA_CODECS) or MEDIA_CODECS
-
-
 def controller_settings(config: Config) -> ControllerSettings:
     """Media on every interface; the SDP names the address that routes towards the peer
     (or the STUN answer). No phone UI: `phone_settings` adds it."""
@@ -89,7 +78,7 @@ def controller_settings(config: Config) -> ControllerSettings:
     )
     return ControllerSettings(
         calls=SwitchboardSettings(
-            call=CallSettings(media=media, codecs=offered_codecs(config.audio.codecs)),
+            call=CallSettings(media=media, codecs=config.audio.codecs),
             media_bind="0.0.0.0",
             stun_server=config.server.stun_address,
             dial_domain=config.phone.dial_domain,

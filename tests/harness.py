@@ -240,16 +240,23 @@ STEP = 0.02
 """One frame: the media runner's tick."""
 
 
-def tone_frames(freq: float, amplitude: int = 8000) -> Callable[[int], bytes]:
-    """Frame n of a continuous sine."""
+class Tone(Protocol):
+    """Frame n (20 ms) of a continuous sine at `rate` Hz."""
 
-    def frame(n: int) -> bytes:
-        start = n * FRAME_SAMPLES
+    def __call__(self, n: int, rate: int = 8000) -> bytes: ...
+
+
+def tone_frames(freq: float, amplitude: int = 8000) -> Tone:
+    """Frame n of a continuous sine, at 8 kHz unless asked for another rate."""
+
+    def frame(n: int, rate: int = 8000) -> bytes:
+        samples = FRAME_SAMPLES * rate // 8000
+        start = n * samples
         return struct.pack(
-            f"<{FRAME_SAMPLES}h",
+            f"<{samples}h",
             *(
-                round(amplitude * math.sin(2 * math.pi * freq * (start + i) / 8000))
-                for i in range(FRAME_SAMPLES)
+                round(amplitude * math.sin(2 * math.pi * freq * (start + i) / rate))
+                for i in range(samples)
             ),
         )
 
@@ -262,7 +269,7 @@ class MediaEnd:
 
     session: MediaSession
     address: Address
-    tone: Callable[[int], bytes]
+    tone: Tone
     events: list[MediaEvent] = field(default_factory=list)
     sent: list[tuple[float, bytes, Address]] = field(default_factory=list)
     played: list[bytes] = field(default_factory=list)
@@ -323,7 +330,7 @@ def talk(
             if timer is not None and timer <= now:
                 end.session.handle_timer(now)
             if audio:
-                end.session.send_audio(end.tone(n), now)
+                end.session.send_audio(end.tone(n, end.session.audio_rate), now)
                 end.played.append(end.session.pull_audio(now))
         for src, dst, wire in ((a, b, wires[0]), (b, a, wires[1])):
             to_dst = []

@@ -94,8 +94,10 @@ def test_call_and_answer_over_tls_are_secure_with_tones_both_ways(tmp_path: Path
     assert alice["key_agreement"] == bob["key_agreement"] == "X3M3"
     assert alice["post_quantum"] is bob["post_quantum"] is True
     assert alice["cipher"] == "AES3" and alice["hash"] == "S512" and alice["auth_tag"] == "HS80"
-    assert alice["codec"] == bob["codec"] == "PCMU"
-    assert alice["rate"] == bob["rate"] == 8000 and not alice["wideband"]
+    # the default offer puts Opus first: a wideband call, 16 kHz audio on a 48 kHz RTP clock
+    assert alice["codec"] == bob["codec"] == "opus"
+    assert alice["rate"] == bob["rate"] == 16000 and alice["wideband"]
+    assert alice["clock_rate"] == 48000
     assert abs(alice["received_frequencies"][0] - 700) <= 25
     assert abs(bob["received_frequencies"][0] - 1000) <= 25
     assert alice["packets_sent"] > 50 and bob["packets_received"] > 50

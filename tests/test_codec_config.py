@@ -1,5 +1,5 @@
-"""The codec preference in the config: the wideband codecs first by default, and only what the
-media session plays reaches the SDP offer."""
+"""The codec preference in the config: the wideband codecs first by default, offered in the
+configured order."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from pidphone.config import load_config
 from pidphone.errors import ConfigError
-from pidphone.wiring import controller_settings, offered_codecs
+from pidphone.wiring import controller_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -45,20 +45,8 @@ def test_bad_codec_lists_name_the_key_and_the_fix(tmp_path: Path, value: str, me
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize(
-    ("configured", "offered"),
-    [
-        (("opus", "G722", "PCMU", "PCMA"), ("PCMU", "PCMA")),
-        (("PCMA", "opus", "PCMU"), ("PCMA", "PCMU")),
-        (("opus", "G722"), ("PCMU", "PCMA")),
-    ],
-)
-def test_only_codecs_the_media_session_plays_are_offered(
-    configured: tuple[str, ...], offered: tuple[str, ...]
-) -> None:
-    assert offered_codecs(configured) == offered
-
-
-def test_controller_settings_carry_the_playable_codecs(tmp_path: Path) -> None:
+def test_controller_settings_offer_the_configured_codecs_in_order(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, '[audio]\ncodecs = ["PCMA", "G722", "PCMU"]\n'))
-    assert controller_settings(config).calls.call.codecs == ("PCMA", "PCMU")
+    assert controller_settings(config).calls.call.codecs == ("PCMA", "G722", "PCMU")
+    default = load_config(write(tmp_path, ""))
+    assert controller_settings(default).calls.call.codecs == ("opus", "G722", "PCMU", "PCMA")

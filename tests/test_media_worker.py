@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -105,14 +105,16 @@ PCMU_PARAMS = MediaParams(("127.0.0.1", 9), 0, "PCMU", 101, "sendrecv", None, 20
 """A negotiation's result for PCMU with telephone-event 101 (the address is not used)."""
 
 
-def connect(a: Side, b: Side, config: MediaConfig | None = None) -> tuple[MediaOpened, MediaOpened]:
+def connect(
+    a: Side, b: Side, config: MediaConfig | None = None, params: MediaParams = PCMU_PARAMS
+) -> tuple[MediaOpened, MediaOpened]:
     """Open media 1 on each side and point them at each other, ZRTP hashes included."""
     for side in (a, b):
         side.worker.send(OpenMedia(1, "127.0.0.1", config or MediaConfig()))
     oa, ob = opened(a, 1), opened(b, 1)
     for side, theirs in ((a, ob), (b, oa)):
         commands: list[MediaCommand] = [
-            SetCodec(1, PCMU_PARAMS),
+            SetCodec(1, params),
             SetRemote(1, theirs.local, theirs.hello_hash, None),
             StartMedia(1),
             SetHandset(1),
@@ -175,6 +177,28 @@ def test_two_workers_secure_a_call_and_carry_audio_both_ways() -> None:
         b.worker.stop()
     assert not a.worker.alive and not b.worker.alive
     assert a.audio is not None and a.audio.playbacks["call"].closed
+
+
+def test_a_wideband_call_runs_the_handset_at_16_khz_and_back_at_8_after_it() -> None:
+    opus = replace(PCMU_PARAMS, payload_type=111, codec="opus", clock_rate=48000)
+    a = make_side(SimAudioDevices(tone_frequency=5000))
+    b = make_side(SimAudioDevices(tone_frequency=700))
+    try:
+        connect(a, b, params=opus)
+        secured(a)
+        time.sleep(0.8)
+        assert a.audio is not None and b.audio is not None
+        assert [e.rate for e in b.audio.earpieces] == [8000, 16000]
+        heard = dominant_frequencies(b.heard(), 16000, count=1)
+        assert heard and abs(heard[0] - 5000) < 40  # a tone narrowband could not carry
+        a.worker.send(CloseMedia(1))
+        a.wait(lambda e: isinstance(e, MediaClosed))
+        time.sleep(0.1)
+        assert [e.rate for e in a.audio.earpieces] == [8000, 16000, 8000]
+        assert a.audio.earpieces[1].closed
+    finally:
+        a.worker.stop()
+        b.worker.stop()
 
 
 def test_zrtp_runs_at_network_speed_without_any_audio_clock() -> None:

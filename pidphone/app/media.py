@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pidphone.errors import LocalProtocolError, ProtocolError
-from pidphone.ports import FRAME_BYTES, Address
+from pidphone.ports import Address
 from pidphone.rtp import PacketKind, classify, stun
 from pidphone.srtp import SrtpError
 from pidphone.zrtp.cache import ZidCache
@@ -114,9 +114,22 @@ class MediaSession:
         """The ZRTP session of the stream now: the first, or a Multistream one."""
         return self._security.zrtp
 
-    def configure(self, codec: str, payload_type: int, telephone_event_pt: int | None) -> None:
-        """The codec and payload types the SDP negotiation settled on."""
-        self._stream.configure(codec, payload_type, telephone_event_pt)
+    def configure(
+        self,
+        codec: str,
+        payload_type: int,
+        telephone_event_pt: int | None,
+        fmtp: Mapping[str, str] | None = None,
+    ) -> None:
+        """The codec and payload types the SDP negotiation settled on (and the peer's fmtp
+        for the codec); also when a re-INVITE changes them."""
+        self._stream.configure(codec, payload_type, telephone_event_pt, fmtp)
+
+    @property
+    def audio_rate(self) -> int:
+        """Hz of the frames `send_audio` takes and `pull_audio` gives: the codec's (8000 for
+        G.711, 16000 for G.722 and Opus)."""
+        return self._stream.audio_rate
 
     def set_direction(self, direction: str) -> None:
         """Our SDP direction: audio goes out only for sendrecv and sendonly (RFC 3264 §5.1)."""
@@ -247,8 +260,9 @@ class MediaSession:
 
     def send_audio(self, pcm: bytes, now: float) -> None:
         """One captured 20 ms frame: encode and send it, when the policy lets audio out."""
-        if len(pcm) != FRAME_BYTES:
-            raise LocalProtocolError(f"audio frame of {len(pcm)} bytes, expected {FRAME_BYTES}")
+        size = self._stream.codec.frame_bytes
+        if len(pcm) != size:
+            raise LocalProtocolError(f"audio frame of {len(pcm)} bytes, expected {size}")
         if self._closed or self._started_at is None:
             return
         remote = self._remote

@@ -109,3 +109,8 @@ class MediaStats:
     rtcp_received: int = 0
     jitter: float = 0.0
     """Interarrival jitter in seconds (RFC 3550 A.8)."""
+    fec_recovered: int = 0
+    """Lost frames rebuilt from the next packet's in-band FEC (Opus) rather than concealed."""
+    undecodable: int = 0
+    """Authenticated packets of the negotiated payload type the codec could not decode
+    (concealed)."""

@@ -228,7 +228,7 @@ def apply_to_session(
     `LocalProtocolError`, which the caller logs: it is no fault of the thread."""
     if isinstance(command, SetCodec):
         params = command.params
-        session.configure(params.codec, params.payload_type, params.telephone_event_pt)
+        session.configure(params.codec, params.payload_type, params.telephone_event_pt, params.fmtp)
     elif isinstance(command, SetRemote):
         session.set_remote(command.address, command.peer_hello_hash, rtcp=command.rtcp, now=now)
         return [MediaHelloHash(media_id, session.hello_hash)]

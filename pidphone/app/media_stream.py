@@ -1,5 +1,7 @@
-"""The audio side of a call's media: G.711 over RTP, the jitter buffer and loss concealment,
-RFC 4733 DTMF, and the RTCP reports (RFC 3550).
+"""The audio side of a call's media: the negotiated codec over RTP (G.711, G.722 or Opus), the
+jitter buffer and loss concealment (the codec's own: Appendix I for G.711 and G.722, libopus's
+PLC and in-band FEC for Opus), RFC 4733 DTMF at the codec's clock, and the RTCP reports
+(RFC 3550).
 
 It knows nothing of keys or addresses: the media session hands it RTP that has passed (or did
 not need) the SRTP check and takes from it the clear packets to protect and send.
@@ -8,13 +10,11 @@ not need) the SRTP check and takes from it the clear packets to protect and send
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
-from pidphone.audio import g711
-from pidphone.audio.plc import Concealer
+from pidphone.audio.analysis import rms
+from pidphone.audio.codec import Codec, CodecDecodeError, audio_rate, make_codec
 from pidphone.errors import LocalProtocolError
-from pidphone.ports import FRAME_BYTES, FRAME_SAMPLES
 from pidphone.rtp import RtpSender, rtp_fields
 from pidphone.rtp.jitter import JitterBuffer
 from pidphone.rtp.rtcp import (
@@ -37,27 +37,10 @@ from pidphone.rtp.telephone_event import TelephoneEventDecoder, TelephoneEventEn
 from .media_config import MediaConfig
 from .media_events import MediaDtmf, MediaEvent, MediaStats
 
-SILENCE = bytes(FRAME_BYTES)
 SDES_CNAME = 1
-
-
-@dataclass(frozen=True)
-class G711:
-    """G.711 mu-law (PCMU) or A-law (PCMA), 8 kHz: 20 ms PCM frames in, payloads out, and
-    back. The session uses nothing else of its codec."""
-
-    name: str
-    encode: Callable[[bytes], bytes]
-    decode: Callable[[bytes], bytes]
-    rate: int = 8000
-    """Samples per second of the PCM it takes and gives (also its RTP clock rate)."""
-
-
-CODECS: dict[str, G711] = {
-    "PCMU": G711("PCMU", g711.ulaw_encode, g711.ulaw_decode),
-    "PCMA": G711("PCMA", g711.alaw_encode, g711.alaw_decode),
-}
-"""The codecs a call can negotiate, by their SDP encoding name."""
+QUIET_RMS = 100.0
+"""A decoded frame this quiet (about -50 dBFS) is where the jitter buffer may drop a frame to
+shrink its delay (`JitterBuffer.pop_early`): nobody hears a pause shortened by 20 ms."""
 
 
 class AudioStream:
@@ -83,9 +66,8 @@ class AudioStream:
         self.ssrc = self._sender.ssrc
         self._receiver: ReceiverStats | None = None
         self._peer_ssrc: int | None = None
+        self.codec: Codec = make_codec("PCMU")
         self._jitter = JitterBuffer(max_delay=config.max_jitter_delay)
-        self._plc = Concealer()
-        self.codec: G711 = CODECS["PCMU"]
         self._payload_type = 0
         self._event_pt: int | None = None
         self._dtmf_out = TelephoneEventEncoder()
@@ -95,12 +77,33 @@ class AudioStream:
         self._last_sr: tuple[int, float] | None = None
         """The middle 32 bits of the peer's last SR timestamp and when it arrived (LSR/DLSR)."""
 
-    def configure(self, codec: str, payload_type: int, telephone_event_pt: int | None) -> None:
-        """The codec and payload types the SDP negotiation settled on."""
-        found = CODECS.get(codec)
-        if found is None:
-            raise LocalProtocolError(f"unsupported codec {codec!r}: {' or '.join(CODECS)}")
-        self.codec = found
+    @property
+    def audio_rate(self) -> int:
+        """Hz of the PCM `packet_for` takes and `pull_audio` gives: the codec's."""
+        return self.codec.sample_rate
+
+    def configure(
+        self,
+        codec: str,
+        payload_type: int,
+        telephone_event_pt: int | None,
+        fmtp: Mapping[str, str] | None = None,
+    ) -> None:
+        """The codec and payload types the SDP negotiation settled on, and the peer's fmtp for
+        it (Opus: FEC, DTX, the widest audio it plays). A change of codec (a re-INVITE) starts
+        a new encoder, decoder and jitter buffer; the RTP timestamps go on at the new clock.
+        telephone-event runs at the codec's clock (the SDP agreed it at that rate)."""
+        new = make_codec(codec, fmtp or {}, sample_rate=audio_rate(codec))
+        old, self.codec = self.codec, new
+        old.close()
+        if (old.name, old.clock_rate) != (new.name, new.clock_rate):
+            self._jitter = JitterBuffer(
+                clock_rate=new.clock_rate,
+                samples_per_frame=new.frame_ticks,
+                max_delay=self.config.max_jitter_delay,
+            )
+        self._sender.samples_per_packet = new.frame_ticks
+        self._dtmf_out = TelephoneEventEncoder(samples_per_packet=new.frame_ticks)
         self._payload_type = payload_type
         self._sender.payload_type = payload_type
         self._event_pt = telephone_event_pt
@@ -118,19 +121,24 @@ class AudioStream:
                 packet = self._sender.event_packet(
                     self._event_pt, event.payload, timestamp=event.timestamp, marker=event.marker
                 )
-            self._sender.skip(FRAME_SAMPLES)
+            self._sender.skip(self.codec.frame_ticks)
             return packet
         if not allowed:
             self.stats.frames_withheld += 1
-            self._sender.skip(FRAME_SAMPLES)
+            self._sender.skip(self.codec.frame_ticks)
             return None
-        return self._sender.packet(self.codec.encode(pcm))
+        payload = self.codec.encode(pcm)
+        if not payload:  # Opus DTX: nothing worth sending
+            self._sender.skip(self.codec.frame_ticks)
+            return None
+        return self._sender.packet(payload)
 
     def send_dtmf(self, key: str, duration: float) -> None:
         """Send a key press as RFC 4733 events in place of the next frames' audio."""
         if self._event_pt is None:
             raise LocalProtocolError("the peer did not negotiate telephone-event")
-        self._dtmf_out.start(key, self._sender.timestamp, duration=round(duration * 8000))
+        clock = self.codec.clock_rate
+        self._dtmf_out.start(key, self._sender.timestamp, duration=round(duration * clock))
 
     def rtcp_report(self, now: float, *, bye: bool = False) -> bytes:
         """An SR (or RR when we have sent nothing), SDES CNAME, and BYE at the end (§6.1)."""
@@ -170,11 +178,12 @@ class AudioStream:
         if receiver is None or ssrc != self._peer_ssrc:
             self._peer_ssrc = ssrc
             receiver = self._receiver = ReceiverStats()
-        receiver.update(sequence, timestamp, now)
+        clock = self.codec.clock_rate
+        receiver.update(sequence, timestamp, now, clock)
         stats = self.stats
         stats.packets_received += 1
         stats.packets_lost = max(0, receiver.cumulative_lost)
-        stats.jitter = receiver.jitter / 8000
+        stats.jitter = receiver.jitter / clock
         if payload_type == self._payload_type:
             self._jitter.put_raw(
                 sequence,
@@ -201,16 +210,49 @@ class AudioStream:
         self.stats.rtcp_received += 1
 
     def pull_audio(self, now: float) -> bytes:
-        """The next 20 ms to play: decoded, concealed over a loss, or silence."""
+        """The next 20 ms to play at `audio_rate`: decoded, rebuilt from the next packet's FEC
+        or concealed over a loss, or silence. After a quiet frame, when the buffer holds more
+        delay than the jitter needs, the next frame plays in its place (a pause 20 ms shorter
+        is the least audible way to shrink the delay)."""
+        codec = self.codec
         frame = self._jitter.pop(now)
         if frame.kind == "silence":
-            # Through the concealer, so that a loss right before a new talk-spurt conceals
-            # from this silence rather than replaying the end of the last one.
-            return self._plc.good(SILENCE)
+            return codec.silence()
         if frame.kind == "lost":
-            return self._plc.conceal()
-        pcm = self.codec.decode(frame.payload)
-        if len(pcm) != FRAME_BYTES:
-            pcm = (pcm + SILENCE)[:FRAME_BYTES]
-        # G.711 Appendix I plays received audio 3.75 ms late, to cross-fade out of a loss.
-        return self._plc.good(pcm)
+            return self._conceal(frame.next_payload)
+        pcm = self._decode(frame.payload)
+        if self._jitter.excess and rms(pcm) < QUIET_RMS:
+            following = self._jitter.pop_early(now)
+            if following is not None:
+                pcm = self._decode(following.payload)
+        return pcm
+
+    def _decode(self, payload: bytes) -> bytes:
+        codec = self.codec
+        try:
+            pcm = codec.decode(payload)
+        except CodecDecodeError:
+            self.stats.undecodable += 1
+            return codec.conceal()
+        size = codec.frame_bytes
+        if len(pcm) != size:  # a peer's packet of another duration: play 20 ms of it
+            pcm = pcm[:size].ljust(size, b"\0")
+        return pcm
+
+    def _conceal(self, next_payload: bytes) -> bytes:
+        codec = self.codec
+        if not next_payload and codec.has_fec and not self._jitter.min_delay:
+            # The path loses packets: from now on hold a frame more, so that the next
+            # packet (and the FEC copy of the lost frame in it) is here when a frame is lost.
+            # (The media worker reads the sockets before it plays: a packet read on the
+            # tick a frame is due counts as here.)
+            self._jitter.min_delay = self._jitter.frame_time
+        if next_payload:
+            try:
+                rebuilt = codec.decode_fec(next_payload)
+            except CodecDecodeError:
+                rebuilt = None
+            if rebuilt is not None and len(rebuilt) == codec.frame_bytes:
+                self.stats.fec_recovered += 1
+                return rebuilt
+        return codec.conceal()

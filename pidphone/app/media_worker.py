@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pidphone.audio.tones import ToneGenerator
 from pidphone.errors import LocalProtocolError
 from pidphone.ports import (
+    SAMPLE_RATE,
     Address,
     AudioCapture,
     AudioDevices,
@@ -218,18 +219,35 @@ class MediaWorker:
         finally:
             self._release()
 
-    def _open_audio(self) -> None:
+    def _open_audio(self, rate: int = SAMPLE_RATE) -> None:
         if self._devices is None:
             return
-        capture = self._devices.open_capture()
+        capture = self._devices.open_capture(rate)
         try:
-            playback = self._devices.open_playback("call")
+            playback = self._devices.open_playback("call", rate)
         except BaseException:
             capture.close()
             raise
         self._audio = _Audio(capture, playback)
         for _ in range(PLAYBACK_AHEAD):
             playback.write_frame(bytes(frame_bytes(playback.rate)))
+
+    def _follow_codec_rate(self) -> None:
+        """Run the handset's devices at the rate of its call's codec (16 kHz for a wideband
+        call), narrowband otherwise: reopened when that changes (a call taking the handset,
+        a re-INVITE changing the codec, the call ending)."""
+        audio = self._audio
+        if audio is None:
+            return
+        call = self._calls.get(self._handset) if self._handset is not None else None
+        rate = call.session.audio_rate if call is not None else SAMPLE_RATE
+        if rate == audio.capture.rate:
+            return
+        log.info("audio devices reopened at %d Hz", rate)
+        self._audio = None
+        for device in (audio.capture, audio.playback):
+            device.close()
+        self._open_audio(rate)
 
     def _wake_up(self) -> None:
         ready = self._selector.select(self._timeout())
@@ -239,7 +257,8 @@ class MediaWorker:
                 self._drain_wake()
             else:
                 self._read(key.data, now)
-        self._run_commands(now)
+        if self._run_commands(now):
+            self._follow_codec_rate()
         audio = self._audio
         if audio is not None and audio.capture.next_frame_at() <= now:
             self._tick(audio, now)
@@ -276,15 +295,18 @@ class MediaWorker:
                 continue
             receive(data, source, now)
 
-    def _run_commands(self, now: float) -> None:
+    def _run_commands(self, now: float) -> bool:
+        """Run the queued commands; whether there were any."""
+        ran = False
         while True:
             try:
                 command = self._commands.get_nowait()
             except queue.Empty:
-                return
+                return ran
             if isinstance(command, _Stop):
                 self._stopping = True
-                return
+                return ran
+            ran = True
             self._execute(command, now)
 
     def _execute(self, command: MediaCommand, now: float) -> None:

@@ -117,10 +117,19 @@ class Codec(ABC):
         """An RTP payload to PCM (as long as the payload holds: 20 ms for our own packets).
         Raises `CodecDecodeError` for a payload the codec cannot read (drop it, conceal)."""
 
+    def silence(self) -> bytes:
+        """One 20 ms frame to play while nothing is received (before the first packet, between
+        talk-spurts): silence, which a loss right after conceals from rather than replaying
+        the last words."""
+        return bytes(self.frame_bytes)
+
     @abstractmethod
     def conceal(self) -> bytes:
         """One 20 ms frame to play in place of a lost packet: a continuation of the voice that
         fades over a longer loss, never a hard cut to silence."""
+
+    has_fec: bool = False
+    """`decode_fec` can rebuild a lost frame (Opus with in-band FEC)."""
 
     def decode_fec(self, next_payload: bytes) -> bytes | None:
         """The lost frame just before `next_payload`, rebuilt from the redundancy carried in
@@ -159,6 +168,9 @@ class G711Codec(Codec):
     def decode(self, payload: bytes) -> bytes:
         return self._plc.good(self._decode(bytes(payload)))
 
+    def silence(self) -> bytes:
+        return self._plc.good(bytes(self.frame_bytes))
+
     def conceal(self) -> bytes:
         return self._plc.conceal()
 
@@ -188,6 +200,9 @@ class G722Codec(Codec):
             raise CodecDecodeError("an empty G.722 payload")
         return self._plc.good(self._decoder.decode(payload))
 
+    def silence(self) -> bytes:
+        return self._plc.good(bytes(self.frame_bytes))
+
     def conceal(self) -> bytes:
         return self._plc.conceal()
 
@@ -215,6 +230,7 @@ class OpusCodec(Codec):
 
     name = "opus"
     clock_rate = 48000
+    has_fec = True
 
     def __init__(
         self,

@@ -207,8 +207,18 @@ class _Session:
         )
         return isinstance(event, RegistrationChanged) and event.state == "registered"
 
-    def _earpiece(self) -> SimPlayback | None:
-        return self.simulated.playbacks.get("call") if self.simulated is not None else None
+    def _earpieces(self) -> list[SimPlayback]:
+        return self.simulated.earpieces if self.simulated is not None else []
+
+    def _heard(self, since: int, mark: int, rate: int) -> list[float]:
+        """The tones played from the answer on: in the earpiece open then (after its first
+        `mark` frames) and those opened since (`since` were open before), at the call's rate
+        (the worker reopens the earpiece at the codec's rate, and back when the call ends)."""
+        frames: list[bytes] = []
+        for n, earpiece in enumerate(self._earpieces()[max(0, since - 1) :], max(0, since - 1)):
+            if earpiece.rate == rate:
+                frames += list(earpiece.frames)[mark if n == since - 1 else 0 :]
+        return heard_frequencies(frames, rate)
 
     async def follow(self, call: Call, duration: float, report: CallReport) -> None:
         """Wait for the answer, then `duration` seconds or the end, then hang up."""
@@ -224,17 +234,15 @@ class _Session:
         if connected is None:
             self.phone.hangup(cid, "No answer")
         elif isinstance(connected, CallConnected):
-            before = self._earpiece()
-            mark = len(before.frames) if before is not None else 0
+            earpieces = self._earpieces()
+            since, mark = len(earpieces), len(earpieces[-1].frames) if earpieces else 0
             answered = time.monotonic()
             await self.wait(ended, duration)
             report.duration = round(time.monotonic() - answered, 2)
-            earpiece = self._earpiece()
-            if earpiece is not None:
-                # the worker reopens the earpiece at the codec's rate: count from the answer
-                # only in the device that was open then
-                heard = list(earpiece.frames)[mark if earpiece is before else 0 :]
-                report.received_frequencies = heard_frequencies(heard, earpiece.rate)
+            params = call.media_params
+            if self.simulated is not None and params is not None:
+                rate = audio_rate(params.codec)
+                report.received_frequencies = self._heard(since, mark, rate)
             if call.state != CallState.ENDED:
                 self.phone.hangup(cid, "Hung up")
         await self.wait(ended, 5.0)
@@ -261,10 +269,10 @@ class _Session:
         secure = await self.wait(about(CallSecure, cid), ANSWER_TIMEOUT)
         if isinstance(secure, CallSecure):
             await asyncio.sleep(after)
-            earpiece = self._earpiece()
-            if earpiece is not None:
+            earpieces = self._earpieces()  # the last one opened plays the call now
+            if earpieces:
                 report.received_frequencies = heard_frequencies(
-                    list(earpiece.frames), earpiece.rate
+                    list(earpieces[-1].frames), earpieces[-1].rate
                 )
             if not args.attended:
                 self.phone.transfer(cid, target)

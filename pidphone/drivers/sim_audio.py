@@ -207,6 +207,9 @@ class SimAudioDevices:
         self.volume = 100
         self.playbacks: dict[AudioPurpose, SimPlayback] = {}
         """The latest playback opened for each purpose, to inspect what was played."""
+        self.earpieces: list[SimPlayback] = []
+        """Every earpiece ("call" playback) opened, oldest first: the media worker reopens it
+        at each codec's rate, and a call's audio is in the one open while it lasted."""
 
     def _pacer(self) -> Pacer:
         return Pacer(clock=self._clock, sleep=self._sleep)
@@ -236,6 +239,8 @@ class SimAudioDevices:
             sleep=self._sleep,
         )
         self.playbacks[purpose] = playback
+        if purpose == "call":
+            self.earpieces.append(playback)
         return playback
 
     def set_volume(self, percent: int) -> None:
