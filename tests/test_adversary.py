@@ -54,6 +54,8 @@ def direct_config(path: Path, pki: Pki, tone: float, listen: int | None = None) 
     text = (
         f'hardware = "simulated"\n\n[server]\n{server}\n[security]\nzrtp_policy = "require"\n'
         f'zid_cache = "{path.with_suffix(".zid.json")}"\n\n[sim]\ntone_frequency = {tone}\n'
+        # G.711: every SRTP packet on the wire has one size, which the wire check relies on
+        '\n[audio]\ncodecs = ["PCMU"]\n'
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -150,7 +150,7 @@ def test_two_workers_secure_a_call_and_carry_audio_both_ways() -> None:
         assert abs(strongest(b.heard()) - 1000) < 20
 
         a.worker.send(SetMicMuted(True))
-        time.sleep(0.5)
+        time.sleep(1.0)  # the jitter buffer may hold what the load on the machine delayed
         assert rms(b.heard(10)) < 50  # Bob hears silence from a muted Alice
         a.worker.send(SetMicMuted(False))
 
