@@ -1,6 +1,6 @@
 """Mouth-to-ear delay added by two phones, measured with a chirp, run by hand:
 
-    .venv/bin/python -m bench.latency [--chirps 10] [--interval 1.0]
+    .venv/bin/python -m bench.latency [--chirps 10] [--interval 1.0] [--codec PCMU]
 
 Two pidphones in one process on loopback, as `pidphone demo` builds them: Alice calls Bob
 directly over TLS, the call is secured with ZRTP. Alice's simulated microphone is silence with a
@@ -189,14 +189,26 @@ class Phone:
             self.engine.answer(event.call_id)
 
 
-async def make_phone(name: str, ca: str, server: TlsServerConfig | None, interval: float) -> Phone:
+async def make_phone(
+    name: str,
+    ca: str,
+    server: TlsServerConfig | None,
+    interval: float,
+    codec: str = "PCMU",
+    client: tuple[Path, Path] | None = None,
+) -> Phone:
+    """One phone; a caller presents `client` (certificate, key): the listener authenticates
+    its direct callers."""
     agent = UserAgent(
         AgentConfig(aor=f"sips:{name}@127.0.0.1", display_name=name, keepalive_interval=0)
     )
-    transport = TlsTransport(TlsClientConfig(ca_file=ca), server)
+    cert, key = (str(client[0]), str(client[1])) if client is not None else (None, None)
+    transport = TlsTransport(TlsClientConfig(ca_file=ca, client_cert=cert, client_key=key), server)
     settings = ControllerSettings(
         calls=SwitchboardSettings(
-            call=CallSettings(media=MediaConfig(policy="require"), media_host="127.0.0.1"),
+            call=CallSettings(
+                media=MediaConfig(policy="require"), media_host="127.0.0.1", codecs=(codec,)
+            ),
             media_bind="127.0.0.1",
         )
     )
@@ -250,14 +262,20 @@ def pair_up(sent: list[float], heard: list[float]) -> list[float]:
     return delays
 
 
-async def measure(chirps: int, interval: float) -> int:
+async def measure(chirps: int, interval: float, codec: str = "PCMU") -> int:
     with tempfile.TemporaryDirectory(prefix="pidphone-latency-") as tmp:
         pki = make_test_pki(Path(tmp) / "pki", ["127.0.0.1"])
         server = TlsServerConfig(
-            cert_file=str(pki.server_cert), key_file=str(pki.server_key), host="127.0.0.1", port=0
+            cert_file=str(pki.server_cert),
+            key_file=str(pki.server_key),
+            host="127.0.0.1",
+            port=0,
+            ca_file=str(pki.ca_cert),
         )
-        bob = await make_phone("bob", str(pki.ca_cert), server, interval)
-        alice = await make_phone("alice", str(pki.ca_cert), None, interval)
+        bob = await make_phone("bob", str(pki.ca_cert), server, interval, codec)
+        alice = await make_phone(
+            "alice", str(pki.ca_cert), None, interval, codec, (pki.client_cert, pki.client_key)
+        )
         try:
             listening = bob.transport.listening
             if listening is None:
@@ -274,13 +292,15 @@ async def measure(chirps: int, interval: float) -> int:
             target = jitter_target()
             earpiece = bob.devices.earpiece
             played = earpiece.played() if earpiece is not None else []
+            rate = earpiece.rate if earpiece is not None else SAMPLE_RATE
         finally:
             await alice.engine.stop()
             await bob.engine.stop()
     sent = capture.sent
-    heard = find_chirps(played, len(sent))
+    heard = find_chirps(played, len(sent), rate)
     delays = pair_up(sent, heard)
-    report(delays, len(sent), target)
+    print(f"{codec}: earpiece at {rate} Hz")
+    report(delays, len(sent), target, codec)
     return 0 if delays else 1
 
 
@@ -300,7 +320,21 @@ def playback_queue_frames() -> int:
     return max(0, int(getattr(media_worker, "PLAYBACK_AHEAD", 1)) - 1)
 
 
-def report(delays: list[float], sent: int, jitter_target: float) -> None:
+def codec_delay(codec: str) -> tuple[str, float]:
+    """What the codec itself adds: G.711 and G.722 pass through Appendix I's concealer,
+    which plays 3.75 ms late; Opus's encoder looks 6.5 ms ahead (libopus's lookahead)."""
+    if codec == "opus":
+        from pidphone.audio.codec import OpusCodec
+
+        encoder = OpusCodec(sample_rate=16000)
+        try:
+            return "Opus encoder look-ahead", encoder.lookahead / 16000
+        finally:
+            encoder.close()
+    return "concealer look-ahead (Appendix I)", CONCEALER_DELAY
+
+
+def report(delays: list[float], sent: int, jitter_target: float, codec: str = "PCMU") -> None:
     print(f"chirps sent {sent}, found {len(delays)}")
     if not delays:
         print("no chirp was found in the earpiece")
@@ -315,12 +349,12 @@ def report(delays: list[float], sent: int, jitter_target: float) -> None:
         ("capture period (a frame is sent when complete)", FRAME_TIME),
         ("packetization (one frame per packet: no extra wait)", 0.0),
         (
-            f"jitter buffer: a spurt starts target - 1 frames deep (target "
-            f"{jitter_target * 1000:.0f} ms)",
-            max(0.0, jitter_target - FRAME_TIME),
+            f"jitter buffer: its target on a clean path ({jitter_target * 1000:.0f} ms; a "
+            "packet waits for the next pop, part of the phase below)",
+            jitter_target,
         ),
         (f"frames queued in the earpiece ahead of it ({queue})", queue * FRAME_TIME),
-        ("concealer look-ahead (G.711 Appendix I)", CONCEALER_DELAY),
+        codec_delay(codec),
     ]
     print("breakdown:")
     for name, seconds in parts:
@@ -433,13 +467,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__)
     parser.add_argument("--chirps", type=int, default=10)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between chirps")
+    parser.add_argument("--codec", default="PCMU", choices=("PCMU", "PCMA", "G722", "opus"))
     parser.add_argument(
         "--linphone", action="store_true", help="measure linphonec -> linphonec instead (root)"
     )
     args = parser.parse_args(argv)
     if args.linphone:
         return linphone_measure(args.chirps, args.interval)
-    return asyncio.run(measure(args.chirps, args.interval))
+    return asyncio.run(measure(args.chirps, args.interval, args.codec))
 
 
 if __name__ == "__main__":
