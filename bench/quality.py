@@ -3,16 +3,19 @@ hand as root:
 
     .venv/bin/python -m bench.quality [--only pidphone|linphone] [--loss 0,0.03,0.1]
                                       [--jitter 0,0.03,0.06] [--burst B] [--seed 1] [--keep]
+                                      [--codec PCMU|G722|opus]
     .venv/bin/python -m bench.quality --codecs      # the codecs alone, offline (no calls)
 
 In one private network namespace with one Kamailio (TLS, digest auth): for every loss and
-jitter, a PCMU call, ZRTP-secured, (1) `pidphone call` -> `pidphone answer` (simulated audio:
-the speech as a raw file into the caller's microphone, the callee's earpiece to a file) and
+jitter, a call with `--codec` (PCMU by default), ZRTP-secured, (1) `pidphone call` ->
+`pidphone answer` (simulated audio: the speech as a raw file into the caller's microphone, the
+callee's earpiece to a file) and
 (2) linphonec -> linphonec (`soundcard use files`, the speech as a WAV file played, the callee
 recording). Kamailio rewrites the m= port of every SDP it relays (offers to the relay's side B,
 answers to side A), so both phones send their media through bench/relay.py, which impairs both
 directions alike (seeded: the same losses for both stacks). The callee's recording is aligned
-with the speech by cross-correlation and scored with PESQ (narrowband MOS-LQO, bench/speech.py).
+with the speech by cross-correlation and scored with PESQ (bench/speech.py: narrowband MOS-LQO
+for G.711, wideband for G.722 and Opus, whose speech and files are at 16 kHz).
 Jitter J means a delay uniform in [0, 2J] for every packet, with reordering.
 """
 
@@ -52,6 +55,18 @@ SIDE_B = 27178
 LEAD_IN = 3.0
 """Seconds of silence before the speech: covers the ZRTP exchange, as no audio flows before."""
 RATE = 8000
+"""Hz of the speech and the files in a narrowband call (16000 in a wideband one)."""
+
+LINPHONE_ONLY = {
+    "PCMU": PCMU_ONLY,
+    "G722": (("G722", 8000, 1, True), *((m, r, c, False) for m, r, c, _ in PCMU_ONLY)),
+    "opus": tuple((m, r, c, m == "opus") for m, r, c, _ in PCMU_ONLY),
+}
+"""linphonec's codec list with one codec enabled (plus telephone-event)."""
+
+
+def call_rate(codec: str) -> int:
+    return RATE if codec in ("PCMU", "PCMA") else 16000
 
 
 class RelayingKamailio(Kamailio):
@@ -101,30 +116,30 @@ def align(reference: np.ndarray, recording: np.ndarray) -> np.ndarray:
     return np.concatenate([piece, np.zeros(len(reference) - len(piece))])
 
 
-def score(reference: bytes, recording: bytes) -> float:
+def score(reference: bytes, recording: bytes, rate: int = RATE) -> float:
     ref = np.frombuffer(reference, dtype="<i2").astype(np.float64)
     rec = np.frombuffer(recording, dtype="<i2").astype(np.float64)
-    if len(rec) < RATE or not np.any(rec):
+    if len(rec) < rate or not np.any(rec):
         return float("nan")
     piece = np.clip(np.round(align(ref, rec)), -32768, 32767).astype("<i2").tobytes()
-    return mos(reference, piece, RATE)
+    return mos(reference, piece, rate)
 
 
-def read_wav(path: Path) -> bytes:
+def read_wav(path: Path, to_rate: int = RATE) -> bytes:
     with wave.open(str(path)) as wav:
         pcm = wav.readframes(wav.getnframes())
         rate, channels = wav.getframerate(), wav.getnchannels()
     samples = np.frombuffer(pcm, dtype="<i2")
     if channels > 1:
         samples = samples.reshape(-1, channels)[:, 0]
-    return resample_fft(samples.astype("<i2").tobytes(), rate, RATE)
+    return resample_fft(samples.astype("<i2").tobytes(), rate, to_rate)
 
 
-def write_wav(path: Path, pcm: bytes) -> Path:
+def write_wav(path: Path, pcm: bytes, rate: int = RATE) -> Path:
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
-        wav.setframerate(RATE)
+        wav.setframerate(rate)
         wav.writeframes(pcm)
     return path
 
@@ -133,7 +148,12 @@ def write_wav(path: Path, pcm: bytes) -> Path:
 
 
 def pidphone_call(
-    workdir: Path, kamailio: Kamailio, pki: Pki, talk: bytes, seconds: float
+    workdir: Path,
+    kamailio: Kamailio,
+    pki: Pki,
+    talk: bytes,
+    seconds: float,
+    codec: str = "PCMU",
 ) -> bytes:
     workdir.mkdir(parents=True, exist_ok=True)
     played = workdir / "speech.raw"
@@ -147,15 +167,16 @@ def pidphone_call(
             f"{user}pw",
             pki=pki,
             registrar=kamailio.address,
-            codecs=("PCMU",),
+            codecs=(codec,),
             audio_in=played if user == "alice" else None,
             tone=0.0,
         )
+        text = path.read_text().replace("[sim]\n", f"[sim]\nfile_rate = {call_rate(codec)}\n")
         if user == "bob":
-            text = path.read_text().replace(
+            text = text.replace(
                 'audio_in_file = ""', f'audio_in_file = ""\naudio_out_file = "{heard}"'
             )
-            path.write_text(text)
+        path.write_text(text)
         configs[user] = path
     answer = PidphoneRun.answer(configs["bob"], duration=seconds + 30, name="bob")
     call: PidphoneRun | None = None
@@ -178,7 +199,7 @@ def pidphone_call(
 
 
 def linphone_call(
-    workdir: Path, kamailio: Kamailio, ca: Path, talk: bytes, seconds: float
+    workdir: Path, kamailio: Kamailio, ca: Path, talk: bytes, seconds: float, codec: str = "PCMU"
 ) -> bytes:
     workdir.mkdir(parents=True, exist_ok=True)
     common: dict[str, Any] = {
@@ -186,7 +207,7 @@ def linphone_call(
         "registrar": kamailio.address,
         "media_encryption": "zrtp",
         "encryption_mandatory": True,
-        "codecs": PCMU_ONLY,
+        "codecs": LINPHONE_ONLY[codec],
     }
     caller = InteropLinphone(workdir, "linphone", "linphonepw", **common)
     callee = InteropLinphone(workdir, "lin2", "lin2pw", rtp_port=17178, auto_answer=True, **common)
@@ -196,7 +217,8 @@ def linphone_call(
         callee.start()
         caller.wait_registered()
         callee.wait_registered()
-        caller.use_files(play=write_wav(workdir / "speech.wav", talk), record=None)
+        rate = call_rate(codec)
+        caller.use_files(play=write_wav(workdir / "speech.wav", talk, rate), record=None)
         callee.use_files(play=None, record=heard)
         caller.call(callee.uri)
         caller.wait_zrtp(timeout=30)
@@ -206,16 +228,18 @@ def linphone_call(
     finally:
         caller.stop()
         callee.stop()
-    return read_wav(heard) if heard.exists() else b""
+    return read_wav(heard, call_rate(codec)) if heard.exists() else b""
 
 
 # --------------------------------------------------------------------------- the grid
 
 
 def run_grid(args: argparse.Namespace, workdir: Path) -> list[Point]:
-    speech = make_speech(RATE)
-    talk = bytes(int(LEAD_IN * RATE) * 2) + speech + bytes(RATE * 2)
-    seconds = len(talk) / (2 * RATE) + 1.0
+    codec = args.codec
+    rate = call_rate(codec)
+    speech = make_speech(rate)
+    talk = bytes(int(LEAD_IN * rate) * 2) + speech + bytes(rate * 2)
+    seconds = len(talk) / (2 * rate) + 1.0
     points: list[Point] = []
     with private_network():
         pki = make_test_pki(workdir / "pki")
@@ -236,10 +260,12 @@ def run_grid(args: argparse.Namespace, workdir: Path) -> list[Point]:
                             ("127.0.0.1", SIDE_A), ("127.0.0.1", SIDE_B), impairment, seed=args.seed
                         ) as relay:
                             if stack == "pidphone":
-                                heard = pidphone_call(where, kamailio, pki, talk, seconds)
+                                heard = pidphone_call(where, kamailio, pki, talk, seconds, codec)
                             else:
-                                heard = linphone_call(where, kamailio, pki.ca_cert, talk, seconds)
-                        point.scores[stack] = score(speech, heard)
+                                heard = linphone_call(
+                                    where, kamailio, pki.ca_cert, talk, seconds, codec
+                                )
+                        point.scores[stack] = score(speech, heard, rate)
                         print(
                             f"loss {loss:>4.0%} jitter {jitter * 1000:>3.0f} ms  {stack:<10}"
                             f" MOS-LQO {point.scores[stack]:.2f}  relay A->B {relay.stats['a']}",
@@ -268,9 +294,10 @@ def codec_table(args: argparse.Namespace) -> None:
         print(f"{name:<8}" + "".join(f"{value:>11.2f}" for value in row))
 
 
-def report(points: list[Point]) -> None:
+def report(points: list[Point], codec: str = "PCMU") -> None:
     stacks = sorted({stack for point in points for stack in point.scores})
-    print("\nPESQ MOS-LQO (narrowband), PCMU, through the relay:")
+    band = "narrowband" if call_rate(codec) == RATE else "wideband"
+    print(f"\nPESQ MOS-LQO ({band}), {codec}, through the relay:")
     print(f"{'loss':>6} {'jitter':>7}" + "".join(f"{stack:>12}" for stack in stacks))
     for point in points:
         print(
@@ -292,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--codecs", action="store_true", help="the codecs alone, offline")
+    parser.add_argument("--codec", default="PCMU", choices=tuple(LINPHONE_ONLY))
     args = parser.parse_args(argv)
     if args.codecs:
         codec_table(args)
@@ -309,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, subprocess.SubprocessError) as exc:
         print(f"bench failed: {exc}\nwork directory kept: {workdir}", file=sys.stderr)
         return 1
-    report(points)
+    report(points, args.codec)
     if args.keep:
         print(f"work directory kept: {workdir}")
     else:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from pidphone.audio.resample import Resampler, resample
+from pidphone.audio.resample import Resampler
 from pidphone.audio.tones import ToneSpec, looped_tone
 from pidphone.errors import LocalProtocolError
 from pidphone.ports import FRAME_TIME, SAMPLE_RATE, AudioPurpose, frame_bytes
@@ -93,6 +93,26 @@ class FileSource:
             frame += part
             self._offset += len(part)
         return bytes(frame).ljust(size, b"\0")
+
+
+class ResampledSource:
+    """Frames at `rate` from a source of frames at `src_rate`, converted frame by frame as
+    they are read (converting a whole file up front would hold up whoever opens the device:
+    the media worker, before its call's first packet)."""
+
+    def __init__(self, source: Callable[[], bytes], src_rate: int, rate: int) -> None:
+        self._source = source
+        self._resampler = Resampler(src_rate, rate)
+        self._frame_bytes = frame_bytes(rate)
+        self._pending = bytearray()
+
+    def __call__(self) -> bytes:
+        size = self._frame_bytes
+        while len(self._pending) < size:
+            self._pending += self._resampler.process(self._source())
+        frame = bytes(self._pending[:size])
+        del self._pending[:size]
+        return frame
 
 
 def tone_source(frequency: float, rate: int = SAMPLE_RATE) -> Callable[[], bytes]:
@@ -198,7 +218,6 @@ class SimAudioDevices:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._in_pcm = in_file.read_bytes() if in_file is not None else None
-        self._in_by_rate: dict[int, bytes] = {}
         self.file_rate = file_rate
         self._tone_frequency = tone_frequency
         self._out = out_file.open("ab") if out_file is not None else None
@@ -214,18 +233,12 @@ class SimAudioDevices:
     def _pacer(self) -> Pacer:
         return Pacer(clock=self._clock, sleep=self._sleep)
 
-    def _input_at(self, rate: int, pcm: bytes) -> bytes:
-        """The input file at `rate` (converted once per rate)."""
-        if rate == self.file_rate:
-            return pcm
-        if rate not in self._in_by_rate:
-            self._in_by_rate[rate] = resample(pcm, self.file_rate, rate)
-        return self._in_by_rate[rate]
-
     def open_capture(self, rate: int = SAMPLE_RATE) -> SimCapture:
         source: Callable[[], bytes]
         if self._in_pcm is not None:
-            source = FileSource(self._input_at(rate, self._in_pcm), rate=rate)
+            source = FileSource(self._in_pcm, rate=self.file_rate)
+            if rate != self.file_rate:
+                source = ResampledSource(source, self.file_rate, rate)
         else:
             source = tone_source(self._tone_frequency, rate)
         return SimCapture(source, self._pacer(), rate)
