@@ -233,3 +233,17 @@ def test_transfer_while_the_consultation_rings(tmp_path: Path) -> None:
             await until(lambda: alice.engine.calls() == [], timeout=10)
 
     asyncio.run(main())
+
+
+def test_a_transfer_that_cannot_be_asked_for_fails_at_once_in_plain_words(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with three_phones(tmp_path) as (alice, bob, _):
+            first = await alice_calls_bob(alice, bob)
+            alice.engine.transfer(first.call_id, "5")
+            alice.engine.transfer(first.call_id, "6")  # the first one is still under way
+            await alice.until(lambda e: isinstance(e, CallTransferEnded))
+            ended = next(e for e in alice.events if isinstance(e, CallTransferEnded))
+            assert not ended.ended.succeeded
+            assert ended.ended.reason == "Cannot transfer this call now"
+
+    asyncio.run(main())

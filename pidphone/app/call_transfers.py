@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 BUSY_HERE = 486
 DECLINE = 603
+NOT_NOW = "Cannot transfer this call now"
+"""Why a transfer we could not even ask for failed (the call is not established, a transfer
+of it is under way, or it was transferred too often)."""
 
 
 class TransferAgent(Protocol):
@@ -123,8 +126,9 @@ class Transfers:
             if call.state != CallState.CONNECTED:
                 raise LocalProtocolError(f"cannot transfer a call in state {call.state}")
             send(self._board.now())
-        except LocalProtocolError as exc:
-            ended = sip.TransferEnded(call_id, False, None, str(exc))
+        except LocalProtocolError as exc:  # the screen gets our words, the journal the detail
+            log.info("transfer of %s not sent: %s", call_id, exc)
+            ended = sip.TransferEnded(call_id, False, None, NOT_NOW)
             self._board.report(call, CallTransferEnded(call_id, ended))
         self._board.flush_call(call)
 
