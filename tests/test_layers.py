@@ -81,6 +81,7 @@ APP_PURE = {
     "pidphone.app.call_journal",
     "pidphone.app.call_sdp",
     "pidphone.app.call_state",
+    "pidphone.app.call_transfers",
     "pidphone.app.media",
     "pidphone.app.media_config",
     "pidphone.app.media_events",
