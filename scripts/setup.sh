@@ -11,7 +11,7 @@ MODE=${1:-test}
 # renamed the latter libspandsp2t64 (same soname).
 RUNTIME_APT=(build-essential pkg-config python3-dev python3-venv libasound2-dev libsystemd-dev
              alsa-utils openssl libopus0 libspandsp2)
-TEST_APT=(kamailio kamailio-tls-modules linphone-cli iproute2 util-linux systemd tshark
+TEST_APT=(kamailio kamailio-tls-modules kamailio-presence-modules linphone-cli iproute2 util-linux systemd tshark
           debootstrap systemd-container espeak-ng)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -48,6 +48,7 @@ OWN_FACTS = {
     ("pidphone.app.call_events.CallFinished", "pidphone.sip.events.ReinviteFailed"),
     ("pidphone.app.call_events.CallFinished", "pidphone.sip.events.RegistrationFailed"),
     ("pidphone.app.call_events.CallFinished", "pidphone.sip.events.TransferEnded"),
+    ("pidphone.app.call_events.CallFinished", "pidphone.sip.events.VoicemailUnavailable"),
 }
 """Pairs that share fields without one being the other. A call's end has causes the SIP
 dialog does not know (an offer it cannot take, ZRTP failing, the user's key), so it is a fact

@@ -136,6 +136,10 @@ class Signalling:
         self.agent.unregister(self._now())
         self._pump()
 
+    def watch_voicemail(self, uri: str | None = None) -> None:
+        self.agent.watch_voicemail(self._now(), uri)
+        self._pump()
+
     def invite(self, target: str, sdp: bytes) -> str:
         call_id = self.agent.invite(target, sdp, self._now())
         self._pump()

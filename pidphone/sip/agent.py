@@ -32,7 +32,8 @@ API call to the part that owns the call's state. The parts: `registration` (§10
 `invite_client` and `invite_server` (§13, §9), `in_dialog` (§12.2, §14, §15), `uas` (§8.2),
 over the shared `stack` (flows, transactions, credentials, building and sending). Another
 usage of a dialog (RFC 5057), such as a subscription (RFC 6665) or REFER's implicit one (RFC
-3515), is a part beside the INVITE usage, routed here by method.
+3515), is a part beside the INVITE usage, routed here by method: `voicemail` keeps the
+message-summary subscription (RFC 3842), whose NOTIFYs are routed to it by Call-ID.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from pidphone.sip.invite_usage import InviteState, InviteUsages
 from pidphone.sip.message import Request, Response, parse_message
 from pidphone.sip.methods import Method
 from pidphone.sip.refer import ReferUsages
-from pidphone.sip.registration import RegistrationClient
+from pidphone.sip.registration import RegistrationClient, RegState
 from pidphone.sip.stack import SipStack
 from pidphone.sip.transaction import Kind
 from pidphone.sip.transaction_layer import (
@@ -66,8 +67,10 @@ from pidphone.sip.transaction_layer import (
     Referring,
     Registering,
     Reinviting,
+    Subscribing,
 )
 from pidphone.sip.uas import ServerCore
+from pidphone.sip.voicemail import VoicemailClient
 
 __all__ = ["AgentConfig", "Transport", "UserAgent"]
 
@@ -92,6 +95,7 @@ class UserAgent:
         self._client = InviteClient(stack, self._calls)
         self._server = InviteServer(stack, self._calls)
         self._refers = ReferUsages(stack, self._calls, self._client.target_uri)
+        self._voicemail = VoicemailClient(stack)
 
     # ------------------------------------------------------------------ transport side
 
@@ -116,6 +120,7 @@ class UserAgent:
             self._route_outcome(*outcome, now)
         stack.transactions.server_flow_lost(peer)
         self._registration.flow_lost(peer, now)
+        self._voicemail.flow_lost(peer, now)
 
     def receive_data(self, data: bytes, peer: Address, now: float) -> None:
         """Bytes from `peer`'s connection, in any chunking. Never raises on their content."""
@@ -141,6 +146,7 @@ class UserAgent:
         times = [*stack.transactions.deadlines(), *stack.flows.deadlines()]
         times += self._registration.deadlines()
         times += self._refers.deadlines()
+        times += self._voicemail.deadlines()
         for call in self._calls:
             times.extend(call.deadlines())
         return min(times) if times else None
@@ -155,6 +161,7 @@ class UserAgent:
         stack.flows.handle_timer(now)
         self._registration.handle_timer(now)
         self._refers.handle_timer(now)
+        self._voicemail.handle_timer(now)
         for call in self._calls:
             self._server.handle_timer(call, now)
             self._in_dialog.handle_timer(call, now)
@@ -167,8 +174,22 @@ class UserAgent:
         self._registration.register(now)
 
     def unregister(self, now: float) -> None:
-        """Remove our binding (Expires: 0), e.g. on shutdown; `Unregistered` follows."""
+        """Remove our binding (Expires: 0), e.g. on shutdown, and end the voicemail
+        subscription; `Unregistered` follows."""
+        self._voicemail.unwatch(now)
         self._registration.unregister(now)
+
+    # ------------------------------------------------------------------ voicemail API
+
+    def watch_voicemail(self, now: float, uri: str | None = None) -> None:
+        """Subscribe to the message summary of `uri` (default: our AOR) through the registrar
+        and keep the subscription up: `VoicemailStatus` on each notification,
+        `VoicemailUnavailable` when it fails (it is started again by itself)."""
+        self._voicemail.watch(now, uri)
+
+    def unwatch_voicemail(self, now: float) -> None:
+        """End the message-summary subscription."""
+        self._voicemail.unwatch(now)
 
     # ------------------------------------------------------------------ call API
 
@@ -319,6 +340,9 @@ class UserAgent:
         self, peer: Address, req: Request, method: Method | None, now: float
     ) -> None:
         """§12.2.2: a request in a dialog goes to the usage whose dialog it names."""
+        if self._voicemail.owns(req):
+            self._voicemail.receive_notify(peer, req, now)
+            return
         call = self._calls.get(req.call_id)
         dialog = call.dialog if call else None
         if call is None or dialog is None or not dialog.matches(req, incoming_request=True):
@@ -362,6 +386,10 @@ class UserAgent:
         match purpose:
             case Registering():
                 self._registration.on_outcome(ctx, purpose, resp, now)
+                if self._registration.state.state is RegState.REGISTERED:
+                    self._voicemail.registered(now)
+            case Subscribing():
+                self._voicemail.on_outcome(ctx, purpose, resp, now)
             case Inviting(call_id=call_id):
                 if (call := self._calls.get(call_id)) is not None:
                     self._client.on_outcome(call, resp, now)

@@ -165,6 +165,30 @@ class TransferEnded(SipEvent):
 
 
 @dataclass(frozen=True)
+class VoicemailStatus(SipEvent):
+    """The voicemail box's message summary (RFC 3842), as its notifier last told it:
+    whether messages wait, and the voice message counts (urgent ones are counted in `new` and
+    `old` too, §5.2)."""
+
+    waiting: bool
+    new: int
+    old: int
+    urgent_new: int = 0
+    urgent_old: int = 0
+
+
+@dataclass(frozen=True)
+class VoicemailUnavailable(SipEvent):
+    """The message-summary subscription failed or ended (`status` None when no response
+    came). The agent subscribes again by itself at `retry_at`, or once registered again;
+    None: it will not (the server does not serve message-summary, refused us ...)."""
+
+    status: int | None
+    reason: str
+    retry_at: float | None
+
+
+@dataclass(frozen=True)
 class RequestRejected(SipEvent):
     """We answered a request we could not accept (malformed, unknown method, no such call)."""
 

@@ -76,7 +76,18 @@ class Notifying:
     call_id: str
 
 
-Purpose = Registering | Inviting | Reinviting | Cancelling | Ending | Referring | Notifying
+@dataclass(frozen=True)
+class Subscribing:
+    """A SUBSCRIBE of subscription `call_id` (RFC 6665 §4.1.2) asking for `expires` seconds
+    (0: ending it)."""
+
+    call_id: str
+    expires: int
+
+
+Purpose = (
+    Registering | Inviting | Reinviting | Cancelling | Ending | Referring | Notifying | Subscribing
+)
 
 
 class NoResponse(enum.Enum):

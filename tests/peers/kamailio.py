@@ -29,6 +29,7 @@ from typing import Self
 from pidphone.drivers.certs import Pki
 
 CONFIG = Path(__file__).with_name("kamailio.cfg")
+DBTEXT_TABLES = Path("/usr/share/kamailio/dbtext/kamailio")
 
 DEFAULT_USERS = {
     "alice": "alicepw",
@@ -82,6 +83,7 @@ class Kamailio:
         auth: bool = True,
         invite_auth: bool = False,
         realm: str | None = None,
+        presence: bool = False,
     ) -> None:
         self.workdir = workdir
         self.pki = pki
@@ -92,6 +94,9 @@ class Kamailio:
         self.invite_auth = invite_auth
         self.realm = realm
         """The digest realm of its challenges; None: 127.0.0.1, the users' domain."""
+        self.presence = presence
+        """Serve message-summary (presence + presence_mwi): PUBLISH over UDP/TCP from the
+        voicemail system, SUBSCRIBE over TLS from the phones."""
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "kamailio.log"
         self._starts = 0
@@ -122,6 +127,15 @@ class Kamailio:
             "-A",
             f"UDP_PORT={self.udp_port}",
         ]
+        if self.presence:
+            args += [
+                "-A",
+                "WITH_PRESENCE",
+                "-A",
+                f'PRESENCE_DB="text://{self._presence_db()}"',
+                "-A",
+                f'PRESENCE_SERVER="sip:127.0.0.1:{self.tls_port};transport=tls"',
+            ]
         if self.realm is not None:
             args += ["-A", f'AUTH_REALM="{self.realm}"']
         if self.auth:
@@ -129,6 +143,14 @@ class Kamailio:
             if self.invite_auth:
                 args += ["-A", "WITH_INVITE_AUTH"]
         return args
+
+    def _presence_db(self) -> Path:
+        """db_text tables for the presence module (Debian's, from the kamailio package)."""
+        db = self.workdir / "presence-db"
+        db.mkdir(exist_ok=True)
+        for table in ("version", "presentity", "active_watchers", "watchers"):
+            shutil.copyfile(DBTEXT_TABLES / table, db / table)
+        return db
 
     def start(self, timeout: float = 15.0) -> None:
         """Start and wait until the TLS port accepts connections."""
