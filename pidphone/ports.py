@@ -126,6 +126,7 @@ FUNCTION_KEYS = (
     "volume_down",
     "dnd",
     "redial",
+    "voicemail",
     "back",
     "answer",
     "hangup",
@@ -189,7 +190,8 @@ class Screen:
     """Left of the status bar: account or clock."""
     icons: frozenset[str] = frozenset()
     """Status-bar icons by name: "registered", "unregistered", "secure", "insecure", "muted",
-    "hold", "dnd", "tls_error", and "pq" beside "secure" when the key agreement was post-quantum."""
+    "hold", "dnd", "tls_error", "voicemail", and "pq" beside "secure" when the key agreement
+    was post-quantum."""
     title: str = ""
     """One line under the status bar: "Idle", "Calling", "In call 01:23", ..."""
     lines: tuple[str, ...] = ()

@@ -82,6 +82,8 @@ def controller_settings(config: Config) -> ControllerSettings:
             media_bind="0.0.0.0",
             stun_server=config.server.stun_address,
             dial_domain=config.phone.dial_domain,
+            voicemail_indicator=config.phone.voicemail_indicator and bool(config.account.aor),
+            voicemail_uri=config.phone.voicemail_uri,
         ),
         tone_plan=config.audio.tone_plan,
     )
@@ -92,6 +94,7 @@ def phone_settings(config: Config, notice: str = "") -> PhoneSettings:
     return PhoneSettings(
         account=config.account.display_name or config.account.auth_user,
         speed_dials=config.phone.speed_dials,
+        voicemail_number=config.phone.voicemail_number,
         inter_digit_timeout=config.phone.inter_digit_timeout,
         dim_after=config.display.dim_after or float("inf"),
         blank_after=config.display.blank_after or float("inf"),

@@ -9,10 +9,20 @@ import asyncio
 import itertools
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pidphone.config import (
+    AccountConfig,
+    Config,
+    DisplayConfig,
+    PhoneConfig,
+    SecurityConfig,
+    ServerConfig,
+)
+from pidphone.daemon import Phone as DaemonPhone
 from pidphone.drivers.certs import Pki, make_test_pki
 from pidphone.sip import Response, parse_message
 from pidphone.sip.events import (
@@ -22,7 +32,7 @@ from pidphone.sip.events import (
     VoicemailUnavailable,
 )
 from tests.conftest import need_path, need_program
-from tests.peers.kamailio import Kamailio, tls_module
+from tests.peers.kamailio import DEFAULT_USERS, Kamailio, tls_module
 from tests.peers.netns import need_private_network, private_network
 from tests.peers.pidphone import Phone
 
@@ -50,7 +60,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 def kamailio(
     network: None, pki: Pki, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Kamailio]:
-    server = Kamailio(tmp_path_factory.mktemp("kamailio-mwi"), pki, presence=True)
+    users = {**DEFAULT_USERS, "erin": "erinpw"}
+    server = Kamailio(tmp_path_factory.mktemp("kamailio-mwi"), pki, presence=True, users=users)
     with server.started():
         yield server
 
@@ -167,3 +178,39 @@ def test_someone_elses_box_is_not_served(kamailio: Kamailio, pki: Pki) -> None:
         assert refused.status == 403 and refused.retry_at is None
 
     run(kamailio, pki, "dave", body)
+
+
+def test_the_daemon_phone_shows_the_count_on_its_idle_screen(
+    kamailio: Kamailio, pki: Pki, tmp_path: Path
+) -> None:
+    config = Config(
+        hardware="simulated",
+        account=AccountConfig(aor="sip:erin@127.0.0.1", password="erinpw"),
+        server=ServerConfig(registrar=f"127.0.0.1:{kamailio.tls_port}", ca_file=str(pki.ca_cert)),
+        security=SecurityConfig(zid_cache=str(tmp_path / "zid.json")),
+        phone=PhoneConfig(voicemail_indicator=True, voicemail_number="*97"),
+        display=DisplayConfig(driver="ssd1306"),
+    )
+    assert publish(kamailio, "erin", summary(2, 1)).status == 200
+
+    async def shown(phone: DaemonPhone, line: str) -> None:
+        async with asyncio.timeout(15):
+            while True:
+                controller = phone.controller
+                screen = controller.screen() if controller is not None else None
+                if screen is not None and line in screen.lines:
+                    assert "voicemail" in screen.icons
+                    return
+                await asyncio.sleep(0.05)
+
+    async def main() -> None:
+        phone = DaemonPhone(config, lambda status: None)
+        await phone.start()
+        try:
+            await shown(phone, "Voicemail: 2 new")
+            assert publish(kamailio, "erin", summary(5, 1)).status == 200
+            await shown(phone, "Voicemail: 5 new")
+        finally:
+            await phone.stop()
+
+    asyncio.run(main())

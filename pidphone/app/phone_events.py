@@ -4,7 +4,8 @@ The reducer (pidphone.app.state) takes the keypad and the hook switch (`KeyEvent
 `HookEvent` from pidphone.ports), the call layer's events as the calls report them
 (pidphone.app.call_events: the reducer keeps no copy of them), and the `PhoneEvent`s below,
 the facts only the phone has: time passing, the registration as the screen shows it, a fault
-of the media thread, and what became of the `PlaceCall` it asked for. Its commands go to the
+of the media thread, the voicemail box's summary, and what became of the `PlaceCall` it asked
+for. Its commands go to the
 controller (calls, the handset's audio) and the phone UI (ringer, volume). All of them are
 frozen dataclasses: one class per fact, compared by value in tests.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pidphone.ports import HookEvent, KeyEvent
+from pidphone.sip.events import VoicemailStatus
 
 from .call_events import CallEvent
 
@@ -50,6 +52,9 @@ class PhoneSettings:
     """Seconds the SECURITY LOST warning gives the user to keep the line ("#") before the
     call ends by itself."""
     max_digits: int = 32
+    voicemail_number: str = ""
+    """Dialled by the "voicemail" key: the number or SIP URI of the voicemail box. Empty:
+    the key does nothing."""
     """Longest number the keypad accepts."""
     notice: str = ""
     """A problem found before start (a boot-partition config that was not taken in): on the
@@ -92,6 +97,14 @@ class MediaFault(PhoneEvent):
 
 
 @dataclass(frozen=True)
+class VoicemailChanged(PhoneEvent):
+    """What the voicemail box last said (`status`); None: the phone cannot know any more
+    (the server does not serve it, or refused), so the screen shows no count."""
+
+    status: VoicemailStatus | None
+
+
+@dataclass(frozen=True)
 class OutgoingCall(PhoneEvent):
     """The call asked for by `PlaceCall` was placed: its id."""
 
@@ -113,6 +126,7 @@ ReducerInput = (
     | Tick
     | RegistrationChanged
     | MediaFault
+    | VoicemailChanged
     | OutgoingCall
     | OutgoingCallFailed
     | CallEvent

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from pidphone.sdp.offer_answer import MediaParams
+from pidphone.sip.events import VoicemailStatus
 from pidphone.zrtp.events import Secured
 
 from .call_state import CallState, Security
@@ -104,6 +105,8 @@ class PhoneState:
     ringing: bool = False
     last_input: float = 0.0
     """When the user last did something (or a call needed attention): display power."""
+    voicemail: VoicemailStatus | None = None
+    """The voicemail box's summary, as its notifier last told it; None: not known."""
 
 
 Result = tuple[PhoneState, list[Command]]

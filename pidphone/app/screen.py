@@ -99,7 +99,27 @@ def _idle(state: PhoneState) -> Screen:
         lines.append(REGISTRATION_TEXT[state.registration] + (f": {reason}" if reason else ""))
     if state.dnd:
         lines.append("Do not disturb")
+    waiting = voicemail_line(state)
+    if waiting:
+        lines.insert(min(len(lines), 2), waiting)
     return Screen(title=title, lines=tuple(lines[:3]))
+
+
+MAX_SHOWN_COUNT = 999
+"""A count above this shows as "999+": the line stays one line."""
+
+
+def voicemail_line(state: PhoneState) -> str:
+    """The idle screen's voicemail line: the new messages, or none when there are none."""
+    status = state.voicemail
+    if status is None or not (status.waiting or status.new):
+        return ""
+    new = status.new
+    if new <= 0:
+        return "Voicemail waiting"
+    count = f"{MAX_SHOWN_COUNT}+" if new > MAX_SHOWN_COUNT else str(new)
+    urgent = " (urgent)" if status.urgent_new else ""
+    return f"Voicemail: {count} new{urgent}"
 
 
 def _dialing(state: PhoneState) -> Screen:
@@ -188,6 +208,8 @@ def _icons(state: PhoneState) -> frozenset[str]:
     icons = set() if registration is None else {registration}
     if state.dnd:
         icons.add("dnd")
+    if voicemail_line(state):
+        icons.add("voicemail")
     call = state.call
     if call is not None and call.phase == CallState.CONNECTED:
         if state.muted:

@@ -52,6 +52,7 @@ from .phone_events import (
     ToneKind,
     Transfer,
     TransferToCall,
+    VoicemailChanged,
 )
 from .phone_state import CallView, PhoneState, Result, promote, show_ended
 
@@ -83,6 +84,8 @@ def reduce(state: PhoneState, event: ReducerInput, now: float | None = None) -> 
         more = []
     elif isinstance(event, MediaFault):
         state, more = _media_fault(state, event), []
+    elif isinstance(event, VoicemailChanged):
+        state, more = replace(state, voicemail=event.status), []
     else:
         state, more = call_fact(state, event)
     call = state.call
@@ -226,6 +229,8 @@ def _idle_key(state: PhoneState, key: str) -> Result:
     settings = state.settings
     if key == "redial":
         return _place(state, state.last_number)
+    if key == "voicemail":
+        return _place(state, settings.voicemail_number)
     if key.startswith("speed"):
         return _place(state, settings.speed_dials.get(key.removeprefix("speed"), ""))
     if state.off_hook and not state.dialing:

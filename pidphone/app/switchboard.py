@@ -55,7 +55,7 @@ from .media_messages import (
     SetHandset,
     WorkerEvent,
 )
-from .phone_events import RegistrationChanged, RegistrationState
+from .phone_events import RegistrationChanged, RegistrationState, VoicemailChanged
 from .signalling import LinkFailed, Signalling, SignallingEvent
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,13 @@ class SwitchboardSettings:
     """Register at start when the agent has a registrar."""
     dial_domain: str = ""
     """Host[:port] appended to a dialled number that is not a SIP URI (else the AOR's)."""
+    voicemail_indicator: bool = False
+    """Subscribe to the voicemail box's message summary (RFC 3842) when registering."""
+    voicemail_uri: str = ""
+    """The box subscribed to; empty: the account's AOR."""
 
 
-SwitchboardEvent = CallEvent | RegistrationChanged | LinkFailed
+SwitchboardEvent = CallEvent | RegistrationChanged | VoicemailChanged | LinkFailed
 EventSink = Callable[[SwitchboardEvent], None]
 MediaSender = Callable[[MediaCommand], None]
 
@@ -147,6 +151,8 @@ class Switchboard:
         if self.agent.config.registrar is None or not self.settings.register:
             return RegistrationChanged("disabled")
         self.signalling.register()
+        if self.settings.voicemail_indicator:
+            self.signalling.watch_voicemail(self.settings.voicemail_uri or None)
         return RegistrationChanged("registering")
 
     async def stop(self) -> None:
@@ -355,6 +361,12 @@ class Switchboard:
         elif isinstance(event, sip.RegistrationFailed):
             reason = f"{event.status or ''} {event.reason}".strip()
             self._on_event(RegistrationChanged("failed", reason))
+        elif isinstance(event, sip.VoicemailStatus):
+            self._on_event(VoicemailChanged(event))
+        elif isinstance(event, sip.VoicemailUnavailable):
+            log.info("voicemail indicator: %s %s", event.status or "", event.reason)
+            if event.retry_at is None:
+                self._on_event(VoicemailChanged(None))
         elif isinstance(event, LinkFailed):
             if event.peer == self.agent.config.registrar:
                 state: RegistrationState = (

@@ -33,13 +33,14 @@ from pidphone.app.phone_events import (
     ReducerInput,
     RegistrationChanged,
     Tick,
+    VoicemailChanged,
 )
 from pidphone.app.phone_state import PhoneState, initial_state
 from pidphone.app.screen import render
 from pidphone.app.state import reduce
 from pidphone.drivers.draw import draw_screen
 from pidphone.ports import HookEvent, KeyEvent, Screen
-from pidphone.sip.events import TransferEnded
+from pidphone.sip.events import TransferEnded, VoicemailStatus
 from pidphone.zrtp.algorithms import POST_QUANTUM
 from pidphone.zrtp.events import Secured
 
@@ -107,6 +108,10 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
         ),
         "idle_no_network": (_drive(base, RegistrationChanged("no_network")), START),
         "idle_dnd": (_drive(registered, KeyEvent("dnd")), START),
+        "idle_voicemail": (
+            _drive(registered, VoicemailChanged(VoicemailStatus(True, 3, 5))),
+            START,
+        ),
         "dial_tone": (dialing, START),
         "dialing": (_drive(dialing, *(KeyEvent(k) for k in "0446681")), START),
         "calling": (calling, START),

@@ -288,6 +288,16 @@ class PhoneConfig:
     dial_domain: str = field(default="", metadata=meta(check=checks.optional(checks.host_port(0))))
     """Domain appended to a bare number: 1234 -> sip:1234@domain. Empty: the domain of
     account.aor."""
+    voicemail_indicator: bool = False
+    """Subscribe to the voicemail box's message summary (RFC 3842) through the registrar and
+    show the count of new messages on the idle screen."""
+    voicemail_uri: str = field(default="", metadata=meta(check=checks.optional(checks.sip_uri)))
+    """The voicemail box subscribed to, "sip:alice@example.org". Empty: account.aor."""
+    voicemail_number: str = field(
+        default="", metadata=meta(check=checks.optional(checks.dial_target))
+    )
+    """Dialled by the "voicemail" function key: a number or SIP address. Empty: the key does
+    nothing."""
 
 
 @dataclass(frozen=True)

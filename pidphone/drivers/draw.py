@@ -122,6 +122,16 @@ ICONS: dict[str, tuple[str, ...]] = {
         "..XXX..",
         ".......",
     ),
+    "voicemail": (
+        ".......",
+        "XXXXXXX",
+        "XX...XX",
+        "X.X.X.X",
+        "X..X..X",
+        "X.....X",
+        "XXXXXXX",
+        ".......",
+    ),
 }
 ICON_ORDER = tuple(ICONS)
 
