@@ -127,6 +127,7 @@ FUNCTION_KEYS = (
     "dnd",
     "redial",
     "voicemail",
+    "history",
     "back",
     "answer",
     "hangup",
@@ -172,6 +173,42 @@ class Keypad(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- call history
+
+CallKind = Literal["missed", "received", "dialled"]
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call in the history, as the phone keeps it across restarts."""
+
+    kind: CallKind
+    number: str
+    """What calling back dials: the number or SIP URI."""
+    name: str
+    """The caller's display name as it came (or the contact's), "" if none."""
+    time: float
+    """When the call began (or rang), seconds since the epoch."""
+    duration: float
+    """Seconds connected; 0 for a call that never was."""
+    secure: bool
+    """ZRTP secured the call's audio."""
+    verified: bool
+    """The SAS was verified (confirmed aloud, or known from an earlier call)."""
+
+
+class CallLog(Protocol):
+    """Where the call history lives between two runs of the phone."""
+
+    def load(self) -> tuple[CallRecord, ...]:
+        """The calls kept, newest first (none if the store is empty or unreadable)."""
+        ...
+
+    def save(self, records: tuple[CallRecord, ...]) -> None:
+        """Keep `records` (newest first) in place of what was kept; never raises."""
+        ...
 
 
 # --------------------------------------------------------------------------- display

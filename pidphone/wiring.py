@@ -30,6 +30,7 @@ from pidphone.app.phone_events import PhoneSettings
 from pidphone.app.screen import config_error_screen
 from pidphone.app.switchboard import SwitchboardSettings
 from pidphone.config import Config, load_display_config
+from pidphone.drivers.call_log import FileCallLog
 from pidphone.drivers.certs import parse_fingerprint
 from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
@@ -94,6 +95,7 @@ def phone_settings(config: Config, notice: str = "") -> PhoneSettings:
     return PhoneSettings(
         account=config.account.display_name or config.account.auth_user,
         speed_dials=config.phone.speed_dials,
+        history_size=config.phone.history_size,
         voicemail_number=config.phone.voicemail_number,
         inter_digit_timeout=config.phone.inter_digit_timeout,
         dim_after=config.display.dim_after or float("inf"),
@@ -292,7 +294,16 @@ def build_controller(config: Config, notice: str = "") -> Controller:
         audio=audio_devices(config),
         display=display(config),
         keypad=keypad(config),
+        call_log=call_log(config),
     )
+
+
+def call_log(config: Config) -> FileCallLog:
+    """The call history's file: phone.history_file, or beside the ZID cache."""
+    path = Path(config.phone.history_file or Path(config.security.zid_cache).parent)
+    if not config.phone.history_file:
+        path = path / "call-history.json"
+    return FileCallLog(path, max_records=config.phone.history_size)
 
 
 def headless_controller(config: Config, audio: AudioDevices) -> Controller:

@@ -27,6 +27,7 @@ from typing import Any
 
 from pidphone.ports import (
     AudioDevices,
+    CallLog,
     Display,
     InputEvent,
     Keypad,
@@ -96,6 +97,7 @@ class Controller:
         keypad: Keypad | None = None,
         wall_clock: Callable[[], float] = time.time,
         worker_factory: WorkerFactory | None = None,
+        call_log: CallLog | None = None,
     ) -> None:
         self.settings = settings
         self.agent = agent
@@ -107,6 +109,7 @@ class Controller:
         self._display = display
         self._keypad = keypad
         self._wall_clock = wall_clock
+        self._call_log = call_log
         self._worker_factory = worker_factory or self._new_worker
         self._listeners: list[Listener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -164,6 +167,7 @@ class Controller:
                 audio=self._audio,
                 tone_plan=self.settings.tone_plan,
                 wall_clock=self._wall_clock,
+                call_log=self._call_log,
             )
             self._ui.start()
         registration = await self._switchboard.start()

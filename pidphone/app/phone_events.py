@@ -52,6 +52,8 @@ class PhoneSettings:
     """Seconds the SECURITY LOST warning gives the user to keep the line ("#") before the
     call ends by itself."""
     max_digits: int = 32
+    history_size: int = 100
+    """Calls the history keeps (the oldest go first)."""
     voicemail_number: str = ""
     """Dialled by the "voicemail" key: the number or SIP URI of the voicemail box. Empty:
     the key does nothing."""
@@ -76,6 +78,10 @@ class Tick(PhoneEvent):
 
     now: float
     clock: str = ""
+    wall: float = 0.0
+    """The wall clock, seconds since the epoch (0: unchanged): what call records are dated by."""
+    utc_offset: float = 0.0
+    """Seconds the local time zone is ahead of UTC, for the history's dates."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from pidphone.ports import CallRecord
 from pidphone.sdp.offer_answer import MediaParams
 from pidphone.sip.events import VoicemailStatus
 from pidphone.zrtp.events import Secured
@@ -107,15 +108,31 @@ class PhoneState:
     """When the user last did something (or a call needed attention): display power."""
     voicemail: VoicemailStatus | None = None
     """The voicemail box's summary, as its notifier last told it; None: not known."""
+    wall: float = 0.0
+    """The wall clock at the last `Tick` that told it (seconds since the epoch)."""
+    utc_offset: float = 0.0
+    history: tuple[CallRecord, ...] = ()
+    """The call history, newest first."""
+    missed: int = 0
+    """Missed calls since the user last opened the history (the idle screen's notice)."""
+    browsing: int | None = None
+    """The history is open at this record (0: the newest)."""
 
 
 Result = tuple[PhoneState, list[Command]]
 """A new state and the commands that come with it."""
 
 
-def initial_state(settings: PhoneSettings, now: float = 0.0, off_hook: bool = False) -> PhoneState:
-    """The phone at start-up; `off_hook` is the hook switch read from the keypad driver."""
+def initial_state(
+    settings: PhoneSettings,
+    now: float = 0.0,
+    off_hook: bool = False,
+    history: tuple[CallRecord, ...] = (),
+) -> PhoneState:
+    """The phone at start-up; `off_hook` is the hook switch read from the keypad driver,
+    `history` the calls kept from before."""
     return PhoneState(
+        history=history[: settings.history_size],
         settings=settings,
         now=now,
         volume=settings.volume,

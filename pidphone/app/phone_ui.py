@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 
 from pidphone.audio.tones import ToneGenerator
-from pidphone.ports import AudioDevices, Display, InputEvent, Keypad, Screen
+from pidphone.ports import AudioDevices, CallLog, Display, InputEvent, Keypad, Screen
 
 from . import phone_events as pe
 from .phone_state import PhoneState, initial_state
@@ -155,8 +155,10 @@ class PhoneUi:
         audio: AudioDevices | None = None,
         tone_plan: str = "etsi",
         wall_clock: Callable[[], float] = time.time,
+        call_log: CallLog | None = None,
     ) -> None:
         self._settings = settings
+        self._call_log = call_log
         self._run_command = run_command
         self._display = display
         self._keypad = keypad
@@ -177,7 +179,8 @@ class PhoneUi:
 
     def start(self) -> None:
         off_hook = self._keypad.off_hook() if self._keypad is not None else False
-        self._state = initial_state(self._settings, self._loop.time(), off_hook)
+        history = self._call_log.load() if self._call_log is not None else ()
+        self._state = initial_state(self._settings, self._loop.time(), off_hook, history)
         self._show()
         self._schedule_tick()
         if self._keypad is not None:
@@ -196,7 +199,10 @@ class PhoneUi:
         """A key, the hook, or a fact about registration or a call."""
         if self._state is None:
             return
+        before = self._state
         self._state, commands = reduce(self._state, fact, self._loop.time())
+        if self._call_log is not None and self._state.history is not before.history:
+            self._call_log.save(self._state.history)  # a few KiB, written atomically
         for command in commands:
             if isinstance(command, pe.Ring):
                 self._ringer.ring(command.on)
@@ -264,5 +270,7 @@ class PhoneUi:
         self._tick = None
         if self._state is None:
             return
-        clock = time.strftime("%H:%M", time.localtime(self._wall_clock()))
-        self.fact(pe.Tick(self._loop.time(), clock))
+        wall = self._wall_clock()
+        local = time.localtime(wall)
+        clock = time.strftime("%H:%M", local)
+        self.fact(pe.Tick(self._loop.time(), clock, wall=wall, utc_offset=local.tm_gmtoff))

@@ -16,6 +16,7 @@ from typing import Literal
 from pidphone.ports import Screen
 
 from .call_state import CallState, Security
+from .history import KIND_TITLE, duration_text, security_text, when
 from .phone_state import CallView, PhoneState
 
 REGISTRATION_TEXT = {
@@ -34,7 +35,9 @@ REGISTRATION_ICON = {"registered": "registered", "tls_error": "tls_error", "disa
 def render(state: PhoneState, now: float) -> Screen:
     """The screen for `state` at time `now` (the call timer and display power depend on it)."""
     call = state.call
-    if call is None:
+    if call is None and state.browsing is not None:
+        screen = _history(state)
+    elif call is None:
         screen = _dialing(state) if state.dialing else _idle(state)
     elif call.mismatch:
         screen = _mismatch(call)
@@ -102,7 +105,32 @@ def _idle(state: PhoneState) -> Screen:
     waiting = voicemail_line(state)
     if waiting:
         lines.insert(min(len(lines), 2), waiting)
+    if state.missed:
+        lines.insert(min(len(lines), 1), f"{state.missed} missed call{'s' * (state.missed > 1)}")
     return Screen(title=title, lines=tuple(lines[:3]))
+
+
+def _history(state: PhoneState) -> Screen:
+    """One record of the call history, as the keypad pages through it."""
+    history = state.history
+    if not history:
+        return Screen(title="Call history", lines=("No calls yet", "back closes"))
+    index = min(state.browsing or 0, len(history) - 1)
+    record = history[index]
+    lines = [record.name] if record.name and record.name != record.number else []
+    lines.append(record.number or "unknown number")
+    stamp = when(record, state.utc_offset)
+    if record.duration > 0:
+        stamp += f" {duration_text(record.duration)}"
+    lines.append(stamp)
+    security = security_text(record)
+    if security:
+        lines.append(security)
+    return Screen(
+        title=f"{KIND_TITLE[record.kind]} {index + 1}/{len(history)}",
+        lines=tuple(lines[:3]),
+        verified=record.verified,
+    )
 
 
 MAX_SHOWN_COUNT = 999

@@ -29,8 +29,10 @@ from dataclasses import replace
 
 from pidphone.ports import KEYPAD_KEYS, HookEvent, KeyEvent
 
+from .call_events import CallIncoming
 from .call_facts import call_fact
 from .call_state import CallState, Security
+from .history import add, missed_record, record_of
 from .phone_events import (
     Answer,
     Command,
@@ -68,6 +70,7 @@ DTMF_SHOWN = 12
 
 def reduce(state: PhoneState, event: ReducerInput, now: float | None = None) -> Result:
     """Apply one event. `now`, when given, first advances the clock like a `Tick`."""
+    before = state
     commands: list[Command] = []
     if now is not None and not isinstance(event, Tick):
         state, commands = _tick(state, Tick(now))
@@ -88,10 +91,12 @@ def reduce(state: PhoneState, event: ReducerInput, now: float | None = None) -> 
         state, more = replace(state, voicemail=event.status), []
     else:
         state, more = call_fact(state, event)
+    commands += more
+    state = _record_calls(before, state, event, commands)
     call = state.call
     if state.transfer_from is not None and (call is None or call.call_id != state.transfer_from):
         state = replace(state, transfer_from=None, digits="")  # the call went: so did its transfer
-    return _with_sound(state, commands + more)
+    return _with_sound(state, commands)
 
 
 def next_deadline(state: PhoneState) -> float | None:
@@ -103,6 +108,52 @@ def next_deadline(state: PhoneState) -> float | None:
             candidates.append(state.last_input + after)
     future = [t for t in candidates if t is not None and t > state.now]
     return min(future, default=None)
+
+
+# --------------------------------------------------------------------------- history
+
+
+def _record_calls(
+    before: PhoneState, state: PhoneState, event: ReducerInput, commands: list[Command]
+) -> PhoneState:
+    """Every call that left the phone's state with this event becomes a record (and so does
+    an incoming call refused before it reached the screen). The phone UI keeps the history
+    whenever it changes."""
+    shown = [c for c in (before.call, before.other) if c is not None and c.call_id is not None]
+    left = {c.call_id for c in (state.call, state.other) if c is not None}
+    records = [record_of(c, state.now, state.wall) for c in shown if c.call_id not in left]
+    if (
+        isinstance(event, CallIncoming)
+        and event.call_id not in left
+        and all(c.call_id != event.call_id for c in shown)
+        and Reject(event.call_id) in commands
+    ):
+        records.append(missed_record(event.remote_uri, event.remote_name, state.wall))
+    if not records:
+        return state
+    history, missed = state.history, state.missed
+    for record in records:
+        history = add(history, record, state.settings.history_size)
+        missed += record.kind == "missed"
+    browsing = state.browsing
+    if browsing is not None:
+        browsing = min(browsing + len(records), max(0, len(history) - 1))
+    return replace(state, history=history, missed=missed, browsing=browsing)
+
+
+def _browse_key(state: PhoneState, key: str) -> Result:
+    """The history is open: 8 older, 2 newer, answer/#/redial call back, back/hangup close."""
+    index = state.browsing or 0
+    last = len(state.history) - 1
+    if key in {"back", "hangup", "history"} or last < 0:
+        return replace(state, browsing=None), []
+    if key == "8":
+        return replace(state, browsing=min(index + 1, last)), []
+    if key == "2":
+        return replace(state, browsing=max(index - 1, 0)), []
+    if key in {"answer", "#", "redial"}:
+        return _place(replace(state, browsing=None), state.history[index].number)
+    return state, []
 
 
 # --------------------------------------------------------------------------- sound
@@ -147,6 +198,8 @@ def _with_sound(state: PhoneState, commands: list[Command]) -> Result:
 
 def _tick(state: PhoneState, tick: Tick) -> Result:
     state = replace(state, now=tick.now, clock=tick.clock or state.clock)
+    if tick.wall:
+        state = replace(state, wall=tick.wall, utc_offset=tick.utc_offset)
     if state.notice_until is not None and tick.now >= state.notice_until:
         state = replace(state, notice="", notice_until=None)
     if state.digit_deadline is not None and tick.now >= state.digit_deadline:
@@ -179,6 +232,8 @@ def _hook(state: PhoneState, off_hook: bool) -> Result:
             return state, []
         if call is not None:
             return state, []
+        if state.browsing is not None and state.history:
+            return _place(replace(state, browsing=None), state.history[state.browsing].number)
         if state.dialing and state.digits:
             return _place(state, state.digits)
         return replace(state, dialing=True, digits="", notice="", notice_until=None), []
@@ -210,6 +265,8 @@ def _key(state: PhoneState, event: KeyEvent) -> Result:
         if call is None and key in SPEED_DIAL_DIGITS and state.digits == key and number:
             return _place(state, number)
         return state, []
+    if call is None and state.browsing is not None:
+        return _browse_key(state, key)
     if call is None:
         return _idle_key(state, key)
     if call.mismatch and key in ACK_KEYS:
@@ -231,6 +288,8 @@ def _idle_key(state: PhoneState, key: str) -> Result:
         return _place(state, state.last_number)
     if key == "voicemail":
         return _place(state, settings.voicemail_number)
+    if key == "history":
+        return replace(state, browsing=0, missed=0, digits="", digit_deadline=None), []
     if key.startswith("speed"):
         return _place(state, settings.speed_dials.get(key.removeprefix("speed"), ""))
     if state.off_hook and not state.dialing:

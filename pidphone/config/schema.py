@@ -288,6 +288,11 @@ class PhoneConfig:
     dial_domain: str = field(default="", metadata=meta(check=checks.optional(checks.host_port(0))))
     """Domain appended to a bare number: 1234 -> sip:1234@domain. Empty: the domain of
     account.aor."""
+    history_file: str = field(default="", metadata=meta(path=True))
+    """Where the call history is kept across restarts (missed, received and dialled calls).
+    Empty: call-history.json in the state directory, beside security.zid_cache."""
+    history_size: int = field(default=100, metadata=meta(check=checks.between(1, 1000)))
+    """Calls the history keeps; the oldest go first."""
     voicemail_indicator: bool = False
     """Subscribe to the voicemail box's message summary (RFC 3842) through the registrar and
     show the count of new messages on the idle screen."""
