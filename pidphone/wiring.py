@@ -300,10 +300,7 @@ def build_controller(config: Config, notice: str = "") -> Controller:
 
 def call_log(config: Config) -> FileCallLog:
     """The call history's file: phone.history_file, or beside the ZID cache."""
-    path = Path(config.phone.history_file or Path(config.security.zid_cache).parent)
-    if not config.phone.history_file:
-        path = path / "call-history.json"
-    return FileCallLog(path, max_records=config.phone.history_size)
+    return FileCallLog(config.history_path, max_records=config.phone.history_size)
 
 
 def headless_controller(config: Config, audio: AudioDevices) -> Controller:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pidphone import cli
 from pidphone.app.call_events import CallConnected, CallFinished, CallIncoming, CallSecure
 from pidphone.app.phone_events import (
     OutgoingCall,
@@ -293,3 +294,32 @@ def test_a_state_with_a_hostile_history_still_renders() -> None:
         browsing=0,
     )
     draw_screen(render(state, 0.0))
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_pidphone_history_lists_the_calls_and_prints_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zid = tmp_path / "state" / "zid-cache.json"
+    config = tmp_path / "pidphone.toml"
+    config.write_text(f'[security]\nzid_cache = "{zid}"\n')
+    FileCallLog(zid.parent / "call-history.json").save(RECORDS)
+    assert cli.main(["history", "-c", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert "received" in lines[0] and "1:01" in lines[0] and "verified" in lines[0]
+    assert lines[0].endswith("Bob <sip:bob@example.org>")
+    assert cli.main(["history", "-c", str(config), "--json", "--kind", "missed"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    item = json.loads(line)
+    assert item["number"] == "+41446681800" and item["kind"] == "missed"
+    assert item["secure"] is False and item["duration"] == 0.0
+
+
+def test_pidphone_history_without_a_file_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["history", "--file", str(tmp_path / "none.json")]) == 1
+    assert "no call history" in capsys.readouterr().err

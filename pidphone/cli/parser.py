@@ -152,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.set_defaults(handler=command("pidphone.cli.render_screens", "cmd_render_screens"))
 
+    history = sub.add_parser(
+        "history", parents=[common], help="list the calls the phone kept, newest first"
+    )
+    history.add_argument("--file", type=Path, default=None, help="default: from the config")
+    history.add_argument("--kind", choices=("missed", "received", "dialled"), default=None)
+    history.add_argument("--json", action="store_true", help="one JSON object per call")
+    history.set_defaults(handler=command("pidphone.cli.history", "cmd_history"))
+
     zid = sub.add_parser(
         "zid", parents=[common], help="inspect and manage the ZID cache (peers and SAS flags)"
     )

@@ -98,6 +98,13 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
         in_call, CallSecure("c1", _secured("4jw5", "B32", verified=False, cipher="AES1"))
     )
     later = START + 83
+    missed = _drive(
+        registered,
+        Tick(START, clock="09:41", wall=1_765_099_260.0),  # 7 Dec 09:21 UTC
+        CallIncoming("c3", remote_uri="+15551234567", remote_name="Bob Example"),
+        CallFinished("c3", "Cancelled", by_peer=True),
+        Tick(START + 20, clock="09:41"),
+    )
     return {
         "idle_registered": (registered, START),
         "idle_registering": (base, START),
@@ -108,6 +115,8 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
         ),
         "idle_no_network": (_drive(base, RegistrationChanged("no_network")), START),
         "idle_dnd": (_drive(registered, KeyEvent("dnd")), START),
+        "idle_missed": (missed, START + 20),
+        "history": (_drive(missed, KeyEvent("history")), START + 20),
         "idle_voicemail": (
             _drive(registered, VoicemailChanged(VoicemailStatus(True, 3, 5))),
             START,

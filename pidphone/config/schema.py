@@ -9,6 +9,7 @@ Secrets are never echoed, in errors or in `repr`.
 from __future__ import annotations
 
 import ipaddress
+import os
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -348,3 +349,10 @@ class Config:
     phone: PhoneConfig = field(default_factory=PhoneConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+
+    @property
+    def history_path(self) -> str:
+        """The call history's file: phone.history_file, else beside the ZID cache."""
+        if self.phone.history_file:
+            return self.phone.history_file
+        return os.path.join(os.path.dirname(self.security.zid_cache), "call-history.json")
