@@ -128,6 +128,7 @@ FUNCTION_KEYS = (
     "redial",
     "voicemail",
     "history",
+    "contacts",
     "back",
     "answer",
     "hangup",
@@ -209,6 +210,21 @@ class CallLog(Protocol):
     def save(self, records: tuple[CallRecord, ...]) -> None:
         """Keep `records` (newest first) in place of what was kept; never raises."""
         ...
+
+
+# --------------------------------------------------------------------------- phone book
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One entry of the phone book."""
+
+    name: str
+    numbers: tuple[str, ...]
+    """Numbers or SIP URIs, the first one dialled."""
+    zid: bytes | None = None
+    """The ZRTP identity (96-bit ZID) of this person's phone, once verified: a call from one
+    of `numbers` with another ZID is an identity change, not a stranger."""
 
 
 # --------------------------------------------------------------------------- display

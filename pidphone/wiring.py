@@ -30,6 +30,7 @@ from pidphone.app.phone_events import PhoneSettings
 from pidphone.app.screen import config_error_screen
 from pidphone.app.switchboard import SwitchboardSettings
 from pidphone.config import Config, load_display_config
+from pidphone.config.contacts import load_contacts
 from pidphone.drivers.call_log import FileCallLog
 from pidphone.drivers.certs import parse_fingerprint
 from pidphone.drivers.sim_audio import SimAudioDevices
@@ -37,7 +38,7 @@ from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import local_address_towards, open_udp
 from pidphone.drivers.zid_cache import FileZidCache
 from pidphone.errors import ConfigError
-from pidphone.ports import AudioDevices, Display, Keypad
+from pidphone.ports import AudioDevices, Contact, Display, Keypad
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.sip.callers import CallerPolicy
 from pidphone.sip.uri import Uri
@@ -96,6 +97,7 @@ def phone_settings(config: Config, notice: str = "") -> PhoneSettings:
         account=config.account.display_name or config.account.auth_user,
         speed_dials=config.phone.speed_dials,
         history_size=config.phone.history_size,
+        contacts=phone_book(config),
         voicemail_number=config.phone.voicemail_number,
         inter_digit_timeout=config.phone.inter_digit_timeout,
         dim_after=config.display.dim_after or float("inf"),
@@ -296,6 +298,18 @@ def build_controller(config: Config, notice: str = "") -> Controller:
         keypad=keypad(config),
         call_log=call_log(config),
     )
+
+
+def phone_book(config: Config) -> tuple[Contact, ...]:
+    """The contacts of phone.contacts_file; a file that is not a phone book is logged (and
+    `pidphone contacts check` says what is wrong), and the phone runs without one."""
+    if not config.phone.contacts_file:
+        return ()
+    try:
+        return load_contacts(config.phone.contacts_file)
+    except ConfigError as exc:
+        log.error("phone.contacts_file: %s; running without a phone book", exc)
+        return ()
 
 
 def call_log(config: Config) -> FileCallLog:

@@ -41,6 +41,7 @@ from .call_events import (
     CallVerified,
 )
 from .call_state import CallState, Security
+from .contacts import lookup
 from .phone_events import (
     Hangup,
     OutgoingCall,
@@ -109,11 +110,13 @@ def _incoming(state: PhoneState, fact: CallIncoming) -> Result:
         return state, []
     if state.dnd or (state.call is not None and state.other is not None):
         return state, [Reject(fact.call_id)]
+    contact = lookup(state.settings.contacts, fact.remote_uri)
     new = CallView(
         call_id=fact.call_id,
         number=fact.remote_uri,
-        name=fact.remote_name,
+        name=contact.name if contact is not None else fact.remote_name,
         phase=CallState.INCOMING,
+        contact=contact,
     )
     state = replace(state, last_input=state.now)
     if state.call is None:

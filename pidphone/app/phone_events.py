@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pidphone.ports import HookEvent, KeyEvent
+from pidphone.ports import Contact, HookEvent, KeyEvent
 from pidphone.sip.events import VoicemailStatus
 
 from .call_events import CallEvent
@@ -52,6 +52,8 @@ class PhoneSettings:
     """Seconds the SECURITY LOST warning gives the user to keep the line ("#") before the
     call ends by itself."""
     max_digits: int = 32
+    contacts: tuple[Contact, ...] = ()
+    """The phone book: names for callers and numbers, found by name with the "contacts" key."""
     history_size: int = 100
     """Calls the history keeps (the oldest go first)."""
     voicemail_number: str = ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from pidphone.ports import CallRecord
+from pidphone.ports import CallRecord, Contact
 from pidphone.sdp.offer_answer import MediaParams
 from pidphone.sip.events import VoicemailStatus
 from pidphone.zrtp.events import Secured
@@ -55,6 +55,28 @@ class CallView:
     "Transfer failed: Busy Here", "Transferred by Alice")."""
     referred_by: str | None = None
     """The call whose peer transferred us into this one, while that call lasts."""
+    contact: Contact | None = None
+    """Who the phone book says this is (by the number), if anyone."""
+
+    @property
+    def identity_changed(self) -> bool:
+        """The call is from a contact's number, but ZRTP met another phone than the one the
+        contact is linked to: a reinstalled phone, or someone else. The SAS must be read."""
+        contact, secured = self.contact, self.secured
+        return (
+            contact is not None
+            and contact.zid is not None
+            and secured is not None
+            and secured.peer_zid != contact.zid
+        )
+
+    @property
+    def known_as(self) -> str:
+        """The contact's name when ZRTP met the very phone the contact is linked to."""
+        contact, secured = self.contact, self.secured
+        if contact is None or contact.zid is None or secured is None:
+            return ""
+        return contact.name if secured.peer_zid == contact.zid else ""
 
     @property
     def peer(self) -> str:
@@ -117,6 +139,10 @@ class PhoneState:
     """Missed calls since the user last opened the history (the idle screen's notice)."""
     browsing: int | None = None
     """The history is open at this record (0: the newest)."""
+    finding: str | None = None
+    """The phone book is open; the digits typed to find a name (T9)."""
+    found: int = 0
+    """The contact shown among those `finding` matches."""
 
 
 Result = tuple[PhoneState, list[Command]]

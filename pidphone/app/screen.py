@@ -16,6 +16,7 @@ from typing import Literal
 from pidphone.ports import Screen
 
 from .call_state import CallState, Security
+from .contacts import search
 from .history import KIND_TITLE, duration_text, security_text, when
 from .phone_state import CallView, PhoneState
 
@@ -37,6 +38,8 @@ def render(state: PhoneState, now: float) -> Screen:
     call = state.call
     if call is None and state.browsing is not None:
         screen = _history(state)
+    elif call is None and state.finding is not None:
+        screen = _phone_book(state)
     elif call is None:
         screen = _dialing(state) if state.dialing else _idle(state)
     elif call.mismatch:
@@ -108,6 +111,19 @@ def _idle(state: PhoneState) -> Screen:
     if state.missed:
         lines.insert(min(len(lines), 1), f"{state.missed} missed call{'s' * (state.missed > 1)}")
     return Screen(title=title, lines=tuple(lines[:3]))
+
+
+def _phone_book(state: PhoneState) -> Screen:
+    """The contact found so far by the letters typed (T9)."""
+    typed = state.finding or ""
+    found = search(state.settings.contacts, typed)
+    if not found:
+        hint = "No such name" if typed else "The phone book is empty"
+        return Screen(title="Contacts", lines=(hint, "back deletes"))
+    index = min(state.found, len(found) - 1)
+    contact = found[index]
+    where = f"{index + 1}/{len(found)}" + (f"  [{typed}]" if typed else "")
+    return Screen(title=contact.name, lines=(contact.numbers[0], where, "# calls, * next"))
 
 
 def _history(state: PhoneState) -> Screen:
@@ -186,6 +202,10 @@ def _in_call(state: PhoneState, call: CallView, now: float) -> Screen:
         note = f"{verb}: {other.peer}"
     if call.security == Security.SECURE:
         hint = "SAS verified" if call.verified else "Compare SAS aloud"
+        if call.identity_changed and call.contact is not None:
+            hint = "NEW ID: read the SAS"
+        elif call.known_as and call.verified:
+            hint = f"Verified: {call.known_as}"
         return Screen(
             status=timer, title=title, big=call.sas, verified=call.verified, lines=(note or hint,)
         )

@@ -32,6 +32,7 @@ from pidphone.ports import KEYPAD_KEYS, HookEvent, KeyEvent
 from .call_events import CallIncoming
 from .call_facts import call_fact
 from .call_state import CallState, Security
+from .contacts import lookup, search
 from .history import add, missed_record, record_of
 from .phone_events import (
     Answer,
@@ -156,6 +157,27 @@ def _browse_key(state: PhoneState, key: str) -> Result:
     return state, []
 
 
+def _find_key(state: PhoneState, key: str) -> Result:
+    """The phone book is open: 2-9 type letters (T9), * next, 0 previous, back deletes (or
+    closes), answer/# dial the contact's first number, hangup closes."""
+    typed = state.finding or ""
+    found = search(state.settings.contacts, typed)
+    if key == "hangup" or (key == "back" and not typed) or key == "contacts":
+        return replace(state, finding=None, found=0), []
+    if key == "back":
+        return replace(state, finding=typed[:-1], found=0), []
+    if key in "23456789" and len(key) == 1 and len(typed) < 16:
+        return replace(state, finding=typed + key, found=0), []
+    if key == "*" and found:
+        return replace(state, found=(state.found + 1) % len(found)), []
+    if key == "0" and found:
+        return replace(state, found=(state.found - 1) % len(found)), []
+    if key in {"answer", "#"} and found:
+        contact = found[min(state.found, len(found) - 1)]
+        return _place(replace(state, finding=None, found=0), contact.numbers[0])
+    return state, []
+
+
 # --------------------------------------------------------------------------- sound
 
 
@@ -234,6 +256,8 @@ def _hook(state: PhoneState, off_hook: bool) -> Result:
             return state, []
         if state.browsing is not None and state.history:
             return _place(replace(state, browsing=None), state.history[state.browsing].number)
+        if state.finding is not None:
+            return _find_key(state, "answer")
         if state.dialing and state.digits:
             return _place(state, state.digits)
         return replace(state, dialing=True, digits="", notice="", notice_until=None), []
@@ -267,6 +291,8 @@ def _key(state: PhoneState, event: KeyEvent) -> Result:
         return state, []
     if call is None and state.browsing is not None:
         return _browse_key(state, key)
+    if call is None and state.finding is not None:
+        return _find_key(state, key)
     if call is None:
         return _idle_key(state, key)
     if call.mismatch and key in ACK_KEYS:
@@ -290,6 +316,8 @@ def _idle_key(state: PhoneState, key: str) -> Result:
         return _place(state, settings.voicemail_number)
     if key == "history":
         return replace(state, browsing=0, missed=0, digits="", digit_deadline=None), []
+    if key == "contacts":
+        return replace(state, finding="", found=0, digits="", digit_deadline=None), []
     if key.startswith("speed"):
         return _place(state, settings.speed_dials.get(key.removeprefix("speed"), ""))
     if state.off_hook and not state.dialing:
@@ -458,7 +486,9 @@ def _place(state: PhoneState, number: str) -> Result:
     state = replace(state, digit_deadline=None)
     if not number:
         return state, []
-    call = CallView(call_id=None, number=number, outgoing=True)
+    contact = lookup(state.settings.contacts, number)
+    name = contact.name if contact is not None else ""
+    call = CallView(call_id=None, number=number, name=name, outgoing=True, contact=contact)
     return replace(
         state,
         call=call,

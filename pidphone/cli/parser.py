@@ -160,6 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--json", action="store_true", help="one JSON object per call")
     history.set_defaults(handler=command("pidphone.cli.history", "cmd_history"))
 
+    contacts = sub.add_parser("contacts", parents=[common], help="the phone book")
+    contacts.set_defaults(handler=lambda _: _usage(contacts))
+    csub = contacts.add_subparsers(title="contacts commands", metavar="ACTION")
+    clist = csub.add_parser("list", parents=[common], help="list the contacts")
+    clist.add_argument("--file", type=Path, default=None, help="default: phone.contacts_file")
+    clist.add_argument("--json", action="store_true", help="one JSON object per contact")
+    clist.set_defaults(handler=command("pidphone.cli.contacts", "cmd_list"))
+    ccheck = csub.add_parser("check", parents=[common], help="check a phone book file")
+    ccheck.add_argument("file", nargs="?", type=Path, default=None)
+    ccheck.set_defaults(handler=command("pidphone.cli.contacts", "cmd_check"))
+    cimport = csub.add_parser("import", parents=[common], help="make a phone book from vCards")
+    cimport.add_argument("vcard", type=Path, help="a .vcf export of an address book")
+    cimport.add_argument("--output", type=Path, default=None, help="default: stdout")
+    cimport.set_defaults(handler=command("pidphone.cli.contacts", "cmd_import"))
+
     zid = sub.add_parser(
         "zid", parents=[common], help="inspect and manage the ZID cache (peers and SAS flags)"
     )

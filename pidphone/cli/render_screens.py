@@ -39,7 +39,7 @@ from pidphone.app.phone_state import PhoneState, initial_state
 from pidphone.app.screen import render
 from pidphone.app.state import reduce
 from pidphone.drivers.draw import draw_screen
-from pidphone.ports import HookEvent, KeyEvent, Screen
+from pidphone.ports import Contact, HookEvent, KeyEvent, Screen
 from pidphone.sip.events import TransferEnded, VoicemailStatus
 from pidphone.zrtp.algorithms import POST_QUANTUM
 from pidphone.zrtp.events import Secured
@@ -48,8 +48,13 @@ from .common import EXIT_OK
 
 SCALE = 4
 START = 1000.0
+BOB_ZID = bytes.fromhex("4f1c0b9e2d7a63a0c1e5b8d2")
 SETTINGS = PhoneSettings(
     account="alice@example.org",
+    contacts=(
+        Contact("Bob Example", ("+15551234567",), BOB_ZID),
+        Contact("Carol Smith", ("sip:carol@example.org",)),
+    ),
     speed_dials={"1": "+41446681800"},
     dim_after=600.0,
     blank_after=1200.0,
@@ -63,7 +68,13 @@ def _drive(state: PhoneState, *events: ReducerInput) -> PhoneState:
 
 
 def _secured(
-    sas: str, scheme: str, *, verified: bool, cipher: str = "AES1", key_agreement: str = "X255"
+    sas: str,
+    scheme: str,
+    *,
+    verified: bool,
+    cipher: str = "AES1",
+    key_agreement: str = "X255",
+    zid: bytes = bytes(12),
 ) -> Secured:
     return Secured(
         sas=sas,
@@ -74,7 +85,7 @@ def _secured(
         key_agreement=key_agreement,
         hash="S512" if key_agreement in POST_QUANTUM else "S256",
         role="initiator",
-        peer_zid=bytes(12),
+        peer_zid=zid,
         cache_mismatch=False,
         post_quantum=key_agreement in POST_QUANTUM,
     )
@@ -117,6 +128,25 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
         "idle_dnd": (_drive(registered, KeyEvent("dnd")), START),
         "idle_missed": (missed, START + 20),
         "history": (_drive(missed, KeyEvent("history")), START + 20),
+        "contacts": (_drive(registered, KeyEvent("contacts"), KeyEvent("2")), START),
+        "verified_contact": (
+            _drive(
+                incoming,
+                HookEvent(off_hook=True),
+                CallConnected("c2"),
+                CallSecure("c2", _secured("4jw5", "B32", verified=True, zid=BOB_ZID)),
+            ),
+            START + 30,
+        ),
+        "identity_changed": (
+            _drive(
+                incoming,
+                HookEvent(off_hook=True),
+                CallConnected("c2"),
+                CallSecure("c2", _secured("7fqk", "B32", verified=False)),
+            ),
+            START + 30,
+        ),
         "idle_voicemail": (
             _drive(registered, VoicemailChanged(VoicemailStatus(True, 3, 5))),
             START,
