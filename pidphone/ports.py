@@ -129,6 +129,7 @@ FUNCTION_KEYS = (
     "voicemail",
     "history",
     "contacts",
+    "forward",
     "back",
     "answer",
     "hangup",
@@ -209,6 +210,30 @@ class CallLog(Protocol):
 
     def save(self, records: tuple[CallRecord, ...]) -> None:
         """Keep `records` (newest first) in place of what was kept; never raises."""
+        ...
+
+
+# --------------------------------------------------------------------------- preferences
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """What the person set on the keypad that outlives a restart."""
+
+    dnd: bool = False
+    forward_to: str = ""
+    """Every call forwarded to this number or SIP address; "" for none."""
+
+
+class PreferencesStore(Protocol):
+    """Where `Preferences` live between two runs of the phone."""
+
+    def load(self) -> Preferences | None:
+        """The preferences kept, or None when none were (or the store is unreadable)."""
+        ...
+
+    def save(self, preferences: Preferences) -> None:
+        """Keep `preferences`; never raises."""
         ...
 
 

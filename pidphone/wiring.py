@@ -33,6 +33,7 @@ from pidphone.config import Config, load_display_config
 from pidphone.config.contacts import load_contacts
 from pidphone.drivers.call_log import FileCallLog
 from pidphone.drivers.certs import parse_fingerprint
+from pidphone.drivers.preferences import FilePreferences
 from pidphone.drivers.sim_audio import SimAudioDevices
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.drivers.udp import local_address_towards, open_udp
@@ -97,6 +98,10 @@ def phone_settings(config: Config, notice: str = "") -> PhoneSettings:
         account=config.account.display_name or config.account.auth_user,
         speed_dials=config.phone.speed_dials,
         history_size=config.phone.history_size,
+        forward_always=config.phone.forward_always,
+        forward_busy=config.phone.forward_busy,
+        forward_no_answer=config.phone.forward_no_answer,
+        forward_after=config.phone.forward_after,
         contacts=phone_book(config),
         voicemail_number=config.phone.voicemail_number,
         inter_digit_timeout=config.phone.inter_digit_timeout,
@@ -297,6 +302,7 @@ def build_controller(config: Config, notice: str = "") -> Controller:
         display=display(config),
         keypad=keypad(config),
         call_log=call_log(config),
+        preferences=FilePreferences(config.preferences_path),
     )
 
 

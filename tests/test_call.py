@@ -426,6 +426,9 @@ class RecordingAgent:
     def reject(self, call_id: str, status: int, now: float) -> None:
         self.sent.append(("reject", call_id, str(status).encode()))
 
+    def redirect(self, call_id: str, target: str, now: float) -> None:
+        self.sent.append(("redirect", call_id, target.encode()))
+
     def hangup(self, call_id: str, now: float) -> None:
         self.sent.append(("hangup", call_id, b""))
 

@@ -98,6 +98,8 @@ class SignallingAgent(Protocol):
 
     def reject(self, call_id: str, status: int, now: float) -> None: ...
 
+    def redirect(self, call_id: str, target: str, now: float) -> None: ...
+
     def hangup(self, call_id: str, now: float) -> None: ...
 
     def reinvite(self, call_id: str, sdp: bytes, now: float) -> None: ...
@@ -269,6 +271,13 @@ class Call:
         # Finish first, as in `hangup`: our reason wins over the agent's own CallEnded.
         self._finish("Rejected", by_peer=False, status=status)
         self._agent.reject(self.call_id, status, now)
+
+    def redirect(self, now: float, target: str) -> None:
+        """Forward the incoming call to `target` (302) instead of taking it."""
+        if self.outgoing or self.state != CallState.INCOMING:
+            raise LocalProtocolError(f"cannot forward a call in state {self.state}")
+        self._finish(f"Forwarded to {target}", by_peer=False, status=302)
+        self._agent.redirect(self.call_id, target, now)
 
     def hangup(self, now: float, reason: str = "Hung up") -> None:
         if self.state == CallState.ENDED:

@@ -43,6 +43,7 @@ from .call_events import (
 from .call_state import CallState, Security
 from .contacts import lookup
 from .phone_events import (
+    Forward,
     Hangup,
     OutgoingCall,
     OutgoingCallFailed,
@@ -108,7 +109,14 @@ def _unknown(state: PhoneState, call_id: str) -> bool:
 def _incoming(state: PhoneState, fact: CallIncoming) -> Result:
     if not _unknown(state, fact.call_id):
         return state, []
-    if state.dnd or (state.call is not None and state.other is not None):
+    settings = state.settings
+    if state.forward_to:
+        return state, [Forward(fact.call_id, state.forward_to)]
+    if state.dnd:
+        return state, [Reject(fact.call_id)]
+    if state.call is not None and settings.forward_busy:
+        return state, [Forward(fact.call_id, settings.forward_busy)]
+    if state.call is not None and state.other is not None:
         return state, [Reject(fact.call_id)]
     contact = lookup(state.settings.contacts, fact.remote_uri)
     new = CallView(
@@ -117,6 +125,7 @@ def _incoming(state: PhoneState, fact: CallIncoming) -> Result:
         name=contact.name if contact is not None else fact.remote_name,
         phase=CallState.INCOMING,
         contact=contact,
+        forward_at=state.now + settings.forward_after if settings.forward_no_answer else None,
     )
     state = replace(state, last_input=state.now)
     if state.call is None:

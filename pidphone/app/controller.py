@@ -33,6 +33,7 @@ from pidphone.ports import (
     Keypad,
     LocalAddress,
     OpenDatagramSocket,
+    PreferencesStore,
     Screen,
     SipTransport,
 )
@@ -98,6 +99,7 @@ class Controller:
         wall_clock: Callable[[], float] = time.time,
         worker_factory: WorkerFactory | None = None,
         call_log: CallLog | None = None,
+        preferences: PreferencesStore | None = None,
     ) -> None:
         self.settings = settings
         self.agent = agent
@@ -110,6 +112,7 @@ class Controller:
         self._keypad = keypad
         self._wall_clock = wall_clock
         self._call_log = call_log
+        self._preferences = preferences
         self._worker_factory = worker_factory or self._new_worker
         self._listeners: list[Listener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -168,6 +171,7 @@ class Controller:
                 tone_plan=self.settings.tone_plan,
                 wall_clock=self._wall_clock,
                 call_log=self._call_log,
+                preferences=self._preferences,
             )
             self._ui.start()
         registration = await self._switchboard.start()
@@ -351,6 +355,8 @@ class Controller:
         elif isinstance(command, pe.Reject):
             state = self._ui.state if self._ui is not None else None
             board.reject(command.call_id, DECLINE if state is not None and state.dnd else BUSY_HERE)
+        elif isinstance(command, pe.Forward):
+            board.redirect(command.call_id, command.target)
         elif isinstance(command, pe.Hangup):
             board.hangup(command.call_id)
         elif isinstance(command, pe.Hold):

@@ -54,6 +54,13 @@ class PhoneSettings:
     max_digits: int = 32
     contacts: tuple[Contact, ...] = ()
     """The phone book: names for callers and numbers, found by name with the "contacts" key."""
+    forward_always: str = ""
+    """Where every call goes (302) when nothing else was set on the keypad; "" for none."""
+    forward_busy: str = ""
+    """Where a call goes while another call is up, instead of call waiting; "" for none."""
+    forward_no_answer: str = ""
+    """Where a call goes after ringing `forward_after` seconds unanswered; "" for none."""
+    forward_after: float = 20.0
     history_size: int = 100
     """Calls the history keeps (the oldest go first)."""
     voicemail_number: str = ""
@@ -165,6 +172,14 @@ class Reject:
 
 
 @dataclass(frozen=True)
+class Forward:
+    """Send an incoming call elsewhere (302 Moved Temporarily) instead of taking it."""
+
+    call_id: str
+    target: str
+
+
+@dataclass(frozen=True)
 class Hangup:
     """End a call in any state (CANCEL before the answer, BYE after)."""
 
@@ -240,6 +255,7 @@ Command = (
     PlaceCall
     | Answer
     | Reject
+    | Forward
     | Hangup
     | Hold
     | Resume

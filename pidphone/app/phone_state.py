@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from pidphone.ports import CallRecord, Contact
+from pidphone.ports import CallRecord, Contact, Preferences
 from pidphone.sdp.offer_answer import MediaParams
 from pidphone.sip.events import VoicemailStatus
 from pidphone.zrtp.events import Secured
@@ -55,6 +55,8 @@ class CallView:
     "Transfer failed: Busy Here", "Transferred by Alice")."""
     referred_by: str | None = None
     """The call whose peer transferred us into this one, while that call lasts."""
+    forward_at: float | None = None
+    """An incoming call rings until then, and is forwarded if still unanswered."""
     contact: Contact | None = None
     """Who the phone book says this is (by the number), if anyone."""
 
@@ -139,6 +141,8 @@ class PhoneState:
     """Missed calls since the user last opened the history (the idle screen's notice)."""
     browsing: int | None = None
     """The history is open at this record (0: the newest)."""
+    forward_to: str = ""
+    """Every call is forwarded here (keyed in, or phone.forward_always); "" for none."""
     finding: str | None = None
     """The phone book is open; the digits typed to find a name (T9)."""
     found: int = 0
@@ -154,10 +158,16 @@ def initial_state(
     now: float = 0.0,
     off_hook: bool = False,
     history: tuple[CallRecord, ...] = (),
+    preferences: Preferences | None = None,
 ) -> PhoneState:
     """The phone at start-up; `off_hook` is the hook switch read from the keypad driver,
-    `history` the calls kept from before."""
+    `history` the calls kept from before, `preferences` what was set on the keypad before
+    (None: never anything, so forwarding is phone.forward_always)."""
+    if preferences is None:
+        preferences = Preferences(forward_to=settings.forward_always)
     return PhoneState(
+        dnd=preferences.dnd,
+        forward_to=preferences.forward_to,
         history=history[: settings.history_size],
         settings=settings,
         now=now,

@@ -23,7 +23,16 @@ import time
 from collections.abc import Callable
 
 from pidphone.audio.tones import ToneGenerator
-from pidphone.ports import AudioDevices, CallLog, Display, InputEvent, Keypad, Screen
+from pidphone.ports import (
+    AudioDevices,
+    CallLog,
+    Display,
+    InputEvent,
+    Keypad,
+    Preferences,
+    PreferencesStore,
+    Screen,
+)
 
 from . import phone_events as pe
 from .phone_state import PhoneState, initial_state
@@ -156,9 +165,11 @@ class PhoneUi:
         tone_plan: str = "etsi",
         wall_clock: Callable[[], float] = time.time,
         call_log: CallLog | None = None,
+        preferences: PreferencesStore | None = None,
     ) -> None:
         self._settings = settings
         self._call_log = call_log
+        self._preferences = preferences
         self._run_command = run_command
         self._display = display
         self._keypad = keypad
@@ -180,7 +191,8 @@ class PhoneUi:
     def start(self) -> None:
         off_hook = self._keypad.off_hook() if self._keypad is not None else False
         history = self._call_log.load() if self._call_log is not None else ()
-        self._state = initial_state(self._settings, self._loop.time(), off_hook, history)
+        kept = self._preferences.load() if self._preferences is not None else None
+        self._state = initial_state(self._settings, self._loop.time(), off_hook, history, kept)
         self._show()
         self._schedule_tick()
         if self._keypad is not None:
@@ -201,8 +213,14 @@ class PhoneUi:
             return
         before = self._state
         self._state, commands = reduce(self._state, fact, self._loop.time())
-        if self._call_log is not None and self._state.history is not before.history:
-            self._call_log.save(self._state.history)  # a few KiB, written atomically
+        state = self._state
+        if self._call_log is not None and state.history is not before.history:
+            self._call_log.save(state.history)  # a few KiB, written atomically
+        if self._preferences is not None and (state.dnd, state.forward_to) != (
+            before.dnd,
+            before.forward_to,
+        ):
+            self._preferences.save(Preferences(dnd=state.dnd, forward_to=state.forward_to))
         for command in commands:
             if isinstance(command, pe.Ring):
                 self._ringer.ring(command.on)

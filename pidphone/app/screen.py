@@ -103,6 +103,8 @@ def _idle(state: PhoneState) -> Screen:
     else:
         title = account
         lines.append(REGISTRATION_TEXT[state.registration] + (f": {reason}" if reason else ""))
+    if state.forward_to:
+        lines.insert(min(len(lines), 1), f"Forward: {state.forward_to}")
     if state.dnd:
         lines.append("Do not disturb")
     waiting = voicemail_line(state)

@@ -157,6 +157,10 @@ class Signalling:
         self.agent.reject(call_id, status, self._now())
         self._pump()
 
+    def redirect(self, call_id: str, target: str) -> None:
+        self.agent.redirect(call_id, target, self._now())
+        self._pump()
+
     def hangup(self, call_id: str) -> None:
         self.agent.hangup(call_id, self._now())
         self._pump()

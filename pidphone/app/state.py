@@ -38,6 +38,7 @@ from .phone_events import (
     Answer,
     Command,
     ConfirmSas,
+    Forward,
     Hangup,
     Hold,
     MediaFault,
@@ -104,6 +105,7 @@ def next_deadline(state: PhoneState) -> float | None:
     """The next time a `Tick` changes something other than the clock and the call timer."""
     candidates = [state.digit_deadline, state.notice_until]
     candidates += [c.lost_deadline for c in (state.call, state.other) if c is not None]
+    candidates += [c.forward_at for c in (state.call, state.other) if c is not None]
     for after in (state.settings.dim_after, state.settings.blank_after):
         if after > 0:
             candidates.append(state.last_input + after)
@@ -127,7 +129,7 @@ def _record_calls(
         isinstance(event, CallIncoming)
         and event.call_id not in left
         and all(c.call_id != event.call_id for c in shown)
-        and Reject(event.call_id) in commands
+        and any(isinstance(c, Reject | Forward) and c.call_id == event.call_id for c in commands)
     ):
         records.append(missed_record(event.remote_uri, event.remote_name, state.wall))
     if not records:
@@ -140,6 +142,21 @@ def _record_calls(
     if browsing is not None:
         browsing = min(browsing + len(records), max(0, len(history) - 1))
     return replace(state, history=history, missed=missed, browsing=browsing)
+
+
+def _without(state: PhoneState, call: CallView) -> PhoneState:
+    """`state` with `call` gone from whichever line it was on."""
+    if state.call is call:
+        return replace(state, call=None)
+    return replace(state, other=None)
+
+
+def _forward_key(state: PhoneState) -> PhoneState:
+    """Forwarding off if it was on; else on, to the digits typed (or phone.forward_always)."""
+    if state.forward_to:
+        return replace(state, forward_to="")
+    target = state.digits or state.settings.forward_always
+    return replace(state, forward_to=target, digits="", digit_deadline=None, dialing=state.off_hook)
 
 
 def _browse_key(state: PhoneState, key: str) -> Result:
@@ -226,6 +243,17 @@ def _tick(state: PhoneState, tick: Tick) -> Result:
         state = replace(state, notice="", notice_until=None)
     if state.digit_deadline is not None and tick.now >= state.digit_deadline:
         return _place(state, state.digits)
+    for unanswered in (state.call, state.other):
+        if (
+            unanswered is not None
+            and unanswered.phase == CallState.INCOMING
+            and unanswered.call_id is not None
+            and unanswered.forward_at is not None
+            and tick.now >= unanswered.forward_at
+        ):
+            target = state.settings.forward_no_answer
+            state = promote(_without(state, unanswered))
+            return state, [Forward(unanswered.call_id, target)]
     other = state.other
     if other is not None and other.lost_deadline is not None and tick.now >= other.lost_deadline:
         state = replace(state, other=None)
@@ -283,6 +311,8 @@ def _key(state: PhoneState, event: KeyEvent) -> Result:
     call = state.call
     if key == "dnd" and not event.repeat and (call is None or call.phase != CallState.INCOMING):
         return replace(state, dnd=not state.dnd), []
+    if key == "forward" and not event.repeat and call is None:
+        return _forward_key(state), []
     if event.repeat:
         # A digit held down dials its speed dial (it was typed as the first digit on press).
         number = state.settings.speed_dials.get(key, "")

@@ -229,6 +229,17 @@ class Switchboard:
             call.reject(self.now(), status)
             self._flush(call)
 
+    def redirect(self, call_id: str, target: str) -> None:
+        """Forward an incoming call to `target` (a number or SIP address) with a 302."""
+        call = self._calls.get(call_id)
+        full = dial_target(target, self.settings.dial_domain)
+        if call is not None and call.state == CallState.INCOMING:
+            call.redirect(self.now(), full)
+            self._flush(call)
+        elif call_id in self._pending_incoming:
+            del self._pending_incoming[call_id]
+            self.signalling.redirect(call_id, full)
+
     def hold(self, call_id: str, on: bool = True) -> None:
         call = self._calls.get(call_id)
         if call is not None and call.state == CallState.CONNECTED:

@@ -297,6 +297,19 @@ class PhoneConfig:
     Empty: call-history.json in the state directory, beside security.zid_cache."""
     history_size: int = field(default=100, metadata=meta(check=checks.between(1, 1000)))
     """Calls the history keeps; the oldest go first."""
+    forward_always: str = field(
+        default="", metadata=meta(check=checks.optional(checks.dial_target))
+    )
+    """Forward every call (302) to this number or SIP address; the "forward" key turns it off
+    and on (and forwards to digits typed before it). Empty: no forwarding."""
+    forward_busy: str = field(default="", metadata=meta(check=checks.optional(checks.dial_target)))
+    """Forward a call that comes while another call is up, instead of call waiting."""
+    forward_no_answer: str = field(
+        default="", metadata=meta(check=checks.optional(checks.dial_target))
+    )
+    """Forward a call still unanswered after forward_after seconds."""
+    forward_after: float = field(default=20.0, metadata=meta(check=checks.between(1, 600, "s")))
+    """Seconds of ringing before forward_no_answer takes the call."""
     voicemail_indicator: bool = False
     """Subscribe to the voicemail box's message summary (RFC 3842) through the registrar and
     show the count of new messages on the idle screen."""
@@ -352,6 +365,11 @@ class Config:
     phone: PhoneConfig = field(default_factory=PhoneConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+
+    @property
+    def preferences_path(self) -> str:
+        """Do-not-disturb and forwarding set on the keypad: beside the ZID cache."""
+        return os.path.join(os.path.dirname(self.security.zid_cache), "preferences.json")
 
     @property
     def history_path(self) -> str:

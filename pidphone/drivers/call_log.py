@@ -15,14 +15,10 @@ history is a convenience, and a phone that cannot keep it still makes calls
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import logging
 import math
 import os
-import stat
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,20 +26,18 @@ from typing import Any
 
 from pidphone.ports import CallKind, CallRecord
 
+from .state_file import CorruptFileError as _CorruptFileError
+from .state_file import read_regular_file as _read
+from .state_file import write_atomically as _write_atomically
+
 log = logging.getLogger(__name__)
 
 FORMAT = "pidphone-call-history"
 VERSION = 1
 MAX_TEXT = 64
 MAX_FILE_BYTES = 1 << 20
-"""Far more than 1,000 records of the longest fields take."""
+"""Far more than 1,000 records of the longest fields take (`state_file.MAX_FILE_BYTES`)."""
 KINDS: tuple[CallKind, ...] = ("missed", "received", "dialled")
-
-_NO_FOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-
-
-class _CorruptFileError(Exception):
-    """The file is not a call history this code wrote."""
 
 
 class FileCallLog:
@@ -66,7 +60,7 @@ class FileCallLog:
 
     def load(self) -> tuple[CallRecord, ...]:
         try:
-            data = _read(self.path)
+            data = _read(self.path, MAX_FILE_BYTES)
             return decode(data)[: self.max_records]
         except FileNotFoundError:
             return ()
@@ -169,41 +163,3 @@ def _finite(value: Any) -> bool:
 
 def _printable(text: str) -> str:
     return "".join(c for c in text[: MAX_TEXT * 4] if c.isprintable())[:MAX_TEXT]
-
-
-def _read(path: Path) -> bytes:
-    """The file's bytes; a symbolic link, a FIFO or a device is corrupt, never followed."""
-    try:
-        fd = os.open(path, os.O_RDONLY | _NO_FOLLOW)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _CorruptFileError("a symbolic link, not a file") from None
-        raise
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise _CorruptFileError("not a regular file")
-        data = handle.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise _CorruptFileError(f"larger than {MAX_FILE_BYTES} bytes")
-    return data
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Temporary file, fsync, rename over, fsync the directory."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

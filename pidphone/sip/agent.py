@@ -227,6 +227,11 @@ class UserAgent:
         """Refuse an incoming call: 486 Busy Here, 603 Decline, 488 Not Acceptable Here ..."""
         self._server.reject(call_id, status, now)
 
+    def redirect(self, call_id: str, target: str, now: float) -> None:
+        """Forward an incoming call: 302 with `target` (a SIP URI, "user@host" or a number
+        in our domain) as the Contact."""
+        self._server.redirect(call_id, self._client.target_uri(target), now)
+
     def hangup(self, call_id: str, now: float) -> None:
         """End a call in whatever state: CANCEL, reject (603), or BYE as the state requires."""
         call = self._calls.require(call_id)

@@ -28,6 +28,7 @@ from pidphone.sip.methods import ALLOW, Method
 from pidphone.sip.replaces import Replaces
 from pidphone.sip.stack import SipStack
 from pidphone.sip.transaction import Input, State, response_input
+from pidphone.sip.uri import NameAddr, Uri
 
 Address = tuple[str, int]
 
@@ -57,6 +58,13 @@ class InviteServer:
         self._respond(call, status, now)
         reason = readable_reason(status, "")
         self._calls.end(call, CallInput.REJECT, status, reason, by_peer=False, now=now)
+
+    def redirect(self, call_id: str, target: Uri, now: float) -> None:
+        """Send the caller elsewhere: 302 Moved Temporarily with `target` as the Contact
+        (RFC 3261 §21.3.3), e.g. for call forwarding."""
+        call = self._incoming(call_id, "redirect")
+        self._respond(call, 302, now, extra=[("Contact", str(NameAddr(uri=target)))])
+        self._calls.end(call, CallInput.REJECT, 302, "Forwarded", by_peer=False, now=now)
 
     def hang_up_before_ack(self, call: InviteUsage, now: float) -> None:
         """Hung up after our 2xx went: the BYE waits for the ACK (§15)."""
@@ -177,15 +185,22 @@ class InviteServer:
             raise LocalProtocolError(f"cannot {action} call {call_id} in state {call.state.value}")
         return call
 
-    def _respond(self, call: InviteUsage, status: int, now: float, body: bytes = b"") -> None:
+    def _respond(
+        self,
+        call: InviteUsage,
+        status: int,
+        now: float,
+        body: bytes = b"",
+        extra: list[Header] | None = None,
+    ) -> None:
         """Answer the call's INVITE; a 2xx is repeated until its ACK comes."""
         tx = call.invite_tx
         if tx is None:
             raise LocalProtocolError(f"call {call.call_id} has no INVITE to answer")
         stack = self._stack
-        extra: list[Header] = []
+        extra = list(extra or [])
         if status < 300:
-            extra = [("Allow", ALLOW), ("Supported", SUPPORTED)]
+            extra += [("Allow", ALLOW), ("Supported", SUPPORTED)]
         response = stack.response(
             call.invite,
             status,
