@@ -96,6 +96,12 @@ def test_vcards_as_address_books_export_them_become_contacts() -> None:
     )
 
 
+def test_a_vcard_export_can_be_the_phone_book_itself(tmp_path: Path) -> None:
+    path = tmp_path / "export.vcf"
+    path.write_bytes(VCARDS)
+    assert load_contacts(path) == parse_vcards(VCARDS)
+
+
 def test_a_hostile_vcard_file_is_bounded() -> None:
     with pytest.raises(ConfigError):
         parse_vcards(b"BEGIN:VCARD\nFN:x\nTEL:1\nEND:VCARD\n" * 40_000)

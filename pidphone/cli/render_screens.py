@@ -147,6 +147,10 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
             ),
             START + 30,
         ),
+        "idle_forward": (
+            _drive(registered, *(KeyEvent(k) for k in "4455"), KeyEvent("forward")),
+            START,
+        ),
         "idle_voicemail": (
             _drive(registered, VoicemailChanged(VoicemailStatus(True, 3, 5))),
             START,

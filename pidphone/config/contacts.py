@@ -34,12 +34,15 @@ ZID_HEX = re.compile(r"[0-9a-fA-F]{24}")
 
 
 def load_contacts(path: str | Path) -> tuple[Contact, ...]:
-    """The contacts of the file at `path` (none when there is no such file)."""
+    """The contacts of the file at `path` (none when there is no such file): TOML, or a
+    vCard export as it is when the name ends in .vcf or .vcard."""
     path = Path(path)
     try:
         data = read_small_file(path, limit=MAX_FILE_BYTES)
     except FileNotFoundError:
         return ()
+    if path.suffix.lower() in (".vcf", ".vcard"):
+        return parse_vcards(data)
     return parse_contacts(data, str(path))
 
 

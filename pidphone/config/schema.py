@@ -290,8 +290,8 @@ class PhoneConfig:
     """Domain appended to a bare number: 1234 -> sip:1234@domain. Empty: the domain of
     account.aor."""
     contacts_file: str = field(default="", metadata=meta(path=True))
-    """The phone book (TOML, see pidphone.config.contacts; `pidphone contacts import` makes
-    one from vCards), relative to this file. Empty: no phone book."""
+    """The phone book, relative to this file: TOML (see pidphone.config.contacts), or an
+    address book's vCard export (.vcf) as it is. Empty: no phone book."""
     history_file: str = field(default="", metadata=meta(path=True))
     """Where the call history is kept across restarts (missed, received and dialled calls).
     Empty: call-history.json in the state directory, beside security.zid_cache."""
