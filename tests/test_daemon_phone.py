@@ -25,6 +25,7 @@ from pidphone.config import (
     SimConfig,
 )
 from pidphone.daemon import Phone, Service
+from pidphone.drivers.call_log import FileCallLog
 from pidphone.drivers.certs import make_test_pki
 
 
@@ -90,6 +91,10 @@ def test_scripted_phone_calls_and_reports_status(tmp_path: Path) -> None:
     assert "no account, direct calls only; in call, secure" in statuses
     assert statuses[-1] == "stopping"
     assert len(list(screens.glob("*.png"))) >= 4
+    # the call is in the history file beside the ZID cache: dialled, secure, SAS confirmed
+    (record,) = FileCallLog(tmp_path / "call-history.json").load()
+    assert (record.kind, record.number) == ("dialled", f"sips:bob@127.0.0.1:{port}")
+    assert record.secure and record.verified and record.duration > 2
 
 
 def test_reload_when_idle_restarts_the_phone_with_the_new_config(tmp_path: Path) -> None:
