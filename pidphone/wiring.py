@@ -68,6 +68,7 @@ def zrtp_config(config: Config) -> ZrtpConfig:
         key_agreements=(*security.key_agreement, "Mult")[:7],
         sas_types=security.sas,
         hello_extension=security.hello_timeout,
+        mtu=security.zrtp_mtu,
     )
 
 

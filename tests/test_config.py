@@ -105,6 +105,10 @@ def test_4x4_layout_gets_its_keymap(tmp_path: Path) -> None:
             "display.rotation: 4 is out of range; allowed: 0 to 3",
         ),
         (
+            "[security]\nzrtp_mtu = 1500\n",
+            "security.zrtp_mtu: 1500 bytes is out of range; allowed: 256 to 1452 bytes",
+        ),
+        (
             "[keypad]\nhook_pin = 6\n",
             "keypad.hook_pin: GPIO 6 is already used by keypad.rows[1]",
         ),

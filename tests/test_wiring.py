@@ -180,3 +180,27 @@ def test_zero_means_never_for_dimming(dim: float, expected: float) -> None:
     settings = wiring.phone_settings(config)
     assert settings.dim_after == expected
     assert settings.blank_after == float("inf")
+
+
+def test_the_zrtp_mtu_reaches_the_session_and_bounds_every_datagram() -> None:
+    from pidphone.config import Config, SecurityConfig
+    from pidphone.zrtp import MemoryZidCache, ZrtpSession
+
+    config = Config(security=SecurityConfig(zrtp_mtu=600))
+    zrtp = wiring.zrtp_config(config)
+    assert zrtp.mtu == 600 and zrtp.key_agreements[0] == "X3M3"
+    a = ZrtpSession(cache=MemoryZidCache(), ssrc=1, config=zrtp)
+    b = ZrtpSession(cache=MemoryZidCache(), ssrc=2, config=zrtp)
+    a.start(0.0)
+    b.start(0.0)
+    sent: list[bytes] = []
+    for _ in range(20):
+        to_b, to_a = a.datagrams_to_send(), b.datagrams_to_send()
+        sent += to_a + to_b
+        for packet in to_b:
+            b.receive_datagram(packet, 0.0)
+        for packet in to_a:
+            a.receive_datagram(packet, 0.0)
+    assert a.state == b.state == "secure"
+    assert max(len(packet) for packet in sent) <= 600
+    assert sum(packet[0] == 0x11 for packet in sent) >= 6  # three fragments a message, twice

@@ -177,6 +177,10 @@ class SecurityConfig:
     (§4.9). Lives in systemd's StateDirectory=pidphone."""
     hello_timeout: float = field(default=12.0, metadata=meta(check=checks.between(1, 120, "s")))
     """Seconds to wait for the peer's ZRTP Hello before the call counts as NOT SECURE (§6)."""
+    zrtp_mtu: int = field(default=1452, metadata=meta(check=checks.between(256, 1452, "bytes")))
+    """Longest ZRTP datagram sent: a longer message (a post-quantum Commit or DHPart1, about
+    1.7 kB) goes in fragments of at most this size, as Linphone sends them (its default, 1452).
+    Lower it on a link with a smaller MTU (a VPN) so that no datagram is split by IP."""
 
 
 @dataclass(frozen=True)
