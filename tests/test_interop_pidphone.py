@@ -93,6 +93,28 @@ def test_callee_hangs_up_with_a_chosen_suite(rig: Rig) -> None:
     assert at_alice["reason"] == "Hung up by peer"
 
 
+def test_ml_kem_alone_with_aes_gcm(rig: Rig) -> None:
+    """MLK3 (ML-KEM-1024 without X448) and SRTP AES-GCM: the other post-quantum agreement and
+    the AEAD profile bzrtp 5.5 offers first, through Kamailio with real sockets."""
+    suite = ZrtpSuite("MLK3", "AES3", "GCM", "S512", "B32")
+    bob = rig.answer(rig.config("bob", tone=BOB_TONE, suite=suite), duration=30)
+    alice = rig.call(
+        rig.config("alice", tone=ALICE_TONE, suite=suite), "sip:bob@127.0.0.1", duration=3
+    )
+    at_alice = alice.result(timeout=60)
+    at_bob = bob.result(timeout=30)
+
+    assert alice.returncode == 0, alice.describe()
+    assert bob.returncode == 0, bob.describe()
+    assert_secure_pair(at_alice, at_bob)
+    assert (at_alice["key_agreement"], at_alice["cipher"], at_alice["auth_tag"]) == (
+        "MLK3",
+        "AES3",
+        "GCM",
+    )
+    assert at_alice["post_quantum"] and at_bob["post_quantum"]
+
+
 def test_retained_secret_then_verified(rig: Rig) -> None:
     bob_config = rig.config("bob", tone=BOB_TONE)
     alice_config = rig.config("alice", tone=ALICE_TONE)
