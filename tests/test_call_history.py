@@ -293,7 +293,9 @@ def test_a_state_with_a_hostile_history_still_renders() -> None:
         history=(CallRecord("dialled", "", "", -1e12, 1e9, True, False),),
         browsing=0,
     )
-    draw_screen(render(state, 0.0))
+    screen = render(state, 0.0)
+    assert screen.lines == ("unknown number", "unknown time 277777:46:40", "Secure, SAS unverified")
+    draw_screen(screen)
 
 
 # --------------------------------------------------------------------------- the command line

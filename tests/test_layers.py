@@ -82,6 +82,8 @@ APP_PURE = {
     "pidphone.app.call_sdp",
     "pidphone.app.call_state",
     "pidphone.app.call_transfers",
+    "pidphone.app.contacts",
+    "pidphone.app.history",
     "pidphone.app.media",
     "pidphone.app.media_config",
     "pidphone.app.media_events",

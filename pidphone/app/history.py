@@ -10,7 +10,7 @@ bounded length, so a hostile name can neither break the screen nor swell the fil
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime
 
 from pidphone.ports import CallKind, CallRecord
 
@@ -55,8 +55,13 @@ def add(history: tuple[CallRecord, ...], record: CallRecord, size: int) -> tuple
 
 
 def when(record: CallRecord, utc_offset: float) -> str:
-    """ "07 Dec 14:05" in the phone's local time (`utc_offset` seconds east of UTC)."""
-    return time.strftime("%d %b %H:%M", time.gmtime(record.time + utc_offset))
+    """ "07 Dec 14:05" in the phone's local time (`utc_offset` seconds east of UTC); a time
+    no calendar holds (a hand-edited file) shows as "unknown time"."""
+    try:
+        moment = datetime.fromtimestamp(record.time + utc_offset, tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        return "unknown time"
+    return moment.strftime("%d %b %H:%M")
 
 
 def duration_text(seconds: float) -> str:
