@@ -146,7 +146,7 @@ system() {
   printf '%s\n' "$SOURCES" > "$ROOT/etc/apt/sources.list"
 
   local before after
-  before=$(cat "$ROOT/var/lib/dpkg/status" "$ROOT"/boot/initrd.img-* 2>/dev/null | md5sum)
+  before=$(system_state)
   defer_initramfs
   in_root apt-get update -q > "$WORK/apt.log" 2>&1 || { tail -20 "$WORK/apt.log" >&2; return 1; }
   in_root "${APT[@]}" full-upgrade >> "$WORK/apt.log" 2>&1 \
@@ -156,7 +156,7 @@ system() {
   old_kernels
   in_root apt-get clean
   undefer_initramfs
-  after=$(cat "$ROOT/var/lib/dpkg/status" "$ROOT"/boot/initrd.img-* 2>/dev/null | md5sum)
+  after=$(system_state)
 
   if [ "$before" != "$after" ] || [ ! -f "$cached/.pidphone-root" ]; then
     say "keeping the system in $cached"
@@ -169,6 +169,11 @@ system() {
       [ "$old" = "$cached" ] || rm -rf --one-file-system "$old"
     done
   fi
+}
+
+# What tells whether the system changed: the installed packages and the initramfs (none at first).
+system_state() {
+  { cat "$ROOT/var/lib/dpkg/status"; cat "$ROOT"/boot/initrd.img-* 2>/dev/null || true; } | md5sum
 }
 
 # update-initramfs is diverted while apt runs: a call only notes that the initramfs is due.

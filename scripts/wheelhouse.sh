@@ -11,6 +11,7 @@
 #
 # The directory is $PIDPHONE_CACHE/wheels-KEY (default ~/.cache/pidphone), KEY a hash of
 # pyproject.toml's requirements and this Python's version: a changed requirement makes a new one.
+# Another key's directory is removed when no fetch has used it for a week.
 set -euo pipefail
 
 SOURCE="$(cd "$(dirname "$0")/.." && pwd)"
@@ -39,6 +40,7 @@ case "${1:-}" in
 esac
 
 if [ -f "$DIR/.complete" ]; then
+  touch "$DIR"   # in use: kept (see below)
   echo "$DIR"
   exit 0
 fi
@@ -51,7 +53,7 @@ printf '%s\n' "$requirements" > "$DIR.part/requirements.txt"
 touch "$DIR.part/.complete"
 rm -rf "$DIR"
 mv "$DIR.part" "$DIR"
-for old in "$CACHE"/wheels-*; do
-  [ "$old" = "$DIR" ] || rm -rf "$old"
-done
+# Other keys go once unused for a week: worktrees of other branches may share this cache.
+touch "$DIR"
+find "$CACHE" -maxdepth 1 -name 'wheels-*' ! -name "wheels-$KEY" -mtime +7 -exec rm -rf {} +
 echo "$DIR"

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# Checks an SD-card image made by scripts/build-image.sh from outside, without a Raspberry Pi:
+#  1. the partition table (MBR: FAT "RASPIFIRM" at 4 MiB, ext4 "RASPIROOT" after it);
+#  2. the boot partition's files (boot firmware, kernel, initramfs, the boards' device trees,
+#     config.txt with hw/config.txt's lines, cmdline.txt with the root by label, the example
+#     pidphone.toml), and which boards those files cover;
+#  3. the root's contents: pidphone in /opt/pidphone, its unit and the first-boot unit enabled,
+#     SSH off, the pidphone user, and nothing that must be each phone's own or that the build
+#     left (machine id, SSH host keys, ZID, config, build tree, pip cache, private keys);
+#  4. the first boot: the image's root booted by its own systemd (systemd-nspawn, arm64 programs
+#     under qemu-user), on a copy of the card 256 MiB larger, with a pidphone.toml, `ssh` and
+#     `authorized_keys` dropped in its boot partition: the root partition and file system grow,
+#     SSH comes on with the key and new host keys, the config is installed (0600, pidphone) and
+#     every dropped file leaves the boot partition, pidphone.service is active with its own ZID.
+# This machine's kernel has no FAT driver, so the boot partition is copied out with mtools and
+# bound on /boot/firmware: what is checked there is the files, not FAT writes.
+#
+#   scripts/check-image.sh IMAGE       IMAGE: .img or .img.xz; as root. KEEP=1 keeps $WORK.
+set -euo pipefail
+
+SOURCE="$(cd "$(dirname "$0")/.." && pwd)"
+IMAGE="$(realpath "${1:?usage: scripts/check-image.sh IMAGE(.img|.img.xz)}")"
+FIRMWARE_MIB=508
+GROW_MIB=256
+BOOT_TIMEOUT=1200   # seconds for the emulated first boot to bring the phone up
+
+say() { echo "check-image: $*" >&2; }
+fail() { echo "check-image: FAILED: $*" >&2; exit 1; }
+ok() { echo "  ok: $*"; }
+[ "$(id -u)" = 0 ] || fail "run it as root"
+for tool in sfdisk mdir mcopy mtype systemd-nspawn nsenter losetup partx dumpe2fs ssh-keygen; do
+  command -v "$tool" >/dev/null || fail "$tool is missing (fdisk, mtools, systemd-container," \
+    "util-linux, e2fsprogs, openssh-client)"
+done
+"$SOURCE/scripts/arm64-emulation.sh" >/dev/null
+
+WORK=$(mktemp -d /var/tmp/pidphone-check-image.XXXXXX)
+DISK="$WORK/disk.img"
+ROOT="$WORK/root"
+BOOT="$WORK/boot"
+LOOP=""
+NSPAWN=""
+cleanup() {
+  if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then kill "$NSPAWN" || true; fi
+  if mountpoint -q "$ROOT"; then umount "$ROOT"; fi
+  if [ -n "$LOOP" ]; then losetup -d "$LOOP" || true; fi
+  if [ -z "${KEEP:-}" ]; then rm -rf --one-file-system "$WORK"; else say "kept $WORK"; fi
+}
+trap cleanup EXIT
+
+say "copying the image"
+case "$IMAGE" in
+  *.xz) xz -dc "$IMAGE" | cp --sparse=always /dev/stdin "$DISK" ;;
+  *) cp --sparse=always "$IMAGE" "$DISK" ;;
+esac
+RAW_MIB=$(( $(stat -c %s "$DISK") / 1048576 ))
+
+# ------------------------------------------------------------------ 1. the partition table
+echo "Partitions ($RAW_MIB MiB):"
+TABLE=$(sfdisk -d "$DISK")
+echo "$TABLE" | grep -q '^label: dos' || fail "no MBR: $TABLE"
+P1=$(echo "$TABLE" | grep "^$DISK"1)
+P2=$(echo "$TABLE" | grep "^$DISK"2)
+echo "$P1" | grep -Eq "start= *8192, size= *$((FIRMWARE_MIB * 2048)), type=c" \
+  || fail "partition 1 is not FAT at 4 MiB, $FIRMWARE_MIB MiB: $P1"
+echo "$P2" | grep -Eq "start= *$(( (4 + FIRMWARE_MIB) * 2048 )), .*type=83" \
+  || fail "partition 2 is not Linux right after it: $P2"
+ROOT_SECTORS=$(echo "$P2" | sed -E 's/.*size= *([0-9]+).*/\1/')
+[ $(( (4 + FIRMWARE_MIB) * 2048 + ROOT_SECTORS )) -le $(( RAW_MIB * 2048 )) ] \
+  || fail "partition 2 ends after the image"
+ok "MBR; 1: FAT32 (type c) 4..$((4 + FIRMWARE_MIB)) MiB; 2: Linux, $((ROOT_SECTORS / 2048)) MiB"
+
+# ------------------------------------------------------------------ 2. the boot partition
+echo "Boot partition:"
+FAT="$DISK@@4M"
+export MTOOLS_SKIP_CHECK=1
+LISTING=$(mdir -/ -b -i "$FAT" ::/)
+missing=()
+for f in bootcode.bin start.elf fixup.dat start4.elf fixup4.dat config.txt cmdline.txt \
+         pidphone.toml.example; do
+  echo "$LISTING" | grep -q "^::/$f\$" || missing+=("$f")
+done
+echo "$LISTING" | grep -q '^::/vmlinuz-' || missing+=(vmlinuz-*)
+echo "$LISTING" | grep -q '^::/initrd.img-' || missing+=(initrd.img-*)
+[ ${#missing[@]} -eq 0 ] || fail "missing on the boot partition: ${missing[*]}"
+for f in pidphone.toml authorized_keys ssh ssh.txt wpa_supplicant.conf; do
+  echo "$LISTING" | grep -q "^::/$f\$" && fail "$f is on the boot partition of the image"
+done
+ok "boot firmware, $(echo "$LISTING" | grep -o 'vmlinuz-.*' | head -1), its initramfs," \
+   "config.txt, cmdline.txt, pidphone.toml.example"
+
+CONFIG_TXT=$(mtype -i "$FAT" ::/config.txt | tr -d '\r')
+while read -r line; do
+  echo "$CONFIG_TXT" | grep -qxF "$line" || fail "config.txt lacks hw/config.txt's '$line'"
+done < <(grep -v '^\s*\(#\|$\)' "$SOURCE/hw/config.txt")
+echo "$CONFIG_TXT" | grep -qx 'arm_64bit=1' || fail "config.txt lacks arm_64bit=1"
+ok "config.txt: arm_64bit=1 and hw/config.txt's lines"
+CMDLINE=$(mtype -i "$FAT" ::/cmdline.txt | tr -d '\r')
+echo "$CMDLINE" | grep -q 'root=LABEL=RASPIROOT' || fail "cmdline.txt: $CMDLINE"
+ok "cmdline.txt: $CMDLINE"
+
+# The boards: a board boots when the firmware finds its device tree on the boot partition.
+declare -A BOARDS=(
+  [bcm2837-rpi-3-b]="Pi 3 B" [bcm2837-rpi-3-b-plus]="Pi 3 B+" [bcm2837-rpi-3-a-plus]="Pi 3 A+"
+  [bcm2837-rpi-cm3-io3]="CM3" [bcm2837-rpi-zero-2-w]="Zero 2 W" [bcm2710-rpi-zero-2-w]="Zero 2 W"
+  [bcm2711-rpi-4-b]="Pi 4 B" [bcm2711-rpi-400]="Pi 400" [bcm2711-rpi-cm4-io]="CM4"
+  [bcm2712-rpi-5-b]="Pi 5"
+)
+covered=() not=()
+for dtb in bcm2837-rpi-3-b bcm2837-rpi-3-b-plus bcm2837-rpi-3-a-plus bcm2837-rpi-cm3-io3 \
+           bcm2837-rpi-zero-2-w bcm2710-rpi-zero-2-w bcm2711-rpi-4-b bcm2711-rpi-400 \
+           bcm2711-rpi-cm4-io bcm2712-rpi-5-b; do
+  if echo "$LISTING" | grep -q "^::/$dtb\.dtb\$"; then covered+=("${BOARDS[$dtb]}")
+  else not+=("${BOARDS[$dtb]} ($dtb.dtb)"); fi
+done
+for board in "Pi 3 B" "Pi 3 B+" "Pi 4 B"; do
+  printf '%s\n' "${covered[@]}" | grep -qxF "$board" || fail "no device tree for the $board"
+done
+ok "boards (device trees present): ${covered[*]}"
+echo "  not covered (no device tree): ${not[*]:-none}"
+
+# ------------------------------------------------------------------ 3. the root's contents
+echo "Root file system:"
+# Grown first, as a bigger card would be: the first boot must grow partition 2 to it.
+truncate -s +${GROW_MIB}M "$DISK"
+LOOP=$(losetup --find --show --partscan "$DISK")
+partx -u "$LOOP" 2>/dev/null || partx -a "$LOOP" 2>/dev/null || true
+for _ in $(seq 50); do [ -b "${LOOP}p2" ] && break; sleep 0.1; done
+[ -b "${LOOP}p2" ] || fail "no ${LOOP}p2"
+[ "$(blkid -o value -s LABEL "${LOOP}p1")" = RASPIFIRM ] || fail "partition 1 is not RASPIFIRM"
+[ "$(blkid -o value -s TYPE "${LOOP}p1")" = vfat ] || fail "partition 1 is not FAT"
+[ "$(blkid -o value -s LABEL "${LOOP}p2")" = RASPIROOT ] || fail "partition 2 is not RASPIROOT"
+[ "$(blkid -o value -s TYPE "${LOOP}p2")" = ext4 ] || fail "partition 2 is not ext4"
+BLOCKS_BEFORE=$(dumpe2fs -h "${LOOP}p2" 2>/dev/null | awk -F: '/^Block count/ {print $2+0}')
+mkdir -p "$ROOT"
+mount "${LOOP}p2" "$ROOT"
+
+[ -x "$ROOT/opt/pidphone/bin/pidphone" ] || fail "no /opt/pidphone/bin/pidphone"
+[ "$(readlink "$ROOT/etc/systemd/system/multi-user.target.wants/pidphone.service")" ] \
+  || fail "pidphone.service is not enabled"
+[ -L "$ROOT/etc/systemd/system/sysinit.target.wants/pidphone-image-boot.service" ] \
+  || fail "pidphone-image-boot.service is not enabled"
+[ ! -e "$ROOT/etc/systemd/system/multi-user.target.wants/ssh.service" ] \
+  && [ ! -e "$ROOT/etc/systemd/system/sockets.target.wants/ssh.socket" ] || fail "SSH is on"
+grep -q '^pidphone:' "$ROOT/etc/passwd" || fail "no pidphone user"
+grep -Eq '^pidphone:[^:]*:[0-9]+:[0-9]+:[^:]*:[^:]*:(/usr/sbin/nologin|/bin/false)$' \
+  "$ROOT/etc/passwd" || fail "the pidphone user can log in: $(grep '^pidphone:' "$ROOT/etc/passwd")"
+if awk -F: '$2 !~ /^[*!]/ && $2 != "" {print $1}' "$ROOT/etc/shadow" | grep -q .; then
+  fail "accounts with a password: $(awk -F: '$2 !~ /^[*!]/ {print $1}' "$ROOT/etc/shadow")"
+fi
+[ ! -s "$ROOT/etc/machine-id" ] || fail "a machine id is in the image"
+for gone in /var/lib/pidphone /etc/pidphone/pidphone.toml /tmp/pidphone /root/.cache \
+            /var/lib/pidphone-image /var/lib/systemd/random-seed /root/.ssh; do
+  [ ! -e "$ROOT$gone" ] || fail "$gone is in the image"
+done
+if compgen -G "$ROOT/etc/ssh/ssh_host_*" >/dev/null; then fail "SSH host keys are in the image"; fi
+keys=$(grep -rlI --exclude-dir=test --exclude-dir=tests -e 'PRIVATE KEY-----' \
+         "$ROOT/etc" "$ROOT/root" "$ROOT/opt" "$ROOT/var" "$ROOT/home" "$ROOT/boot" \
+         2>/dev/null || true)
+[ -z "$keys" ] || fail "private keys in the image: $keys"
+[ -f "$ROOT/etc/pidphone/pidphone.toml.example" ] || fail "no /etc/pidphone/pidphone.toml.example"
+ok "/opt/pidphone; pidphone.service and pidphone-image-boot.service enabled; SSH off;" \
+   "the pidphone user (no login); no password; no machine id, SSH host key, ZID, config," \
+   "build tree, pip cache or private key"
+
+# ------------------------------------------------------------------ 4. the first boot
+echo "First boot (systemd in systemd-nspawn, arm64 under qemu-user):"
+mkdir -p "$BOOT"
+mcopy -s -p -m -i "$FAT" '::/*' "$BOOT/"
+[ -f "$BOOT/config.txt" ] || fail "the boot partition's files were not copied out"
+printf '%s\n' 'hardware = "simulated"' '[display]' 'driver = "ssd1306"' > "$BOOT/pidphone.toml"
+ssh-keygen -q -t ed25519 -N '' -C check-image -f "$WORK/id_ed25519"
+cp "$WORK/id_ed25519.pub" "$BOOT/authorized_keys"
+: > "$BOOT/ssh"
+
+# The card's devices are bound in, so the first-boot unit sees its root on ${LOOP}p2; the
+# boot partition's files on /boot/firmware (its fstab line masked: no FAT driver here); a
+# private network (sshd comes on). Nothing waits for a network the container does not have.
+timeout --kill-after=10 $((BOOT_TIMEOUT + 120)) systemd-nspawn -q -D "$ROOT" --register=no \
+  --keep-unit --private-network --console=pipe --bind="$BOOT:/boot/firmware" \
+  --bind="$LOOP" --bind="${LOOP}p2" -b \
+  systemd.mask=boot-firmware.mount systemd.mask=systemd-networkd-wait-online.service \
+  </dev/null > "$WORK/boot.log" 2>&1 &
+NSPAWN=$!
+LEADER=""
+for _ in $(seq 600); do
+  for p in $(pgrep -P "$NSPAWN"; for c in $(pgrep -P "$NSPAWN"); do pgrep -P "$c"; done); do
+    grep -Eq '^NSpid:.*[[:space:]]1$' "/proc/$p/status" 2>/dev/null && LEADER=$p
+  done
+  [ -n "$LEADER" ] && break
+  kill -0 "$NSPAWN" 2>/dev/null || fail "systemd-nspawn exited: $(tail -20 "$WORK/boot.log")"
+  sleep 0.5
+done
+[ -n "$LEADER" ] || fail "no systemd in the container: $(tail -20 "$WORK/boot.log")"
+inside() {
+  nsenter -t "$LEADER" -m -u -i -p -r -w env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+    "$@"
+}
+start=$SECONDS
+state=""
+while [ $((SECONDS - start)) -lt $BOOT_TIMEOUT ]; do
+  state=$(inside systemctl is-active pidphone.service 2>/dev/null || true)
+  [ "$state" = active ] && break
+  [ "$state" = failed ] && break
+  sleep 2
+done
+BOOT_SECONDS=$((SECONDS - start))
+inside systemctl status --no-pager --lines=0 pidphone.service 2>/dev/null | sed 's/^/    /' \
+  | head -8 || true
+IMAGE_BOOT=$(inside journalctl --no-pager -o cat -u pidphone-image-boot.service 2>/dev/null || true)
+PHONE_LOG=$(inside journalctl --no-pager -o cat -u pidphone.service 2>/dev/null || true)
+CONFIG=$(inside stat -c '%a %U' /etc/pidphone/pidphone.toml 2>/dev/null || true)
+ZID=$(inside stat -c '%a %U' /var/lib/pidphone/zid-cache.json 2>/dev/null || true)
+ZID_HEX=$(inside python3 -c 'import json; print(json.load(open("/var/lib/pidphone/zid-cache.json"))["zid"])' 2>/dev/null || true)
+MAIN_PID=$(inside systemctl show -p MainPID --value pidphone.service 2>/dev/null || true)
+USER_OF=$(inside stat -c %U "/proc/$MAIN_PID" 2>/dev/null || true)
+SSH=$(inside systemctl is-enabled ssh.service 2>/dev/null || true)
+SSH_ACTIVE=$(inside systemctl is-active ssh.service 2>/dev/null || true)
+KEYS=$(inside stat -c '%a' /root/.ssh/authorized_keys 2>/dev/null || true)
+SAME_KEY=$(inside cat /root/.ssh/authorized_keys 2>/dev/null | grep -c check-image || true)
+HOST_KEYS=$(inside sh -c 'ls /etc/ssh/ssh_host_*_key 2>/dev/null | wc -l' || true)
+MACHINE_ID=$(inside cat /etc/machine-id 2>/dev/null || true)
+PW_LOGIN=$(inside sshd -T 2>/dev/null | grep -E '^(passwordauthentication|permitrootlogin) ' \
+             | tr '\n' ' ' || true)
+kill -s RTMIN+4 "$LEADER" 2>/dev/null || true   # systemd: power off
+for _ in $(seq 120); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 1; done
+NSPAWN=""
+umount "$ROOT"
+partx -u "$LOOP" 2>/dev/null || true
+BLOCKS_AFTER=$(dumpe2fs -h "${LOOP}p2" 2>/dev/null | awk -F: '/^Block count/ {print $2+0}')
+P2_AFTER=$(sfdisk -d "$DISK" | grep "^$DISK"2)
+SECTORS_AFTER=$(echo "$P2_AFTER" | sed -E 's/.*size= *([0-9]+).*/\1/')
+
+[ "$state" = active ] || fail "pidphone.service is '$state' after $BOOT_SECONDS s:
+$PHONE_LOG
+$(tail -30 "$WORK/boot.log")"
+[ "$USER_OF" = pidphone ] || fail "pidphone.service runs as '$USER_OF'"
+ok "pidphone.service active $BOOT_SECONDS s after systemd started, as $USER_OF"
+[ "$CONFIG" = "600 pidphone" ] || fail "the provisioned config is '$CONFIG'"
+echo "$PHONE_LOG" | grep -q 'installed /etc/pidphone/pidphone.toml from /boot/firmware/pidphone.toml' \
+  || fail "the journal does not say the config was installed: $PHONE_LOG"
+[ ! -e "$BOOT/pidphone.toml" ] || fail "pidphone.toml is still on the boot partition"
+ok "/boot/firmware/pidphone.toml installed as /etc/pidphone/pidphone.toml ($CONFIG)," \
+   "removed from the boot partition"
+[ "$ZID" = "600 pidphone" ] && [ -n "$ZID_HEX" ] || fail "ZID cache: '$ZID' '$ZID_HEX'"
+ok "the phone made its own ZID ($ZID_HEX) in /var/lib/pidphone/zid-cache.json ($ZID)"
+[ "${#MACHINE_ID}" = 32 ] || fail "no machine id was made: '$MACHINE_ID'"
+ok "a machine id of its own"
+[ "$SSH" = enabled ] && [ "$SSH_ACTIVE" = active ] || fail "ssh is '$SSH', '$SSH_ACTIVE':
+$IMAGE_BOOT"
+[ "$KEYS" = 600 ] && [ "$SAME_KEY" = 1 ] || fail "root's authorized_keys: '$KEYS' '$SAME_KEY'"
+[ "$HOST_KEYS" -ge 1 ] || fail "no SSH host keys were made"
+[ ! -e "$BOOT/ssh" ] && [ ! -e "$BOOT/authorized_keys" ] \
+  || fail "ssh or authorized_keys left on the boot partition"
+echo "$PW_LOGIN" | grep -q 'passwordauthentication no' || fail "sshd: $PW_LOGIN"
+ok "ssh + authorized_keys dropped: SSH enabled and active, $HOST_KEYS new host keys, root's" \
+   "key (0600), both removed from the boot partition; sshd: $PW_LOGIN"
+[ "$SECTORS_AFTER" -gt "$ROOT_SECTORS" ] || fail "partition 2 did not grow: $P2_AFTER
+$IMAGE_BOOT"
+[ "$BLOCKS_AFTER" -gt "$BLOCKS_BEFORE" ] || fail "the root file system did not grow
+$IMAGE_BOOT"
+ok "root grew to the card: partition 2 $((ROOT_SECTORS / 2048)) -> $((SECTORS_AFTER / 2048))" \
+   "MiB, ext4 $BLOCKS_BEFORE -> $BLOCKS_AFTER blocks"
+echo "Image checked: $IMAGE"
