@@ -19,8 +19,8 @@
 #
 # The cache is $PIDPHONE_CACHE/roots (default ~/.cache/pidphone/roots). A root's key is a hash
 # of its suite, architecture, variant, components and package list, so changing the list (in
-# this file or in install.sh) makes a new root; the old one is removed once the new one is
-# made. Roots are minbase (Essential packages and apt) plus the list, nothing recommended.
+# this file or in install.sh) makes a new root; another key's root is removed once unused for a
+# week. Roots are minbase (Essential packages and apt) plus the list, nothing recommended.
 # Users of a root must not change it: boot it with an overlay (nspawn --volatile=overlay).
 # Environment: MIRROR (default: the Debian mirror apt uses here, else deb.debian.org);
 # DEBIAN_ROOT_OFFLINE=1: `build` never goes to the mirror (exit 3 when nothing was fetched).
@@ -82,12 +82,14 @@ STAMP="$ROOT/.pidphone-root"
 DEBOOTSTRAP=(debootstrap "--variant=$VARIANT" "--arch=$ARCH" "--components=$COMPONENTS"
              "--include=$sorted")
 
-# Other keys of the same root: what an older package list made.
+# Other keys of the same root: what another package list made. Another key's root or packages go once unused for a week: worktrees of branches whose package
+# lists differ share this cache, and would otherwise remove each other's roots at every run.
 remove_stale() {
   local old
   for old in "$CACHE/$NAME"-*; do
     case "$old" in "$ROOT"|"$TARBALL"|"$CACHE/$NAME-$KEY."*) continue ;; esac
     [ -e "$old" ] || continue
+    [ -z "$(find "$old" -maxdepth 0 -mtime -7)" ] || continue
     say "removing the outdated $old"
     rm -rf --one-file-system "$old"
   done
@@ -107,6 +109,7 @@ flock 9  # one maker at a time; the others find the result
 
 if [ "$ACTION" = fetch ]; then
   if [ -f "$STAMP" ] || [ -f "$TARBALL" ]; then
+    if [ -f "$STAMP" ]; then touch "$ROOT"; else touch "$TARBALL"; fi   # in use: remove_stale
     exit 0
   fi
   say "downloading the packages of $NAME ($SUITE $ARCH) from $MIRROR"
@@ -124,6 +127,7 @@ fi
 
 # build
 if [ -f "$STAMP" ]; then
+  touch "$ROOT"   # in use (see remove_stale)
   echo "$ROOT"
   exit 0
 fi

@@ -34,7 +34,14 @@ from tests.peers.netns import need_private_network, private_network
 from tests.peers.nspawn import Container
 from tests.peers.wav import write_tone
 
-pytestmark = [pytest.mark.kamailio, pytest.mark.linphone, pytest.mark.slow]
+# The first test also sets the system up: a cold root build (debian_root: up to 600 s) and
+# install.sh (up to 600 s) do not fit pytest's default 300 s on a loaded machine.
+pytestmark = [
+    pytest.mark.kamailio,
+    pytest.mark.linphone,
+    pytest.mark.slow,
+    pytest.mark.timeout(1200),
+]
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 SOURCE = "/root/pidphone"
