@@ -97,6 +97,7 @@ def phone_settings(config: Config, notice: str = "") -> PhoneSettings:
     """The phone UI's settings; `notice` goes on the idle screen."""
     return PhoneSettings(
         account=config.account.display_name or config.account.auth_user,
+        registers=bool(config.account.aor),
         speed_dials=config.phone.speed_dials,
         history_size=config.phone.history_size,
         forward_always=config.phone.forward_always,

@@ -29,7 +29,7 @@ from pidphone.ports import Address, HookEvent, KeyEvent, Screen, SipTransportHan
 from pidphone.rtp import stun
 from pidphone.sip.agent import AgentConfig, UserAgent
 from pidphone.sip.callers import CallerPolicy
-from pidphone.zrtp.cache import MemoryZidCache
+from pidphone.zrtp.cache import CacheEntry, MemoryZidCache
 
 ANYONE = CallerPolicy(anyone=True)
 """Listeners here let any TLS client in: these tests are about calls, not admission."""
@@ -401,3 +401,57 @@ def test_call_milestones_are_logged_with_the_call_id_and_peer(
     assert any("alice@127.0.0.1" in p for p in peers)
     assert {r.__dict__.get("SAS_VERIFIED") for r in mine} == {None, "no"}
     assert not any(sas in r.getMessage() for r in caplog.records)
+
+
+def test_mismatch_is_settled_by_one_press_and_journalled(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bob's phone lost its secrets between two calls: Alice's shows the mismatch warning;
+    one press of SAS matches closes it, verifies and keeps the new secret, and the journal
+    says mismatch, then confirmed. SAS differs on the next mismatch ends the call."""
+    caplog.set_level(logging.INFO, logger="pidphone.app.switchboard")
+
+    async def secure_call(alice: Phone, bob: Phone) -> str:
+        alice.events.clear()
+        bob.events.clear()
+        await connect(alice, bob)
+        (call,) = alice.engine.calls()
+        return call.call_id
+
+    async def end(alice: Phone, bob: Phone, call_id: str) -> None:
+        alice.engine.hangup(call_id)
+        await bob.until(lambda e: isinstance(e, CallFinished))
+        await alice.until(lambda e: isinstance(e, CallFinished))
+        bob.engine.press(HookEvent(off_hook=False))  # Bob puts the handset down
+
+    async def main() -> None:
+        async with two_phones(tmp_path) as (alice, bob):
+            ours = alice.engine.cache
+            await end(alice, bob, await secure_call(alice, bob))
+            bob_zid = bob.engine.cache.our_zid
+            alice_zid = ours.our_zid
+            bob.engine.cache.store(alice_zid, CacheEntry())  # Bob's secrets are gone
+            call_id = await secure_call(alice, bob)
+            await until(lambda: alice.screens.shown[-1].status == "SECRET MISMATCH")
+            alice.key("sas_confirm")
+            await until(lambda: alice.screens.shown[-1].verified)
+            entry = ours.load(bob_zid)
+            assert entry is not None and entry.verified and not entry.mismatch
+            await end(alice, bob, call_id)
+
+            bob.engine.cache.store(alice_zid, CacheEntry())  # and again
+            call_id = await secure_call(alice, bob)
+            await until(lambda: alice.screens.shown[-1].status == "SECRET MISMATCH")
+            alice.key("sas_reject")
+            await bob.until(lambda e: isinstance(e, CallFinished))
+            await until(lambda: "SAS rejected" in alice.screens.shown[-1].lines)
+            assert alice.screens.shown[-1].alert
+            entry = ours.load(bob_zid)
+            assert entry is not None and entry.rs1 is None and not entry.verified
+
+    asyncio.run(main())
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    mismatch = [m for m in said if m.startswith("cached secret mismatch")]
+    assert len(mismatch) == 2
+    assert said.index(mismatch[0]) < said.index("SAS confirmed by the user")
+    assert any(m.startswith("SAS REJECTED by the user") for m in said)

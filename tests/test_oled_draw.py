@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -48,3 +50,55 @@ def test_sas_is_large_and_two_words_stay_readable() -> None:
     assert words is not None
     assert words[2] <= WIDTH
     assert words[3] - words[1] >= 10
+
+
+def _ink_columns(image: object, top: int, bottom: int) -> dict[int, set[int]]:
+    """Column -> the rows inked in it, between `top` and `bottom`."""
+    from PIL import Image
+
+    assert isinstance(image, Image.Image)
+    columns: dict[int, set[int]] = {}
+    for y in range(top, bottom):
+        for x in range(WIDTH):
+            if image.getpixel((x, y)):
+                columns.setdefault(x, set()).add(y)
+    return columns
+
+
+def test_a_long_address_ends_in_an_ellipsis_inside_the_screen() -> None:
+    """Measured as the 1-bit display draws it (wider than Pillow's default measure): the
+    cut text ends in three dots on the baseline, and nothing runs off the right edge."""
+    address = "sips:bartholomew.longname@telephony.example.org"
+    image = draw_screen(Screen(lines=(address,)))
+    columns = _ink_columns(image, 27, 27 + 11)
+    right = max(columns)
+    assert right < WIDTH - 1  # not clipped by the edge
+    tail = [columns.get(x, set()) for x in range(right - 6, right + 1)]
+    dot_rows = set().union(*tail)
+    assert len(dot_rows) == 1  # only dots at the end: the ellipsis
+    assert sum(1 for rows in tail if rows) == 3  # three of them
+
+
+def test_every_sample_screen_keeps_its_text_inside_the_screen() -> None:
+    from pidphone.cli.render_screens import sample_screens
+
+    for name, screen in sample_screens().items():
+        if screen.big_inverse:
+            screen = replace(screen, big_inverse=False)  # its band spans the width on purpose
+        image = draw_screen(screen)
+        inverse = bool(image.getpixel((0, 0)))
+        edge = [bool(image.getpixel((WIDTH - 1, y))) != inverse for y in range(12, HEIGHT)]
+        assert not any(edge), name  # below the status bar nothing reaches the last column
+
+
+def test_the_tls_error_icon_is_not_a_padlock() -> None:
+    """It once was the secure call's padlock with one pixel more."""
+
+    def icon(name: str) -> set[tuple[int, int]]:
+        image = draw_screen(Screen(icons=frozenset({name})))
+        return {
+            (x, y) for y in range(10) for x in range(WIDTH - 9, WIDTH) if image.getpixel((x, y))
+        }
+
+    tls, secure, insecure = icon("tls_error"), icon("secure"), icon("insecure")
+    assert len(tls ^ secure) >= 20 and len(tls ^ insecure) >= 20

@@ -6,7 +6,15 @@ from dataclasses import replace
 
 import pytest
 
-from pidphone.app.call_events import CallConnected, CallIncoming, CallMedia, CallSecure
+from pidphone.app.call_events import (
+    CallConnected,
+    CallFinished,
+    CallIncoming,
+    CallMedia,
+    CallMismatch,
+    CallSecure,
+    CallSecurityFailed,
+)
 from pidphone.app.phone_events import OutgoingCall, PhoneSettings, RegistrationChanged, Tick
 from pidphone.app.phone_state import PhoneState, initial_state
 from pidphone.app.screen import render
@@ -14,7 +22,7 @@ from pidphone.app.state import next_deadline, reduce
 from pidphone.cli.render_screens import sample_screens
 from pidphone.ports import HookEvent, KeyEvent, Screen
 from pidphone.sdp import MediaParams
-from tests.test_state import secured
+from tests.test_state import secured, security_failed
 
 SCREENS = sample_screens()
 
@@ -68,8 +76,10 @@ def test_secure_call_shows_the_sas_large_and_the_call_timer() -> None:
     assert screen.status == "01:23"
     assert "secure" in screen.icons
     verified = SCREENS["secure_b256_verified"]
-    assert verified.big == "aardvark bifocals"
+    assert verified.big == "aardvark:bifocals"  # as the CLI, the JSON and the peer spell it
     assert verified.verified
+    # the two words take the title's room: the peer moves up beside the timer
+    assert (verified.status, verified.title) == ("01:23  +41446681800", "")
 
 
 def test_post_quantum_call_shows_pq_beside_the_lock() -> None:
@@ -88,11 +98,37 @@ def test_not_secure_is_large_and_inverse() -> None:
 def test_mismatch_and_security_failure_take_the_whole_screen() -> None:
     mismatch = SCREENS["mismatch"]
     assert mismatch.alert
-    assert mismatch.title == "SECRET MISMATCH"
+    assert mismatch.status == "SECRET MISMATCH"
     assert mismatch.big == "4jw5"
+    assert mismatch.icons == frozenset()  # no padlock on the warning
     failed = SCREENS["security_failed"]
     assert failed.alert
     assert "no ZRTP Hello" in failed.lines
+
+
+def test_mismatch_hint_names_the_two_keys_that_settle_it() -> None:
+    """The hint pages through what to do: read aloud, same -> SAS matches, differs -> SAS
+    differs; no "# = OK" that only closes the warning."""
+    state = _in_call()
+    state, _ = reduce(state, CallMismatch("c1"))
+    state, _ = reduce(state, CallSecure("c1", secured("4jw5", "B32", verified=False)))
+    hints = [render(state, state.now + t).lines for t in range(0, 6, 2)]
+    assert hints == [
+        ("Read the SAS aloud",),
+        ("Same: SAS matches key",),
+        ("Differs: SAS differs key",),
+    ]
+    assert render(state, state.now + 6).lines == hints[0]
+
+
+def test_a_call_that_ended_for_its_security_leaves_an_inverse_notice() -> None:
+    state = _in_call()
+    state, _ = reduce(state, CallSecurityFailed("c1", security_failed("no ZRTP Hello")))
+    state, _ = reduce(state, CallFinished("c1", "security", by_peer=False))
+    screen = render(state, state.now)
+    assert screen.alert and screen.title == "Security failed: no ZRTP Hello"
+    state, _ = reduce(state, HookEvent(False))
+    assert not render(state, state.now).alert  # the notice is gone, and so is the alert
 
 
 def test_hold_mute_and_call_waiting() -> None:
@@ -114,7 +150,8 @@ def test_mismatch_without_sas_still_explains() -> None:
     state = replace(state, call=replace(call, mismatch=True))
     screen = render(state, state.now)
     assert screen.alert
-    assert "Verify the SAS aloud." in screen.lines
+    assert screen.title == "SECRET MISMATCH"
+    assert "Wait for the SAS, then" in screen.lines
 
 
 def _in_call() -> PhoneState:
@@ -182,3 +219,21 @@ def test_without_an_account_no_registration_icon_is_shown() -> None:
     assert screen.lines == ("No account",)
     failed, _ = reduce(state, RegistrationChanged("failed", "403 Forbidden"), 0.0)
     assert render(failed, 0.0).icons == {"unregistered"}
+
+
+def test_a_phone_without_account_starts_on_no_account_never_registering() -> None:
+    """Start and every reload make a new state: "Registering..." must not flash by first."""
+    state = initial_state(PhoneSettings(account="Desk", registers=False), now=0.0)
+    assert render(state, 0.0).lines == ("No account",)
+    with_account = initial_state(PhoneSettings(account="Desk"), now=0.0)
+    assert render(with_account, 0.0).lines == ("Registering...",)
+
+
+def test_the_idle_screen_names_the_account_once() -> None:
+    """Before the first clock tick the status bar stays empty rather than repeat the name."""
+    state = initial_state(PhoneSettings(account="Alice Example"), now=0.0)
+    screen = render(state, 0.0)
+    assert screen.title == "Alice Example"
+    assert screen.status == ""
+    state, _ = reduce(state, Tick(1.0, clock="09:41"))
+    assert render(state, 1.0).status == "09:41"

@@ -262,7 +262,7 @@ def test_display_prints_each_new_screen_once_and_saves_pngs(tmp_path: Path) -> N
 def test_screen_text_marks_inverse_verified_alert_and_power() -> None:
     screens = sample_screens()
     assert ">> NOT SECURE <<" in screen_text(screens["not_secure"])
-    assert "aardvark bifocals (verified)" in screen_text(screens["secure_b256_verified"])
+    assert "aardvark:bifocals (verified)" in screen_text(screens["secure_b256_verified"])
     assert "[PQ]" in screen_text(screens["secure_pq"])
     assert screen_text(screens["mismatch"]).startswith("+####")
     assert "(display off)" in screen_text(Screen(brightness="off"))

@@ -338,7 +338,7 @@ def test_security_failure_is_named_when_the_call_ends() -> None:
     assert phone.state.notice == "Security failed: no Hello"
 
 
-def test_cache_mismatch_warning_stays_until_acknowledged() -> None:
+def test_cache_mismatch_warning_stays_until_the_sas_is_settled() -> None:
     phone = connected_call()
     phone.do(CallSecure("c1", secured("4jw5", "B32", verified=True)))
     phone.do(CallMismatch("c1"))
@@ -349,9 +349,39 @@ def test_cache_mismatch_warning_stays_until_acknowledged() -> None:
     held_by_peer = CallHeld("c1", local_hold=False, remote_hold=True)
     assert phone.do(key("1"), Tick(500.0), held_by_peer) == [SendDtmf("c1", "1")]
     assert call_of(phone).mismatch
-    assert phone.do(key("#")) == []  # acknowledged: the key does nothing else
-    assert not call_of(phone).mismatch
+    # "#" reads as "OK" but confirms nothing: it stays a DTMF digit and the warning stays
+    assert phone.do(key("#")) == [SendDtmf("c1", "#")]
+    assert call_of(phone).mismatch
+
+
+def test_sas_matches_on_the_mismatch_warning_closes_it_and_verifies_at_once() -> None:
+    """One press: the warning goes, the SAS is verified and the cache keeps the new secret
+    (the switchboard's ConfirmSas); a second press has nothing left to do."""
+    phone = connected_call()
+    phone.do(CallMismatch("c1"), CallSecure("c1", secured("4jw5", "B32", verified=False)))
+    assert call_of(phone).mismatch
     assert phone.do(key("sas_confirm")) == [ConfirmSas("c1", True)]
+    call = call_of(phone)
+    assert not call.mismatch and call.verified
+    assert render(phone.state, phone.state.now).verified
+    assert phone.do(key("sas_confirm")) == []
+
+
+def test_sas_differs_on_the_mismatch_warning_ends_the_call() -> None:
+    phone = connected_call()
+    phone.do(CallMismatch("c1"), CallSecure("c1", secured("4jw5", "B32", verified=False)))
+    assert phone.do(key("sas_reject")) == [ConfirmSas("c1", False), Hangup("c1")]
+    assert phone.state.call is None
+    assert phone.state.notice == "SAS rejected"
+    assert render(phone.state, phone.state.now).alert
+
+
+def test_sas_matches_before_the_sas_is_known_confirms_nothing() -> None:
+    phone = connected_call()
+    phone.do(CallMismatch("c1"))
+    assert phone.do(key("sas_confirm")) == []
+    assert call_of(phone).mismatch and not call_of(phone).verified
+    assert phone.do(key("sas_reject")) == [Hangup("c1")]
 
 
 def test_hold_resume_mute_volume_and_dtmf() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from pidphone import cli
 from pidphone.cli import zid as cli_zid
-from pidphone.zrtp.cache import CacheEntry
+from pidphone.zrtp.cache import CacheEntry, confirmed
 
 OURS = bytes.fromhex("00112233445566778899aabb")
 BOB = bytes.fromhex("b0b0b0b0b0b0b0b0b0b0b0b0")
@@ -47,6 +47,11 @@ class FakeCache:
         self._entries[peer_zid] = CacheEntry(
             old.rs1, old.rs2, verified, old.expires_at, old.last_used, old.name
         )
+
+    def confirm_sas(self, peer_zid: bytes) -> CacheEntry:
+        old = self._entries[peer_zid]
+        self._entries[peer_zid] = confirmed(old)
+        return old
 
     def forget(self, peer_zid: bytes) -> None:
         del self._entries[peer_zid]

@@ -11,9 +11,11 @@ from .call_events import (
     CallFinished,
     CallIncoming,
     CallInsecure,
+    CallMismatch,
     CallPlaced,
     CallSecure,
     CallSecurityLost,
+    CallVerified,
 )
 
 
@@ -36,6 +38,17 @@ def log_milestone(log: logging.Logger, call: Call, event: CallEvent) -> None:
             "verified" if event.secured.verified else "not verified",
             extra=fields,
         )
+    elif isinstance(event, CallMismatch):
+        log.warning(
+            "cached secret mismatch: possible man in the middle; SAS to be compared",
+            extra=fields,
+        )
+    elif isinstance(event, CallVerified) and event.verified:
+        fields["SAS_VERIFIED"] = "yes"
+        log.info("SAS confirmed by the user", extra=fields)
+    elif isinstance(event, CallVerified):
+        fields["SAS_VERIFIED"] = "no"
+        log.warning("SAS REJECTED by the user: possible man in the middle", extra=fields)
     elif isinstance(event, CallInsecure):
         log.warning("call NOT SECURE: %s", event.failure.reason, extra=fields)
     elif isinstance(event, CallSecurityLost):

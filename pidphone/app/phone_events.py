@@ -33,6 +33,9 @@ class PhoneSettings:
 
     account: str = ""
     """Shown on the idle screen: the account's display name or SIP user."""
+    registers: bool = True
+    """The phone has an account to register: it starts on "Registering...", else on "No
+    account" (direct calls only), so neither flashes by before the other."""
     speed_dials: Mapping[str, str] = field(default_factory=dict)
     """Slot "1".."9" -> number or SIP URI: dialled by holding that digit down (the keypad's
     repeat event), or by the function keys "speed1".."speed9"."""

@@ -171,6 +171,7 @@ def initial_state(
         history=history[: settings.history_size],
         settings=settings,
         now=now,
+        registration="registering" if settings.registers else "disabled",
         volume=settings.volume,
         last_input=now,
         off_hook=off_hook,

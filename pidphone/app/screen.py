@@ -43,7 +43,7 @@ def render(state: PhoneState, now: float) -> Screen:
     elif call is None:
         screen = _dialing(state) if state.dialing else _idle(state)
     elif call.mismatch:
-        screen = _mismatch(call)
+        screen = _mismatch(call, now)
     elif call.lost_deadline is not None:
         left = max(0, math.ceil(call.lost_deadline - now))
         screen = Screen(
@@ -66,8 +66,8 @@ def render(state: PhoneState, now: float) -> Screen:
     else:
         screen = _in_call(state, call, now)
     return Screen(
-        status=screen.status or state.clock or state.settings.account,
-        icons=_icons(state),
+        status=screen.status or state.clock,
+        icons=frozenset() if screen.alert and screen.big else _icons(state),
         title=screen.title,
         lines=screen.lines,
         big=screen.big,
@@ -89,9 +89,15 @@ def config_error_screen(message: str) -> Screen:
     return Screen(status="pidphone", title="Config error", lines=tuple(lines[:3]), alert=True)
 
 
+SECURITY_NOTICES = ("Security failed", "Security lost", "SAS rejected")
+"""How the notices begin that say a call ended for its security: shown inverse, as the
+warnings in the call were."""
+
+
 def _idle(state: PhoneState) -> Screen:
+    alert = state.notice.startswith(SECURITY_NOTICES)
     if state.off_hook and state.notice:
-        return Screen(title=state.notice, lines=("Hang up to dial again",))
+        return Screen(title=state.notice, lines=("Hang up to dial again",), alert=alert)
     account = state.settings.account or "pidphone"
     reason = state.registration_reason
     lines: list[str] = []
@@ -112,7 +118,7 @@ def _idle(state: PhoneState) -> Screen:
         lines.insert(min(len(lines), 2), waiting)
     if state.missed:
         lines.insert(min(len(lines), 1), f"{state.missed} missed call{'s' * (state.missed > 1)}")
-    return Screen(title=title, lines=tuple(lines[:3]))
+    return Screen(title=title, lines=tuple(lines[:3]), alert=alert)
 
 
 def _phone_book(state: PhoneState) -> Screen:
@@ -204,6 +210,8 @@ def _in_call(state: PhoneState, call: CallView, now: float) -> Screen:
         note = f"{verb}: {other.peer}"
     if call.security == Security.SECURE:
         hint = "SAS verified" if call.verified else "Compare SAS aloud"
+        if _two_words(call):  # the title moves up beside the timer: the words need its room
+            timer, title = f"{timer}  {title}", ""
         if call.identity_changed and call.contact is not None:
             hint = "NEW ID: read the SAS"
         elif call.known_as and call.verified:
@@ -235,16 +243,30 @@ def _in_call(state: PhoneState, call: CallView, now: float) -> Screen:
     return Screen(status=timer, title=title, lines=tuple(lines[-3:]))
 
 
-def _mismatch(call: CallView) -> Screen:
+MISMATCH_TITLE = "SECRET MISMATCH"
+MISMATCH_HINTS = ("Read the SAS aloud", "Same: SAS matches key", "Differs: SAS differs key")
+"""The mismatch warning's hint, one line at a time (`HINT_PAGE` seconds each): what to do,
+and the two keys that settle it. SAS matches also verifies the SAS and keeps the new secret;
+SAS differs ends the call."""
+HINT_PAGE = 2.0
+
+
+def _mismatch(call: CallView, now: float) -> Screen:
+    """The whole screen inverse, the SAS in large type under the warning's name (in the status
+    bar, so that two words have room), and which key to press."""
     if call.sas:
-        return Screen(
-            alert=True, title="SECRET MISMATCH", big=call.sas, lines=("Verify SAS aloud, # = OK",)
-        )
+        hint = MISMATCH_HINTS[int(now // HINT_PAGE) % len(MISMATCH_HINTS)]
+        return Screen(alert=True, status=MISMATCH_TITLE, big=call.sas, lines=(hint,))
     return Screen(
         alert=True,
-        title="SECRET MISMATCH",
-        lines=("Possible eavesdropper.", "Verify the SAS aloud.", "Press # to continue"),
+        title=MISMATCH_TITLE,
+        lines=("Possible eavesdropper.", "Wait for the SAS, then", "read it aloud."),
     )
+
+
+def _two_words(call: CallView) -> bool:
+    """A B256 SAS: two PGP words, drawn one above the other."""
+    return call.secured is not None and call.secured.sas_scheme == "B256"
 
 
 def _peer_lines(call: CallView) -> tuple[str, ...]:

@@ -11,8 +11,10 @@ Rules worth knowing:
   waiting to be answered, or the call put on hold to take it. A third caller gets `Reject`.
 - Tones and the ringer are not set by the handlers: `_sound(state)` derives them from the
   state after every event, and only changes are emitted (`PlayTone`, `Ring`).
-- The cached-secret mismatch warning stays until the user acknowledges it ("#", "answer" or
-  "sas_confirm"); that key press does nothing else.
+- The cached-secret mismatch warning stays until the user has read the SAS aloud and settled
+  it: "sas_confirm" (SAS matches) closes the warning, marks the SAS verified and keeps the
+  secret the mismatched exchange made; "sas_reject" (SAS differs) ends the call. No other key
+  closes it (a "#" that only closed it read as if it confirmed the SAS).
 - Transfer ("transfer" key, RFC 3515): in a call, it holds the call and takes the target's
   digits; "#" (or "transfer" again) transfers blind, "answer" calls the target first with the
   call on hold, "hangup" goes back to the call. With a consultation call up and the first call
@@ -65,7 +67,7 @@ DIAL_KEYS = frozenset(KEYPAD_KEYS)
 SPEED_DIAL_DIGITS = frozenset("123456789")
 """Digits whose long press (a repeat event from the keypad) dials `speed_dials[digit]`."""
 ACK_KEYS = frozenset({"#", "answer", "sas_confirm"})
-"""Keys that acknowledge the cached-secret mismatch warning."""
+"""Keys that keep a call whose security was lost (silent, marked NO AUDIO)."""
 DTMF_SHOWN = 12
 """How many of the last DTMF digits a call remembers for the screen."""
 
@@ -325,8 +327,8 @@ def _key(state: PhoneState, event: KeyEvent) -> Result:
         return _find_key(state, key)
     if call is None:
         return _idle_key(state, key)
-    if call.mismatch and key in ACK_KEYS:
-        return replace(state, call=replace(call, mismatch=False)), []
+    if call.mismatch and key in {"sas_confirm", "sas_reject"}:
+        return _settle_mismatch(state, call, key == "sas_confirm")
     if call.lost_deadline is not None and key != "hangup":
         if key in ACK_KEYS:  # keep the line, silent: the warning and its countdown go
             return replace(state, call=replace(call, lost_deadline=None)), []
@@ -420,6 +422,21 @@ def _in_call_key(state: PhoneState, call: CallView, key: str) -> Result:
         state, commands = _hang_up(state, call, notice="SAS rejected")
         return state, [ConfirmSas(call_id, False), *commands]
     return state, []
+
+
+def _settle_mismatch(state: PhoneState, call: CallView, same: bool) -> Result:
+    """The user read the SAS aloud on the mismatch warning: the same (the warning goes, the
+    SAS is verified and the new secret kept) or different (the call ends)."""
+    if call.call_id is None or call.secured is None:
+        if same:
+            return state, []  # nothing to confirm before the SAS is on the screen
+        return _hang_up(state, call, notice="SAS rejected")
+    if same:
+        return replace(state, call=replace(call, mismatch=False, verified=True)), [
+            ConfirmSas(call.call_id, True)
+        ]
+    state, commands = _hang_up(state, call, notice="SAS rejected")
+    return state, [ConfirmSas(call.call_id, False), *commands]
 
 
 def _hold_key(state: PhoneState, call: CallView, call_id: str) -> Result:

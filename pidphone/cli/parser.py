@@ -186,9 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     peer_help = "a peer: its ZID in hex, a unique hex prefix, or its name"
     verify = zsub.add_parser(
-        "verify", parents=[common], help="mark a peer's SAS as compared and matching"
+        "verify",
+        parents=[common],
+        help="mark a peer's SAS as compared and matching (settles a cached-secret mismatch)",
     )
-    verify.add_argument("peer", help=peer_help)
+    verify.add_argument(
+        "peer",
+        nargs="?",
+        default=None,
+        help=f"{peer_help} (default: the peer of the last cached-secret mismatch)",
+    )
     verify.set_defaults(handler=command("pidphone.cli.zid", "cmd_verify"))
     forget = zsub.add_parser(
         "forget", parents=[common], help="erase a peer: its secrets and its verified flag"

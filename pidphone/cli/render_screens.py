@@ -173,7 +173,13 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
             later,
         ),
         "secure_b256_verified": (
-            _drive(in_call, CallSecure("c1", _secured("aardvark bifocals", "B256", verified=True))),
+            _drive(in_call, CallSecure("c1", _secured("aardvark:bifocals", "B256", verified=True))),
+            later,
+        ),
+        "secure_b256_widest": (  # the widest word of each row: every other pair fits as well
+            _drive(
+                in_call, CallSecure("c1", _secured("watchword:chambermaid", "B256", verified=True))
+            ),
             later,
         ),
         "not_secure": (
@@ -181,6 +187,14 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
             later,
         ),
         "mismatch": (_drive(secure, CallMismatch("c1")), later),
+        "mismatch_b256": (
+            _drive(
+                in_call,
+                CallMismatch("c1"),
+                CallSecure("c1", _secured("aardvark:bifocals", "B256", verified=False)),
+            ),
+            later + 3,
+        ),
         "security_failed": (
             _drive(in_call, CallSecurityFailed("c1", _failed("no ZRTP Hello", fatal=True))),
             later,

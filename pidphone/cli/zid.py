@@ -31,7 +31,7 @@ class AdminZidCache(Protocol):
 
     def entries(self) -> Mapping[bytes, CacheEntry]: ...
 
-    def set_verified(self, peer_zid: bytes, verified: bool) -> None: ...
+    def confirm_sas(self, peer_zid: bytes) -> CacheEntry: ...
 
     def forget(self, peer_zid: bytes) -> None: ...
 
@@ -92,24 +92,58 @@ def list_peers(cache: AdminZidCache, out: TextIO) -> int:
         return EXIT_OK
     out.write(f"{'PEER ZID':<24}  {'VERIFIED':<8}  {'LAST USED':<20}  NAME\n")
     for zid, entry in sorted(entries.items(), key=lambda item: -item[1].last_used):
-        verified = "yes" if entry.verified else "no"
+        verified = "MISMATCH" if entry.mismatch else "yes" if entry.verified else "no"
         out.write(f"{zid.hex():<24}  {verified:<8}  {_when(entry.last_used):<20}  {entry.name}\n")
     return EXIT_OK
 
 
-def _change(cache: AdminZidCache, peer: str, change: Callable[[bytes], None]) -> bytes:
+def _change(cache: AdminZidCache, peer: str, change: Callable[[bytes], object]) -> bytes:
     """Apply `change` to the ZID `peer` names and return that ZID."""
     zid = find_peer(cache.entries(), peer)
+    _apply(zid, change)
+    return zid
+
+
+def _apply(zid: bytes, change: Callable[[bytes], object]) -> None:
     try:
         change(zid)
     except KeyError:  # another process forgot it since we listed the peers
         raise PeerNotFoundError(f"peer {zid.hex()} was just removed from the ZID cache") from None
-    return zid
 
 
-def verify(cache: AdminZidCache, peer: str, out: TextIO) -> int:
-    zid = _change(cache, peer, lambda zid: cache.set_verified(zid, True))
-    out.write(f"{zid.hex()}: SAS marked as verified\n")
+def last_mismatch(entries: Mapping[bytes, CacheEntry]) -> bytes:
+    """The peer of the newest exchange that ended in a cached-secret mismatch not yet settled."""
+    waiting = [(entry.last_used, zid) for zid, entry in entries.items() if entry.mismatch]
+    if not waiting:
+        raise PeerNotFoundError(
+            "no cached-secret mismatch waits to be settled; name the peer: pidphone zid verify PEER"
+        )
+    return max(waiting)[1]
+
+
+def verify(cache: AdminZidCache, peer: str | None, out: TextIO) -> int:
+    """Mark the SAS compared and matching: what the SAS-matches key does in the call. After a
+    cached-secret mismatch that also keeps the secret the mismatched exchange made, so the
+    next call with the peer does not warn again; without PEER, that exchange is the last one.
+    """
+    entries = cache.entries()
+    zid = find_peer(entries, peer) if peer is not None else last_mismatch(entries)
+    entry = entries[zid]
+    if entry.mismatch and entry.pending_rs1 is None:
+        raise CommandError(
+            f"{zid.hex()}: the cached-secret mismatch of {_when(entry.last_used)} left no new"
+            " secret to keep (the other phone asked for none to be cached), so marking it"
+            " verified would not stop the next warning; compare the SAS on the next call and"
+            " press SAS matches there"
+        )
+    _apply(zid, cache.confirm_sas)
+    if entry.mismatch:
+        out.write(
+            f"{zid.hex()}: SAS marked as verified; the secret of the cached-secret mismatch of"
+            f" {_when(entry.last_used)} is kept, so the next call will not warn\n"
+        )
+    else:
+        out.write(f"{zid.hex()}: SAS marked as verified\n")
     return EXIT_OK
 
 

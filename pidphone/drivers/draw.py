@@ -2,18 +2,22 @@
 
 One drawing for every display, so the reference PNGs in images/screens/ are what the OLED
 shows. Fonts are Pillow's built-in TrueType font (`ImageFont.load_default(size=N)`): nothing
-to download or install on the phone. Text that does not fit is shortened with "..";
+to download or install on the phone. Text that does not fit is shortened with an ellipsis;
 the large line (SAS, NOT SECURE, digits) takes the largest size that fits, on two lines when
-it is two words (a B256 SAS) that are too wide for one.
+it is two words that are too wide for one. A B256 SAS ("aardvark:bifocals") is always two
+rows, one word each; without a title the large line also takes the title's room, and every
+one of the 65,536 word pairs then fits beside the verified mark (tests/test_draw_sas.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache, lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
 from pidphone.ports import Screen
+from pidphone.zrtp.pgpwords import EVEN, ODD
 
 WIDTH = 128
 HEIGHT = 64
@@ -52,15 +56,15 @@ ICONS: dict[str, tuple[str, ...]] = {
         "X.....X",
         ".......",
     ),
-    "tls_error": (
-        "..XXX..",
-        ".X...X.",
-        ".X...X.",
-        "XXXXXXX",
-        "XXX.XXX",
-        "XXX.XXX",
-        "XXXXXXX",
+    "tls_error": (  # a warning sign: nothing like the padlock of a secure call
         "...X...",
+        "..X.X..",
+        "..X.X..",
+        ".X.X.X.",
+        ".X.X.X.",
+        "X.....X",
+        "X..X..X",
+        "XXXXXXX",
     ),
     "secure": (
         "..XXX..",
@@ -171,7 +175,7 @@ def draw_screen(screen: Screen) -> Image.Image:
     lines = screen.lines[: 1 if screen.big else room]
     lines_top = HEIGHT - len(lines) * LINE_PITCH if screen.big else BODY_TOP
     if screen.big:
-        _big(draw, screen, (BODY_TOP, lines_top - 1), ink)
+        _big(draw, screen, big_band(screen, lines_top), ink)
     for i, line in enumerate(lines):
         _text(draw, (0, lines_top + i * LINE_PITCH), line, font(LINE_SIZE), ink=ink, limit=WIDTH)
     return image
@@ -187,10 +191,88 @@ def _status_bar(draw: ImageDraw.ImageDraw, screen: Screen, ink: int) -> None:
     draw.line((0, STATUS_BAR - 1, WIDTH - 1, STATUS_BAR - 1), fill=ink)
 
 
+def big_band(screen: Screen, lines_top: int = HEIGHT - LINE_PITCH) -> tuple[int, int]:
+    """The rows (first, last) the large line may ink: under the title, or right under the
+    status bar when there is none, down to the small line."""
+    return (BODY_TOP if screen.title else STATUS_BAR + 1), lines_top - 1
+
+
+def big_rows(text: str) -> tuple[str, ...]:
+    """The rows a large line may be drawn as: a B256 SAS is its two words."""
+    first, colon, second = text.partition(":")
+    if colon and first and second and " " not in text:
+        return (first, second)
+    return (text,)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One word of a two-word SAS where it is drawn: its origin and the pixels it inks."""
+
+    word: str
+    size: int
+    origin: tuple[int, int]
+    ink: tuple[int, int, int, int]
+    """left, top, right, bottom (exclusive) on the display."""
+
+
+def sas_layout(text: str, band: tuple[int, int]) -> tuple[Placed, Placed] | None:
+    """Where the two words of a B256 SAS go in `band`, or None for any other large line.
+
+    Both rows use one size for every pair (the largest at which every PGP word fits the width
+    left of the verified mark, and two of the tallest fit the band) and fixed baselines, so a
+    word's place depends only on the word and its row: every pair looks alike, and checking
+    each word checks every pair.
+    """
+    rows = big_rows(text)
+    if len(rows) != 2:
+        return None
+    top, bottom = band
+    size, ascent, descent = _sas_size(WIDTH - VERIFIED_WIDTH - 4, bottom - top + 1)
+    pitch = descent - ascent + SAS_ROW_GAP
+    y0 = top + (bottom - top + 1 - (pitch + descent - ascent)) // 2 - ascent
+    face = font(size)
+    placed = []
+    for i, word in enumerate(rows):
+        box = _ink_box(face, word)
+        x = (WIDTH - VERIFIED_WIDTH - 4 - (box[2] - box[0])) // 2 - box[0] + 2
+        y = y0 + i * pitch
+        ink = (x + box[0], y + box[1], x + box[2], y + box[3])
+        placed.append(Placed(word, size, (x, y), ink))
+    return placed[0], placed[1]
+
+
+SAS_ROW_GAP = 2
+"""Pixels between the lowest descender of the first word and the tallest letter of the second."""
+
+
+@cache
+def _sas_size(width: int, height: int) -> tuple[int, int, int]:
+    """The size for two-word SAS rows, with the highest and lowest inked row of any PGP word
+    at that size (relative to the drawing origin)."""
+    for size in BIG_SIZES:
+        face = font(size)
+        boxes = [_ink_box(face, word) for word in (*EVEN, *ODD)]
+        ascent, descent = int(min(b[1] for b in boxes)), int(max(b[3] for b in boxes))
+        wide = max(b[2] - b[0] for b in boxes)
+        if wide <= width and 2 * (descent - ascent) + SAS_ROW_GAP <= height:
+            return size, ascent, descent
+    face = font(BIG_SIZES[-1])
+    boxes = [_ink_box(face, word) for word in (*EVEN, *ODD)]
+    return BIG_SIZES[-1], int(min(b[1] for b in boxes)), int(max(b[3] for b in boxes))
+
+
 def _big(draw: ImageDraw.ImageDraw, screen: Screen, band: tuple[int, int], ink: int) -> None:
     """The large line centred in the band between the title and the small line."""
     top, bottom = band
     width = WIDTH - (VERIFIED_WIDTH if screen.verified else 0) - 4
+    sas = sas_layout(screen.big, band)
+    if sas is not None:
+        for word in sas:
+            draw.text(word.origin, word.word, font=font(word.size), fill=ink)
+        if screen.verified:
+            _bitmap(draw, verified_mark_origin(band), VERIFIED_MARK, ink)
+        return
     rows, size = _fit_big(screen.big, width, bottom - top)
     face = font(size)
     if screen.big_inverse:
@@ -204,14 +286,19 @@ def _big(draw: ImageDraw.ImageDraw, screen: Screen, band: tuple[int, int], ink: 
         draw.text((x, y - box[1]), row, font=face, fill=ink)
         y += box[3] - box[1] + 2
     if screen.verified:
-        mark_y = (top + bottom) // 2 - len(VERIFIED_MARK) // 2
-        _bitmap(draw, (WIDTH - VERIFIED_WIDTH, mark_y), VERIFIED_MARK, ink)
+        _bitmap(draw, verified_mark_origin(band), VERIFIED_MARK, ink)
+
+
+def verified_mark_origin(band: tuple[int, int]) -> tuple[int, int]:
+    """The top left corner of the verified mark: at the right, halfway down the band."""
+    top, bottom = band
+    return WIDTH - VERIFIED_WIDTH, (top + bottom) // 2 - len(VERIFIED_MARK) // 2
 
 
 def _fit_big(text: str, width: int, height: int) -> tuple[tuple[str, ...], int]:
     """The rows and the largest font size that fit `text` in width x height."""
     words = text.split()
-    layouts: list[tuple[str, ...]] = [(text,)]
+    layouts: list[tuple[str, ...]] = [big_rows(text)]
     if len(words) == 2:
         layouts.append((words[0], words[1]))
     for size in BIG_SIZES:
@@ -221,25 +308,35 @@ def _fit_big(text: str, width: int, height: int) -> tuple[tuple[str, ...], int]:
             tall = sum(b[3] - b[1] for b in boxes) + 2 * (len(rows) - 1)
             if tall <= height and all(b[2] - b[0] <= width for b in boxes):
                 return rows, size
-    return (text,), BIG_SIZES[-1]
+    return layouts[0], BIG_SIZES[-1]
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=2048)
 def _ink_box(face: Font, text: str) -> tuple[int, int, int, int]:
-    """The bounding box of the pixels `text` inks (the cap height, not the line height)."""
-    box = face.getbbox(text)
+    """The bounding box of the pixels `text` inks (the cap height, not the line height), as
+    drawn on this 1-bit display: hinted glyphs without anti-aliasing are wider than the
+    default measure says (up to a sixth at 10 pixels), so measure in mode "1"."""
+    box = face.getbbox(text, mode="1")
     return int(box[0]), int(box[1]), int(box[2]), int(box[3])
 
 
 def _text(
     draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, face: Font, *, ink: int, limit: int
 ) -> None:
-    """Draw `text`, shortened with ".." when wider than `limit` pixels."""
-    if face.getlength(text) > limit:
-        while text and face.getlength(text + "..") > limit:
+    """Draw `text`, shortened with an ellipsis when it would ink past `limit` pixels."""
+    if text_width(face, text) > limit:
+        while text and text_width(face, text + ELLIPSIS) > limit:
             text = text[:-1]
-        text += ".."
+        text += ELLIPSIS
     draw.text(xy, text, font=face, fill=ink)
+
+
+ELLIPSIS = "\u2026"
+
+
+def text_width(face: Font, text: str) -> int:
+    """How far right of its origin `text` reaches when drawn in mode "1"."""
+    return max(int(face.getlength(text, mode="1")), _ink_box(face, text)[2])
 
 
 def _bitmap(

@@ -5,7 +5,7 @@ and `ScreenLog`, a display that only keeps what it was shown (the demo prints it
     +----------------------------------+
     | 01:23               [reg] [lock] |
     | Bob Example                      |
-    |   aardvark bifocals (verified)   |
+    |   aardvark:bifocals (verified)   |
     | SAS verified                     |
     +----------------------------------+
 

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pidphone.zrtp.cache import ZID_BYTES, CacheEntry
+from pidphone.zrtp.cache import ZID_BYTES, CacheEntry, confirmed
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,19 @@ class FileZidCache:
     def set_verified(self, peer_zid: bytes, verified: bool) -> None:
         """Set or clear V for a known peer; KeyError if the file has no such peer."""
         self._change(peer_zid, lambda old: dataclasses.replace(old, verified=verified))
+
+    def confirm_sas(self, peer_zid: bytes) -> CacheEntry:
+        """The user confirmed the SAS of the last exchange with a known peer: V set and, after
+        a cache mismatch, its postponed secret kept (`zrtp.cache.confirmed`). Returns the
+        entry as it was; KeyError if the file has no such peer."""
+        before: list[CacheEntry] = []
+
+        def confirm(old: CacheEntry) -> CacheEntry:
+            before.append(old)
+            return confirmed(old)
+
+        self._change(peer_zid, confirm)
+        return before[0]
 
     def set_name(self, peer_zid: bytes, name: str) -> None:
         """Name a known peer; KeyError if the file has no such peer."""
@@ -340,11 +353,21 @@ def _encode(zid: bytes, entries: dict[bytes, CacheEntry]) -> bytes:
             "expires_at": entry.expires_at,
             "last_used": entry.last_used,
             "name": entry.name,
+            **_mismatch_fields(entry),
         }
         for peer, entry in sorted(entries.items())
     }
     document = {"format": FORMAT, "version": VERSION, "zid": zid.hex(), "peers": peers}
     return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _mismatch_fields(entry: CacheEntry) -> dict[str, object]:
+    """An unsettled cache mismatch and its postponed secret; absent (as in older files) when
+    there is none."""
+    if not entry.mismatch:
+        return {}
+    pending = entry.pending_rs1.hex() if entry.pending_rs1 is not None else None
+    return {"mismatch": True, "pending_rs1": pending}
 
 
 def _decode(text: bytes) -> tuple[bytes, dict[bytes, CacheEntry]]:
@@ -374,6 +397,9 @@ def _entry(value: object) -> CacheEntry:
     if not isinstance(verified, bool) or not isinstance(name, str):
         raise _CorruptCacheError("verified must be a boolean and name a string")
     rs1, rs2 = value.get("rs1"), value.get("rs2")
+    mismatch, pending = value.get("mismatch", False), value.get("pending_rs1")
+    if not isinstance(mismatch, bool):
+        raise _CorruptCacheError("mismatch must be a boolean")
     return CacheEntry(
         rs1=None if rs1 is None else _hex(rs1, SECRET_BYTES, "rs1"),
         rs2=None if rs2 is None else _hex(rs2, SECRET_BYTES, "rs2"),
@@ -381,6 +407,8 @@ def _entry(value: object) -> CacheEntry:
         expires_at=None if expires_at is None else _number(expires_at, "expires_at"),
         last_used=_number(last_used, "last_used"),
         name=name,
+        mismatch=mismatch,
+        pending_rs1=None if pending is None else _hex(pending, SECRET_BYTES, "pending_rs1"),
     )
 
 

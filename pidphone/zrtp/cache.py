@@ -7,7 +7,7 @@ tests and cacheless use) and `pidphone.drivers.zid_cache.FileZidCache` persists 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from pidphone.errors import LocalProtocolError
@@ -31,6 +31,25 @@ class CacheEntry:
     """When the entry was last stored (the file cache stamps wall-clock time)."""
     name: str = ""
     """A name the user gave this peer."""
+    mismatch: bool = False
+    """The last exchange with this peer was a cache mismatch (§4.6.1.1) the user has not yet
+    settled: a SAS confirmed (on the phone or with `pidphone zid verify`) or rejected."""
+    pending_rs1: bytes | None = field(default=None, repr=False)
+    """That exchange's new retained secret, postponed until the user confirms its SAS."""
+
+
+def confirmed(entry: CacheEntry) -> CacheEntry:
+    """The entry once the user confirmed the SAS (§7.1): V set and, after a cache mismatch,
+    the postponed update made (§4.6.1.1: rs2 <- rs1, rs1 <- the mismatched exchange's)."""
+    if entry.pending_rs1 is not None:
+        entry = replace(entry, rs1=entry.pending_rs1, rs2=entry.rs1)
+    return replace(entry, verified=True, mismatch=False, pending_rs1=None)
+
+
+def rejected(entry: CacheEntry) -> CacheEntry:
+    """The entry once the user found the SAS different (§7.1): V cleared and every retained
+    secret erased (a man in the middle of this call knew the older ones too); the name stays."""
+    return replace(entry, rs1=None, rs2=None, verified=False, mismatch=False, pending_rs1=None)
 
 
 class ZidCache(Protocol):

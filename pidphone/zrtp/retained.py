@@ -3,8 +3,9 @@
 Each DHPart names our rs1 and rs2 by an 8-byte ID (a MAC of a role label, or random when we
 have none); the secret whose ID the peer's DHPart names becomes s1 in s0 (§4.3.1). A peer
 whose ZID is cached but names none of our secrets is a cache mismatch (§4.6.1.1): perhaps a
-man in the middle, so the new secret waits until the user confirms the SAS. Otherwise, once
-secure, rs2 <- rs1 and rs1 <- the exchange's new retained secret (§4.6.1).
+man in the middle, so the new secret waits in the entry (`pending_rs1`) until the user
+confirms the SAS, in the call or later with `pidphone zid verify`. Otherwise, once secure,
+rs2 <- rs1 and rs1 <- the exchange's new retained secret (§4.6.1).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 import hmac
 from collections.abc import Callable
 
-from pidphone.zrtp.cache import CacheEntry, ZidCache
+from pidphone.zrtp.cache import CacheEntry, ZidCache, confirmed, rejected
 from pidphone.zrtp.kdf import mac
 from pidphone.zrtp.messages import DHPart1, DHPart2
 
@@ -30,8 +31,6 @@ class RetainedSecrets:
         """One of our secrets matched one of the peer's IDs."""
         self.mismatch = False
         """§4.6.1.1: the peer is cached, yet none of its IDs named our rs1 or rs2."""
-        self._pending_rs1: bytes | None = None
-        """After a mismatch, the new rs1, stored only once the user confirms the SAS."""
 
     def ids(self, peer_zid: bytes, label: str, hname: str) -> tuple[bytes, bytes]:
         """rs1ID and rs2ID for our DHPart (§4.3.1): MAC(rs, role label), or random."""
@@ -71,8 +70,11 @@ class RetainedSecrets:
         SAS counts as verified (ours and the peer's V)."""
         before = self._before
         if self.mismatch:
-            self._pending_rs1 = new_rs1
-            self._cache.store(peer_zid, dataclasses.replace(before or CacheEntry(), verified=False))
+            pending = None if peer_expiry == 0 else new_rs1
+            postponed = dataclasses.replace(
+                before or CacheEntry(), verified=False, mismatch=True, pending_rs1=pending
+            )
+            self._cache.store(peer_zid, postponed)
             return False
         verified = bool(before and before.verified and self.matched)
         if peer_expiry == 0 or new_rs1 is None:
@@ -80,7 +82,9 @@ class RetainedSecrets:
         base = before or CacheEntry()
         self._cache.store(
             peer_zid,
-            dataclasses.replace(base, rs1=new_rs1, rs2=base.rs1, verified=verified),
+            dataclasses.replace(
+                base, rs1=new_rs1, rs2=base.rs1, verified=verified, mismatch=False, pending_rs1=None
+            ),
         )
         return verified and peer_verified
 
@@ -94,15 +98,8 @@ class RetainedSecrets:
         name stays.
         """
         entry = self._cache.load(peer_zid) or CacheEntry()
-        if verified:
-            if self._pending_rs1 is not None:
-                entry = dataclasses.replace(entry, rs1=self._pending_rs1, rs2=entry.rs1)
-            entry = dataclasses.replace(entry, verified=True)
-        else:
-            entry = dataclasses.replace(entry, rs1=None, rs2=None, verified=False)
-        self._pending_rs1 = None
-        self._cache.store(peer_zid, entry)
+        self._cache.store(peer_zid, confirmed(entry) if verified else rejected(entry))
 
     def forget(self) -> None:
-        """Drop the postponed secret (the stream failed or closed)."""
-        self._pending_rs1 = None
+        """Nothing held in memory: a postponed secret waits in the cache entry, for the user
+        to confirm the SAS later (`pidphone zid verify`)."""
