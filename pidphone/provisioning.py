@@ -49,8 +49,9 @@ class ProvisionResult:
     error: ConfigError | None = None
     """The validation error (INVALID)."""
     summary: str = ""
-    """The same in a few words for the phone's screen: the file and the key, or the problem
-    when the file cannot be read as TOML at all."""
+    """The same for the phone's screen, key first: the key and the problem, then the file
+    ("account.aor: ... (pidphone.toml not installed)"); the file and the problem when it
+    cannot be read as TOML at all."""
 
 
 def provision(
@@ -73,10 +74,10 @@ def provision(
     except ConfigError as exc:
         if exc.key == str(source):  # unreadable, not UTF-8 or not TOML: the file is the "key"
             message = f"{source} not installed: {exc.problem}"
-            summary = f"{source.name} invalid: {exc.problem}"
+            summary = f"{source.name} not installed: {exc.problem}"
         else:
             message = f"{source} not installed: {exc}"
-            summary = f"{source.name} invalid: {exc.key or exc.problem}"
+            summary = f"{exc} ({source.name} not installed)"
         return ProvisionResult(Outcome.INVALID, source, target, message, exc, summary)
     try:
         install_file(data, target, owner)

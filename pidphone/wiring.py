@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ from pidphone.app.call import CallSettings
 from pidphone.app.controller import Controller, ControllerSettings
 from pidphone.app.media import MediaConfig
 from pidphone.app.phone_events import PhoneSettings
-from pidphone.app.screen import config_error_screen
+from pidphone.app.screen import PAGE_SECONDS, config_error_pages
 from pidphone.app.switchboard import SwitchboardSettings
 from pidphone.config import Config, load_display_config
 from pidphone.config.contacts import load_contacts
@@ -387,19 +388,29 @@ def loopback_phone(
 # --------------------------------------------------------------------------- config errors
 
 
-def show_config_error(message: str, sources: Sequence[Path] = ()) -> None:
+def show_config_error(
+    message: str, sources: Sequence[Path] = (), *, page_seconds: float = PAGE_SECONDS
+) -> None:
     """Put a configuration error on the display before the daemon exits 78 (issue 7: "the
     error goes to the journal and to the OLED").
 
     With no valid config to open the display by, `hardware`, `[display]` and `[sim]` are
     taken from the first of `sources` (the boot-partition file, the installed config) where
     each is valid on its own, else from the defaults. A display that cannot be opened is only
-    logged: the journal still has the error."""
+    logged: the journal still has the error.
+
+    A message longer than one screen is shown page by page, `page_seconds` each, once; the
+    first page (the key) then stays while the phone is down."""
     config = load_display_config(sources)
+    pages = config_error_pages(message)
     try:
         shown = display(config, keep_image=True)
         if shown is not None:
-            shown.show(config_error_screen(message))
+            if len(pages) > 1:
+                for page in pages:
+                    shown.show(page)
+                    time.sleep(page_seconds)
+            shown.show(pages[0])
             shown.close()
     except Exception as exc:  # best effort: no display must hide the configuration error
         log.warning("the configuration error could not be shown on the display: %s", exc)

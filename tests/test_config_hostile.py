@@ -192,7 +192,9 @@ def test_a_refused_boot_file_reaches_the_journal_and_the_screen_and_exits_78(
     assert cli.main(argv) == 78
     captured = capsys.readouterr()
     assert f"provisioning: {source} not installed" in captured.err
-    assert "Config error" in captured.out and len(list(screens.glob("*.png"))) == 1
+    assert "Config error" in captured.out
+    shots = sorted(screens.glob("*.png"))  # one, or every page and then the first again
+    assert len(shots) == 1 or shots[0].read_bytes() == shots[-1].read_bytes()
     assert source.read_bytes() == data
     assert cli.main(["provision", "-c", str(installed), "--provision-from", str(source)]) == 78
 

@@ -9,11 +9,22 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pidphone.app.screen import config_error_screen
+from pidphone.app.phone_events import PhoneSettings, Tick
+from pidphone.app.phone_state import initial_state
+from pidphone.app.screen import config_error_pages, config_error_screen, render
+from pidphone.app.state import reduce
 from pidphone.config import load_config
 from pidphone.drivers.draw import draw_screen
 from pidphone.errors import ConfigError
+from pidphone.provisioning import provision
 from pidphone.wiring import show_config_error
+
+
+@pytest.fixture
+def boot_file(tmp_path: Path) -> Path:
+    (tmp_path / "boot").mkdir()
+    return tmp_path / "boot" / "pidphone.toml"
+
 
 BAD = """
 hardware = "simulated"
@@ -46,9 +57,50 @@ def test_an_invalid_config_is_shown_on_the_simulated_display(
 
 def test_the_error_screen_names_the_key_first() -> None:
     screen = config_error_screen("keypad.rows[0]: GPIO 40 does not exist on a Raspberry Pi (0-27)")
-    assert screen.alert and screen.title == "Config error"
+    assert screen.alert and screen.status == "Config error"
     assert screen.lines[0].startswith("keypad.rows[0]")
-    assert 2 <= len(screen.lines) <= 3
+    assert 2 <= len(screen.lines) <= 4
+
+
+def test_a_refused_boot_file_shows_the_key_and_the_problem_page_by_page(
+    tmp_path: Path, boot_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The boot file's key, the problem and the file, in full, on the OLED: never only the
+    path and "not installed:" (what three lines of a path-first message left)."""
+    screens = tmp_path / "screens"
+    installed = tmp_path / "pidphone.toml"
+    installed.write_text(f'hardware = "simulated"\n[sim]\nscreens_dir = "{screens}"\n[x]\n')
+    boot_file.write_text('[account]\naor = "alice@example.org"\npassword = "pw"\n')
+    result = provision(boot_file, installed)
+    assert result.summary.startswith('account.aor: "alice@example.org" is not a SIP address')
+    assert result.summary.endswith("(pidphone.toml not installed)")
+    show_config_error(result.summary, [installed], page_seconds=0)
+    pages = config_error_pages(result.summary)
+    assert len(pages) > 1
+    shown = capsys.readouterr().out
+    drawn = [png.read_bytes() for png in sorted(screens.glob("*.png"))]
+    assert len(drawn) == len(pages) + 1 and drawn[-1] == drawn[0]  # the key's page stays
+    text = " ".join(line for page in pages for line in page.lines)
+    assert text.replace(" ", "") == result.summary.replace(" ", "")  # nothing lost
+    for n, page in enumerate(pages, 1):
+        assert page.status == f"Config error {n}/{len(pages)}" and page.alert
+        assert all(line in shown for line in page.lines)
+        image = draw_screen(page)
+        inked = [x for y in range(13, 64) for x in range(128) if not image.getpixel((x, y))]
+        assert max(inked) < 127  # on the inverse screen, no line runs off the edge
+    assert "pw" not in text
+
+
+def test_a_long_boot_file_notice_pages_on_the_idle_screen() -> None:
+    notice = 'account.aor: "alice@example.org" is not a SIP address (pidphone.toml not installed)'
+    state = initial_state(PhoneSettings(account="Desk", notice=notice), now=0.0)
+    seen = [render(state, 0.0)]
+    for t in range(1, 30):
+        state, _ = reduce(state, Tick(float(t)))
+        seen.append(render(state, float(t)))
+    text = " ".join(line for screen in seen for line in screen.lines)
+    for word in notice.split():
+        assert word in text
 
 
 def test_without_any_usable_file_the_defaults_are_tried(tmp_path: Path) -> None:

@@ -141,7 +141,7 @@ def test_a_toml_error_names_the_boot_file_not_the_target(boot: Path, etc: Path) 
     assert result.error.key == str(source)
     assert result.message.startswith(f"{source} not installed: not valid TOML")
     assert str(target) not in result.message
-    assert result.summary.startswith("pidphone.toml invalid: not valid TOML")
+    assert result.summary.startswith("pidphone.toml not installed: not valid TOML")
     assert target.read_bytes() == VALID
 
 
@@ -149,4 +149,6 @@ def test_the_summary_for_the_screen_names_the_key(boot: Path, etc: Path) -> None
     source = boot / "pidphone.toml"
     source.write_bytes(b'[keypad]\nrows = [5, 6, 40, 13]\n[account]\npassword = "pw-in-it"\n')
     result = provision(source, etc / "pidphone.toml")
-    assert result.summary == "pidphone.toml invalid: keypad.rows[2]"
+    assert result.summary.startswith("keypad.rows[2]: GPIO 40")
+    assert result.summary.endswith("(pidphone.toml not installed)")
+    assert "pw-in-it" not in result.summary

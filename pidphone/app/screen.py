@@ -78,15 +78,34 @@ def render(state: PhoneState, now: float) -> Screen:
     )
 
 
-CONFIG_ERROR_WIDTH = 22
-"""Characters of small type across the 128-pixel display."""
+CONFIG_ERROR_WIDTH = 20
+"""Characters of small type that surely fit across the 128-pixel display."""
+CONFIG_ERROR_LINES = 4
+"""Small lines under the status bar when there is no title."""
+PAGE_SECONDS = 3.0
+"""How long each page of a text too long for the screen stays."""
 
 
-def config_error_screen(message: str) -> Screen:
-    """A configuration the phone cannot start with ("keypad.rows[0]: GPIO 40 does not ...");
-    the key comes first, so that it shows even when the rest does not fit."""
+def config_error_pages(message: str) -> tuple[Screen, ...]:
+    """A configuration the phone cannot start with ("keypad.rows[0]: GPIO 40 does not ..."),
+    whole, in as many pages as it needs; the key comes first, so the first page names it."""
     lines = textwrap.wrap(message, CONFIG_ERROR_WIDTH, break_long_words=True) or ["(no reason)"]
-    return Screen(status="pidphone", title="Config error", lines=tuple(lines[:3]), alert=True)
+    chunks = [lines[i : i + CONFIG_ERROR_LINES] for i in range(0, len(lines), CONFIG_ERROR_LINES)]
+    count = len(chunks)
+    return tuple(
+        Screen(
+            status="Config error" + (f" {n}/{count}" if count > 1 else ""),
+            lines=tuple(chunk),
+            alert=True,
+        )
+        for n, chunk in enumerate(chunks, 1)
+    )
+
+
+def config_error_screen(message: str, now: float = 0.0) -> Screen:
+    """The page of `config_error_pages` to show at time `now`."""
+    pages = config_error_pages(message)
+    return pages[int(now // PAGE_SECONDS) % len(pages)]
 
 
 SECURITY_NOTICES = ("Security failed", "Security lost", "SAS rejected")
@@ -101,8 +120,11 @@ def _idle(state: PhoneState) -> Screen:
     account = state.settings.account or "pidphone"
     reason = state.registration_reason
     lines: list[str] = []
-    if state.notice:
-        lines += textwrap.wrap(state.notice, CONFIG_ERROR_WIDTH, break_long_words=True)[:2]
+    if state.notice:  # two lines at a time: a long one (a refused boot file) pages through
+        wrapped = textwrap.wrap(state.notice, CONFIG_ERROR_WIDTH, break_long_words=True)
+        pages = max(1, math.ceil(len(wrapped) / 2))
+        page = int(state.now // PAGE_SECONDS) % pages
+        lines += wrapped[2 * page : 2 * page + 2]
     if state.registration in {"failed", "tls_error"}:
         title = REGISTRATION_TEXT[state.registration]
         lines += [reason or "no reason given", account]

@@ -20,6 +20,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     setup_logging("info")
     path = config_path(args)
+    # What went wrong with a boot-partition file: in full (journal, STATUS=), key first (screen).
     provisioning_error = screen_notice = ""
     if not args.no_provision:
         result = provision(provision_path(args), path)
@@ -32,7 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = load_config(path, warn=log.warning)
     except ConfigError as exc:  # exits 78 in main(); first the screen says why
         show_config_error = lazy("pidphone.wiring", "show_config_error")
-        show_config_error(provisioning_error or str(exc), [provision_path(args), path])
+        show_config_error(screen_notice or str(exc), [provision_path(args), path])
         raise
     setup_logging(config.logging.level)
     run = lazy("pidphone.daemon", "run")

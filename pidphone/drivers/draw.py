@@ -171,9 +171,10 @@ def draw_screen(screen: Screen) -> Image.Image:
     _status_bar(draw, screen, ink)
     if screen.title:
         _text(draw, (0, TITLE_TOP), screen.title, font(TITLE_SIZE), ink=ink, limit=WIDTH)
-    room = (HEIGHT - BODY_TOP) // LINE_PITCH
+    top = BODY_TOP if screen.title else TITLE_TOP  # no title: the small lines move up
+    room = (HEIGHT - top) // LINE_PITCH
     lines = screen.lines[: 1 if screen.big else room]
-    lines_top = HEIGHT - len(lines) * LINE_PITCH if screen.big else BODY_TOP
+    lines_top = HEIGHT - len(lines) * LINE_PITCH if screen.big else top
     if screen.big:
         _big(draw, screen, big_band(screen, lines_top), ink)
     for i, line in enumerate(lines):
