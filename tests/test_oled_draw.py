@@ -69,7 +69,7 @@ def test_a_long_address_ends_in_an_ellipsis_inside_the_screen() -> None:
     """Measured as the 1-bit display draws it (wider than Pillow's default measure): the
     cut text ends in three dots on the baseline, and nothing runs off the right edge."""
     address = "sips:bartholomew.longname@telephony.example.org"
-    image = draw_screen(Screen(lines=(address,)))
+    image = draw_screen(Screen(title="Incoming call", lines=(address,)))
     columns = _ink_columns(image, 27, 27 + 11)
     right = max(columns)
     assert right < WIDTH - 1  # not clipped by the edge

@@ -80,6 +80,9 @@ def render(state: PhoneState, now: float) -> Screen:
 
 CONFIG_ERROR_WIDTH = 20
 """Characters of small type that surely fit across the 128-pixel display."""
+NOTICE_WIDTH = 22
+"""Characters per line of a notice on the idle screen: most lines of 22 fit; a rare wide one
+ends in an ellipsis."""
 CONFIG_ERROR_LINES = 4
 """Small lines under the status bar when there is no title."""
 PAGE_SECONDS = 3.0
@@ -120,10 +123,11 @@ def _idle(state: PhoneState) -> Screen:
     account = state.settings.account or "pidphone"
     reason = state.registration_reason
     lines: list[str] = []
-    if state.notice:  # two lines at a time: a long one (a refused boot file) pages through
-        wrapped = textwrap.wrap(state.notice, CONFIG_ERROR_WIDTH, break_long_words=True)
+    if state.notice:  # two lines at a time: a long one (a refused boot file) pages through,
+        # from its start whenever it is set or the user does something
+        wrapped = textwrap.wrap(state.notice, NOTICE_WIDTH, break_long_words=True)
         pages = max(1, math.ceil(len(wrapped) / 2))
-        page = int(state.now // PAGE_SECONDS) % pages
+        page = int(max(0.0, state.now - state.last_input) // PAGE_SECONDS) % pages
         lines += wrapped[2 * page : 2 * page + 2]
     if state.registration in {"failed", "tls_error"}:
         title = REGISTRATION_TEXT[state.registration]
