@@ -5,6 +5,12 @@ waits on its `fileno()` in its one selector, reads what is waiting with `receive
 with `sendto`: one thread uses it from bind to close, so it needs no lock and no event loop.
 Send and receive errors (ICMP port unreachable reported back, a full buffer) are counted and
 logged at debug: media is best effort and the call above decides what a silent peer means.
+
+Bound to every interface ("0.0.0.0" or "::"), the socket is dual-stack where the system has
+IPv6: one AF_INET6 socket with IPV6_V6ONLY off takes IPv4 and IPv6 peers alike, so the media
+follows whichever family the signalling used (the SDP says ::1, the audio comes to ::1). IPv4
+peers keep their plain form above this module: "::ffff:192.0.2.1" is unmapped on receipt and
+mapped again on sending.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ log = logging.getLogger(__name__)
 DISCARD_PORT = 9
 """Any port serves `local_address_towards`: no datagram is sent."""
 RECV_SIZE = 65536
+ANY_ADDRESS = frozenset({"0.0.0.0", "::"})
+"""Bind addresses that mean every interface: dual-stack where IPv6 is there."""
+MAPPED = "::ffff:"
 
 
 class UdpSocket:
@@ -30,7 +39,15 @@ class UdpSocket:
         name = sock.getsockname()
         self._local: Address = (str(name[0]), int(name[1]))
         self._fileno = sock.fileno()
+        self._dual = sock.family == socket.AF_INET6 and not sock.getsockopt(
+            socket.IPPROTO_IPV6, socket.IPV6_V6ONLY
+        )
         self.send_errors = 0
+
+    @property
+    def dual_stack(self) -> bool:
+        """IPv4 and IPv6 peers both reach this socket."""
+        return self._dual
 
     @property
     def local(self) -> Address:
@@ -43,6 +60,8 @@ class UdpSocket:
         sock = self._sock
         if sock is None:
             return
+        if self._dual and ":" not in addr[0]:
+            addr = (MAPPED + addr[0], addr[1])
         try:
             sock.sendto(data, addr)
         except OSError as exc:
@@ -64,7 +83,10 @@ class UdpSocket:
                 self.send_errors += 1
                 log.debug("udp error on %s: %s", self._local, exc)
                 continue
-            got.append((data, (str(addr[0]), int(addr[1]))))
+            host = str(addr[0])
+            if self._dual and host.startswith(MAPPED):
+                host = host.removeprefix(MAPPED)
+            got.append((data, (host, int(addr[1]))))
         return got
 
     def close(self) -> None:
@@ -74,16 +96,29 @@ class UdpSocket:
 
 
 def open_udp(host: str, port: int) -> UdpSocket:
-    """Bind a non-blocking UDP socket on host:port (port 0: any free port)."""
+    """Bind a non-blocking UDP socket on host:port (port 0: any free port); every interface
+    ("0.0.0.0", "::") is dual-stack where the system has IPv6, else IPv4 only."""
+    if host in ANY_ADDRESS and socket.has_ipv6:
+        try:
+            return UdpSocket(_bound(socket.AF_INET6, "::", port, dual=True))
+        except OSError as exc:  # IPv6 off in this kernel or namespace
+            log.debug("no dual-stack media socket (%s): IPv4 only", exc)
+            host = "0.0.0.0"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return UdpSocket(_bound(family, host, port, dual=False))
+
+
+def _bound(family: socket.AddressFamily, host: str, port: int, *, dual: bool) -> socket.socket:
     raw = socket.socket(family, socket.SOCK_DGRAM)
     try:
+        if dual:
+            raw.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         raw.setblocking(False)
         raw.bind((host, port))
     except BaseException:
         raw.close()
         raise
-    return UdpSocket(raw)
+    return raw
 
 
 async def local_address_towards(host: str) -> str:
