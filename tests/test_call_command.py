@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from pidphone import cli
 from pidphone.cli.call import _answer, _call
+from pidphone.cli.common import EXIT_MISMATCH
 from pidphone.config import AccountConfig, Config, SecurityConfig, ServerConfig, SimConfig
 from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
@@ -267,3 +269,121 @@ def test_a_registrar_domain_without_port_is_found_by_naptr_and_srv(tmp_path: Pat
             dns_transport.close()
 
     asyncio.run(main())
+
+
+def test_a_cached_secret_mismatch_is_its_own_exit_status(tmp_path: Path) -> None:
+    """Secure, but Bob's phone lost its secrets since the last call: exit 4 (compare the
+    SAS), never 0; the result line says so."""
+    caller, callee, port = configs(tmp_path)
+    first = asyncio.run(call_and_answer(caller, callee, port, duration=0.5))
+    assert first[0] == first[2] == 0
+    bob = FileZidCache(tmp_path / "bob-zid.json")
+    bob.forget(bytes.fromhex(json.loads(first[3])["peer_zid"]))  # Bob's secrets are gone
+
+    async def main() -> tuple[int, str]:
+        out = io.StringIO()
+        answering = asyncio.create_task(
+            _answer(argparse.Namespace(count=1, duration=30.0, json=True), callee, io.StringIO())
+        )
+        await asyncio.sleep(0.3)
+        args = argparse.Namespace(uri=f"sips:bob@127.0.0.1:{port}", duration=0.5, json=False)
+        status = await _call(args, caller, out)
+        await answering
+        return status, out.getvalue()
+
+    status, text = asyncio.run(main())
+    assert status == EXIT_MISMATCH == 4
+    assert "WARNING: cached secret mismatch" in text
+    assert "result: SECURE, CACHED SECRET MISMATCH: compare the SAS: Hung up" in text
+
+
+def test_the_result_line_always_gives_the_reason(tmp_path: Path) -> None:
+    caller, _, port = configs(tmp_path)
+    out = io.StringIO()
+    args = argparse.Namespace(uri=f"sips:bob@127.0.0.1:{port}", duration=1.0, json=False)
+    assert asyncio.run(_call(args, caller, out)) == 1
+    (result,) = [line for line in out.getvalue().splitlines() if line.startswith("result:")]
+    assert result.startswith("result: FAILED (failed): ") and len(result) > 30, result
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["call", "not a uri"], "is neither a SIP address nor a number"),
+        (["call", "1234"], "has no host and there is no account to complete it"),
+        (["call", "sips:bob@127.0.0.1", "--duration", "-5"], "-5 is not above zero"),
+        (["call", "sips:bob@127.0.0.1", "--duration", "soon"], "'soon' is not a number"),
+        (["answer", "--count", "0"], "0 is not above zero"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    """Exit 2 before anything is dialled: "1234" with no account once went to
+    sips:1234@127.0.0.1:5061 without a word."""
+    config = tmp_path / "pidphone.toml"
+    config.write_text('hardware = "simulated"\n')
+    assert cli.main([*argv, "-c", str(config)]) == 2
+    assert said in capsys.readouterr().err
+
+
+def test_an_sdes_offer_is_refused_for_what_it_is_and_answer_returns(tmp_path: Path) -> None:
+    """An offer with only RTP/SAVP audio (keys in the SDP) is answered 488 naming SDES, not
+    "No common codec"; `answer --count 1` counts it and returns."""
+    caller, callee, port = configs(tmp_path)
+    client = (caller.server.ca_file, caller.server.client_cert, caller.server.client_key)
+    offer = (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=audio 40000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
+    )
+
+    async def main() -> tuple[int, str, bytes]:
+        out = io.StringIO()
+        answering = asyncio.create_task(
+            _answer(argparse.Namespace(count=1, duration=5.0, json=True), callee, out)
+        )
+        await asyncio.sleep(0.3)
+        reply = await _send_invite(port, client, offer)
+        status = await asyncio.wait_for(answering, 10)
+        return status, out.getvalue(), reply
+
+    status, text, reply = asyncio.run(main())
+    assert reply.startswith(b"SIP/2.0 488")
+    report = json.loads(text)
+    assert status == 1 and report["state"] == "failed"
+    assert report["reason"] == "refused: Caller wants SDES-SRTP keys (never accepted: ZRTP only)"
+
+
+async def _send_invite(port: int, client: tuple[str, str, str], sdp: str) -> bytes:
+    """One INVITE over TLS, as a peer that offers SDES would send it; its first final answer."""
+    import ssl
+
+    ca_file, cert, key = client
+    context = ssl.create_default_context(cafile=ca_file)
+    context.load_cert_chain(cert, key)
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=context, server_hostname="127.0.0.1"
+    )
+    body = sdp.encode()
+    invite = (
+        f"INVITE sips:bob@127.0.0.1:{port} SIP/2.0\r\n"
+        "Via: SIP/2.0/TLS 127.0.0.1:5099;branch=z9hG4bK-sdes-1\r\n"
+        "Max-Forwards: 70\r\n"
+        "From: <sips:carol@127.0.0.1>;tag=c1\r\n"
+        f"To: <sips:bob@127.0.0.1:{port}>\r\n"
+        "Call-ID: sdes-offer-1@127.0.0.1\r\n"
+        "CSeq: 1 INVITE\r\n"
+        "Contact: <sips:carol@127.0.0.1:5099;transport=tls>\r\n"
+        "Content-Type: application/sdp\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    writer.write(invite)
+    try:
+        async with asyncio.timeout(5):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if not head.startswith(b"SIP/2.0 1"):
+                    return head
+    finally:
+        writer.close()

@@ -154,3 +154,47 @@ def test_reload_with_the_same_account_comes_back_registered(
 
     asyncio.run(main())
     assert statuses[-1] == "stopping"
+
+
+def test_answer_stopped_by_sigterm_leaves_no_registration(
+    kamailio: Kamailio, pki: Pki, tmp_path: Path
+) -> None:
+    """systemd, a script or `kill` stops the command while it waits: it hangs up and
+    unregisters on the way out; the registrar holds no stale contact. (`call` shares the
+    handler.)"""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    host, port = kamailio.address
+    user, command = "dave", ["answer", "--count", "1"]
+    config = tmp_path / "pidphone.toml"
+    config.write_text(
+        f'hardware = "simulated"\n'
+        f'[account]\naor = "sip:{user}@{host}"\npassword = "{user}pw"\n'
+        f'[server]\nregistrar = "{host}:{port}"\nca_file = "{pki.ca_cert}"\n'
+        f"keepalive_interval = 0\n"
+        f'[security]\nzid_cache = "{tmp_path / "zid.json"}"\n'
+        f'[display]\ndriver = "none"\n'
+    )
+    config.chmod(0o600)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pidphone.cli", *command, "--duration", "60", "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not in_location_table(kamailio, user):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(process.communicate(timeout=15)[0].decode())
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=15)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not in_location_table(kamailio, user), output
+    assert "Traceback" not in output

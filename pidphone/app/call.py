@@ -31,7 +31,7 @@ from typing import Literal, Protocol
 
 from pidphone.errors import LocalProtocolError, ProtocolError
 from pidphone.ports import Address
-from pidphone.sdp import MediaParams, NoCommonCodec, SessionDescription, negotiate
+from pidphone.sdp import MediaParams, NoCommonCodec, SdesOffered, SessionDescription, negotiate
 from pidphone.sip import events as sip_events
 from pidphone.zrtp.events import Secured
 
@@ -85,6 +85,9 @@ from .media_messages import (
 
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 OUTGOING_UNANSWERED = (CallState.CALLING, CallState.ALERTING)
+
+SDES_REASON = "Caller wants SDES-SRTP keys (never accepted: ZRTP only)"
+"""Why an offer with only RTP/SAVP audio is refused (488): not a codec matter."""
 
 
 class SignallingAgent(Protocol):
@@ -239,9 +242,10 @@ class Call:
         try:
             call._offer = SessionDescription.parse(event.sdp)
             answer = call._sdp.answer(call._offer, "sendrecv", call.hello_hash)
-        except NoCommonCodec:
+        except NoCommonCodec as exc:
             agent.reject(call.call_id, 488, now)
-            call._finish("No common codec", by_peer=False, status=488)
+            reason = SDES_REASON if isinstance(exc, SdesOffered) else "No common codec"
+            call._finish(reason, by_peer=False, status=488)
             return call
         except ProtocolError as exc:  # malformed SDP: 400, as its parse error says
             status = exc.error_status_hint

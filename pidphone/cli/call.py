@@ -14,8 +14,19 @@ reports the outcome in `transfer`. `pidphone answer` follows the calls a transfe
 too (one the peer transferred this phone into, or one that replaces a call here): each is a
 call of its own in the count, with its own report (`via` says how it came).
 
-Exit status 0 only when every call was established and secured as the policy demands:
-secure under "require"; under "prefer" a call that stayed NOT SECURE also counts.
+The last line (and the JSON's "state" and "reason") says how each call ended, and the exit
+status says it for scripts (with several calls, the worst of them):
+
+  0  secure
+  4  secure, but with a cached-secret mismatch: compare the SAS (`pidphone zid verify`)
+  3  answered but not secure: NOT SECURE (the "prefer" policy went on in the clear), or
+     security failed or was lost
+  1  failed: no call (registration failed, refused, busy, no answer, unreachable)
+  2  usage: a bad argument (a number without a host and no account, --duration 0)
+ 78  configuration error
+
+The JSON's "ok" says whether the call was secured as the policy demands (under "prefer" a call
+that stayed NOT SECURE counts).
 """
 
 from __future__ import annotations
@@ -24,12 +35,13 @@ import argparse
 import asyncio
 import gc
 import json
+import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import TextIO
+from typing import Any, TextIO
 
 from pidphone import wiring
 from pidphone.app.call import Call
@@ -61,7 +73,15 @@ from pidphone.drivers.sim_audio import SimAudioDevices, SimPlayback
 from pidphone.errors import ConfigError, ProtocolError
 from pidphone.ports import frame_bytes
 
-from .common import EXIT_FAILURE, EXIT_OK, config_path, warn
+from .common import (
+    EXIT_FAILURE,
+    EXIT_MISMATCH,
+    EXIT_NOT_SECURE,
+    EXIT_OK,
+    UsageError,
+    config_path,
+    warn,
+)
 
 DEFAULT_DURATION = 10.0
 """Seconds a call lasts after it is answered, unless the peer hangs up first."""
@@ -405,7 +425,45 @@ def _print_report(session: _Session, report: CallReport) -> None:
     if report.received_frequencies:
         freqs = ", ".join(f"{f:.0f} Hz" for f in report.received_frequencies)
         session.say(f"received tones: {freqs}")
-    session.say("result: " + ("OK" if report.ok else f"FAILED ({report.state})"))
+    reason = f": {report.reason}" if report.reason else ""
+    if report.ok and report.cache_mismatch:
+        session.say(f"result: SECURE, CACHED SECRET MISMATCH: compare the SAS{reason}")
+    elif report.ok:
+        session.say(f"result: OK ({report.state}){reason}")
+    else:
+        session.say(f"result: FAILED ({report.state}){reason}")
+
+
+SEVERITY = (EXIT_OK, EXIT_MISMATCH, EXIT_NOT_SECURE, EXIT_FAILURE)
+"""Exit statuses from best to worst: with several calls, the worst one is the command's."""
+
+
+def exit_status(report: CallReport) -> int:
+    """What a script tests: see the module's docstring."""
+    if report.state == "secure" and not report.security_lost:
+        return EXIT_MISMATCH if report.cache_mismatch else EXIT_OK
+    if report.state in {"secure", "insecure", "unsecured"}:
+        return EXIT_NOT_SECURE
+    return EXIT_FAILURE
+
+
+def worst(statuses: list[int]) -> int:
+    return max(statuses, key=SEVERITY.index, default=EXIT_OK)
+
+
+def check_target(text: str, config: Config) -> None:
+    """A usage error unless `text` is something a call can go to: a SIP address with a host,
+    or a number (or user name) that the account's domain or `phone.dial_domain` completes."""
+    target = text.strip()
+    if not target or any(c.isspace() or ord(c) < 32 for c in target):
+        raise UsageError(f"{text!r} is neither a SIP address nor a number")
+    if target.lower().startswith(("sip:", "sips:")) or "@" in target:
+        return
+    if not config.account.aor and not config.phone.dial_domain:
+        raise UsageError(
+            f"{target!r} has no host and there is no account to complete it: call a whole"
+            f" address (sips:{target}@192.0.2.7:5061), or set account.aor or phone.dial_domain"
+        )
 
 
 async def _call(args: argparse.Namespace, config: Config, out: TextIO) -> int:
@@ -428,10 +486,30 @@ async def _call(args: argparse.Namespace, config: Config, out: TextIO) -> int:
                     await session.transfer(call, args, report)
                 else:
                     await session.follow(call, _duration(args), report)
+    except asyncio.CancelledError:
+        report.reason = report.reason or "stopped (SIGTERM)"
     finally:
-        await session.phone.stop()
+        await session.phone.stop()  # hangs up and unregisters
     _print_report(session, report)
-    return EXIT_OK if report.ok else EXIT_FAILURE
+    return exit_status(report)
+
+
+async def _until_sigterm(work: Coroutine[Any, Any, int]) -> int:
+    """Run a command so that SIGTERM cancels it: it hangs up and unregisters on the way out
+    (without this the process died with its registration still in the registrar); a second
+    SIGTERM waits for that to end."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+
+    def stop() -> None:
+        task.cancel()
+        loop.add_signal_handler(signal.SIGTERM, lambda: None)
+
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        return await task
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def _start(session: _Session) -> bool:
@@ -455,7 +533,7 @@ async def _answer(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         )
     session = _Session(config, out, bool(getattr(args, "json", False)))
     count = int(getattr(args, "count", 1) or 1)
-    ok = True
+    statuses: list[int] = []
     if not await _start(session):
         return EXIT_FAILURE
     try:
@@ -464,36 +542,43 @@ async def _answer(args: argparse.Namespace, config: Config, out: TextIO) -> int:
             _print_report(session, report)
             return EXIT_FAILURE
         session.say("waiting for calls")
-        answered: set[str] = set()
+        seen: set[str] = set()
+
+        def new_call(e: ControllerEvent) -> bool:
+            # a call brought in, or an offer refused at once (488, 400): it ends before it is
+            # ever announced, and counts too
+            brought = _brought_in(e) or (e.call_id if isinstance(e, CallFinished) else "")
+            return brought != "" and brought not in seen
+
         for _ in range(count):
-            event = await session.wait(
-                lambda e: _brought_in(e) not in answered and _brought_in(e) != "",
-                float("inf"),
-            )
+            event = await session.wait(new_call, float("inf"))
             if event is None:
                 break
-            call_id = _brought_in(event)
-            answered.add(call_id)
+            call_id = _brought_in(event) or getattr(event, "call_id", "")
+            seen.add(call_id)
             call = session.phone.call(call_id)
             report = CallReport(remote=call.remote_uri if call is not None else "")
             report.via = {CallReferred: "referred", CallReplaced: "replaced"}.get(type(event), "")
-            if call is None:  # over before it could be followed: say why, from its events
+            if isinstance(event, CallFinished):
+                report.call_id, report.reason = call_id, f"refused: {event.reason}"
+            elif call is None:  # over before it could be followed: say why, from its events
                 ends = [
                     e.reason
                     for _, e in session.events
                     if isinstance(e, CallFinished) and e.call_id == call_id
                 ]
                 report.reason = ends[-1] if ends else "the call ended before it could be answered"
-                ok = False
             else:
                 if isinstance(event, CallIncoming):
                     session.phone.answer(call_id)
                 await session.follow(call, _duration(args), report)
-                ok = ok and report.ok
+            statuses.append(exit_status(report))
             _print_report(session, report)
+    except asyncio.CancelledError:
+        statuses.append(EXIT_FAILURE)
     finally:
-        await session.phone.stop()
-    return EXIT_OK if ok else EXIT_FAILURE
+        await session.phone.stop()  # hangs up and unregisters
+    return worst(statuses) if statuses else EXIT_FAILURE
 
 
 def _brought_in(event: ControllerEvent) -> str:
@@ -512,7 +597,9 @@ def _duration(args: argparse.Namespace) -> float:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    return run_call(args, load_config(config_path(args), warn=warn))
+    config = load_config(config_path(args), warn=warn)
+    check_target(args.uri, config)
+    return run_call(args, config)
 
 
 def cmd_answer(args: argparse.Namespace) -> int:
@@ -521,9 +608,9 @@ def cmd_answer(args: argparse.Namespace) -> int:
 
 def run_call(args: argparse.Namespace, config: Config, out: TextIO = sys.stdout) -> int:
     """`pidphone call URI`: place one call, report it, exit 0 when secured as required."""
-    return asyncio.run(_call(args, config, out))
+    return asyncio.run(_until_sigterm(_call(args, config, out)))
 
 
 def run_answer(args: argparse.Namespace, config: Config, out: TextIO = sys.stdout) -> int:
     """`pidphone answer`: answer `--count` incoming calls, reporting each."""
-    return asyncio.run(_answer(args, config, out))
+    return asyncio.run(_until_sigterm(_answer(args, config, out)))

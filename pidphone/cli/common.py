@@ -15,6 +15,11 @@ from pidphone.config import DEFAULT_CONFIG_PATH, DEFAULT_PROVISION_PATH
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_NOT_SECURE = 3
+"""`call`/`answer`: the call was answered but not secure (NOT SECURE, security failed or
+lost)."""
+EXIT_MISMATCH = 4
+"""`call`/`answer`: secure, but with a cached-secret mismatch: compare the SAS."""
 EXIT_CONFIG = 78
 """EX_CONFIG: the systemd unit lists it in RestartPreventExitStatus=, so a bad config is not
 restarted in a loop."""
@@ -25,6 +30,11 @@ PROVISION_ENV = "PIDPHONE_PROVISION_FILE"
 
 class CommandError(Exception):
     """The command could not do its work; the message says why (exit status 1)."""
+
+
+class UsageError(CommandError):
+    """The command was given something it cannot work with; the message says what to give
+    instead (exit status 2, as argparse's own usage errors)."""
 
 
 def config_path(args: argparse.Namespace) -> Path:

@@ -22,6 +22,7 @@ from .common import (
     EXIT_USAGE,
     PROVISION_ENV,
     CommandError,
+    UsageError,
     lazy,
 )
 
@@ -40,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pidphone: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except UsageError as exc:
+        print(f"pidphone: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except CommandError as exc:
         print(f"pidphone: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -111,7 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = argparse.ArgumentParser(add_help=False)
     report.add_argument(
-        "--duration", type=float, default=None, help="seconds to stay in each call (default: 10)"
+        "--duration",
+        type=_positive(float),
+        default=None,
+        help="seconds to stay in each call (default: 10)",
     )
     report.add_argument(
         "--json", action="store_true", help="print one JSON report per call instead of lines"
@@ -143,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     answer = sub.add_parser(
         "answer", parents=[common, report], help="answer incoming calls and report them"
     )
-    answer.add_argument("--count", type=int, default=1, help="calls to answer (default: 1)")
+    answer.add_argument(
+        "--count", type=_positive(int), default=1, help="calls to answer (default: 1)"
+    )
     answer.set_defaults(handler=command("pidphone.cli.call", "cmd_answer"))
 
     render = sub.add_parser("render-screens", help="draw every screen of the phone as PNG")
@@ -207,6 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
     name.add_argument("name", help="the name to show for this peer")
     name.set_defaults(handler=command("pidphone.cli.zid", "cmd_name"))
     return parser
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: a number above zero, else a usage error naming the value."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} is not above zero")
+        return value
+
+    return parse
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

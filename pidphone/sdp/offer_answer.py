@@ -93,11 +93,20 @@ PROFILE = "RTP/AVP"
 """ZRTP keys the media in band, so the SDP profile is plain RTP/AVP."""
 
 
+SDES_PROFILES = frozenset({"RTP/SAVP", "RTP/SAVPF"})
+"""Profiles whose keys come in the SDP itself (a=crypto, RFC 4568): never accepted, since
+whoever relays the signalling could read them."""
+
+
 class NoCommonCodec(RemoteProtocolError):  # noqa: N818 (the name the SIP layer uses)
     """The peer's description leaves no audio stream both ends can use: answer 488."""
 
     def __init__(self, msg: str) -> None:
         super().__init__(msg, error_status_hint=488)
+
+
+class SdesOffered(NoCommonCodec):
+    """The offer's only audio wants SDES-SRTP keys, which this phone never takes: 488."""
 
 
 _NO_PARAMETERS: Mapping[str, str] = types.MappingProxyType({})
@@ -378,6 +387,13 @@ def build_answer(
             )
         )
     if not accepted:
+        if any(
+            m.media == "audio" and m.port != 0 and m.proto in SDES_PROFILES for m in offer.media
+        ):
+            raise SdesOffered(
+                "the offer wants SDES-SRTP (RTP/SAVP, keys in the signalling): this phone keys"
+                " media only with ZRTP on RTP/AVP"
+            )
         names = ", ".join(spec.name for spec in enabled)
         raise NoCommonCodec(f"the offer has no RTP/AVP audio stream with {names}")
     return _session(address[0], session_id, session_version, username, tuple(answered))
