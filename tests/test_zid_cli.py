@@ -177,7 +177,17 @@ def test_command_line_uses_the_cache_from_config(
     caches: list[FakeCache] = []
 
     def opener(module: str, function: str) -> object:
-        assert (module, function) == ("pidphone.drivers.zid_cache", "FileZidCache")
+        assert module == "pidphone.drivers.zid_cache"
+        if function == "CorruptCacheError":
+            return ValueError
+        if function == "read_cache":  # listing reads the file, never opens it for writing
+
+            def read(path: Path) -> tuple[bytes, Mapping[bytes, CacheEntry]]:
+                caches.append(FakeCache(path))
+                return caches[-1].our_zid, caches[-1].entries()
+
+            return read
+        assert function == "FileZidCache"
 
         def make(path: Path) -> FakeCache:
             caches.append(FakeCache(path))
@@ -236,6 +246,9 @@ def test_a_cache_this_user_cannot_open_is_a_clean_failure(
     cache_file.write_text("{}")
 
     def opener(module: str, function: str) -> object:
+        if function == "CorruptCacheError":
+            return ValueError
+
         def make(path: Path) -> FakeCache:
             raise PermissionError(13, "Permission denied", str(path))
 
@@ -310,3 +323,33 @@ def test_root_never_chowns_a_file_a_planted_lock_link_points_at(shared_tmp: Path
     st = victim.stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o640)
     assert '"verified": false' in cache.read_text()
+
+
+def test_listing_a_corrupt_cache_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A read-only command never rewrites the phone's identity: the corrupt file stays where
+    it is, byte for byte, and no new cache (with a new ZID) appears."""
+    from pidphone.drivers.zid_cache import FileZidCache
+
+    path = tmp_path / "zid-cache.json"
+    FileZidCache(path).store(BOB, CacheEntry(rs1=b"\x01" * 32))
+    broken = path.read_bytes().replace(b'"verified": false', b'"verified": "maybe"')
+    path.write_bytes(broken)
+    assert cli.main(["zid", "--cache", str(path), "list"]) == 1
+    assert "is corrupt" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zid-cache.json", "zid-cache.json.lock"]
+    assert path.read_bytes() == broken
+
+
+def test_the_phone_keeps_its_zid_when_a_corrupt_cache_still_names_it(tmp_path: Path) -> None:
+    from pidphone.drivers.zid_cache import FileZidCache
+
+    path = tmp_path / "zid-cache.json"
+    first = FileZidCache(path)
+    first.store(BOB, CacheEntry(rs1=b"\x01" * 32))
+    path.write_bytes(path.read_bytes().replace(b'"verified": false', b'"verified": 7'))
+    again = FileZidCache(path)
+    assert again.recovered_from is not None  # moved aside for inspection
+    assert again.our_zid == first.our_zid  # but peers still meet the same phone
+    assert again.entries() == {}

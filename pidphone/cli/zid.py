@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO, cast
 
 from pidphone.config import Config, load_config
 from pidphone.zrtp.cache import CacheEntry
@@ -168,8 +168,33 @@ def _when(timestamp: float) -> str:
 # --------------------------------------------------------------------------- the commands
 
 
+class _Snapshot:
+    """The cache as the file holds it, for listing: reading never writes (a corrupt file is
+    reported, not moved aside and replaced by a new identity)."""
+
+    def __init__(self, path: Path) -> None:
+        read_cache = lazy("pidphone.drivers.zid_cache", "read_cache")
+        corrupt = cast(type[Exception], lazy("pidphone.drivers.zid_cache", "CorruptCacheError"))
+        try:
+            found: tuple[bytes, dict[bytes, CacheEntry]] = read_cache(path)
+        except corrupt as exc:
+            raise CommandError(
+                f"the ZID cache {path} is corrupt ({exc}); nothing was changed. The phone moves"
+                " it aside when it next opens it (keeping its ZID if that still reads): look"
+                " at it, or put a backup back, before then"
+            ) from None
+        self._zid, self._entries = found
+
+    @property
+    def our_zid(self) -> bytes:
+        return self._zid
+
+    def entries(self) -> Mapping[bytes, CacheEntry]:
+        return self._entries
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    return _zid_command(args, lambda cache: list_peers(cache, sys.stdout))
+    return _zid_command(args, lambda cache: list_peers(cache, sys.stdout), read_only=True)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -184,7 +209,9 @@ def cmd_name(args: argparse.Namespace) -> int:
     return _zid_command(args, lambda cache: rename(cache, args.peer, args.name, sys.stdout))
 
 
-def _zid_command(args: argparse.Namespace, action: Callable[[Any], int]) -> int:
+def _zid_command(
+    args: argparse.Namespace, action: Callable[[Any], int], *, read_only: bool = False
+) -> int:
     """Run one `pidphone zid` action, as root first becoming the cache directory's owner; a
     peer not found or a file we may not touch is a one-line failure (exit 1), never a
     traceback."""
@@ -198,7 +225,7 @@ def _zid_command(args: argparse.Namespace, action: Callable[[Any], int]) -> int:
             " (run as the phone's user: sudo -u pidphone pidphone zid ...)"
         ) from None
     try:
-        return action(file_zid_cache(path))
+        return action(_Snapshot(path) if read_only else file_zid_cache(path))
     except PeerNotFoundError as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:

@@ -49,8 +49,16 @@ MAX_FILE_BYTES = 4 << 20
 _NO_FOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
-class _CorruptCacheError(Exception):
+class CorruptCacheError(Exception):
     """The file's content is not a cache this code wrote."""
+
+
+def read_cache(path: str | os.PathLike[str]) -> tuple[bytes, dict[bytes, CacheEntry]]:
+    """Our ZID and the peers, as the file holds them, for a command that only looks
+    (`pidphone zid list`): nothing is written, created or moved aside, so looking never
+    changes the phone's identity. Raises FileNotFoundError, OSError or CorruptCacheError."""
+    _, text = _read(Path(path))
+    return _decode(text)
 
 
 class UnsafeCacheFileError(OSError):
@@ -198,7 +206,7 @@ class FileZidCache:
         except OSError as exc:
             log.warning("cannot read ZID cache %s: %s", self.path, exc)
             return
-        except _CorruptCacheError as exc:
+        except CorruptCacheError as exc:
             try:
                 self._move_aside(exc)
             except OSError as error:
@@ -208,18 +216,19 @@ class FileZidCache:
         self._zid, self._entries = zid, entries
 
     def _open(self) -> tuple[bytes, dict[bytes, CacheEntry]]:
+        text = b""
         try:
             seen, text = _read(self.path)
             decoded = _decode(text)
         except FileNotFoundError:
             return self._fresh()
-        except _CorruptCacheError as exc:
+        except CorruptCacheError as exc:
             self._move_aside(exc)
-            return self._fresh()
+            return self._fresh(_salvage_zid(text))
         self._seen = seen
         return decoded
 
-    def _move_aside(self, exc: _CorruptCacheError) -> None:
+    def _move_aside(self, exc: CorruptCacheError) -> None:
         aside = self._aside_name()
         os.replace(self.path, aside)
         self.recovered_from = aside
@@ -230,8 +239,12 @@ class FileZidCache:
             aside,
         )
 
-    def _fresh(self) -> tuple[bytes, dict[bytes, CacheEntry]]:
-        zid = secrets.token_bytes(ZID_BYTES)
+    def _fresh(self, zid: bytes | None = None) -> tuple[bytes, dict[bytes, CacheEntry]]:
+        """A cache with no peers: with `zid` (the old file's, still readable), else a new one."""
+        if zid is None:
+            zid = secrets.token_bytes(ZID_BYTES)
+        else:
+            log.warning("ZID cache %s: keeping this phone's ZID %s", self.path, zid.hex())
         self._write(zid, {})
         return zid, {}
 
@@ -331,16 +344,16 @@ def _read(path: Path) -> tuple[tuple[int, int, int], bytes]:
         fd = os.open(path, os.O_RDONLY | _NO_FOLLOW)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise _CorruptCacheError("a symbolic link, not a file") from None
+            raise CorruptCacheError("a symbolic link, not a file") from None
         raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise _CorruptCacheError("not a regular file")
+        raise CorruptCacheError("not a regular file")
     with os.fdopen(fd, "rb") as handle:
         text = handle.read(MAX_FILE_BYTES + 1)
     if len(text) > MAX_FILE_BYTES:
-        raise _CorruptCacheError(f"larger than {MAX_FILE_BYTES} bytes")
+        raise CorruptCacheError(f"larger than {MAX_FILE_BYTES} bytes")
     return _identity(st), text
 
 
@@ -361,6 +374,16 @@ def _encode(zid: bytes, entries: dict[bytes, CacheEntry]) -> bytes:
     return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
 
 
+def _salvage_zid(text: bytes) -> bytes | None:
+    """Our ZID from a corrupt file when that much of it still reads (a peer entry broken, the
+    rest intact): peers then meet the same phone, not a stranger."""
+    try:
+        document = json.loads(text)
+        return _hex(document.get("zid"), ZID_BYTES, "zid") if isinstance(document, dict) else None
+    except (UnicodeDecodeError, json.JSONDecodeError, CorruptCacheError):
+        return None
+
+
 def _mismatch_fields(entry: CacheEntry) -> dict[str, object]:
     """An unsettled cache mismatch and its postponed secret; absent (as in older files) when
     there is none."""
@@ -374,15 +397,15 @@ def _decode(text: bytes) -> tuple[bytes, dict[bytes, CacheEntry]]:
     try:
         document = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _CorruptCacheError(f"not JSON: {exc}") from None
+        raise CorruptCacheError(f"not JSON: {exc}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise _CorruptCacheError("not a pidphone ZID cache")
+        raise CorruptCacheError("not a pidphone ZID cache")
     if document.get("version") != VERSION:
-        raise _CorruptCacheError(f"unknown version {document.get('version')!r}")
+        raise CorruptCacheError(f"unknown version {document.get('version')!r}")
     zid = _hex(document.get("zid"), ZID_BYTES, "zid")
     peers = document.get("peers")
     if not isinstance(peers, dict):
-        raise _CorruptCacheError("peers is not an object")
+        raise CorruptCacheError("peers is not an object")
     entries = {}
     for key, value in peers.items():
         entries[_hex(key, ZID_BYTES, "peer ZID")] = _entry(value)
@@ -391,15 +414,15 @@ def _decode(text: bytes) -> tuple[bytes, dict[bytes, CacheEntry]]:
 
 def _entry(value: object) -> CacheEntry:
     if not isinstance(value, dict):
-        raise _CorruptCacheError("a peer entry is not an object")
+        raise CorruptCacheError("a peer entry is not an object")
     verified, name = value.get("verified"), value.get("name")
     expires_at, last_used = value.get("expires_at"), value.get("last_used")
     if not isinstance(verified, bool) or not isinstance(name, str):
-        raise _CorruptCacheError("verified must be a boolean and name a string")
+        raise CorruptCacheError("verified must be a boolean and name a string")
     rs1, rs2 = value.get("rs1"), value.get("rs2")
     mismatch, pending = value.get("mismatch", False), value.get("pending_rs1")
     if not isinstance(mismatch, bool):
-        raise _CorruptCacheError("mismatch must be a boolean")
+        raise CorruptCacheError("mismatch must be a boolean")
     return CacheEntry(
         rs1=None if rs1 is None else _hex(rs1, SECRET_BYTES, "rs1"),
         rs2=None if rs2 is None else _hex(rs2, SECRET_BYTES, "rs2"),
@@ -414,17 +437,17 @@ def _entry(value: object) -> CacheEntry:
 
 def _number(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _CorruptCacheError(f"{what} is not a number")
+        raise CorruptCacheError(f"{what} is not a number")
     return float(value)
 
 
 def _hex(value: object, length: int, what: str) -> bytes:
     if not isinstance(value, str):
-        raise _CorruptCacheError(f"{what} is not a hex string")
+        raise CorruptCacheError(f"{what} is not a hex string")
     try:
         raw = bytes.fromhex(value)
     except ValueError:
-        raise _CorruptCacheError(f"{what} is not hex") from None
+        raise CorruptCacheError(f"{what} is not hex") from None
     if len(raw) != length:
-        raise _CorruptCacheError(f"{what} is {len(raw)} bytes, not {length}")
+        raise CorruptCacheError(f"{what} is {len(raw)} bytes, not {length}")
     return raw
