@@ -258,8 +258,12 @@ def test_readable_password_draws_a_warning(tmp_path: Path) -> None:
     path = write(tmp_path, '[account]\npassword = "x"\n', mode=0o644)
     load_config(path, warn=warnings.append)
     assert len(warnings) == 1
-    assert "other users can read it (mode 0644)" in warnings[0]
-    assert f"chmod 600 {path}" in warnings[0]
+    assert (
+        "holds the account's password (account.password), and other users can read it"
+        in (warnings[0])
+    )
+    assert "(mode 0644); make it the phone's alone: sudo chown " in warnings[0]
+    assert f"&& sudo chmod 600 {path}" in warnings[0]
     assert "x" not in warnings[0].split(":", 1)[0]
     warnings.clear()
     path.chmod(0o600)
@@ -277,7 +281,7 @@ def test_readable_password_file_draws_a_warning(tmp_path: Path) -> None:
     warnings: list[str] = []
     load_config(write(tmp_path, '[account]\npassword_file = "password"\n'), warn=warnings.append)
     assert len(warnings) == 1
-    assert "the password file" in warnings[0]
+    assert "(account.password_file)" in warnings[0]
     assert "s3cret" not in warnings[0]
 
 
@@ -430,3 +434,26 @@ def test_keys_and_codecs_are_the_phones_own_lists(tmp_path: Path) -> None:
     assert "keys are the characters 0123456789*#ABCD" in error_of(
         tmp_path, '[keypad]\nkeymap = ["12E", "456", "789", "*0#"]\n'
     )
+
+
+def test_a_utf8_bom_from_a_windows_editor_is_accepted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Notepad saves UTF-8 with a byte order mark: it used to be "Invalid statement (at line
+    1, column 1)" on the file most likely to come from Windows, the provisioning file."""
+    path = tmp_path / "pidphone.toml"
+    path.write_bytes(b'\xef\xbb\xbf[account]\naor = "sips:alice@example.org"\n')
+    assert load_config(path).account.aor == "sips:alice@example.org"
+    from pidphone import cli
+
+    assert cli.main(["check-config", str(path)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_curly_quotes_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "pidphone.toml"
+    path.write_text("[account]\naor = \u201csips:alice@example.org\u201d\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "not valid TOML" in str(caught.value)
+    assert "curly quotes (\u201c \u201d): TOML needs straight ones" in str(caught.value)

@@ -29,8 +29,9 @@ HOSTILE_TOML = {
     "huge integer": b"[display]\ncontrast = " + b"9" * 5000 + b"\n",
     "NUL byte": b'hardware = "pi"\x00\n',
     "not UTF-8": b'hardware = "\xff\xfe"\n',
-    "byte order mark": b'\xef\xbb\xbfhardware = "pi"\n',
 }
+"""(A UTF-8 byte order mark is no longer among them: Windows editors write one, and the file
+is read with it; tests/test_config.py.)"""
 
 
 def finishes(action: Callable[[], object], seconds: float = 10.0) -> object:

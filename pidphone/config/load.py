@@ -13,6 +13,8 @@ import dataclasses
 import errno
 import logging
 import os
+import pwd
+import re
 import stat
 import tomllib
 from collections.abc import Callable, Sequence
@@ -124,8 +126,31 @@ def parse_config(
             str(path), f"the file cannot be used ({type(exc).__name__}); check it by hand"
         ) from exc
     if config.account.password and "password" in table.get("account", {}):
-        _warn_if_readable(path, "the config file holds a password", warn)
+        _warn_if_readable(path, "account.password", warn)
     return config
+
+
+BOM = "\ufeff"
+CURLY_QUOTES = "\u201c\u201d\u2018\u2019\u201e\u00ab\u00bb"
+"""Quotation marks a word processor or a phone's keyboard puts in place of " and '."""
+
+
+def _quotes_hint(text: str, exc: tomllib.TOMLDecodeError) -> str:
+    """When curly quotes are on the line TOML stopped at, say so: they look like quotes but
+    TOML takes only straight ones."""
+    at = re.search(r"at line (\d+)", str(exc))
+    lineno = int(at.group(1)) if at else 0
+    lines = text.splitlines()
+    if not 1 <= lineno <= len(lines):
+        found = [c for c in CURLY_QUOTES if c in text]
+    else:
+        found = [c for c in CURLY_QUOTES if c in lines[lineno - 1]]
+    if not found:
+        return ""
+    return (
+        f"; the line has curly quotes ({' '.join(found)}): TOML needs straight ones"
+        " (\" or '), as a plain-text editor types them"
+    )
 
 
 def _toml(data: bytes, path: Path) -> dict[str, Any]:
@@ -136,10 +161,11 @@ def _toml(data: bytes, path: Path) -> dict[str, Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(str(path), "the file is not UTF-8 text") from None
+    text = text.removeprefix(BOM)  # Windows editors (Notepad) start UTF-8 files with one
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+        raise ConfigError(str(path), f"not valid TOML: {exc}{_quotes_hint(text, exc)}") from None
     except RecursionError:
         raise ConfigError(str(path), "not valid TOML: arrays or tables nested too deeply") from None
     except ValueError:
@@ -169,7 +195,7 @@ def _read_password_file(config: Config, warn: Warn) -> Config:
         raise ConfigError("account.password_file", f'"{path}" is not UTF-8 text') from None
     if not lines or not lines[0]:
         raise ConfigError("account.password_file", f'"{path}" is empty')
-    _warn_if_readable(path, "the password file", warn)
+    _warn_if_readable(path, "account.password_file", warn)
     return dataclasses.replace(config, account=dataclasses.replace(account, password=lines[0]))
 
 
@@ -179,10 +205,28 @@ def _warn_if_readable(path: Path, what: str, warn: Warn) -> None:
     except OSError:
         return
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        owner = _service_user()
         warn(
-            f"{path}: {what} and other users can read it (mode {stat.S_IMODE(mode):04o}); "
-            f"run: chmod 600 {path}"
+            f"{path} holds the account's password ({what}), and other users can read it"
+            f" (mode {stat.S_IMODE(mode):04o}); make it the phone's alone:"
+            f" sudo chown {owner}:{owner} {path} && sudo chmod 600 {path}"
         )
+
+
+SERVICE_USER = "pidphone"
+"""The user the installed service runs as (systemd/pidphone.service, scripts/install.sh)."""
+
+
+def _service_user() -> str:
+    """Who must go on reading the file: the service's user when root loads it (the file was
+    copied in with sudo), else whoever loads it."""
+    uid = os.geteuid()
+    if uid == 0:
+        return SERVICE_USER
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def load_display_config(sources: Sequence[Path]) -> Config:
@@ -196,7 +240,7 @@ def load_display_config(sources: Sequence[Path]) -> Config:
     sim: SimConfig | None = None
     for path in sources:
         try:
-            raw = tomllib.loads(read_small_file(path).decode("utf-8"))
+            raw = tomllib.loads(read_small_file(path).decode("utf-8").removeprefix(BOM))
         except Exception:  # noqa: S112 (any file at all: the error to show is known already)
             continue
         if hardware is None and raw.get("hardware") in ("pi", "simulated"):
