@@ -316,3 +316,37 @@ def test_check_config_explains_the_post_quantum_key_agreements(
         if key_agreement is None
         else tomllib.loads(f"k = {key_agreement}")["k"]
     )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["render-screens", "/dev/null/x"],
+        ["demo", "--screens", "/dev/null/x"],
+    ],
+)
+def test_a_directory_that_cannot_be_written_is_a_message_not_a_traceback(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pidphone: cannot write the screens to /dev/null/x: ")
+    assert "Traceback" not in err
+
+
+def test_an_unwritable_screens_directory_is_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):  # root writes anyway: a file in the way says the same
+        locked = tmp_path / "file"
+        locked.write_text("")
+    assert cli.main(["render-screens", str(locked / "screens")]) == 1
+    assert "cannot write the screens to" in capsys.readouterr().err
+
+
+def test_demo_takes_no_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It was accepted and ignored."""
+    assert cli.main(["demo", "-c", str(tmp_path / "nonexistent.toml")]) == 2
+    assert "reads no config" in capsys.readouterr().err

@@ -37,6 +37,7 @@ from pidphone.drivers.tls import TlsClientConfig, TlsServerConfig, TlsTransport
 from pidphone.ports import KeyEvent, Screen
 
 from .call import heard_frequencies
+from .common import CommandError, UsageError
 
 log = logging.getLogger("pidphone.demo")
 
@@ -146,7 +147,14 @@ class _Show:
         self.out = out
         self.dir = screens_dir
         if screens_dir is not None:
-            screens_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                screens_dir.mkdir(parents=True, exist_ok=True)
+                probe = tempfile.NamedTemporaryFile(dir=screens_dir, suffix=".png")  # noqa: SIM115
+                probe.close()
+            except OSError as exc:
+                raise CommandError(
+                    f"cannot write the screens to {screens_dir}: {exc.strerror or exc}"
+                ) from None
 
     def __call__(self, moment: str, alice: _Phone, bob: _Phone) -> None:
         left = screen_text(_screen(alice)).splitlines()
@@ -292,8 +300,10 @@ def _report(result: DemoResult, out: TextIO, screens_dir: Path | None) -> bool:
 
 def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run the demo; 0 when the call was secured and both tones arrived."""
-    screens: Path = getattr(args, "screens", None) or (
-        Path(tempfile.gettempdir()) / "pidphone-demo-screens"
+    if getattr(args, "config", None) is not None:
+        raise UsageError("demo runs two simulated phones of its own and reads no config: drop -c")
+    screens: Path = getattr(args, "screens", None) or Path(
+        tempfile.mkdtemp(prefix="pidphone-demo-screens-")  # a fresh one each time, printed
     )
     with tempfile.TemporaryDirectory(prefix="pidphone-demo-") as tmp:
         try:

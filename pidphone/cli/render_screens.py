@@ -44,7 +44,7 @@ from pidphone.sip.events import TransferEnded, VoicemailStatus
 from pidphone.zrtp.algorithms import POST_QUANTUM
 from pidphone.zrtp.events import Secured
 
-from .common import EXIT_OK
+from .common import EXIT_OK, CommandError
 
 SCALE = 4
 START = 1000.0
@@ -243,6 +243,12 @@ def render_screens(directory: Path) -> list[Path]:
 
 
 def cmd_render_screens(args: argparse.Namespace) -> int:
-    for path in render_screens(args.directory):
+    try:
+        written = render_screens(args.directory)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot write the screens to {args.directory}: {exc.strerror or exc}"
+        ) from None
+    for path in written:
         print(path)
     return EXIT_OK
