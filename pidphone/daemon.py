@@ -1,4 +1,4 @@
-"""`pidphone run`: the long-running phone under systemd (ARCHITECTURE.md, "systemd").
+"""`pidphone run`: the long-running phone under systemd (systemd/pidphone.service).
 
 One asyncio loop. The service manager hears READY=1 once the config is loaded and the devices
 are open, STATUS= lines as registration and calls change, WATCHDOG=1 from the loop itself at

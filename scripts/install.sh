@@ -95,9 +95,11 @@ run "$PREFIX/bin/python" -m pip install -q --upgrade pip
 # setup.py link the library's sources it ships (no liblgpio-dev, which only Raspberry Pi OS has).
 run env PYPI=1 "$PREFIX/bin/python" -m pip install -q --upgrade "$SOURCE" lgpio
 run install -d -m 0755 "$PREFIX/share/doc/pidphone"
-for doc in README.md SECURITY.md docs/*.md examples/pidphone.toml; do
-  if [ -f "$SOURCE/$doc" ]; then
-    run install -m 0644 "$SOURCE/$doc" "$PREFIX/share/doc/pidphone/"
+# The user's documents, named from the source tree whatever the current directory
+# (docs/readme-sections.md is the README's source, not a document of its own).
+for doc in "$SOURCE"/README.md "$SOURCE"/SECURITY.md "$SOURCE"/docs/*.md "$SOURCE"/examples/pidphone.toml; do
+  if [ -f "$doc" ] && [ "$(basename "$doc")" != readme-sections.md ]; then
+    run install -m 0644 "$doc" "$PREFIX/share/doc/pidphone/"
   fi
 done
 
