@@ -32,6 +32,7 @@ from pidphone.app.call_events import (
 from pidphone.app.controller import Controller, ControllerEvent
 from pidphone.app.phone_events import MediaFault, RegistrationChanged
 from pidphone.config import Config
+from pidphone.drivers.logging_setup import set_level
 from pidphone.drivers.systemd_notify import notifier_from_environment
 from pidphone.errors import ConfigError
 from pidphone.ports import ServiceNotifier
@@ -234,8 +235,9 @@ class Service:
         except ConfigError as exc:
             log.error("SIGHUP: the new config is not valid, keeping the running one: %s", exc)
         else:
+            set_level(config.logging.level)  # logging.level: at once, as the docs say
             await self.phone.reconfigure(config)
-            log.info("SIGHUP: config reloaded")
+            log.info("SIGHUP: config reloaded (log level %s)", config.logging.level)
         self.notifier.ready()
 
 

@@ -19,6 +19,7 @@ from pidphone.cli.call import _answer
 from pidphone.config import (
     Config,
     DisplayConfig,
+    LoggingConfig,
     PhoneConfig,
     SecurityConfig,
     ServerConfig,
@@ -244,3 +245,41 @@ def test_sighup_during_a_call_keeps_the_call_and_applies_the_config_after_it(
     assert abs(report["received_frequencies"][0] - 1000) <= 25  # type: ignore[index]
     assert any(isinstance(e, CallFinished) for e in events)
     assert notifier.heard[-1] == "STOPPING=1"
+
+
+def test_sighup_applies_the_new_log_level(tmp_path: Path) -> None:
+    """docs/troubleshooting.md: change logging.level and send SIGHUP, no restart needed."""
+    import dataclasses
+    import logging
+
+    base = Config(
+        hardware="simulated",
+        security=SecurityConfig(zid_cache=str(tmp_path / "zid.json")),
+        display=DisplayConfig(driver="none"),
+        logging=LoggingConfig(level="warning"),
+    )
+    louder = dataclasses.replace(base, logging=LoggingConfig(level="debug"))
+    notifier = Notifications()
+    service = Service(base, lambda: louder, "", notifier)
+    root = logging.getLogger("pidphone")
+    before = root.level
+
+    async def main() -> int:
+        root.setLevel(logging.WARNING)  # as `pidphone run` set it from the first config
+        running = asyncio.create_task(service.main())
+        async with asyncio.timeout(10):
+            while "READY=1" not in notifier.heard:
+                await asyncio.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGHUP)
+        async with asyncio.timeout(10):
+            while notifier.heard.count("READY=1") < 2:
+                await asyncio.sleep(0.02)
+        level = root.level
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert await asyncio.wait_for(running, 10) == 0
+        return level
+
+    try:
+        assert asyncio.run(main()) == logging.DEBUG
+    finally:
+        root.setLevel(before)

@@ -56,6 +56,11 @@ class FieldsFormatter(logging.Formatter):
         return f"{line} [{' '.join(extra)}]" if extra else line
 
 
+def set_level(level: str) -> None:
+    """Log at `level` from now on (SIGHUP: the new config's logging.level)."""
+    logging.getLogger("pidphone").setLevel(level.upper())
+
+
 def setup_logging(
     level: str = "info", *, journal_: bool | None = None, stream: TextIO | None = None
 ) -> logging.Handler:
