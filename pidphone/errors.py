@@ -46,6 +46,17 @@ class ConfigError(PidphoneError):
         self.problem = problem
 
 
+class ManyConfigErrorsError(ConfigError):
+    """Every problem of one config file at once (a person fixes them all in one go); the
+    first names the key, the others follow, one a line."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        rest = "".join(f"\n{error}" for error in errors[1:])
+        super().__init__(first.key, first.problem + rest)
+        self.errors = list(errors)
+
+
 class DeviceError(PidphoneError):
     """A piece of hardware is missing or misbehaves; the daemon logs it and retries."""
 

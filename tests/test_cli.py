@@ -119,10 +119,12 @@ def test_check_config_bad_file_exits_78_naming_the_key(
     assert cli.main(["check-config", str(path)]) == 78
     out, err = capsys.readouterr()
     assert out == ""
-    assert (
-        err
-        == "pidphone: configuration error: account.password: expected a string, got an integer\n"
-    )
+    assert err.splitlines() == [  # every problem at once, not only the first
+        "pidphone: 2 configuration errors:",
+        "pidphone: configuration error: account.password: expected a string, got an integer",
+        "pidphone: configuration error: keypad.rows[2]: GPIO 40 does not exist on a Raspberry"
+        " Pi (0\u201327)",
+    ]
 
 
 def test_check_config_warns_about_a_readable_password(
@@ -350,3 +352,25 @@ def test_demo_takes_no_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     """It was accepted and ignored."""
     assert cli.main(["demo", "-c", str(tmp_path / "nonexistent.toml")]) == 2
     assert "reads no config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("", "# note: no account and no server.listen: the phone registers nowhere"),
+        ('[account]\naor = "sips:alice@example.org"\n', "# note: account.aor has no password"),
+    ],
+)
+def test_check_config_says_what_a_valid_but_thin_config_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, note: str
+) -> None:
+    path = write(tmp_path, text)
+    assert cli.main(["check-config", str(path)]) == 0
+    assert note in capsys.readouterr().out
+
+
+def test_check_config_has_no_note_for_a_full_account(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["check-config", str(write(tmp_path, GOOD))]) == 0
+    assert "# note:" not in capsys.readouterr().out

@@ -457,3 +457,13 @@ def test_curly_quotes_are_named(tmp_path: Path) -> None:
         load_config(path)
     assert "not valid TOML" in str(caught.value)
     assert "curly quotes (\u201c \u201d): TOML needs straight ones" in str(caught.value)
+
+
+def test_every_error_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "pidphone.toml"
+    path.write_text('[account]\naor = "alice"\n[audio]\nvolume = 150\nfoo = 1\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    errors = getattr(caught.value, "errors", [])
+    assert [e.key for e in errors] == ["account.aor", "audio.foo", "audio.volume"]
+    assert caught.value.key == "account.aor"  # the first still comes first (the screen)

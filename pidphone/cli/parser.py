@@ -39,7 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ConfigError as exc:
-        print(f"pidphone: configuration error: {exc}", file=sys.stderr)
+        errors: list[ConfigError] = getattr(exc, "errors", [exc])
+        if len(errors) > 1:  # every one at once, one a line
+            print(f"pidphone: {len(errors)} configuration errors:", file=sys.stderr)
+            for error in errors:
+                print(f"pidphone: configuration error: {error}", file=sys.stderr)
+        else:
+            print(f"pidphone: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except UsageError as exc:
         print(f"pidphone: {exc}", file=sys.stderr)

@@ -9,12 +9,14 @@ what is allowed; unknown keys get a did-you-mean.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import datetime
 import difflib
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -92,23 +94,52 @@ def build(cls: type[T], table: Mapping[str, Any], key: str = "", base_dir: Path 
         raise TypeError(f"{cls!r} is not a dataclass")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
+    found = _FOUND.get()
     for name in table:
         if name not in fields:
             allowed = ", ".join(fields)
             hint = did_you_mean(name, fields) or f"; allowed keys here: {allowed}"
-            raise ConfigError(_join(key, name), f"unknown key{hint}")
+            error = ConfigError(_join(key, name), f"unknown key{hint}")
+            if found is None:
+                raise error
+            found.append(error)
     values: dict[str, Any] = {}
     for name, f in fields.items():
         if name not in table:
             continue
         path = _join(key, name)
         info = f.metadata or meta()
-        value = convert(hints[name], table[name], path, secret=info["secret"], base_dir=base_dir)
-        if info["path"] and isinstance(value, str) and value and base_dir is not None:
-            value = str(base_dir / value)
-        _run_checks(info, value, path)
+        try:
+            value = convert(
+                hints[name], table[name], path, secret=info["secret"], base_dir=base_dir
+            )
+            if info["path"] and isinstance(value, str) and value and base_dir is not None:
+                value = str(base_dir / value)
+            _run_checks(info, value, path)
+        except ConfigError as error:
+            if found is None:
+                raise
+            found.append(error)  # the default stands in, so the other keys are checked too
+            continue
         values[name] = value
     return cls(**values)
+
+
+_FOUND: contextvars.ContextVar[list[ConfigError] | None] = contextvars.ContextVar(
+    "config_errors_found", default=None
+)
+
+
+@contextlib.contextmanager
+def every_error() -> Iterator[list[ConfigError]]:
+    """Within it, `build` goes on past a bad key and lists every problem it finds; the caller
+    raises them together (`ManyConfigErrorsError`)."""
+    found: list[ConfigError] = []
+    token = _FOUND.set(found)
+    try:
+        yield found
+    finally:
+        _FOUND.reset(token)
 
 
 def convert(

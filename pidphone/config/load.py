@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pidphone.errors import ConfigError
+from pidphone.errors import ConfigError, ManyConfigErrorsError
 
-from .build import build
+from .build import build, every_error
 from .cross import complete
 from .schema import Config, DisplayConfig, SimConfig
 
@@ -116,7 +116,10 @@ def parse_config(
     warn = warn or log.warning
     table = _toml(data, path)
     try:
-        config = build(Config, table, base_dir=(base_dir or path.parent).absolute())
+        with every_error() as found:
+            config = build(Config, table, base_dir=(base_dir or path.parent).absolute())
+        if found:
+            raise ManyConfigErrorsError(found)
         config = _read_password_file(config, warn)
         config = complete(config)
     except ConfigError:
