@@ -28,6 +28,8 @@ inject a pacer; real hardware needs none.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import logging
 import time
@@ -49,6 +51,42 @@ PERIODS = 4
 
 Converter = Callable[[bytes], bytes]
 """A stateful sample-rate converter: PCM in at one rate, PCM out at another."""
+
+
+_ALSA_ERROR_HANDLER = ctypes.CFUNCTYPE(
+    None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p
+)
+_quieted: list[object] = []
+"""The handler given to alsa-lib, kept alive here (it is called from C)."""
+
+
+def quiet_alsa_lib() -> None:
+    """Send alsa-lib's own error lines ("ALSA lib confmisc.c:855:(parse_card) cannot find
+    card '0'", eight of them for each failed open, every retry) to the debug log instead of
+    stderr: the driver already says in one line which device and config key failed.
+    snd_lib_error_set_handler is process-wide and the library is the one pyalsaaudio uses."""
+    if _quieted:
+        return
+    _quieted.append(None)
+    name = ctypes.util.find_library("asound")
+    try:
+        library = ctypes.CDLL(name or "libasound.so.2")
+    except OSError:
+        return
+
+    def handler(file: bytes, line: int, function: bytes, err: int, fmt: bytes) -> None:
+        log.debug(
+            "alsa-lib %s:%d (%s): %s (error %d)",
+            file.decode(errors="replace") if file else "?",
+            line,
+            function.decode(errors="replace") if function else "?",
+            fmt.decode(errors="replace") if fmt else "",
+            err,
+        )
+
+    callback = _ALSA_ERROR_HANDLER(handler)
+    _quieted.append(callback)
+    library.snd_lib_error_set_handler(callback)
 
 
 class AlsaSettings(Protocol):
@@ -131,6 +169,7 @@ class _Stream:
         self._failed_at = None
 
     def _pcm(self, rate: int) -> alsaaudio.PCM:
+        quiet_alsa_lib()
         return alsaaudio.PCM(
             self.kind,
             alsaaudio.PCM_NORMAL,

@@ -23,12 +23,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal, TypeVar
 
 from gpiozero import Device, DigitalInputDevice, DigitalOutputDevice
+from gpiozero.exc import PinFactoryFallback
 from gpiozero.pins import Factory
 
 from pidphone.errors import DeviceError
@@ -148,9 +150,16 @@ class MatrixKeypad:
     def _open(self, make: Callable[[], D], config_key: str, pin: int) -> D:
         """Open one device and own it, or say which pin and config key failed."""
         try:
-            device = make()
+            with warnings.catch_warnings(record=True) as fallbacks:
+                warnings.simplefilter("always", PinFactoryFallback)
+                device = make()
         except Exception as exc:  # gpiozero's, or the pin backend's own error types
             raise DeviceError(f"GPIO{pin}", config_key, f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            # gpiozero tries each pin library in turn and warns about each it skips, with its
+            # source line: the one line that matters is the error above, the rest is debug
+            for fallback in fallbacks:
+                log.debug("GPIO%d (%s): %s", pin, config_key, fallback.message)
         self._devices.append(device)
         return device
 
