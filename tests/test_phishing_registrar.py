@@ -233,5 +233,5 @@ def test_pidphone_call_reports_the_refusal_and_sends_nothing(
     assert done.returncode == 1, done.stdout + done.stderr
     assert "registration: registered" in lines
     assert f"call ended: {WITHHELD.format(port=phisher.port)}" in lines, done.stdout
-    assert "result: FAILED (failed)" in lines
+    assert f"result: FAILED (failed): {WITHHELD.format(port=phisher.port)}" in lines
     assert len(kamailio.requests("REGISTER")) >= registers + 2  # challenged, then with them
