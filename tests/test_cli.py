@@ -62,7 +62,14 @@ def test_help_states_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> No
 )
 def test_help_everywhere(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(argv) == 0
-    assert capsys.readouterr().out.startswith("usage: pidphone")
+    out = capsys.readouterr().out
+    assert out.startswith("usage: pidphone")
+    if len(argv) > 1:  # each command says what it does in a line, and ends with an example
+        paragraphs = out.split("\n\n")
+        assert paragraphs[1].strip().endswith("."), paragraphs[1]
+        assert out.rstrip().splitlines()[-1].startswith("example: pidphone") or (
+            "example: sudo" in out.rstrip().splitlines()[-1]
+        )
 
 
 @pytest.mark.parametrize(
@@ -374,3 +381,25 @@ def test_check_config_has_no_note_for_a_full_account(
 ) -> None:
     assert cli.main(["check-config", str(write(tmp_path, GOOD))]) == 0
     assert "# note:" not in capsys.readouterr().out
+
+
+def test_zid_takes_its_cache_after_the_action_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`zid list --cache X` was a usage error: only `zid --cache X list` worked."""
+    from pidphone.drivers.zid_cache import FileZidCache
+
+    path = tmp_path / "zid-cache.json"
+    ours = FileZidCache(path).our_zid.hex()
+    assert cli.main(["zid", "list", "--cache", str(path)]) == 0
+    assert cli.main(["zid", "--cache", str(path), "list"]) == 0
+    assert capsys.readouterr().out.count(f"our ZID: {ours}") == 2
+
+
+def test_check_config_refuses_two_different_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one, other = write(tmp_path, GOOD, "one.toml"), write(tmp_path, GOOD, "other.toml")
+    assert cli.main(["check-config", "-c", str(one), str(other)]) == 2
+    assert "two files given" in capsys.readouterr().err
+    assert cli.main(["check-config", "-c", str(one), str(one)]) == 0

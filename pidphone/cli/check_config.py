@@ -12,7 +12,7 @@ from typing import TextIO
 from pidphone.config import Config, dump_config, load_config
 from pidphone.config.explain import zrtp_notes
 
-from .common import EXIT_OK, config_path, warn
+from .common import EXIT_OK, UsageError, config_path, warn
 
 
 def what_the_phone_will_do(config: Config) -> list[str]:
@@ -39,6 +39,9 @@ def what_the_phone_will_do(config: Config) -> list[str]:
 
 
 def cmd_check_config(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    given = getattr(args, "config", None)
+    if args.file is not None and given is not None and args.file != given:
+        raise UsageError(f"two files given ({given} and {args.file}): check one at a time")
     path: Path = args.file or config_path(args)
     config = load_config(path, warn=warn)
     stream = out or sys.stdout

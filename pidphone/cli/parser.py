@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pidphone import __version__
 from pidphone.config import DEFAULT_CONFIG_PATH, DEFAULT_PROVISION_PATH
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS, help="config file")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    run = sub.add_parser("run", parents=[common], help="run the phone (what systemd starts)")
+    run = _add(sub, "run", parents=[common], help="run the phone (what systemd starts)")
     run.add_argument(
         "--provision-from",
         type=Path,
@@ -98,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-provision", action="store_true", help="skip headless provisioning")
     run.set_defaults(handler=command("pidphone.cli.run", "cmd_run"))
 
-    prov = sub.add_parser(
+    prov = _add(
+        sub,
         "provision",
         parents=[common],
         help="import the config from the boot partition now (the unit runs it as root)",
@@ -107,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     prov.add_argument("--owner", default=None, help="user who will own the installed config")
     prov.set_defaults(handler=command("pidphone.cli.provision", "cmd_provision"))
 
-    check = sub.add_parser(
+    check = _add(
+        sub,
         "check-config",
         parents=[common],
         help="check a config file and print the effective config, secrets masked",
@@ -115,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", nargs="?", type=Path, help="config file to check")
     check.set_defaults(handler=command("pidphone.cli.check_config", "cmd_check_config"))
 
-    demo = sub.add_parser("demo", parents=[common], help="two simulated phones call each other")
+    demo = _add(sub, "demo", parents=[common], help="two simulated phones call each other")
     demo.add_argument("--screens", type=Path, default=None, help="write each screen here as PNG")
     demo.set_defaults(handler=command("pidphone.cli.demo", "run_demo"))
 
@@ -129,8 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--json", action="store_true", help="print one JSON report per call instead of lines"
     )
-    call = sub.add_parser(
-        "call", parents=[common, report], help="place one call from the command line and report it"
+    call = _add(
+        sub,
+        "call",
+        parents=[common, report],
+        help="place one call from the command line and report it",
     )
     call.add_argument("uri", help="SIP address or number to call")
     call.add_argument(
@@ -153,29 +159,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     call.set_defaults(handler=command("pidphone.cli.call", "cmd_call"))
 
-    answer = sub.add_parser(
-        "answer", parents=[common, report], help="answer incoming calls and report them"
+    answer = _add(
+        sub, "answer", parents=[common, report], help="answer incoming calls and report them"
     )
     answer.add_argument(
         "--count", type=_positive(int), default=1, help="calls to answer (default: 1)"
     )
     answer.set_defaults(handler=command("pidphone.cli.call", "cmd_answer"))
 
-    render = sub.add_parser("render-screens", help="draw every screen of the phone as PNG")
+    render = _add(sub, "render-screens", help="draw every screen of the phone as PNG")
     render.add_argument(
         "directory", nargs="?", type=Path, default=Path("screens"), help="default: ./screens"
     )
     render.set_defaults(handler=command("pidphone.cli.render_screens", "cmd_render_screens"))
 
-    history = sub.add_parser(
-        "history", parents=[common], help="list the calls the phone kept, newest first"
+    history = _add(
+        sub, "history", parents=[common], help="list the calls the phone kept, newest first"
     )
     history.add_argument("--file", type=Path, default=None, help="default: from the config")
     history.add_argument("--kind", choices=("missed", "received", "dialled"), default=None)
     history.add_argument("--json", action="store_true", help="one JSON object per call")
     history.set_defaults(handler=command("pidphone.cli.history", "cmd_history"))
 
-    contacts = sub.add_parser("contacts", parents=[common], help="the phone book")
+    contacts = _add(sub, "contacts", parents=[common], help="the phone book")
     contacts.set_defaults(handler=lambda _: _usage(contacts))
     csub = contacts.add_subparsers(title="contacts commands", metavar="ACTION")
     clist = csub.add_parser("list", parents=[common], help="list the contacts")
@@ -190,19 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
     cimport.add_argument("--output", type=Path, default=None, help="default: stdout")
     cimport.set_defaults(handler=command("pidphone.cli.contacts", "cmd_import"))
 
-    zid = sub.add_parser(
-        "zid", parents=[common], help="inspect and manage the ZID cache (peers and SAS flags)"
+    zid = _add(
+        sub, "zid", parents=[common], help="inspect and manage the ZID cache (peers and SAS flags)"
     )
     zid.add_argument("--cache", type=Path, default=None, help="cache file (default: from config)")
     zid.set_defaults(handler=lambda _: _usage(zid))
     zsub = zid.add_subparsers(title="zid commands", metavar="ACTION")
-    zsub.add_parser("list", parents=[common], help="list the peers in the cache").set_defaults(
+    # --cache after the action too (`zid list --cache X`); SUPPRESS keeps one given before it
+    cached = argparse.ArgumentParser(add_help=False)
+    cached.add_argument("--cache", type=Path, default=argparse.SUPPRESS, help="cache file")
+    _add(zsub, "list", parents=[common, cached], help="list the peers in the cache").set_defaults(
         handler=command("pidphone.cli.zid", "cmd_list")
     )
     peer_help = "a peer: its ZID in hex, a unique hex prefix, or its name"
-    verify = zsub.add_parser(
+    verify = _add(
+        zsub,
         "verify",
-        parents=[common],
+        parents=[common, cached],
         help="mark a peer's SAS as compared and matching (settles a cached-secret mismatch)",
     )
     verify.add_argument(
@@ -212,12 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{peer_help} (default: the peer of the last cached-secret mismatch)",
     )
     verify.set_defaults(handler=command("pidphone.cli.zid", "cmd_verify"))
-    forget = zsub.add_parser(
-        "forget", parents=[common], help="erase a peer: its secrets and its verified flag"
+    forget = _add(
+        zsub,
+        "forget",
+        parents=[common, cached],
+        help="erase a peer: its secrets and its verified flag",
     )
     forget.add_argument("peer", help=peer_help)
     forget.set_defaults(handler=command("pidphone.cli.zid", "cmd_forget"))
-    name = zsub.add_parser("name", parents=[common], help="give a peer a name")
+    name = _add(zsub, "name", parents=[common, cached], help="give a peer a name")
     name.add_argument("peer", help=peer_help)
     name.add_argument("name", help="the name to show for this peer")
     name.set_defaults(handler=command("pidphone.cli.zid", "cmd_name"))
@@ -237,6 +250,44 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+EXAMPLES = {
+    "run": "pidphone run -c /etc/pidphone/pidphone.toml",
+    "provision": "sudo pidphone provision --owner pidphone",
+    "check-config": "pidphone check-config /boot/firmware/pidphone.toml",
+    "demo": "pidphone demo --screens ./screens",
+    "call": "pidphone call sips:bob@example.org --duration 10 --json",
+    "answer": "pidphone answer --count 1 --json",
+    "render-screens": "pidphone render-screens images/screens",
+    "history": "pidphone history --kind missed",
+    "contacts": "pidphone contacts import addresses.vcf --output contacts.toml",
+    "zid": "sudo -u pidphone pidphone zid list",
+    "list": "sudo -u pidphone pidphone zid list --cache /var/lib/pidphone/zid-cache.json",
+    "verify": "sudo -u pidphone pidphone zid verify   (no PEER: the last cached-secret mismatch)",
+    "forget": "sudo -u pidphone pidphone zid forget 3f2a",
+    "name": 'sudo -u pidphone pidphone zid name 3f2a "Bob"',
+}
+"""What each command's --help ends with."""
+
+
+def _add(
+    group: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    *,
+    help: str,
+    **kwargs: Any,
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does in one line and ends with an example."""
+    parser: argparse.ArgumentParser = group.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog=f"example: {EXAMPLES[name]}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
+    )
+    return parser
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
