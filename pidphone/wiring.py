@@ -111,6 +111,7 @@ def phone_settings(config: Config, notice: str = "") -> PhoneSettings:
         dim_after=config.display.dim_after or float("inf"),
         blank_after=config.display.blank_after or float("inf"),
         volume=config.audio.volume,
+        ring_volume=config.audio.ring_volume,
         notice=notice,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -455,3 +456,47 @@ def test_mismatch_is_settled_by_one_press_and_journalled(
     assert len(mismatch) == 2
     assert said.index(mismatch[0]) < said.index("SAS confirmed by the user")
     assert any(m.startswith("SAS REJECTED by the user") for m in said)
+
+
+def test_audio_volume_is_set_at_start_and_the_ringer_has_its_own_level() -> None:
+    """audio.volume reached the mixer only at the first volume key; audio.ring_volume was
+    read nowhere."""
+    import struct
+
+    from pidphone.app.phone_ui import Ringer
+
+    async def main() -> SimAudioDevices:
+        audio = SimAudioDevices()
+        engine = Controller(
+            ControllerSettings(phone=pe.PhoneSettings(volume=35)),
+            UserAgent(AgentConfig(aor="sips:alice@192.0.2.10", keepalive_interval=0)),
+            RecordingTransport(),
+            MemoryZidCache(),
+            open_udp,
+            audio=audio,
+            display=Screens(),
+        )
+        await engine.start()
+        try:
+            await until(lambda: audio.volume == 35)
+        finally:
+            await engine.stop()
+        return audio
+
+    assert asyncio.run(main()).volume == 35
+
+    def peak(volume: int) -> int:
+        audio = SimAudioDevices()
+        ringer = Ringer(audio, "etsi", volume)
+        ringer.ring(True)
+        deadline = time.monotonic() + 5
+        while "ring" not in audio.playbacks or len(audio.playbacks["ring"].played()) < 8000:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        ringer.close()
+        pcm = audio.playbacks["ring"].played()
+        return max(abs(s) for s in struct.unpack(f"<{len(pcm) // 2}h", pcm))
+
+    loud, quiet = peak(100), peak(25)
+    assert loud > 3000
+    assert abs(quiet / loud - 0.25) < 0.02

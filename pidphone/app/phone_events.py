@@ -46,7 +46,10 @@ class PhoneSettings:
     blank_after: float = 300.0
     """Seconds without input before the display goes dark; 0: never."""
     volume: int = 70
-    """Initial playback volume in percent."""
+    """Initial playback volume in percent: set on the mixer at start."""
+    ring_volume: int = 80
+    """The ringer's level in percent of the standard ring tone (audio.ring_volume): its own,
+    apart from the handset's mixer volume."""
     volume_step: int = 10
     """Percent per press (or auto-repeat) of a volume key."""
     notice_time: float = 3.0

@@ -109,9 +109,10 @@ class Ringer:
     """The ringer: its own playback ("ring": the loudspeaker when the config names one),
     opened, fed and closed by a thread that lives while it rings (paced by the device)."""
 
-    def __init__(self, audio: AudioDevices | None, tone_plan: str) -> None:
+    def __init__(self, audio: AudioDevices | None, tone_plan: str, volume: int = 100) -> None:
         self._audio = audio
         self._tone_plan = tone_plan
+        self._gain = volume / 100
         self._stop: threading.Event | None = None
         self._threads: list[threading.Thread] = []
 
@@ -140,7 +141,7 @@ class Ringer:
         except Exception:
             log.exception("the ringer cannot open its device")
             return
-        tone = ToneGenerator("ring", plan=self._tone_plan)
+        tone = ToneGenerator("ring", plan=self._tone_plan, gain=self._gain)
         try:
             while not stop.is_set():
                 playback.write_frame(tone.frame())
@@ -182,7 +183,7 @@ class PhoneUi:
         self._after_drawn: list[tuple[int, Callable[[], None]]] = []
         self._tick: asyncio.TimerHandle | None = None
         self._devices = SlowDevices(display, audio, self._drawn_from_thread)
-        self._ringer = Ringer(audio, tone_plan)
+        self._ringer = Ringer(audio, tone_plan, settings.ring_volume)
 
     @property
     def state(self) -> PhoneState | None:
@@ -193,6 +194,7 @@ class PhoneUi:
         history = self._call_log.load() if self._call_log is not None else ()
         kept = self._preferences.load() if self._preferences is not None else None
         self._state = initial_state(self._settings, self._loop.time(), off_hook, history, kept)
+        self._devices.set_volume(self._state.volume)  # audio.volume (or the kept one) at start
         self._show()
         self._schedule_tick()
         if self._keypad is not None:

@@ -87,13 +87,17 @@ def dtmf_frequencies(key: str) -> tuple[float, float]:
 class ToneGenerator:
     """Endless 20 ms frames of one tone, continuous in phase and cadence across frames."""
 
-    def __init__(self, kind: str, *, plan: str = "etsi", rate: int = 8000) -> None:
+    def __init__(
+        self, kind: str, *, plan: str = "etsi", rate: int = 8000, gain: float = 1.0
+    ) -> None:
+        """`gain` (0..1) scales the tone's standard level: the ringer's audio.ring_volume."""
         if plan not in PLANS:
             raise LocalProtocolError(f"unknown tone plan {plan!r}; known: {sorted(PLANS)}")
         tones = PLANS[plan]
         if kind not in tones:
             raise LocalProtocolError(f"unknown tone {kind!r}; known: {sorted(tones)}")
         self._init(tones[kind], rate)
+        self._amplitude *= max(0.0, min(1.0, gain))
 
     @classmethod
     def from_spec(cls, spec: ToneSpec, *, rate: int = 8000) -> ToneGenerator:
