@@ -66,6 +66,8 @@ class Phone:
         self._status = status
         self._notice = notice
         self._screen_notice = screen_notice
+        self._played: set[str] = set()
+        """The sim.keys_script files this process has played."""
         self._controller: Controller | None = None
         self._pending: Config | None = None
         self._registration = ""
@@ -81,7 +83,11 @@ class Phone:
         return self._controller is None or self._controller.healthy
 
     async def start(self) -> None:
-        self._controller = wiring.build_controller(self.config, notice=self._screen_notice)
+        script = self.config.sim.keys_script
+        self._controller = wiring.build_controller(
+            self.config, notice=self._screen_notice, play_script=script not in self._played
+        )
+        self._played.add(script)  # a reload does not place the script's calls again
         self._controller.add_listener(self._on_event)
         await self._controller.start()
         self._status(self.describe())

@@ -260,14 +260,17 @@ def display(config: Config, *, keep_image: bool = False) -> Display | None:
     )
 
 
-def keypad(config: Config) -> Keypad | None:
+def keypad(config: Config, *, play_script: bool = True) -> Keypad | None:
     """The GPIO keypad (reopened until it works), or the simulated one: a script of key
-    events, else the terminal's keys when there is one."""
+    events (played once: not again after a reload), else the terminal's keys when there is
+    one."""
     if config.hardware == "simulated":
         from pidphone.drivers.sim_keypad import ScriptKeypad, TerminalKeypad
 
-        if config.sim.keys_script:
+        if config.sim.keys_script and play_script:
             return ScriptKeypad.from_file(Path(config.sim.keys_script))
+        if config.sim.keys_script:
+            log.info("sim.keys_script %s was played already: not again", config.sim.keys_script)
         return TerminalKeypad() if sys.stdin.isatty() else None
     from pidphone.drivers.keypad import KeypadTiming, MatrixKeypad, RetryingKeypad
 
@@ -290,8 +293,9 @@ def keypad(config: Config) -> Keypad | None:
 # --------------------------------------------------------------------------- phones
 
 
-def build_controller(config: Config, notice: str = "") -> Controller:
-    """The phone with the devices `config.hardware` names; `notice` goes on the idle screen."""
+def build_controller(config: Config, notice: str = "", *, play_script: bool = True) -> Controller:
+    """The phone with the devices `config.hardware` names; `notice` goes on the idle screen;
+    `play_script` False leaves out a `sim.keys_script` already played (a reload)."""
     settings = dataclasses.replace(
         controller_settings(config), phone=phone_settings(config, notice)
     )
@@ -304,7 +308,7 @@ def build_controller(config: Config, notice: str = "") -> Controller:
         local_address=local_address_towards,
         audio=audio_devices(config),
         display=display(config),
-        keypad=keypad(config),
+        keypad=keypad(config, play_script=play_script),
         call_log=call_log(config),
         preferences=FilePreferences(config.preferences_path),
     )

@@ -495,7 +495,8 @@ def test_audio_volume_is_set_at_start_and_the_ringer_has_its_own_level() -> None
             time.sleep(0.02)
         ringer.close()
         pcm = audio.playbacks["ring"].played()
-        return max(abs(s) for s in struct.unpack(f"<{len(pcm) // 2}h", pcm))
+        samples: tuple[int, ...] = struct.unpack(f"<{len(pcm) // 2}h", pcm)
+        return max(abs(s) for s in samples)
 
     loud, quiet = peak(100), peak(25)
     assert loud > 3000

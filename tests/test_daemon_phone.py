@@ -13,6 +13,8 @@ import signal
 import socket
 from pathlib import Path
 
+import pytest
+
 from pidphone.app.call_events import CallFinished, CallSecure
 from pidphone.app.call_state import CallState
 from pidphone.cli.call import _answer
@@ -283,3 +285,37 @@ def test_sighup_applies_the_new_log_level(tmp_path: Path) -> None:
         assert asyncio.run(main()) == logging.DEBUG
     finally:
         root.setLevel(before)
+
+
+def test_a_reload_does_not_play_the_keys_script_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The script dialled its speed dial at start; SIGHUP's reload used to play it again and
+    place a second call."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    script = tmp_path / "keys.txt"
+    script.write_text("0.1 speed1\n")
+    config = Config(
+        hardware="simulated",
+        phone=PhoneConfig(speed_dials={"1": "sips:nobody@127.0.0.1:9"}),
+        security=SecurityConfig(zid_cache=str(tmp_path / "zid.json")),
+        display=DisplayConfig(driver="none"),
+        sim=SimConfig(keys_script=str(script)),
+    )
+
+    async def main() -> None:
+        phone = Phone(config, lambda _: None)
+        await phone.start()
+        try:
+            await asyncio.sleep(1.0)
+            await phone.reconfigure(config)
+            await asyncio.sleep(1.0)
+        finally:
+            await phone.stop()
+
+    asyncio.run(main())
+    calls = [r for r in caplog.records if r.getMessage().startswith("calling ")]
+    assert len(calls) == 1, [r.getMessage() for r in caplog.records]
+    assert any("was played already: not again" in r.getMessage() for r in caplog.records)

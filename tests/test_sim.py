@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import queue
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -297,3 +298,30 @@ def test_playback_is_a_buffer_played_out_in_real_time() -> None:
     playback.write_frame(frame)
     assert playback.underruns == 1
     assert len(playback.frames) == 7
+
+
+def test_the_terminal_keypad_says_which_letter_is_which_key(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Its help text existed but was never printed."""
+    import os
+
+    from pidphone.drivers.sim_keypad import TerminalKeypad
+
+    leader, follower = os.openpty()
+    stream = os.fdopen(follower, "r")
+    keypad = TerminalKeypad(stream)
+    got: list[object] = []
+    keypad.start(got.append)
+    os.write(leader, b"c")
+    for _ in range(200):
+        if got:
+            break
+        time.sleep(0.01)
+    keypad.close()
+    os.close(leader)  # the terminal goes away: the reader stops, quietly
+    assert keypad.finished.wait(timeout=5)
+    stream.close()
+    err = capsys.readouterr().err
+    assert "pidphone: simulated keypad; keys: 0-9" in err and "c = SAS ok" in err
+    assert got[0] == KeyEvent("sas_confirm")

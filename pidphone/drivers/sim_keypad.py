@@ -139,6 +139,8 @@ class TerminalKeypad:
         """Set at the end of the input."""
 
     def start(self, sink: Callable[[InputEvent], None]) -> None:
+        if self._stream.isatty():  # say once which letter is which key
+            print(f"pidphone: simulated keypad; {HELP}", file=sys.stderr, flush=True)
         self._cbreak()
         self._thread = threading.Thread(target=self._read, args=(sink,), name="sim-terminal")
         self._thread.daemon = True  # blocked in read() until a key or EOF
@@ -167,9 +169,13 @@ class TerminalKeypad:
         tty.setcbreak(fd)
 
     def _read(self, sink: Callable[[InputEvent], None]) -> None:
-        while char := self._stream.read(1):
-            if char.isspace():
-                continue
-            for event in self._hook.events(char):
-                sink(event)
-        self.finished.set()
+        try:
+            while char := self._stream.read(1):
+                if char.isspace():
+                    continue
+                for event in self._hook.events(char):
+                    sink(event)
+        except OSError:  # the terminal went away (a closed ssh session): no more keys
+            pass
+        finally:
+            self.finished.set()
