@@ -21,7 +21,8 @@ status says it for scripts (with several calls, the worst of them):
   4  secure, but with a cached-secret mismatch: compare the SAS (`pidphone zid verify`)
   3  answered but not secure: NOT SECURE (the "prefer" policy went on in the clear), or
      security failed or was lost
-  1  failed: no call (registration failed, refused, busy, no answer, unreachable)
+  1  failed: no call (registration failed, refused, busy, no answer, unreachable), or a
+     transfer asked for that failed
   2  usage: a bad argument (a number without a host and no account, --duration 0)
  78  configuration error
 
@@ -441,6 +442,8 @@ SEVERITY = (EXIT_OK, EXIT_MISMATCH, EXIT_NOT_SECURE, EXIT_FAILURE)
 def exit_status(report: CallReport) -> int:
     """What a script tests: see the module's docstring."""
     if report.state == "secure" and not report.security_lost:
+        if not report.ok:  # secure, but what was asked of it failed (a transfer)
+            return EXIT_FAILURE
         return EXIT_MISMATCH if report.cache_mismatch else EXIT_OK
     if report.state in {"secure", "insecure", "unsecured"}:
         return EXIT_NOT_SECURE
