@@ -296,6 +296,10 @@ def keypad(config: Config, *, play_script: bool = True) -> Keypad | None:
 def build_controller(config: Config, notice: str = "", *, play_script: bool = True) -> Controller:
     """The phone with the devices `config.hardware` names; `notice` goes on the idle screen;
     `play_script` False leaves out a `sim.keys_script` already played (a reload)."""
+    cache = zid_cache(config)
+    recovered = getattr(cache, "recovered_from", None)
+    if recovered is not None and not notice:  # said on the screen as well as in the journal
+        notice = f"ZID cache was corrupt: kept as {recovered.name}; compare the SAS again"
     settings = dataclasses.replace(
         controller_settings(config), phone=phone_settings(config, notice)
     )
@@ -303,7 +307,7 @@ def build_controller(config: Config, notice: str = "", *, play_script: bool = Tr
         settings,
         user_agent(config),
         tls_transport(config),
-        zid_cache(config),
+        cache,
         open_udp,
         local_address=local_address_towards,
         audio=audio_devices(config),

@@ -204,3 +204,19 @@ def test_the_zrtp_mtu_reaches_the_session_and_bounds_every_datagram() -> None:
     assert a.state == b.state == "secure"
     assert max(len(packet) for packet in sent) <= 600
     assert sum(packet[0] == 0x11 for packet in sent) >= 6  # three fragments a message, twice
+
+
+def test_a_corrupt_zid_cache_is_said_on_the_screen(tmp_path: Path) -> None:
+    """The journal had it; the person at the phone, who must compare the SAS again with
+    everyone, did not."""
+    config = simulated(tmp_path)
+    path = Path(config.security.zid_cache)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("not json")
+    phone = wiring.build_controller(config)
+    assert phone.settings.phone is not None
+    notice = phone.settings.phone.notice
+    assert notice.startswith("ZID cache was corrupt: kept as ")
+    assert notice.endswith("; compare the SAS again")
+    again = wiring.build_controller(config)  # the new file is fine: nothing to say
+    assert again.settings.phone is not None and again.settings.phone.notice == ""
