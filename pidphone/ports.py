@@ -275,7 +275,7 @@ class Screen:
     lines: tuple[str, ...] = ()
     """Small-type lines (peer name and number, reasons, hints)."""
     big: str = ""
-    """Large type: the SAS ("4jw5", "aardvark bifocals") or "NOT SECURE"."""
+    """Large type: the SAS ("4jw5", "aardvark:bifocals", drawn one word a row) or "NOT SECURE"."""
     big_inverse: bool = False
     """Draw `big` white on black (NOT SECURE)."""
     verified: bool = False
