@@ -436,8 +436,12 @@ def test_mismatch_is_settled_by_one_press_and_journalled(
             await until(lambda: alice.screens.shown[-1].status == "SECRET MISMATCH")
             alice.key("sas_confirm")
             await until(lambda: alice.screens.shown[-1].verified)
-            entry = ours.load(bob_zid)
-            assert entry is not None and entry.verified and not entry.mismatch
+
+            def settled() -> bool:
+                entry = ours.load(bob_zid)
+                return entry is not None and entry.verified and not entry.mismatch
+
+            await until(settled)
             await end(alice, bob, call_id)
 
             bob.engine.cache.store(alice_zid, CacheEntry())  # and again
@@ -447,8 +451,13 @@ def test_mismatch_is_settled_by_one_press_and_journalled(
             await bob.until(lambda e: isinstance(e, CallFinished))
             await until(lambda: "SAS rejected" in alice.screens.shown[-1].lines)
             assert alice.screens.shown[-1].alert
-            entry = ours.load(bob_zid)
-            assert entry is not None and entry.rs1 is None and not entry.verified
+            # the media thread applies the rejection: wait for the cache to say so
+
+            def erased() -> bool:
+                entry = ours.load(bob_zid)
+                return entry is not None and entry.rs1 is None and not entry.verified
+
+            await until(erased)
 
     asyncio.run(main())
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
