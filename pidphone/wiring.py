@@ -383,7 +383,10 @@ def loopback_phone(
     transport = TlsTransport(client, listener)
     settings = ControllerSettings(
         calls=SwitchboardSettings(
-            call=CallSettings(media=MediaConfig(policy="require"), media_host="127.0.0.1"),
+            call=CallSettings(
+                media=MediaConfig(policy="require", zrtp=zrtp_config(Config())),
+                media_host="127.0.0.1",
+            ),
             media_bind="127.0.0.1",
         ),
         phone=PhoneSettings(account=name, speed_dials=speed_dials),

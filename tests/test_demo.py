@@ -17,6 +17,8 @@ def test_demo_secures_a_call_and_hears_both_tones(tmp_path: Path) -> None:
     assert status == 0, text
     match = re.search(r"Alice's phone shows SAS '(\S+)', Bob's shows '(\S+)'", text)
     assert match is not None and match.group(1) == match.group(2)
+    # the demo's phones use the phone's own default algorithms: a post-quantum call
+    assert re.search(r"algorithms: +X3M3 AES3 \S+ S512 B32", text), text
     heard = {who: float(freq) for who, freq in re.findall(r"(Alice|Bob) heard: +\[(\d+)", text)}
     assert abs(heard["Alice"] - 700) <= 25 and abs(heard["Bob"] - 1000) <= 25
     assert re.search(r"Alice: +\d+ SRTP packets sent, \d+ received, 0 lost", text)
