@@ -15,7 +15,9 @@
 # the Debian system with its kernel, firmware, security updates and initramfs
 # (raspi-image-system-KEY, refreshed with apt at every build; the initramfs is made again only
 # when a package asked for it), and pip's cache of the wheels compiled for aarch64
-# (pip-raspi-arm64). During apt, update-initramfs is deferred: the kernel's hook and
+# (pip-raspi-arm64). KEY follows the system's own package lists (debian-root.sh's
+# raspi-bookworm-arm64 and SYSTEM_PACKAGES below), not install.sh's: pidphone and the packages
+# install.sh asks for go on top of a copy at every build, so a change there costs minutes. During apt, update-initramfs is deferred: the kernel's hook and
 # initramfs-tools' trigger would each make the initramfs (each run takes tens of minutes under
 # emulation); it is made once afterwards.
 #
@@ -225,9 +227,14 @@ old_kernels() {
 
 # ------------------------------------------------------------------------------- the phone
 
+# On top of the cached system, at every build: install.sh adds the packages of its list the
+# system lacks (apt, with update-initramfs deferred as above), the venv and the unit.
 install_phone() {
+  defer_initramfs
   PHONE=1 in_root sh -c 'cd /tmp/pidphone && scripts/install.sh' \
     > "$WORK/install.log" 2>&1 || { tail -40 "$WORK/install.log" >&2; return 1; }
+  in_root apt-get clean
+  undefer_initramfs
 }
 
 # The image's own settings: mounts, host name, network, first-boot unit, SSH off.

@@ -15,12 +15,14 @@
 # NAME: systemd-bookworm   bookworm with systemd as PID 1 and what scripts/install.sh installs
 #       linphone-trixie    Debian 13 with linphone-cli 5.3 (a chroot for linphonec)
 #       pi-bookworm-arm64  arm64 bookworm with what scripts/install.sh installs, plus git
-#       raspi-bookworm-arm64  the SD-card image's system (scripts/build-image.sh)
+#       raspi-bookworm-arm64  the SD-card image's system (scripts/build-image.sh); a list of
+#                          its own, so install.sh's changes do not make it again
 #
 # The cache is $PIDPHONE_CACHE/roots (default ~/.cache/pidphone/roots). A root's key is a hash
 # of its suite, architecture, variant, components and package list, so changing the list (in
-# this file or in install.sh) makes a new root; another key's root is removed once unused for a
-# week. Roots are minbase (Essential packages and apt) plus the list, nothing recommended.
+# this file, or in install.sh for the roots that take its list) makes a new root; another
+# key's root is removed once unused for a week. Roots are minbase (Essential packages and apt)
+# plus the list, nothing recommended.
 # Users of a root must not change it: boot it with an overlay (nspawn --volatile=overlay).
 # Environment: MIRROR (default: the Debian mirror apt uses here, else deb.debian.org);
 # DEBIAN_ROOT_OFFLINE=1: `build` never goes to the mirror (exit 3 when nothing was fetched).
@@ -30,7 +32,7 @@ SOURCE="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${PIDPHONE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pidphone}/roots"
 FORMAT=1  # bump when the way a root is made changes
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 say() { echo "debian-root: $*" >&2; }
 
 [ $# -eq 2 ] || usage
@@ -58,12 +60,18 @@ case "$NAME" in
   raspi-bookworm-arm64)
     # The SD-card image's system before its kernel and firmware (scripts/build-image.sh adds
     # those with apt, with the boot partition in place, as Debian's own Raspberry Pi images do).
+    # A list of its own, not install.sh's: the image's system (with its initramfs, made once
+    # under emulation in about two hours) is kept per this list, and pidphone's packages go on
+    # top of it at every build (install.sh installs what of its list is missing, in minutes).
+    # Besides the system and its first-boot tools: Python, the compilers and headers that
+    # build the aarch64 wheels PyPI lacks, and a Pi's ALSA and I2C tools.
     SUITE=bookworm
     ARCH=arm64
-    mapfile -t PACKAGES < <("$SOURCE/scripts/install.sh" --print-packages)
-    PACKAGES+=(systemd-sysv udev kmod dbus systemd-timesyncd systemd-resolved openssh-server
-               wpasupplicant iw ca-certificates cloud-guest-utils fdisk dosfstools
-               initramfs-tools zstd) ;;
+    PACKAGES=(python3 python3-venv python3-dev build-essential pkg-config libasound2-dev
+              libsystemd-dev alsa-utils i2c-tools openssl swig
+              systemd-sysv udev kmod dbus systemd-timesyncd systemd-resolved openssh-server
+              wpasupplicant iw ca-certificates cloud-guest-utils fdisk dosfstools
+              initramfs-tools zstd) ;;
   *) say "unknown root $NAME"; usage ;;
 esac
 

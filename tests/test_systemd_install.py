@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -90,3 +91,31 @@ def test_debian_roots_follow_the_installers_package_list() -> None:
     assert "liblgpio-dev" not in listed
     # the voice codecs' libraries, which pidphone.audio loads at run time
     assert {"libopus0", "libspandsp2"} <= set(listed)
+
+
+def test_image_system_is_not_keyed_on_the_installers_packages(tmp_path: Path) -> None:
+    """The SD-card image's cached system (its initramfs takes hours under emulation) keeps its
+    key when install.sh's package list changes; the container's root follows that list."""
+    bash = need_program("bash", "bash")
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for name in ("debian-root.sh", "install.sh"):
+        shutil.copy(ROOT / "scripts" / name, scripts / name)  # with its mode: it is run
+
+    def path_of(name: str) -> str:
+        return subprocess.run(
+            [bash, str(scripts / "debian-root.sh"), "path", name],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PIDPHONE_CACHE": str(tmp_path / "cache")},
+        ).stdout.strip()
+
+    before = {name: path_of(name) for name in ("raspi-bookworm-arm64", "systemd-bookworm")}
+    install = scripts / "install.sh"
+    text = install.read_text()
+    assert "libspandsp2)\n" in text
+    install.write_text(text.replace("libspandsp2)\n", "libspandsp2 libgsm1)\n", 1))
+    after = {name: path_of(name) for name in before}
+    assert after["raspi-bookworm-arm64"] == before["raspi-bookworm-arm64"]
+    assert after["systemd-bookworm"] != before["systemd-bookworm"]
