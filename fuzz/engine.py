@@ -96,6 +96,7 @@ def main(argv: list[str]) -> None:
     atheris: Any = importlib.import_module("atheris")
     with atheris.instrument_imports(include=["pidphone"], exclude=NOT_INSTRUMENTED):
         targets = importlib.import_module("fuzz.targets")
+    targets.memoize_pure_crypto()
     target = targets.TARGETS[name]
     corpus = workdir / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ report a secured call with different keys.
 from __future__ import annotations
 
 import contextlib
+import functools
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from pidphone.zrtp import (
     ZrtpParseError,
     ZrtpSession,
     crc32c,
+    kem,
     parse_packet,
 )
 from pidphone.zrtp import parse_message as parse_zrtp_message
@@ -282,6 +284,27 @@ def zrtp_pq_session(data: bytes) -> None:
     (a fragment with its CRC fixed, an id or length that contradicts the real ones, words
     past the end, a stranger's SSRC); the same checks hold."""
     _forged_into_exchange(data, seeds.ZRTP_PQ)
+
+
+def memoize_pure_crypto() -> Callable[[], None]:
+    """Cache the X448/X25519 and ML-KEM key arithmetic of pidphone.zrtp.kem for this process;
+    returns what undoes it.
+
+    Both ends draw their keys from seeded generators, so every input of the ZRTP session
+    targets repeats the same scalar multiplications: cached, a post-quantum exchange costs a
+    few times less and a million inputs fit in an hour. The functions are pure (a forged value
+    is simply a new key to the cache, and an error is raised, not cached); only the fuzzing
+    process calls this, so the slowest inputs are retimed without it.
+    """
+    originals = {name: getattr(kem, name) for name in ("_ecdh_public", "_ecdh", "_mlkem_private")}
+    for name, function in originals.items():
+        setattr(kem, name, functools.lru_cache(maxsize=4096)(function))
+
+    def undo() -> None:
+        for name, function in originals.items():
+            setattr(kem, name, function)
+
+    return undo
 
 
 def _forged_into_exchange(data: bytes, config: ZrtpConfig) -> None:

@@ -84,3 +84,37 @@ def test_the_seeds_reach_past_the_parser(name: str) -> None:
         except target.expected:
             pass
     assert len(corpus) >= 2 and accepted >= len(corpus) // 2
+
+
+def test_the_cached_key_arithmetic_gives_the_same_keys_and_errors() -> None:
+    """The fuzzing process caches pidphone.zrtp.kem's scalar multiplications: a post-quantum
+    exchange gives the same public key, ciphertext and secret with and without the cache, and a
+    bad value is still refused every time (an error is never cached as a result)."""
+    from fuzz.targets import memoize_pure_crypto
+    from pidphone.zrtp import kem
+
+    def exchange() -> tuple[bytes, bytes, bytes, bytes]:
+        pair = kem.generate("X3M3", "sha512", seeds.seeded(7))
+        secret, ciphertext = kem.encapsulate(
+            "X3M3", pair.public, "sha512", seeds.seeded(8), lambda _v, _k: (bytes(32), bytes(1568))
+        )
+        return pair.public, ciphertext, secret, pair.decapsulate(ciphertext)
+
+    def refused() -> int:
+        count = 0
+        for _ in range(2):
+            with contextlib.suppress(kem.BadKemValueError):
+                kem.ecdh_kem_decapsulate("X448", bytes(range(56)), bytes(56), "sha512")
+                continue
+            count += 1
+        return count
+
+    plain = exchange()
+    undo = memoize_pure_crypto()
+    try:
+        assert exchange() == plain
+        assert exchange() == plain
+        assert refused() == 2
+    finally:
+        undo()
+    assert kem._ecdh is not None and not hasattr(kem._ecdh, "cache_info")
