@@ -306,8 +306,10 @@ class DatagramSocket(Protocol):
 
     def fileno(self) -> int: ...
 
-    def sendto(self, data: bytes, addr: Address) -> None:
-        """Send now; a full buffer or an ICMP error drops the datagram (media is best effort)."""
+    def sendto(self, data: bytes, addr: Address) -> str | None:
+        """Send now; a full buffer or an ICMP error drops the datagram (media is best effort).
+        Returns the system's reason when it refused the datagram (so that a socket that can
+        send nothing is named as our fault, not the peer's), or None."""
         ...
 
     def receive(self, limit: int) -> list[tuple[bytes, Address]]:

@@ -33,6 +33,7 @@ from pidphone.app.media_messages import MediaUpdate, SetCodec, WorkerEvent, appl
 from pidphone.audio.analysis import dominant_frequencies
 from pidphone.ports import FRAME_SAMPLES, Address
 from pidphone.rtp import PacketKind, classify
+from pidphone.rtp.packet import RtpPacket
 from pidphone.sdp import SessionDescription, build_answer, build_offer
 from pidphone.sip import events as sip
 from pidphone.sip.agent import AgentConfig, UserAgent
@@ -297,8 +298,13 @@ def test_peer_without_zrtp_under_require_is_hung_up_with_no_rtp_sent() -> None:
     # Bob's phone cannot speak ZRTP: ZRTP never reaches him and he sends none.
     net.media_filter = lambda phone, data: classify(data) is not PacketKind.ZRTP
     alice.place("sips:bob@127.0.0.1:5062", net.now)
+    net.run(1.0)
+    # but media of his does reach Alice: clear RTP, as a phone without ZRTP sends
+    assert alice.media is not None
+    clear = bytes(RtpPacket(0, 1, 160, 0xB0B, b"\xff" * 160))
+    alice.media.receive_datagram(clear, bob.rtp_addr, net.now)
     # Bob's SDP carried a=zrtp-hash, so Alice keeps sending Hello for 12 s (RFC 6189 §6).
-    net.run(13.0)
+    net.run(12.0)
     assert alice.call is not None
     (failed,) = alice.of(CallSecurityFailed)
     no_zrtp = MediaSecurityFailed(NO_ZRTP_REASON, 0xB0, fatal=True, peer_without_zrtp=True)

@@ -47,9 +47,9 @@ class WatchedSocket(UdpSocket):
         self._note("read", [data for data, _ in got])
         return got
 
-    def sendto(self, data: bytes, addr: Address) -> None:
+    def sendto(self, data: bytes, addr: Address) -> str | None:
         self._note("sent", [data])
-        super().sendto(data, addr)
+        return super().sendto(data, addr)
 
     def _note(self, what: str, datagrams: list[bytes]) -> None:
         kinds = self._seen.setdefault(f"{what} on {threading.current_thread().name}", set())

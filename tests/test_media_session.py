@@ -17,11 +17,13 @@ from pidphone.app.media_events import (
     MediaSecurityFailed,
     MediaSecurityLost,
 )
+from pidphone.app.media_security import NO_MEDIA_REASON
 from pidphone.audio import g711
 from pidphone.audio.analysis import dominant_frequencies
 from pidphone.errors import LocalProtocolError
 from pidphone.ports import FRAME_SAMPLES, Address
 from pidphone.rtp import PacketKind, classify, stun
+from pidphone.rtp.packet import RtpPacket
 from pidphone.zrtp.cache import MemoryZidCache
 from pidphone.zrtp.config import ZrtpConfig
 from pidphone.zrtp.messages import Error, GoClear, Message, ZrtpPacket, parse_packet
@@ -86,8 +88,12 @@ def test_require_peer_without_zrtp_fails_and_sends_no_rtp() -> None:
     a.session.set_remote(B_ADDR, now=0.0)
     b.session.set_remote(A_ADDR, now=0.0)
     a.session.start(0.0)
-    # b speaks no ZRTP: it is never started, and a's ZRTP packets fall on deaf ears.
-    talk(a, b, 8.0, a_to_b=Wire(keep=lambda data, now: classify(data) is not PacketKind.ZRTP))
+    # b speaks no ZRTP: it is never started, and a's ZRTP packets fall on deaf ears; what
+    # b's phone does send is clear RTP.
+    deaf = Wire(keep=lambda data, now: classify(data) is not PacketKind.ZRTP)
+    now = talk(a, b, 1.0, a_to_b=deaf)
+    a.session.receive_datagram(clear_rtp(1), B_ADDR, now)
+    talk(a, b, 7.0, start=now, a_to_b=deaf)
 
     failures = a.of(MediaSecurityFailed)
     assert len(failures) == 1
@@ -98,6 +104,53 @@ def test_require_peer_without_zrtp_fails_and_sends_no_rtp() -> None:
     assert rtp_sent(a) == []
     assert a.session.stats.packets_sent == 0
     assert not any(classify(d) is PacketKind.RTCP for _, d, _ in a.sent)
+
+
+def clear_rtp(sequence: int) -> bytes:
+    return bytes(RtpPacket(0, sequence, 160 * sequence, 0xB0B, b"\xff" * 160))
+
+
+@pytest.mark.parametrize("policy", ["require", "prefer"])
+def test_a_peer_never_heard_from_is_the_network_not_its_zrtp(policy: Policy) -> None:
+    """Not one datagram from the peer: the reason names the network, not the peer's ZRTP,
+    and the policy's outcome is what it was (fatal under require; under prefer insecure, and
+    clear only once the screen says NOT SECURE)."""
+    a = media_end(A_ADDR, 1000, policy)
+    a.session.set_remote(B_ADDR, now=0.0)
+    a.session.start(0.0)
+    b = media_end(B_ADDR, 700, policy)  # never started: silent
+    talk(a, b, 8.0, a_to_b=Wire(keep=lambda data, now: False))
+
+    (failure,) = a.of(MediaSecurityFailed)
+    assert isinstance(failure, MediaSecurityFailed)
+    assert failure.reason == NO_MEDIA_REASON == "No audio from peer: check network"
+    assert failure.fault == "network" and failure.code is None
+    assert failure.fatal is (policy == "require")
+    assert security(a) == ("failed" if policy == "require" else "insecure")
+    assert rtp_sent(a) == [] and a.session.stats.clear_packets_sent == 0
+
+
+def test_a_socket_that_sends_nothing_is_our_fault() -> None:
+    """Every datagram our socket tried was refused: "Our media failed", even though the peer's
+    own datagrams (its clear RTP here) did arrive."""
+    a = media_end(A_ADDR, 1000, "require")
+    a.session.set_remote(B_ADDR, now=0.0)
+    a.session.start(0.0)
+    now = 0.0
+    while now < 8.0 and not a.of(MediaSecurityFailed):
+        timer = a.session.get_timer()
+        if timer is not None and timer <= now:
+            a.session.handle_timer(now)
+        for _, address in a.session.datagrams_to_send():
+            a.session.send_failed(address, "Network is unreachable")
+        a.session.receive_datagram(clear_rtp(int(now * 50) + 1), B_ADDR, now)
+        a.drain()
+        now += 0.02
+    (failure,) = a.of(MediaSecurityFailed)
+    assert isinstance(failure, MediaSecurityFailed)
+    assert failure.reason == "Our media failed: cannot send to 127.0.0.1"
+    assert failure.fault == "ours" and failure.fatal
+    assert a.session.stats.send_errors >= a.session.stats.zrtp_sent > 0
 
 
 def test_prefer_peer_without_zrtp_falls_back_to_clear_audio() -> None:

@@ -126,7 +126,8 @@ def test_a_call_that_ended_for_its_security_leaves_an_inverse_notice() -> None:
     state, _ = reduce(state, CallSecurityFailed("c1", security_failed("no ZRTP Hello")))
     state, _ = reduce(state, CallFinished("c1", "security", by_peer=False))
     screen = render(state, state.now)
-    assert screen.alert and screen.title == "Security failed: no ZRTP Hello"
+    assert screen.alert and screen.title == "Security failed: no"
+    assert screen.lines == ("ZRTP Hello", "Hang up to dial again")
     state, _ = reduce(state, HookEvent(False))
     assert not render(state, state.now).alert  # the notice is gone, and so is the alert
 

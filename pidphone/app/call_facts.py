@@ -211,6 +211,8 @@ def _end_notice(call: CallView, fact: CallFinished) -> tuple[str, ToneKind | Non
     status = fact.status or 0
     if call.phase == CallState.INCOMING:
         return f"Missed: {call.peer}", None
+    if call.security == Security.FAILED and call.security_fault != "peer":
+        return call.security_note, "congestion"  # the media path failed, not the security
     if call.security == Security.FAILED:
         return f"Security failed: {call.security_note}", "congestion"
     if call.security == Security.LOST:
@@ -260,10 +262,13 @@ def _apply(
             lost_deadline=None,
         )
         return secure, True
-    if isinstance(fact, CallInsecure):
-        return replace(call, security=Security.INSECURE, security_note=fact.failure.reason), True
-    if isinstance(fact, CallSecurityFailed):
-        return replace(call, security=Security.FAILED, security_note=fact.failure.reason), True
+    if isinstance(fact, CallInsecure | CallSecurityFailed):
+        failure = fact.failure
+        security = Security.FAILED if isinstance(fact, CallSecurityFailed) else Security.INSECURE
+        failed = replace(
+            call, security=security, security_note=failure.reason, security_fault=failure.fault
+        )
+        return failed, True
     if isinstance(fact, CallSecurityLost):
         deadline = now + settings.security_lost_timeout
         return replace(

@@ -76,7 +76,12 @@ class MediaSession:
         )
         self.ssrc = self._stream.ssrc
         self._security = MediaSecurity(
-            config, cache=cache, ssrc=self.ssrc, events=self._events, send_zrtp=self._send_zrtp
+            config,
+            cache=cache,
+            ssrc=self.ssrc,
+            events=self._events,
+            send_zrtp=self._send_zrtp,
+            stats=self.stats,
         )
         self._remote: Address | None = None
         self._rtcp_remote: Address | None = None
@@ -194,6 +199,7 @@ class MediaSession:
         """A datagram arrived on the call's socket. Bad ones are dropped and counted."""
         if self._closed:
             return
+        self.stats.datagrams_received += 1
         if len(data) > MAX_DATAGRAM:
             self._drop("oversize", source)
             return
@@ -222,6 +228,16 @@ class MediaSession:
         stats.dropped += 1
         stats.drops[reason] += 1
         log.debug("media datagram from %s:%d dropped: %s", source[0], source[1], reason)
+
+    def send_failed(self, address: Address, error: str) -> None:
+        """Our socket could not send one of `datagrams_to_send` to `address` (the system said
+        `error`). Counted: a call whose every datagram failed fails on our side, not the
+        peer's; the first failure is logged."""
+        stats = self.stats
+        if not stats.send_errors:
+            log.warning("media: cannot send to %s port %d: %s", address[0], address[1], error)
+        stats.send_errors += 1
+        stats.send_error = f"cannot send to {address[0]}"
 
     def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
         """Everything queued for the wire, with its destination."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pidphone.ports import Address
 from pidphone.zrtp.events import Secured
@@ -56,14 +57,24 @@ class MediaSecretMismatch(MediaEvent):
     """The peer's retained secret did not match ours: possible man in the middle (§4.6.1.1)."""
 
 
+Fault = Literal["peer", "network", "ours"]
+"""Whose side a failure lies on, as far as the phone can tell, so that the screen never blames
+the other phone for our own trouble: "peer" (it sent media but no ZRTP, or stopped answering
+it), "network" (not one datagram ever came from the peer: a firewall, a route or an address of
+the wrong family, on either side), "ours" (our media socket could not send one datagram)."""
+
+
 @dataclass(frozen=True)
 class MediaSecurityFailed(MediaEvent):
-    """ZRTP did not secure the call; `fatal` under the require policy: the call must end."""
+    """ZRTP did not secure the call; `fatal` under the require policy: the call must end.
+    `code` is the ZRTP Error code when the exchange itself failed (None when the media path
+    never worked: then ZRTP's code says nothing about the peer)."""
 
     reason: str
     code: int | None
     fatal: bool
     peer_without_zrtp: bool
+    fault: Fault = "peer"
 
 
 @dataclass(frozen=True)
@@ -114,3 +125,10 @@ class MediaStats:
     undecodable: int = 0
     """Authenticated packets of the negotiated payload type the codec could not decode
     (concealed)."""
+    datagrams_received: int = 0
+    """Every datagram that reached the call's socket, whatever it was: none at all means the
+    media path never worked, which is no proof that the peer lacks ZRTP."""
+    send_errors: int = 0
+    """Datagrams our socket could not send (the system refused them)."""
+    send_error: str = ""
+    """The last of those, for the reason on screen ("cannot send to ::1")."""

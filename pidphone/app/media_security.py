@@ -18,6 +18,13 @@ Policy, the reason this module exists:
   dropped: audio stops both ways, `MediaSecurityLost` is reported, and the call above decides.
 Received clear RTP is played only when we are ourselves in clear ("prefer" after a failure).
 
+Whose fault: an exchange that timed out is blamed on the peer ("Peer does not support ZRTP",
+or the peer that stopped answering) only when the media path worked. When our socket could not
+send a single datagram the reason is "Our media failed", and when not one datagram ever came
+from the peer it is "No audio from peer: check network" (a firewall, a route, an address of the
+wrong family: the peer's ZRTP was never tested). Only the reason changes: the policy's outcome
+(fatal or not, clear audio or not) is the same whatever the fault.
+
 A new ZRTP stream mid-call (RFC 6189 §4.4.3): when a re-INVITE carries a peer a=zrtp-hash other
 than the one the stream was bound to, the peer restarted its stream; ours restarts too, keyed by
 Multistream from the call's first exchange (a full exchange if that one never secured). Both SRTP
@@ -49,16 +56,22 @@ from pidphone.zrtp.session import ZrtpSession
 from .call_state import Security
 from .media_config import MediaConfig
 from .media_events import (
+    Fault,
     MediaEvent,
     MediaSecretMismatch,
     MediaSecured,
     MediaSecurityFailed,
     MediaSecurityLost,
+    MediaStats,
 )
 
 log = logging.getLogger("pidphone.media")
 
 NO_ZRTP_REASON = "Peer does not support ZRTP"
+NO_MEDIA_REASON = "No audio from peer: check network"
+"""Not one datagram came from the peer: the path, not the peer's ZRTP, is at fault."""
+OUR_MEDIA_REASON = "Our media failed"
+"""Our socket could not send one datagram (the error follows the colon)."""
 PROTOCOL_TIMEOUT = 0xB0
 """RFC 6189 §5.9 Error code of an exchange that timed out (a silent peer included)."""
 
@@ -66,10 +79,11 @@ PROTOCOL_TIMEOUT = 0xB0
 class MediaSecurity:
     """ZRTP and SRTP for one call's media stream, under the call's policy.
 
-    The media session owns it and shares two things with it: the event queue, where the
-    security events go, and `send_zrtp`, which puts a ZRTP packet on the wire to the peer's
-    current address. The session reads `recv_ctx`/`send_ctx` to unprotect and protect, and
-    `state` to know whether audio may flow.
+    The media session owns it and shares three things with it: the event queue, where the
+    security events go, `send_zrtp`, which puts a ZRTP packet on the wire to the peer's
+    current address, and the counters, which tell whose side a timeout lies on. The session
+    reads `recv_ctx`/`send_ctx` to unprotect and protect, and `state` to know whether audio
+    may flow.
     """
 
     def __init__(
@@ -80,8 +94,10 @@ class MediaSecurity:
         ssrc: int,
         events: deque[MediaEvent],
         send_zrtp: Callable[[bytes], None],
+        stats: MediaStats,
     ) -> None:
         self.config = config
+        self._stats = stats
         self._cache = cache
         self._ssrc = ssrc
         self._events = events
@@ -212,6 +228,8 @@ class MediaSecurity:
             and since is not None
             and now >= since + self.config.secure_timeout
         ):
+            if self._path_failed():
+                return
             if self._peer_hello_seen:
                 self._fail(
                     "ZRTP failed: no agreement in time", PROTOCOL_TIMEOUT, peer_without_zrtp=False
@@ -248,9 +266,29 @@ class MediaSecurity:
         self.send_ctx = self.recv_ctx = None
         self._pending_send = None
 
-    def _fail(self, reason: str, code: int | None, *, peer_without_zrtp: bool) -> None:
+    def _path_failed(self) -> bool:
+        """Fail for the media path, if it is to blame for a timeout: our socket sent nothing
+        (every datagram tried was refused), or not one datagram came from the peer."""
+        stats = self._stats
+        tried = stats.zrtp_sent + stats.packets_sent + stats.rtcp_sent
+        if stats.send_errors and stats.send_errors >= tried:
+            self._fail(f"{OUR_MEDIA_REASON}: {stats.send_error}", None, fault="ours")
+        elif not stats.datagrams_received:
+            self._fail(NO_MEDIA_REASON, None, fault="network")
+        else:
+            return False
+        return True
+
+    def _fail(
+        self,
+        reason: str,
+        code: int | None,
+        *,
+        peer_without_zrtp: bool = False,
+        fault: Fault = "peer",
+    ) -> None:
         """The exchange ended without Secured: lost (the latch), insecure (under "prefer",
-        for a call that never negotiated ZRTP), or failed."""
+        for a call that never negotiated ZRTP), or failed. The fault changes only the words."""
         if self.secured_once:
             self._lose(reason)
             return
@@ -258,7 +296,7 @@ class MediaSecurity:
         fatal = self.config.policy == "require" or negotiated
         self._forget_keys()
         self.state = Security.FAILED if fatal else Security.INSECURE
-        self._events.append(MediaSecurityFailed(reason, code, fatal, peer_without_zrtp))
+        self._events.append(MediaSecurityFailed(reason, code, fatal, peer_without_zrtp, fault))
 
     def _lose(self, reason: str) -> None:
         """Security lost after having been secure: no keys, no audio either way, ever clear."""
@@ -305,8 +343,11 @@ class MediaSecurity:
             self._events.append(MediaSecretMismatch())
         elif isinstance(event, ZrtpFailed):
             if self.state in (Security.NEGOTIATING, Security.SECURE):
+                timeout = event.code == PROTOCOL_TIMEOUT
+                if timeout and self.state == Security.NEGOTIATING and self._path_failed():
+                    return
                 # Silence, not a refused Hello: a Hello that failed its a=zrtp-hash is an attack.
-                no_zrtp = not self._peer_hello_seen and event.code == PROTOCOL_TIMEOUT
+                no_zrtp = not self._peer_hello_seen and timeout
                 reason = NO_ZRTP_REASON if no_zrtp else f"ZRTP failed: {event.reason}"
                 self._fail(reason, event.code, peer_without_zrtp=no_zrtp)
         elif isinstance(event, ZrtpSecurityLost):

@@ -432,7 +432,8 @@ class MediaWorker:
     def _send(call: _CallMedia) -> None:
         sendto = call.socket.sendto
         for data, address in call.session.datagrams_to_send():
-            sendto(data, address)
+            if (error := sendto(data, address)) is not None:
+                call.session.send_failed(address, error)
 
     def _deliver(self) -> None:
         if self._batch:

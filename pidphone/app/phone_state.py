@@ -17,6 +17,7 @@ from pidphone.sip.events import VoicemailStatus
 from pidphone.zrtp.events import Secured
 
 from .call_state import CallState, Security
+from .media_events import Fault
 from .phone_events import Command, PhoneSettings, RegistrationState, ToneKind
 
 
@@ -42,6 +43,8 @@ class CallView:
     it since; a cached-secret mismatch clears it."""
     security_note: str = ""
     """Why the call is not secure (the media's reason), when it is not."""
+    security_fault: Fault = "peer"
+    """Whose side that reason lies on: only a peer fault reads "Encryption failed"."""
     mismatch: bool = False
     """The cached-secret mismatch warning is shown until acknowledged."""
     lost_deadline: float | None = None

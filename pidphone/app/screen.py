@@ -52,9 +52,7 @@ def render(state: PhoneState, now: float) -> Screen:
             lines=("Audio stopped.", f"Call ends in {left} s", "# = stay on the line"),
         )
     elif call.security == Security.FAILED:
-        screen = Screen(
-            alert=True, title="NOT SECURE", lines=("Encryption failed:", call.security_note)
-        )
+        screen = Screen(alert=True, title="NOT SECURE", lines=_failure_lines(call))
     elif call.phase == CallState.INCOMING:
         screen = _incoming(state, call)
     elif state.transfer_from is not None and call.call_id == state.transfer_from:
@@ -118,8 +116,10 @@ warnings in the call were."""
 
 def _idle(state: PhoneState) -> Screen:
     alert = state.notice.startswith(SECURITY_NOTICES)
-    if state.off_hook and state.notice:
-        return Screen(title=state.notice, lines=("Hang up to dial again",), alert=alert)
+    if state.off_hook and state.notice:  # the whole reason, wrapped; the hint stays last
+        wrapped = textwrap.wrap(state.notice, NOTICE_WIDTH, break_long_words=True)
+        hint = (*wrapped[1:3], "Hang up to dial again")
+        return Screen(title=wrapped[0], lines=hint, alert=alert)
     account = state.settings.account or "pidphone"
     reason = state.registration_reason
     lines: list[str] = []
@@ -218,6 +218,26 @@ def _incoming(state: PhoneState, call: CallView) -> Screen:
     return Screen(title="Incoming call", lines=(*_peer_lines(call), hint))
 
 
+def _failure_lines(call: CallView) -> tuple[str, ...]:
+    """Why the call could not be secured: the peer's fault under "Encryption failed:", a media
+    path that never worked in its own words, split at its colon ("No audio from peer:",
+    "check network"), so that the other phone is not blamed for ours or the network's."""
+    note = call.security_note
+    if call.security_fault == "peer":
+        return ("Encryption failed:", note)
+    head, colon, tail = note.partition(": ")
+    return (head + colon.rstrip(), tail) if colon else (note,)
+
+
+def _insecure_line(call: CallView) -> str:
+    """The one line under NOT SECURE: the reason, or the part of it before the colon when the
+    media path is at fault (its head says whose side: "No audio from peer")."""
+    note = call.security_note
+    if not note:
+        return "Audio is not encrypted"
+    return note if call.security_fault == "peer" else note.partition(": ")[0]
+
+
 def _in_call(state: PhoneState, call: CallView, now: float) -> Screen:
     started = call.connected_at if call.connected_at is not None else now
     timer = _duration(now - started)
@@ -259,7 +279,7 @@ def _in_call(state: PhoneState, call: CallView, now: float) -> Screen:
             title=title,
             big="NOT SECURE",
             big_inverse=True,
-            lines=(note or call.security_note or "Audio is not encrypted",),
+            lines=(note or _insecure_line(call),),
         )
     lines = [*_peer_lines(call)[1:], "Securing..."]
     if call.dtmf:

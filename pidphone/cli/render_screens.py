@@ -27,6 +27,7 @@ from pidphone.app.call_events import (
     CallTransferEnded,
 )
 from pidphone.app.media_events import MediaSecurityFailed
+from pidphone.app.media_security import NO_MEDIA_REASON
 from pidphone.app.phone_events import (
     OutgoingCall,
     PhoneSettings,
@@ -197,6 +198,16 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
         ),
         "security_failed": (
             _drive(in_call, CallSecurityFailed("c1", _failed("no ZRTP Hello", fatal=True))),
+            later,
+        ),
+        "no_audio_from_peer": (
+            _drive(
+                in_call,
+                CallSecurityFailed(
+                    "c1", MediaSecurityFailed(NO_MEDIA_REASON, None, True, False, "network")
+                ),
+                CallFinished("c1", NO_MEDIA_REASON, by_peer=False),
+            ),
             later,
         ),
         "hold": (_drive(secure, KeyEvent("hold"), KeyEvent("mute")), later),

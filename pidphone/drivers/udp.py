@@ -56,10 +56,10 @@ class UdpSocket:
     def fileno(self) -> int:
         return self._fileno
 
-    def sendto(self, data: bytes, addr: Address) -> None:
+    def sendto(self, data: bytes, addr: Address) -> str | None:
         sock = self._sock
         if sock is None:
-            return
+            return "the socket is closed"
         if self._dual and ":" not in addr[0]:
             addr = (MAPPED + addr[0], addr[1])
         try:
@@ -67,6 +67,8 @@ class UdpSocket:
         except OSError as exc:
             self.send_errors += 1
             log.debug("udp send to %s failed: %s", addr, exc)
+            return str(exc.strerror or exc)
+        return None
 
     def receive(self, limit: int) -> list[tuple[bytes, Address]]:
         sock = self._sock
