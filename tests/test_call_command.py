@@ -33,8 +33,10 @@ def free_port() -> int:
         return port
 
 
-def configs(tmp_path: Path, policy: str = "require") -> tuple[Config, Config, int]:
-    pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"], client_name="127.0.0.1")
+def configs(
+    tmp_path: Path, policy: str = "require", hosts: tuple[str, ...] = ("127.0.0.1",)
+) -> tuple[Config, Config, int]:
+    pki = make_test_pki(tmp_path / "pki", list(hosts), client_name="127.0.0.1")
     port = free_port()
     callee = Config(
         hardware="simulated",
@@ -104,6 +106,32 @@ def test_call_and_answer_over_tls_are_secure_with_tones_both_ways(tmp_path: Path
     assert abs(bob["received_frequencies"][0] - 1000) <= 25
     assert alice["packets_sent"] > 50 and bob["packets_received"] > 50
     assert bob["reason"] == "Hung up by peer"
+
+
+def test_a_listener_on_every_interface_answers_over_ipv6_and_ipv4(tmp_path: Path) -> None:
+    """server.listen = "0.0.0.0:PORT" is dual-stack: `pidphone call` reaches it over ::1 and
+    over 127.0.0.1, and both calls are secure with audio."""
+    caller, callee, port = configs(tmp_path, hosts=("127.0.0.1", "::1"))
+    callee = dataclasses.replace(
+        callee, server=dataclasses.replace(callee.server, listen=f"0.0.0.0:{port}")
+    )
+
+    async def main(host: str) -> tuple[int, str]:
+        out = io.StringIO()
+        answering = asyncio.create_task(
+            _answer(argparse.Namespace(count=1, duration=30.0, json=True), callee, io.StringIO())
+        )
+        await asyncio.sleep(0.3)
+        args = argparse.Namespace(uri=f"sips:bob@{host}:{port}", duration=1.0, json=True)
+        status = await _call(args, caller, out)
+        await asyncio.wait_for(answering, 10)
+        return status, out.getvalue()
+
+    for host in ("[::1]", "127.0.0.1"):
+        status, text = asyncio.run(main(host))
+        report = json.loads(text)
+        assert status == 0 and report["state"] == "secure", report
+        assert abs(report["received_frequencies"][0] - 700) <= 25
 
 
 def test_retained_secret_then_verified_sas_on_the_next_call(tmp_path: Path) -> None:

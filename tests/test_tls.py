@@ -358,3 +358,60 @@ def test_bad_certificate_files_are_config_errors(tmp_path: Path) -> None:
             )
 
     run(main())
+
+
+@pytest.mark.parametrize("wildcard", ["0.0.0.0", "::"])
+def test_a_listener_on_every_interface_takes_ipv4_and_ipv6_callers(
+    tmp_path: Path, wildcard: str
+) -> None:
+    """server.listen = "0.0.0.0:5061" (or "[::]:5061") answers on ::1 as well as 127.0.0.1,
+    on the one port; an IPv4 caller keeps its plain address (not ::ffff:127.0.0.1)."""
+    both = make_test_pki(tmp_path / "both", hosts=["127.0.0.1", "::1"])
+
+    async def main() -> None:
+        server = TlsTransport(
+            TlsClientConfig(),
+            TlsServerConfig(
+                str(both.server_cert), str(both.server_key), wildcard, 0, callers=ANYONE
+            ),
+        )
+        at_server = Recorder()
+        await server.start(at_server)
+        assert server.listening is not None
+        port = server.listening[1]
+
+        async def call_from(host: str) -> None:
+            hello = f"hello from {host}".encode()
+            caller, at_caller = await client(TlsClientConfig(ca_file=str(both.ca_cert)))
+            caller.send(hello, (host, port))
+            await at_server.until(lambda: hello in at_server.received())
+            peer = next(e[1] for e in reversed(at_server.events) if e[0] == "made")
+            local = next(e[2] for e in at_caller.events if e[0] == "made")
+            assert peer == local and peer[0] == host  # the caller's own address, plain
+            server.send(b"welcome", peer)
+            await at_caller.until(lambda: at_caller.received() == b"welcome")
+            await caller.aclose()
+
+        try:
+            for host in ("127.0.0.1", "::1"):
+                await call_from(host)
+        finally:
+            await server.aclose()
+
+    run(main())
+
+
+def test_a_listener_on_one_address_stays_on_it(pki: Pki) -> None:
+    """An explicit address is bound as given: a listener on 127.0.0.1 is not reached on ::1."""
+
+    async def main() -> None:
+        server, at_server, address = await listener(pki, host="127.0.0.1")
+        caller, at_caller = await client(TlsClientConfig(ca_file=str(pki.ca_cert)))
+        caller.send(b"hello", ("::1", address[1]))
+        await at_caller.until(lambda: bool(at_caller.errors()))
+        assert "Connect call failed" in at_caller.errors()[0].detail
+        assert at_server.received() == b"" and not at_server.events
+        await caller.aclose()
+        await server.aclose()
+
+    run(main())

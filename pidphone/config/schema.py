@@ -71,8 +71,9 @@ class ServerConfig:
     register_expires: int = field(default=600, metadata=meta(check=checks.between(60, 86400, "s")))
     """Seconds a registration is asked to last; it is refreshed before it runs out."""
     listen: str = field(default="", metadata=meta(check=checks.optional(checks.listen_address)))
-    """address:port of a TLS listener for direct calls without a registrar, "0.0.0.0:5061".
-    Empty: no listener. Needs `listen_ca_file` (or `listen_anyone`)."""
+    """address:port of a TLS listener for direct calls without a registrar, "0.0.0.0:5061"
+    (every interface: IPv6 as well as IPv4 where the system has it; an explicit address is
+    bound as given). Empty: no listener. Needs `listen_ca_file` (or `listen_anyone`)."""
     listen_ca_file: str = field(default="", metadata=meta(path=True))
     """PEM file that a direct caller's client certificate must verify against: the CA that
     signs your callers' certificates, or their own self-signed certificates. A caller

@@ -11,15 +11,22 @@ fallback. A failure becomes a `TlsError` whose `reason` names it ("untrusted", "
 Flows are keyed by the (host, port) the SIP agent addresses: the registrar's address for
 outgoing flows, the peer's source address for accepted ones. Reconnecting is the signalling
 runner's job: it calls `connect` again with its own backoff.
+
+A listener on every interface ("0.0.0.0" or "::") is dual-stack where the system has IPv6: one
+AF_INET6 socket with IPV6_V6ONLY off takes IPv4 and IPv6 callers on the one port, as the media
+socket does (pidphone.drivers.udp). IPv4 callers keep their plain form ("::ffff:192.0.2.1" is
+unmapped). An explicit address is bound as given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import hmac
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +42,9 @@ log = logging.getLogger(__name__)
 Resolver = Callable[[Address], Awaitable[Sequence[Address]]]
 """Turns the address a flow is keyed by into the addresses to try in order (RFC 3263)."""
 
+ANY_ADDRESS = frozenset({"0.0.0.0", "::"})
+"""Listener addresses that mean every interface: dual-stack where IPv6 is there."""
+MAPPED = "::ffff:"
 MAX_PENDING_BYTES = 256 * 1024
 """Bytes held either way for a flow that is still being set up: beyond this an outgoing send
 is dropped, and a peer that sends that much before its certificate is checked is cut off."""
@@ -160,9 +170,38 @@ def server_context(config: TlsServerConfig) -> ssl.SSLContext:
 
 
 def _address(sockaddr: object) -> Address:
+    """A socket address as the SIP agent knows it: an IPv4 peer of a dual-stack socket in its
+    plain form."""
     if isinstance(sockaddr, tuple) and len(sockaddr) >= 2:
-        return (str(sockaddr[0]), int(sockaddr[1]))
+        host = str(sockaddr[0])
+        if host.startswith(MAPPED) and "." in host:
+            host = host.removeprefix(MAPPED)
+        return (host, int(sockaddr[1]))
     return ("", 0)
+
+
+def _dual_stack_socket(port: int) -> socket.socket | None:
+    """A TCP socket bound to `port` on every IPv6 and IPv4 interface, or None where the system
+    has no IPv6 (the caller binds IPv4 only). A port in use is an error, not a fallback."""
+    if not socket.has_ipv6:
+        return None
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError as exc:  # IPv6 off in this kernel
+        log.debug("no dual-stack listener (%s): IPv4 only", exc)
+        return None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise
+        log.debug("no dual-stack listener (%s): IPv4 only", exc)
+        return None
+    sock.setblocking(False)
+    return sock
 
 
 class _TlsFlow(asyncio.Protocol):
@@ -259,15 +298,30 @@ class TlsTransport:
         self._handler = handler
         if self._server is None:
             return
-        context = server_context(self._server)
+        server = self._server
+        context = server_context(server)
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(
-            lambda: _TlsFlow(self, None),
-            self._server.host,
-            self._server.port,
-            ssl=context,
-            ssl_handshake_timeout=self._server.handshake_timeout,
-        )
+        host = server.host
+        sock = _dual_stack_socket(server.port) if host in ANY_ADDRESS else None
+        if sock is None and host in ANY_ADDRESS:
+            host = "0.0.0.0"
+
+        def accepted() -> _TlsFlow:
+            return _TlsFlow(self, None)
+
+        timeout = server.handshake_timeout
+        if sock is None:
+            self._listener = await loop.create_server(
+                accepted, host, server.port, ssl=context, ssl_handshake_timeout=timeout
+            )
+        else:
+            try:
+                self._listener = await loop.create_server(
+                    accepted, sock=sock, ssl=context, ssl_handshake_timeout=timeout
+                )
+            except BaseException:
+                sock.close()
+                raise
         self._listening = _address(self._listener.sockets[0].getsockname())
         log.info("SIP TLS listener on %s:%d", *self._listening)
 
