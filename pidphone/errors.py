@@ -1,4 +1,4 @@
-"""The error family shared by every layer (see ARCHITECTURE.md, "Errors").
+"""The error family shared by every layer.
 
 Parsers raise one `ParseError` subclass each; a state machine misused by our own code raises
 `LocalProtocolError`; what the peer did wrong is a `RemoteProtocolError`. `error_status_hint`

@@ -6,6 +6,7 @@ import argparse
 import os
 import pwd
 import stat
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -403,3 +404,29 @@ def test_check_config_refuses_two_different_files(
     assert cli.main(["check-config", "-c", str(one), str(other)]) == 2
     assert "two files given" in capsys.readouterr().err
     assert cli.main(["check-config", "-c", str(one), str(one)]) == 0
+
+
+RUN_CLI = "import sys; from pidphone.cli import main; sys.exit(main(sys.argv[1:]))"
+"""The installed `pidphone` script's body: what a shell runs."""
+
+
+def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(tmp_path: Path) -> None:
+    """`pidphone check-config FILE | head -2`: the pipe closes early; the command stops quietly
+    (it printed a BrokenPipeError traceback)."""
+    config = tmp_path / "pidphone.toml"
+    config.write_text('hardware = "simulated"\n')
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader is gone before the command writes a byte
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", RUN_CLI, "check-config", str(config)],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert done.returncode == common.EXIT_FAILURE

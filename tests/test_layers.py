@@ -1,4 +1,5 @@
-"""The layer rule of ARCHITECTURE.md, checked on every module's imports, and unique class names.
+"""The layer rule (core, ports, app, drivers, root: imports point down only), checked on every
+module's imports, and unique class names.
 
 errors.py is the bottom: it imports nothing of pidphone and does no I/O. core (sip sdp rtp
 zrtp srtp audio) imports no I/O and nothing above it (a module named in `CORE_IO_EXCEPTIONS`

@@ -7,7 +7,7 @@ the call names it by `media_id`, queues commands for it (`media_commands()`: cod
 address, start, direction, DTMF, SAS verdict, close) and is told what it reported
 (`on_media`). What the phone's screen needs comes out of `next_event()`.
 
-Policy (RFC 6189 §4.1, ARCHITECTURE.md): under "require" a call whose ZRTP fails, or whose
+Policy (RFC 6189 §4.1, SECURITY.md): under "require" a call whose ZRTP fails, or whose
 peer never answers Hello, is hung up with a reason for the screen ("Peer does not support
 ZRTP", "ZRTP failed: <reason>"); the media session guarantees no clear audio left before. Under
 "prefer" a call that never negotiated ZRTP goes on in clear once the screen says NOT SECURE

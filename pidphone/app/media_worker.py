@@ -1,5 +1,5 @@
 """The media worker: one thread ("media"), clocked by the handset's capture device, that owns
-every call's media (ARCHITECTURE.md, "Media and threads").
+every call's media (the loop keeps signalling and the screen; only messages pass between).
 
 It owns each call's UDP socket (it binds them itself, on command, so no socket changes hands;
 STUN binding requests go out and are answered here too), each call's `MediaSession` (ZRTP,

@@ -7,6 +7,8 @@ Each command lives in its own module of this package and is imported only when i
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pidphone: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
+        return EXIT_FAILURE
+    except BrokenPipeError:  # the reader left (`pidphone history | head`): stop, no traceback
+        with contextlib.suppress(OSError):  # and no second one when Python flushes at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
 
 

@@ -1,1 +1,1 @@
-"""Everything that touches the world, each part beside a simulated twin (ARCHITECTURE.md)."""
+"""Everything that touches the world, each part beside a simulated twin."""

@@ -1,4 +1,4 @@
-"""The one parse error of the SIP core (see ARCHITECTURE.md, "Errors").
+"""The one parse error of the SIP core (pidphone.errors has the whole family).
 
 `error_status_hint` says what a server answers to a request it could frame but not accept:
 400 by default, 505 for an unsupported SIP version, 416 for a Request-URI scheme we do not

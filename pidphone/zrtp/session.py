@@ -1,6 +1,6 @@
 """One ZRTP stream (RFC 6189), sans I/O: the object the media session drives.
 
-Driven by three inputs, like every core protocol object (ARCHITECTURE.md): API calls
+Driven by three inputs, like every core protocol object (the SIP agent too): API calls
 (`start`, `set_peer_hello_hash`, `srtp_authenticated`, `confirm_sas`, `close`), received
 datagrams (`receive_datagram`) and the clock (`handle_timer` at `get_timer()`). It produces
 datagrams (`datagrams_to_send`) and events (`next_event`). Bad input is dropped and counted in
