@@ -10,17 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from pidphone.app.call_events import CallConnected, CallIncoming
-from pidphone.app.phone_events import Forward, PhoneSettings, Reject, Ring, Tick
+from pidphone.app.call_events import CallConnected, CallForwarded, CallIncoming
+from pidphone.app.phone_events import Forward, OutgoingCall, PhoneSettings, Reject, Ring, Tick
 from pidphone.app.phone_state import PhoneState, initial_state
 from pidphone.app.screen import render
 from pidphone.app.state import reduce
+from pidphone.cli.call import describe
+from pidphone.cli.render_screens import sample_screens
 from pidphone.config import Config, DisplayConfig, PhoneConfig, SecurityConfig, SimConfig
 from pidphone.daemon import Phone as DaemonPhone
 from pidphone.drivers.certs import Pki, make_test_pki
 from pidphone.drivers.preferences import FilePreferences
-from pidphone.ports import HookEvent, KeyEvent, Preferences
-from pidphone.sip.events import CallEnded, IncomingCall, Registered
+from pidphone.ports import Contact, HookEvent, KeyEvent, Preferences
+from pidphone.sip.events import CallEnded, CallRedirected, IncomingCall, Registered
 from tests.conftest import need_path, need_program
 from tests.peers.kamailio import Kamailio, tls_module
 from tests.peers.netns import need_private_network, private_network
@@ -133,6 +135,27 @@ def test_dnd_and_forwarding_survive_a_restart_of_the_daemon(tmp_path: Path) -> N
     assert "Do not disturb" in again
 
 
+def test_a_call_we_placed_that_was_forwarded_says_where_it_went() -> None:
+    """The screen of a call that followed a 302: "Forwarded to" the contact's name when the
+    phone book knows the target, else the address without scheme and parameters."""
+    screens = sample_screens()
+    assert screens["forwarded"].title == "Ringing"
+    assert screens["forwarded"].lines[-2:] == ("Forwarded to:", "dave@example.org")
+    carol = Contact("Carol Smith", ("sip:carol@example.org",))
+    settings = PhoneSettings(contacts=(carol,), speed_dials={"1": "sip:bob@example.org"})
+    state, _ = feed(
+        initial_state(settings, now=0.0),
+        HookEvent(off_hook=True),
+        KeyEvent("speed1"),
+        OutgoingCall("c1", "sip:bob@example.org"),
+        CallForwarded("c1", CallRedirected("c1", 302, "sip:carol@example.org;alias=x~1~3")),
+    )
+    assert render(state, state.now).lines[-2:] == ("Forwarded to:", "Carol Smith")
+    # and `pidphone call` prints it among its progress lines
+    forwarded = CallForwarded("c1", CallRedirected("c1", 302, "sip:carol@example.org"))
+    assert describe(forwarded) == "forwarded (302): calling sip:carol@example.org"
+
+
 # --------------------------------------------------------------------------- on the wire
 
 
@@ -151,25 +174,33 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @pytest.mark.kamailio
-def test_the_caller_gets_a_302_to_the_forwarding_target_through_kamailio(
+def test_the_caller_follows_the_302_to_the_forwarding_target_through_kamailio(
     network: None, pki: Pki, tmp_path: Path
 ) -> None:
+    """Bob forwards Alice's call to Carol with a 302; Alice's phone sends the call on to Carol
+    through Kamailio (RFC 3261 §8.1.3.4), with the proxy credentials Kamailio asks for, and
+    Carol's phone rings with the same call."""
+
     async def main() -> None:
         kamailio = Kamailio(tmp_path / "kamailio", pki)
         with kamailio.started():
             async with (
                 Phone("alice", "alicepw", pki=pki, registrar=kamailio.address) as alice,
                 Phone("bob", "bobpw", pki=pki, registrar=kamailio.address) as bob,
+                Phone("carol", "carolpw", pki=pki, registrar=kamailio.address) as carol,
             ):
-                await alice.expect(Registered)
-                await bob.expect(Registered)
-                alice.call("sip:bob@127.0.0.1", port=40000)
+                for phone in (alice, bob, carol):
+                    await phone.expect(Registered)
+                call_id = alice.call("sip:bob@127.0.0.1", port=40000)
                 call = await bob.expect(IncomingCall)
                 bob.sip.redirect(call.call_id, "carol")
-                ended = await alice.expect(CallEnded)
-                assert ended.status == 302
-                # (the test proxy appends its ;alias= to every Contact it relays)
-                assert "Moved Temporarily to sip:carol@127.0.0.1" in ended.reason
                 assert (await bob.expect(CallEnded)).reason == "Forwarded"
+                redirected = await alice.expect(CallRedirected)
+                assert redirected.call_id == call_id and redirected.status == 302
+                # (the test proxy appends its ;alias= to every Contact it relays)
+                assert redirected.target.startswith("sip:carol@127.0.0.1")
+                at_carol = await carol.expect(IncomingCall)
+                assert at_carol.call_id == call_id
+                assert "sip:alice@127.0.0.1" in at_carol.remote_uri
 
     asyncio.run(main())

@@ -40,6 +40,7 @@ from .call_events import (
     CallDtmf,
     CallEvent,
     CallFinished,
+    CallForwarded,
     CallHeld,
     CallInsecure,
     CallMedia,
@@ -328,6 +329,8 @@ class Call:
             if event.status in (180, 183) and self.state in OUTGOING_UNANSWERED:
                 self.state = CallState.ALERTING
                 self._events.append(CallRinging(self.call_id))
+        elif isinstance(event, sip_events.CallRedirected):
+            self._events.append(CallForwarded(self.call_id, event))
         elif isinstance(event, sip_events.CallAnswered):
             if self.outgoing and self.state in OUTGOING_UNANSWERED:
                 self._on_answer(event.sdp, now)

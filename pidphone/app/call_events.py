@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pidphone.sdp.offer_answer import MediaParams
-from pidphone.sip.events import TransferEnded, TransferProgress
+from pidphone.sip.events import CallRedirected, TransferEnded, TransferProgress
 from pidphone.zrtp.events import Secured
 
 from .media_events import MediaDtmf, MediaSecurityFailed, MediaSecurityLost
@@ -47,6 +47,14 @@ class CallPlaced(CallEvent):
 @dataclass(frozen=True)
 class CallRinging(CallEvent):
     """The callee is alerting (180 or 183): ringback here."""
+
+
+@dataclass(frozen=True)
+class CallForwarded(CallEvent):
+    """The call we placed was redirected (3xx) and goes on to `redirected.target` through the
+    registrar: "Forwarded to ..." on the screen."""
+
+    redirected: CallRedirected
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from .call_events import (
     CallDtmf,
     CallEvent,
     CallFinished,
+    CallForwarded,
     CallHeld,
     CallIncoming,
     CallInsecure,
@@ -58,6 +59,7 @@ BUSY_STATUSES = frozenset({486, 600})
 CallFact = CallEvent | OutgoingCall | OutgoingCallFailed
 CallUpdate = (
     CallRinging
+    | CallForwarded
     | CallConnected
     | CallMedia
     | CallSecure
@@ -242,6 +244,11 @@ def _apply(
     call: CallView, fact: CallUpdate, now: float, settings: PhoneSettings
 ) -> tuple[CallView, bool]:
     """The call after `fact`, and whether the user should look at the display now."""
+    if isinstance(fact, CallForwarded):
+        target = fact.redirected.target
+        contact = lookup(settings.contacts, target)
+        shown = contact.name if contact is not None else _plain(target)
+        return replace(call, forwarded_to=shown), True
     if isinstance(fact, CallRinging):
         if call.phase == CallState.CALLING:
             return replace(call, phase=CallState.ALERTING), False
@@ -285,3 +292,9 @@ def _apply(
         text = "Transferred" if ended.succeeded else f"Transfer failed: {ended.reason}"
         return replace(call, transfer=text), True
     return call, False  # CallDtmf: nothing to show
+
+
+def _plain(uri: str) -> str:
+    """A SIP URI as a person reads it: no scheme, no parameters ("carol@example.org")."""
+    rest = uri.partition(":")[2] or uri
+    return rest.split(";", 1)[0].split("?", 1)[0]

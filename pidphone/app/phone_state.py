@@ -56,6 +56,8 @@ class CallView:
     transfer: str = ""
     """What a transfer of (or into) this call is doing, for the screen ("Transfer: Ringing",
     "Transfer failed: Busy Here", "Transferred by Alice")."""
+    forwarded_to: str = ""
+    """Where a redirect (3xx) sent the call we placed: a contact's name, or the address."""
     referred_by: str | None = None
     """The call whose peer transferred us into this one, while that call lasts."""
     forward_at: float | None = None

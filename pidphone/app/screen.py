@@ -60,6 +60,8 @@ def render(state: PhoneState, now: float) -> Screen:
     elif call.phase in {CallState.CALLING, CallState.ALERTING}:
         title = "Ringing" if call.phase == CallState.ALERTING else "Calling"
         lines = _peer_lines(call) + ((call.transfer,) if call.transfer else ())
+        if call.forwarded_to:  # the caller followed a redirect: where the call went now
+            lines += ("Forwarded to:", call.forwarded_to)
         screen = Screen(title=title, lines=lines[-3:])
     else:
         screen = _in_call(state, call, now)

@@ -50,6 +50,7 @@ from pidphone.app.call_events import (
     CallConnected,
     CallEvent,
     CallFinished,
+    CallForwarded,
     CallIncoming,
     CallInsecure,
     CallMismatch,
@@ -334,6 +335,9 @@ def describe(event: ControllerEvent) -> str:
     if isinstance(event, CallIncoming):
         name = f'"{event.remote_name}" ' if event.remote_name else ""
         return f"incoming call from {name}{event.remote_uri}"
+    if isinstance(event, CallForwarded):
+        redirected = event.redirected
+        return f"forwarded ({redirected.status}): calling {redirected.target}"
     if isinstance(event, CallRinging):
         return "ringing"
     if isinstance(event, CallConnected):

@@ -16,6 +16,7 @@ from PIL import Image
 from pidphone.app.call_events import (
     CallConnected,
     CallFinished,
+    CallForwarded,
     CallHeld,
     CallIncoming,
     CallInsecure,
@@ -41,7 +42,7 @@ from pidphone.app.screen import render
 from pidphone.app.state import reduce
 from pidphone.drivers.draw import draw_screen
 from pidphone.ports import Contact, HookEvent, KeyEvent, Screen
-from pidphone.sip.events import TransferEnded, VoicemailStatus
+from pidphone.sip.events import CallRedirected, TransferEnded, VoicemailStatus
 from pidphone.zrtp.algorithms import POST_QUANTUM
 from pidphone.zrtp.events import Secured
 
@@ -227,6 +228,14 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
                 CallHeld("c1", local_hold=False, remote_hold=False),
             ),
             later,
+        ),
+        "forwarded": (
+            _drive(
+                calling,
+                CallForwarded("c1", CallRedirected("c1", 302, "sip:dave@example.org")),
+                CallRinging("c1"),
+            ),
+            START,
         ),
         "transferred_by": (
             _drive(secure, CallReferred("c1", "+41446681801", "c3"), CallRinging("c3")),

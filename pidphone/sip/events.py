@@ -78,6 +78,16 @@ class CallProgress(SipEvent):
 
 
 @dataclass(frozen=True)
+class CallRedirected(SipEvent):
+    """Our INVITE was redirected (a 3xx, RFC 3261 §8.1.3.4) and went on to `target` through
+    the registrar; the call goes on (the same Call-ID) until that target answers."""
+
+    call_id: str
+    status: int
+    target: str
+
+
+@dataclass(frozen=True)
 class CallAnswered(SipEvent):
     """Our INVITE got a 2xx with the answer `sdp`; the ACK is already queued."""
 

@@ -5,11 +5,23 @@ goes through the registrar (the outbound proxy), or straight to the called host 
 target names another phone's own listener (`calls_direct`). A hang-up before the answer sends
 a CANCEL, at once if a provisional response came, else when the first one does; a 2xx that
 crosses it is ACKed and ended with a BYE. A registrar's 401/407 is answered with the
-account's credentials (at most twice); anyone else's ends the call with the reason. A 3xx ends
-the call naming where it points (we do not follow redirects).
+account's credentials (at most twice); anyone else's ends the call with the reason.
+
+Redirects (§8.1.3.4): a 300/301/302 to a call through the registrar is followed, the same call
+(Call-ID, From, To) sent on with a new CSeq to the Contacts in q order, then to the next one
+left when a redirected INVITE fails. The policy, whoever wrote the 3xx:
+- the new INVITE goes through the account's registrar, never straight to the host a Contact
+  names, so the password answers the registrar's challenge only (a call we made direct, to
+  another phone's listener, is not redirected at all: it ends naming the Contact);
+- a sips: call is never redirected to a sip: Contact, nor anywhere but sip/sips;
+- a Contact's URI headers (?Replaces=...) are dropped, and no URI is tried twice (no loops);
+- at most `MAX_REDIRECTS` INVITEs on redirects per call, of the first `MAX_CONTACTS` Contacts
+  of each 3xx. 305 Use Proxy and 380 are never followed.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from pidphone.errors import LocalProtocolError
 from pidphone.sip import events as ev
@@ -27,6 +39,13 @@ from pidphone.sip.transaction_layer import Cancelling, Inviting, NoResponse
 from pidphone.sip.uri import NameAddr, Uri, format_host
 
 Address = tuple[str, int]
+
+FOLLOWED = frozenset({300, 301, 302})
+"""Redirects a call follows (§8.1.3.4); 305 Use Proxy would name our next hop: never."""
+MAX_REDIRECTS = 3
+"""INVITEs one call sends on redirects: a forward of a forward of a forward, and no more."""
+MAX_CONTACTS = 8
+"""Contacts of one 3xx looked at."""
 
 
 class InviteClient:
@@ -116,10 +135,11 @@ class InviteClient:
                 self._calls.end(
                     call, CallInput.REFUSED, resp.status, refused, by_peer=False, now=now
                 )
-        else:
+        elif not self._redirect(call, resp, now):
             text = readable_reason(resp.status, resp.reason)
-            if 300 <= resp.status < 400 and resp.contacts:
-                text += f" to {resp.contacts[0].uri}"  # we do not follow redirects
+            contacts = _contacts(resp) if 300 <= resp.status < 400 else []
+            if contacts:
+                text += f" to {contacts[0].uri}"  # where it pointed, though not followed
             self._calls.end(call, CallInput.REFUSED, resp.status, text, by_peer=True, now=now)
 
     def stray_response(self, resp: Response) -> None:
@@ -168,6 +188,45 @@ class InviteClient:
         old = call.invite
         self._send_invite(call, old.to, old.uri, old.body, now, seq=old.cseq.seq + 1)
         return None
+
+    def _redirect(self, call: InviteUsage, resp: Response, now: float) -> bool:
+        """Send the call on to its next redirect target (module docstring), if it has one:
+        after a 3xx its Contacts come first; after a redirected INVITE failed, the rest."""
+        if call.direct:
+            return False
+        if resp.status in FOLLOWED:
+            self._learn_targets(call, resp)
+        elif not call.redirects:
+            return False  # the call's own target failed: nothing was redirected
+        if not call.redirect_targets or call.redirects >= MAX_REDIRECTS:
+            return False
+        target = call.redirect_targets.pop(0)
+        call.redirects += 1
+        call.tried_targets.add(_key(target))
+        self._stack.report(ev.CallRedirected(call.call_id, resp.status, str(target)))
+        old = call.invite
+        self._send_invite(call, old.to, target, old.body, now, seq=old.cseq.seq + 1)
+        return True
+
+    def _learn_targets(self, call: InviteUsage, resp: Response) -> None:
+        """Add the 3xx's Contacts the policy allows, best q first, before those left."""
+        original = call.invite.to.uri
+        call.tried_targets |= {_key(original), _key(call.invite.uri), _key(self._stack.aor)}
+        pending = {_key(uri) for uri in call.redirect_targets}
+        ranked = sorted(enumerate(_contacts(resp)[:MAX_CONTACTS]), key=lambda c: (-_q(c[1]), c[0]))
+        fresh: list[Uri] = []
+        for _, contact in ranked:
+            uri = contact.uri
+            if contact.wildcard or uri.scheme not in ("sip", "sips") or not uri.host:
+                continue
+            if original.scheme == "sips" and uri.scheme != "sips":
+                continue  # never a downgrade from sips
+            uri = replace(uri, headers=(), password=None)
+            key = _key(uri)
+            if key not in call.tried_targets and key not in pending:
+                pending.add(key)
+                fresh.append(uri)
+        call.redirect_targets[:0] = fresh
 
     # ------------------------------------------------------------------ requests
 
@@ -234,3 +293,33 @@ class InviteClient:
         if uri.port is not None:
             return uri.port
         return self._stack.config.transport.default_port or uri.default_port()
+
+
+def _contacts(resp: Response) -> list[NameAddr]:
+    """A response's Contacts; none when one of them does not parse (the 3xx is not followed)."""
+    try:
+        return resp.contacts
+    except SipParseError:
+        return []
+
+
+def _q(contact: NameAddr) -> int:
+    """A Contact's q in thousandths (RFC 3261 §20.10: 0 to 1, three decimals at most); 1000
+    without one, 0 for one that does not read."""
+    for name, value in contact.params:
+        if name.lower() == "q":
+            whole, _, decimals = (value or "").partition(".")
+            if (
+                whole not in ("0", "1")
+                or len(decimals) > 3
+                or not all(c in "0123456789" for c in decimals)
+            ):
+                return 0
+            q = int(whole) * 1000 + int((decimals + "000")[:3])
+            return q if q <= 1000 else 0
+    return 1000
+
+
+def _key(uri: Uri) -> str:
+    """What makes two targets the same one, for loop detection."""
+    return f"{uri.scheme}:{(uri.user or '')}@{uri.host.lower()}:{uri.port or ''}"

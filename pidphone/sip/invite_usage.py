@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pidphone.errors import LocalProtocolError
 from pidphone.sip import events as ev
 from pidphone.sip.dialog import Dialog
 from pidphone.sip.message import Request, Response
 from pidphone.sip.transaction import T1, T2, TIMER_H, Transaction
+from pidphone.sip.uri import Uri
 
 Address = tuple[str, int]
 
@@ -167,6 +168,12 @@ class InviteUsage:
     invite_headers: tuple[tuple[str, str], ...] = ()
     """Headers our INVITE carries beside the standard ones (Replaces, Referred-By)."""
     auth_attempts: int = 0
+    redirect_targets: list[Uri] = field(default_factory=list)
+    """Contacts of the 3xx responses the caller got, not tried yet, next first (§8.1.3.4)."""
+    tried_targets: set[str] = field(default_factory=set)
+    """Every Request-URI this call's INVITE went to: none is tried twice (no loops)."""
+    redirects: int = 0
+    """INVITEs sent on redirects so far."""
     last_ack: Request | None = None
     """Our last ACK of a 2xx, sent again if the 2xx is (§13.2.2.4)."""
     ok: OkRetransmission | None = None
