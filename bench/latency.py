@@ -23,6 +23,15 @@ PLAYBACK_AHEAD periods ahead), the concealer's look-ahead (G.711 Appendix I: 3.7
 remains is mostly the random phase between the two phones' audio clocks (0-20 ms). Encode,
 SRTP and decode take microseconds (bench/media.py). Needs numpy.
 
+`--alsa` gives Bob's earpiece to the real ALSA driver (`pidphone.drivers.alsa_audio`) over
+real alsa-lib: a `file` PCM writing a raw file (no card here). A card model replays that file
+in real time from the first write, as a card does once started, one period after another: a
+frame must be in the buffer by the time the card starts to play it. The slack of each frame
+(how long before it was due it was written) is reported; a negative slack is an underrun, and
+the model restarts from there, as a card does after one. On a real card the DMA takes a
+period when it starts playing it (a USB card a millisecond or two earlier, when it fills its
+next URB): the smallest slack must stay above that.
+
 `--linphone` measures linphonec -> linphonec the same way as far as its file audio allows
 (as root, through a Kamailio): see `linphone_measure`.
 """
@@ -148,13 +157,80 @@ class StampedPlayback:
         """Nothing to release."""
 
 
+ASOUNDRC = """
+pcm.fileout { @args [ FILE ] @args.FILE { type string default "/dev/null" }
+              type file slave.pcm "null" file $FILE format "raw" }
+"""
+ALSA_CONF = "/usr/share/alsa/alsa.conf"
+
+
+@dataclass
+class _AlsaSettings:
+    """The `[audio]` settings of an earpiece on the `fileout` PCM."""
+
+    playback_device: str
+    capture_device: str = "null"
+    ring_device: str = ""
+    rate: int = 0
+    mixer_card: str = "default"
+    mixer_control: str = ""
+
+
+class AlsaEarpiece:
+    """The ALSA driver's playback over alsa-lib's `file` PCM, with a card model: the file is
+    played in real time from the first write, period after period (see the module doc)."""
+
+    def __init__(self, path: Path, rate: int) -> None:
+        from pidphone.drivers.alsa_audio import AlsaAudio
+
+        self.path = path
+        self.rate = self.device_rate = rate
+        self._device = AlsaAudio(_AlsaSettings(f"fileout:{path}")).open_playback("call", rate)
+        self.writes: list[float] = []
+
+    def write_frame(self, pcm: bytes) -> None:
+        self.writes.append(time.monotonic())
+        self._device.write_frame(pcm)
+
+    def close(self) -> None:
+        self._device.close()
+
+    def replay(self) -> tuple[list[tuple[float, bytes]], list[float], int]:
+        """What the card played (each period with the time it started), each written frame's
+        slack, and the underruns. Frames in the file beyond those written (silence the driver
+        added) are taken to lead, as the driver writes them ahead of a frame."""
+        size = frame_bytes(self.rate)
+        data = self.path.read_bytes() if self.path.exists() else b""
+        periods = [data[i : i + size] for i in range(0, len(data) - size + 1, size)]
+        lead = len(periods) - len(self.writes)
+        if not self.writes or lead < 0:
+            return [], [], 0
+        start = self.writes[0]
+        played: list[tuple[float, bytes]] = [
+            (start + k * FRAME_TIME, periods[k]) for k in range(lead)
+        ]
+        slacks: list[float] = []
+        underruns = 0
+        for n, written in enumerate(self.writes):
+            due = start + (lead + n) * FRAME_TIME
+            slack = due - written
+            slacks.append(slack)
+            if slack < 0:  # the card ran dry: it starts again from this frame
+                underruns += 1
+                start, due = written - (lead + n) * FRAME_TIME, written
+            played.append((due, periods[lead + n]))
+        return played, slacks, underruns
+
+
 class LatencyDevices:
     """The `AudioDevices` port for one phone of the measurement."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, alsa_dir: Path | None = None) -> None:
         self._interval = interval
+        self._alsa_dir = alsa_dir
         self.capture = ChirpCapture(interval)
-        self.earpiece: StampedPlayback | None = None
+        self.earpiece: StampedPlayback | AlsaEarpiece | None = None
+        self._opened = 0
 
     def open_capture(self, rate: int = SAMPLE_RATE) -> ChirpCapture:
         self.capture = ChirpCapture(self._interval, rate)
@@ -162,8 +238,13 @@ class LatencyDevices:
 
     def open_playback(
         self, purpose: AudioPurpose = "call", rate: int = SAMPLE_RATE
-    ) -> StampedPlayback:
-        playback = StampedPlayback(rate)
+    ) -> StampedPlayback | AlsaEarpiece:
+        playback: StampedPlayback | AlsaEarpiece
+        if purpose == "call" and self._alsa_dir is not None:
+            self._opened += 1
+            playback = AlsaEarpiece(self._alsa_dir / f"earpiece-{self._opened}.raw", rate)
+        else:
+            playback = StampedPlayback(rate)
         if purpose == "call":
             self.earpiece = playback
         return playback
@@ -196,6 +277,7 @@ async def make_phone(
     interval: float,
     codec: str = "PCMU",
     client: tuple[Path, Path] | None = None,
+    alsa_dir: Path | None = None,
 ) -> Phone:
     """One phone; a caller presents `client` (certificate, key): the listener authenticates
     its direct callers."""
@@ -212,7 +294,7 @@ async def make_phone(
             media_bind="127.0.0.1",
         )
     )
-    devices = LatencyDevices(interval)
+    devices = LatencyDevices(interval, alsa_dir)
     engine = Controller(settings, agent, transport, MemoryZidCache(), open_udp, audio=devices)
     phone = Phone(engine, transport, devices)
     engine.add_listener(phone.on_event)
@@ -262,8 +344,14 @@ def pair_up(sent: list[float], heard: list[float]) -> list[float]:
     return delays
 
 
-async def measure(chirps: int, interval: float, codec: str = "PCMU") -> int:
+async def measure(chirps: int, interval: float, codec: str = "PCMU", alsa: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="pidphone-latency-") as tmp:
+        alsa_dir = None
+        if alsa:
+            alsa_dir = Path(tmp) / "alsa"
+            alsa_dir.mkdir()
+            (alsa_dir / "asoundrc").write_text(ASOUNDRC)
+            os.environ["ALSA_CONFIG_PATH"] = f"{ALSA_CONF}:{alsa_dir / 'asoundrc'}"
         pki = make_test_pki(Path(tmp) / "pki", ["127.0.0.1"])
         server = TlsServerConfig(
             cert_file=str(pki.server_cert),
@@ -272,7 +360,7 @@ async def measure(chirps: int, interval: float, codec: str = "PCMU") -> int:
             port=0,
             ca_file=str(pki.ca_cert),
         )
-        bob = await make_phone("bob", str(pki.ca_cert), server, interval, codec)
+        bob = await make_phone("bob", str(pki.ca_cert), server, interval, codec, alsa_dir=alsa_dir)
         alice = await make_phone(
             "alice", str(pki.ca_cert), None, interval, codec, (pki.client_cert, pki.client_key)
         )
@@ -291,17 +379,36 @@ async def measure(chirps: int, interval: float, codec: str = "PCMU") -> int:
             await asyncio.sleep(0.5)
             target = jitter_target()
             earpiece = bob.devices.earpiece
-            played = earpiece.played() if earpiece is not None else []
             rate = earpiece.rate if earpiece is not None else SAMPLE_RATE
         finally:
             await alice.engine.stop()
             await bob.engine.stop()
+        played: list[tuple[float, bytes]] = []
+        if isinstance(earpiece, AlsaEarpiece):
+            played, slacks, underruns = earpiece.replay()
+            report_slack(slacks, underruns)
+        elif earpiece is not None:
+            played = earpiece.played()
     sent = capture.sent
     heard = find_chirps(played, len(sent), rate)
     delays = pair_up(sent, heard)
-    print(f"{codec}: earpiece at {rate} Hz")
+    print(f"{codec}: earpiece at {rate} Hz" + (" (ALSA driver, alsa-lib file PCM)" if alsa else ""))
     report(delays, len(sent), target, codec)
     return 0 if delays else 1
+
+
+def report_slack(slacks: list[float], underruns: int) -> None:
+    """How long before the card needed it each earpiece frame was written."""
+    if not slacks:
+        print("the earpiece was never written")
+        return
+    steady = sorted(slacks[10:] or slacks)
+    ms = [s * 1000 for s in steady]
+    p1 = ms[int(len(ms) * 0.01)]
+    print(
+        f"earpiece: {len(slacks)} frames written, {underruns} underruns; slack (written before "
+        f"the card plays it) min {ms[0]:.2f} ms, p1 {p1:.2f}, median {statistics.median(ms):.2f}"
+    )
 
 
 def jitter_target() -> float:
@@ -471,10 +578,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--linphone", action="store_true", help="measure linphonec -> linphonec instead (root)"
     )
+    parser.add_argument(
+        "--alsa", action="store_true", help="Bob's earpiece through the ALSA driver and alsa-lib"
+    )
     args = parser.parse_args(argv)
     if args.linphone:
         return linphone_measure(args.chirps, args.interval)
-    return asyncio.run(measure(args.chirps, args.interval, args.codec))
+    return asyncio.run(measure(args.chirps, args.interval, args.codec, args.alsa))
 
 
 if __name__ == "__main__":

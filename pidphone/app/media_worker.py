@@ -81,9 +81,13 @@ READ_BATCH = 32
 hold the thread, and 32 per wake-up is far above one call's media)."""
 COMMAND_QUEUE = 256
 """Commands waiting at most: a call sends a handful, so a full queue means a stuck worker."""
-PLAYBACK_AHEAD = 3
-"""Periods written to the earpiece before the first capture tick: two periods of slack for a
-late tick (the frame written on each tick is the third in the buffer)."""
+PLAYBACK_AHEAD = 2
+"""Periods of silence written to the earpiece when it opens, before the first capture tick.
+The card plays one of them while the first period is captured, so each frame written on a
+tick has one period queued ahead of it: 20 ms of the mouth-to-ear delay, and 20 ms of slack
+for a late tick before the earpiece runs dry (capture and playback share the card's clock).
+`bench.latency --alsa` measures both through alsa-lib: no underrun at a tick lateness of a
+few milliseconds (a Pi's, `bench.realtime`); a third period would add 20 ms to every call."""
 STUN_RETRIES = (0.5, 1.0, 2.0)
 """Seconds to wait after each binding request (RFC 8489 §6.2.1, shortened for call set-up)."""
 STOP_TIMEOUT = 2.0

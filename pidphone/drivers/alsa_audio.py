@@ -308,7 +308,10 @@ class AlsaPlayback(_Converted):
     def __init__(self, stream: _Stream, rate: int, make: Callable[[int, int], Converter]) -> None:
         super().__init__(stream, rate, make)
         self._frame_bytes = frame_bytes(rate)
-        self._primed = False
+        self._primed = True
+        """False after an underrun: the restarted device gets a period of silence first. At
+        open the writer queues what it wants ahead itself (the media worker's
+        PLAYBACK_AHEAD): a silent period more here would add 20 ms to every call."""
 
     @property
     def underruns(self) -> int:
@@ -326,7 +329,8 @@ class AlsaPlayback(_Converted):
         data = pcm if convert is None else convert(pcm)
         try:
             if not self._primed:
-                # One period of silence ahead, so a late frame does not underrun at once.
+                # One period of silence ahead after an underrun or an outage, so the next
+                # late frame does not underrun at once.
                 device.write(bytes(len(data)))
                 self._primed = True
             device.write(data)
