@@ -187,9 +187,11 @@ class AlsaEarpiece:
         self.rate = self.device_rate = rate
         self._device = AlsaAudio(_AlsaSettings(f"fileout:{path}")).open_playback("call", rate)
         self.writes: list[float] = []
+        self.frames: list[bytes] = []
 
     def write_frame(self, pcm: bytes) -> None:
         self.writes.append(time.monotonic())
+        self.frames.append(bytes(pcm))
         self._device.write_frame(pcm)
 
     def close(self) -> None:
@@ -197,28 +199,24 @@ class AlsaEarpiece:
 
     def replay(self) -> tuple[list[tuple[float, bytes]], list[float], int]:
         """What the card played (each period with the time it started), each written frame's
-        slack, and the underruns. Frames in the file beyond those written (silence the driver
-        added) are taken to lead, as the driver writes them ahead of a frame."""
-        size = frame_bytes(self.rate)
+        slack, and the underruns. The file must begin with exactly the frames written: the
+        driver added nothing ahead of them (alsa-lib may pad the end when it closes)."""
+        written = b"".join(self.frames)
         data = self.path.read_bytes() if self.path.exists() else b""
-        periods = [data[i : i + size] for i in range(0, len(data) - size + 1, size)]
-        lead = len(periods) - len(self.writes)
-        if not self.writes or lead < 0:
-            return [], [], 0
+        if not self.writes or data[: len(written)] != written:
+            raise RuntimeError(f"{self.path} does not hold the frames written to the earpiece")
         start = self.writes[0]
-        played: list[tuple[float, bytes]] = [
-            (start + k * FRAME_TIME, periods[k]) for k in range(lead)
-        ]
+        played: list[tuple[float, bytes]] = []
         slacks: list[float] = []
         underruns = 0
-        for n, written in enumerate(self.writes):
-            due = start + (lead + n) * FRAME_TIME
-            slack = due - written
+        for n, (written_at, frame) in enumerate(zip(self.writes, self.frames, strict=True)):
+            due = start + n * FRAME_TIME
+            slack = due - written_at
             slacks.append(slack)
             if slack < 0:  # the card ran dry: it starts again from this frame
                 underruns += 1
-                start, due = written - (lead + n) * FRAME_TIME, written
-            played.append((due, periods[lead + n]))
+                start, due = written_at - n * FRAME_TIME, written_at
+            played.append((due, frame))
         return played, slacks, underruns
 
 

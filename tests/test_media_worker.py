@@ -36,11 +36,11 @@ from pidphone.app.media_messages import (
     WorkerEvent,
     WorkerFailed,
 )
-from pidphone.app.media_worker import MediaWorker, WorkerUnavailableError
+from pidphone.app.media_worker import PLAYBACK_AHEAD, MediaWorker, WorkerUnavailableError
 from pidphone.audio.analysis import dominant_frequencies, rms
-from pidphone.drivers.sim_audio import SimAudioDevices, SimCapture
+from pidphone.drivers.sim_audio import SimAudioDevices, SimCapture, SimPlayback
 from pidphone.drivers.udp import UdpSocket, open_udp
-from pidphone.ports import SAMPLE_RATE, Address
+from pidphone.ports import SAMPLE_RATE, Address, AudioPurpose
 from pidphone.rtp import PacketKind, classify, stun
 from pidphone.sdp import MediaParams
 from pidphone.zrtp.cache import MemoryZidCache
@@ -379,3 +379,65 @@ def test_a_full_command_queue_is_a_fault_not_a_block() -> None:
     finally:
         devices.release.set()
         worker.stop()
+
+
+class SlowOpeningDevices(SimAudioDevices):
+    """An earpiece that takes 60 ms to open (alsa-lib reading its configuration on a busy
+    machine), and a log of the device calls in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple[str, float]] = []
+
+    def open_capture(self, rate: int = SAMPLE_RATE) -> SimCapture:
+        capture = super().open_capture(rate)
+        log = self.log
+
+        class Logged(SimCapture):
+            def __init__(self) -> None:
+                self.__dict__.update(capture.__dict__)
+
+            def read_frame(self) -> bytes:
+                frame = super().read_frame()
+                log.append(("read", time.monotonic()))
+                return frame
+
+        return Logged()
+
+    def open_playback(self, purpose: AudioPurpose = "call", rate: int = SAMPLE_RATE) -> SimPlayback:
+        time.sleep(0.06)
+        playback = super().open_playback(purpose, rate)
+        log = self.log
+        write = playback.write_frame
+
+        def logged(pcm: bytes) -> None:
+            log.append(("write", time.monotonic()))
+            write(pcm)
+
+        playback.write_frame = logged  # type: ignore[method-assign]
+        return playback
+
+
+def test_the_earpiece_holds_one_period_ahead_of_each_frame_from_the_first_tick() -> None:
+    """The silence ahead of the first frame is written on the first tick, on the capture's
+    clock: a slow open adds nothing to the delay. After every tick's write the earpiece has
+    exactly PLAYBACK_AHEAD periods more written than captured, less the one being captured."""
+    devices = SlowOpeningDevices()
+    side = make_side(devices)
+    try:
+        deadline = time.monotonic() + 5
+        while sum(kind == "read" for kind, _ in devices.log) < 20:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        side.worker.stop()
+    log = list(devices.log)
+    assert log[0][0] == "read", "the earpiece was written before the first tick"
+    reads = writes = 0
+    for kind, _ in log:
+        if kind == "read":
+            reads += 1
+        else:
+            writes += 1
+            if writes > PLAYBACK_AHEAD - 1:  # the tick's own frame: the queue after it
+                assert writes - reads == PLAYBACK_AHEAD - 1

@@ -82,12 +82,12 @@ hold the thread, and 32 per wake-up is far above one call's media)."""
 COMMAND_QUEUE = 256
 """Commands waiting at most: a call sends a handful, so a full queue means a stuck worker."""
 PLAYBACK_AHEAD = 2
-"""Periods of silence written to the earpiece when it opens, before the first capture tick.
-The card plays one of them while the first period is captured, so each frame written on a
-tick has one period queued ahead of it: 20 ms of the mouth-to-ear delay, and 20 ms of slack
-for a late tick before the earpiece runs dry (capture and playback share the card's clock).
-`bench.latency --alsa` measures both through alsa-lib: no underrun at a tick lateness of a
-few milliseconds (a Pi's, `bench.realtime`); a third period would add 20 ms to every call."""
+"""Periods in the earpiece after each tick's write: the frame written on a tick has one
+period queued ahead of it, 20 ms of the mouth-to-ear delay and 20 ms of slack for a late tick
+before the earpiece runs dry (capture and playback share the card's clock). The silence ahead
+is written on the first tick after the devices open, not at open: opening the playback takes
+its own time, which would otherwise be queued on top. `bench.latency --alsa` measures delay
+and slack through alsa-lib; a third period would add 20 ms to every call."""
 STUN_RETRIES = (0.5, 1.0, 2.0)
 """Seconds to wait after each binding request (RFC 8489 §6.2.1, shortened for call set-up)."""
 STOP_TIMEOUT = 2.0
@@ -130,6 +130,8 @@ class _Audio:
     capture: AudioCapture
     playback: AudioPlayback
     silence: bytes = field(init=False)
+    pre_roll: int = PLAYBACK_AHEAD - 1
+    """Periods of silence still to write ahead of the first tick's frame."""
 
     def __post_init__(self) -> None:
         self.silence = bytes(frame_bytes(self.capture.rate))
@@ -233,8 +235,6 @@ class MediaWorker:
             capture.close()
             raise
         self._audio = _Audio(capture, playback)
-        for _ in range(PLAYBACK_AHEAD):
-            playback.write_frame(bytes(frame_bytes(playback.rate)))
 
     def _follow_codec_rate(self) -> None:
         """Run the handset's devices at the rate of its call's codec (16 kHz for a wideband
@@ -395,6 +395,9 @@ class MediaWorker:
             out = self._tone.frame()
         else:
             out = audio.silence
+        while audio.pre_roll:  # the first tick: the card starts with the silence ahead
+            audio.pre_roll -= 1
+            audio.playback.write_frame(audio.silence)
         audio.playback.write_frame(out)
 
     def _run_timers(self, now: float) -> None:
