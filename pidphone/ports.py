@@ -53,8 +53,8 @@ class AudioCapture(Protocol):
         ...
 
     def next_frame_at(self) -> float:
-        """When the next frame is captured, in `time.monotonic()` seconds (now or earlier
-        when one is waiting)."""
+        """When the next frame is captured, in `time.monotonic()` seconds; when one is
+        already waiting, when it was complete (in the past: how late its reader is)."""
         ...
 
     def read_frame(self) -> bytes:

@@ -351,8 +351,8 @@ def test_the_next_frame_is_due_when_the_card_will_have_captured_it(
     assert capture.next_frame_at() == pytest.approx(10.0 + 0.015)
     stand_in.frames_ready = period
     assert capture.next_frame_at() == 10.0
-    stand_in.frames_ready = 3 * period  # late: frames are waiting
-    assert capture.next_frame_at() == 10.0
+    stand_in.frames_ready = 3 * period  # late: the first of them was complete 40 ms ago
+    assert capture.next_frame_at() == pytest.approx(10.0 - 0.04)
     stand_in.frames_ready = -errno.EPIPE  # an overrun: read now, which counts it
     assert capture.next_frame_at() == 10.0
     stand_in.script = [(period, bytes(2 * period))]

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pidphone.audio.tones import ToneGenerator
 from pidphone.errors import LocalProtocolError
 from pidphone.ports import (
+    FRAME_TIME,
     SAMPLE_RATE,
     Address,
     AudioCapture,
@@ -88,6 +89,9 @@ before the earpiece runs dry (capture and playback share the card's clock). The 
 is written on the first tick after the devices open, not at open: opening the playback takes
 its own time, which would otherwise be queued on top. `bench.latency --alsa` measures delay
 and slack through alsa-lib; a third period would add 20 ms to every call."""
+EARPIECE_SLACK = (PLAYBACK_AHEAD - 1) * FRAME_TIME
+"""Seconds a tick may come late before the earpiece has played all it was given. The earpiece
+is started (again) only by a tick less than half of this late: the card plays from then."""
 STUN_RETRIES = (0.5, 1.0, 2.0)
 """Seconds to wait after each binding request (RFC 8489 §6.2.1, shortened for call set-up)."""
 STOP_TIMEOUT = 2.0
@@ -264,8 +268,10 @@ class MediaWorker:
         if self._run_commands(now):
             self._follow_codec_rate()
         audio = self._audio
-        if audio is not None and audio.capture.next_frame_at() <= now:
-            self._tick(audio, now)
+        if audio is not None:
+            due = audio.capture.next_frame_at()
+            if due <= now:
+                self._tick(audio, now, due)
         self._run_timers(now)
         self._flush()
         self._deliver()
@@ -381,7 +387,12 @@ class MediaWorker:
         )
         return True
 
-    def _tick(self, audio: _Audio, now: float) -> None:
+    def _tick(self, audio: _Audio, now: float, due: float) -> None:
+        """One period, captured by the card at `due`. A frame written later than the
+        earpiece's slack after that finds it run dry: it is not written (after a stall the
+        card would queue the frames read in a burst, and play every later frame that much
+        later for the rest of the call); the first tick on time (within half the slack: at
+        most 10 ms more delay) starts it again with its silence ahead."""
         for media_id, media in self._calls.items():
             if not media.watched:
                 self._read(media_id, now)
@@ -395,7 +406,11 @@ class MediaWorker:
             out = self._tone.frame()
         else:
             out = audio.silence
-        while audio.pre_roll:  # the first tick: the card starts with the silence ahead
+        late = self._clock() - due
+        if late > (EARPIECE_SLACK / 2 if audio.pre_roll else EARPIECE_SLACK):
+            audio.pre_roll = PLAYBACK_AHEAD - 1
+            return
+        while audio.pre_roll:  # the first tick, or the first after a stall
             audio.pre_roll -= 1
             audio.playback.write_frame(audio.silence)
         audio.playback.write_frame(out)

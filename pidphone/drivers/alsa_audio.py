@@ -267,7 +267,8 @@ class AlsaCapture(_Converted):
             return now  # `read_frame` finds the fault and reports it
         if avail < 0:  # an overrun: `read_frame` counts it and re-prepares
             return now
-        return now + max(0, missing - avail) / stream.rate
+        # in the past when the period is already there: when the card completed it
+        return now + (missing - avail) / stream.rate
 
     @property
     def overruns(self) -> int:
