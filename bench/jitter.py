@@ -93,8 +93,8 @@ def simulate(
             if index in arrived_at:
                 waits.append(now - arrived_at[index])
         elif frame.kind == "lost":
-            if not frame.next_payload and decoder.has_fec and not buffer.min_delay:
-                buffer.min_delay = FRAME  # as the media session does
+            if not frame.next_payload and decoder.has_fec and not buffer.fec_hold:
+                buffer.fec_hold = FRAME  # as the media session does
             rebuilt = decoder.decode_fec(frame.next_payload) if frame.next_payload else None
             pcm = decoder.conceal() if rebuilt is None else rebuilt
         else:

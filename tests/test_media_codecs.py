@@ -92,6 +92,36 @@ def test_opus_rebuilds_lost_frames_from_the_next_packets_fec() -> None:
     assert min(rms(f) for f in played[10:]) > 1000  # no frame fell silent
 
 
+def test_opus_fec_holds_a_frame_beyond_the_jitter() -> None:
+    """On a path with jitter the next packet varies as much as the lost one would have, and
+    comes a frame later: the FEC hold is added to the jitter, so every lost frame whose next
+    packet is the most delayed is still rebuilt (with the hold as a floor under the jitter,
+    that next packet came after the lost frame was due)."""
+    stream = AudioStream(MediaConfig(), stats=MediaStats(), events=deque(), wall_clock=time)
+    stream.configure("opus", 111, None, {"useinbandfec": "1"})
+    sender = RtpSender(111, clock_rate=48000, samples_per_packet=960)
+    encoder = make_codec("opus", {"useinbandfec": "1"}, sample_rate=16000)
+    tone = tone_frames(1000)
+    delays = itertools.cycle([0.0, 0.06, 0.11, 0.03, 0.09, 0.12, 0.01, 0.07, 0.05, 0.1])
+    arrivals: list[tuple[float, bytes]] = []
+    lost = 0
+    for n in range(600):
+        packet = sender.packet(encoder.encode(tone(n, 16000)))
+        delay = next(delays)
+        if n % 10 == 4 and n > 100:  # the next packet is the most delayed
+            lost += 1
+        else:
+            arrivals.append((n * 0.02 + delay, packet))
+    arrivals.sort(key=lambda item: item[0])
+    for tick in range(640):
+        now = tick * 0.02 + 0.01
+        while arrivals and arrivals[0][0] <= now:
+            stream.receive_rtp(arrivals.pop(0)[1], now)
+        stream.pull_audio(now)
+    assert lost == 50
+    assert stream.stats.fec_recovered >= lost - 2, stream.stats.fec_recovered
+
+
 @pytest.mark.parametrize(("codec", "pt"), [("opus", 111), ("G722", 9)])
 def test_dtmf_events_at_the_codecs_clock(codec: str, pt: int) -> None:
     a, b = pair(codec, pt)

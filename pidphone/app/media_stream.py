@@ -241,12 +241,12 @@ class AudioStream:
 
     def _conceal(self, next_payload: bytes) -> bytes:
         codec = self.codec
-        if not next_payload and codec.has_fec and not self._jitter.min_delay:
-            # The path loses packets: from now on hold a frame more, so that the next
-            # packet (and the FEC copy of the lost frame in it) is here when a frame is lost.
-            # (The media worker reads the sockets before it plays: a packet read on the
-            # tick a frame is due counts as here.)
-            self._jitter.min_delay = self._jitter.frame_time
+        if not next_payload and codec.has_fec and not self._jitter.fec_hold:
+            # The path loses packets: from now on hold a frame more than the jitter needs,
+            # so that the next packet (and the FEC copy of the lost frame in it) is here
+            # when a frame is lost. (The media worker reads the sockets before it plays: a
+            # packet read on the tick a frame is due counts as here.)
+            self._jitter.fec_hold = self._jitter.frame_time
         if next_payload:
             try:
                 rebuilt = codec.decode_fec(next_payload)

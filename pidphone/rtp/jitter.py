@@ -125,9 +125,11 @@ class JitterBuffer:
         self._ssrc: int | None = None
         self._payload_type: int | None = None
         self._peak = min(max(0.0, initial_delay), max_delay)
-        self.min_delay = 0.0
-        """A floor under the target delay (seconds): one frame lets a lost frame be rebuilt
-        from the next packet's FEC, which must be here when the lost one is due."""
+        self.fec_hold = 0.0
+        """Seconds added to the target delay: a frame's worth lets a lost frame be rebuilt
+        from the next packet's FEC, which must be here when the lost one is due. Added to the
+        jitter, not a floor under it: the next packet varies as much as the lost one would
+        have, and comes a frame later."""
         self._last_pop: float | None = None
         """When the last pop happened (it played index `_play - 1`)."""
         self._reset_stream()
@@ -157,9 +159,10 @@ class JitterBuffer:
 
     @property
     def delay(self) -> float:
-        """The target delay in seconds: the peak delay variation, within `max_delay`."""
+        """The target delay in seconds: the peak delay variation plus `fec_hold`, within
+        `max_delay`."""
         peak = self._peak - _JITTER_TOLERANCE
-        peak = max(peak, self.min_delay)
+        peak = (peak if peak > 0.0 else 0.0) + self.fec_hold
         return peak if peak < self.max_delay else self.max_delay
 
     @property
