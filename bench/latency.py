@@ -376,6 +376,8 @@ async def measure(chirps: int, interval: float, codec: str = "PCMU", alsa: bool 
             capture.armed.clear()
             await asyncio.sleep(0.5)
             target = jitter_target()
+            phase = tick_phase(alice, bob)
+            held = held_delay(bob)
             earpiece = bob.devices.earpiece
             rate = earpiece.rate if earpiece is not None else SAMPLE_RATE
         finally:
@@ -392,6 +394,11 @@ async def measure(chirps: int, interval: float, codec: str = "PCMU", alsa: bool 
     delays = pair_up(sent, heard)
     print(f"{codec}: earpiece at {rate} Hz" + (" (ALSA driver, alsa-lib file PCM)" if alsa else ""))
     report(delays, len(sent), target, codec)
+    print(
+        f"measured in this call: the receiver's tick comes {phase * 1000:.1f} ms after the "
+        f"sender's (a packet waits that long before it is read); the jitter buffer's target "
+        f"at the end: {held * 1000:.1f} ms"
+    )
     return 0 if delays else 1
 
 
@@ -407,6 +414,23 @@ def report_slack(slacks: list[float], underruns: int) -> None:
         f"earpiece: {len(slacks)} frames written, {underruns} underruns; slack (written before "
         f"the card plays it) min {ms[0]:.2f} ms, p1 {p1:.2f}, median {statistics.median(ms):.2f}"
     )
+
+
+def tick_phase(sender: Phone, receiver: Phone) -> float:
+    """How long after the sender's capture tick the receiver's comes (0-20 ms): a packet sent
+    on the one waits that long to be read on the other."""
+    sent = sender.devices.capture.next_frame_at()
+    read = receiver.devices.capture.next_frame_at()
+    return (read - sent) % FRAME_TIME
+
+
+def held_delay(receiver: Phone) -> float:
+    """The receiving call's jitter-buffer target now (0 on a clean path)."""
+    worker = receiver.engine.worker
+    calls = getattr(worker, "_calls", {}) if worker is not None else {}
+    for call in calls.values():
+        return float(call.session._stream._jitter.delay)
+    return float("nan")
 
 
 def jitter_target() -> float:
