@@ -2,8 +2,10 @@
 
     .venv/bin/python -m bench.call [--seconds 60] [--only linphone|pidphone]
                                    [--suite DH3k-AES1-HS80-S256-B32] [--sequential]
+                                   [--codec PCMU|G722|opus]
 
-In one private network namespace with one Kamailio (TLS, digest auth), two PCMU calls of
+In one private network namespace with one Kamailio (TLS, digest auth), two calls (`--codec`,
+PCMU by default; a wideband codec's tones are files at 16 kHz on both sides) of
 `--seconds` each, ZRTP-secured with the same algorithms (`--suite`, by default what bzrtp
 picks by itself), a tone each way, side by side (so other load on the machine weighs on both
 alike; each endpoint needs a few percent of one core):
@@ -21,8 +23,10 @@ pidphone/linphonec; the targets are CPU and time to SAS at most linphonec's.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -33,17 +37,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.quality import LINPHONE_ONLY
 from pidphone.drivers.certs import Pki, make_test_pki
 from tests.peers.interop import (
     DEFAULT_SUITE,
-    PCMU_ONLY,
     InteropLinphone,
     PidphoneRun,
     ZrtpSuite,
     has_tone,
     wav_frequencies,
     write_config,
-    write_raw_tone,
     write_tone,
 )
 from tests.peers.kamailio import Kamailio
@@ -124,14 +127,19 @@ def wait_until(done: Callable[[], bool], what: str, timeout: float) -> None:
 
 
 def linphone_call(
-    workdir: Path, kamailio: Kamailio, ca: Path, suite: ZrtpSuite, seconds: float
+    workdir: Path,
+    kamailio: Kamailio,
+    ca: Path,
+    suite: ZrtpSuite,
+    seconds: float,
+    codec: str = "PCMU",
 ) -> CallFigures:
     common = {
         "ca_file": ca,
         "registrar": kamailio.address,
         "media_encryption": "zrtp",
         "encryption_mandatory": True,
-        "codecs": PCMU_ONLY,
+        "codecs": LINPHONE_ONLY[codec],
         "extra_sip": suite.linphone_sip(),
     }
     caller = InteropLinphone(workdir, "linphone", "linphonepw", **common)  # type: ignore[arg-type]
@@ -152,7 +160,9 @@ def linphone_call(
         for phone, tone in ((caller, CALLER_TONE), (callee, CALLEE_TONE)):
             phone.start()
             phone.wait_registered()
-            wav = write_tone(workdir / f"{phone.user}-tone.wav", tone, seconds + 20, rate=8000)
+            wav = write_tone(
+                workdir / f"{phone.user}-tone.wav", tone, seconds + 20, rate=file_rate(codec)
+            )
             phone.use_files(play=wav, record=workdir / f"{phone.user}-heard.wav")
         pids = [caller.linphonec_pid(), callee.linphonec_pid()]
         if None in pids:
@@ -238,9 +248,28 @@ class Progress:
         return line.split()[2] if line else ""
 
 
+def file_rate(codec: str) -> int:
+    """Hz of the tone files: the call's audio rate, so neither side resamples them."""
+    return 8000 if codec in ("PCMU", "PCMA") else 16000
+
+
+def raw_tone(path: Path, frequency: float, seconds: float, rate: int) -> Path:
+    """`write_tone`'s sine as raw S16_LE mono PCM at `rate` (pidphone's sim.audio_in_file)."""
+    step = 2 * math.pi * frequency / rate
+    samples = [int(12000 * math.sin(step * i)) for i in range(int(rate * seconds))]
+    path.write_bytes(struct.pack(f"<{len(samples)}h", *samples))
+    return path
+
+
 def pidphone_call(
-    workdir: Path, kamailio: Kamailio, pki: Pki, suite: ZrtpSuite, seconds: float
+    workdir: Path,
+    kamailio: Kamailio,
+    pki: Pki,
+    suite: ZrtpSuite,
+    seconds: float,
+    codec: str = "PCMU",
 ) -> CallFigures:
+    rate = file_rate(codec)
     alice = write_config(
         workdir / "alice.toml",
         "alice",
@@ -248,9 +277,9 @@ def pidphone_call(
         pki=pki,
         tone=CALLER_TONE,
         registrar=kamailio.address,
-        codecs=("PCMU",),
+        codecs=(codec,),
         suite=suite,
-        audio_in=write_raw_tone(workdir / "alice-tone.raw", CALLER_TONE, seconds + 20),
+        audio_in=raw_tone(workdir / "alice-tone.raw", CALLER_TONE, seconds + 20, rate),
     )
     bob = write_config(
         workdir / "bob.toml",
@@ -259,10 +288,13 @@ def pidphone_call(
         pki=pki,
         tone=CALLEE_TONE,
         registrar=kamailio.address,
-        codecs=("PCMU",),
+        codecs=(codec,),
         suite=suite,
-        audio_in=write_raw_tone(workdir / "bob-tone.raw", CALLEE_TONE, seconds + 20),
+        audio_in=raw_tone(workdir / "bob-tone.raw", CALLEE_TONE, seconds + 20, rate),
     )
+    for config in (alice, bob):
+        text = config.read_text().replace("[sim]\n", f"[sim]\nfile_rate = {rate}\n", 1)
+        config.write_text(text)
     figures = CallFigures(
         "pidphone",
         Endpoint("pidphone caller", expected_tone=CALLEE_TONE),
@@ -344,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sequential", action="store_true", help="one call after the other, not side by side"
     )
+    parser.add_argument("--codec", default="PCMU", choices=tuple(LINPHONE_ONLY))
     parser.add_argument(
         "--suite",
         default=DEFAULT_SUITE.label,
@@ -370,16 +403,21 @@ def main(argv: list[str] | None = None) -> int:
             kamailio.start()
             try:
                 print(
-                    f"{args.seconds:g} s PCMU calls through Kamailio over TLS, ZRTP {suite.label}"
+                    f"{args.seconds:g} s {args.codec} calls through Kamailio over TLS, "
+                    f"ZRTP {suite.label}"
                 )
                 halves: list[Callable[[], CallFigures]] = []
                 if args.only != "pidphone":
                     halves.append(
-                        lambda: linphone_call(workdir, kamailio, pki.ca_cert, suite, args.seconds)
+                        lambda: linphone_call(
+                            workdir, kamailio, pki.ca_cert, suite, args.seconds, args.codec
+                        )
                     )
                 if args.only != "linphone":
                     halves.append(
-                        lambda: pidphone_call(workdir, kamailio, pki, suite, args.seconds)
+                        lambda: pidphone_call(
+                            workdir, kamailio, pki, suite, args.seconds, args.codec
+                        )
                     )
                 if args.sequential:
                     calls = [half() for half in halves]

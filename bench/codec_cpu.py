@@ -1,6 +1,6 @@
 """CPU time of each codec per 20 ms frame, run by hand:
 
-    .venv/bin/python -m bench.codec_cpu [--frames 1500]
+    .venv/bin/python -m bench.codec_cpu [--frames 1500] [--opus 0,2,5,10]
 
 Speech made by bench/speech.py is encoded and decoded frame by frame through
 `pidphone.audio.codec` (the objects the media session holds), each at its call rate (8 kHz
@@ -8,6 +8,9 @@ G.711, 16 kHz G.722 and Opus with the FEC a pidphone peer asks for), on thread C
 that other load on the machine counts less. Printed: microseconds per frame to encode, to
 decode, to conceal, and what one call costs (50 frames a second each way) in CPU seconds per
 call-minute, the unit of bench/call.py.
+
+`--opus` compares libopus encoder complexities instead: encode time per frame and PESQ-WB
+(clean and at 3 % random loss, FEC rebuilding what it can) of the speech through each.
 """
 
 from __future__ import annotations
@@ -48,10 +51,48 @@ def per_frame(name: str, frames: int) -> tuple[float, float, float]:
     )
 
 
+def opus_complexities(levels: list[int], frames: int) -> None:
+    from bench.relay import Impairer, Impairment
+    from bench.speech import mos, through_codec
+    from pidphone.audio.codec import OpusCodec
+
+    rate = audio_rate("opus")
+    speech = make_speech(rate)
+    impairer = Impairer(Impairment(loss=0.03), 1)
+    lost = [impairer.schedule(0.0) == [] for _ in range(2000)]
+    print(
+        f"{'complexity':>10} {'encode us':>10} {'CPU-s/min':>10} {'MOS clean':>10} {'MOS 3 %':>8}"
+    )
+    for level in levels:
+        codec = OpusCodec(sample_rate=rate, complexity=level)
+        size = codec.frame_bytes
+        pcm = [speech[i : i + size] for i in range(0, len(speech) - size + 1, size)]
+        pcm = (pcm * (frames // len(pcm) + 1))[:frames]
+        start = time.thread_time()
+        for frame in pcm:
+            codec.encode(frame)
+        encode = (time.thread_time() - start) / frames
+        codec.close()
+        scores = []
+        for loss in ([], lost):
+            codec = OpusCodec(sample_rate=rate, complexity=level)
+            scores.append(mos(speech, through_codec(codec, speech, loss), rate))
+            codec.close()
+        print(
+            f"{level:>10} {encode * 1e6:>10.1f} {encode * 50 * 60:>10.3f} {scores[0]:>10.2f} "
+            f"{scores[1]:>8.2f}",
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.codec_cpu", description=__doc__)
     parser.add_argument("--frames", type=int, default=1500)
+    parser.add_argument("--opus", help="libopus complexities to compare, e.g. 0,2,5,10")
     args = parser.parse_args(argv)
+    if args.opus:
+        opus_complexities([int(level) for level in args.opus.split(",")], args.frames)
+        return 0
     print(f"{'codec':>6} {'encode us':>10} {'decode us':>10} {'conceal us':>11} {'CPU-s/min':>10}")
     for name in CODECS:
         enc, dec, con = per_frame(name, args.frames)

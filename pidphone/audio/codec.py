@@ -54,6 +54,10 @@ seeds 1 and 2, at 0 / 3 / 10 % loss): 40 kbit/s 3.71 / 3.49 / 3.23, 48 kbit/s 3.
 3.45, 64 kbit/s 4.27 / 4.07 / 3.76 (without FEC, 40 kbit/s: 4.06 / 2.56 / 1.81). A peer's
 maxaveragebitrate lowers it."""
 
+OPUS_COMPLEXITY = 5
+"""libopus's encoder complexity (0-10; its own default is 10). `bench.codec_cpu --opus`
+measures encode time and speech quality at each."""
+
 OPUS_AUDIO_RATE = 16000
 """Hz: the widest audio pidphone encodes with Opus (wideband, 50-7000 Hz: what a handset
 earpiece reproduces; the bits go to the speech band instead of 8-20 kHz)."""
@@ -246,6 +250,7 @@ class OpusCodec(Codec):
         bitrate: int = OPUS_BITRATE,
         expected_loss: int = OPUS_EXPECTED_LOSS,
         audio_rate: int = OPUS_AUDIO_RATE,
+        complexity: int = OPUS_COMPLEXITY,
     ) -> None:
         if sample_rate not in OPUS_RATES:
             raise LocalProtocolError(f"Opus runs at {OPUS_RATES} Hz, not {sample_rate}")
@@ -259,6 +264,7 @@ class OpusCodec(Codec):
             expected_loss=expected_loss if fec else 0,
             dtx=dtx,
             max_bandwidth=_bandwidth_for(min(max_playback_rate, audio_rate)),
+            complexity=complexity,
         )
         self._decoder = OpusDecoder(sample_rate)
 
