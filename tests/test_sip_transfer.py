@@ -422,3 +422,67 @@ def test_a_referred_call_goes_through_the_registrar_whatever_host_the_refer_name
     # a URI the user dials with a host and port of its own is called directly
     bob.invite("sip:carol@192.0.2.9:5099", OFFER, 3.0)
     assert ("192.0.2.9", 5099) in {peer for _, peer in bob.data_to_send()}
+
+
+def referred_invite(net: Network, call_id: str) -> Request:
+    (invite,) = [r for r in sent(net, "INVITE") if r.call_id == call_id]
+    return invite
+
+
+def test_the_call_a_refer_asked_for_carries_its_referred_by() -> None:
+    """RFC 3892 §3: the transferee copies the REFER's Referred-By into the INVITE it sends, so
+    the target's phone can say who transferred the caller; a call dialled by hand has none."""
+    net, _, bob, _, call_id = blind_refer()
+    (refer,) = sent(net, "REFER")
+    assert refer.header("Referred-By") == "Alice A <sips:alice@127.0.0.1>"
+    dialled = bob.invite(CAROL, OFFER, 2.05)  # before the transfer is accepted
+    bob.accept_refer(call_id, 2.1)
+    new_call = bob.invite_referred(CAROL, OFFER, 2.2)
+    net.run(2.2)
+    assert referred_invite(net, new_call).header("Referred-By") == (
+        "Alice A <sips:alice@127.0.0.1>"
+    )
+    assert referred_invite(net, dialled).header("Referred-By") is None
+
+
+def test_an_attended_transfer_carries_the_referred_by_too() -> None:
+    net, alice, bob, carol = three_phones()
+    held = connect(net, alice, bob, "sips:bob@127.0.0.1:5062", 1.0)
+    consult = connect(net, alice, carol, CAROL, 2.0)
+    alice.refer_replacing(held, consult, 3.0)
+    net.run(3.0)
+    (received,) = events(bob)
+    assert isinstance(received, ev.ReferReceived)
+    bob.accept_refer(held, 3.1)
+    joined = bob.invite(received.target, OFFER, 3.2, replaces=received.replaces)
+    net.run(3.2)
+    invite = referred_invite(net, joined)
+    assert invite.header("Referred-By") == "Alice A <sips:alice@127.0.0.1>"
+    assert invite.header("Replaces") == received.replaces
+
+
+@pytest.mark.parametrize(
+    ("referred_by", "copied"),
+    [
+        (None, "Alice A <sips:alice@127.0.0.1>"),  # none: the REFER's From (no tag)
+        (
+            '"Boss" <sips:boss@example.org?Subject=x>;cid="<abc@example.org>";x=1',
+            "Boss <sips:boss@example.org>;x=1",  # no URI headers, no token reference
+        ),
+        ("<tel:+15551234>", "Alice A <sips:alice@127.0.0.1>"),
+        ("<<nonsense", "Alice A <sips:alice@127.0.0.1>"),
+    ],
+)
+def test_a_referred_by_is_copied_only_in_a_clean_form(referred_by: str | None, copied: str) -> None:
+    net, alice, bob, _ = three_phones()
+    call_id = connect(net, alice, bob, "sips:bob@127.0.0.1:5062", 1.0)
+    alice.refer(call_id, CAROL, 2.0)
+    line = b"Referred-By: Alice A <sips:alice@127.0.0.1>\r\n"
+    new = b"" if referred_by is None else f"Referred-By: {referred_by}\r\n".encode()
+    deliver_rewritten(net, alice, 2.0, lambda d: d.replace(line, new))
+    (received,) = events(bob)
+    assert isinstance(received, ev.ReferReceived) and received.referred_by == copied
+    bob.accept_refer(call_id, 2.1)
+    new_call = bob.invite_referred(CAROL, OFFER, 2.2)
+    net.run(2.2)
+    assert referred_invite(net, new_call).header("Referred-By") == copied

@@ -202,14 +202,18 @@ class UserAgent:
         call a transfer asked for never opens a connection to a host the REFER named."""
         if replaces is None:
             return self._client.invite(target, sdp, now)
-        return self._client.invite(
-            target, sdp, now, headers=(("Replaces", replaces),), via_registrar=True
-        )
+        headers = (("Replaces", replaces), *self._referred_by(target))
+        return self._client.invite(target, sdp, now, headers=headers, via_registrar=True)
 
     def invite_referred(self, target: str, sdp: bytes, now: float) -> str:
         """Call `target` because a REFER asked for it: as `invite`, through the registrar
-        when there is one."""
-        return self._client.invite(target, sdp, now, via_registrar=True)
+        when there is one, with the REFER's Referred-By (RFC 3892)."""
+        headers = self._referred_by(target)
+        return self._client.invite(target, sdp, now, headers=headers, via_registrar=True)
+
+    def _referred_by(self, target: str) -> tuple[tuple[str, str], ...]:
+        referrer = self._refers.referred_by(target)
+        return () if referrer is None else (("Referred-By", referrer),)
 
     def next_hop(self, target: str) -> Address:
         """Where an INVITE to `target` goes first: the registrar, or the called host."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pidphone.errors import LocalProtocolError
 from pidphone.sip import events as ev
@@ -40,7 +40,7 @@ from pidphone.sip.sipfrag import MEDIA_TYPE, parse_status_line, status_line
 from pidphone.sip.stack import SipStack
 from pidphone.sip.transaction import T1
 from pidphone.sip.transaction_layer import NoResponse, Notifying, Referring
-from pidphone.sip.uri import Uri
+from pidphone.sip.uri import NameAddr, Uri
 
 Address = tuple[str, int]
 
@@ -110,6 +110,10 @@ class Referral:
     subscribed: bool = True
     """False when the REFER or its 2xx said `Refer-Sub: false` (RFC 4488): no NOTIFYs."""
     last_status: int = 0
+    target: str = ""
+    """The peer's REFER: the URI it asked us to call."""
+    referrer: str = ""
+    """The peer's REFER: who referred us, for the Referred-By of the call it asked for."""
 
     def can(self, event: ReferInput) -> bool:
         return (self.state, event) in TRANSITIONS
@@ -239,10 +243,19 @@ class ReferUsages:
             return
         referral = Referral(call.call_id, ReferState.DECIDING, req, now + REFER_DECISION_TIME)
         referral.subscribed = (req.header("Refer-Sub") or "").strip().lower() != "false"
+        referral.target = str(target.uri)
+        referral.referrer = referrer(req)
         self._add(referral, call)
-        referred_by = (req.header("Referred-By") or "")[:256]
         replaces = None if target.replaces is None else str(target.replaces)
-        stack.report(ev.ReferReceived(call.call_id, str(target.uri), replaces, referred_by))
+        stack.report(ev.ReferReceived(call.call_id, referral.target, replaces, referral.referrer))
+
+    def referred_by(self, target: str) -> str | None:
+        """The Referred-By for our INVITE to `target`, if a REFER we accepted asked for that
+        call (RFC 3892 §3: the referee copies it into the request the REFER triggers)."""
+        for referral in self._referrals.values():
+            if referral.state is ReferState.NOTIFYING and referral.target == target:
+                return referral.referrer or None
+        return None
 
     def accept_refer(self, call_id: str, now: float) -> None:
         call, referral = self._deciding(call_id)
@@ -398,3 +411,23 @@ class ReferUsages:
     def _forget(self, referral: Referral) -> None:
         if self._referrals.get(referral.call_id) is referral:
             del self._referrals[referral.call_id]
+
+
+MAX_REFERRED_BY = 256
+"""Characters of a REFER's Referred-By looked at."""
+
+
+def referrer(req: Request) -> str:
+    """Who referred us (RFC 3892): the REFER's Referred-By, parsed and written again with no
+    URI headers and no `cid` (we carry no Referred-By token); its From when it has none, or
+    one that does not parse. Never more than the peer could say in its own From."""
+    raw = (req.header("Referred-By") or "")[:MAX_REFERRED_BY]
+    try:
+        said = NameAddr.parse(raw) if raw.strip() else None
+    except SipParseError:
+        said = None
+    if said is None or said.wildcard or said.uri.scheme not in ("sip", "sips"):
+        said = NameAddr(uri=req.from_.uri, display_name=req.from_.display_name)
+    params = tuple((n, v) for n, v in said.params if n.lower() not in ("cid", "tag"))
+    uri = replace(said.uri, headers=(), password=None)
+    return str(NameAddr(uri=uri, display_name=said.display_name, params=params))
