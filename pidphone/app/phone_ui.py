@@ -4,7 +4,9 @@ Key, hook and call facts go into the pure reducer (`state.reduce`); its commands
 Those about calls and the handset's audio go to the controller (`run_command`); the ringer
 and the volume are the UI's own. `render(state)` makes the screen.
 
-The display, the mixer and the ringer are slow on real hardware (a full OLED frame is ~25 ms
+The call history and the preferences are saved on a thread of their own (`StateWriter`: an
+fsync on an SD card must not hold up the loop). The display, the mixer and the ringer are slow
+on real hardware (a full OLED frame is ~25 ms
 on a 400 kHz I2C bus, ~100 ms at 100 kHz; opening an ALSA device tens of ms), so none of them
 runs on the loop, let alone on the media thread: a device thread ("ui-devices") draws the
 latest screen (a screen that is superseded before it is drawn is skipped) and sets the volume;
@@ -38,6 +40,7 @@ from . import phone_events as pe
 from .phone_state import PhoneState, initial_state
 from .screen import render
 from .state import next_deadline, reduce
+from .state_writer import StateWriter
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +186,7 @@ class PhoneUi:
         self._after_drawn: list[tuple[int, Callable[[], None]]] = []
         self._tick: asyncio.TimerHandle | None = None
         self._devices = SlowDevices(display, audio, self._drawn_from_thread)
+        self._writer = StateWriter(call_log, preferences)
         self._ringer = Ringer(audio, tone_plan, settings.ring_volume)
 
     @property
@@ -208,6 +212,7 @@ class PhoneUi:
         self._devices.close()
         if self._keypad is not None:
             self._keypad.close()
+        self._writer.close()  # the last history and preferences reach the disk
 
     def fact(self, fact: pe.ReducerInput) -> None:
         """A key, the hook, or a fact about registration or a call."""
@@ -216,13 +221,10 @@ class PhoneUi:
         before = self._state
         self._state, commands = reduce(self._state, fact, self._loop.time())
         state = self._state
-        if self._call_log is not None and state.history is not before.history:
-            self._call_log.save(state.history)  # a few KiB, written atomically
-        if self._preferences is not None and (state.dnd, state.forward_to) != (
-            before.dnd,
-            before.forward_to,
-        ):
-            self._preferences.save(Preferences(dnd=state.dnd, forward_to=state.forward_to))
+        if state.history is not before.history:
+            self._writer.save_history(state.history)  # off the loop: an fsync on an SD card
+        if (state.dnd, state.forward_to) != (before.dnd, before.forward_to):
+            self._writer.save_preferences(Preferences(dnd=state.dnd, forward_to=state.forward_to))
         for command in commands:
             if isinstance(command, pe.Ring):
                 self._ringer.ring(command.on)
