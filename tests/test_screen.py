@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import threading
 from dataclasses import replace
 
 import pytest
@@ -17,6 +20,7 @@ from pidphone.app.call_events import (
 )
 from pidphone.app.phone_events import OutgoingCall, PhoneSettings, RegistrationChanged, Tick
 from pidphone.app.phone_state import PhoneState, initial_state
+from pidphone.app.phone_ui import PhoneUi
 from pidphone.app.screen import render
 from pidphone.app.state import next_deadline, reduce
 from pidphone.cli.render_screens import sample_screens
@@ -238,3 +242,31 @@ def test_the_idle_screen_names_the_account_once() -> None:
     assert screen.status == ""
     state, _ = reduce(state, Tick(1.0, clock="09:41"))
     assert render(state, 1.0).status == "09:41"
+
+
+def test_the_first_screen_drawn_at_start_already_has_the_clock() -> None:
+    """At start and on every reload the status bar was blank until the first tick, a second
+    later: a flash of an empty bar. The first screen drawn has the time."""
+
+    class Panel:
+        def __init__(self) -> None:
+            self.drawn: list[Screen] = []
+            self.first = threading.Event()
+
+        def show(self, screen: Screen) -> None:
+            self.drawn.append(screen)
+            self.first.set()
+
+        def close(self) -> None:
+            pass
+
+    panel = Panel()
+
+    async def main() -> None:
+        ui = PhoneUi(PhoneSettings(account="alice"), lambda command: None, display=panel)
+        ui.start()
+        await asyncio.to_thread(panel.first.wait, 5)
+        ui.stop()
+
+    asyncio.run(main())
+    assert re.fullmatch(r"\d\d:\d\d", panel.drawn[0].status), panel.drawn[0]

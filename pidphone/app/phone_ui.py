@@ -199,8 +199,7 @@ class PhoneUi:
         kept = self._preferences.load() if self._preferences is not None else None
         self._state = initial_state(self._settings, self._loop.time(), off_hook, history, kept)
         self._devices.set_volume(self._state.volume)  # audio.volume (or the kept one) at start
-        self._show()
-        self._schedule_tick()
+        self._on_tick()  # the first screen has the clock (its status bar once flashed blank)
         if self._keypad is not None:
             self._keypad.start(self._input_from_thread)
 
