@@ -321,5 +321,5 @@ def _q(contact: NameAddr) -> int:
 
 
 def _key(uri: Uri) -> str:
-    """What makes two targets the same one, for loop detection."""
-    return f"{uri.scheme}:{(uri.user or '')}@{uri.host.lower()}:{uri.port or ''}"
+    """What makes two targets the same one, for loop detection (sip: and sips: alike)."""
+    return f"{(uri.user or '')}@{uri.host.lower()}:{uri.port or ''}"
