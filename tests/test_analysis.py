@@ -42,3 +42,9 @@ def test_goertzel_power_is_half_the_squared_amplitude() -> None:
 def test_longer_audio_with_a_16k_rate() -> None:
     pcm = sine(3000, 3.0, rate=16000)
     assert dominant_frequencies(pcm, 16000, hi=7000) == [pytest.approx(3000, abs=5)]
+
+
+def test_rms_is_exact_at_full_scale() -> None:
+    """The level is the exact root of the mean square, full scale and odd bytes included."""
+    assert rms(struct.pack("<4h", -32768, -32768, -32768, -32768)) == 32768.0
+    assert rms(struct.pack("<2h", 3, -4) + b"\x07") == (25 / 2) ** 0.5

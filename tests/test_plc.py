@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 import struct
 
 import pytest
 
 from pidphone.audio import dominant_frequencies, rms, samples_of
-from pidphone.audio.plc import Concealer, find_pitch
+from pidphone.audio.plc import Concealer, _to_pcm, find_pitch
 from pidphone.errors import LocalProtocolError
 
 
@@ -119,3 +120,77 @@ def test_silence_stays_silent() -> None:
     concealer = Concealer()
     concealer.good(bytes(320))
     assert concealer.conceal() == bytes(320)
+
+
+def _reference_pitch(history: list[float], rate: int) -> int:
+    """find_pitch as Appendix I words it: explicit loops over the samples."""
+    scale = rate // 8000
+    corr_len, end = 160 * scale, len(history)
+    target = history[end - corr_len :]
+
+    def score(lag: int, step: int) -> float:
+        candidate = history[end - corr_len - lag : end - lag]
+        corr = energy = 0.0
+        for i in range(0, corr_len, step):
+            corr += target[i] * candidate[i]
+            energy += candidate[i] * candidate[i]
+        return corr / math.sqrt(max(energy, 250.0 * scale))
+
+    lags = range(40 * scale, 120 * scale + 1, 2 * scale)
+    coarse = max(lags, key=lambda lag: score(lag, 2 * scale))
+    best = score(coarse, 1)
+    for divisor in (3, 2):
+        shorter = round(coarse / divisor)
+        if shorter >= 40 * scale and score(shorter, 1) >= 0.9 * best:
+            coarse = shorter
+            break
+    fine = range(max(40 * scale, coarse - scale), min(120 * scale, coarse + scale) + 1)
+    return max(fine, key=lambda lag: score(lag, 1))
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_find_pitch_is_the_plain_correlation_search(rate: int) -> None:
+    """The pitch search sums its products at C speed; it picks what the plain loops pick,
+    on voices and on noise."""
+    rng = random.Random(rate)
+    for _ in range(40):
+        f, noise = rng.uniform(60, 400), rng.uniform(0, 20000)
+        history = [
+            4000 * math.sin(2 * math.pi * f * n / rate) + rng.uniform(-noise, noise)
+            for n in range(390 * rate // 8000)
+        ]
+        assert find_pitch(history, rate) == _reference_pitch(history, rate)
+
+
+def test_synthetic_samples_round_half_to_even_and_clip() -> None:
+    samples = [0.5, 1.5, -0.5, -2.5, 32767.4, 32767.5, 40000.0, -32768.5, -40000.0, 12.7]
+    expected = [max(-32768, min(32767, round(s))) for s in samples]
+    assert samples_of(_to_pcm(samples)) == tuple(expected)
+
+
+@pytest.mark.parametrize("unit", [1, 2, 3, 5, 6])
+def test_attenuation_falls_sample_by_sample(unit: int) -> None:
+    concealer = Concealer()
+    samples = [float(s) for s in range(-80, 80, 2)]
+    gain, step, expected = 1.0 - (unit - 1) * 0.2, 0.2 / 80, []
+    for s in samples:
+        expected.append(s * max(0.0, gain))
+        gain -= step
+    assert concealer._attenuate(samples, unit) == expected
+
+
+def test_long_loss_loops_the_pitch_buffer_sample_by_sample() -> None:
+    """A loss reads the pitch buffer round and round from where the last read stopped (150
+    samples from a buffer of two periods wrap)."""
+    concealer = Concealer()
+    for frame in sine_frames(250, 4):
+        concealer.good(frame)
+    concealer.conceal()  # 20 ms lost: the buffer grew to two periods
+    buffer, length, offset = list(concealer._buffer), concealer._length, concealer._offset
+    start = len(buffer) - length
+    expected = []
+    for _ in range(150):
+        expected.append(buffer[start + offset])
+        offset = (offset + 1) % length
+    assert concealer._synthesize(150) == expected
+    assert concealer._offset == offset
