@@ -275,6 +275,28 @@ def test_stun_without_answer_opens_the_call_unmapped() -> None:
         side.worker.stop()
 
 
+def test_one_pass_over_the_calls_runs_what_is_due_and_keeps_the_earliest_deadline() -> None:
+    """The wait after a wake-up ends at the earliest timer of any call (here STUN retries),
+    not at the last call's; a due retry goes out and moves that call's deadline on."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.settimeout(2)
+    worker = MediaWorker(lambda batch: None, open_socket=open_udp, cache=MemoryZidCache())
+    try:
+        server = silent.getsockname()
+        worker._open(OpenMedia(2, "127.0.0.1", MediaConfig(), server), now=-0.3)  # retry at 0.2
+        worker._open(OpenMedia(1, "127.0.0.1", MediaConfig(), server), now=0.0)  # retry at 0.5
+        assert [classify(silent.recv(2048)) for _ in range(2)] == [PacketKind.STUN] * 2
+        assert worker._run_timers(0.1) == pytest.approx(0.2)
+        assert worker._run_timers(0.3) == pytest.approx(0.5)  # call 2 retried: next at 1.3
+        assert classify(silent.recv(2048)) is PacketKind.STUN
+        assert worker._run_timers(0.6) == pytest.approx(1.3)  # call 1 retried: next at 1.6
+    finally:
+        worker._release()
+        worker.stop()
+        silent.close()
+
+
 def test_a_socket_that_cannot_be_bound_is_reported() -> None:
     def no_sockets(host: str, port: int) -> UdpSocket:
         raise OSError(24, "Too many open files")

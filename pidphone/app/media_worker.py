@@ -177,6 +177,8 @@ class MediaWorker:
         self._tone: ToneGenerator | None = None
         self._muted = False
         self._batch: list[WorkerEvent] = []
+        self._timer: float | None = None
+        """The calls' earliest timer (ZRTP, RTCP, STUN), as the last wake-up left it."""
         self._thread = threading.Thread(target=self._run, name="media", daemon=True)
         self._stopping = False
         self.failure: str | None = None
@@ -260,34 +262,35 @@ class MediaWorker:
     def _wake_up(self) -> None:
         ready = self._selector.select(self._timeout())
         now = self._clock()
+        woken = False
         for key, _ in ready:
             if key.data is None:
                 self._drain_wake()
+                woken = True
             else:
                 self._read(key.data, now)
-        if self._run_commands(now):
+        # Every queued command sent its byte after it was queued: a wake-up without the byte
+        # has no command to run (and one queued after the drain leaves its byte for the next).
+        if woken and self._run_commands(now):
             self._follow_codec_rate()
         audio = self._audio
         if audio is not None:
             due = audio.capture.next_frame_at()
             if due <= now:
                 self._tick(audio, now, due)
-        self._run_timers(now)
+        self._timer = self._run_timers(now)
         self._flush()
         self._deliver()
 
     def _timeout(self) -> float | None:
-        deadline: float | None = None
-        if self._audio is not None:
-            deadline = self._audio.capture.next_frame_at()
-        for call in self._calls.values():
-            timer = call.session.get_timer()
-            if call.stun is not None and (timer is None or call.stun.next_at < timer):
-                timer = call.stun.next_at
-            if timer is not None and (deadline is None or timer < deadline):
-                deadline = timer
-        if not self._commands.empty():
-            return 0.0
+        """Until the next frame or timer: nothing changes the timers between the end of one
+        wake-up (`_run_timers`) and the wait of the next; a command wakes the wait itself."""
+        deadline = self._timer
+        audio = self._audio
+        if audio is not None:
+            frame = audio.capture.next_frame_at()
+            if deadline is None or frame < deadline:
+                deadline = frame
         return None if deadline is None else max(0.0, deadline - self._clock())
 
     def _drain_wake(self) -> None:
@@ -297,8 +300,10 @@ class MediaWorker:
 
     def _read(self, media_id: MediaId, now: float) -> None:
         call = self._calls.get(media_id)
-        if call is None:
-            return
+        if call is not None:
+            self._read_call(media_id, call, now)
+
+    def _read_call(self, media_id: MediaId, call: _CallMedia, now: float) -> None:
         receive = call.session.receive_datagram
         for data, source in call.socket.receive(READ_BATCH):
             if call.stun is not None and self._stun_answer(media_id, call, data):
@@ -395,7 +400,7 @@ class MediaWorker:
         most 10 ms more delay) starts it again with its silence ahead."""
         for media_id, media in self._calls.items():
             if not media.watched:
-                self._read(media_id, now)
+                self._read_call(media_id, media, now)
         pcm = audio.capture.read_frame()
         call = self._calls.get(self._handset) if self._handset is not None else None
         if call is not None:
@@ -415,14 +420,25 @@ class MediaWorker:
             audio.playback.write_frame(audio.silence)
         audio.playback.write_frame(out)
 
-    def _run_timers(self, now: float) -> None:
+    def _run_timers(self, now: float) -> float | None:
+        """Run the due timers; the earliest one left (each session asked once when none is due)."""
+        deadline: float | None = None
         for media_id, call in self._calls.items():
             query = call.stun
-            if query is not None and query.next_at <= now:
-                self._retry_stun(media_id, call, query, now)
-            timer = call.session.get_timer()
+            if query is not None:
+                if query.next_at <= now:
+                    self._retry_stun(media_id, call, query, now)
+                query = call.stun
+                if query is not None and (deadline is None or query.next_at < deadline):
+                    deadline = query.next_at
+            session = call.session
+            timer = session.get_timer()
             if timer is not None and timer <= now:
-                call.session.handle_timer(now)
+                session.handle_timer(now)
+                timer = session.get_timer()
+            if timer is not None and (deadline is None or timer < deadline):
+                deadline = timer
+        return deadline
 
     def _retry_stun(
         self, media_id: MediaId, call: _CallMedia, query: _StunQuery, now: float
