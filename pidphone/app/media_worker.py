@@ -6,7 +6,7 @@ STUN binding requests go out and are answered here too), each call's `MediaSessi
 SRTP, jitter buffer, codec), the handset's capture and playback devices, the handset tone and
 the mute flag. Nothing else touches them, so nothing here takes a lock.
 
-Each wake-up, after one `selectors` wait whose timeout is the earlier of the capture's next
+Each wake-up, after one `select` wait whose timeout is the earlier of the capture's next
 frame and the sessions' own timers (so ZRTP answers at network speed, whatever the audio
 clock): read what the sockets have (at most `READ_BATCH` per socket); run the commands the
 loop queued; when a frame is due, capture it, send it on the call that has the handset and
@@ -33,7 +33,7 @@ import contextlib
 import logging
 import queue
 import secrets
-import selectors
+import select
 import socket
 import threading
 import time
@@ -169,8 +169,10 @@ class MediaWorker:
         self._wake_w.setblocking(False)
         # select(2) for its microsecond timeout: epoll and poll round it up to the millisecond,
         # which would make every frame up to 1 ms late; a phone waits on a handful of sockets.
-        self._selector = selectors.SelectSelector()
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        # Called directly, on a dict of the descriptors watched (selectors.SelectSelector
+        # would rebuild sets and keys on each of the 50 waits a second).
+        self._watched: dict[int, MediaId | None] = {self._wake_r.fileno(): None}
+        """Descriptor -> the call whose socket it is (None: the wake socket)."""
         self._calls: dict[MediaId, _CallMedia] = {}
         self._audio: _Audio | None = None
         self._handset: MediaId | None = None
@@ -260,15 +262,16 @@ class MediaWorker:
         self._open_audio(rate)
 
     def _wake_up(self) -> None:
-        ready = self._selector.select(self._timeout())
+        ready = select.select(self._watched, (), (), self._timeout())[0]
         now = self._clock()
         woken = False
-        for key, _ in ready:
-            if key.data is None:
-                self._drain_wake()
+        for fd in ready:
+            media_id = self._watched.get(fd)
+            if media_id is None:
                 woken = True
+                self._drain_wake()
             else:
-                self._read(key.data, now)
+                self._read(media_id, now)
         # Every queued command sent its byte after it was queued: a wake-up without the byte
         # has no command to run (and one queued after the drain leaves its byte for the next).
         if woken and self._run_commands(now):
@@ -360,7 +363,7 @@ class MediaWorker:
             return
         try:
             session = MediaSession(command.config, cache=self._cache, wall_clock=self._wall_clock)
-            self._selector.register(sock, selectors.EVENT_READ, media_id)
+            self._watched[sock.fileno()] = media_id
         except BaseException:
             sock.close()
             raise
@@ -462,9 +465,9 @@ class MediaWorker:
             if watch != call.watched:
                 call.watched = watch
                 if watch:
-                    self._selector.register(call.socket, selectors.EVENT_READ, media_id)
+                    self._watched[call.socket.fileno()] = media_id
                 else:
-                    self._selector.unregister(call.socket)
+                    del self._watched[call.socket.fileno()]
 
     @staticmethod
     def _send(call: _CallMedia) -> None:
@@ -481,7 +484,7 @@ class MediaWorker:
     def _forget(self, media_id: MediaId) -> None:
         call = self._calls.pop(media_id)
         if call.watched:
-            self._selector.unregister(call.socket)
+            del self._watched[call.socket.fileno()]
         call.socket.close()
 
     def _release(self) -> None:
@@ -494,5 +497,4 @@ class MediaWorker:
             for device in (audio.capture, audio.playback):
                 with contextlib.suppress(Exception):
                     device.close()
-        with contextlib.suppress(Exception):
-            self._selector.close()
+        self._watched.clear()

@@ -300,11 +300,15 @@ class ZrtpSession:
 
     def get_timer(self) -> float | None:
         """When `handle_timer` must next be called, or None."""
+        # Asked on every media wake-up (50 a second in a call): no list, no min().
         ex = self._exchange
-        deadlines = [t for t in (ex.deadline, ex.framer.get_timer()) if t is not None]
-        if ex.retransmit is not None:
-            deadlines.append(ex.retransmit.next_at)
-        return min(deadlines) if deadlines else None
+        deadline = ex.deadline
+        framer = ex.framer.get_timer()
+        if framer is not None and (deadline is None or framer < deadline):
+            deadline = framer
+        if ex.retransmit is not None and (deadline is None or ex.retransmit.next_at < deadline):
+            deadline = ex.retransmit.next_at
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         """Retransmit what is due (§6), enforce the timeouts, expire partial messages."""
