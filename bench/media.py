@@ -1,6 +1,6 @@
 """Media path cost per 20 ms G.711 packet (issue 2's benchmark), run by hand:
 
-    .venv/bin/python -m bench.media [--cpu]
+    .venv/bin/python -m bench.media [--cpu] [--paced SECONDS]
 
 (a) our SRTP protect + unprotect; (b) the whole send path (PCM -> mu-law -> RTP -> SRTP) plus
 the receive path (SRTP -> RTP -> jitter buffer -> PCM); (c) the bare libsrtp (pylibsrtp)
@@ -15,6 +15,11 @@ The receive side of (b) is the lean one a call should use: `rtp_fields` and
 `JitterBuffer.put_raw`, no `RtpPacket` per packet. Every loop binds its methods to locals first,
 as the libsrtp loop does, so only the work is timed. The steps are timed alone afterwards,
 with the packet-object receive API (`RtpPacket.parse`, `JitterBuffer.put`) for comparison.
+
+`--paced SECONDS` also runs (b) and (c) one packet every 20 ms, as a call does, and prints the
+thread CPU per packet: between two packets the machine runs other work, so each packet starts
+with cold caches and costs several times its back-to-back figure (this, not the figure above,
+is what a call pays per period; bench/call.py measures the whole of it).
 """
 
 from __future__ import annotations
@@ -143,6 +148,59 @@ def whole_path() -> Round:
     return run
 
 
+def whole_path_packet() -> Callable[[int], None]:
+    """(b) for one packet, number i: what each 20 ms period of a call does."""
+    protect = SrtpContext(PROFILE, KEY, SALT).protect
+    unprotect = SrtpContext(PROFILE, KEY, SALT).unprotect
+    packet = RtpSender(0).packet
+    jitter = JitterBuffer()
+    pcm = pcm_frame()
+
+    def one(i: int) -> None:
+        wire = protect(packet(ulaw_encode(pcm)))
+        pt, marker, seq, ts, ssrc, payload = rtp_fields(unprotect(wire))
+        jitter.put_raw(seq, ts, ssrc, pt, payload, arrival=i * 0.02, marker=marker)
+        ulaw_decode(jitter.pop(i * 0.02 + 0.01).payload)
+
+    return one
+
+
+def libsrtp_packet() -> Callable[[int], None]:
+    """(c) for one packet, number i."""
+    tx, rx = (
+        pylibsrtp.Session(
+            pylibsrtp.Policy(
+                key=KEY + SALT,
+                ssrc_type=kind,
+                srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+            )
+        )
+        for kind in (pylibsrtp.Policy.SSRC_ANY_OUTBOUND, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+    )
+    payload = bytes(PAYLOAD_LEN)
+
+    def one(i: int) -> None:
+        rtp = struct.pack("!BBHII", 0x80, 0, i & 0xFFFF, i * 160, SSRC) + payload
+        rx.unprotect(tx.protect(rtp))
+
+    return one
+
+
+def paced_us(steps: list[Callable[[int], None]], seconds: float) -> list[float]:
+    """Median thread CPU per packet of each step, the steps taking turns once every 20 ms
+    (a sleep between periods, as the media thread waits for the next frame)."""
+    times: list[list[float]] = [[] for _ in steps]
+    due = time.monotonic()
+    for i in range(int(seconds / 0.02)):
+        due += 0.02
+        time.sleep(max(0.0, due - time.monotonic()))
+        for step, taken in zip(steps, times, strict=True):
+            t0 = time.thread_time_ns()
+            step(i)
+            taken.append((time.thread_time_ns() - t0) / 1000)
+    return [statistics.median(taken) for taken in times]
+
+
 def stages() -> dict[str, Round]:
     """Each step of (b) alone, to show where its time goes."""
     pcm = pcm_frame()
@@ -193,7 +251,11 @@ def stages() -> dict[str, Round]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cpu", action="store_true", help="fastest round in thread CPU time")
-    cpu = parser.parse_args().cpu
+    parser.add_argument(
+        "--paced", type=float, metavar="SECONDS", help="also one packet per 20 ms for SECONDS"
+    )
+    args = parser.parse_args()
+    cpu = args.cpu
     a, b, c = median_us(ours_srtp(), whole_path(), libsrtp(), cpu=cpu)
     how = f"fastest of {ROUNDS} rounds in CPU time" if cpu else f"median of {ROUNDS} rounds"
     print(f"per 20 ms G.711 packet ({PAYLOAD_LEN}-byte payload), {how}")
@@ -206,6 +268,11 @@ def main() -> None:
     parts = stages()
     for name, us in zip(parts, median_us(*parts.values(), cpu=cpu), strict=True):
         print(f"    {name:42s} {us:6.2f} us")
+    if args.paced:
+        pb, pc = paced_us([whole_path_packet(), libsrtp_packet()], args.paced)
+        print(f"one packet per 20 ms for {args.paced:g} s, median thread CPU per packet:")
+        print(f"(b) whole send + receive path         {pb:7.2f} us  ({pb / b:.1f}x back to back)")
+        print(f"(c) pylibsrtp protect+unprotect       {pc:7.2f} us  ({pc / c:.1f}x back to back)")
 
 
 if __name__ == "__main__":
