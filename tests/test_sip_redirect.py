@@ -215,3 +215,27 @@ def test_a_call_made_directly_to_another_phone_is_not_redirected() -> None:
     (ended,) = [e for e in agent_events(alice) if isinstance(e, ev.CallEnded)]
     assert ended.status == 302 and ended.reason == "Moved Temporarily to sip:carol@127.0.0.1:5063"
     assert not any(target == CAROL_ADDR for _, target, _ in net.wire)
+
+
+def test_a_hang_up_right_after_a_redirect_waits_for_the_new_invites_provisional() -> None:
+    """Bob's phone rang, then forwarded the call (no answer after N seconds): the INVITE to
+    Carol has had no provisional response yet, so a hang-up now must not CANCEL it (§9.1)."""
+    net, _, alice, _ = rig({})
+    bob = make_agent("sip:bob@127.0.0.1", 2, password="alicepw", registrar=REGISTRAR)
+    net.add(BOB_ADDR, bob)
+    bob.register(0.0)
+    net.run(0.0)
+    call_id = alice.invite("bob", OFFER, 1.0)
+    net.run(1.0)
+    bob.ringing(call_id, 1.1)
+    net.run(1.1)
+    relayed = b"Via: SIP/2.0/TLS 127.0.0.1:5070;"  # the proxy's own Via: on its way to Carol
+    net.drop = lambda data: data.startswith(b"INVITE sip:carol") and relayed in data
+    bob.redirect(call_id, "carol", 1.2)
+    net.run(1.2)
+    assert tried(net) == ["bob", "carol"]
+    alice.hangup(call_id, 1.3)
+    net.run(1.3)
+    ended = [e for e in agent_events(alice) if isinstance(e, ev.CallEnded)]
+    assert ended and ended[-1].reason == "Cancelled"
+    assert not any(data.startswith(b"CANCEL ") for _, _, data in net.wire)

@@ -201,6 +201,7 @@ class InviteClient:
         if not call.redirect_targets or call.redirects >= MAX_REDIRECTS:
             return False
         target = call.redirect_targets.pop(0)
+        call.apply(CallInput.REDIRECTED)  # a hang-up now waits for the new INVITE's 1xx
         call.redirects += 1
         call.tried_targets.add(_key(target))
         self._stack.report(ev.CallRedirected(call.call_id, resp.status, str(target)))
