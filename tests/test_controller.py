@@ -354,7 +354,7 @@ def test_confirming_the_sas_after_the_media_closed_is_ignored(tmp_path: Path) ->
             worker = alice.engine.worker
             assert worker is not None
             worker.send(CloseMedia(call.media_id))  # ZRTP is gone; the SAS was shown before
-            await until(lambda: call.media_closed)
+            await until(lambda: call.media.closed)
             alice.engine.confirm_sas(call.call_id, True)
             await asyncio.sleep(0.1)
             assert call.state == CallState.CONNECTED

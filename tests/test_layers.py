@@ -88,6 +88,7 @@ APP_PURE = {
     "pidphone.app.media",
     "pidphone.app.media_config",
     "pidphone.app.media_events",
+    "pidphone.app.media_handle",
     "pidphone.app.media_security",
     "pidphone.app.media_stream",
     "pidphone.app.media_messages",

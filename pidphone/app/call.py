@@ -3,9 +3,9 @@
 The call is sans-I/O like everything it drives. It calls the SIP agent's API (`invite`,
 `answer`, `hangup`, `reinvite` ... each with `now`) directly; the switchboard routes the
 agent's call events here by Call-ID. Its media session lives on the media worker's thread:
-the call names it by `media_id`, queues commands for it (`media_commands()`: codec, peer
-address, start, direction, DTMF, SAS verdict, close) and is told what it reported
-(`on_media`). What the phone's screen needs comes out of `next_event()`.
+the call queues commands for it through its `MediaHandle` (pidphone.app.media_handle; the
+switchboard sends them: `media_commands()`) and is told what it reported (`on_media`). What
+the phone's screen needs comes out of `next_event()`.
 
 Policy (RFC 6189 §4.1, SECURITY.md): under "require" a call whose ZRTP fails, or whose
 peer never answers Hello, is hung up with a reason for the screen ("Peer does not support
@@ -30,59 +30,28 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from pidphone.errors import LocalProtocolError, ProtocolError
-from pidphone.ports import Address
 from pidphone.sdp import MediaParams, NoCommonCodec, SdesOffered, SessionDescription, negotiate
 from pidphone.sip import events as sip_events
 from pidphone.zrtp.events import Secured
 
 from .call_events import (
     CallConnected,
-    CallDtmf,
     CallEvent,
     CallFinished,
     CallForwarded,
     CallHeld,
-    CallInsecure,
     CallMedia,
-    CallMismatch,
     CallRinging,
-    CallSecure,
-    CallSecurityFailed,
-    CallSecurityLost,
     CallTransferEnded,
     CallTransferProgress,
     CallVerified,
 )
-from .call_sdp import LocalDescription, rtcp_address, zrtp_hash_hex
+from .call_sdp import LocalDescription, rtcp_address
 from .call_state import CallState
-from .media import MediaConfig
-from .media_events import (
-    MediaDtmf,
-    MediaPeerMoved,
-    MediaSecretMismatch,
-    MediaSecured,
-    MediaSecurityFailed,
-    MediaSecurityLost,
-    MediaStats,
-)
-from .media_messages import (
-    AllowClear,
-    CloseMedia,
-    MediaClosed,
-    MediaCommand,
-    MediaHelloHash,
-    MediaId,
-    MediaStatsReport,
-    MediaUpdate,
-    RestartZrtp,
-    SendDigit,
-    SetCodec,
-    SetDirection,
-    SetRemote,
-    SetSasVerified,
-    StartMedia,
-    WorkerEvent,
-)
+from .media_config import MediaConfig
+from .media_events import MediaSecured, MediaSecurityFailed, MediaStats
+from .media_handle import MediaHandle, call_event_of
+from .media_messages import MediaCommand, MediaHelloHash, MediaId, MediaUpdate, WorkerEvent
 
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 OUTGOING_UNANSWERED = (CallState.CALLING, CallState.ALERTING)
@@ -145,9 +114,7 @@ class Call:
         remote_name: str = "",
     ) -> None:
         self._agent = agent
-        self.media_id = media_id
-        self.hello_hash = hello_hash
-        """Our ZRTP Hello hash ("1.10 <hex>"), as the media session last said."""
+        self.media = MediaHandle(media_id, hello_hash)
         self.media_port = media_port
         """The port in our SDP: the call socket's, or its NAT mapping learnt by STUN."""
         self.settings = settings
@@ -161,9 +128,6 @@ class Call:
         self.secured_at: float | None = None
         self.secured: Secured | None = None
         """ZRTP's result once the media reported it, for reports."""
-        self.stats = MediaStats()
-        """The media's counters as last reported (final once `media_closed`)."""
-        self.media_closed = False
         self.local_hold = False
         self.remote_hold = False
         self._sdp = LocalDescription((settings.media_host, media_port), settings.codecs)
@@ -171,16 +135,23 @@ class Call:
         self._offer: SessionDescription | None = None
         self.media_params: MediaParams | None = None
         """What the offer/answer settled (codec, payload types, the peer's address)."""
-        self._media_started = False
-        self._peer_hash: str | None = None
-        """The peer's a=zrtp-hash digest last given to the media."""
-        self._hash_asked = 0
-        self._hash_told = 0
-        """`SetRemote`/`RestartZrtp` sent, and `MediaHelloHash` replies received."""
         self._waiting_answer: tuple[int, SessionDescription, Direction, MediaParams] | None = None
         """A re-INVITE whose answer waits for our Hello hash after the reply numbered first."""
-        self._commands: list[MediaCommand] = []
         self._events: deque[CallEvent] = deque()
+
+    @property
+    def media_id(self) -> MediaId:
+        return self.media.media_id
+
+    @property
+    def hello_hash(self) -> str:
+        """Our ZRTP Hello hash ("1.10 <hex>"), as the media session last said."""
+        return self.media.hello_hash
+
+    @property
+    def stats(self) -> MediaStats:
+        """The media's counters as last reported (final once its media closed)."""
+        return self.media.stats
 
     # ------------------------------------------------------------------ construction
 
@@ -301,7 +272,7 @@ class Call:
     def send_dtmf(self, key: str) -> None:
         if self.media_params is None or self.media_params.telephone_event_pt is None:
             raise LocalProtocolError("the peer did not negotiate telephone-event")
-        self._media(SendDigit(self.media_id, key))
+        self.media.send_digit(key)
 
     def confirm_sas(self, verified: bool, now: float) -> None:
         """The user read the SAS aloud with the peer: mark it verified, or reject it.
@@ -311,7 +282,7 @@ class Call:
         """
         if self.secured is None or self.state == CallState.ENDED:
             return
-        self._media(SetSasVerified(self.media_id, verified))
+        self.media.set_sas_verified(verified)
         self._events.append(CallVerified(self.call_id, verified))
         if not verified:
             self.hangup(now, "SAS rejected")
@@ -319,7 +290,7 @@ class Call:
     def restart_zrtp(self) -> None:
         """Start a new ZRTP stream (Multistream from the first exchange); our next SDP
         carries its Hello hash once the media says it (`hello_hash`)."""
-        self._ask_hash(RestartZrtp(self.media_id))
+        self.media.restart_zrtp()
 
     # ------------------------------------------------------------------ from the switchboard
 
@@ -345,7 +316,7 @@ class Call:
                 params, remote = result
                 if self._use_codec(params):
                     self._events.append(CallMedia(self.call_id, params))
-                self._set_remote(params, rtcp_address(remote, params, self._local_sdp))
+                self.media.set_remote(params, rtcp_address(remote, params, self._local_sdp))
                 self._set_direction(params.direction)
         elif isinstance(event, sip_events.TransferProgress):
             self._events.append(CallTransferProgress(self.call_id, event))
@@ -359,29 +330,25 @@ class Call:
         """What the media worker said about this call's media."""
         if isinstance(event, MediaUpdate):
             self._on_media_event(event, now)
-        elif isinstance(event, MediaHelloHash):
-            self._hash_told += 1
-            changed = event.hello_hash != self.hello_hash
-            self.hello_hash = event.hello_hash
-            waiting = self._waiting_answer
-            if waiting is not None and self._hash_told >= waiting[0]:
-                self._waiting_answer = None
-                self._accept_reinvite(waiting[1], waiting[2], waiting[3], changed, now)
-        elif isinstance(event, MediaStatsReport):
-            self.stats = event.stats
-        elif isinstance(event, MediaClosed):
-            self.stats = event.stats
-            self.media_closed = True
+            return
+        changed = self.media.on_reply(event)
+        waiting = self._waiting_answer
+        if (
+            isinstance(event, MediaHelloHash)
+            and waiting is not None
+            and self.media.hash_replies >= waiting[0]
+        ):
+            self._waiting_answer = None
+            self._accept_reinvite(waiting[1], waiting[2], waiting[3], changed, now)
 
     def allow_clear(self) -> None:
         """The screen says NOT SECURE (after `CallInsecure`): clear audio may flow now."""
         if self.state != CallState.ENDED:
-            self._media(AllowClear(self.media_id))
+            self.media.allow_clear()
 
     def media_commands(self) -> list[MediaCommand]:
         """What the media worker must do for this call, in order (then cleared)."""
-        commands, self._commands = self._commands, []
-        return commands
+        return self.media.commands()
 
     def next_event(self) -> CallEvent | None:
         return self._events.popleft() if self._events else None
@@ -392,12 +359,11 @@ class Call:
         self.state = CallState.CONNECTED
         self.answered_at = now
         self._use_codec(params)
-        self._set_remote(params, rtcp_address(remote, params, self._local_sdp))
-        self._media(SetDirection(self.media_id, params.direction))
+        self.media.set_remote(params, rtcp_address(remote, params, self._local_sdp))
+        self.media.set_direction(params.direction)
         self._events.append(CallConnected(self.call_id))
         self._events.append(CallMedia(self.call_id, params))
-        self._media(StartMedia(self.media_id))
-        self._media_started = True
+        self.media.start()
 
     def _use_codec(self, params: MediaParams) -> bool:
         """Hand the media the negotiated codec when it is new or changed (a re-INVITE may
@@ -405,7 +371,7 @@ class Call:
         old, self.media_params = self.media_params, params
         if old is not None and _codec_of(old) == _codec_of(params):
             return False
-        self._media(SetCodec(self.media_id, params))
+        self.media.set_codec(params)
         return True
 
     def _change_hold(self, hold: bool, now: float) -> None:
@@ -445,21 +411,7 @@ class Call:
 
     def _set_direction(self, direction: str) -> None:
         # A call we hold offers sendonly (RFC 3264 §8.4) but sends no microphone audio.
-        self._media(SetDirection(self.media_id, "inactive" if self.local_hold else direction))
-
-    def _media(self, command: MediaCommand) -> None:
-        self._commands.append(command)
-
-    def _ask_hash(self, command: SetRemote | RestartZrtp) -> None:
-        """A command the media answers with our Hello hash (`MediaHelloHash`)."""
-        self._hash_asked += 1
-        self._media(command)
-
-    def _set_remote(self, params: MediaParams, rtcp: Address | None) -> None:
-        peer_hash = params.remote_zrtp_hash
-        if peer_hash:
-            self._peer_hash = zrtp_hash_hex(peer_hash.strip()).lower()
-        self._ask_hash(SetRemote(self.media_id, params.remote_address, peer_hash, rtcp))
+        self.media.set_direction("inactive" if self.local_hold else direction)
 
     def _on_reinvite(self, sdp: bytes, now: float) -> None:
         try:
@@ -474,17 +426,11 @@ class Call:
         # Same a=zrtp-hash, same ZRTP/SRTP context: only the address and the direction change.
         # A new one restarts our stream, whose new Hello hash the answer must carry: the
         # answer waits for the media's reply.
-        peer_hash = params.remote_zrtp_hash
-        new_stream = (
-            bool(peer_hash)
-            and self._media_started
-            and self._peer_hash is not None
-            and zrtp_hash_hex((peer_hash or "").strip()).lower() != self._peer_hash
-        )
+        new_stream = self.media.is_new_stream(params.remote_zrtp_hash)
         self._local_sdp = answer
-        self._set_remote(params, rtcp_address(offer, params, self._local_sdp))
+        self.media.set_remote(params, rtcp_address(offer, params, self._local_sdp))
         if new_stream:
-            self._waiting_answer = (self._hash_asked, offer, direction, params)
+            self._waiting_answer = (self.media.hash_requests, offer, direction, params)
             return
         self._accept_reinvite(offer, direction, params, False, now)
 
@@ -517,28 +463,18 @@ class Call:
         if isinstance(event, MediaSecured):
             self.secured = event.secured
             self.secured_at = now
-            self._events.append(CallSecure(self.call_id, event.secured))
-        elif isinstance(event, MediaSecretMismatch):
-            self._events.append(CallMismatch(self.call_id))
-        elif isinstance(event, MediaSecurityFailed):
-            if event.fatal:
-                self._events.append(CallSecurityFailed(self.call_id, event))
-                self.hangup(now, event.reason)
-            else:
-                self._events.append(CallInsecure(self.call_id, event))
-        elif isinstance(event, MediaSecurityLost):
-            self._events.append(CallSecurityLost(self.call_id, event))
-        elif isinstance(event, MediaDtmf):
-            self._events.append(CallDtmf(self.call_id, event))
-        elif isinstance(event, MediaPeerMoved):
-            pass  # symmetric RTP at work; nothing for the screen
+        call_event = call_event_of(self.call_id, event)
+        if call_event is not None:
+            self._events.append(call_event)
+        if isinstance(event, MediaSecurityFailed) and event.fatal:
+            self.hangup(now, event.reason)  # the policy: ZRTP failed under "require"
 
     def _finish(self, reason: str, *, by_peer: bool, status: int | None = None) -> None:
         if self.state == CallState.ENDED:
             return
         self.state = CallState.ENDED
         self.end_reason = reason
-        self._media(CloseMedia(self.media_id))
+        self.media.close()
         self._events.append(CallFinished(self.call_id, reason, by_peer, status))
 
 

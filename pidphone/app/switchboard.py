@@ -281,7 +281,7 @@ class Switchboard:
 
     async def media_stats(self, call: Call) -> MediaStats:
         """The call's media counters now (the last ones once its media closed)."""
-        if call.media_closed or call.media_id not in self._by_media:
+        if call.media.closed or call.media_id not in self._by_media:
             return call.stats
         waiter: asyncio.Future[MediaStats] = self._loop.create_future()
         self._stats_waiters.setdefault(call.media_id, []).append(waiter)
@@ -324,7 +324,7 @@ class Switchboard:
         lost = list(self._by_media.items())
         self._by_media.clear()
         for media_id, call in lost:
-            call.media_closed = True
+            call.media.closed = True
             for stats_waiter in self._stats_waiters.pop(media_id, []):
                 if not stats_waiter.done():
                     stats_waiter.set_result(call.stats)
