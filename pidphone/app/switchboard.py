@@ -1,14 +1,15 @@
 """The loop's side of calls: signalling, each call's SIP/SDP side, and which call has the handset.
 
 The switchboard owns the `Signalling` runner of the SIP agent and the `Call`s. It routes the
-agent's events to the calls by Call-ID, hands each call's media commands to the media worker
-(through the `send_media` it is given) and the worker's events back to the call they name,
-and decides which established call carries the handset (`SetHandset`). What happens to the
-calls goes out as events to one sink: the controller, which feeds the phone UI and the
-listeners.
+agent's events to the calls by Call-ID, sends each call's media commands to the media worker
+and gives the worker's events back to the call they name, and decides which established call
+carries the handset. What happens to the calls goes out as events to one sink: the
+controller, which feeds the phone UI and the listeners.
 
 It never touches a media session or a socket: those live on the media worker's thread, and
-only messages cross (`media_messages`). Everything here runs on the loop.
+only messages cross (`media_messages`), through a `MediaLink` (pidphone.app.media_link) that
+keeps the bookkeeping of talking to the worker (media ids, replies awaited, what a dead
+worker leaves behind). Everything here runs on the loop.
 
 Transfers join two calls, so they are the switchboard's too: `transfer`, `transfer_to_call`,
 a REFER from a call's peer and an INVITE that replaces a call go to its `Transfers`
@@ -18,7 +19,6 @@ a REFER from a call's peer and an INVITE that replaces a call go to its `Transfe
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -42,19 +42,8 @@ from .call_journal import log_milestone
 from .call_state import CallState
 from .call_transfers import Transfers
 from .media_events import MediaStats
-from .media_messages import (
-    CloseMedia,
-    MediaClosed,
-    MediaCommand,
-    MediaId,
-    MediaOpened,
-    MediaOpenFailed,
-    MediaStatsReport,
-    OpenMedia,
-    QueryStats,
-    SetHandset,
-    WorkerEvent,
-)
+from .media_link import MediaLink, MediaSender
+from .media_messages import MediaOpened, WorkerEvent
 from .phone_events import RegistrationChanged, RegistrationState, VoicemailChanged
 from .signalling import LinkFailed, Signalling, SignallingEvent
 
@@ -96,7 +85,6 @@ class SwitchboardSettings:
 
 SwitchboardEvent = CallEvent | RegistrationChanged | VoicemailChanged | LinkFailed
 EventSink = Callable[[SwitchboardEvent], None]
-MediaSender = Callable[[MediaCommand], None]
 
 
 class Switchboard:
@@ -115,20 +103,13 @@ class Switchboard:
         self.settings = settings
         self.agent = agent
         self._transport = transport
-        self._send_media = send_media
         self._on_event = on_event
         self._local_address = local_address
         self._loop = asyncio.get_running_loop()
+        self._media = MediaLink(send_media, self._loop)
         self._signalling: Signalling | None = None
         self._calls: dict[str, Call] = {}
-        self._by_media: dict[MediaId, Call] = {}
-        """Every call whose media is not closed yet (ended calls included)."""
-        self._media_ids = itertools.count(1)
-        self._opening: dict[MediaId, asyncio.Future[WorkerEvent]] = {}
-        self._abandoned: set[MediaId] = set()
-        self._stats_waiters: dict[MediaId, list[asyncio.Future[MediaStats]]] = {}
         self._pending_incoming: dict[str, sip.IncomingCall] = {}
-        self._handset: MediaId | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._transfers = Transfers(self, agent, self._flush_signalling)
 
@@ -184,9 +165,8 @@ class Switchboard:
         """Open the call's media (and ask STUN), send the INVITE; returns the new call. A
         call a REFER asked for is `referred` (with the REFER's `replaces`, if any)."""
         full_target = dial_target(target, self.settings.dial_domain)
-        opened = await self._open_media()
+        opened, (host, port) = await self._open_media(self._peer_host(full_target))
         try:
-            host, port = await self._sdp_address(opened, self._peer_host(full_target))
             call = Call.place(
                 self.agent,
                 settings=settings_for_host(self.settings.call, host),
@@ -198,7 +178,7 @@ class Switchboard:
                 send_invite=self._transfers.referred_invite(replaces) if referred else None,
             )
         except BaseException:
-            self._send(CloseMedia(opened.media_id))
+            self._media.close(opened.media_id)
             raise
         self._adopt(call)
         self._on_call_event(call, CallPlaced(call.call_id, target))
@@ -281,53 +261,20 @@ class Switchboard:
 
     async def media_stats(self, call: Call) -> MediaStats:
         """The call's media counters now (the last ones once its media closed)."""
-        if call.media.closed or call.media_id not in self._by_media:
-            return call.stats
-        waiter: asyncio.Future[MediaStats] = self._loop.create_future()
-        self._stats_waiters.setdefault(call.media_id, []).append(waiter)
-        if call.state != CallState.ENDED:
-            self._send(QueryStats(call.media_id))
-        return await waiter
+        return await self._media.stats(call)
 
     # ------------------------------------------------------------------ the media worker
 
     def on_worker_event(self, event: WorkerEvent) -> None:
         """One event of the media worker's batch (not `WorkerFailed`: see `media_lost`)."""
-        if isinstance(event, MediaOpened | MediaOpenFailed):
-            waiter = self._opening.pop(event.media_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(event)
-            elif isinstance(event, MediaOpened):
-                self._send(CloseMedia(event.media_id))  # its call was given up meanwhile
-            return
-        media_id: MediaId = getattr(event, "media_id", -1)
-        call = self._by_media.get(media_id)
-        if call is None:
-            return
-        call.on_media(event, self.now())
-        if isinstance(event, MediaStatsReport | MediaClosed):
-            for stats_waiter in self._stats_waiters.pop(media_id, []):
-                if not stats_waiter.done():
-                    stats_waiter.set_result(call.stats)
-        if isinstance(event, MediaClosed):
-            del self._by_media[media_id]
-        self._flush(call)
+        call = self._media.on_event(event, self.now())
+        if call is not None:
+            self._flush(call)
 
     def media_lost(self, reason: str) -> None:
         """The media worker died: every call's media is gone. End each call with `reason`
         and forget what was waiting for the old worker."""
-        for waiter in self._opening.values():
-            if not waiter.done():
-                waiter.set_exception(OSError(reason))
-        self._opening.clear()
-        self._handset = None
-        lost = list(self._by_media.items())
-        self._by_media.clear()
-        for media_id, call in lost:
-            call.media.closed = True
-            for stats_waiter in self._stats_waiters.pop(media_id, []):
-                if not stats_waiter.done():
-                    stats_waiter.set_result(call.stats)
+        self._media.lost(reason)
         for call in list(self._calls.values()):
             if call.state == CallState.INCOMING:
                 call.reject(self.now(), SERVER_ERROR)
@@ -338,26 +285,25 @@ class Switchboard:
 
     def resend_handset(self) -> None:
         """Tell a new media worker which call has the handset (none, after a fault)."""
-        self._send(SetHandset(self._handset))
+        self._media.resend_handset()
 
-    def _send(self, command: MediaCommand) -> None:
-        self._send_media(command)
-
-    async def _open_media(self) -> MediaOpened:
-        media_id = next(self._media_ids)
-        waiter: asyncio.Future[WorkerEvent] = self._loop.create_future()
-        self._opening[media_id] = waiter
-        stun = self.settings.stun_server if self.settings.media_address is None else None
-        self._send(OpenMedia(media_id, self.settings.media_bind, self.settings.call.media, stun))
+    async def _open_media(self, toward: str | None) -> tuple[MediaOpened, Address]:
+        """A new call's media, and the address our SDP gives for it (found `toward` the
+        peer); nothing stays open when either fails."""
+        settings = self.settings
+        stun = settings.stun_server if settings.media_address is None else None
+        opened = await self._media.open(settings.media_bind, settings.call.media, stun)
         try:
-            result = await waiter
-        except asyncio.CancelledError:
-            # the worker's answer closes it when it comes
-            self._opening.pop(media_id, None)
+            address = await sdp_address(
+                opened,
+                toward,
+                configured=settings.media_address,
+                local_address=self._local_address,
+            )
+        except BaseException:
+            self._media.close(opened.media_id)
             raise
-        if not isinstance(result, MediaOpened):
-            raise OSError(getattr(result, "reason", "the media could not be opened"))
-        return result
+        return opened, address
 
     # ------------------------------------------------------------------ SIP events
 
@@ -400,15 +346,14 @@ class Switchboard:
         """Open the call's media and ring; a call that cannot be set up is refused (500)
         and nothing it opened stays open."""
         try:
-            opened = await self._open_media()
-            host, port = await self._sdp_address(opened, offer_host(event.sdp))
+            opened, (host, port) = await self._open_media(offer_host(event.sdp))
         except OSError as exc:
             log.error("no media for the call from %s: %s", event.remote_uri, exc)
             if self._pending_incoming.pop(event.call_id, None) is not None:
                 self.signalling.reject(event.call_id, SERVER_ERROR)
             return
         if self._pending_incoming.pop(event.call_id, None) is None:
-            self._send(CloseMedia(opened.media_id))  # cancelled while the media opened
+            self._media.close(opened.media_id)  # cancelled while the media opened
             return
         try:
             call = Call.incoming(
@@ -421,7 +366,7 @@ class Switchboard:
                 now=self.now(),
             )
         except BaseException:
-            self._send(CloseMedia(opened.media_id))
+            self._media.close(opened.media_id)
             try:
                 self.signalling.reject(event.call_id, SERVER_ERROR)
             except ProtocolError:
@@ -443,35 +388,35 @@ class Switchboard:
 
     def _adopt(self, call: Call) -> None:
         self._calls[call.call_id] = call
-        self._by_media[call.media_id] = call
+        self._media.adopt(call)
 
     def _flush(self, call: Call) -> None:
         """Send the call's media commands, report its events (whose handlers may act on the
         call again), drop it once ended."""
         while True:
             for command in call.media_commands():
-                self._send(command)
+                self._media.send(command)
             event = call.next_event()
             if event is None:
                 break
             self._on_call_event(call, event)
         if call.state == CallState.ENDED and self._calls.get(call.call_id) is call:
             del self._calls[call.call_id]
-            if self._handset == call.media_id:
-                self._set_handset(None)
+            if self._media.handset == call.media_id:
+                self._media.set_handset(None)
                 self._take_handset()
         self.signalling.flush()
 
     def _on_call_event(self, call: Call, event: CallEvent) -> None:
         self._transfers.on_call_event(call, event)
         if isinstance(event, CallConnected):
-            self._set_handset(call.media_id)
+            self._media.set_handset(call.media_id)
         elif isinstance(event, CallHeld):
-            if event.local_hold and self._handset == call.media_id:
-                self._set_handset(None)
+            if event.local_hold and self._media.handset == call.media_id:
+                self._media.set_handset(None)
                 self._take_handset()
-            elif not event.local_hold and self._handset is None:
-                self._set_handset(call.media_id)
+            elif not event.local_hold and self._media.handset is None:
+                self._media.set_handset(call.media_id)
         log_milestone(log, call, event)
         self._on_event(event)
 
@@ -479,23 +424,10 @@ class Switchboard:
         """Give the handset to another established call that is not on hold, if any."""
         for call in self._calls.values():
             if call.state == CallState.CONNECTED and not call.local_hold:
-                self._set_handset(call.media_id)
+                self._media.set_handset(call.media_id)
                 return
 
-    def _set_handset(self, media_id: MediaId | None) -> None:
-        if media_id != self._handset:
-            self._handset = media_id
-            self._send(SetHandset(media_id))
-
     # ------------------------------------------------------------------ addresses
-
-    async def _sdp_address(self, opened: MediaOpened, toward: str | None) -> Address:
-        return await sdp_address(
-            opened,
-            toward,
-            configured=self.settings.media_address,
-            local_address=self._local_address,
-        )
 
     def _peer_host(self, target: str) -> str | None:
         """Where the INVITE goes first: the outbound proxy, or the called host."""
