@@ -4,7 +4,8 @@ The switchboard owns the `Signalling` runner of the SIP agent and the `Call`s. I
 agent's events to the calls by Call-ID, sends each call's media commands to the media worker
 and gives the worker's events back to the call they name, and decides which established call
 carries the handset. What happens to the calls goes out as events to one sink: the
-controller, which feeds the phone UI and the listeners.
+controller, which feeds the phone UI and the listeners. So do the account's registration and
+voicemail facts (pidphone.app.account_events).
 
 It never touches a media session or a socket: those live on the media worker's thread, and
 only messages cross (`media_messages`), through a `MediaLink` (pidphone.app.media_link) that
@@ -29,6 +30,7 @@ from pidphone.ports import Address, LocalAddress, SipTransport
 from pidphone.sip import events as sip
 from pidphone.sip.agent import UserAgent
 
+from .account_events import ACCOUNT_EVENTS, account_facts
 from .call import Call, CallSettings
 from .call_addresses import dial_target, offer_host, sdp_address, settings_for_host
 from .call_events import (
@@ -44,7 +46,7 @@ from .call_transfers import Transfers
 from .media_events import MediaStats
 from .media_link import MediaLink, MediaSender
 from .media_messages import MediaOpened, WorkerEvent
-from .phone_events import RegistrationChanged, RegistrationState, VoicemailChanged
+from .phone_events import RegistrationChanged, VoicemailChanged
 from .signalling import LinkFailed, Signalling, SignallingEvent
 
 log = logging.getLogger(__name__)
@@ -56,9 +58,6 @@ SERVER_ERROR = 500
 MAX_CALLS = 2
 """Calls the phone holds at once (the handset's and one waiting or on hold): a REFER that
 would need a third is declined."""
-
-NETWORK_REASONS = frozenset({"unreachable", "timeout", "reset"})
-"""Link failures that say the server cannot be reached, not that TLS refused it."""
 
 
 @dataclass(frozen=True)
@@ -313,25 +312,9 @@ class Switchboard:
         elif isinstance(event, sip.IncomingCall):
             self._pending_incoming[event.call_id] = event
             self._spawn(self._accept_incoming(event))
-        elif isinstance(event, sip.Registered):
-            self._on_event(RegistrationChanged("registered"))
-        elif isinstance(event, sip.RegistrationFailed):
-            reason = f"{event.status or ''} {event.reason}".strip()
-            self._on_event(RegistrationChanged("failed", reason))
-        elif isinstance(event, sip.VoicemailStatus):
-            self._on_event(VoicemailChanged(event))
-        elif isinstance(event, sip.VoicemailUnavailable):
-            log.info("voicemail indicator: %s %s", event.status or "", event.reason)
-            if event.retry_at is None:
-                self._on_event(VoicemailChanged(None))
-        elif isinstance(event, LinkFailed):
-            if event.peer == self.agent.config.registrar:
-                state: RegistrationState = (
-                    "no_network" if event.reason in NETWORK_REASONS else "tls_error"
-                )
-                self._on_event(RegistrationChanged(state, event.reason))
-            log.info("SIP link to %s:%d failed: %s (%s)", *event.peer, event.reason, event.detail)
-            self._on_event(event)
+        elif isinstance(event, ACCOUNT_EVENTS):
+            for fact in account_facts(event, self.agent.config.registrar):
+                self._on_event(fact)
         else:
             call_id = getattr(event, "call_id", None)
             if isinstance(call_id, str):
