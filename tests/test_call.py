@@ -620,3 +620,45 @@ def test_a_reinvite_with_a_new_zrtp_hash_rekeys_by_multistream() -> None:
     assert abs(dominant_frequencies(b"".join(bob.played[-20:]))[0] - 1000) < 25
     assert abs(dominant_frequencies(b"".join(alice.played[-20:]))[0] - 700) < 25
     assert alice.session.stats.clear_packets_sent == bob.session.stats.clear_packets_sent == 0
+
+
+def offer_sdp(proto: str, payload: str, *extra: str) -> bytes:
+    lines = [
+        "v=0",
+        "o=alice 1 1 IN IP4 127.0.0.1",
+        "s=-",
+        "c=IN IP4 127.0.0.1",
+        "t=0 0",
+        f"m=audio {ALICE_RTP} {proto} {payload}",
+        *extra,
+    ]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def test_an_offer_the_phone_cannot_take_is_refused_with_its_status_and_reason() -> None:
+    cases = [
+        (b"v=0\r\nm=audio\r\n", b"400", "Unreadable SDP offer"),
+        (offer_sdp("RTP/AVP", "18", "a=rtpmap:18 G729/8000"), b"488", "No common codec"),
+        (
+            offer_sdp("RTP/SAVP", "0", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + "A" * 40),
+            b"488",
+            "Caller wants SDES-SRTP keys (never accepted: ZRTP only)",
+        ),
+    ]
+    for sdp, status, reason in cases:
+        agent = RecordingAgent()
+        media = MediaSession(CallSettings().media, cache=MemoryZidCache())
+        call = Call.incoming(
+            agent,
+            settings=CallSettings(),
+            media_id=4,
+            hello_hash=media.hello_hash,
+            media_port=BOB_RTP,
+            event=sip.IncomingCall("call-1", "sips:alice@127.0.0.1", "Alice", sdp),
+            now=0.0,
+        )
+        assert agent.sent == [("reject", "call-1", status)], sdp
+        assert state_of(call) == CallState.ENDED and call.end_reason == reason
+        finished = call.next_event()
+        assert isinstance(finished, CallFinished) and finished.status == int(status)
+        assert [type(c).__name__ for c in call.media_commands()] == ["CloseMedia"]

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from pidphone.errors import LocalProtocolError, ProtocolError
-from pidphone.sdp import MediaParams, NoCommonCodec, SdesOffered, SessionDescription, negotiate
+from pidphone.sdp import MediaParams, SessionDescription, negotiate
 from pidphone.sip import events as sip_events
 from pidphone.zrtp.events import Secured
 
@@ -46,7 +46,7 @@ from .call_events import (
     CallTransferProgress,
     CallVerified,
 )
-from .call_sdp import LocalDescription, rtcp_address
+from .call_sdp import LocalDescription, offer_refusal, rtcp_address
 from .call_state import CallState
 from .media_config import MediaConfig
 from .media_events import MediaSecured, MediaSecurityFailed, MediaStats
@@ -55,9 +55,6 @@ from .media_messages import MediaCommand, MediaHelloHash, MediaId, MediaUpdate, 
 
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 OUTGOING_UNANSWERED = (CallState.CALLING, CallState.ALERTING)
-
-SDES_REASON = "Caller wants SDES-SRTP keys (never accepted: ZRTP only)"
-"""Why an offer with only RTP/SAVP audio is refused (488): not a codec matter."""
 
 
 class SignallingAgent(Protocol):
@@ -214,15 +211,10 @@ class Call:
         try:
             call._offer = SessionDescription.parse(event.sdp)
             answer = call._sdp.answer(call._offer, "sendrecv", call.hello_hash)
-        except NoCommonCodec as exc:
-            agent.reject(call.call_id, 488, now)
-            reason = SDES_REASON if isinstance(exc, SdesOffered) else "No common codec"
-            call._finish(reason, by_peer=False, status=488)
-            return call
-        except ProtocolError as exc:  # malformed SDP: 400, as its parse error says
-            status = exc.error_status_hint
+        except ProtocolError as exc:
+            status, reason = offer_refusal(exc)
             agent.reject(call.call_id, status, now)
-            call._finish("Unreadable SDP offer", by_peer=False, status=status)
+            call._finish(reason, by_peer=False, status=status)
             return call
         call._local_sdp = answer
         agent.ringing(call.call_id, now)

@@ -4,8 +4,9 @@
 in order of preference, our ZRTP Hello hash as a=zrtp-hash (RFC 6189 §8), a=rtcp-mux in our
 offers and in answers to offers that had it (RFC 5761), and the o= line's session version,
 which goes up with every new description in the dialog (RFC 3264 §8). `rtcp_address` reads
-where the peer takes RTCP. The call (pidphone.app.call) decides when to offer and answer;
-the negotiation itself is pidphone.sdp's.
+where the peer takes RTCP, and `offer_refusal` says how we refuse an offer we cannot take.
+The call (pidphone.app.call) decides when to offer and answer; the negotiation itself is
+pidphone.sdp's.
 """
 
 from __future__ import annotations
@@ -14,16 +15,22 @@ import dataclasses
 import secrets
 from dataclasses import dataclass, field
 
+from pidphone.errors import ProtocolError
 from pidphone.ports import Address
 from pidphone.sdp import (
     Attribute,
     MediaDescription,
     MediaParams,
+    NoCommonCodec,
+    SdesOffered,
     SessionDescription,
     build_answer,
     build_offer,
     read_number,
 )
+
+SDES_REASON = "Caller wants SDES-SRTP keys (never accepted: ZRTP only)"
+"""Why an offer with only RTP/SAVP audio is refused (488): not a codec matter."""
 
 
 @dataclass
@@ -92,6 +99,14 @@ def rtcp_address(
     if rtcp_port is not None and 0 < rtcp_port < 65536:
         return (words[3] if len(words) >= 4 else host, rtcp_port)
     return (host, port + 1)
+
+
+def offer_refusal(exc: ProtocolError) -> tuple[int, str]:
+    """The status and the screen's reason for an offer we cannot take: 488 when no codec
+    fits (or only SDES-SRTP keys were offered), else the parse error's hint (400)."""
+    if isinstance(exc, NoCommonCodec):
+        return 488, SDES_REASON if isinstance(exc, SdesOffered) else "No common codec"
+    return exc.error_status_hint, "Unreadable SDP offer"
 
 
 def live_audio(sd: SessionDescription) -> MediaDescription | None:
