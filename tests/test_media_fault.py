@@ -104,6 +104,37 @@ def test_a_media_thread_that_dies_ends_the_call_with_a_reason_and_is_replaced(
     assert any("media worker failed" in r.getMessage() for r in caplog.records)
 
 
+def test_a_ringing_call_ends_with_the_reason_when_the_media_thread_dies(tmp_path: Path) -> None:
+    """The call that rings when the media thread dies is refused (500) and ends with the
+    fault's reason, as an established one does: not as if the user had rejected it."""
+    trip = threading.Event()
+    faulty = FaultyDevices(trip, tone_frequency=700.0)
+
+    async def main() -> None:
+        pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
+        bob = await make("bob", 700, pki, listen=True, dials={}, audio=faulty)
+        assert bob.transport.listening is not None
+        uri = f"sips:bob@127.0.0.1:{bob.transport.listening[1]}"
+        alice = await make("alice", 1000, pki, listen=False, dials={"1": uri})
+        try:
+            alice.key("speed1")
+            await bob.until(lambda e: isinstance(e, CallIncoming))
+            trip.set()  # the driver raises in Bob's media thread while his phone rings
+            await bob.until(lambda e: isinstance(e, CallFinished))
+            await alice.until(lambda e: isinstance(e, CallFinished))
+            finished = next(e for e in bob.events if isinstance(e, CallFinished))
+            assert isinstance(finished, CallFinished)
+            assert finished.reason == "Audio failed: RuntimeError: capture driver bug"
+            assert finished.status == 500 and not finished.by_peer
+            refused = next(e for e in alice.events if isinstance(e, CallFinished))
+            assert isinstance(refused, CallFinished) and refused.status == 500
+        finally:
+            await alice.engine.stop()
+            await bob.engine.stop()
+
+    asyncio.run(main())
+
+
 async def call_and_hear(alice: Phone, bob: Phone) -> None:
     alice.key("speed1")
     await bob.until(lambda e: isinstance(e, CallIncoming))

@@ -11,8 +11,10 @@ Policy (RFC 6189 §4.1, SECURITY.md): under "require" a call whose ZRTP fails, o
 peer never answers Hello, is hung up with a reason for the screen ("Peer does not support
 ZRTP", "ZRTP failed: <reason>"); the media session guarantees no clear audio left before. Under
 "prefer" a call that never negotiated ZRTP goes on in clear once the screen says NOT SECURE
-(`allow_clear`). A call that was secure and lost it (`CallSecurityLost`) carries no audio at
-all from then on; the phone warns and ends it unless the user keeps the line.
+(`allow_clear`); one whose peer did negotiate it (a=zrtp-hash, a Hello) and failed is hung up
+as under "require" (pidphone.app.media_security says when a failure is fatal). A call that
+was secure and lost it (`CallSecurityLost`) carries no audio at all from then on; the phone
+warns and ends it unless the user keeps the line.
 
 Hold and resume (RFC 3264 §8.4) are re-INVITEs that change only the direction: the media
 session, its ZRTP result and both SRTP contexts stay, so the SAS and the keys carry on. A
@@ -233,11 +235,11 @@ class Call:
             return
         self._establish(negotiate(self._local_sdp, self._offer), self._offer, now)
 
-    def reject(self, now: float, status: int = 486) -> None:
+    def reject(self, now: float, status: int = 486, reason: str = "Rejected") -> None:
         if self.outgoing or self.state != CallState.INCOMING:
             raise LocalProtocolError(f"cannot reject a call in state {self.state}")
         # Finish first, as in `hangup`: our reason wins over the agent's own CallEnded.
-        self._finish("Rejected", by_peer=False, status=status)
+        self._finish(reason, by_peer=False, status=status)
         self._agent.reject(self.call_id, status, now)
 
     def redirect(self, now: float, target: str) -> None:

@@ -276,7 +276,7 @@ class Switchboard:
         self._media.lost(reason)
         for call in list(self._calls.values()):
             if call.state == CallState.INCOMING:
-                call.reject(self.now(), SERVER_ERROR)
+                call.reject(self.now(), SERVER_ERROR, reason)
             else:
                 call.hangup(self.now(), reason)
             call.media_commands()  # nothing to close: the media is gone with the worker
