@@ -312,8 +312,9 @@ class DatagramSocket(Protocol):
         send nothing is named as our fault, not the peer's), or None."""
         ...
 
-    def receive(self, limit: int) -> list[tuple[bytes, Address]]:
-        """The datagrams waiting now, at most `limit`; never blocks."""
+    def receive(self, limit: int) -> list[tuple[bytes, Address, float]]:
+        """The datagrams waiting now, at most `limit`, each with when it arrived (on the
+        `time.monotonic` clock; at the latest, now); never blocks."""
         ...
 
     def close(self) -> None: ...

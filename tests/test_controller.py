@@ -316,7 +316,7 @@ def test_with_a_stun_server_the_sdp_names_the_mapped_address() -> None:
         server = open_udp("127.0.0.1", 0)
 
         def answer() -> None:
-            for data, source in server.receive(8):
+            for data, source, _ in server.receive(8):
                 request = stun.parse_message(data)
                 mapped = stun.build_binding_response(request.transaction_id, "203.0.113.9", 41000)
                 server.sendto(mapped, source)

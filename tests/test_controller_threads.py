@@ -42,9 +42,9 @@ class WatchedSocket(UdpSocket):
         self.__dict__.update(inner.__dict__)
         self._seen = seen
 
-    def receive(self, limit: int) -> list[tuple[bytes, Address]]:
+    def receive(self, limit: int) -> list[tuple[bytes, Address, float]]:
         got = super().receive(limit)
-        self._note("read", [data for data, _ in got])
+        self._note("read", [data for data, _, _ in got])
         return got
 
     def sendto(self, data: bytes, addr: Address) -> str | None:

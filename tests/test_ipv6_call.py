@@ -99,7 +99,7 @@ def test_a_socket_on_every_interface_takes_ipv4_and_ipv6_peers() -> None:
                     if got:
                         break
                     time.sleep(0.01)
-                ((data, source),) = got
+                ((data, source, _),) = got
                 assert data == b"hello " + host.encode()
                 assert source == (host, peer.getsockname()[1])
                 sock.sendto(b"back", source)

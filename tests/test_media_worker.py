@@ -471,3 +471,45 @@ def test_the_earpiece_holds_one_period_ahead_of_each_frame(open_delay: float, st
     steady = ahead[40:60]
     # the earpiece (re)starts on a tick at most 10 ms late: up to 10 ms more
     assert max(steady) < PLAYBACK_AHEAD * 0.02 + 0.015, [round(a * 1000) for a in steady]
+
+
+class OftenStalling(SimAudioDevices):
+    """A media thread held up 190 ms after every 20th frame (a busy machine)."""
+
+    def open_capture(self, rate: int = SAMPLE_RATE) -> SimCapture:
+        capture = super().open_capture(rate)
+
+        class Stalling(SimCapture):
+            reads = 0
+
+            def __init__(self) -> None:
+                self.__dict__.update(capture.__dict__)
+
+            def read_frame(self) -> bytes:
+                frame = super().read_frame()
+                Stalling.reads += 1
+                if Stalling.reads % 20 == 0:
+                    time.sleep(0.19)
+                return frame
+
+        return Stalling()
+
+
+def test_a_late_media_thread_is_not_taken_for_network_jitter() -> None:
+    """Bob's thread runs 190 ms late now and then. Alice's packets come on time, and the card
+    plays Bob's earpiece on its own clock: the jitter buffer must not grow for his lateness
+    (stamped when the thread read them, the packets look up to 190 ms late, and it grows to
+    that). What it may grow to is Alice's own lateness on a busy machine (65 ms seen while
+    the whole suite ran)."""
+    a = make_side(SimAudioDevices(tone_frequency=1000))
+    b = make_side(OftenStalling(tone_frequency=700))
+    try:
+        connect(a, b)
+        secured(a), secured(b)
+        buffer = b.worker._calls[1].session._stream._jitter
+        time.sleep(3.0)
+        assert abs(strongest(b.heard()) - 1000) < 20
+    finally:
+        a.worker.stop()
+        b.worker.stop()
+    assert buffer.delay < 0.14, f"the buffer grew to {buffer.delay * 1000:.0f} ms"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import selectors
 import socket
+import time
 
 import pytest
 
@@ -25,10 +26,10 @@ def test_datagrams_both_ways() -> None:
         assert b.receive(8) == []  # nothing waiting: returns at once
         a.sendto(b"\x80hello", b.local)
         wait_readable(b.fileno())
-        assert b.receive(8) == [(b"\x80hello", a.local)]
+        assert [(d, s) for d, s, _ in b.receive(8)] == [(b"\x80hello", a.local)]
         b.sendto(b"\x80back", a.local)
         wait_readable(a.fileno())
-        assert a.receive(8) == [(b"\x80back", b.local)]
+        assert [(d, s) for d, s, _ in a.receive(8)] == [(b"\x80back", b.local)]
     finally:
         a.close()
         b.close()
@@ -47,11 +48,36 @@ def test_receive_takes_at_most_its_limit_and_keeps_the_rest() -> None:
         for _ in range(50):
             batch = b.receive(2)
             assert len(batch) <= 2
-            got += [data for data, _ in batch]
+            got += [data for data, _, _ in batch]
             if len(got) == 5:
                 break
             wait_readable(b.fileno())
         assert got == [bytes([0x80, n]) for n in range(5)]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_each_datagram_comes_with_when_it_arrived_not_when_it_was_read() -> None:
+    """The kernel's arrival time, on the monotonic clock: a reader held up (a busy media
+    thread) still learns when each datagram came, so the jitter buffer does not take the
+    reader's lateness for network jitter."""
+    a = open_udp("127.0.0.1", 0)
+    b = open_udp("127.0.0.1", 0)
+    try:
+        sent = time.monotonic()
+        a.sendto(b"\x80first", b.local)
+        time.sleep(0.2)
+        a.sendto(b"\x80second", b.local)
+        wait_readable(b.fileno())
+        time.sleep(0.1)
+        read = time.monotonic()
+        got = b.receive(8)
+        assert [data for data, _, _ in got] == [b"\x80first", b"\x80second"]
+        first, second = (arrived for _, _, arrived in got)
+        assert sent <= first < sent + 0.05
+        assert 0.15 < second - first < 0.3
+        assert second < read - 0.05
     finally:
         a.close()
         b.close()
@@ -74,7 +100,7 @@ def test_an_icmp_error_is_counted_and_reading_goes_on() -> None:
             if got:
                 break
             wait_readable(a.fileno())
-        assert got == [(b"\x80data", b.local)]
+        assert [(d, s) for d, s, _ in got] == [(b"\x80data", b.local)]
     finally:
         a.close()
         b.close()

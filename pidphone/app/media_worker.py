@@ -163,6 +163,8 @@ class MediaWorker:
         self._tone_plan = tone_plan
         self._wall_clock = wall_clock
         self._clock = clock
+        self._socket_clock = clock is time.monotonic
+        """The sockets stamp arrivals on this clock."""
         self._commands: queue.Queue[MediaCommand] = queue.Queue(queue_size)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -308,10 +310,12 @@ class MediaWorker:
 
     def _read_call(self, media_id: MediaId, call: _CallMedia, now: float) -> None:
         receive = call.session.receive_datagram
-        for data, source in call.socket.receive(READ_BATCH):
+        for data, source, arrived in call.socket.receive(READ_BATCH):
             if call.stun is not None and self._stun_answer(media_id, call, data):
                 continue
-            receive(data, source, now)
+            # when it arrived, not when this thread got to it (the worker's clock is the
+            # socket's, monotonic, unless a test gave it another)
+            receive(data, source, arrived if self._socket_clock else now)
 
     def _run_commands(self, now: float) -> bool:
         """Run the queued commands; whether there were any."""
@@ -409,7 +413,7 @@ class MediaWorker:
         if call is not None:
             session = call.session
             session.send_audio(audio.silence if self._muted else pcm, now)
-            out = session.pull_audio(now)
+            out = session.pull_audio(due)  # the card's time for this frame, however late
         elif self._tone is not None:
             out = self._tone.frame()
         else:

@@ -16,8 +16,11 @@ mapped again on sending.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+import struct
+import time
 
 from pidphone.ports import Address
 
@@ -29,6 +32,11 @@ RECV_SIZE = 65536
 ANY_ADDRESS = frozenset({"0.0.0.0", "::"})
 """Bind addresses that mean every interface: dual-stack where IPv6 is there."""
 MAPPED = "::ffff:"
+SO_TIMESTAMPNS = 35
+"""Linux's socket option (and control message) for each datagram's arrival time in
+nanoseconds (asm-generic, so x86 and ARM alike; Python does not name it)."""
+_ARRIVAL_SPACE = socket.CMSG_SPACE(16)
+_TIMESPEC = struct.Struct("@qq")
 
 
 class UdpSocket:
@@ -43,6 +51,8 @@ class UdpSocket:
             socket.IPPROTO_IPV6, socket.IPV6_V6ONLY
         )
         self.send_errors = 0
+        with contextlib.suppress(OSError):  # without it, a datagram arrives when it is read
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 
     @property
     def dual_stack(self) -> bool:
@@ -70,25 +80,35 @@ class UdpSocket:
             return str(exc.strerror or exc)
         return None
 
-    def receive(self, limit: int) -> list[tuple[bytes, Address]]:
+    def receive(self, limit: int) -> list[tuple[bytes, Address, float]]:
+        """What is waiting, each datagram with the time the kernel received it (on the
+        `time.monotonic` clock), not the time it is read: a reader held up does not make
+        the datagrams look late (the jitter buffer would take that for network jitter)."""
         sock = self._sock
-        got: list[tuple[bytes, Address]] = []
+        got: list[tuple[bytes, Address, float]] = []
         if sock is None:
             return got
-        recvfrom = sock.recvfrom
+        recvmsg = sock.recvmsg
+        read_at = time.monotonic_ns()
+        to_monotonic = read_at - time.time_ns()  # the stamps are on the wall clock
         for _ in range(limit):
             try:
-                data, addr = recvfrom(RECV_SIZE)
+                data, ancillary, _, addr = recvmsg(RECV_SIZE, _ARRIVAL_SPACE)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # an ICMP error reported back; the next one may be data
                 self.send_errors += 1
                 log.debug("udp error on %s: %s", self._local, exc)
                 continue
+            arrived = read_at
+            for level, kind, stamp in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(stamp) >= 16:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(stamp)
+                    arrived = min(read_at, seconds * 1_000_000_000 + nanoseconds + to_monotonic)
             host = str(addr[0])
             if self._dual and host.startswith(MAPPED):
                 host = host.removeprefix(MAPPED)
-            got.append((data, (host, int(addr[1]))))
+            got.append((data, (host, int(addr[1])), arrived / 1e9))
         return got
 
     def close(self) -> None:
