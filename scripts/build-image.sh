@@ -274,7 +274,8 @@ clean() {
   rm -rf "$ROOT/root/.cache" "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/lib/apt/lists/* \
          "$ROOT"/etc/ssh/ssh_host_*_key* "$ROOT/var/lib/pidphone" "$ROOT/var/lib/pidphone-image" \
          "$ROOT/var/lib/systemd/random-seed" "$ROOT/var/lib/systemd/credential.secret" \
-         "$ROOT/root/.bash_history" "$ROOT"/var/cache/debconf/*-old "$ROOT"/var/lib/dpkg/*-old
+         "$ROOT/root/.ssh" "$ROOT/root/.bash_history" "$ROOT"/var/cache/debconf/*-old \
+         "$ROOT"/var/lib/dpkg/*-old
   mkdir -p "$ROOT/var/lib/apt/lists/partial"
   # An empty machine-id: a new one is made and kept at the first boot (a missing file would also
   # start systemd's first-boot wizard on the console). D-Bus reads the same.

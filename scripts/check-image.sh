@@ -224,6 +224,15 @@ PW_LOGIN=$(inside sshd -T 2>/dev/null | grep -E '^(passwordauthentication|permit
              | tr '\n' ' ' || true)
 kill -s RTMIN+4 "$LEADER" 2>/dev/null || true   # systemd: power off
 for _ in $(seq 120); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 1; done
+if kill -0 "$NSPAWN" 2>/dev/null; then
+  # Under emulation the power-off can stall (systemd waits on its journal): systemd-nspawn ends
+  # the container at once on its second SIGTERM. Only then is the card's file system unused.
+  say "the container did not power off in 120 s: stopping it"
+  pkill -TERM -P "$NSPAWN" systemd-nspawn || true
+  sleep 2
+  pkill -TERM -P "$NSPAWN" systemd-nspawn || true
+  wait "$NSPAWN" 2>/dev/null || true
+fi
 NSPAWN=""
 umount "$ROOT"
 partx -u "$LOOP" 2>/dev/null || true
