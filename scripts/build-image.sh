@@ -17,9 +17,10 @@
 # when a package asked for it), and pip's cache of the wheels compiled for aarch64
 # (pip-raspi-arm64). KEY follows the system's own package lists (debian-root.sh's
 # raspi-bookworm-arm64 and SYSTEM_PACKAGES below), not install.sh's: pidphone and the packages
-# install.sh asks for go on top of a copy at every build, so a change there costs minutes. During apt, update-initramfs is deferred: the kernel's hook and
-# initramfs-tools' trigger would each make the initramfs (each run takes tens of minutes under
-# emulation); it is made once afterwards.
+# install.sh asks for go on top of a copy at every build, so a change there costs minutes.
+# During apt, update-initramfs is deferred: the kernel's hook and initramfs-tools' trigger would
+# each make the initramfs (each run takes tens of minutes under emulation); it is made once
+# afterwards.
 #
 # First boot (image/pidphone-image-boot): the root grows to the card; SSH stays off unless
 # /boot/firmware/ssh exists (/boot/firmware/authorized_keys: key logins for root, no password
