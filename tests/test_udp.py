@@ -83,6 +83,28 @@ def test_each_datagram_comes_with_when_it_arrived_not_when_it_was_read() -> None
         b.close()
 
 
+def test_a_stamp_from_before_a_wall_clock_step_is_not_believed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kernel stamps on the wall clock: stepped forward between arrival and read (NTP at
+    boot on a Pi without a clock), the stamp would put the datagram far in the past and
+    wreck the jitter buffer's transit floor; it is taken as arriving when it was read."""
+    a = open_udp("127.0.0.1", 0)
+    b = open_udp("127.0.0.1", 0)
+    try:
+        a.sendto(b"\x80first", b.local)
+        wait_readable(b.fileno())
+        stepped = time.time_ns() + 3600 * 1_000_000_000
+        monkeypatch.setattr(time, "time_ns", lambda: stepped)
+        read = time.monotonic()
+        ((data, _, arrived),) = b.receive(8)
+        assert data == b"\x80first"
+        assert read <= arrived < read + 0.5
+    finally:
+        a.close()
+        b.close()
+
+
 def test_an_icmp_error_is_counted_and_reading_goes_on() -> None:
     closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     closed.bind(("127.0.0.1", 0))

@@ -37,6 +37,9 @@ SO_TIMESTAMPNS = 35
 nanoseconds (asm-generic, so x86 and ARM alike; Python does not name it)."""
 _ARRIVAL_SPACE = socket.CMSG_SPACE(16)
 _TIMESPEC = struct.Struct("@qq")
+STALE_NS = 1_000_000_000
+"""A stamp further back than this is not believed: the wall clock, which the kernel stamps on,
+was stepped (NTP at boot on a Pi without a clock) between arrival and read."""
 
 
 class UdpSocket:
@@ -104,7 +107,9 @@ class UdpSocket:
             for level, kind, stamp in ancillary:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(stamp) >= 16:
                     seconds, nanoseconds = _TIMESPEC.unpack_from(stamp)
-                    arrived = min(read_at, seconds * 1_000_000_000 + nanoseconds + to_monotonic)
+                    stamped = seconds * 1_000_000_000 + nanoseconds + to_monotonic
+                    if read_at - STALE_NS <= stamped <= read_at:
+                        arrived = stamped
             host = str(addr[0])
             if self._dual and host.startswith(MAPPED):
                 host = host.removeprefix(MAPPED)
