@@ -24,6 +24,7 @@ from pidphone.errors import LocalProtocolError
 from pidphone.ports import FRAME_SAMPLES, Address
 from pidphone.rtp import PacketKind, classify, stun
 from pidphone.rtp.packet import RtpPacket
+from pidphone.rtp.rtcp import ReceiverReport, SenderReport, parse_rtcp, serialize_rtcp
 from pidphone.zrtp.cache import MemoryZidCache
 from pidphone.zrtp.config import ZrtpConfig
 from pidphone.zrtp.messages import Error, GoClear, Message, ZrtpPacket, parse_packet
@@ -735,3 +736,25 @@ def test_a_truncated_copy_of_accepted_srtcp_is_a_replay() -> None:
     assert a.session.stats.rtcp_received == received
     assert a.session.remote == B_ADDR and not a.of(MediaPeerMoved)
     assert a.session.stats.drops["srtcp_auth"] + a.session.stats.drops["srtcp_replay"] == 1
+
+
+def test_an_sr_stamped_after_the_report_time_gives_a_zero_dlsr_not_a_dead_thread() -> None:
+    """The SR's arrival is the kernel's stamp, which can be a little later than the wake-up's
+    `now` that times the report (the datagram came in between): the delay since it is then
+    0, not a negative DLSR that the report block cannot carry (that raised and killed the
+    media thread, ending the call)."""
+    session = clear_session()
+    session.receive_datagram(rtp(1, LOUD), PEER, 104.9)
+    sr = SenderReport(
+        ssrc=7,
+        ntp_timestamp=0x1234_5678_9ABC_DEF0,
+        rtp_timestamp=0,
+        packet_count=1,
+        octet_count=160,
+    )
+    session.receive_datagram(serialize_rtcp([sr]), PEER, 105.01)
+    session.handle_timer(105.0)  # the report timer, due at 105
+    (report, *_) = parse_rtcp(session.datagrams_to_send()[-1][0])
+    assert isinstance(report, SenderReport | ReceiverReport)
+    (block,) = report.reports
+    assert (block.ssrc, block.lsr, block.dlsr) == (7, 0x5678_9ABC, 0)

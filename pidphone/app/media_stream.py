@@ -146,7 +146,9 @@ class AudioStream:
         if self._receiver is not None and self._peer_ssrc is not None:
             lsr, since = (0, 0.0)
             if self._last_sr is not None:
-                lsr, since = self._last_sr[0], now - self._last_sr[1]
+                # never negative: the SR's time is the kernel's arrival stamp, which can be
+                # a little after the `now` of the wake-up that reads it and times this report
+                lsr, since = self._last_sr[0], max(0.0, now - self._last_sr[1])
             blocks = (self._receiver.report_block(self._peer_ssrc, lsr, since),)
         report: SenderReport | ReceiverReport
         if self._sender.packets_sent:
