@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import pytest
 
@@ -36,8 +37,14 @@ from pidphone.app.media_messages import (
     WorkerEvent,
     WorkerFailed,
 )
-from pidphone.app.media_worker import PLAYBACK_AHEAD, MediaWorker, WorkerUnavailableError
+from pidphone.app.media_worker import (
+    IDLE_STOP,
+    PLAYBACK_AHEAD,
+    MediaWorker,
+    WorkerUnavailableError,
+)
 from pidphone.audio.analysis import dominant_frequencies, rms
+from pidphone.audio.tones import ToneGenerator
 from pidphone.drivers.sim_audio import SimAudioDevices, SimCapture, SimPlayback
 from pidphone.drivers.udp import UdpSocket, open_udp
 from pidphone.ports import SAMPLE_RATE, Address, AudioPurpose
@@ -81,7 +88,9 @@ class Side:
 
 
 def make_side(
-    audio: SimAudioDevices | None, open_socket: Callable[[str, int], UdpSocket] = open_udp
+    audio: SimAudioDevices | None,
+    open_socket: Callable[[str, int], UdpSocket] = open_udp,
+    idle_stop: float = IDLE_STOP,
 ) -> Side:
     side: Side
 
@@ -89,7 +98,9 @@ def make_side(
         side.threads.add(threading.current_thread().name)
         side.batches.put(batch)
 
-    worker = MediaWorker(post, open_socket=open_socket, cache=MemoryZidCache(), audio=audio)
+    worker = MediaWorker(
+        post, open_socket=open_socket, cache=MemoryZidCache(), audio=audio, idle_stop=idle_stop
+    )
     side = Side(worker, audio)
     worker.start()
     return side
@@ -223,6 +234,81 @@ def test_the_handset_plays_the_tone_when_no_call_has_it() -> None:
         assert rms(side.heard(5)) == 0
     finally:
         side.worker.stop()
+
+
+def wake_ups(worker: MediaWorker) -> int:
+    """How often the worker's thread has blocked and woken (its voluntary context switches,
+    counted by the kernel)."""
+    status = Path(f"/proc/self/task/{worker._thread.native_id}/status").read_text()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+
+
+def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def first_closed(audio: SimAudioDevices) -> Callable[[], bool]:
+    return lambda: audio.earpieces[0].closed
+
+
+def test_an_idle_worker_stops_its_audio_clock_and_a_tone_starts_it_on_its_first_tick() -> None:
+    """With no call and no tone the devices close after `idle_stop` and the thread does not
+    wake at all (the clock would wake it 50 times a second); a tone opens them again and is
+    in the earpiece from the new clock's first tick, behind only the period of silence ahead."""
+    audio = SimAudioDevices()
+    side = make_side(audio, idle_stop=0.1)
+    try:
+        until(first_closed(audio))  # the clock ran at start, then stopped
+        before = wake_ups(side.worker)
+        time.sleep(1.0)
+        assert wake_ups(side.worker) - before <= 1
+        side.worker.send(SetHandsetTone("dial"))
+        until(lambda: len(audio.earpieces) == 2 and len(audio.earpieces[1].frames) >= 10)
+        frames = list(audio.earpieces[1].frames)
+        silence = bytes(len(frames[0]))
+        assert frames[: PLAYBACK_AHEAD - 1] == [silence] * (PLAYBACK_AHEAD - 1)
+        assert frames[PLAYBACK_AHEAD - 1] == ToneGenerator("dial").frame()
+        assert abs(strongest(b"".join(frames[PLAYBACK_AHEAD - 1 :])) - 425) < 15
+        side.worker.send(SetHandsetTone(None))
+        until(lambda: audio.earpieces[1].closed)
+        before = wake_ups(side.worker)
+        time.sleep(1.0)
+        assert wake_ups(side.worker) - before <= 1
+    finally:
+        side.worker.stop()
+
+
+def test_a_call_starts_the_stopped_clock_when_its_media_opens() -> None:
+    """Two idle workers whose clocks have stopped: opening the call's media starts each one
+    (long before the call's first frame), audio flows both ways at once when secure, and the
+    clock stops again after the call."""
+    a = make_side(SimAudioDevices(tone_frequency=1000), idle_stop=0.1)
+    b = make_side(SimAudioDevices(tone_frequency=700), idle_stop=0.1)
+    try:
+        for audio in (a.audio, b.audio):
+            assert audio is not None
+            until(first_closed(audio))  # the clock stopped
+        connect(a, b)
+        for side in (a, b):
+            assert side.audio is not None and len(side.audio.earpieces) == 2
+            assert not side.audio.earpieces[1].closed
+        secured(a), secured(b)
+        time.sleep(0.8)
+        assert abs(strongest(a.heard()) - 700) < 20
+        assert abs(strongest(b.heard()) - 1000) < 20
+        a.worker.send(CloseMedia(1))
+        a.wait(lambda e: isinstance(e, MediaClosed))
+        assert a.audio is not None
+        until(lambda: a.audio.earpieces[-1].closed)  # type: ignore[union-attr]
+        before = wake_ups(a.worker)
+        time.sleep(1.0)
+        assert wake_ups(a.worker) - before <= 1
+    finally:
+        a.worker.stop()
+        b.worker.stop()
 
 
 def test_stun_learns_the_mapped_address_on_the_call_socket() -> None:
@@ -448,6 +534,7 @@ class TimedDevices(SimAudioDevices):
 
 def earpiece_queue(devices: TimedDevices, frames: int) -> list[float]:
     side = make_side(devices)
+    side.worker.send(SetHandsetTone("dial"))  # keeps the clock running
     try:
         deadline = time.monotonic() + 5
         while len(devices.ahead) < frames:

@@ -15,6 +15,12 @@ earpiece kept `PLAYBACK_AHEAD` periods ahead); run due timers; send what the ses
 and post the wake-up's events to the loop in one batch (one `call_soon_threadsafe`). A steady
 call posts nothing at all.
 
+The audio clock runs only while something needs it: a call's media (from open to close, so
+it runs long before a call's first frame) or a handset tone. `IDLE_STOP` seconds after the
+last of them the devices close, and an idle phone's thread sleeps in its `select` until a
+command comes (no wake-up at all, where the clock would cost 50 a second); the next call or
+tone opens them again.
+
 Once a call's media flows (secure, or clear under "prefer") and there is an audio clock, its
 socket leaves the selector and is read on each audio tick instead: its RTP arrives once a
 period anyway, so the thread wakes once per period rather than twice (`bench/call_cpu.py`
@@ -95,6 +101,11 @@ is started (again) only by a tick less than half of this late: the card plays fr
 STUN_RETRIES = (0.5, 1.0, 2.0)
 """Seconds to wait after each binding request (RFC 8489 §6.2.1, shortened for call set-up)."""
 STOP_TIMEOUT = 2.0
+IDLE_STOP = 2.0
+"""Seconds the audio clock runs on once nothing needs it (no call's media, no tone), then the
+devices close and the thread sleeps until a command comes: an idle phone does not wake 50
+times a second. It also runs that long at start, so a device that fails shows then, not at
+the first call; and a dial tone followed by a call within it does not reopen the devices."""
 READ_ON_TICK = (Security.SECURE, Security.CLEAR)
 """Media security states in which a call's socket is read on the audio tick."""
 
@@ -155,6 +166,7 @@ class MediaWorker:
         wall_clock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
         queue_size: int = COMMAND_QUEUE,
+        idle_stop: float = IDLE_STOP,
     ) -> None:
         self._post = post
         self._open_socket = open_socket
@@ -177,6 +189,9 @@ class MediaWorker:
         """Descriptor -> the call whose socket it is (None: the wake socket)."""
         self._calls: dict[MediaId, _CallMedia] = {}
         self._audio: _Audio | None = None
+        self._idle_stop = idle_stop
+        self._idle_since: float | None = None
+        """Since when the open devices have had nothing to play (None: needed, or closed)."""
         self._handset: MediaId | None = None
         self._tone: ToneGenerator | None = None
         self._muted = False
@@ -225,6 +240,8 @@ class MediaWorker:
     def _run(self) -> None:
         try:
             self._open_audio()
+            if self._audio is not None:
+                self._idle_since = self._clock()
             while not self._stopping:
                 self._wake_up()
         except BaseException as exc:
@@ -246,22 +263,40 @@ class MediaWorker:
             raise
         self._audio = _Audio(capture, playback)
 
-    def _follow_codec_rate(self) -> None:
-        """Run the handset's devices at the rate of its call's codec (16 kHz for a wideband
-        call), narrowband otherwise: reopened when that changes (a call taking the handset,
-        a re-INVITE changing the codec, the call ending)."""
-        audio = self._audio
-        if audio is None:
+    def _follow_audio(self, now: float) -> None:
+        """Run the audio clock while something needs it (a call's media, from open to close,
+        or a tone) and stop it `idle_stop` after; a call's media starts it, so the devices
+        run long before the call's first frame. Run the handset's devices at the rate of
+        its call's codec (16 kHz for a wideband call), narrowband otherwise: reopened when
+        that changes (a call taking the handset, a re-INVITE changing the codec, the call
+        ending)."""
+        if self._devices is None:
             return
+        needed = bool(self._calls) or self._tone is not None
         call = self._calls.get(self._handset) if self._handset is not None else None
         rate = call.session.audio_rate if call is not None else SAMPLE_RATE
+        audio = self._audio
+        if audio is None:
+            if needed:
+                log.debug("audio clock started")
+                self._open_audio(rate)
+            return
+        if needed:
+            self._idle_since = None
+        elif self._idle_since is None:
+            self._idle_since = now
         if rate == audio.capture.rate:
             return
         log.info("audio devices reopened at %d Hz", rate)
-        self._audio = None
-        for device in (audio.capture, audio.playback):
-            device.close()
+        self._close_audio()
         self._open_audio(rate)
+
+    def _close_audio(self) -> None:
+        audio, self._audio = self._audio, None
+        self._idle_since = None
+        if audio is not None:
+            for device in (audio.capture, audio.playback):
+                device.close()
 
     def _wake_up(self) -> None:
         ready = select.select(self._watched, (), (), self._timeout())[0]
@@ -277,12 +312,17 @@ class MediaWorker:
         # Every queued command sent its byte after it was queued: a wake-up without the byte
         # has no command to run (and one queued after the drain leaves its byte for the next).
         if woken and self._run_commands(now):
-            self._follow_codec_rate()
+            self._follow_audio(now)
         audio = self._audio
         if audio is not None:
-            due = audio.capture.next_frame_at()
-            if due <= now:
-                self._tick(audio, now, due)
+            idle = self._idle_since
+            if idle is not None and now - idle >= self._idle_stop:
+                log.debug("audio clock stopped: nothing to play")
+                self._close_audio()
+            else:
+                due = audio.capture.next_frame_at()
+                if due <= now:
+                    self._tick(audio, now, due)
         self._timer = self._run_timers(now)
         self._flush()
         self._deliver()
