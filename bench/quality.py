@@ -191,6 +191,9 @@ def pidphone_call(
         answer.wait(30)
         if not report.get("sas"):
             raise RuntimeError(f"the pidphone call was not secured: {report}")
+        heard_report = answer.reports()
+        if heard_report:  # what the callee's jitter buffer did with the speech
+            print(f"  callee's playout: {heard_report[-1].get('playout')}", flush=True)
     finally:
         if call is not None:
             call.stop()

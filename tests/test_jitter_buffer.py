@@ -360,3 +360,36 @@ def test_put_raw_behaves_as_put(plan: list[tuple[int, int, int, bool, float, boo
     assert out_packet == out_fields
     counters = ("late", "duplicates", "lost", "resyncs", "target")
     assert [getattr(by_packet, c) for c in counters] == [getattr(by_fields, c) for c in counters]
+
+
+def opus_packet(n: int, *, seq0: int = 22000, ts0: int = 234_000_000) -> RtpPacket:
+    """Frame n of an Opus stream (48 kHz RTP clock, 960 ticks a frame)."""
+    return RtpPacket(
+        111, (seq0 + n) & 0xFFFF, (ts0 + 960 * n) & 0xFFFFFFFF, 9, n.to_bytes(4, "big")
+    )
+
+
+def test_a_sender_stall_moves_the_transit_floor_up() -> None:
+    """The pattern of a real call through the relay at 30 ms jitter (delay uniform in 0-60 ms)
+    whose sender stalled for 220 ms: its audio clock restarted, so every later packet comes
+    220 ms later for its timestamp, for the rest of the call. The buffer must take the new
+    transit as the floor within a second or so, not count 220 ms of jitter for minutes (it
+    then played every frame against a floor 220 ms too low: a target stuck at `max_delay`, the
+    delay shrunk by frames it thought were excess, and a stream of late packets: PESQ 1.3)."""
+    rng = random.Random(11)
+    step = 250
+    arrivals = [
+        (n * FRAME + (0.22 if n >= step else 0.0) + rng.uniform(0, 0.06), opus_packet(n))
+        for n in range(1500)
+    ]
+    buffer = JitterBuffer(clock_rate=48000, samples_per_frame=960, max_delay=0.2)
+    frames = run(buffer, arrivals, 1520)
+    settled = step + 11 + 100  # the stall's gap, then two seconds to find the new floor
+    late_before = buffer.late
+    audio = [frame_no(f) for f in frames[settled:] if f.kind == "audio"]
+    assert audio == sorted(audio)
+    tail = [frame_no(f) for f in frames[settled + 100 :] if f.kind == "audio"]
+    missing = set(range(tail[0], 1500)) - set(tail)
+    assert len(missing) <= 5, sorted(missing)
+    assert buffer.delay < 0.09  # back to what 60 ms of jitter needs, not max_delay
+    assert late_before < 60

@@ -24,6 +24,7 @@ pidphone.app.media_events with the events) and logged at debug; none is ever rai
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -92,6 +93,11 @@ class MediaSession:
         self._started_at: float | None = None
         self._next_rtcp: float | None = None
         self._closed = False
+
+    def report_stats(self) -> MediaStats:
+        """A copy of the counters as they are now, the jitter buffer's included."""
+        self._stream.fill_playout_stats()
+        return copy.deepcopy(self.stats)
 
     # ------------------------------------------------------------------ set-up
 

@@ -132,3 +132,15 @@ class MediaStats:
     """Datagrams our socket could not send (the system refused them)."""
     send_error: str = ""
     """The last of those, for the reason on screen ("cannot send to ::1")."""
+    playout_late: int = 0
+    """Audio packets that came after their frame had been played (dropped)."""
+    playout_lost: int = 0
+    """Frames missing at their turn with later ones there: concealed and skipped."""
+    playout_concealed: int = 0
+    """Frames concealed: the lost ones and those held while the jitter buffer grew."""
+    playout_dropped: int = 0
+    """Frames the jitter buffer discarded to shrink its delay."""
+    playout_resyncs: int = 0
+    """Times the incoming stream restarted (a new SSRC, a jump of its timestamps)."""
+    playout_delay: float = 0.0
+    """The jitter buffer's target delay in seconds when the stats were taken."""

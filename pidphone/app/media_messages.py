@@ -9,7 +9,6 @@ without a thread.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 from pidphone.ports import Address
@@ -246,10 +245,10 @@ def apply_to_session(
     elif isinstance(command, AllowClear):
         session.allow_clear()
     elif isinstance(command, QueryStats):
-        return [MediaStatsReport(media_id, copy.deepcopy(session.stats))]
+        return [MediaStatsReport(media_id, session.report_stats())]
     elif isinstance(command, CloseMedia):
         session.close(now)
-        return [MediaClosed(media_id, copy.deepcopy(session.stats))]
+        return [MediaClosed(media_id, session.report_stats())]
     else:
         raise TypeError(f"not a session command: {command!r}")
     return []

@@ -68,6 +68,8 @@ class AudioStream:
         self._peer_ssrc: int | None = None
         self.codec: Codec = make_codec("PCMU")
         self._jitter = JitterBuffer(max_delay=config.max_jitter_delay)
+        self._playout_before = (0, 0, 0, 0, 0)
+        """Late, lost, concealed, dropped and resyncs of the jitter buffers replaced so far."""
         self._payload_type = 0
         self._event_pt: int | None = None
         self._dtmf_out = TelephoneEventEncoder()
@@ -76,6 +78,17 @@ class AudioStream:
         """Our SDP direction lets audio out (sendrecv or sendonly)."""
         self._last_sr: tuple[int, float] | None = None
         """The middle 32 bits of the peer's last SR timestamp and when it arrived (LSR/DLSR)."""
+
+    def fill_playout_stats(self) -> None:
+        """Copy the jitter buffer's counters (with those of the buffers before a codec change)
+        into the stats: read when the stats are reported, not counted per frame."""
+        jitter, stats, before = self._jitter, self.stats, self._playout_before
+        stats.playout_late = before[0] + jitter.late
+        stats.playout_lost = before[1] + jitter.lost
+        stats.playout_concealed = before[2] + jitter.concealed
+        stats.playout_dropped = before[3] + jitter.dropped
+        stats.playout_resyncs = before[4] + jitter.resyncs
+        stats.playout_delay = jitter.delay
 
     @property
     def audio_rate(self) -> int:
@@ -97,6 +110,15 @@ class AudioStream:
         old, self.codec = self.codec, new
         old.close()
         if (old.name, old.clock_rate) != (new.name, new.clock_rate):
+            self.fill_playout_stats()
+            stats = self.stats
+            self._playout_before = (
+                stats.playout_late,
+                stats.playout_lost,
+                stats.playout_concealed,
+                stats.playout_dropped,
+                stats.playout_resyncs,
+            )
             self._jitter = JitterBuffer(
                 clock_rate=new.clock_rate,
                 samples_per_frame=new.frame_ticks,

@@ -147,6 +147,9 @@ class CallReport:
     """RTP packets sent without SRTP (only under "prefer", for a peer without ZRTP)."""
     security_lost: str = ""
     """Why a call that was secure lost its security (audio stopped), if it did."""
+    playout: dict[str, float] = field(default_factory=dict)
+    """The jitter buffer's count of late packets, lost, concealed and dropped frames and
+    resyncs, and its target delay in ms when the call ended."""
     received_frequencies: list[float] = field(default_factory=list)
     transfer: str = ""
     """As transferor: "Transferred", or "Transfer failed: <reason>"."""
@@ -391,6 +394,14 @@ def fill_report(
     report.dropped = stats.dropped
     report.drops = dict(stats.drops)
     report.clear_packets_sent = stats.clear_packets_sent
+    report.playout = {
+        "late": stats.playout_late,
+        "lost": stats.playout_lost,
+        "concealed": stats.playout_concealed,
+        "dropped": stats.playout_dropped,
+        "resyncs": stats.playout_resyncs,
+        "delay_ms": round(stats.playout_delay * 1000, 1),
+    }
     lost = [e for e in events if isinstance(e, CallSecurityLost)]
     report.security_lost = lost[-1].lost.reason if lost else ""
     secured = call.secured

@@ -16,11 +16,15 @@ The algorithm works in time, not in counts of packets:
   (`clock_rate` ticks, `samples_per_frame` of them a frame: 160 for G.711 and G.722, 960 for
   Opus).
 * Delay variation. For every packet the transit time ``arrival - ts / clock_rate`` is compared
-  to the smallest recent transit (which creeps upward slowly to follow clock drift); the excess
-  is the packet's delay variation, the time by which it came later than the fastest packet
-  would have. Its peak attacks at once and decays over about ten seconds. The target delay is
-  that peak (plus float noise), limited to `max_delay`: a packet that varies no more than the
-  peak is still in time.
+  to the transit floor, the smallest transit of the last second's packets; the excess is the
+  packet's delay variation, the time by which it came later than the fastest packet would
+  have. Its peak attacks at once and decays over about ten seconds. The target delay is that
+  peak (plus float noise), limited to `max_delay`: a packet that varies no more than the peak
+  is still in time. The floor falls at once and rises as soon as a second of packets all came
+  later: so it follows clock drift, and a step of the path's delay (a sender whose audio clock
+  restarted after a stall sends every later packet that much later for its timestamp; a route
+  change) is a step of the floor, not jitter for the rest of the call. Offset and peak are
+  moved with the floor.
 * Play-out offset. Pops happen at known times, so the time frame `i` will be played is known
   once the stream plays: the last pop's time plus (i - p + 1) frames. The offset is that time
   minus the earliest the packet could have arrived (its arrival minus its variation): the same
@@ -52,6 +56,7 @@ The algorithm works in time, not in counts of packets:
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from math import ceil as _ceil
 from typing import Literal
@@ -63,13 +68,13 @@ FrameKind = Literal["audio", "lost", "silence"]
 
 _IDLE_AFTER = 3
 _PEAK_DECAY = 1 / 512
-_BASE_CREEP = 5e-6
-"""Seconds per packet the transit floor rises, to follow a sender clock slower than ours."""
+_FLOOR_WINDOW = 1.0
+"""Seconds of packets whose smallest transit is the floor."""
 _JITTER_TOLERANCE = 0.0005
 """Delay variation below half a millisecond is float noise, not jitter."""
 _OFFSET_TOLERANCE = 0.0001
-"""The play-out offset is measured from a transit floor that creeps by microseconds: an offset
-this close to the target is on it."""
+"""The play-out offset and the target are measured from the transit floor: an offset this close
+to the target is on it."""
 _SHRINK_HYSTERESIS = 0.25
 """Frames the offset must exceed the target by, beyond the frame that goes, before shrinking."""
 _FORCED_SHRINK_AFTER = 2.0
@@ -112,6 +117,7 @@ class JitterBuffer:
         self.max_delay = max_delay
         self.max_frames = max(1, int(max_delay / self.frame_time + 1e-9))
         self._jump_frames = max(50, 3 * self.max_frames)
+        self._floor_packets = max(1, round(_FLOOR_WINDOW / self.frame_time))
         self._half_frame = samples_per_frame // 2
         self.late = 0
         self.duplicates = 0
@@ -144,6 +150,10 @@ class JitterBuffer:
         self._ext_ts = 0
         self._ts_base: int | None = None
         self._transit_floor: float | None = None
+        self._transits: deque[tuple[int, float]] = deque()
+        """(packet count, transit) of the window's packets that could still be its minimum:
+        each one smaller than those after it, the floor first."""
+        self._packets = 0
         self._played = _NO_FRAME
         self._unanchor()
 
@@ -252,16 +262,23 @@ class JitterBuffer:
             anchored = False
         # the delay variation and its peak (see "Delay variation"), inline
         transit = arrival - ext_ts / self.clock_rate
-        floor = self._transit_floor
-        if floor is None or transit < floor:
-            if floor is not None and self._offset is not None:
-                self._offset += floor - transit  # measured from a lower floor now
-            floor = transit
-        else:
-            floor += _BASE_CREEP
+        transits = self._transits
+        count = self._packets = self._packets + 1
+        while transits and transits[-1][1] >= transit:
+            transits.pop()
+        transits.append((count, transit))
+        if transits[0][0] <= count - self._floor_packets:
+            transits.popleft()
+        floor = transits[0][1]
+        previous = self._transit_floor
+        peak = self._peak
+        if previous is not None and floor != previous:
+            if self._offset is not None:
+                self._offset += previous - floor  # measured from the new floor
+            if floor > previous:  # the path's delay rose: so much less of it was variation
+                peak = peak - (floor - previous) if peak > floor - previous else 0.0
         self._transit_floor = floor
         variation = transit - floor
-        peak = self._peak
         if variation > peak:
             peak = variation
         else:
@@ -391,5 +408,6 @@ class JitterBuffer:
         self._ext_ts = ext_ts  # the sender's new clock is the reference from now on
         self._ts32 = ext_ts & 0xFFFFFFFF
         self._transit_floor = None
+        self._transits.clear()
         self._played = _NO_FRAME
         self._unanchor()

@@ -1,0 +1,48 @@
+"""The jitter buffer's counters reach the call's stats (and `pidphone call --json`), across a
+codec change, so that a real call shows what its playout did."""
+
+from __future__ import annotations
+
+from collections import deque
+from time import time
+
+from pidphone.app.media_config import MediaConfig
+from pidphone.app.media_events import MediaStats
+from pidphone.app.media_stream import AudioStream
+from pidphone.audio.codec import make_codec
+from pidphone.rtp import RtpSender
+
+FRAME = 0.02
+
+
+def feed(stream: AudioStream, sender: RtpSender, codec: str, frames: int, late: int) -> None:
+    """`frames` packets, each read on the tick it was sent, except frame `late`: it comes five
+    frames after its turn, when it has been concealed."""
+    encoder = make_codec(codec, {})
+    pcm = bytes(encoder.frame_bytes)
+    packets = [sender.packet(encoder.encode(pcm)) for _ in range(frames)]
+    for n in range(frames + 2):
+        now = n * FRAME
+        if n < frames and n != late:
+            stream.receive_rtp(packets[n], now)
+        if n == late + 5:
+            stream.receive_rtp(packets[late], now)
+        stream.pull_audio(now + 0.01)
+
+
+def test_late_and_lost_frames_are_counted_across_a_codec_change() -> None:
+    stats = MediaStats()
+    stream = AudioStream(MediaConfig(), stats=stats, events=deque(), wall_clock=time)
+    stream.configure("PCMU", 0, None)
+    feed(stream, RtpSender(0), "PCMU", 50, late=20)
+    stream.fill_playout_stats()
+    assert (stats.playout_late, stats.playout_resyncs, stats.playout_dropped) == (1, 0, 0)
+    concealed = stats.playout_concealed
+    assert concealed >= 1
+    assert 0.0 <= stats.playout_delay < 0.2
+
+    stream.configure("G722", 9, None)  # a re-INVITE: a new jitter buffer, the counts go on
+    feed(stream, RtpSender(9), "G722", 50, late=30)
+    stream.fill_playout_stats()
+    assert (stats.playout_late, stats.playout_resyncs, stats.playout_dropped) == (2, 0, 0)
+    assert stats.playout_concealed > concealed
