@@ -600,3 +600,53 @@ def test_a_late_media_thread_is_not_taken_for_network_jitter() -> None:
         a.worker.stop()
         b.worker.stop()
     assert buffer.delay < 0.14, f"the buffer grew to {buffer.delay * 1000:.0f} ms"
+
+
+class StallOnce(SimAudioDevices):
+    """A media thread held up 300 ms once, when the test says: longer than the simulated
+    card's backlog, so its capture clock restarts (as a card does after an overrun)."""
+
+    stall = threading.Event()
+
+    def open_capture(self, rate: int = SAMPLE_RATE) -> SimCapture:
+        capture = super().open_capture(rate)
+        stall = self.stall
+
+        class Stalling(SimCapture):
+            def __init__(self) -> None:
+                self.__dict__.update(capture.__dict__)
+
+            def read_frame(self) -> bytes:
+                frame = super().read_frame()
+                if stall.is_set():
+                    stall.clear()
+                    time.sleep(0.3)
+                return frame
+
+        return Stalling()
+
+
+def test_frames_a_stalled_capture_never_gave_are_skipped_in_the_rtp_time() -> None:
+    """Alice's thread stalls 300 ms and her capture clock restarts: the frames of that time
+    were never captured. Her RTP timestamps must still follow the time that passed (RFC 3550
+    §5.1: the sampling instant), with a gap Bob plays as one, not run 300 ms behind for the
+    rest of the call (to Bob, a step of the path's delay)."""
+    devices = StallOnce(tone_frequency=1000)
+    a = make_side(devices)
+    b = make_side(SimAudioDevices(tone_frequency=700))
+    try:
+        connect(a, b)
+        secured(a), secured(b)
+        sender = a.worker._calls[1].session._stream._sender
+        time.sleep(0.5)
+        start, stamp = time.monotonic(), sender.timestamp
+        devices.stall.set()
+        time.sleep(1.5)
+        elapsed, ticks = time.monotonic() - start, (sender.timestamp - stamp) & 0xFFFFFFFF
+        assert not devices.stall.is_set()
+        time.sleep(1.0)
+        assert abs(strongest(b.heard()) - 1000) < 20
+    finally:
+        a.worker.stop()
+        b.worker.stop()
+    assert abs(ticks / 8000 - elapsed) < 0.07, (ticks / 8000, elapsed)

@@ -1,8 +1,10 @@
 """The jitter buffer's counters reach the call's stats (and `pidphone call --json`), across a
-codec change, so that a real call shows what its playout did."""
+codec change, so that a real call shows what its playout did; and the send side's RTP time
+follows the capture's, across frames the card lost."""
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from time import time
 
@@ -10,7 +12,7 @@ from pidphone.app.media_config import MediaConfig
 from pidphone.app.media_events import MediaStats
 from pidphone.app.media_stream import AudioStream
 from pidphone.audio.codec import make_codec
-from pidphone.rtp import RtpSender
+from pidphone.rtp import RtpSender, rtp_fields
 
 FRAME = 0.02
 
@@ -46,3 +48,22 @@ def test_late_and_lost_frames_are_counted_across_a_codec_change() -> None:
     stream.fill_playout_stats()
     assert (stats.playout_late, stats.playout_resyncs, stats.playout_dropped) == (2, 0, 0)
     assert stats.playout_concealed > concealed
+
+
+def test_a_gap_in_the_capture_times_is_skipped_in_the_timestamps_and_marked() -> None:
+    """Frames captured every 20 ms, then none for 300 ms (the card lost them): the next packet's
+    timestamp is 300 ms on, not 20, and it has the marker bit (a talk-spurt's first)."""
+    stream = AudioStream(MediaConfig(), stats=MediaStats(), events=deque(), wall_clock=time)
+    stream.configure("PCMU", 0, None)
+    pcm = bytes(stream.codec.frame_bytes)
+    times = [0.02 * n for n in range(1, 6)] + [0.1 + 0.3 + 0.02 * n for n in range(3)]
+    packets = [stream.packet_for(pcm, True, at) for at in times]
+    fields = [rtp_fields(p) for p in packets if p is not None]
+    stamps = [ts for _, _, _, ts, _, _ in fields]
+    steps = [(y - x) & 0xFFFFFFFF for x, y in itertools.pairwise(stamps)]
+    assert steps == [160, 160, 160, 160, 160 * 15, 160, 160]
+    assert [marker for _, marker, _, _, _, _ in fields] == [False] * 5 + [True, False, False]
+
+    # a frame withheld in the gap keeps the mark for the next one sent
+    stream.packet_for(pcm, False, 1.0)
+    assert rtp_fields(stream.packet_for(pcm, True, 1.02) or b"")[1] is True

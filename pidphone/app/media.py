@@ -281,7 +281,9 @@ class MediaSession:
     # ------------------------------------------------------------------ audio and DTMF
 
     def send_audio(self, pcm: bytes, now: float) -> None:
-        """One captured 20 ms frame: encode and send it, when the policy lets audio out."""
+        """One captured 20 ms frame: encode and send it, when the policy lets audio out.
+        `now` is when the capture completed it: a gap in those times (frames the card lost)
+        is skipped in the RTP timestamps."""
         size = self._stream.codec.frame_bytes
         if len(pcm) != size:
             raise LocalProtocolError(f"audio frame of {len(pcm)} bytes, expected {size}")
@@ -289,7 +291,7 @@ class MediaSession:
             return
         remote = self._remote
         allowed = remote is not None and self._security.may_send and self._stream.sending
-        packet = self._stream.packet_for(pcm, allowed)
+        packet = self._stream.packet_for(pcm, allowed, now)
         if packet is not None and remote is not None:
             self._send_rtp(packet, remote)
 

@@ -76,6 +76,10 @@ class AudioStream:
         self._dtmf_in = TelephoneEventDecoder()
         self.sending = True
         """Our SDP direction lets audio out (sendrecv or sendonly)."""
+        self._captured: float | None = None
+        """When the last frame given to `packet_for` was captured."""
+        self._resumed = False
+        """Frames were skipped: the next audio packet gets the marker bit."""
         self._last_sr: tuple[int, float] | None = None
         """The middle 32 bits of the peer's last SR timestamp and when it arrived (LSR/DLSR)."""
 
@@ -132,10 +136,25 @@ class AudioStream:
 
     # ------------------------------------------------------------------ out
 
-    def packet_for(self, pcm: bytes, allowed: bool) -> bytes | None:
+    def packet_for(self, pcm: bytes, allowed: bool, captured: float | None = None) -> bytes | None:
         """The RTP packet for one captured 20 ms frame: its audio, or the RFC 4733 event
         that replaces it (§2.5). None when nothing goes out (`allowed` is False: the policy
-        or the direction withholds audio); the frame's time passes either way."""
+        or the direction withholds audio); the frame's time passes either way.
+
+        `captured` is when the frame was complete on the capture clock. Frames the card never
+        gave (an overrun, a stalled reader whose clock restarted) are skipped in the timestamp,
+        which stands for the sampling instant (RFC 3550 §5.1), and the next audio packet is
+        marked as a talk-spurt's first: the receiver plays a gap there. Without the skip every
+        later packet would come that much later for its timestamp, a step of the path's delay
+        the peer's jitter buffer must first tell from jitter."""
+        if captured is not None:
+            last, self._captured = self._captured, captured
+            if last is not None:
+                codec = self.codec
+                missed = round((captured - last) * codec.clock_rate / codec.frame_ticks) - 1
+                if missed > 0:
+                    self._sender.skip(codec.frame_ticks * missed)
+                    self._resumed = True
         if self._event_pt is not None and self._dtmf_out.busy:
             event = self._dtmf_out.frame()
             packet = None
@@ -153,6 +172,9 @@ class AudioStream:
         if not payload:  # Opus DTX: nothing worth sending
             self._sender.skip(self.codec.frame_ticks)
             return None
+        if self._resumed:
+            self._resumed = False
+            return self._sender.packet(payload, marker=True)
         return self._sender.packet(payload)
 
     def send_dtmf(self, key: str, duration: float) -> None:

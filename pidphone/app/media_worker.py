@@ -452,7 +452,8 @@ class MediaWorker:
         call = self._calls.get(self._handset) if self._handset is not None else None
         if call is not None:
             session = call.session
-            session.send_audio(audio.silence if self._muted else pcm, now)
+            # captured at `due`: a jump of it (the capture clock restarted) skips RTP time
+            session.send_audio(audio.silence if self._muted else pcm, due)
             out = session.pull_audio(due)  # the card's time for this frame, however late
         elif self._tone is not None:
             out = self._tone.frame()
