@@ -257,7 +257,7 @@ def first_closed(audio: SimAudioDevices) -> Callable[[], bool]:
 def test_an_idle_worker_stops_its_audio_clock_and_a_tone_starts_it_on_its_first_tick() -> None:
     """With no call and no tone the devices close after `idle_stop` and the thread does not
     wake at all (the clock would wake it 50 times a second); a tone opens them again and is
-    in the earpiece from the new clock's first tick, behind only the period of silence ahead."""
+    in the earpiece from the new clock's first tick: the period ahead is the tone's own."""
     audio = SimAudioDevices()
     side = make_side(audio, idle_stop=0.1)
     try:
@@ -268,10 +268,11 @@ def test_an_idle_worker_stops_its_audio_clock_and_a_tone_starts_it_on_its_first_
         side.worker.send(SetHandsetTone("dial"))
         until(lambda: len(audio.earpieces) == 2 and len(audio.earpieces[1].frames) >= 10)
         frames = list(audio.earpieces[1].frames)
-        silence = bytes(len(frames[0]))
-        assert frames[: PLAYBACK_AHEAD - 1] == [silence] * (PLAYBACK_AHEAD - 1)
-        assert frames[PLAYBACK_AHEAD - 1] == ToneGenerator("dial").frame()
-        assert abs(strongest(b"".join(frames[PLAYBACK_AHEAD - 1 :])) - 425) < 15
+        tone = ToneGenerator("dial")
+        # the first frame the card plays is the tone's (its first, unless a tick came too
+        # late to be written on a busy machine), with no silence ahead
+        assert frames[0] in [tone.frame() for _ in range(20)]
+        assert abs(strongest(b"".join(frames)) - 425) < 15
         side.worker.send(SetHandsetTone(None))
         until(lambda: audio.earpieces[1].closed)
         before = wake_ups(side.worker)

@@ -444,19 +444,21 @@ class MediaWorker:
         earpiece's slack after that finds it run dry: it is not written (after a stall the
         card would queue the frames read in a burst, and play every later frame that much
         later for the rest of the call); the first tick on time (within half the slack: at
-        most 10 ms more delay) starts it again with its silence ahead."""
+        most 10 ms more delay) starts it again with its silence ahead (or the tone's next
+        frame, so a tone starts with the clock)."""
         for media_id, media in self._calls.items():
             if not media.watched:
                 self._read_call(media_id, media, now)
         pcm = audio.capture.read_frame()
         call = self._calls.get(self._handset) if self._handset is not None else None
+        tone = self._tone if call is None else None
         if call is not None:
             session = call.session
             # captured at `due`: a jump of it (the capture clock restarted) skips RTP time
             session.send_audio(audio.silence if self._muted else pcm, due)
             out = session.pull_audio(due)  # the card's time for this frame, however late
-        elif self._tone is not None:
-            out = self._tone.frame()
+        elif tone is not None:
+            out = tone.frame()
         else:
             out = audio.silence
         late = self._clock() - due
@@ -465,7 +467,11 @@ class MediaWorker:
             return
         while audio.pre_roll:  # the first tick, or the first after a stall
             audio.pre_roll -= 1
-            audio.playback.write_frame(audio.silence)
+            if tone is None:
+                audio.playback.write_frame(audio.silence)
+            else:  # the tone itself ahead: on a clock just started it plays from this tick
+                audio.playback.write_frame(out)
+                out = tone.frame()
         audio.playback.write_frame(out)
 
     def _run_timers(self, now: float) -> float | None:
