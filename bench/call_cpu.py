@@ -1,6 +1,7 @@
 """CPU of one pidphone call, pidphone against pidphone on loopback, run by hand:
 
     .venv/bin/python -m bench.call_cpu [--seconds 60] [--audio-in tone|file]
+    .venv/bin/python -m bench.call_cpu --idle [--seconds 60]
 
 `pidphone answer` and `pidphone call` as two processes, a direct call over TLS (no registrar),
 simulated audio: a 1 kHz tone one way and 700 Hz the other, computed by the simulated
@@ -9,6 +10,10 @@ does). For each process: CPU seconds (utime + stime of /proc/PID/stat) per call-
 the steady part of the call (from the SAS known on both sides until SETTLE seconds before the
 hang-up), and peak RSS (VmHWM). Quicker to repeat than bench/call.py, which needs Kamailio
 and linphonec; use it to see what a change to the media path costs.
+
+`--idle`: the daemon with nothing to do (`pidphone run`, simulated hardware, no display, no
+account), measured for `--seconds` from IDLE_SETTLE seconds after it starts: CPU seconds per
+minute and context switches per second.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from pathlib import Path
 
 from pidphone.drivers.certs import make_test_pki
 
+IDLE_SETTLE = 10.0
+"""Seconds an idle daemon runs before it is measured (start-up done, the audio clock stopped)."""
 SETTLE = 2.0
 """Seconds cut from the end of the measuring window, so the hang-up is not in it."""
 REPO = Path(__file__).resolve().parent.parent
@@ -109,6 +116,47 @@ class Process:
                 self.secure.set()
 
 
+def idle(seconds: float) -> int:
+    with tempfile.TemporaryDirectory(prefix="pidphone-idle-") as tmp:
+        work = Path(tmp)
+        config = write_config(
+            work / "idle.toml",
+            f'[display]\ndriver = "none"\n[security]\nzid_cache = "{work / "zid.json"}"\n',
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIFY_", "WATCHDOG_"))}
+        env["PYTHONPATH"] = str(REPO)
+        env["PIDPHONE_PROVISION_FILE"] = str(work / "absent.toml")
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "pidphone.cli", "run", "--config", str(config)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(IDLE_SETTLE)
+            if daemon.poll() is not None:
+                print(f"the daemon ended: exit {daemon.returncode}", file=sys.stderr)
+                return 1
+            cpu, switches, start = (
+                cpu_seconds(daemon.pid),
+                context_switches(daemon.pid),
+                time.monotonic(),
+            )
+            time.sleep(seconds)
+            window = time.monotonic() - start
+            cpu = cpu_seconds(daemon.pid) - cpu
+            switches = context_switches(daemon.pid) - switches
+        finally:
+            daemon.terminate()
+            daemon.wait(15)
+    print(
+        f"idle daemon: {cpu / window * 60:5.3f} CPU-s per minute (window {window:.1f} s, "
+        f"from {IDLE_SETTLE:g} s after start), {switches / window:.1f} context switches/s"
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -116,7 +164,10 @@ def main() -> int:
     parser.add_argument(
         "--profile", type=Path, help="run both under cProfile, writing DIR/call.prof, answer.prof"
     )
+    parser.add_argument("--idle", action="store_true", help="the daemon with no call")
     args = parser.parse_args()
+    if args.idle:
+        return idle(args.seconds)
 
     with tempfile.TemporaryDirectory(prefix="pidphone-cpu-") as tmp:
         work = Path(tmp)

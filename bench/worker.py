@@ -17,14 +17,23 @@ starts) and from the moment both are secure, to each side's first RTP packet on 
 `--profile FILE` runs the first worker's thread under cProfile (the `pstats` dump goes to
 FILE): where a period's time goes, function by function, at the cost of profiling overhead.
 
-The instruction count is repeatable where the seconds are not (a shared, loaded machine):
-run the call twice under callgrind with different lengths and take the difference, which
-leaves out start-up and key agreement (n periods = the seconds' difference x 50 x 2 workers):
+`--lockstep PERIODS`: the same call with no thread and no waiting, for an instruction count
+that is repeatable where the seconds are not (a shared, loaded machine; and under callgrind
+the threads cannot keep up with real time). One clock for both workers advances 20 ms per
+period, and each worker runs one wake-up per period on this thread (its `select` finds the
+frame due and the peer's packet already on the loopback socket): the worker's whole
+per-period path, system calls included, minus the wait. Run it twice under callgrind and
+take the difference, which leaves out start-up and key agreement (the instructions of
+1,000 periods of both workers):
 
-    valgrind --tool=callgrind --callgrind-out-file=/tmp/w5 .venv/bin/python -m bench.worker \
-        --seconds 5
-    valgrind --tool=callgrind --callgrind-out-file=/tmp/w15 .venv/bin/python -m bench.worker \
-        --seconds 15
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/l500 .venv/bin/python \
+        -m bench.worker --lockstep 500
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/l1500 .venv/bin/python \
+        -m bench.worker --lockstep 1500
+
+`--part NAME --count K`: one piece of a worker-period alone, K times (PARTS names them), for
+the same difference under callgrind (K = 0 and K = 20000): what each piece costs in
+instructions, beside the whole period's.
 """
 
 from __future__ import annotations
@@ -35,8 +44,10 @@ import os
 import queue
 import random
 import statistics
+import struct
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pidphone.app.media import MediaConfig
@@ -285,14 +296,202 @@ def start(count: int) -> None:
         print(f"{label}: both secure -> first RTP sent   {summary(from_secure)}")
 
 
+class Lockstep:
+    """Fake time for the workers and their simulated cards: it moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        """Nothing to wait for: the periods are stepped by hand."""
+
+
+def lockstep(periods: int, profile: Path | None) -> None:
+    time_ = Lockstep()
+    events: list[list[WorkerEvent]] = [[], []]
+    workers = []
+    for tone, posted in ((1000.0, events[0]), (700.0, events[1])):
+        audio = SimAudioDevices(tone_frequency=tone, clock=time_.clock, sleep=time_.sleep)
+        workers.append(
+            MediaWorker(
+                posted.extend,
+                open_socket=open_udp,
+                cache=MemoryZidCache(),
+                audio=audio,
+                clock=time_.clock,
+            )
+        )
+
+    def command(worker: MediaWorker, command: MediaCommand) -> None:
+        worker._commands.put_nowait(command)  # no thread to check: this one runs it
+        worker._wake_w.send(b"\0")
+
+    def step() -> None:
+        time_.now += FRAME_TIME
+        for worker in workers:
+            worker._wake_up()
+
+    def seen(side: int, kind: type) -> WorkerEvent | None:
+        for event in events[side]:
+            if isinstance(event, kind) or (
+                isinstance(event, MediaUpdate) and isinstance(event.event, kind)
+            ):
+                return event
+        return None
+
+    for worker in workers:
+        command(worker, OpenMedia(1, "127.0.0.1", MediaConfig()))
+    step()
+    opened = [seen(0, MediaOpened), seen(1, MediaOpened)]
+    for worker, theirs in zip(workers, reversed(opened), strict=True):
+        assert isinstance(theirs, MediaOpened)
+        for each in (
+            SetCodec(1, PCMU),
+            SetRemote(1, theirs.local, theirs.hello_hash, None),
+            StartMedia(1),
+            SetHandset(1),
+        ):
+            command(worker, each)
+    for _ in range(500):
+        step()
+        if seen(0, MediaSecured) and seen(1, MediaSecured):
+            break
+    else:
+        raise RuntimeError("not secure after 500 periods")
+    profiler = cProfile.Profile() if profile is not None else None
+    if profiler is not None:
+        profiler.enable()
+    started = time.thread_time_ns()
+    for _ in range(periods):
+        step()
+    per_period = (time.thread_time_ns() - started) / periods / 2000
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(str(profile))
+    stats = [w._calls[1].session.stats for w in workers]
+    for worker in workers:
+        worker._release()
+    print(
+        f"lockstep: {periods} periods of two workers after secure; packets received "
+        f"{stats[0].packets_received} / {stats[1].packets_received}, lost "
+        f"{stats[0].packets_lost} / {stats[1].packets_lost}; {per_period:.1f} us CPU per "
+        "worker-period (back to back, warm caches)"
+    )
+
+
+def _parts() -> dict[str, Callable[[], Callable[[int], object]]]:
+    """Each piece of a worker-period (PCMU, AES_CM_128_HMAC_SHA1_80), ready to run as
+    `piece(i)` for the i-th period."""
+    from pidphone.audio.codec import make_codec
+    from pidphone.rtp import JitterBuffer, RtpSender
+    from pidphone.rtp.packet import rtp_fields
+    from pidphone.rtp.stats import ReceiverStats
+    from pidphone.srtp import SrtpContext
+
+    key, salt, profile = bytes(range(16)), bytes(range(16, 30)), "AES_CM_128_HMAC_SHA1_80"
+    pcm = SimAudioDevices().open_capture().read_frame()
+    payload = make_codec("PCMU").encode(pcm)
+
+    def rtp(i: int) -> bytes:
+        return struct.pack("!BBHII", 0x80, 0, i & 0xFFFF, i * 160, 0x5EED) + payload
+
+    def protect() -> Callable[[int], object]:
+        tx = SrtpContext(profile, key, salt)
+        return lambda i: tx.protect(rtp(i))
+
+    def unprotect() -> Callable[[int], object]:
+        tx, rx = SrtpContext(profile, key, salt), SrtpContext(profile, key, salt)
+        wire = [tx.protect(rtp(i)) for i in range(20000)]
+        return lambda i: rx.unprotect(wire[i % 20000])
+
+    def encode() -> Callable[[int], object]:
+        codec = make_codec("PCMU")
+        return lambda i: codec.encode(pcm)
+
+    def decode() -> Callable[[int], object]:
+        codec = make_codec("PCMU")
+        return lambda i: codec.decode(payload)
+
+    def jitter() -> Callable[[int], object]:
+        buffer = JitterBuffer()
+
+        def run(i: int) -> object:
+            buffer.put_raw(i & 0xFFFF, i * 160, 0x5EED, 0, payload, arrival=i * 0.02)
+            return buffer.pop(i * 0.02 + 0.01)
+
+        return run
+
+    def packet() -> Callable[[int], object]:
+        sender = RtpSender(0)
+        return lambda i: sender.packet(payload)
+
+    def fields() -> Callable[[int], object]:
+        stats = ReceiverStats()
+
+        def run(i: int) -> object:
+            fields = rtp_fields(rtp(i))
+            return stats.update(fields[2], fields[3], i * 0.02)
+
+        return run
+
+    def rtp_only() -> Callable[[int], object]:
+        return rtp
+
+    def udp() -> Callable[[int], object]:
+        a, b = open_udp("127.0.0.1", 0), open_udp("127.0.0.1", 0)
+        wire = protect()(0)
+        assert isinstance(wire, bytes)
+        return lambda i: (a.sendto(wire, b.local), b.receive(32))
+
+    def wait() -> Callable[[int], object]:
+        import select
+
+        a = open_udp("127.0.0.1", 0)
+        return lambda i: select.select({a.fileno(): 1}, (), (), 0.0)
+
+    return {
+        "protect": protect,
+        "unprotect": unprotect,
+        "encode": encode,
+        "decode": decode,
+        "jitter": jitter,
+        "packet": packet,
+        "fields": fields,
+        "rtp": rtp_only,
+        "udp": udp,
+        "select": wait,
+    }
+
+
+def part(name: str, count: int) -> None:
+    run = _parts()[name]()
+    started = time.thread_time_ns()
+    for i in range(count):
+        run(i)
+    if count:
+        print(f"{name}: {(time.thread_time_ns() - started) / count / 1000:.2f} us each (warm)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--idle", action="store_true", help="one worker with no call")
     parser.add_argument("--start", type=int, metavar="N", help="how soon audio starts, N runs")
+    parser.add_argument(
+        "--lockstep", type=int, metavar="PERIODS", help="a call stepped by hand, PERIODS long"
+    )
     parser.add_argument("--profile", type=Path, help="cProfile the first worker to FILE")
+    parser.add_argument("--part", help="one piece of a period: " + ", ".join(_parts()))
+    parser.add_argument("--count", type=int, default=20000, help="times --part runs")
     args = parser.parse_args()
-    if args.start:
+    if args.part:
+        part(args.part, args.count)
+    elif args.lockstep:
+        lockstep(args.lockstep, args.profile)
+    elif args.start:
         start(args.start)
     elif args.idle:
         idle(args.seconds)
