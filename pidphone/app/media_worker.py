@@ -147,9 +147,14 @@ class _Audio:
     silence: bytes = field(init=False)
     pre_roll: int = PLAYBACK_AHEAD - 1
     """Periods of silence still to write ahead of the first tick's frame."""
+    next_at: float = field(init=False)
+    """When the next frame is due, as far as the wait needs to know: the card's time of the
+    last frame plus a period. A wake-up at or after it asks the card (`next_frame_at`), once
+    a period: for ALSA that is a system call (`avail`)."""
 
     def __post_init__(self) -> None:
         self.silence = bytes(frame_bytes(self.capture.rate))
+        self.next_at = self.capture.next_frame_at()
 
 
 class MediaWorker:
@@ -319,10 +324,12 @@ class MediaWorker:
             if idle is not None and now - idle >= self._idle_stop:
                 log.debug("audio clock stopped: nothing to play")
                 self._close_audio()
-            else:
+            elif now >= audio.next_at:
                 due = audio.capture.next_frame_at()
                 if due <= now:
                     self._tick(audio, now, due)
+                    due += FRAME_TIME
+                audio.next_at = due
         self._timer = self._run_timers(now)
         self._flush()
         self._deliver()
@@ -333,7 +340,7 @@ class MediaWorker:
         deadline = self._timer
         audio = self._audio
         if audio is not None:
-            frame = audio.capture.next_frame_at()
+            frame = audio.next_at
             if deadline is None or frame < deadline:
                 deadline = frame
         return None if deadline is None else max(0.0, deadline - self._clock())

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from functools import cached_property
 
 from pidphone.audio import g711
 from pidphone.audio.libopus import (
@@ -90,16 +91,17 @@ class Codec(ABC):
     sample_rate: int
     """Hz of the PCM `encode` takes and `decode` gives."""
 
-    @property
+    # Cached: asked several times a period, and a codec's rates never change.
+    @cached_property
     def frame_samples(self) -> int:
         """PCM samples in one 20 ms frame."""
         return self.sample_rate * FRAME_MS // 1000
 
-    @property
+    @cached_property
     def frame_bytes(self) -> int:
         return 2 * self.frame_samples
 
-    @property
+    @cached_property
     def frame_ticks(self) -> int:
         """RTP timestamp increment per 20 ms frame."""
         return self.clock_rate * FRAME_MS // 1000

@@ -36,7 +36,9 @@ SO_TIMESTAMPNS = 35
 """Linux's socket option (and control message) for each datagram's arrival time in
 nanoseconds (asm-generic, so x86 and ARM alike; Python does not name it)."""
 _ARRIVAL_SPACE = socket.CMSG_SPACE(16)
-_TIMESPEC = struct.Struct("@qq")
+_timespec = struct.Struct("@qq").unpack_from
+_SOL_SOCKET = socket.SOL_SOCKET
+_MAPPED_LEN = len(MAPPED)
 STALE_NS = 1_000_000_000
 """A stamp further back than this is not believed: the wall clock, which the kernel stamps on,
 was stepped (NTP at boot on a Pi without a clock) between arrival and read."""
@@ -91,9 +93,10 @@ class UdpSocket:
         got: list[tuple[bytes, Address, float]] = []
         if sock is None:
             return got
-        recvmsg = sock.recvmsg
+        recvmsg, append, dual = sock.recvmsg, got.append, self._dual
         read_at = time.monotonic_ns()
         to_monotonic = read_at - time.time_ns()  # the stamps are on the wall clock
+        stale = read_at - STALE_NS
         for _ in range(limit):
             try:
                 data, ancillary, _, addr = recvmsg(RECV_SIZE, _ARRIVAL_SPACE)
@@ -105,15 +108,15 @@ class UdpSocket:
                 continue
             arrived = read_at
             for level, kind, stamp in ancillary:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(stamp) >= 16:
-                    seconds, nanoseconds = _TIMESPEC.unpack_from(stamp)
+                if level == _SOL_SOCKET and kind == SO_TIMESTAMPNS and len(stamp) >= 16:
+                    seconds, nanoseconds = _timespec(stamp)
                     stamped = seconds * 1_000_000_000 + nanoseconds + to_monotonic
-                    if read_at - STALE_NS <= stamped <= read_at:
+                    if stale <= stamped <= read_at:
                         arrived = stamped
-            host = str(addr[0])
-            if self._dual and host.startswith(MAPPED):
-                host = host.removeprefix(MAPPED)
-            got.append((data, (host, int(addr[1])), arrived / 1e9))
+            host: str = addr[0]  # (host, port[, flow, scope]) of str and int already
+            if dual and host.startswith(MAPPED):
+                host = host[_MAPPED_LEN:]
+            append((data, (host, addr[1]), arrived / 1e9))
         return got
 
     def close(self) -> None:
