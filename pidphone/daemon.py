@@ -30,7 +30,12 @@ from pidphone.app.call_events import (
     CallSecure,
 )
 from pidphone.app.controller import Controller, ControllerEvent
-from pidphone.app.phone_events import MediaFault, RegistrationChanged
+from pidphone.app.phone_events import (
+    DeviceFailed,
+    DeviceRecovered,
+    MediaFault,
+    RegistrationChanged,
+)
 from pidphone.config import Config
 from pidphone.drivers.logging_setup import set_level
 from pidphone.drivers.systemd_notify import notifier_from_environment
@@ -72,6 +77,8 @@ class Phone:
         self._pending: Config | None = None
         self._registration = ""
         self._call_state = ""
+        self._faults: dict[str, str] = {}
+        """The ringer's or the display's fault, for STATUS=."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -106,6 +113,7 @@ class Phone:
             self._controller = None
         self.config = config
         self._registration = self._call_state = ""
+        self._faults = {}  # the new phone's devices report their own
         await self.start()
 
     async def stop(self) -> None:
@@ -134,19 +142,24 @@ class Phone:
             self._call_state = "in call, NOT SECURE"
         elif isinstance(event, MediaFault):
             self._call_state = "audio failed" + ("" if event.restarted else ", restart needed")
+        elif isinstance(event, DeviceFailed):
+            self._faults[event.device] = event.reason
+        elif isinstance(event, DeviceRecovered):
+            self._faults.pop(event.device, None)
         else:
             return
         self._status(self.describe())
 
     def describe(self) -> str:
+        faults = "".join(f"; {device} failed: {why}" for device, why in self._faults.items())
         if self._notice:
-            return self._notice
+            return self._notice + faults
         account = self.config.account.aor
         if not account:
             state = "no account, direct calls only"
         else:
             state = f"{self._registration or 'not registered'}: {account}"
-        return f"{state}; {self._call_state}" if self._call_state else state
+        return (f"{state}; {self._call_state}" if self._call_state else state) + faults
 
 
 def run(

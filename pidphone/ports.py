@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from pidphone.sip.callers import PeerCertificate
 
@@ -292,6 +292,19 @@ class Display(Protocol):
     def show(self, screen: Screen) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class DeviceHealth(Protocol):
+    """A device driver that keeps going through its device's faults (dropping what it cannot
+    deliver and reopening later) says here why the device is down, so that the phone can
+    show it instead of staying silent or blank. Optional: a driver without it is taken to
+    raise its faults."""
+
+    @property
+    def fault(self) -> str | None:
+        """Why the device does not work now (one line, no secret); None while it works."""
+        ...
 
 
 # --------------------------------------------------------------------------- network

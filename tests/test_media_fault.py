@@ -18,8 +18,8 @@ import pytest
 
 from pidphone import wiring
 from pidphone.app.call_events import CallFinished, CallIncoming, CallSecure
-from pidphone.app.controller import MAX_RESTARTS
 from pidphone.app.phone_events import MediaFault
+from pidphone.app.supervision import MAX_RESTARTS
 from pidphone.config import Config, DisplayConfig, SecurityConfig
 from pidphone.daemon import Service
 from pidphone.drivers.certs import make_test_pki

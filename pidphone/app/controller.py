@@ -11,8 +11,10 @@ switchboard reports (the calls' events, the registration) goes to the phone UI a
 to the listeners; the answers to the reducer's `PlaceCall` are the controller's own. It also
 supervises the media thread. A dead media thread is a fault, not silence: every call ends
 with "Audio failed: <reason>" on the screen, a new worker starts, and if the worker keeps
-failing (`MAX_RESTARTS` within `RESTART_WINDOW`) the controller gives up and `healthy` turns
-False, which stops the daemon's watchdog pings so that systemd restarts the phone.
+failing (`supervision.MAX_RESTARTS` within its window) the controller gives up and `healthy`
+turns False, which stops the daemon's watchdog pings so that systemd restarts the phone. The phone
+UI supervises its own threads the same way (`PhoneUi.healthy`); its ringer and display faults
+(`DeviceFailed`, `DeviceRecovered`) go to the listeners too (the daemon's STATUS=).
 """
 
 from __future__ import annotations
@@ -52,17 +54,13 @@ from .media_messages import (
     WorkerFailed,
 )
 from .media_worker import MediaWorker, WorkerUnavailableError
-from .phone_events import MediaFault
+from .phone_events import DeviceFailed, DeviceRecovered, MediaFault
 from .phone_ui import PhoneUi
 from .signalling import LinkFailed
+from .supervision import RestartBudget
 from .switchboard import BUSY_HERE, DECLINE, Switchboard, SwitchboardEvent, SwitchboardSettings
 
 log = logging.getLogger(__name__)
-
-MAX_RESTARTS = 3
-RESTART_WINDOW = 60.0
-"""A media worker that fails more than MAX_RESTARTS times in RESTART_WINDOW seconds is not
-started again: the phone reports itself unhealthy instead."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ class ControllerSettings:
     """The phone UI's settings; None runs the phone headless (no reducer)."""
 
 
-ControllerEvent = SwitchboardEvent | MediaFault
+ControllerEvent = SwitchboardEvent | MediaFault | DeviceFailed | DeviceRecovered
 Listener = Callable[[ControllerEvent], None]
 WorkerFactory = Callable[[Callable[[list[WorkerEvent]], None]], MediaWorker]
 """Builds a media worker posting its batches through the given function (thread-safe)."""
@@ -119,12 +117,18 @@ class Controller:
         self._switchboard: Switchboard | None = None
         self._ui: PhoneUi | None = None
         self._worker: MediaWorker | None = None
-        self._failures: list[float] = []
+        self._restarts = RestartBudget()
         self._tone: str | None = None
         self._muted = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self.healthy = True
-        """False once the media worker failed and could not be restarted."""
+        self._media_healthy = True
+
+    @property
+    def healthy(self) -> bool:
+        """False once the media worker, or a thread of the phone UI, died and could not be
+        restarted: the daemon stops its watchdog pings."""
+        ui = self._ui
+        return self._media_healthy and (ui is None or ui.healthy)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -172,6 +176,7 @@ class Controller:
                 wall_clock=self._wall_clock,
                 call_log=self._call_log,
                 preferences=self._preferences,
+                on_device=self._emit,
             )
             self._ui.start()
         registration = await self._switchboard.start()
@@ -301,10 +306,8 @@ class Controller:
         worker.stop(timeout=0.5)
         log.error("media worker failed: %s", reason)
         self.switchboard.media_lost(f"Audio failed: {reason}")
-        now = time.monotonic()
-        self._failures = [t for t in self._failures if now - t < RESTART_WINDOW] + [now]
         restarted = False
-        if len(self._failures) <= MAX_RESTARTS:
+        if self._restarts.allow():
             try:
                 self._start_worker()
                 restarted = True
@@ -315,7 +318,7 @@ class Controller:
             self._send_media(SetHandsetTone(self._tone))
             self._send_media(SetMicMuted(self._muted))
         else:
-            self.healthy = False
+            self._media_healthy = False
             log.critical("no media worker: the phone needs a restart")
         fault = MediaFault(reason, restarted)
         self._emit(fault)

@@ -24,7 +24,9 @@ from .call_events import CallEvent
 RegistrationState = Literal[
     "registered", "registering", "failed", "tls_error", "no_network", "disabled"
 ]
-ToneKind = Literal["dial", "ringback", "busy", "congestion", "call_waiting"]
+ToneKind = Literal["dial", "ringback", "busy", "congestion", "call_waiting", "ring"]
+"""The handset's tones; "ring" rings in the handset when the ringer has failed."""
+DeviceName = Literal["ringer", "display"]
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,22 @@ class MediaFault(PhoneEvent):
 
 
 @dataclass(frozen=True)
+class DeviceFailed(PhoneEvent):
+    """The ringer or the display does not work (`reason`, one line): the phone says so (the
+    screen, the journal, systemd's STATUS=) and does what it can without it."""
+
+    device: DeviceName
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeviceRecovered(PhoneEvent):
+    """The ringer or the display works again."""
+
+    device: DeviceName
+
+
+@dataclass(frozen=True)
 class VoicemailChanged(PhoneEvent):
     """What the voicemail box last said (`status`); None: the phone cannot know any more
     (the server does not serve it, or refused), so the screen shows no count."""
@@ -147,6 +165,8 @@ ReducerInput = (
     | Tick
     | RegistrationChanged
     | MediaFault
+    | DeviceFailed
+    | DeviceRecovered
     | VoicemailChanged
     | OutgoingCall
     | OutgoingCallFailed

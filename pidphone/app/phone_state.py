@@ -135,6 +135,9 @@ class PhoneState:
     ringing: bool = False
     last_input: float = 0.0
     """When the user last did something (or a call needed attention): display power."""
+    ringer_fault: str = ""
+    """Why the ringer failed the last time it rang ("" while it works): incoming calls ring
+    in the handset instead, and the screen says the ringer failed."""
     voicemail: VoicemailStatus | None = None
     """The voicemail box's summary, as its notifier last told it; None: not known."""
     wall: float = 0.0

@@ -146,6 +146,8 @@ def _idle(state: PhoneState) -> Screen:
         lines.insert(min(len(lines), 2), waiting)
     if state.missed:
         lines.insert(min(len(lines), 1), f"{state.missed} missed call{'s' * (state.missed > 1)}")
+    if state.ringer_fault:  # calls ring in the handset only: hard to hear with it down
+        lines.insert(min(len(lines), 1), RINGER_FAILED)
     return Screen(title=title, lines=tuple(lines[:3]), alert=alert)
 
 
@@ -215,8 +217,13 @@ def _transfer_target(state: PhoneState, call: CallView) -> Screen:
     return Screen(title="Transfer", big=state.digits, lines=("# now, answer: talk",))
 
 
+RINGER_FAILED = "Ringer failed!"
+
+
 def _incoming(state: PhoneState, call: CallView) -> Screen:
     hint = "Press answer" if state.off_hook else "Lift handset to answer"
+    if state.ringer_fault:  # it rings in the handset: say why the bell is silent
+        return Screen(title="Incoming call", lines=(_peer_lines(call)[0], RINGER_FAILED, hint))
     return Screen(title="Incoming call", lines=(*_peer_lines(call), hint))
 
 

@@ -10,7 +10,9 @@ Rules worth knowing:
 - At most two calls: `call` is the one on the handset; `other` is a second incoming call
   waiting to be answered, or the call put on hold to take it. A third caller gets `Reject`.
 - Tones and the ringer are not set by the handlers: `_sound(state)` derives them from the
-  state after every event, and only changes are emitted (`PlayTone`, `Ring`).
+  state after every event, and only changes are emitted (`PlayTone`, `Ring`). While the
+  ringer has failed (`DeviceFailed`), a call rings in the handset too, as a desk phone whose
+  bell is broken still rings in its earpiece; the ringer keeps trying.
 - The cached-secret mismatch warning stays until the user has read the SAS aloud and settled
   it: "sas_confirm" (SAS matches) closes the warning, marks the SAS verified and keeps the
   secret the mismatched exchange made; "sas_reject" (SAS differs) ends the call. No other key
@@ -40,6 +42,8 @@ from .phone_events import (
     Answer,
     Command,
     ConfirmSas,
+    DeviceFailed,
+    DeviceRecovered,
     Forward,
     Hangup,
     Hold,
@@ -93,6 +97,8 @@ def reduce(state: PhoneState, event: ReducerInput, now: float | None = None) -> 
         state, more = _media_fault(state, event), []
     elif isinstance(event, VoicemailChanged):
         state, more = replace(state, voicemail=event.status), []
+    elif isinstance(event, DeviceFailed | DeviceRecovered):
+        state, more = _device(state, event), []
     else:
         state, more = call_fact(state, event)
     commands += more
@@ -213,6 +219,8 @@ def _sound(state: PhoneState) -> tuple[ToneKind | None, bool]:
             return "ringback", ring
         if call.phase == CallState.INCOMING and state.off_hook:
             return "call_waiting", ring
+        if ring and state.ringer_fault:
+            return "ring", ring  # the ringer failed: the handset rings (the ringer retries)
         return None, ring
     if state.off_hook and state.notice:
         return state.end_tone, False
@@ -560,6 +568,15 @@ def _hang_up(state: PhoneState, call: CallView, notice: str = "Call ended") -> R
     if state.other is None:
         state = show_ended(state, notice, None)
     return promote(state), commands
+
+
+def _device(state: PhoneState, event: DeviceFailed | DeviceRecovered) -> PhoneState:
+    """The ringer's health as the screen and `_sound` need it (the display's is for the
+    journal and systemd: it cannot show its own fault)."""
+    if event.device != "ringer":
+        return state
+    fault = event.reason if isinstance(event, DeviceFailed) else ""
+    return replace(state, ringer_fault=fault)
 
 
 def _media_fault(state: PhoneState, fault: MediaFault) -> PhoneState:

@@ -123,8 +123,12 @@ class _Stream:
         retry_interval: float,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
+        down: set[str] | None = None,
     ) -> None:
         self.kind = kind
+        self.down = set() if down is None else down
+        """The devices known to be down (shared by the streams of one `AlsaAudio`): a device
+        that fails at every opening (the ringer's, at every call) is logged once."""
         self.device = device
         self.asked_rate = rate
         self.rate = rate
@@ -139,6 +143,8 @@ class _Stream:
         self.pcm: alsaaudio.PCM | None = None
         self._failed_at: float | None = None
         self._reported = False
+        self.error: str | None = None
+        """Why the PCM is closed, while it is down."""
         self._open()
 
     @property
@@ -163,10 +169,12 @@ class _Stream:
         if rate != self.rate:
             log.info("%s runs at %d Hz, not %d: resampled", self.label, rate, self.asked_rate)
         self.pcm, self.rate, self.period = pcm, rate, rate // 50
-        if self._reported:
+        if self._reported or self.device in self.down:
             log.info("%s is back", self.label)
+        self.down.discard(self.device)
         self._reported = False
         self._failed_at = None
+        self.error = None
 
     def _pcm(self, rate: int) -> alsaaudio.PCM:
         quiet_alsa_lib()
@@ -189,8 +197,11 @@ class _Stream:
 
     def fail(self, exc: Exception) -> None:
         error = DeviceError(self.label, self.config_key, str(exc))
+        self.error = str(error)
         if not self._reported:
-            log.error("%s; retrying every %.0f s", error, self.retry_interval)
+            level = logging.DEBUG if self.device in self.down else logging.ERROR
+            log.log(level, "%s; retrying every %.0f s", error, self.retry_interval)
+            self.down.add(self.device)
             self._reported = True
         self.close()
         self._failed_at = self.clock()
@@ -318,6 +329,12 @@ class AlsaPlayback(_Converted):
     def underruns(self) -> int:
         return self._stream.xruns
 
+    @property
+    def fault(self) -> str | None:
+        """Why the device is down (`ports.DeviceHealth`): frames are dropped meanwhile."""
+        stream = self._stream
+        return stream.error if stream.pcm is None else None
+
     def write_frame(self, pcm: bytes) -> None:
         if len(pcm) != self._frame_bytes:
             raise LocalProtocolError(f"a frame is {self._frame_bytes} bytes, got {len(pcm)}")
@@ -380,6 +397,7 @@ class AlsaAudio:
         self._resampler = resampler or _default_resampler
         self._mixer: alsaaudio.Mixer | None = None
         self._mixer_reported = False
+        self._down: set[str] = set()
 
     def _stream(self, kind: int, device: str, config_key: str, rate: int) -> _Stream:
         return _Stream(
@@ -391,6 +409,7 @@ class AlsaAudio:
             retry_interval=self._retry_interval,
             clock=self._clock,
             sleep=self._sleep,
+            down=self._down,
         )
 
     def open_capture(self, rate: int = SAMPLE_RATE) -> AlsaCapture:

@@ -137,6 +137,7 @@ class OledDisplay:
         self._device: LumaDevice | None = None
         self._failed_at: float | None = None
         self._reported = False
+        self._fault: str | None = None
         self._shown: Screen | None = None
         self._level: int | None = None
         self._hidden = False
@@ -156,6 +157,11 @@ class OledDisplay:
     @property
     def working(self) -> bool:
         return self._device is not None
+
+    @property
+    def fault(self) -> str | None:
+        """Why the display is down (`ports.DeviceHealth`); None while it draws."""
+        return None if self._device is not None else self._fault
 
     def show(self, screen: Screen) -> None:
         if self._device is None:
@@ -196,6 +202,7 @@ class OledDisplay:
         if self._reported:
             log.info("display (%s) is back", self._config_key)
         self._reported = False
+        self._fault = None
         self._failed_at = None
         self._level = None
         self._hidden = False
@@ -205,6 +212,7 @@ class OledDisplay:
 
     def _fail(self, exc: BaseException) -> None:
         error = DeviceError("OLED display", self._config_key, f"{type(exc).__name__}: {exc}")
+        self._fault = str(error)
         if not self._reported:
             log.error("%s; retrying every %.0f s", error, self._retry_interval)
             self._reported = True
