@@ -22,12 +22,13 @@ from pidphone.app.phone_events import (
     OutgoingCall,
     PlaceCall,
     Resume,
+    Ring,
     SendDtmf,
     Transfer,
     TransferToCall,
 )
 from pidphone.app.screen import render
-from pidphone.ports import Screen
+from pidphone.ports import HookEvent, Screen
 from pidphone.sip.events import TransferEnded, TransferProgress
 from tests.test_state import Phone, call_of, connected_call, key, secured, security_failed
 
@@ -152,3 +153,53 @@ def test_transfer_while_the_consultation_still_rings_gives_it_up_and_transfers_b
     assert screen(phone).lines[-1] == "Transferring to 5"
     phone.do(CallFinished("c2", "Cancelled", by_peer=False))  # the consultation: gone
     assert call_of(phone).call_id == "c1"
+
+
+# --------------------------------------------------------------------------- the handset goes down
+
+
+def test_the_handset_put_down_while_keying_a_target_leaves_the_call_on_hold_ringing_back() -> None:
+    phone = connected_call("c1")
+    phone.do(key("transfer"), key("5"))
+    assert phone.do(HookEvent(off_hook=False)) == [Ring(True)]  # no Hangup: the caller waits
+    held = call_of(phone)
+    assert held.held and held.recall and phone.state.transfer_from is None
+    assert phone.state.digits == ""
+    assert screen(phone).title == "Call on hold"
+    assert screen(phone).lines == ("+41446681800", "Lift handset to resume")
+    assert phone.do(HookEvent(off_hook=True)) == [Resume("c1"), Ring(False)]
+    assert not call_of(phone).held and not call_of(phone).recall
+    assert phone.do(key("5")) == [SendDtmf("c1", "5")]  # back in the call
+
+
+def test_the_handset_put_down_during_a_consultation_ends_it_and_the_held_call_rings_back() -> None:
+    phone = connected_call("c1")
+    phone.do(key("transfer"), key("5"), key("answer"), OutgoingCall("c2", "5"))
+    phone.do(CallConnected("c2"))
+    assert phone.do(HookEvent(off_hook=False)) == [Hangup("c2"), Ring(True)]
+    assert call_of(phone).call_id == "c1" and call_of(phone).recall
+    assert screen(phone).title == "Call on hold"
+    assert phone.do(key("answer")) == [Resume("c1"), Ring(False)]  # or taken back by key
+    assert not call_of(phone).held
+
+
+def test_a_held_call_ringing_back_ends_by_hangup_or_when_its_peer_leaves() -> None:
+    phone = connected_call("c1")
+    phone.do(key("hold"))
+    assert phone.do(HookEvent(off_hook=False)) == [Ring(True)]
+    assert phone.do(CallFinished("c1", "", by_peer=True)) == [Ring(False)]
+    assert phone.state.call is None
+    phone = connected_call("c1")
+    phone.do(key("hold"), HookEvent(off_hook=False))
+    assert phone.do(key("hangup")) == [Hangup("c1"), Ring(False)]
+
+
+def test_the_handset_put_down_after_a_blind_transfer_is_sent_still_hangs_up() -> None:
+    phone = connected_call("c1")
+    phone.do(key("transfer"), key("7"), key("#"))
+    assert phone.do(HookEvent(off_hook=False)) == [Hangup("c1")]
+    # and once a transfer failed, the call is ours again: it rings back
+    phone = connected_call("c1")
+    phone.do(key("transfer"), key("7"), key("#"))
+    phone.do(CallTransferEnded("c1", TransferEnded("c1", False, 486, "Busy Here")))
+    assert phone.do(HookEvent(off_hook=False)) == [Ring(True)]

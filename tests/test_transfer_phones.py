@@ -21,10 +21,10 @@ from pidphone.app.call_events import (
     CallTransferEnded,
     CallTransferProgress,
 )
-from pidphone.audio.analysis import rms
+from pidphone.audio.analysis import dominant_frequencies, rms
 from pidphone.drivers.certs import make_test_pki
 from pidphone.ports import HookEvent
-from tests.test_controller import Phone, make, strongest, until
+from tests.test_controller import Phone, make, strongest, two_phones, until
 
 ALICE, BOB, CAROL = 1000.0, 700.0, 500.0
 
@@ -247,3 +247,39 @@ def test_a_transfer_that_cannot_be_asked_for_fails_at_once_in_plain_words(tmp_pa
             assert ended.ended.reason == "Cannot transfer this call now"
 
     asyncio.run(main())
+
+
+def test_the_handset_put_down_while_keying_a_target_keeps_the_held_call_ringing_back(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        async with two_phones(tmp_path) as (alice, bob):
+            alice.engine.press(HookEvent(off_hook=True))
+            await alice_calls_bob(alice, bob)
+            alice.key("transfer")
+            alice.key("5")
+            await bob.until(lambda e: isinstance(e, CallHeld) and e.remote_hold)
+            alice.engine.press(HookEvent(off_hook=False))  # put down while keying the target
+            await until(lambda: len(ring_of(alice)) >= 8000 * 2)  # a second of ringing
+            assert sorted(round(f, -2) for f in dominant_frequencies(ring_of(alice))) == [
+                1100,
+                1400,
+            ]
+            shown = alice.engine.screen()
+            assert shown is not None and shown.title == "Call on hold"
+            assert shown.lines[-1] == "Lift handset to resume"
+            assert not any(isinstance(e, CallFinished) for e in bob.events)  # Bob still waits
+            bob.events.clear()
+            alice.engine.press(HookEvent(off_hook=True))
+            await bob.until(lambda e: isinstance(e, CallHeld) and not e.remote_hold)
+            await until(lambda: alice.audio.playbacks["ring"].closed)
+            await asyncio.sleep(0.8)
+            assert abs(strongest(bob.heard(10)) - ALICE) < 20
+            assert abs(strongest(alice.heard(10)) - BOB) < 20
+
+    asyncio.run(main())
+
+
+def ring_of(phone: Phone) -> bytes:
+    playback = phone.audio.playbacks.get("ring")
+    return b"" if playback is None else playback.played()

@@ -290,7 +290,7 @@ def _apply(
     if isinstance(fact, CallTransferEnded):
         ended = fact.ended
         text = "Transferred" if ended.succeeded else f"Transfer failed: {ended.reason}"
-        return replace(call, transfer=text), True
+        return replace(call, transfer=text, transferring=False), True
     return call, False  # CallDtmf: nothing to show
 
 

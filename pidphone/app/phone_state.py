@@ -53,6 +53,12 @@ class CallView:
     """The last DTMF digits sent in this call."""
     media: MediaParams | None = None
     """What the offer/answer settled (the codec), as the call reported it."""
+    transferring: bool = False
+    """We asked the peer to go elsewhere (blind, or joined to our consultation call) and the
+    transfer has not ended yet."""
+    recall: bool = False
+    """The handset went down with this call on hold: it rings back until the handset is
+    lifted (a held caller is never dropped by a handset put down)."""
     transfer: str = ""
     """What a transfer of (or into) this call is doing, for the screen ("Transfer: Ringing",
     "Transfer failed: Busy Here", "Transferred by Alice")."""

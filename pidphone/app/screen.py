@@ -55,6 +55,9 @@ def render(state: PhoneState, now: float) -> Screen:
         screen = Screen(alert=True, title="NOT SECURE", lines=_failure_lines(call))
     elif call.phase == CallState.INCOMING:
         screen = _incoming(state, call)
+    elif call.recall:  # on hold, the handset down: it rings back
+        lines = (*_peer_lines(call), "Lift handset to resume")
+        screen = Screen(title="Call on hold", lines=lines)
     elif state.transfer_from is not None and call.call_id == state.transfer_from:
         screen = _transfer_target(state, call)
     elif call.phase in {CallState.CALLING, CallState.ALERTING}:

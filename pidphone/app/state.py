@@ -22,6 +22,10 @@ Rules worth knowing:
   call on hold, "hangup" goes back to the call. With a consultation call up and the first call
   on hold, "transfer" joins them (attended); while the consultation call still rings, it is
   given up and the held call transferred to its number. What becomes of it shows on screen.
+- A call on hold is never dropped by the handset going down (while keying in a transfer
+  target, after a consultation call, or after "hold"): it stays on hold and rings back
+  ("Call on hold", `recall`) until the handset is lifted (or "answer") to take it back, or
+  "hangup" ends it. A call whose transfer is under way is hung up as before.
 - A call that loses its security (`CallSecurityLost`) has no audio either way. The SECURITY LOST
   warning (full screen, congestion tone) counts down `security_lost_timeout` seconds, then the
   call ends; one of the same keys keeps the line (silent, marked NO AUDIO), "hangup" ends it.
@@ -106,6 +110,8 @@ def reduce(state: PhoneState, event: ReducerInput, now: float | None = None) -> 
     call = state.call
     if state.transfer_from is not None and (call is None or call.call_id != state.transfer_from):
         state = replace(state, transfer_from=None, digits="")  # the call went: so did its transfer
+    if call is not None and call.recall and (state.off_hook or not call.held):
+        state = replace(state, call=replace(call, recall=False))  # taken back
     return _with_sound(state, commands)
 
 
@@ -209,7 +215,11 @@ def _find_key(state: PhoneState, key: str) -> Result:
 def _sound(state: PhoneState) -> tuple[ToneKind | None, bool]:
     """The tone in the handset and the ringer, as the state implies."""
     call, other = state.call, state.other
-    ring = call is not None and call.phase == CallState.INCOMING and not state.off_hook
+    ring = (
+        call is not None
+        and (call.phase == CallState.INCOMING or call.recall)
+        and not state.off_hook
+    )
     if other is not None and other.phase == CallState.INCOMING:
         return "call_waiting", ring
     if call is not None:
@@ -300,14 +310,32 @@ def _hook(state: PhoneState, off_hook: bool) -> Result:
             return _place(state, state.digits)
         return replace(state, dialing=True, digits="", notice="", notice_until=None), []
     # handset put down
+    if call is not None and _may_recall(call):  # also while keying in a transfer target
+        recall = replace(call, recall=True)
+        return replace(state, call=recall, transfer_from=None, digits="", digit_deadline=None), []
     if call is not None and call.phase != CallState.INCOMING:
-        return _hang_up(state, call)
+        state, commands = _hang_up(state, call)
+        held = state.call
+        if held is not None and _may_recall(held):  # the consultation ended: the held call
+            state = replace(state, call=replace(held, recall=True))
+        return state, commands
     return replace(
         state, dialing=False, digits="", digit_deadline=None, notice="", notice_until=None
     ), []
 
 
 # --------------------------------------------------------------------------- keys
+
+
+def _may_recall(call: CallView) -> bool:
+    """A call we put on hold, with no transfer of it under way: the handset going down
+    leaves it on hold, ringing back, instead of ending it."""
+    return (
+        call.held
+        and call.call_id is not None
+        and call.phase == CallState.CONNECTED
+        and not call.transferring
+    )
 
 
 def _key(state: PhoneState, event: KeyEvent) -> Result:
@@ -410,6 +438,8 @@ def _in_call_key(state: PhoneState, call: CallView, key: str) -> Result:
             return replace(state, other=None), [Reject(other.call_id)]
     if key == "hangup":
         return _hang_up(state, call)
+    if key == "answer" and call.recall and call_id is not None:  # taken back without lifting
+        return replace(state, call=replace(call, held=False)), [Resume(call_id)]
     if key == "transfer" and call.phase in {CallState.CALLING, CallState.ALERTING}:
         return _transfer_unanswered(state, call)
     if call_id is None:
@@ -467,6 +497,7 @@ def _transfer_start(state: PhoneState, call: CallView, call_id: str) -> Result:
         if other.phase != CallState.CONNECTED:
             return state, []
         joining = replace(call, transfer=f"Transferring {other.peer}")
+        state = replace(state, other=replace(other, transferring=True))
         return replace(state, call=joining), [TransferToCall(other.call_id, call_id)]
     if other is not None:
         return state, []  # a call waiting: answer or refuse it first
@@ -487,7 +518,7 @@ def _transfer_unanswered(state: PhoneState, call: CallView) -> Result:
         return state, []
     commands: list[Command] = [] if call.call_id is None else [Hangup(call.call_id)]
     commands.append(Transfer(held.call_id, call.number))
-    going = replace(held, transfer=f"Transferring to {call.number}")
+    going = replace(held, transfer=f"Transferring to {call.number}", transferring=True)
     return replace(state, call=going, other=None, cancel_outgoing=call.call_id is None), commands
 
 
@@ -506,7 +537,7 @@ def _transfer_key(state: PhoneState, call: CallView, call_id: str, key: str) -> 
     if not digits:
         return state, []
     if key in {"#", "transfer"}:
-        going = replace(call, transfer=f"Transferring to {digits}")
+        going = replace(call, transfer=f"Transferring to {digits}", transferring=True)
         return replace(state, call=going, transfer_from=None, digits=""), [
             Transfer(call_id, digits)
         ]
