@@ -4,7 +4,9 @@ One asyncio loop. The service manager hears READY=1 once the config is loaded an
 are open, STATUS= lines as registration and calls change, WATCHDOG=1 from the loop itself at
 half of WATCHDOG_USEC (a wedged loop stops the pings and systemd restarts the phone), and
 STOPPING=1 on SIGTERM once calls are ended and the account unregistered. SIGHUP reads the
-config again; a bad new config is logged and the running one kept.
+config again; a bad new config is logged and the running one kept. A signal sent while the
+daemon starts is not lost: `pidphone run` blocks them until the handlers are in place; a stop
+then stops in order, a reload waits until the phone has started.
 
 This module owns the service life cycle; the phone proper (devices, SIP agent, calls) is
 built by the composition root, pidphone.wiring.
@@ -44,6 +46,7 @@ from pidphone.ports import ServiceNotifier
 
 log = logging.getLogger("pidphone.daemon")
 
+HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 WEDGE_ENV = "PIDPHONE_TEST_WEDGE_ON_SIGUSR2"
 """Set only by the tests under real systemd: SIGUSR2 then blocks the event loop for good, so
 that the watchdog's kill and restart can be shown. The unit never sets it."""
@@ -197,6 +200,8 @@ class Service:
         self._reload_config = reload_config
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._started = False
+        self._reload_wanted = False
 
     async def main(self) -> int:
         loop = asyncio.get_running_loop()
@@ -205,13 +210,20 @@ class Service:
         loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
         if os.environ.get(WEDGE_ENV):
             loop.add_signal_handler(signal.SIGUSR2, _wedge)
+        # `pidphone run` blocked them until now (pidphone.cli): one sent meanwhile is handled
+        # now, a stop as an orderly stop, a reload once the phone has started.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
         try:
             await self.phone.start()
+            self._started = True
+            if self._reload_wanted:
+                self._spawn_reload()
             # Start-up's objects live as long as the phone: keep the collector off them, so
             # the collections a call's allocations trigger do not walk them every time.
             gc.freeze()
-            self.notifier.ready()
-            log.info("ready")
+            if not self._stop.is_set():
+                self.notifier.ready()
+                log.info("ready")
             async with asyncio.TaskGroup() as group:
                 watchdog = group.create_task(self._watchdog())
                 await self._stop.wait()
@@ -240,6 +252,11 @@ class Service:
             await asyncio.sleep(interval)
 
     def _spawn_reload(self) -> None:
+        if not self._started:  # a reload during start-up waits for the phone it reloads
+            log.info("SIGHUP during start-up: the config is read again once started")
+            self._reload_wanted = True
+            return
+        self._reload_wanted = False
         task = asyncio.get_running_loop().create_task(self._reload())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
