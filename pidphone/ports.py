@@ -372,7 +372,8 @@ class LinkError:
 
     reason: str
     """One word or two a person can act on: "untrusted", "expired", "not yet valid",
-    "wrong host", "pin mismatch", "handshake failed", "unreachable", "timeout", "reset"."""
+    "wrong host", "pin mismatch", "handshake failed", "refused" (the host answered, nothing
+    listens), "unreachable" (no route), "timeout", "reset"."""
     detail: str = ""
     """The full message, for the log."""
 

@@ -32,6 +32,11 @@ def test_a_failed_link_is_the_registrations_state_only_for_the_registrar() -> No
         RegistrationChanged("tls_error", "untrusted"),
         untrusted,
     ]
+    refused = LinkFailed(REGISTRAR, "refused", "connection refused")
+    assert account_facts(refused, REGISTRAR) == [  # the host is up: not "No network"
+        RegistrationChanged("failed", "connection refused"),
+        refused,
+    ]
     elsewhere = LinkFailed(("192.0.2.20", 5061), "untrusted", "certificate verify failed")
     assert account_facts(elsewhere, REGISTRAR) == [elsewhere]
     assert account_facts(untrusted, None) == [untrusted]  # no registrar configured

@@ -183,7 +183,17 @@ def test_nobody_listening_fails_with_a_reason(tmp_path: Path) -> None:
     status = asyncio.run(_call(args, caller, out))
     report = json.loads(out.getvalue())
     assert status == 1
-    assert report["state"] == "failed" and report["reason"]
+    assert report["state"] == "failed"
+    assert report["reason"] == "Connection refused (TLS: refused)"
+
+
+def test_a_host_without_a_route_is_unreachable_not_refused(tmp_path: Path) -> None:
+    caller, _, _ = configs(tmp_path)
+    out = io.StringIO()
+    args = argparse.Namespace(uri="sips:bob@192.0.2.1:5061", duration=1.0, json=False)
+    assert asyncio.run(_call(args, caller, out)) == 1
+    assert "call ended: Unreachable" in out.getvalue()
+    assert out.getvalue().rstrip().endswith("Unreachable (TLS: unreachable)")
 
 
 def test_a_target_that_is_no_sip_address_fails_cleanly(tmp_path: Path) -> None:
@@ -216,7 +226,7 @@ def test_an_untrusted_certificate_is_named_in_the_report(tmp_path: Path) -> None
     status, text = asyncio.run(main())
     report = json.loads(text)
     assert status == 1 and report["state"] == "failed"
-    assert "TLS: untrusted" in report["reason"]
+    assert report["reason"] == "Certificate untrusted (TLS: untrusted)"
 
 
 def test_answer_without_account_or_listener_is_a_config_error(tmp_path: Path) -> None:

@@ -510,3 +510,27 @@ def test_audio_volume_is_set_at_start_and_the_ringer_has_its_own_level() -> None
     loud, quiet = peak(100), peak(25)
     assert loud > 3000
     assert abs(quiet / loud - 0.25) < 0.02
+
+
+def test_a_call_to_a_refused_port_says_refused_on_the_screen(tmp_path: Path) -> None:
+    async def main() -> None:
+        pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
+        nobody = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = nobody.sockets[0].getsockname()[1]
+        nobody.close()
+        await nobody.wait_closed()
+        alice = await make(
+            "alice", 1000, pki, listen=False, dials={"1": f"sips:bob@127.0.0.1:{port}"}
+        )
+        try:
+            alice.engine.press(HookEvent(off_hook=True))
+            alice.key("speed1")
+            await alice.until(lambda e: isinstance(e, CallFinished))
+            finished = next(e for e in alice.events if isinstance(e, CallFinished))
+            assert finished.reason == "Connection refused"
+            await until(lambda: alice.screens.shown[-1].title == "Call failed:")
+            assert alice.screens.shown[-1].lines[0] == "Connection refused"
+        finally:
+            await alice.engine.stop()
+
+    asyncio.run(main())

@@ -238,12 +238,10 @@ def test_a_failing_display_is_drawn_again_with_backoff_and_reported_once(
             await until(lambda: reported != [])
             assert reported == [pe.DeviceFailed("display", BUS_FAULT)]
             first = len(bus.attempts)
-            started = time.monotonic()
             await until(lambda: len(bus.attempts) >= first + 4)  # no new screen: retries
-            elapsed = time.monotonic() - started
             gaps = [b - a for a, b in itertools.pairwise(bus.attempts[first - 1 :])]
-            assert all(later > 1.5 * earlier for earlier, later in itertools.pairwise(gaps)), gaps
-            assert elapsed >= 0.05 + 0.1 + 0.2  # 1, 2, 4 ... times the first wait
+            # each wait at least twice the one before (a loaded machine only makes it longer)
+            assert all(gap >= 0.9 * 0.05 * 2**n for n, gap in enumerate(gaps[:4])), gaps
             bus.broken.clear()
             await until(lambda: len(reported) == 2, timeout=15)
             assert reported[1] == pe.DeviceRecovered("display")

@@ -279,6 +279,10 @@ def test_nothing_is_sent_in_clear_to_a_server_that_does_not_speak_tls() -> None:
     run(main())
 
 
+NO_ROUTE = "192.0.2.1"
+"""TEST-NET-1: the test's network namespace has no route to it (only loopback)."""
+
+
 def test_refused_connection_and_resolver_failover(pki: Pki) -> None:
     async def main() -> None:
         server, at_server, address = await listener(pki)
@@ -290,7 +294,21 @@ def test_refused_connection_and_resolver_failover(pki: Pki) -> None:
         alice, at_alice = await client(TlsClientConfig(ca_file=str(pki.ca_cert)))
         alice.send(b"x", ("127.0.0.1", dead_port))
         await at_alice.until(lambda: bool(at_alice.errors()))
-        assert at_alice.errors()[0].reason == "unreachable"
+        assert at_alice.errors()[0].reason == "refused"  # the host is up, nothing listens
+        alice.send(b"x", (NO_ROUTE, 5061))
+        await at_alice.until(lambda: len(at_alice.errors()) == 2)
+        assert at_alice.errors()[1].reason == "unreachable"  # no route to the host
+
+        async def both(peer: Address) -> list[Address]:
+            return [(NO_ROUTE, 5061), ("127.0.0.1", dead_port)]
+
+        failing = TlsTransport(TlsClientConfig(ca_file=str(pki.ca_cert)), resolver=both)
+        at_failing = Recorder()
+        await failing.start(at_failing)
+        failing.connect(("sip.example.org", 5061))
+        await at_failing.until(lambda: bool(at_failing.errors()))
+        assert at_failing.errors()[0].reason == "refused"  # says more than "unreachable"
+        await failing.aclose()
 
         async def resolve(peer: Address) -> list[Address]:
             return [("127.0.0.1", dead_port), address]
@@ -409,7 +427,7 @@ def test_a_listener_on_one_address_stays_on_it(pki: Pki) -> None:
         caller, at_caller = await client(TlsClientConfig(ca_file=str(pki.ca_cert)))
         caller.send(b"hello", ("::1", address[1]))
         await at_caller.until(lambda: bool(at_caller.errors()))
-        assert "Connect call failed" in at_caller.errors()[0].detail
+        assert at_caller.errors()[0].reason == "refused"  # nothing listens on ::1 there
         assert at_server.received() == b"" and not at_server.events
         await caller.aclose()
         await server.aclose()

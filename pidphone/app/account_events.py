@@ -51,10 +51,13 @@ def account_facts(event: sip.SipEvent, registrar: Address | None) -> list[Accoun
     if isinstance(event, LinkFailed):
         facts: list[AccountFact] = []
         if event.peer == registrar:
-            state: RegistrationState = (
-                "no_network" if event.reason in NETWORK_REASONS else "tls_error"
-            )
-            facts.append(RegistrationChanged(state, event.reason))
+            state: RegistrationState = "tls_error"
+            reason = event.reason
+            if reason in NETWORK_REASONS:
+                state = "no_network"
+            elif reason == "refused":  # the server's host is up: nothing takes SIP there
+                state, reason = "failed", "connection refused"
+            facts.append(RegistrationChanged(state, reason))
         log.info("SIP link to %s:%d failed: %s (%s)", *event.peer, event.reason, event.detail)
         return [*facts, event]
     return []

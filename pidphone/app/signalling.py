@@ -15,6 +15,7 @@ RFC 5626 §3.5.1) come out of the agent on its timer too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pidphone.ports import Address, LinkError, SipTransport
 from pidphone.sip import events as ev
 from pidphone.sip.agent import UserAgent
 from pidphone.sip.callers import PeerCertificate
+from pidphone.sip.transaction_layer import NoResponse
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,27 @@ class LinkFailed(ev.SipEvent):
     peer: Address
     reason: str
     detail: str
+
+
+LINK_WORDS = {
+    "refused": "Connection refused",
+    "unreachable": "Unreachable",
+    "timeout": "Connection timed out",
+    "reset": "Connection reset",
+    "untrusted": "Certificate untrusted",
+    "expired": "Certificate expired",
+    "not yet valid": "Certificate not yet valid",
+    "wrong host": "Certificate for another host",
+    "pin mismatch": "Certificate pin mismatch",
+    "handshake failed": "TLS handshake failed",
+}
+"""What a call that could not reach its next hop ends with, by the link's reason: the
+agent's own words ("Connection failed") do not tell a refused connection (the server is up,
+nothing listens) from no route or no answer, nor from a certificate the phone will not trust."""
+
+
+def link_words(error: LinkError) -> str:
+    return LINK_WORDS.get(error.reason, f"Connection failed: {error.reason}")
 
 
 SignallingEvent = ev.SipEvent
@@ -64,6 +87,7 @@ class Signalling:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pumping = False
+        self._failed_link: LinkError | None = None
         self._again = False
         self._closed = False
 
@@ -124,7 +148,11 @@ class Signalling:
         if error is not None:
             self._deliver(LinkFailed(peer, error.reason, error.detail))
         self.agent.connection_lost(peer, self._now())
-        self._pump()
+        self._failed_link = error  # the calls that waited for this flow end saying why
+        try:
+            self._pump()
+        finally:
+            self._failed_link = None
 
     # ------------------------------------------------------------------ agent API
 
@@ -232,6 +260,13 @@ class Signalling:
         for peer in self.agent.flows_to_close():
             self._transport.close(peer)
         while (event := self.agent.next_event()) is not None:
+            failed = self._failed_link
+            if (
+                failed is not None
+                and isinstance(event, ev.CallEnded)
+                and event.reason == NoResponse.CONNECTION_FAILED.reason
+            ):
+                event = dataclasses.replace(event, reason=link_words(failed))
             self._deliver(event)
 
     def _deliver(self, event: SignallingEvent) -> None:

@@ -115,6 +115,10 @@ _VERIFY_REASONS = {
 }
 
 
+VAGUENESS = {"refused": 1, "reset": 1, "unreachable": 2, "timeout": 2}
+"""How little a failure says about the server (0: a TLS or certificate problem)."""
+
+
 def _classify(peer: Address, exc: BaseException) -> TlsError:
     if isinstance(exc, TlsError):
         return exc
@@ -127,7 +131,11 @@ def _classify(peer: Address, exc: BaseException) -> TlsError:
         return TlsError(peer, "timeout", "no TLS session within the connect timeout")
     if isinstance(exc, ConnectionResetError | BrokenPipeError):
         return TlsError(peer, "reset", str(exc) or type(exc).__name__)
-    if isinstance(exc, OSError):
+    if isinstance(exc, ConnectionRefusedError) or (
+        isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED
+    ):  # the host answered: nothing listens on that port
+        return TlsError(peer, "refused", "connection refused")
+    if isinstance(exc, OSError):  # no route, host or network unreachable
         return TlsError(peer, "unreachable", exc.strerror or str(exc))
     return TlsError(peer, "failed", repr(exc))
 
@@ -413,9 +421,9 @@ class TlsTransport:
                 return await self._connect_one(peer, target)
             except TlsError as exc:
                 failures.append(exc)
-        # report the most telling failure: a verification problem beats "unreachable"
-        telling = [f for f in failures if f.reason not in ("unreachable", "timeout")]
-        raise (telling or failures)[0]
+        # report the most telling failure: a verification problem beats a refused
+        # connection, which beats no route or no answer
+        raise min(failures, key=lambda f: VAGUENESS.get(f.reason, 0))
 
     async def _connect_one(self, peer: Address, target: Address) -> _TlsFlow:
         loop = asyncio.get_running_loop()
