@@ -311,3 +311,41 @@ def test_a_port_in_unicode_digits_is_a_config_error(tmp_path: Path) -> None:
         parse_config(
             '[server]\nregistrar = "sip.example.org:506\u0661"\n'.encode(), tmp_path / "p.toml"
         )
+
+
+class TryingThenChallengingProxy(ChallengingProxy):
+    """Says "100 Trying" before its 407, as a stateful proxy (Kamailio's t_newtran) does: the
+    first INVITE has had its provisional response when the challenge comes."""
+
+    def forward_request(self, peer: Address, req: Request) -> None:
+        if req.method == "INVITE" and req.header("Proxy-Authorization") is None:
+            self.out.append((bytes(self.reply(req, 100)), peer))
+        super().forward_request(peer, req)
+
+
+def test_a_hang_up_right_after_the_retry_with_credentials_waits_for_its_provisional() -> None:
+    """The INVITE sent again with credentials is a new transaction that has had no
+    provisional response yet: a hang-up must not CANCEL it (RFC 3261 §9.1)."""
+    proxy = TryingThenChallengingProxy(password="alicepw")
+    net, alice = registered(proxy)
+    bob = make_agent("sip:bob@127.0.0.1", 2, password="alicepw", registrar=REGISTRAR)
+    net.add(("127.0.0.1", 5063), bob)
+    bob.register(0.0)
+    net.run(0.0)
+    lost: list[bytes] = []  # the INVITE with credentials, lost on its way: no 1xx for it
+
+    def drop(data: bytes) -> bool:
+        if data.startswith(b"INVITE ") and b"Proxy-Authorization" in data:
+            lost.append(data)
+            return True
+        return False
+
+    net.drop = drop
+    call_id = alice.invite("bob", OFFER, 1.0)
+    net.run(1.0)
+    assert len(lost) == 1  # challenged after its 100 Trying, and sent again
+    alice.hangup(call_id, 1.1)
+    net.run(1.1)
+    ended = [e for e in agent_events(alice) if isinstance(e, ev.CallEnded)]
+    assert ended and ended[-1].reason == "Cancelled"
+    assert not any(data.startswith(b"CANCEL ") for _, _, data in net.wire)

@@ -186,6 +186,7 @@ class InviteClient:
         if call.auth_attempts > MAX_AUTH_ATTEMPTS:
             return AUTH_FAILED
         old = call.invite
+        call.apply(CallInput.RESENT)  # a hang-up now waits for the new INVITE's 1xx (§9.1)
         self._send_invite(call, old.to, old.uri, old.body, now, seq=old.cseq.seq + 1)
         return None
 
@@ -201,7 +202,7 @@ class InviteClient:
         if not call.redirect_targets or call.redirects >= MAX_REDIRECTS:
             return False
         target = call.redirect_targets.pop(0)
-        call.apply(CallInput.REDIRECTED)  # a hang-up now waits for the new INVITE's 1xx
+        call.apply(CallInput.RESENT)  # a hang-up now waits for the new INVITE's 1xx
         call.redirects += 1
         call.tried_targets.add(_key(target))
         self._stack.report(ev.CallRedirected(call.call_id, resp.status, str(target)))

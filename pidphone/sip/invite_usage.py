@@ -63,7 +63,7 @@ class InviteState(enum.Enum):
 
 class CallInput(enum.Enum):
     PROVISIONAL = "1xx to our INVITE"
-    REDIRECTED = "our INVITE sent on to a 3xx's Contact"
+    RESENT = "our INVITE sent anew: with credentials, or on to a 3xx's Contact"
     ACCEPTED = "2xx to our INVITE"
     REFUSED = "failure or no response to our INVITE"
     ANSWER = "our 2xx"
@@ -87,9 +87,10 @@ TRANSITIONS: dict[tuple[InviteState, CallInput], InviteState] = {
     (S.PROCEEDING, In.ACCEPTED): S.CONFIRMED,
     (S.PROCEEDING, In.REFUSED): S.ENDED,
     (S.PROCEEDING, In.HANGUP): S.CANCELLED,  # CANCEL sent
-    # §8.1.3.4 a new INVITE, which has had no provisional response yet (§9.1)
-    (S.CALLING, In.REDIRECTED): S.CALLING,
-    (S.PROCEEDING, In.REDIRECTED): S.CALLING,
+    # §8.1.3.4 (a redirect) or §22.2 (credentials): a new INVITE transaction, which has had
+    # no provisional response yet (§9.1)
+    (S.CALLING, In.RESENT): S.CALLING,
+    (S.PROCEEDING, In.RESENT): S.CALLING,
     # §9.1 after our hang-up
     (S.CANCEL_DUE, In.PROVISIONAL): S.CANCELLED,  # CANCEL sent now
     (S.CANCEL_DUE, In.ACCEPTED): S.ENDED,  # the 2xx crossed: ACK, then BYE
