@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pidphone.app.call import Call, CallSettings
@@ -252,7 +252,13 @@ def mutate(data: st.DataObject, message: bytes) -> bytes:
     return bytes(text)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(
+    max_examples=400,
+    deadline=None,
+    # st.data() draws between the SIP agents' own work, which counts as "generation": on a
+    # loaded machine one example took 34 s and the health check, not the test, failed
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(st.data())
 def test_receive_data_never_raises(data: st.DataObject) -> None:
     """Messages of a real call, damaged at random (Unicode digits, separators, quotes, long

@@ -99,6 +99,16 @@ def summary(new: int, old: int) -> bytes:
     return f"Messages-Waiting: {waiting}\r\nVoice-Message: {new}/{old} (0/0)\r\n".encode()
 
 
+async def next_state(phone: Phone, before: VoicemailStatus | None) -> VoicemailStatus:
+    """The next voicemail state that is not `before` told again. A NOTIFY may repeat the
+    state it last told (each refresh of the subscription brings one, RFC 6665 §4.2.1.1, and
+    on a loaded machine it can come after the PUBLISH a test waits for): a repeat is skipped,
+    anything else is the state to check."""
+    while (status := await phone.expect(VoicemailStatus)) == before:
+        pass
+    return status
+
+
 def run(kamailio: Kamailio, pki: Pki, user: str, body: Any, **kwargs: Any) -> None:
     async def main() -> None:
         async with Phone(user, f"{user}pw", pki=pki, registrar=kamailio.address, **kwargs) as p:
@@ -114,11 +124,13 @@ def test_the_count_follows_what_the_voicemail_system_publishes(
         await alice.expect(Registered)
         assert publish(kamailio, "alice", summary(2, 5)).status == 200
         alice.sip.watch_voicemail()
-        assert await alice.expect(VoicemailStatus) == VoicemailStatus(True, 2, 5)
+        first = await next_state(alice, None)
+        assert first == VoicemailStatus(True, 2, 5)
         assert publish(kamailio, "alice", summary(3, 5)).status == 200
-        assert await alice.expect(VoicemailStatus) == VoicemailStatus(True, 3, 5)
+        second = await next_state(alice, first)
+        assert second == VoicemailStatus(True, 3, 5)
         assert publish(kamailio, "alice", summary(0, 8)).status == 200
-        assert await alice.expect(VoicemailStatus) == VoicemailStatus(False, 0, 8)
+        assert await next_state(alice, second) == VoicemailStatus(False, 0, 8)
 
     run(kamailio, pki, "alice", body)
     subscribes = [r for r in kamailio.requests("SUBSCRIBE") if "sip:alice@" in r]
@@ -135,10 +147,10 @@ def test_the_subscription_is_refreshed_and_outlives_a_restart_of_the_server(
         assert publish(kamailio, "bob", summary(0, 0)).status == 200
         bob.sip.agent._voicemail._sub.expires = 4
         bob.sip.watch_voicemail()
-        await bob.expect(VoicemailStatus)
+        empty = await bob.expect(VoicemailStatus)
         await asyncio.sleep(3)  # refreshed after 2 s (half of 4)
         assert publish(kamailio, "bob", summary(1, 0)).status == 200
-        assert (await bob.expect(VoicemailStatus)).new == 1
+        assert (await next_state(bob, empty)).new == 1
         kamailio.restart()  # the TLS flow drops; the published state is gone with it
         await bob.expect(Registered, timeout=20)
         assert publish(kamailio, "bob", summary(4, 1)).status == 200
@@ -158,14 +170,15 @@ def test_a_body_the_phone_cannot_read_leaves_the_count_and_the_subscription(
         await carol.expect(Registered)
         assert publish(kamailio, "carol", summary(1, 0)).status == 200
         carol.sip.watch_voicemail()
-        assert (await carol.expect(VoicemailStatus)).new == 1
+        one = await next_state(carol, None)
+        assert one.new == 1
         # Kamailio checks only the first line; the counts are nonsense
         bad = b"Messages-Waiting: yes\r\nVoice-Message: 99999999999/0\r\n"
         assert publish(kamailio, "carol", bad).status == 200
         rejected = await carol.expect(RequestRejected)
         assert rejected.status == 400
         assert publish(kamailio, "carol", summary(2, 0)).status == 200
-        assert (await carol.expect(VoicemailStatus)).new == 2
+        assert (await next_state(carol, one)).new == 2
 
     run(kamailio, pki, "carol", body)
 

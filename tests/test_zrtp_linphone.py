@@ -98,6 +98,11 @@ class Linphonec:
         self._wait_for("Authentication token is ", session)
         self.command("zrtp-set-verified")
 
+    def wait_ended(self, calls: int) -> None:
+        """Until linphonec has ended `calls` calls in all (it releases one only when its BYE
+        transaction is over, and nobody answers that BYE here)."""
+        self._wait_for("to LinphoneCallEnd", calls)
+
     def command(self, line: str) -> None:
         assert self.process.stdin is not None
         self.process.stdin.write(line + "\n")
@@ -168,7 +173,10 @@ def one_call(
         origin = time.monotonic()
         zrtp.start(0.0)
         secured: Secured | None = None
-        while time.monotonic() - origin < 20 and len(peer.sessions()) <= before:
+        # until both ends are done: linphonec may log its SAS before our last packet is in
+        while time.monotonic() - origin < 30 and (
+            secured is None or len(peer.sessions()) <= before
+        ):
             for packet in zrtp.datagrams_to_send():
                 media.sendto(packet, ("127.0.0.1", LINPHONE_RTP_PORT))
             timer = zrtp.get_timer()
@@ -197,7 +205,7 @@ def one_call(
             peer.set_verified(before + 1)
             time.sleep(0.5)
         peer.command("terminate all")
-        time.sleep(0.3)
+        peer.wait_ended(before + 1)  # the next call finds linphonec without one
     sas, verified, algorithms = peer.sessions()[before]
     return Call(secured, sas, verified, algorithms)
 
