@@ -30,6 +30,7 @@ from pidphone.app.call_events import (
 from pidphone.app.media_events import MediaSecurityFailed
 from pidphone.app.media_security import NO_MEDIA_REASON
 from pidphone.app.phone_events import (
+    DeviceFailed,
     OutgoingCall,
     PhoneSettings,
     ReducerInput,
@@ -162,6 +163,18 @@ def sample_states() -> dict[str, tuple[PhoneState, float]]:
         "calling": (calling, START),
         "ringback": (_drive(calling, CallRinging("c1")), START),
         "incoming": (incoming, START),
+        "incoming_ringer_failed": (
+            _drive(
+                registered,
+                DeviceFailed("ringer", "ALSA playback 'ringer' (audio.ring_device): busy"),
+                CallIncoming("c2", remote_uri="+15551234567", remote_name="Bob Example"),
+            ),
+            START,
+        ),
+        "call_on_hold_recall": (
+            _drive(in_call, KeyEvent("hold"), HookEvent(off_hook=False)),
+            START + 30,
+        ),
         "securing": (in_call, START + 2),
         "secure_b32": (secure, later),
         "secure_pq": (
