@@ -267,7 +267,8 @@ def test_a_failing_display_is_drawn_again_with_backoff_and_reported_once(
 def systemd_socket(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[list[tuple[float, str]]]:
-    """A NOTIFY_SOCKET with a watchdog every 50 ms; yields what systemd hears, as it comes."""
+    """A NOTIFY_SOCKET with a watchdog every 50 ms; yields what systemd hears, as it comes
+    (with when), and everything sent before the block ends."""
     path = tmp_path / "notify"
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     receiver.bind(str(path))
@@ -278,11 +279,13 @@ def systemd_socket(
     heard: list[tuple[float, str]] = []
     done = threading.Event()
 
-    def listen() -> None:
-        while not done.is_set():
+    def listen() -> None:  # until told to stop and nothing is left to read (STOPPING=1)
+        while True:
             try:
                 data = receiver.recv(4096)
             except TimeoutError:
+                if done.is_set():
+                    return
                 continue
             heard.extend((time.monotonic(), line) for line in data.decode().splitlines())
 
@@ -307,8 +310,9 @@ def simulated(tmp_path: Path) -> Config:
 async def heard_line(
     heard: list[tuple[float, str]], check: Callable[[str], bool], after: float = 0.0
 ) -> float:
-    """When systemd first heard a line that passes `check` (after `after`)."""
-    async with asyncio.timeout(10):
+    """When systemd first heard a line that passes `check` (after `after`); a loaded machine
+    may take seconds."""
+    async with asyncio.timeout(30):
         while True:
             for at, line in list(heard):
                 if at > after and check(line):

@@ -8,10 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +24,7 @@ from pidphone.drivers.sim_audio import SimAudioDevices, SimCapture
 from pidphone.drivers.systemd_notify import notifier_from_environment
 from pidphone.ports import SAMPLE_RATE, HookEvent
 from tests.test_controller import Phone, make, strongest
+from tests.test_device_faults import heard_line, systemd_socket
 
 
 class FaultyCapture(SimCapture):
@@ -149,13 +147,6 @@ async def call_and_hear(alice: Phone, bob: Phone) -> None:
 def test_a_media_thread_that_keeps_dying_stops_the_watchdog_pings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "notify"
-    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    receiver.bind(str(path))
-    receiver.settimeout(0.05)
-    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-    monkeypatch.setenv("WATCHDOG_USEC", "100000")  # a ping every 50 ms
-    monkeypatch.delenv("WATCHDOG_PID", raising=False)
     broken = FaultyDevices(None)
     monkeypatch.setattr(wiring, "audio_devices", lambda config: broken)
     config = Config(
@@ -163,46 +154,23 @@ def test_a_media_thread_that_keeps_dying_stops_the_watchdog_pings(
         security=SecurityConfig(zid_cache=str(tmp_path / "zid.json")),
         display=DisplayConfig(driver="none"),
     )
-    heard: list[tuple[float, str]] = []
-    done = threading.Event()
 
-    def listen() -> None:  # systemd's side of the socket
-        while not done.is_set():
-            try:
-                data = receiver.recv(4096)
-            except TimeoutError:
-                continue
-            now = time.monotonic()
-            heard.extend((now, line) for line in data.decode().splitlines())
-
-    async def until(check: Callable[[str], bool]) -> None:
-        async with asyncio.timeout(10):
-            while not any(check(line) for _, line in heard):
-                await asyncio.sleep(0.01)
-
-    async def main() -> int:
+    async def main(heard: list[tuple[float, str]]) -> int:
         service = Service(config, None, "", notifier_from_environment())
         running = asyncio.create_task(service.main())
-        await until(lambda line: line == "READY=1")
-        await until(lambda line: "restart needed" in line)
-        given_up = time.monotonic()
+        await heard_line(heard, lambda line: line == "READY=1")
+        given_up = await heard_line(heard, lambda line: "restart needed" in line)
         await asyncio.sleep(0.6)  # twelve watchdog intervals
         assert service.phone.healthy is False
         os.kill(os.getpid(), signal.SIGTERM)
-        status = await asyncio.wait_for(running, 10)
+        status = await asyncio.wait_for(running, 30)
         late = [line for t, line in heard if t > given_up and line == "WATCHDOG=1"]
         assert late == []
         return status
 
-    listener = threading.Thread(target=listen)
-    listener.start()
-    try:
-        assert asyncio.run(main()) == 0
-    finally:
-        done.set()
-        listener.join()
-        receiver.close()
+    with systemd_socket(tmp_path, monkeypatch) as heard:
+        assert asyncio.run(main(heard)) == 0
     lines = [line for _, line in heard]
     assert broken.captures == MAX_RESTARTS + 1
     assert "STATUS=no account, direct calls only; audio failed, restart needed" in lines
-    assert lines[-1] == "STOPPING=1"
+    assert lines[-1] == "STOPPING=1"  # read to the end, however late the listener runs
