@@ -390,3 +390,49 @@ def test_a_display_thread_that_keeps_dying_stops_the_watchdog_pings(
         "STATUS=no account, direct calls only; display failed: the display thread died:"
         " DriverBug: display driver bug; restart needed"
     ) in lines
+
+
+class HangingDisplay:
+    """A display whose driver blocks in its first write until `release` (a bus that hangs)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def show(self, screen: Screen) -> None:
+        self.release.wait()
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_display_thread_that_hangs_makes_the_phone_unhealthy(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(phone_ui, "STUCK_AFTER", 0.5)
+    hanging = HangingDisplay()
+    reported: list[pe.DeviceFailed | pe.DeviceRecovered] = []
+
+    async def main() -> None:
+        ui = PhoneUi(
+            pe.PhoneSettings(account="bob"),
+            lambda c: None,
+            display=hanging,
+            on_device=reported.append,
+        )
+        ui.start()
+        try:
+            was_healthy = ui.healthy
+            await until(lambda: reported != [])
+            assert was_healthy and not ui.healthy
+            assert reported == [
+                pe.DeviceFailed(
+                    "display",
+                    "the display thread hangs: no screen drawn for 0 s; restart needed",
+                )
+            ]
+        finally:
+            hanging.release.set()
+            ui.stop()
+
+    asyncio.run(main())
+    assert len(records(caplog, "the display thread hangs")) == 2  # critical, then the fault

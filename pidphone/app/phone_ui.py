@@ -17,8 +17,9 @@ waits until NOT SECURE is on the display.
 A ringer or display fault is an event, not silence: it is logged once (and its recovery), goes
 into the reducer (`DeviceFailed`: an incoming call says the ringer failed and rings in the
 handset) and to `on_device` (the daemon's STATUS=). A device thread that dies is started
-again; if it keeps dying (`supervision.MAX_RESTARTS`), or no thread can be started, `healthy`
-turns False and the daemon's watchdog pings stop, so that systemd restarts the phone.
+again; if it keeps dying (`supervision.MAX_RESTARTS`), hangs (`STUCK_AFTER`), or no thread can
+be started, `healthy` turns False and the daemon's watchdog pings stop, so that systemd
+restarts the phone.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ MAX_RETRY = 60.0
 """A failing display is tried again after 1, 2, 4 ... at most 60 s."""
 RING_RETRY = 4.0
 """A failing ringer is tried again after 1, 2, at most 4 s while the call rings."""
+STUCK_AFTER = 20.0
+"""A screen still not drawn after this many seconds means the display thread hangs (a full
+frame takes at most ~0.1 s; a failing bus raises at once): it cannot be replaced while it
+holds the display, so only a restart of the phone helps."""
 WHAT_NOW = {
     "ringer": "incoming calls ring in the handset until it works again",
     "display": "drawing again with backoff",
@@ -310,6 +315,8 @@ class PhoneUi:
         self._shown: Screen | None = None
         self._generation = 0
         self._drawn = 0
+        self._waiting_since: float | None = None
+        """When the oldest screen not yet drawn was handed to the display thread."""
         self._after_drawn: list[tuple[int, Callable[[], None]]] = []
         self._tick: asyncio.TimerHandle | None = None
         self._faults: dict[pe.DeviceName, str] = {}
@@ -439,6 +446,7 @@ class PhoneUi:
                 reason = f"{reason}; no new thread: {exc}"
             else:
                 self._devices.set_volume(self._state.volume)
+                self._waiting_since = None
                 if self._shown is not None:
                     self._generation += 1
                     self._devices.show(self._generation, self._shown)
@@ -466,6 +474,8 @@ class PhoneUi:
             self._shown = screen
             self._generation += 1
             self._devices.show(self._generation, screen)
+            if self._waiting_since is None:
+                self._waiting_since = self._loop.time()
 
     def _drawn_from_thread(self, generation: int) -> None:
         with contextlib.suppress(RuntimeError):  # loop closed while shutting down
@@ -473,6 +483,7 @@ class PhoneUi:
 
     def _on_drawn(self, generation: int) -> None:
         self._drawn = max(self._drawn, generation)
+        self._waiting_since = None if self._drawn >= self._generation else self._loop.time()
         due = [c for g, c in self._after_drawn if g <= self._drawn]
         self._after_drawn = [(g, c) for g, c in self._after_drawn if g > self._drawn]
         for callback in due:
@@ -493,6 +504,11 @@ class PhoneUi:
         self._tick = None
         if self._state is None:
             return
+        waiting = self._waiting_since
+        if waiting is not None and self._loop.time() - waiting > STUCK_AFTER and self.healthy:
+            self._cannot_restart(
+                "display", f"the display thread hangs: no screen drawn for {STUCK_AFTER:.0f} s"
+            )
         wall = self._wall_clock()
         local = time.localtime(wall)
         clock = time.strftime("%H:%M", local)
