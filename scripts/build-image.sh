@@ -248,6 +248,12 @@ settings() {
   install -m 0644 "$SOURCE/image/sshd-keys-only.conf" "$ROOT/etc/ssh/sshd_config.d/"
   install -m 0755 "$SOURCE/image/pidphone-image-boot" "$ROOT/usr/local/sbin/"
   install -m 0644 "$SOURCE/image/pidphone-image-boot.service" "$ROOT/etc/systemd/system/"
+  # After raspi-firmware's hooks (z50): the Zero 2 W's device tree under both names the firmware
+  # may look for, at every kernel or initramfs update.
+  install -m 0755 "$SOURCE/image/raspi-dtb-names" \
+    "$ROOT/etc/kernel/postinst.d/z60-pidphone-dtb-names"
+  install -m 0755 "$SOURCE/image/raspi-dtb-names" \
+    "$ROOT/etc/initramfs/post-update.d/z60-pidphone-dtb-names"
   in_root systemctl enable --quiet pidphone-image-boot.service systemd-networkd.service \
     systemd-resolved.service systemd-timesyncd.service
   in_root systemctl disable --quiet ssh.service
@@ -267,6 +273,8 @@ boot_partition() {
   find "$FIRMWARE" -mindepth 1 -delete
   in_root dpkg-reconfigure raspi-firmware > "$WORK/firmware.log" 2>&1 \
     || { cat "$WORK/firmware.log" >&2; return 1; }
+  # raspi-firmware's postinst runs its own hook only, not the others of /etc/kernel/postinst.d
+  in_root /etc/kernel/postinst.d/z60-pidphone-dtb-names
   install -m 0644 "$SOURCE/examples/pidphone.toml" "$FIRMWARE/pidphone.toml.example"
 }
 
