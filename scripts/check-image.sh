@@ -13,14 +13,31 @@
 #     (its file system too where the kernel calls for that work: qemu-user lacks them), SSH
 #     comes on with the key and new host keys, the config is installed (0600, pidphone) and
 #     every dropped file leaves the boot partition, pidphone.service is active with its own ZID.
-# This machine's kernel has no FAT driver, so the boot partition is copied out with mtools and
-# bound on /boot/firmware: what is checked there is the files, not FAT writes.
+#  4'. --vm: the first boot under a real arm64 kernel instead: the image's own kernel and
+#     initramfs (those config.txt names) in qemu-system-aarch64 (-M virt -cpu cortex-a72,
+#     emulated by TCG: about 2 minutes to the phone on an idle 2-core machine, up to 20 allowed),
+#     the card a virtio disk 256 MiB larger than the image, a pidphone.toml written into its
+#     FAT partition and nothing else: from the serial console and then the card itself, the
+#     root partition and its ext4 file system grew to the card (pidphone-image-boot), the config
+#     was installed (0600, pidphone) and left the boot partition, pidphone.service became active
+#     and stayed so, SSH stayed off (no unit, no host keys). A Pi's own firmware (bootcode.bin,
+#     start*.elf, config.txt) cannot be emulated: the kernel gets cmdline.txt's words with the
+#     Pi's consoles (tty0, the mini UART ttyS1) replaced by virt's PL011 (console=ttyAMA0), and
+#     the journal copied to that console (systemd.journald.forward_to_console=1).
+# Without --vm this machine's kernel is not used for the card's FAT (it has no FAT driver here):
+# the boot partition is copied out with mtools and bound on /boot/firmware, so what step 4 checks
+# there is the files, not FAT writes; under --vm the guest kernel mounts the FAT itself.
 #
-#   scripts/check-image.sh IMAGE       IMAGE: .img or .img.xz; as root. KEEP=1 keeps $WORK.
+#   scripts/check-image.sh [--vm] IMAGE    IMAGE: .img or .img.xz; as root. KEEP=1 keeps $WORK;
+#                                          VM_CONSOLE=FILE keeps the --vm serial console there.
+#   --vm needs qemu-system-aarch64 (Debian's qemu-system-arm; no firmware package: the kernel is
+#   loaded directly).
 set -euo pipefail
 
 SOURCE="$(cd "$(dirname "$0")/.." && pwd)"
-IMAGE="$(realpath "${1:?usage: scripts/check-image.sh IMAGE(.img|.img.xz)}")"
+MODE=nspawn
+if [ "${1:-}" = --vm ]; then MODE=vm; shift; fi
+IMAGE="$(realpath "${1:?usage: scripts/check-image.sh [--vm] IMAGE(.img|.img.xz)}")"
 FIRMWARE_MIB=508
 GROW_MIB=256
 BOOT_TIMEOUT=1200   # seconds for the emulated first boot to bring the phone up
@@ -29,11 +46,20 @@ say() { echo "check-image: $*" >&2; }
 fail() { echo "check-image: FAILED: $*" >&2; exit 1; }
 ok() { echo "  ok: $*"; }
 [ "$(id -u)" = 0 ] || fail "run it as root"
-for tool in sfdisk mdir mcopy mtype systemd-nspawn nsenter losetup partx dumpe2fs ssh-keygen; do
-  command -v "$tool" >/dev/null || fail "$tool is missing (fdisk, mtools, systemd-container," \
-    "util-linux, e2fsprogs, openssh-client)"
+for tool in sfdisk mdir mcopy mtype losetup partx dumpe2fs; do
+  command -v "$tool" >/dev/null || fail "$tool is missing (fdisk, mtools, util-linux, e2fsprogs)"
 done
-"$SOURCE/scripts/arm64-emulation.sh" >/dev/null
+if [ "$MODE" = vm ]; then
+  for tool in qemu-system-aarch64 python3; do
+    command -v "$tool" >/dev/null || fail "$tool is missing (qemu-system-arm, python3)"
+  done
+else
+  for tool in systemd-nspawn nsenter ssh-keygen; do
+    command -v "$tool" >/dev/null || fail "$tool is missing (systemd-container, util-linux," \
+      "openssh-client)"
+  done
+  "$SOURCE/scripts/arm64-emulation.sh" >/dev/null
+fi
 
 WORK=$(mktemp -d /var/tmp/pidphone-check-image.XXXXXX)
 DISK="$WORK/disk.img"
@@ -41,8 +67,10 @@ ROOT="$WORK/root"
 BOOT="$WORK/boot"
 LOOP=""
 NSPAWN=""
+QEMU=""
 cleanup() {
   if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then kill "$NSPAWN" || true; fi
+  if [ -n "$QEMU" ] && kill -0 "$QEMU" 2>/dev/null; then kill "$QEMU" || true; fi
   if mountpoint -q "$ROOT"; then umount "$ROOT"; fi
   if [ -n "$LOOP" ]; then losetup -d "$LOOP" || true; fi
   if [ -z "${KEEP:-}" ]; then rm -rf --one-file-system "$WORK"; else say "kept $WORK"; fi
@@ -94,31 +122,61 @@ CONFIG_TXT=$(mtype -i "$FAT" ::/config.txt | tr -d '\r')
 while read -r line; do
   echo "$CONFIG_TXT" | grep -qxF "$line" || fail "config.txt lacks hw/config.txt's '$line'"
 done < <(grep -v '^\s*\(#\|$\)' "$SOURCE/hw/config.txt")
-echo "$CONFIG_TXT" | grep -qx 'arm_64bit=1' || fail "config.txt lacks arm_64bit=1"
-ok "config.txt: arm_64bit=1 and hw/config.txt's lines"
+for line in arm_64bit=1 enable_uart=1 upstream_kernel=1; do
+  echo "$CONFIG_TXT" | grep -qx "$line" || fail "config.txt lacks $line"
+done
+# What the firmware loads: kernel=NAME and "initramfs NAME" (raspi-firmware's spelling), both
+# on the partition.
+KERNEL=$(echo "$CONFIG_TXT" | sed -n 's/^kernel=//p' | tail -1)
+INITRD=$(echo "$CONFIG_TXT" | sed -n 's/^initramfs[ =]\([^ ]*\).*/\1/p' | tail -1)
+for f in "$KERNEL" "$INITRD"; do
+  [ -n "$f" ] && echo "$LISTING" | grep -qxF "::/$f" \
+    || fail "config.txt names '$f' (kernel=$KERNEL, initramfs $INITRD): not on the partition"
+done
+ok "config.txt: arm_64bit=1, enable_uart=1, upstream_kernel=1, kernel=$KERNEL," \
+   "initramfs $INITRD (both on the partition), and hw/config.txt's lines"
 CMDLINE=$(mtype -i "$FAT" ::/cmdline.txt | tr -d '\r')
-echo "$CMDLINE" | grep -q 'root=LABEL=RASPIROOT' || fail "cmdline.txt: $CMDLINE"
+for word in root=LABEL=RASPIROOT rootwait console=ttyS1,115200; do
+  echo "$CMDLINE" | tr -s ' ' '\n' | grep -qxF "$word" || fail "cmdline.txt lacks $word: $CMDLINE"
+done
+# Debian's default cma=64M stops a Pi 4 from booting (raspi-firmware's own note).
+echo "$CMDLINE" | grep -q 'cma=' && fail "cmdline.txt sets cma= (a Pi 4 does not boot): $CMDLINE"
 ok "cmdline.txt: $CMDLINE"
 
-# The boards: a board boots when the firmware finds its device tree on the boot partition.
-declare -A BOARDS=(
-  [bcm2837-rpi-3-b]="Pi 3 B" [bcm2837-rpi-3-b-plus]="Pi 3 B+" [bcm2837-rpi-3-a-plus]="Pi 3 A+"
-  [bcm2837-rpi-cm3-io3]="CM3" [bcm2837-rpi-zero-2-w]="Zero 2 W" [bcm2710-rpi-zero-2-w]="Zero 2 W"
-  [bcm2711-rpi-4-b]="Pi 4 B" [bcm2711-rpi-400]="Pi 400" [bcm2711-rpi-cm4-io]="CM4"
-  [bcm2712-rpi-5-b]="Pi 5"
+# The boards. With upstream_kernel=1 the firmware loads a board's device tree under its upstream
+# name (the kernel's); the Zero 2 W's also under the Raspberry Pi name the firmware falls back to
+# (image/raspi-dtb-names). Each file must be there and be that board's (its compatible string).
+# The Pi 3 family's firmware is bootcode.bin + start.elf, the Pi 4's start4.elf (both checked
+# above); the Pi 5's is in its EEPROM.
+BOARDS=(
+  "Pi 3 B|bcm2837-rpi-3-b|raspberrypi,3-model-b"
+  "Pi 3 B+|bcm2837-rpi-3-b-plus|raspberrypi,3-model-b-plus"
+  "Pi 3 A+|bcm2837-rpi-3-a-plus|raspberrypi,3-model-a-plus"
+  "CM3|bcm2837-rpi-cm3-io3|raspberrypi,3-compute-module"
+  "Zero 2 W|bcm2837-rpi-zero-2-w bcm2710-rpi-zero-2-w|raspberrypi,model-zero-2-w"
+  "Pi 4 B|bcm2711-rpi-4-b|raspberrypi,4-model-b"
+  "Pi 400|bcm2711-rpi-400|raspberrypi,400"
+  "CM4|bcm2711-rpi-cm4-io|raspberrypi,4-compute-module"
 )
-covered=() not=()
-for dtb in bcm2837-rpi-3-b bcm2837-rpi-3-b-plus bcm2837-rpi-3-a-plus bcm2837-rpi-cm3-io3 \
-           bcm2837-rpi-zero-2-w bcm2710-rpi-zero-2-w bcm2711-rpi-4-b bcm2711-rpi-400 \
-           bcm2711-rpi-cm4-io bcm2712-rpi-5-b; do
-  if echo "$LISTING" | grep -q "^::/$dtb\.dtb\$"; then covered+=("${BOARDS[$dtb]}")
-  else not+=("${BOARDS[$dtb]} ($dtb.dtb)"); fi
+covered=()
+for entry in "${BOARDS[@]}"; do
+  IFS='|' read -r board names compatible <<< "$entry"
+  for name in $names; do
+    echo "$LISTING" | grep -qxF "::/$name.dtb" || fail "no $name.dtb for the $board"
+    [ "$(mtype -i "$FAT" "::/$name.dtb" | grep -caF "$compatible")" -gt 0 ] \
+      || fail "$name.dtb is not the $board's ($compatible)"
+  done
+  covered+=("$board (${names// /, })")
 done
-for board in "Pi 3 B" "Pi 3 B+" "Pi 4 B"; do
-  printf '%s\n' "${covered[@]}" | grep -qxF "$board" || fail "no device tree for the $board"
-done
-ok "boards (device trees present): ${covered[*]}"
-echo "  not covered (no device tree): ${not[*]:-none}"
+ok "boards, each device tree under the name the firmware loads: $(IFS=';'; echo "${covered[*]}" \
+   | sed 's/;/; /g')"
+# The Pi 5 (bcm2712): Debian's kernels, bookworm's 6.1 and the 6.12 of bookworm-backports and
+# trixie, cannot run one from an SD card (docs/install.md, "Boards").
+if echo "$LISTING" | grep -qxF '::/bcm2712-rpi-5-b.dtb'; then
+  echo "  note: bcm2712-rpi-5-b.dtb is present, but this image is not made for the Pi 5"
+else
+  echo "  not covered: Pi 5 (no bcm2712-rpi-5-b.dtb in this kernel; docs/install.md)"
+fi
 
 # ------------------------------------------------------------------ 3. the root's contents
 echo "Root file system:"
@@ -166,6 +224,120 @@ keys=$(grep -rlIE --exclude-dir=test --exclude-dir=tests \
 ok "/opt/pidphone; pidphone.service and pidphone-image-boot.service enabled; SSH off;" \
    "the pidphone user (no login); no password; no machine id, SSH host key, ZID, config," \
    "build tree, pip cache or private key"
+
+# ------------------------------------------------------------------ 4'. the first boot, --vm
+# The card as a virtio disk of a qemu-system-aarch64 "virt" machine, its kernel and initramfs
+# loaded directly (a Pi's firmware cannot be emulated); only a pidphone.toml is dropped, so SSH
+# must stay off.
+vm_first_boot() {
+  local console="${VM_CONSOLE:-$WORK/console.log}" cmdline start state="" seconds guest
+  echo "First boot (the image's kernel under qemu-system-aarch64 -M virt -cpu cortex-a72, TCG):"
+  umount "$ROOT"
+  losetup -d "$LOOP"
+  LOOP=""
+  mcopy -i "$FAT" "::/$KERNEL" "$WORK/kernel"
+  mcopy -i "$FAT" "::/$INITRD" "$WORK/initrd"
+  printf '%s\n' 'hardware = "simulated"' '[display]' 'driver = "ssd1306"' > "$WORK/pidphone.toml"
+  mcopy -i "$FAT" "$WORK/pidphone.toml" ::/pidphone.toml
+  cmdline="$(echo "$CMDLINE" | tr -s ' ' '\n' | grep -v -e '^console=' -e '^$' | tr '\n' ' ')"
+  cmdline="${cmdline}console=ttyAMA0,115200 systemd.journald.forward_to_console=1"
+  echo "  kernel $KERNEL, initramfs $INITRD; command line: $cmdline"
+  : > "$console"
+  nice -n 19 timeout --kill-after=10 $((BOOT_TIMEOUT + 600)) qemu-system-aarch64 \
+    -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic -display none -no-reboot \
+    -kernel "$WORK/kernel" -initrd "$WORK/initrd" -append "$cmdline" \
+    -drive file="$DISK",format=raw,if=none,id=card -device virtio-blk-pci,drive=card \
+    -netdev user,id=net0,restrict=on -device virtio-net-pci,netdev=net0,romfile= \
+    -monitor unix:"$WORK/monitor",server,nowait -serial file:"$console" \
+    </dev/null > "$WORK/qemu.log" 2>&1 &
+  QEMU=$!
+  start=$SECONDS
+  while [ $((SECONDS - start)) -lt $BOOT_TIMEOUT ]; do
+    if grep -aq 'systemd\[1\]: Started pidphone.service' "$console"; then state=active; break; fi
+    if grep -aqE 'systemd\[1\]: (Failed to start pidphone|pidphone.service: Failed)' "$console"
+    then state=failed; break; fi
+    kill -0 "$QEMU" 2>/dev/null || { state="qemu exited: $(cat "$WORK/qemu.log")"; break; }
+    sleep 2
+  done
+  seconds=$((SECONDS - start))
+  [ "$state" = active ] || fail "pidphone.service: '${state:-not started}' after $seconds s:
+$(tail -40 "$console")"
+  guest=$(grep -a 'systemd\[1\]: Started pidphone.service' "$console" | head -1 \
+            | sed -E 's/^\[ *([0-9]+)\..*/\1/')
+  sleep 20   # the phone must stay up
+  # The power button (ACPI-less virt: a GPIO key that systemd-logind acts on): a clean power-off.
+  python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"system_powerdown\n")
+s.recv(4096)' "$WORK/monitor"
+  for _ in $(seq 300); do kill -0 "$QEMU" 2>/dev/null || break; sleep 1; done
+  if kill -0 "$QEMU" 2>/dev/null; then
+    say "the machine did not power off in 300 s: stopping it"
+    kill "$QEMU" || true
+  fi
+  wait "$QEMU" 2>/dev/null || true
+  QEMU=""
+
+  echo "  serial console: $console ($(wc -l < "$console") lines); what it shows:"
+  grep -aE 'pidphone-image-boot\[|EXT4-fs \(vda2\): resiz|pidphone: installed|systemd\[1\]: Started (pidphone|ssh)|pidphone\[[0-9]+\]: ready' \
+    "$console" | sed 's/^/    /'
+  grep -aqE 'systemd\[1\]: pidphone.service: (Main process exited|Failed|Scheduled restart)' \
+    "$console" && fail "pidphone.service did not stay up:
+$(grep -a 'pidphone' "$console" | tail -20)"
+  ok "pidphone.service active $seconds s after the machine started (guest kernel's clock:" \
+     "${guest} s), still active 20 s later, then a clean power-off"
+  grep -aqE 'pidphone\[[0-9]+\]: pidphone: installed /etc/pidphone/pidphone.toml from /boot/firmware/pidphone.toml' \
+    "$console" || fail "the console does not show the config installed"
+  grep -aqE 'pidphone-image-boot\[[0-9]+\]: grew /dev/vda2 to the card' "$console" \
+    || fail "the console does not show the root grown"
+  if grep -aqE 'systemd\[1\]: Started ssh' "$console"; then fail "SSH was started"; fi
+
+  # The card after the power-off.
+  LOOP=$(losetup --find --show --partscan "$DISK")
+  partx -u "$LOOP" 2>/dev/null || true
+  for _ in $(seq 50); do [ -b "${LOOP}p2" ] && break; sleep 0.1; done
+  BLOCKS_AFTER=$(dumpe2fs -h "${LOOP}p2" 2>/dev/null | awk -F: '/^Block count/ {print $2+0}')
+  SECTORS_AFTER=$(sfdisk -d "$DISK" | grep "^$DISK"2 | sed -E 's/.*size= *([0-9]+).*/\1/')
+  CARD_SECTORS=$(( $(stat -c %s "$DISK") / 512 ))
+  [ "$SECTORS_AFTER" -gt "$ROOT_SECTORS" ] \
+    && [ $(( (4 + FIRMWARE_MIB) * 2048 + SECTORS_AFTER + 2048 )) -ge "$CARD_SECTORS" ] \
+    || fail "partition 2 did not grow to the card: $SECTORS_AFTER sectors"
+  [ "$BLOCKS_AFTER" -gt "$BLOCKS_BEFORE" ] \
+    && [ $(( BLOCKS_AFTER * 8 + 8 )) -ge "$SECTORS_AFTER" ] \
+    || fail "ext4 did not grow to the partition: $BLOCKS_BEFORE -> $BLOCKS_AFTER blocks"
+  ok "partition 2 grew to the card ($((ROOT_SECTORS / 2048)) -> $((SECTORS_AFTER / 2048)) MiB)" \
+     "and its ext4 with it ($BLOCKS_BEFORE -> $BLOCKS_AFTER blocks of 4 KiB), on line"
+  mount -o ro "${LOOP}p2" "$ROOT"
+  local uid config zid zid_hex
+  uid=$(awk -F: '$1 == "pidphone" {print $3}' "$ROOT/etc/passwd")
+  config=$(stat -c '%a %u' "$ROOT/etc/pidphone/pidphone.toml" 2>/dev/null || true)
+  [ "$config" = "600 $uid" ] || fail "the provisioned config is '$config' (pidphone is $uid)"
+  cmp -s "$WORK/pidphone.toml" "$ROOT/etc/pidphone/pidphone.toml" \
+    || fail "/etc/pidphone/pidphone.toml is not the dropped file"
+  if mdir -b -i "$FAT" ::/ | grep -qx '::/pidphone.toml'; then
+    fail "pidphone.toml is still on the boot partition"
+  fi
+  ok "/boot/firmware/pidphone.toml installed as /etc/pidphone/pidphone.toml (0600, pidphone)" \
+     "and removed from the FAT partition by the guest"
+  zid=$(stat -c '%a %u' "$ROOT/var/lib/pidphone/zid-cache.json" 2>/dev/null || true)
+  zid_hex=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["zid"])' \
+              "$ROOT/var/lib/pidphone/zid-cache.json" 2>/dev/null || true)
+  [ "$zid" = "600 $uid" ] && [ -n "$zid_hex" ] || fail "ZID cache: '$zid' '$zid_hex'"
+  ok "the phone made its own ZID ($zid_hex)"
+  [ "$(tr -d '\n' < "$ROOT/etc/machine-id" | wc -c)" = 32 ] || fail "no machine id was made"
+  [ ! -e "$ROOT/etc/systemd/system/multi-user.target.wants/ssh.service" ] \
+    && [ ! -e "$ROOT/etc/systemd/system/sockets.target.wants/ssh.socket" ] \
+    || fail "SSH was turned on"
+  if compgen -G "$ROOT/etc/ssh/ssh_host_*" >/dev/null; then fail "SSH host keys were made"; fi
+  ok "SSH stayed off: not started, not enabled, no host keys; a machine id of its own"
+}
+
+if [ "$MODE" = vm ]; then
+  vm_first_boot
+  echo "Image checked: $IMAGE"
+  exit 0
+fi
 
 # ------------------------------------------------------------------ 4. the first boot
 echo "First boot (systemd in systemd-nspawn, arm64 under qemu-user):"
