@@ -163,7 +163,8 @@ for entry in "${BOARDS[@]}"; do
   IFS='|' read -r board names compatible <<< "$entry"
   for name in $names; do
     echo "$LISTING" | grep -qxF "::/$name.dtb" || fail "no $name.dtb for the $board"
-    [ "$(mtype -i "$FAT" "::/$name.dtb" | grep -caF "$compatible")" -gt 0 ] \
+    # the string with its NUL: raspberrypi,3-model-b must not match raspberrypi,3-model-b-plus
+    [ "$(mtype -i "$FAT" "::/$name.dtb" | grep -caP "\\Q$compatible\\E\\x00")" -gt 0 ] \
       || fail "$name.dtb is not the $board's ($compatible)"
   done
   covered+=("$board (${names// /, })")
@@ -221,9 +222,14 @@ keys=$(grep -rlIE --exclude-dir=test --exclude-dir=tests \
          2>/dev/null || true)
 [ -z "$keys" ] || fail "private keys in the image: $keys"
 [ -f "$ROOT/etc/pidphone/pidphone.toml.example" ] || fail "no /etc/pidphone/pidphone.toml.example"
+# Kernel updates must keep the Zero 2 W's second name (image/raspi-dtb-names, after z50).
+for hook in kernel/postinst.d initramfs/post-update.d; do
+  [ -x "$ROOT/etc/$hook/z60-pidphone-dtb-names" ] && [ -x "$ROOT/etc/$hook/z50-raspi-firmware" ] \
+    || fail "/etc/$hook lacks raspi-firmware's or the image's device tree hook"
+done
 ok "/opt/pidphone; pidphone.service and pidphone-image-boot.service enabled; SSH off;" \
    "the pidphone user (no login); no password; no machine id, SSH host key, ZID, config," \
-   "build tree, pip cache or private key"
+   "build tree, pip cache or private key; the device tree hooks after raspi-firmware's"
 
 # ------------------------------------------------------------------ 4'. the first boot, --vm
 # The card as a virtio disk of a qemu-system-aarch64 "virt" machine, its kernel and initramfs
