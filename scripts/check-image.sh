@@ -45,6 +45,9 @@ BOOT_TIMEOUT=1200   # seconds for the emulated first boot to bring the phone up
 say() { echo "check-image: $*" >&2; }
 fail() { echo "check-image: FAILED: $*" >&2; exit 1; }
 ok() { echo "  ok: $*"; }
+# "grep -q" at the end of a pipeline stops reading at its first match, and under pipefail the
+# writer's SIGPIPE then fails the pipeline as if nothing matched: this reads all of its input.
+has() { grep "$@" > /dev/null; }
 [ "$(id -u)" = 0 ] || fail "run it as root"
 for tool in sfdisk mdir mcopy mtype losetup partx dumpe2fs; do
   command -v "$tool" >/dev/null || fail "$tool is missing (fdisk, mtools, util-linux, e2fsprogs)"
@@ -87,12 +90,12 @@ RAW_MIB=$(( $(stat -c %s "$DISK") / 1048576 ))
 # ------------------------------------------------------------------ 1. the partition table
 echo "Partitions ($RAW_MIB MiB):"
 TABLE=$(sfdisk -d "$DISK")
-echo "$TABLE" | grep -q '^label: dos' || fail "no MBR: $TABLE"
+echo "$TABLE" | has '^label: dos' || fail "no MBR: $TABLE"
 P1=$(echo "$TABLE" | grep "^$DISK"1)
 P2=$(echo "$TABLE" | grep "^$DISK"2)
-echo "$P1" | grep -Eq "start= *8192, size= *$((FIRMWARE_MIB * 2048)), type=c" \
+echo "$P1" | has -E "start= *8192, size= *$((FIRMWARE_MIB * 2048)), type=c" \
   || fail "partition 1 is not FAT at 4 MiB, $FIRMWARE_MIB MiB: $P1"
-echo "$P2" | grep -Eq "start= *$(( (4 + FIRMWARE_MIB) * 2048 )), .*type=83" \
+echo "$P2" | has -E "start= *$(( (4 + FIRMWARE_MIB) * 2048 )), .*type=83" \
   || fail "partition 2 is not Linux right after it: $P2"
 ROOT_SECTORS=$(echo "$P2" | sed -E 's/.*size= *([0-9]+).*/\1/')
 [ $(( (4 + FIRMWARE_MIB) * 2048 + ROOT_SECTORS )) -le $(( RAW_MIB * 2048 )) ] \
@@ -107,40 +110,40 @@ LISTING=$(mdir -/ -b -i "$FAT" ::/)
 missing=()
 for f in bootcode.bin start.elf fixup.dat start4.elf fixup4.dat config.txt cmdline.txt \
          pidphone.toml.example; do
-  echo "$LISTING" | grep -q "^::/$f\$" || missing+=("$f")
+  echo "$LISTING" | has "^::/$f\$" || missing+=("$f")
 done
-echo "$LISTING" | grep -q '^::/vmlinuz-' || missing+=(vmlinuz-*)
-echo "$LISTING" | grep -q '^::/initrd.img-' || missing+=(initrd.img-*)
+echo "$LISTING" | has '^::/vmlinuz-' || missing+=(vmlinuz-*)
+echo "$LISTING" | has '^::/initrd.img-' || missing+=(initrd.img-*)
 [ ${#missing[@]} -eq 0 ] || fail "missing on the boot partition: ${missing[*]}"
 for f in pidphone.toml authorized_keys ssh ssh.txt wpa_supplicant.conf; do
-  echo "$LISTING" | grep -q "^::/$f\$" && fail "$f is on the boot partition of the image"
+  echo "$LISTING" | has "^::/$f\$" && fail "$f is on the boot partition of the image"
 done
 ok "boot firmware, $(echo "$LISTING" | grep -o 'vmlinuz-.*' | head -1), its initramfs," \
    "config.txt, cmdline.txt, pidphone.toml.example"
 
 CONFIG_TXT=$(mtype -i "$FAT" ::/config.txt | tr -d '\r')
 while read -r line; do
-  echo "$CONFIG_TXT" | grep -qxF "$line" || fail "config.txt lacks hw/config.txt's '$line'"
+  echo "$CONFIG_TXT" | has -xF "$line" || fail "config.txt lacks hw/config.txt's '$line'"
 done < <(grep -v '^\s*\(#\|$\)' "$SOURCE/hw/config.txt")
 for line in arm_64bit=1 enable_uart=1 upstream_kernel=1; do
-  echo "$CONFIG_TXT" | grep -qx "$line" || fail "config.txt lacks $line"
+  echo "$CONFIG_TXT" | has -x "$line" || fail "config.txt lacks $line"
 done
 # What the firmware loads: kernel=NAME and "initramfs NAME" (raspi-firmware's spelling), both
 # on the partition.
 KERNEL=$(echo "$CONFIG_TXT" | sed -n 's/^kernel=//p' | tail -1)
 INITRD=$(echo "$CONFIG_TXT" | sed -n 's/^initramfs[ =]\([^ ]*\).*/\1/p' | tail -1)
 for f in "$KERNEL" "$INITRD"; do
-  [ -n "$f" ] && echo "$LISTING" | grep -qxF "::/$f" \
+  [ -n "$f" ] && echo "$LISTING" | has -xF "::/$f" \
     || fail "config.txt names '$f' (kernel=$KERNEL, initramfs $INITRD): not on the partition"
 done
 ok "config.txt: arm_64bit=1, enable_uart=1, upstream_kernel=1, kernel=$KERNEL," \
    "initramfs $INITRD (both on the partition), and hw/config.txt's lines"
 CMDLINE=$(mtype -i "$FAT" ::/cmdline.txt | tr -d '\r')
 for word in root=LABEL=RASPIROOT rootwait console=ttyS1,115200; do
-  echo "$CMDLINE" | tr -s ' ' '\n' | grep -qxF "$word" || fail "cmdline.txt lacks $word: $CMDLINE"
+  echo "$CMDLINE" | tr -s ' ' '\n' | has -xF "$word" || fail "cmdline.txt lacks $word: $CMDLINE"
 done
 # Debian's default cma=64M stops a Pi 4 from booting (raspi-firmware's own note).
-echo "$CMDLINE" | grep -q 'cma=' && fail "cmdline.txt sets cma= (a Pi 4 does not boot): $CMDLINE"
+echo "$CMDLINE" | has 'cma=' && fail "cmdline.txt sets cma= (a Pi 4 does not boot): $CMDLINE"
 ok "cmdline.txt: $CMDLINE"
 
 # The boards. With upstream_kernel=1 the firmware loads a board's device tree under its upstream
@@ -162,7 +165,7 @@ covered=()
 for entry in "${BOARDS[@]}"; do
   IFS='|' read -r board names compatible <<< "$entry"
   for name in $names; do
-    echo "$LISTING" | grep -qxF "::/$name.dtb" || fail "no $name.dtb for the $board"
+    echo "$LISTING" | has -xF "::/$name.dtb" || fail "no $name.dtb for the $board"
     # the string with its NUL: raspberrypi,3-model-b must not match raspberrypi,3-model-b-plus
     [ "$(mtype -i "$FAT" "::/$name.dtb" | grep -caP "\\Q$compatible\\E\\x00")" -gt 0 ] \
       || fail "$name.dtb is not the $board's ($compatible)"
@@ -173,7 +176,7 @@ ok "boards, each device tree under the name the firmware loads: $(IFS=';'; echo 
    | sed 's/;/; /g')"
 # The Pi 5 (bcm2712): Debian's kernels, bookworm's 6.1 and the 6.12 of bookworm-backports and
 # trixie, cannot run one from an SD card (docs/install.md, "Boards").
-if echo "$LISTING" | grep -qxF '::/bcm2712-rpi-5-b.dtb'; then
+if echo "$LISTING" | has -xF '::/bcm2712-rpi-5-b.dtb'; then
   echo "  note: bcm2712-rpi-5-b.dtb is present, but this image is not made for the Pi 5"
 else
   echo "  not covered: Pi 5 (no bcm2712-rpi-5-b.dtb in this kernel; docs/install.md)"
@@ -205,7 +208,7 @@ mount "${LOOP}p2" "$ROOT"
 grep -q '^pidphone:' "$ROOT/etc/passwd" || fail "no pidphone user"
 grep -Eq '^pidphone:[^:]*:[0-9]+:[0-9]+:[^:]*:[^:]*:(/usr/sbin/nologin|/bin/false)$' \
   "$ROOT/etc/passwd" || fail "the pidphone user can log in: $(grep '^pidphone:' "$ROOT/etc/passwd")"
-if awk -F: '$2 !~ /^[*!]/ && $2 != "" {print $1}' "$ROOT/etc/shadow" | grep -q .; then
+if awk -F: '$2 !~ /^[*!]/ && $2 != "" {print $1}' "$ROOT/etc/shadow" | has .; then
   fail "accounts with a password: $(awk -F: '$2 !~ /^[*!]/ {print $1}' "$ROOT/etc/shadow")"
 fi
 [ ! -s "$ROOT/etc/machine-id" ] || fail "a machine id is in the image"
@@ -336,7 +339,7 @@ $(grep -a 'pidphone' "$console" | tail -20)"
   [ "$config" = "600 $uid" ] || fail "the provisioned config is '$config' (pidphone is $uid)"
   cmp -s "$WORK/pidphone.toml" "$ROOT/etc/pidphone/pidphone.toml" \
     || fail "/etc/pidphone/pidphone.toml is not the dropped file"
-  if mdir -b -i "$FAT" ::/ | grep -qx '::/pidphone.toml'; then
+  if mdir -b -i "$FAT" ::/ | has -x '::/pidphone.toml'; then
     fail "pidphone.toml is still on the boot partition"
   fi
   ok "/boot/firmware/pidphone.toml installed as /etc/pidphone/pidphone.toml (0600, pidphone)" \
@@ -443,7 +446,7 @@ $(tail -30 "$WORK/boot.log")"
 [ "$USER_OF" = pidphone ] || fail "pidphone.service runs as '$USER_OF'"
 ok "pidphone.service active $BOOT_SECONDS s after systemd started, as $USER_OF"
 [ "$CONFIG" = "600 pidphone" ] || fail "the provisioned config is '$CONFIG'"
-echo "$PHONE_LOG" | grep -q 'installed /etc/pidphone/pidphone.toml from /boot/firmware/pidphone.toml' \
+echo "$PHONE_LOG" | has 'installed /etc/pidphone/pidphone.toml from /boot/firmware/pidphone.toml' \
   || fail "the journal does not say the config was installed: $PHONE_LOG"
 [ ! -e "$BOOT/pidphone.toml" ] || fail "pidphone.toml is still on the boot partition"
 ok "/boot/firmware/pidphone.toml installed as /etc/pidphone/pidphone.toml ($CONFIG)," \
@@ -458,7 +461,7 @@ $IMAGE_BOOT"
 [ "$HOST_KEYS" -ge 1 ] || fail "no SSH host keys were made"
 [ ! -e "$BOOT/ssh" ] && [ ! -e "$BOOT/authorized_keys" ] \
   || fail "ssh or authorized_keys left on the boot partition"
-echo "$PW_LOGIN" | grep -q 'passwordauthentication no' || fail "sshd: $PW_LOGIN"
+echo "$PW_LOGIN" | has 'passwordauthentication no' || fail "sshd: $PW_LOGIN"
 ok "ssh + authorized_keys dropped: SSH enabled and active, $HOST_KEYS new host keys, root's" \
    "key (0600), both removed from the boot partition; sshd: $PW_LOGIN"
 CARD_SECTORS=$(( $(stat -c %s "$DISK") / 512 ))
@@ -469,8 +472,8 @@ $IMAGE_BOOT"
 ok "partition 2 grew to the card: $((ROOT_SECTORS / 2048)) -> $((SECTORS_AFTER / 2048)) MiB"
 if [ "$BLOCKS_AFTER" -gt "$BLOCKS_BEFORE" ]; then
   ok "the root file system grew: ext4 $BLOCKS_BEFORE -> $BLOCKS_AFTER blocks"
-elif echo "$IMAGE_BOOT" | grep -q 'error updating partition 2' \
-     && echo "$IMAGE_BOOT" | grep -q 'trying again at the next boot'; then
+elif echo "$IMAGE_BOOT" | has 'error updating partition 2' \
+     && echo "$IMAGE_BOOT" | has 'trying again at the next boot'; then
   # qemu-user (7.2) implements neither the ioctl that tells the kernel a partition's new size
   # (BLKPG, growpart's partx --update) nor ext4's on-line resize (EXT4_IOC_RESIZE_FS): under
   # emulation the table is grown and the rest is left for the next boot, as the script says.
