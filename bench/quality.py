@@ -194,6 +194,8 @@ def pidphone_call(
         heard_report = answer.reports()
         if heard_report:  # what the callee's jitter buffer did with the speech
             print(f"  callee's playout: {heard_report[-1].get('playout')}", flush=True)
+        skipped = report.get("playout", {}).get("capture_skipped")
+        print(f"  caller's capture: {skipped} frames skipped (late media thread)", flush=True)
     finally:
         if call is not None:
             call.stop()

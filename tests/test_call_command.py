@@ -105,7 +105,16 @@ def test_call_and_answer_over_tls_are_secure_with_tones_both_ways(tmp_path: Path
     assert abs(alice["received_frequencies"][0] - 700) <= 25
     assert abs(bob["received_frequencies"][0] - 1000) <= 25
     assert alice["packets_sent"] > 50 and bob["packets_received"] > 50
-    assert set(bob["playout"]) == {"late", "lost", "concealed", "dropped", "resyncs", "delay_ms"}
+    assert set(bob["playout"]) == {
+        "late",
+        "lost",
+        "concealed",
+        "dropped",
+        "resyncs",
+        "delay_ms",
+        "earpiece_late",
+        "capture_skipped",
+    }
     assert bob["playout"]["resyncs"] == 0 and 0 <= bob["playout"]["delay_ms"] <= 200
     assert bob["reason"] == "Hung up by peer"
 

@@ -597,10 +597,14 @@ def test_a_late_media_thread_is_not_taken_for_network_jitter() -> None:
         buffer = b.worker._calls[1].session._stream._jitter
         time.sleep(3.0)
         assert abs(strongest(b.heard()) - 1000) < 20
+        b.worker.send(QueryStats(1))
+        report = b.wait(lambda e: isinstance(e, MediaStatsReport))
     finally:
         a.worker.stop()
         b.worker.stop()
     assert buffer.delay < 0.14, f"the buffer grew to {buffer.delay * 1000:.0f} ms"
+    # each stall outlasts the earpiece's slack: its frame is not written, and counted
+    assert isinstance(report, MediaStatsReport) and report.stats.earpiece_late >= 3
 
 
 class StallOnce(SimAudioDevices):
@@ -638,7 +642,8 @@ def test_frames_a_stalled_capture_never_gave_are_skipped_in_the_rtp_time() -> No
     try:
         connect(a, b)
         secured(a), secured(b)
-        sender = a.worker._calls[1].session._stream._sender
+        session = a.worker._calls[1].session
+        sender = session._stream._sender
         time.sleep(0.5)
         start, stamp = time.monotonic(), sender.timestamp
         devices.stall.set()
@@ -651,3 +656,4 @@ def test_frames_a_stalled_capture_never_gave_are_skipped_in_the_rtp_time() -> No
         a.worker.stop()
         b.worker.stop()
     assert abs(ticks / 8000 - elapsed) < 0.07, (ticks / 8000, elapsed)
+    assert session.stats.capture_skipped >= 12  # the 300 ms the stall took, and counted

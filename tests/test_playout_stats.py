@@ -63,7 +63,9 @@ def test_a_gap_in_the_capture_times_is_skipped_in_the_timestamps_and_marked() ->
     steps = [(y - x) & 0xFFFFFFFF for x, y in itertools.pairwise(stamps)]
     assert steps == [160, 160, 160, 160, 160 * 15, 160, 160]
     assert [marker for _, marker, _, _, _, _ in fields] == [False] * 5 + [True, False, False]
+    assert stream.stats.capture_skipped == 14
 
     # a frame withheld in the gap keeps the mark for the next one sent
     stream.packet_for(pcm, False, 1.0)
     assert rtp_fields(stream.packet_for(pcm, True, 1.02) or b"")[1] is True
+    assert stream.stats.capture_skipped == 14 + 27

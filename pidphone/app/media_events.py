@@ -144,3 +144,9 @@ class MediaStats:
     """Times the incoming stream restarted (a new SSRC, a jump of its timestamps)."""
     playout_delay: float = 0.0
     """The jitter buffer's target delay in seconds when the stats were taken."""
+    capture_skipped: int = 0
+    """Frames the capture never gave (a stall longer than the card's backlog), skipped in the
+    RTP time: what our own lateness took from the audio we sent."""
+    earpiece_late: int = 0
+    """Frames not written to the earpiece: the media thread came after the card had played
+    all it had (what our own lateness took from the audio we played)."""

@@ -155,6 +155,7 @@ class AudioStream:
                 if missed > 0:
                     self._sender.skip(codec.frame_ticks * missed)
                     self._resumed = True
+                    self.stats.capture_skipped += missed
         if self._event_pt is not None and self._dtmf_out.busy:
             event = self._dtmf_out.frame()
             packet = None

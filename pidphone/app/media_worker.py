@@ -471,6 +471,8 @@ class MediaWorker:
         late = self._clock() - due
         if late > (EARPIECE_SLACK / 2 if audio.pre_roll else EARPIECE_SLACK):
             audio.pre_roll = PLAYBACK_AHEAD - 1
+            if call is not None:
+                call.session.stats.earpiece_late += 1
             return
         while audio.pre_roll:  # the first tick, or the first after a stall
             audio.pre_roll -= 1

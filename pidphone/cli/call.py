@@ -149,7 +149,8 @@ class CallReport:
     """Why a call that was secure lost its security (audio stopped), if it did."""
     playout: dict[str, float] = field(default_factory=dict)
     """The jitter buffer's count of late packets, lost, concealed and dropped frames and
-    resyncs, and its target delay in ms when the call ended."""
+    resyncs, and its target delay in ms when the call ended; the frames our own lateness cost
+    (not written to the earpiece, never captured)."""
     received_frequencies: list[float] = field(default_factory=list)
     transfer: str = ""
     """As transferor: "Transferred", or "Transfer failed: <reason>"."""
@@ -401,6 +402,8 @@ def fill_report(
         "dropped": stats.playout_dropped,
         "resyncs": stats.playout_resyncs,
         "delay_ms": round(stats.playout_delay * 1000, 1),
+        "earpiece_late": stats.earpiece_late,
+        "capture_skipped": stats.capture_skipped,
     }
     lost = [e for e in events if isinstance(e, CallSecurityLost)]
     report.security_lost = lost[-1].lost.reason if lost else ""
