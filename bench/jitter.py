@@ -14,6 +14,11 @@ is scored with PESQ (narrowband for G.711, wideband otherwise) and the buffer's 
 printed beside it: frames concealed, lost, late, dropped, and the mean time a packet waited
 in the buffer (its share of the mouth-to-ear delay).
 
+`--stall S` makes the sender stall once for S seconds half a second into the speech, its
+audio clock restarting without skipping the RTP time (as a peer that does not skip it), so every
+later packet comes S later for its timestamp: a step of the path's delay, as real calls through
+the relay showed under load.
+
 `--trace` prints every frame's fate at one point: what arrived on each tick, the buffer's
 target and level, what was played.
 """
@@ -54,20 +59,25 @@ def simulate(
     seed: int,
     *,
     phase: float = 0.01,
+    stall: float = 0.0,
     trace: bool = False,
 ) -> tuple[bytes, JitterBuffer, list[float]]:
-    """The speech as the receiver played it, the buffer, and each played packet's wait."""
+    """The speech as the receiver played it, the buffer, and each played packet's wait.
+    `stall` seconds: the sender's thread stalls once, half a second into the speech, and its
+    audio clock restarts without skipping the RTP time (as a peer that does not skip it
+    does): every later packet leaves that much later for its timestamp."""
     size = codec.frame_bytes
     talk = bytes(round(LEAD_IN / FRAME) * size) + speech + bytes(25 * size)
     frames = [talk[i : i + size] for i in range(0, len(talk) - size + 1, size)]
     impairer = Impairer(impairment, seed)
     arrivals: list[tuple[float, int, bytes]] = []
+    stall_at = round((LEAD_IN + 0.5) / FRAME)
     for n, pcm_in in enumerate(frames):
         payload = codec.encode(pcm_in)
-        for due in impairer.schedule(n * FRAME):
+        for due in impairer.schedule(n * FRAME + (stall if n >= stall_at else 0.0)):
             arrivals.append((due, n, payload))
     arrivals.sort()
-    ticks = len(frames) + round(0.5 / FRAME)
+    ticks = len(frames) + round((0.5 + stall) / FRAME)
     buffer = JitterBuffer(clock_rate=codec.clock_rate, samples_per_frame=codec.frame_ticks)
     arrived_at: dict[int, float] = {}
     waits: list[float] = []
@@ -84,7 +94,8 @@ def simulate(
             got.append(n)
             if first is None:
                 first = n
-            buffer.put_raw(n & 0xFFFF, n * codec.frame_ticks, 1, 0, payload, arrival=now)
+            # stamped when it arrived, as the kernel stamps the media worker's datagrams
+            buffer.put_raw(n & 0xFFFF, n * codec.frame_ticks, 1, 0, payload, arrival=due)
         frame = buffer.pop(now)
         if frame.kind == "audio":
             pcm = decoder.decode(frame.payload)
@@ -106,7 +117,13 @@ def simulate(
 
 
 def run_point(
-    name: str, loss: float, jitter: float, seed: int, phase: float, trace: bool = False
+    name: str,
+    loss: float,
+    jitter: float,
+    seed: int,
+    phase: float,
+    trace: bool = False,
+    stall: float = 0.0,
 ) -> Outcome:
     rate = 8000 if name in ("PCMU", "PCMA") else 16000
     codec = make_codec(name, {"useinbandfec": "1"}, sample_rate=rate)
@@ -114,7 +131,7 @@ def run_point(
     speech = make_speech(rate)
     impairment = Impairment(loss=loss, jitter=jitter, delay=jitter)
     played, buffer, waits = simulate(
-        codec, decoder, speech, impairment, seed, phase=phase, trace=trace
+        codec, decoder, speech, impairment, seed, phase=phase, stall=stall, trace=trace
     )
     score = mos(speech, _align(speech, played, rate), rate)
     return Outcome(
@@ -151,18 +168,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--phase", type=float, default=0.01, help="receiver tick after sender")
     parser.add_argument("--trace", action="store_true", help="every frame, at the first point")
+    parser.add_argument(
+        "--stall", type=float, default=0.0, help="seconds the sender stalls once, its RTP time not"
+    )
     args = parser.parse_args(argv)
     if args.trace:
-        run_point(args.codec, args.loss[0], args.jitter[0], args.seed, args.phase, trace=True)
+        run_point(args.codec, args.loss[0], args.jitter[0], args.seed, args.phase, True, args.stall)
         return 0
-    print(f"{args.codec}, seed {args.seed}, receiver phase {args.phase * 1000:.0f} ms")
+    print(
+        f"{args.codec}, seed {args.seed}, receiver phase {args.phase * 1000:.0f} ms,"
+        f" sender stall {args.stall * 1000:.0f} ms"
+    )
     print(
         f"{'loss':>5} {'jitter':>7} {'MOS':>5} {'concealed':>9} {'lost':>5} {'late':>5}"
         f" {'dropped':>7} {'wait ms':>8}"
     )
     for loss in args.loss:
         for jitter in args.jitter:
-            o = run_point(args.codec, loss, jitter, args.seed, args.phase)
+            o = run_point(args.codec, loss, jitter, args.seed, args.phase, stall=args.stall)
             print(
                 f"{loss:>5.0%} {jitter * 1000:>5.0f}ms {o.mos:>5.2f} {o.concealed:>9d} "
                 f"{o.lost:>5d} {o.late:>5d} {o.dropped:>7d} {o.wait * 1000:>8.1f}",
