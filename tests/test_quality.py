@@ -103,11 +103,11 @@ def test_a_sender_stall_at_30_ms_of_jitter_does_not_ruin_the_call(
     sends every later packet 220 ms later for its timestamp; at 30 ms of jitter the buffer
     that took that step for jitter (a transit floor that could not rise) played the rest of
     the call against a floor 220 ms too low and scored 1.40 (real calls: 1.2-1.3). It
-    measures 3.06 (3.64 without jitter, 4.07 without the stall)."""
+    measures 3.49 (3.64 without jitter, 4.07 without the stall)."""
     del speech  # espeak-ng is needed: the fixture checks it
     outcome = run_point("opus", loss=0.0, jitter=0.03, seed=1, phase=0.01, stall=0.22)
-    assert outcome.mos > 2.5, outcome
-    assert outcome.late < 60, outcome
+    assert outcome.mos > 2.8, outcome
+    assert outcome.late < 40, outcome
 
 
 def test_opus_at_3_percent_loss_is_within_a_fifth_of_a_point_of_its_clean_score(
