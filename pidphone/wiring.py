@@ -91,6 +91,7 @@ def controller_settings(config: Config) -> ControllerSettings:
             voicemail_uri=config.phone.voicemail_uri,
         ),
         tone_plan=config.audio.tone_plan,
+        secure_tone=config.audio.secure_tone,
     )
 
 

@@ -146,3 +146,48 @@ def test_custom_spec_and_errors() -> None:
 def test_looped_tone_plays_the_same_samples_as_the_generator(spec: ToneSpec) -> None:
     looped = looped_tone(spec)
     assert [looped() for _ in range(120)] == frames(ToneGenerator.from_spec(spec), 2.4)
+
+
+@pytest.mark.parametrize("plan", ["etsi", "us"])
+@pytest.mark.parametrize("rate", [8000, 16000])
+@pytest.mark.parametrize(
+    ("kind", "frequency", "runs"),
+    [
+        ("secure", 1600, [(True, 8), (False, 5), (True, 8), (False, 5), (True, 8)]),
+        ("not_secure", 500, [(True, 4), (False, 5)] * 5 + [(True, 4)]),
+    ],
+)
+def test_indication_tones_are_told_apart_by_pitch_and_pattern(
+    plan: str, rate: int, kind: str, frequency: int, runs: list[tuple[bool, int]]
+) -> None:
+    """Three long high beeps when secure, six short low ones when not; then a long silence,
+    so a tone stopped late adds no beep."""
+    from pidphone.audio.tones import INDICATION_TAIL, indication_length
+
+    generator = ToneGenerator(kind, plan=plan, rate=rate)
+    assert generator.frame_samples == rate // 50
+    length = indication_length(kind)
+    chunks = frames(generator, length + 2.0)
+    # 20 ms frames: a 150 ms beep covers 8 (its last half ramps off), 80 ms exactly 4
+    measured = cadence(chunks)
+    assert measured[:-1] == runs
+    assert measured[-1][0] is False and measured[-1][1] >= round(2.0 / 0.02) - 1
+    on = b"".join(chunk for chunk in chunks if rms(chunk) > 3000)
+    assert dominant_frequencies(on, count=1, rate=rate) == [pytest.approx(frequency, abs=10)]
+    assert INDICATION_TAIL >= 10
+    assert length == pytest.approx({"secure": 0.68, "not_secure": 0.98}[kind])
+
+
+def test_a_tone_moved_to_another_rate_goes_on_from_the_same_moment() -> None:
+    narrow = ToneGenerator("not_secure", rate=8000)
+    frames(narrow, 0.3)  # two beeps in, a gap just begun
+    wide = narrow.at_rate(16000)
+    assert wide.rate == 16000 and wide.frame_samples == 320
+    rest = cadence(frames(wide, 0.7))
+    reference = ToneGenerator("not_secure", rate=16000)
+    frames(reference, 0.3)
+    assert rest == cadence(frames(reference, 0.7))
+    with pytest.raises(LocalProtocolError, match="not an indication tone"):
+        from pidphone.audio.tones import indication_length
+
+        indication_length("dial")

@@ -15,6 +15,11 @@ failing (`supervision.MAX_RESTARTS` within its window) the controller gives up a
 turns False, which stops the daemon's watchdog pings so that systemd restarts the phone. The phone
 UI supervises its own threads the same way (`PhoneUi.healthy`); its ringer and display faults
 (`DeviceFailed`, `DeviceRecovered`) go to the listeners too (the daemon's STATUS=).
+
+The security indication tones (pidphone.app.security_tones) are the controller's too: they
+share the worker's one handset tone with the reducer's call-progress tones (an indication
+tone, while it plays, has it), and a NOT SECURE call's clear audio waits for its tone and
+for the screen.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from pidphone.zrtp.cache import ZidCache
 
 from . import phone_events as pe
 from .call import Call
-from .call_events import CallInsecure
+from .call_events import CallFinished, CallInsecure, CallSecure
 from .media_events import MediaStats
 from .media_messages import (
     MediaCommand,
@@ -56,6 +61,7 @@ from .media_messages import (
 from .media_worker import MediaWorker, WorkerUnavailableError
 from .phone_events import DeviceFailed, DeviceRecovered, MediaFault
 from .phone_ui import PhoneUi
+from .security_tones import SecurityTones
 from .signalling import LinkFailed
 from .supervision import RestartBudget
 from .switchboard import BUSY_HERE, DECLINE, Switchboard, SwitchboardEvent, SwitchboardSettings
@@ -69,6 +75,9 @@ class ControllerSettings:
 
     calls: SwitchboardSettings = field(default_factory=SwitchboardSettings)
     tone_plan: str = "etsi"
+    secure_tone: bool = True
+    """Play the secure indication tone when a call becomes secure (the not-secure one always
+    plays)."""
     phone: pe.PhoneSettings | None = None
     """The phone UI's settings; None runs the phone headless (no reducer)."""
 
@@ -119,6 +128,10 @@ class Controller:
         self._worker: MediaWorker | None = None
         self._restarts = RestartBudget()
         self._tone: str | None = None
+        """The reducer's call-progress tone."""
+        self._indication: str | None = None
+        """The security indication tone playing over the handset's call, if any."""
+        self._tones: SecurityTones | None = None
         self._muted = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._media_healthy = True
@@ -164,6 +177,14 @@ class Controller:
             self._send_media,
             self._on_event,
             local_address=self._local_address,
+            on_handset=self._handset_moved,
+        )
+        self._tones = SecurityTones(
+            self._play_indication,
+            self._switchboard.allow_clear,
+            self._switchboard.has_handset,
+            secure_tone=self.settings.secure_tone,
+            earpiece=self._audio is not None,
         )
         if self.settings.phone is not None:
             self._ui = PhoneUi(
@@ -191,6 +212,8 @@ class Controller:
                 await task
         if self._switchboard is not None:
             await self._switchboard.stop()
+        if self._tones is not None:
+            self._tones.close()
         if self._ui is not None:
             self._ui.stop()
         worker, self._worker = self._worker, None
@@ -243,8 +266,23 @@ class Controller:
         self._send_media(SetMicMuted(muted))
 
     def play_tone(self, kind: str | None) -> None:
+        """The reducer's tone (it waits while an indication tone plays)."""
         self._tone = kind
-        self._send_media(SetHandsetTone(kind))
+        if self._indication is None:
+            self._send_media(SetHandsetTone(kind))
+
+    def _play_indication(self, kind: str | None) -> None:
+        self._indication = kind
+        self._send_media(self._handset_tone())
+
+    def _handset_tone(self) -> SetHandsetTone:
+        if self._indication is not None:
+            return SetHandsetTone(self._indication, over_call=True)
+        return SetHandsetTone(self._tone)
+
+    def _handset_moved(self) -> None:
+        if self._tones is not None:
+            self._tones.handset_moved()
 
     def press(self, event: InputEvent) -> None:
         """A key or hook event from the loop's own thread (scripted keys, tests)."""
@@ -315,7 +353,7 @@ class Controller:
                 log.exception("the media worker cannot be started again")
         if restarted:
             self.switchboard.resend_handset()
-            self._send_media(SetHandsetTone(self._tone))
+            self._send_media(self._handset_tone())
             self._send_media(SetMicMuted(self._muted))
         else:
             self._media_healthy = False
@@ -332,14 +370,25 @@ class Controller:
         ui = self._ui
         if ui is not None and not isinstance(event, LinkFailed):
             ui.fact(event)  # the calls' events as they are: the reducer keeps no copy
-        if isinstance(event, CallInsecure):
-            # NOT SECURE is on the display before any clear audio flows.
-            call_id = event.call_id
-            if ui is not None:
-                ui.when_shown(lambda: self.switchboard.allow_clear(call_id))
-            else:
-                self.switchboard.allow_clear(call_id)
+        tones = self._tones
+        if tones is not None:
+            self._indicate(tones, event)
         self._emit(event)
+
+    def _indicate(self, tones: SecurityTones, event: SwitchboardEvent) -> None:
+        """The indication tones; a NOT SECURE call's clear audio waits for its tone and for
+        NOT SECURE on the display."""
+        if isinstance(event, CallInsecure):
+            call_id = event.call_id
+            tones.insecure(call_id)
+            if self._ui is not None:
+                self._ui.when_shown(lambda: tones.shown(call_id))
+            else:
+                tones.shown(call_id)
+        elif isinstance(event, CallSecure):
+            tones.secure(event.call_id)
+        elif isinstance(event, CallFinished):
+            tones.ended(event.call_id)
 
     def _emit(self, event: ControllerEvent) -> None:
         for listener in list(self._listeners):

@@ -128,9 +128,12 @@ class SetHandset(MediaCommand):
 
 @dataclass(frozen=True)
 class SetHandsetTone(MediaCommand):
-    """A call-progress tone in the earpiece while no call has the handset; None stops it."""
+    """A call-progress tone in the earpiece while no call has the handset; None stops it.
+    `over_call`: in place of the handset call's audio too (a security indication tone), at
+    the call's audio rate; the call's own audio still goes to the peer as its security allows."""
 
     kind: str | None
+    over_call: bool = False
 
 
 @dataclass(frozen=True)

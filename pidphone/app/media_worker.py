@@ -199,6 +199,8 @@ class MediaWorker:
         """Since when the open devices have had nothing to play (None: needed, or closed)."""
         self._handset: MediaId | None = None
         self._tone: ToneGenerator | None = None
+        self._tone_over_call = False
+        """The tone plays in place of the handset call's audio (a security indication)."""
         self._muted = False
         self._batch: list[WorkerEvent] = []
         self._timer: float | None = None
@@ -285,6 +287,7 @@ class MediaWorker:
             if needed:
                 log.debug("audio clock started")
                 self._open_audio(rate)
+                self._tone_at(rate)
             return
         if needed:
             self._idle_since = None
@@ -295,6 +298,12 @@ class MediaWorker:
         log.info("audio devices reopened at %d Hz", rate)
         self._close_audio()
         self._open_audio(rate)
+        self._tone_at(rate)
+
+    def _tone_at(self, rate: int) -> None:
+        """The tone goes on at the devices' new rate."""
+        if self._tone is not None and self._tone.rate != rate:
+            self._tone = self._tone.at_rate(rate)
 
     def _close_audio(self) -> None:
         audio, self._audio = self._audio, None
@@ -384,8 +393,11 @@ class MediaWorker:
         elif isinstance(command, SetHandset):
             self._handset = command.media_id
         elif isinstance(command, SetHandsetTone):
-            kind = command.kind
-            self._tone = None if kind is None else ToneGenerator(kind, plan=self._tone_plan)
+            kind, audio = command.kind, self._audio
+            rate = SAMPLE_RATE if audio is None else audio.capture.rate
+            plan = self._tone_plan
+            self._tone = None if kind is None else ToneGenerator(kind, plan=plan, rate=rate)
+            self._tone_over_call = command.over_call
         elif isinstance(command, SetMicMuted):
             self._muted = command.muted
         elif isinstance(command, SESSION_COMMANDS):
@@ -458,12 +470,14 @@ class MediaWorker:
                 self._read_call(media_id, media, now)
         pcm = audio.capture.read_frame()
         call = self._calls.get(self._handset) if self._handset is not None else None
-        tone = self._tone if call is None else None
+        tone = self._tone if call is None or self._tone_over_call else None
         if call is not None:
             session = call.session
             # captured at `due`: a jump of it (the capture clock restarted) skips RTP time
             session.send_audio(audio.silence if self._muted else pcm, due)
             out = session.pull_audio(due)  # the card's time for this frame, however late
+            if tone is not None:
+                out = tone.frame()
         elif tone is not None:
             out = tone.frame()
         else:

@@ -98,12 +98,15 @@ class Switchboard:
         on_event: EventSink,
         *,
         local_address: LocalAddress | None = None,
+        on_handset: Callable[[], None] | None = None,
     ) -> None:
+        """`on_handset` is called whenever another call (or none) takes the handset."""
         self.settings = settings
         self.agent = agent
         self._transport = transport
         self._on_event = on_event
         self._local_address = local_address
+        self._on_handset = on_handset or (lambda: None)
         self._loop = asyncio.get_running_loop()
         self._media = MediaLink(send_media, self._loop)
         self._signalling: Signalling | None = None
@@ -262,6 +265,11 @@ class Switchboard:
         """The call's media counters now (the last ones once its media closed)."""
         return await self._media.stats(call)
 
+    def has_handset(self, call_id: str) -> bool:
+        """Whether the call is the one the handset carries."""
+        call = self._calls.get(call_id)
+        return call is not None and self._media.handset == call.media_id
+
     # ------------------------------------------------------------------ the media worker
 
     def on_worker_event(self, event: WorkerEvent) -> None:
@@ -386,20 +394,20 @@ class Switchboard:
         if call.state == CallState.ENDED and self._calls.get(call.call_id) is call:
             del self._calls[call.call_id]
             if self._media.handset == call.media_id:
-                self._media.set_handset(None)
+                self._set_handset(None)
                 self._take_handset()
         self.signalling.flush()
 
     def _on_call_event(self, call: Call, event: CallEvent) -> None:
         self._transfers.on_call_event(call, event)
         if isinstance(event, CallConnected):
-            self._media.set_handset(call.media_id)
+            self._set_handset(call.media_id)
         elif isinstance(event, CallHeld):
             if event.local_hold and self._media.handset == call.media_id:
-                self._media.set_handset(None)
+                self._set_handset(None)
                 self._take_handset()
             elif not event.local_hold and self._media.handset is None:
-                self._media.set_handset(call.media_id)
+                self._set_handset(call.media_id)
         log_milestone(log, call, event)
         self._on_event(event)
 
@@ -407,8 +415,13 @@ class Switchboard:
         """Give the handset to another established call that is not on hold, if any."""
         for call in self._calls.values():
             if call.state == CallState.CONNECTED and not call.local_hold:
-                self._media.set_handset(call.media_id)
+                self._set_handset(call.media_id)
                 return
+
+    def _set_handset(self, media_id: int | None) -> None:
+        if media_id != self._media.handset:
+            self._media.set_handset(media_id)
+            self._on_handset()
 
     # ------------------------------------------------------------------ addresses
 

@@ -8,6 +8,8 @@ Plans (frequencies in Hz, cadences in seconds on/off):
 - congestion (reorder): us 480+620 0.25/0.25; etsi 425 0.25/0.25
 - call_waiting: us 440 0.3 on, 9.7 off; etsi 425 0.2 on, 0.2 off, 0.2 on, 5.0 off
 - ring (our own ringer): 1100+1400 0.4/0.2/0.4/2.0 in both plans
+- secure (the call became secure): 1600 three 0.16 s beeps 0.1 s apart, in both plans
+- not_secure (the call goes on in clear audio): 500 six 0.08 s beeps 0.1 s apart, in both plans
 
 The US plan is the North American precise tone plan. The ETSI plan is the harmonised
 European one (ETSI ETR 187, 425 Hz for every tone). Congestion and call-waiting cadences
@@ -15,6 +17,13 @@ differ between countries (TR 101 041-2 and ITU-T E.180 Supplement 2 list them; G
 one, uses 0.24/0.24 or 0.2/0.2 congestion and 0.2 on, 0.2 off, 0.2 on, 5 s off call
 waiting): we take 0.25/0.25 congestion and that call-waiting pattern. The ringer is a double
 ring (the UK cadence) on two tones that carry well on a small speaker.
+
+The security indication tones are played once in the earpiece, as secure desk phones do (three
+long beeps when a call becomes protected, six short ones when it is not): a person holding the
+handset hears what the screen says. They are told apart by pitch as well as by count: high
+for secure, low for not secure. Each ends in a long silence (`INDICATION_TAIL`), so a tone
+stopped a little late adds silence, never another beep; `indication_length` is how long the
+beeps last.
 
 Levels: a single tone is -10 dBm0; each component of a dual tone is -13 dBm0 so the pair is
 about -10 dBm0. 0 dBm0 is a sine of amplitude 22,670 (the G.711 digital milliwatt scale, on
@@ -50,6 +59,12 @@ class ToneSpec:
 
 
 _RING = ToneSpec((1100.0, 1400.0), (0.4, 0.2, 0.4, 2.0))
+INDICATION_TAIL = 30.0
+"""Seconds of silence after an indication tone's beeps, before its cadence would repeat."""
+_SECURE = ToneSpec((1600.0,), (0.16, 0.1, 0.16, 0.1, 0.16, INDICATION_TAIL))
+_NOT_SECURE = ToneSpec((500.0,), (0.08, 0.1) * 5 + (0.08, INDICATION_TAIL))
+INDICATIONS = ("secure", "not_secure")
+"""The tones played once (`indication_length`), not for as long as a state lasts."""
 
 PLANS: dict[str, dict[str, ToneSpec]] = {
     "us": {
@@ -59,6 +74,8 @@ PLANS: dict[str, dict[str, ToneSpec]] = {
         "congestion": ToneSpec((480.0, 620.0), (0.25, 0.25)),
         "call_waiting": ToneSpec((440.0,), (0.3, 9.7)),
         "ring": _RING,
+        "secure": _SECURE,
+        "not_secure": _NOT_SECURE,
     },
     "etsi": {
         "dial": ToneSpec((425.0,)),
@@ -67,8 +84,18 @@ PLANS: dict[str, dict[str, ToneSpec]] = {
         "congestion": ToneSpec((425.0,), (0.25, 0.25)),
         "call_waiting": ToneSpec((425.0,), (0.2, 0.2, 0.2, 5.0)),
         "ring": _RING,
+        "secure": _SECURE,
+        "not_secure": _NOT_SECURE,
     },
 }
+
+
+def indication_length(kind: str) -> float:
+    """Seconds from the start of an indication tone to the end of its last beep."""
+    if kind not in INDICATIONS:
+        raise LocalProtocolError(f"{kind!r} is not an indication tone; known: {INDICATIONS}")
+    return sum(PLANS["etsi"][kind].cadence[:-1])
+
 
 DTMF_ROWS = (697.0, 770.0, 852.0, 941.0)
 DTMF_COLUMNS = (1209.0, 1336.0, 1477.0, 1633.0)
@@ -122,6 +149,14 @@ class ToneGenerator:
             self._edges.append(round(total * rate))
         self._ramp = max(1, round(_RAMP * rate))
         self._sample = 0
+
+    def at_rate(self, rate: int) -> ToneGenerator:
+        """The same tone at another sample rate, going on from the same moment (the devices
+        were reopened at another rate while it played)."""
+        other = ToneGenerator.from_spec(self.spec, rate=rate)
+        other._amplitude = self._amplitude
+        other._sample = round(self._sample * rate / self.rate)
+        return other
 
     def _envelope(self, n: int) -> float:
         """1.0 inside an "on" burst, ramping at its edges; 0.0 in an "off" gap."""

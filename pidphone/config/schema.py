@@ -209,6 +209,9 @@ class AudioConfig:
     """Ringer volume in percent."""
     tone_plan: Literal["etsi", "us"] = "etsi"
     """Dial, ringback and busy tones: "etsi" (425 Hz, Europe) or "us" (350+440 Hz)."""
+    secure_tone: bool = True
+    """Three high beeps in the earpiece when a call becomes secure. The six low beeps of a
+    call that goes on NOT SECURE always play, before any clear audio (docs/sas.md)."""
     codecs: tuple[str, ...] = field(
         default=DEFAULT_CODECS,
         metadata=meta(check=checks.preference_list(tuple(SDP_CODECS), "codec")),
