@@ -73,6 +73,7 @@ async def make(
                 call=CallSettings(media=MediaConfig(rtcp_interval=RTCP_INTERVAL))
             ),
             phone=pe.PhoneSettings(account=name),
+            secure_tone=False,  # what is heard is the peer at once (tests/test_security_tones.py)
         ),
         UserAgent(AgentConfig(aor=f"sips:{name}@127.0.0.1", keepalive_interval=0)),
         transport,

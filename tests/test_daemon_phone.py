@@ -19,6 +19,7 @@ from pidphone.app.call_events import CallFinished, CallSecure
 from pidphone.app.call_state import CallState
 from pidphone.cli.call import _answer
 from pidphone.config import (
+    AudioConfig,
     Config,
     DisplayConfig,
     LoggingConfig,
@@ -170,6 +171,7 @@ def test_sighup_during_a_call_keeps_the_call_and_applies_the_config_after_it(
         ),
         security=SecurityConfig(zid_cache=str(tmp_path / "bob.json")),
         sim=SimConfig(tone_frequency=700),
+        audio=AudioConfig(secure_tone=False),  # what it hears is the caller's tone alone
     )
     script = tmp_path / "keys.txt"
     script.write_text("0.3 lift\n0.2 speed1\n")

@@ -130,7 +130,7 @@ def test_require_policy_when_the_peer_without_zrtp_calls(
 def test_prefer_policy_goes_on_in_the_clear_marked_not_secure(rig: Rig) -> None:
     linphone = rig.linphone("linphone", tone=700, encryption="none", auto_answer=True)
     config = rig.config("alice", tone=1000, policy="prefer", hello_timeout=2)
-    run = rig.call(config, linphone.uri, duration=5)
+    run = rig.call(config, linphone.uri, duration=8)  # the not-secure tone, then 5 s of audio
     report = run.result(timeout=60)
     linphone.wait_call_state("End", timeout=15)
 

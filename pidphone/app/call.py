@@ -11,7 +11,8 @@ Policy (RFC 6189 §4.1, SECURITY.md): under "require" a call whose ZRTP fails, o
 peer never answers Hello, is hung up with a reason for the screen ("Peer does not support
 ZRTP", "ZRTP failed: <reason>"); the media session guarantees no clear audio left before. Under
 "prefer" a call that never negotiated ZRTP goes on in clear once the screen says NOT SECURE
-(`allow_clear`); one whose peer did negotiate it (a=zrtp-hash, a Hello) and failed is hung up
+and the earpiece has played the not-secure tone (`allow_clear`; pidphone.app.security_tones);
+one whose peer did negotiate it (a=zrtp-hash, a Hello) and failed is hung up
 as under "require" (pidphone.app.media_security says when a failure is fatal). A call that
 was secure and lost it (`CallSecurityLost`) carries no audio at all from then on; the phone
 warns and ends it unless the user keeps the line.
@@ -336,7 +337,8 @@ class Call:
             self._accept_reinvite(waiting[1], waiting[2], waiting[3], changed, now)
 
     def allow_clear(self) -> None:
-        """The screen says NOT SECURE (after `CallInsecure`): clear audio may flow now."""
+        """NOT SECURE is on the screen and its tone has played (after `CallInsecure`): clear
+        audio may flow now."""
         if self.state != CallState.ENDED:
             self.media.allow_clear()
 

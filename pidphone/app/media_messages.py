@@ -98,8 +98,8 @@ class RestartZrtp(MediaCommand):
 
 @dataclass(frozen=True)
 class AllowClear(MediaCommand):
-    """NOT SECURE is on the screen: a call that fell back under "prefer" may carry clear
-    audio now (nothing happens to a call that is, or was, secure)."""
+    """NOT SECURE is on the screen and its tone has played: a call that fell back under
+    "prefer" may carry clear audio now (nothing happens to a call that is, or was, secure)."""
 
     media_id: MediaId
 

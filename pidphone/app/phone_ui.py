@@ -12,7 +12,7 @@ runs on the loop, let alone on the media thread: a device thread ("ui-devices") 
 latest screen (a screen that is superseded before it is drawn is skipped) and sets the volume;
 the ringer plays on a thread of its own while it rings, opening and closing its device there.
 `when_shown` runs a callback on the loop once the screen of the moment is drawn: clear audio
-waits until NOT SECURE is on the display.
+waits until NOT SECURE is on the display (and its tone has played: pidphone.app.security_tones).
 
 A ringer or display fault is an event, not silence: it is logged once (and its recovery), goes
 into the reducer (`DeviceFailed`: an incoming call says the ringer failed and rings in the

@@ -255,7 +255,8 @@ class Switchboard:
             self._flush(call)
 
     def allow_clear(self, call_id: str) -> None:
-        """NOT SECURE is on the screen: the call may carry clear audio now."""
+        """NOT SECURE is on the screen and its tone has played: the call may carry clear
+        audio now."""
         call = self._calls.get(call_id)
         if call is not None:
             call.allow_clear()
