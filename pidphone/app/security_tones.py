@@ -29,9 +29,10 @@ from pidphone.audio.tones import indication_length
 
 log = logging.getLogger(__name__)
 
-MARGIN = 0.1
+MARGIN = 0.2
 """Seconds after the last beep before the tone stops and the call's clear audio may flow: the
-worker starts a tone on its next period, up to 20 ms after the loop asked for it."""
+worker starts a tone on its next period, 20 ms after the loop asked for it at most on an idle
+machine, later on a loaded one; a loop late by the margin's rest still cuts no beep short."""
 
 Play = Callable[[str | None], None]
 """Play an indication tone over the handset's call (None: stop it)."""
