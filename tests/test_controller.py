@@ -75,6 +75,7 @@ async def make(
     listen: bool,
     dials: dict[str, str],
     audio: SimAudioDevices | None = None,
+    screens: Screens | None = None,
 ) -> Phone:
     server = (
         TlsServerConfig(str(pki.server_cert), str(pki.server_key), port=0, callers=ANYONE)
@@ -83,7 +84,7 @@ async def make(
     )
     transport = TlsTransport(TlsClientConfig(ca_file=str(pki.ca_cert)), server)
     audio = audio or SimAudioDevices(tone_frequency=tone)
-    screens = Screens()
+    screens = screens or Screens()
     engine = Controller(
         ControllerSettings(
             calls=SwitchboardSettings(call=CallSettings(media=MediaConfig())),

@@ -75,6 +75,16 @@ CallUpdate = (
 """The events that change one of the calls on the screen."""
 
 
+NAME_CHARS = 64
+"""The most of a caller's display name the phone keeps to show: it comes from the network,
+and a screen line holds about twenty characters."""
+
+
+def shown_name(name: str) -> str:
+    """The caller's display name as the phone keeps it: at most `NAME_CHARS` characters."""
+    return name[:NAME_CHARS]
+
+
 def call_fact(state: PhoneState, fact: CallFact) -> Result:
     """The phone after one of its calls reported `fact`."""
     if isinstance(fact, CallPlaced | CallVerified):
@@ -124,7 +134,7 @@ def _incoming(state: PhoneState, fact: CallIncoming) -> Result:
     new = CallView(
         call_id=fact.call_id,
         number=fact.remote_uri,
-        name=contact.name if contact is not None else fact.remote_name,
+        name=contact.name if contact is not None else shown_name(fact.remote_name),
         phase=CallState.INCOMING,
         contact=contact,
         forward_at=state.now + settings.forward_after if settings.forward_no_answer else None,
@@ -166,7 +176,7 @@ def _replaced(state: PhoneState, fact: CallReplaced) -> Result:
     new = CallView(
         call_id=fact.call_id,
         number=fact.remote_uri,
-        name=fact.remote_name,
+        name=shown_name(fact.remote_name),
         phase=CallState.CONNECTED,
         connected_at=state.now,
         held=old.held,

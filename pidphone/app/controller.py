@@ -50,6 +50,7 @@ from pidphone.zrtp.cache import ZidCache
 from . import phone_events as pe
 from .call import Call
 from .call_events import CallFinished, CallInsecure, CallSecure
+from .call_state import CallState
 from .media_events import MediaStats
 from .media_messages import (
     MediaCommand,
@@ -139,9 +140,19 @@ class Controller:
     @property
     def healthy(self) -> bool:
         """False once the media worker, or a thread of the phone UI, died and could not be
-        restarted: the daemon stops its watchdog pings."""
+        restarted: the daemon stops its watchdog pings. A broken display or ringer does not
+        end a call that is talking: that restart waits until no call is connected (a caller
+        cannot hold it off, as a call that only rings does not count)."""
+        if not self._media_healthy:
+            return False
         ui = self._ui
-        return self._media_healthy and (ui is None or ui.healthy)
+        return ui is None or ui.healthy or self._talking()
+
+    def _talking(self) -> bool:
+        board = self._switchboard
+        return board is not None and any(
+            call.state == CallState.CONNECTED for call in board.calls()
+        )
 
     # ------------------------------------------------------------------ life cycle
 

@@ -324,11 +324,22 @@ def _ink_box(face: Font, text: str) -> tuple[int, int, int, int]:
 def _text(
     draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, face: Font, *, ink: int, limit: int
 ) -> None:
-    """Draw `text`, shortened with an ellipsis when it would ink past `limit` pixels."""
+    """Draw `text`, shortened with an ellipsis when it would ink past `limit` pixels.
+
+    The text may come from the network (a caller's display name): no glyph inks less than a
+    pixel, so at most `limit` characters can fit and the rest is cut before anything is
+    measured, and the longest prefix that fits is found by halving, so a long name costs a
+    few measurements, not one per character."""
+    text = text[: limit + 1]
     if text_width(face, text) > limit:
-        while text and text_width(face, text + ELLIPSIS) > limit:
-            text = text[:-1]
-        text += ELLIPSIS
+        fits, over = 0, len(text)
+        while over - fits > 1:
+            middle = (fits + over) // 2
+            if text_width(face, text[:middle] + ELLIPSIS) > limit:
+                over = middle
+            else:
+                fits = middle
+        text = text[:fits] + ELLIPSIS
     draw.text(xy, text, font=face, fill=ink)
 
 
