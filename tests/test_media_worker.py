@@ -282,6 +282,29 @@ def test_an_idle_worker_stops_its_audio_clock_and_a_tone_starts_it_on_its_first_
         side.worker.stop()
 
 
+def test_the_clock_stops_after_a_wideband_call_as_after_any_other() -> None:
+    """The end of a wideband call reopens the handset at 8 kHz: that reopening must not keep
+    the clock running for ever (microphone open, 50 wake-ups a second)."""
+    opus = replace(PCMU_PARAMS, payload_type=111, codec="opus", clock_rate=48000)
+    a = make_side(SimAudioDevices(tone_frequency=1000), idle_stop=0.1)
+    b = make_side(SimAudioDevices(tone_frequency=700), idle_stop=0.1)
+    try:
+        connect(a, b, params=opus)
+        secured(a)
+        a.worker.send(SetHandset(None))
+        a.worker.send(CloseMedia(1))
+        a.wait(lambda e: isinstance(e, MediaClosed))
+        assert a.audio is not None
+        until(lambda: a.audio is not None and a.audio.earpieces[-1].closed)
+        assert [e.rate for e in a.audio.earpieces][-2:] == [16000, 8000]
+        before = wake_ups(a.worker)
+        time.sleep(1.0)
+        assert wake_ups(a.worker) - before <= 1
+    finally:
+        a.worker.stop()
+        b.worker.stop()
+
+
 def test_a_call_starts_the_stopped_clock_when_its_media_opens() -> None:
     """Two idle workers whose clocks have stopped: opening the call's media starts each one
     (long before the call's first frame), audio flows both ways at once when secure, and the

@@ -298,6 +298,8 @@ class MediaWorker:
         log.info("audio devices reopened at %d Hz", rate)
         self._close_audio()
         self._open_audio(rate)
+        if not needed:  # the last (wideband) call ended: the clock still stops in time
+            self._idle_since = now
         self._tone_at(rate)
 
     def _tone_at(self, rate: int) -> None:
