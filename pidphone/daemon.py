@@ -210,13 +210,16 @@ class Service:
         loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
         if os.environ.get(WEDGE_ENV):
             loop.add_signal_handler(signal.SIGUSR2, _wedge)
-        # `pidphone run` blocked them until now (pidphone.cli): one sent meanwhile is handled
-        # now, a stop as an orderly stop, a reload once the phone has started.
+        # `pidphone run` blocked them until now (pidphone.cli): one sent meanwhile is taken
+        # here, before anything starts, since the loop would only run its handler once the
+        # start-up had finished (after READY=1): a stop as an orderly stop, a reload once the
+        # phone has started.
+        self._take_pending_signals()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
         try:
             await self.phone.start()
             self._started = True
-            if self._reload_wanted:
+            if self._reload_wanted and not self._stop.is_set():
                 self._spawn_reload()
             # Start-up's objects live as long as the phone: keep the collector off them, so
             # the collections a call's allocations trigger do not walk them every time.
@@ -250,6 +253,23 @@ class Service:
             if self.phone.healthy:
                 self.notifier.watchdog()
             await asyncio.sleep(interval)
+
+    def _take_pending_signals(self) -> None:
+        """Take the signals sent while they were blocked (each only once: taken, it is no
+        longer pending, so its handler does not run again later)."""
+        pending = signal.sigpending() & HANDLED_SIGNALS
+        while pending:
+            taken = signal.sigtimedwait(pending, 0)
+            if taken is None:
+                break
+            pending.discard(signal.Signals(taken.si_signo))
+            if taken.si_signo == signal.SIGHUP:
+                self._spawn_reload()
+            else:
+                log.info(
+                    "%s during start-up: stopping once started", signal.strsignal(taken.si_signo)
+                )
+                self._stop.set()
 
     def _spawn_reload(self) -> None:
         if not self._started:  # a reload during start-up waits for the phone it reloads

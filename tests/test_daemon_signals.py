@@ -88,6 +88,7 @@ def test_a_stop_during_start_up_is_an_orderly_stop(tmp_path: Path) -> None:
         assert process.wait(timeout=START_TIMEOUT) == 0, "".join(lines)
     output = "".join(lines)
     assert "pidphone.daemon: stopped" in output, output
+    assert "pidphone.daemon: ready" not in output, output  # never READY=1 when told to stop
     assert "Traceback" not in output, output
 
 
@@ -100,5 +101,7 @@ def test_a_reload_during_start_up_is_done_once_started(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=START_TIMEOUT) == 0, "".join(lines)
     output = "".join(lines)
+    assert "SIGHUP during start-up" in output, output
     assert output.index("pidphone.daemon: ready") < output.index("SIGHUP: config reloaded")
+    assert output.count("SIGHUP: config reloaded") == 1, output
     assert "pidphone.daemon: stopped" in output, output
