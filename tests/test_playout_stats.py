@@ -69,3 +69,21 @@ def test_a_gap_in_the_capture_times_is_skipped_in_the_timestamps_and_marked() ->
     stream.packet_for(pcm, False, 1.0)
     assert rtp_fields(stream.packet_for(pcm, True, 1.02) or b"")[1] is True
     assert stream.stats.capture_skipped == 14 + 27
+
+
+def test_a_frame_read_late_is_not_a_frame_lost() -> None:
+    """A completion time read up to a frame late (a card whose pointer moves a period at a time,
+    a late wake-up) makes one gap longer and the next shorter: nothing is skipped, the
+    timestamps step by one frame each, and no packet is marked."""
+    stream = AudioStream(MediaConfig(), stats=MediaStats(), events=deque(), wall_clock=time)
+    stream.configure("PCMU", 0, None)
+    pcm = bytes(stream.codec.frame_bytes)
+    times = [0.02 * n for n in range(1, 11)]
+    times[4] += 0.0105
+    times[7] += 0.0199
+    packets = [stream.packet_for(pcm, True, at) for at in times]
+    fields = [rtp_fields(p) for p in packets if p is not None]
+    stamps = [ts for _, _, _, ts, _, _ in fields]
+    assert [(y - x) & 0xFFFFFFFF for x, y in itertools.pairwise(stamps)] == [160] * 9
+    assert not any(marker for _, marker, _, _, _, _ in fields)
+    assert stream.stats.capture_skipped == 0

@@ -43,6 +43,11 @@ QUIET_RMS = 100.0
 shrink its delay (`JitterBuffer.pop_early`): nobody hears a pause shortened by 20 ms."""
 
 
+GAP_SLACK = 1e-6
+"""Frames: how far below a whole number of frames a gap between capture times still counts as
+that number (the times are floats)."""
+
+
 class AudioStream:
     """One call's RTP audio in clear: what to send for each captured frame, what to play for
     each period, and the RTCP reports about both.
@@ -151,7 +156,11 @@ class AudioStream:
             last, self._captured = self._captured, captured
             if last is not None:
                 codec = self.codec
-                missed = round((captured - last) * codec.clock_rate / codec.frame_ticks) - 1
+                # Whole frames only: a completion time read late (a coarse card pointer, a late
+                # wake-up) makes one gap up to a frame longer and the next one shorter, and
+                # must not count as a frame lost (the skip could never be taken back).
+                gap = (captured - last) * codec.clock_rate / codec.frame_ticks
+                missed = int(gap + GAP_SLACK) - 1
                 if missed > 0:
                     self._sender.skip(codec.frame_ticks * missed)
                     self._resumed = True
