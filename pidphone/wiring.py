@@ -106,6 +106,7 @@ def phone_settings(config: Config, notice: str = "") -> PhoneSettings:
         forward_busy=config.phone.forward_busy,
         forward_no_answer=config.phone.forward_no_answer,
         forward_after=config.phone.forward_after,
+        recall_after=config.phone.recall_after,
         contacts=phone_book(config),
         voicemail_number=config.phone.voicemail_number,
         inter_digit_timeout=config.phone.inter_digit_timeout,

@@ -189,6 +189,10 @@ def test_4x4_layout_gets_its_keymap(tmp_path: Path) -> None:
             '[phone.speed_dials]\n0 = "sip:bob@example.org"\n',
             'phone.speed_dials."0": speed dials are the digits "1" to "9"',
         ),
+        (
+            "[phone]\nrecall_after = 5\n",
+            "phone.recall_after: 5.0 s is out of range; allowed: 10 to 3600 s",
+        ),
         ('[phone.speed_dials]\n1 = "bob"\n', 'phone.speed_dials.1: "bob" is neither a SIP address'),
         (
             'hardware = "pc"\n',

@@ -24,13 +24,15 @@ from pidphone.app.phone_events import (
     Resume,
     Ring,
     SendDtmf,
+    SetMute,
     Transfer,
     TransferToCall,
 )
 from pidphone.app.screen import render
+from pidphone.app.state import next_deadline
 from pidphone.ports import HookEvent, Screen
 from pidphone.sip.events import TransferEnded, TransferProgress
-from tests.test_state import Phone, call_of, connected_call, key, secured, security_failed
+from tests.test_state import SETTINGS, Phone, call_of, connected_call, key, secured, security_failed
 
 
 def screen(phone: Phone) -> Screen:
@@ -198,8 +200,140 @@ def test_the_handset_put_down_after_a_blind_transfer_is_sent_still_hangs_up() ->
     phone = connected_call("c1")
     phone.do(key("transfer"), key("7"), key("#"))
     assert phone.do(HookEvent(off_hook=False)) == [Hangup("c1")]
-    # and once a transfer failed, the call is ours again: it rings back
+    assert_no_open_microphone(phone)
+    # once a transfer failed with the handset up, the call is taken back at once: the
+    # handset going down after that ends it like any call
     phone = connected_call("c1")
     phone.do(key("transfer"), key("7"), key("#"))
-    phone.do(CallTransferEnded("c1", TransferEnded("c1", False, 486, "Busy Here")))
+    assert phone.do(busy("c1")) == [Resume("c1")]
+    phone.do(CallHeld("c1", local_hold=False, remote_hold=False))  # the switchboard says so
+    assert phone.do(HookEvent(off_hook=False)) == [Hangup("c1")]
+    assert_no_open_microphone(phone)
+
+
+def busy(call_id: str) -> CallTransferEnded:
+    return CallTransferEnded(call_id, TransferEnded(call_id, False, 486, "Busy Here"))
+
+
+def assert_no_open_microphone(phone: Phone) -> None:
+    """No call is taken off hold while the handset is down (and nothing rings to call the
+    user to it), unless the microphone is muted."""
+    state = phone.state
+    live = [c for c in (state.call, state.other) if c is not None and c.call_id is not None]
+    live = [c for c in live if c.phase == CallState.CONNECTED and not c.held]
+    assert not (live and not state.off_hook and not state.ringing and not state.muted), state
+
+
+def joining(phone: Phone) -> None:
+    """c1 on hold, consultation call c2 up, and "transfer" pressed to join them."""
+    phone.do(key("transfer"), key("5"), key("answer"), OutgoingCall("c2", "5"))
+    phone.do(CallConnected("c2"))
+    assert phone.do(key("transfer")) == [TransferToCall("c1", "c2")]
+
+
+def test_the_handset_put_down_while_joining_completes_the_transfer() -> None:
+    phone = connected_call("c1")
+    joining(phone)
+    # no Hangup of the consultation call (the transfer needs it): the microphone is muted
+    assert phone.do(HookEvent(off_hook=False)) == [SetMute(True)]
+    assert phone.state.muted and call_of(phone).call_id == "c2"
+    assert_no_open_microphone(phone)
+    phone.do(CallTransferEnded("c1", TransferEnded("c1", True, 200, "OK")))
+    phone.do(CallFinished("c1", "Transferred", by_peer=False))
+    assert phone.do(CallFinished("c2", "Transferred", by_peer=False)) == [SetMute(False)]
+    after = phone.state
+    assert after.call is None and after.other is None and not after.muted and not after.ringing
+    assert "Transferred" in (screen(phone).title, *screen(phone).lines)
+
+
+def test_a_join_that_fails_with_the_handset_down_ends_the_consultation_and_rings_back() -> None:
+    phone = connected_call("c1")
+    joining(phone)
+    phone.do(HookEvent(off_hook=False))
+    ended = CallTransferEnded("c1", TransferEnded("c1", False, 481, "Call Does Not Exist"))
+    assert phone.do(ended) == [Hangup("c2"), SetMute(False), Ring(True)]  # no Resume
+    held = call_of(phone)
+    assert held.call_id == "c1" and held.held and held.recall and not phone.state.muted
+    assert screen(phone).title == "Call on hold"
+    assert_no_open_microphone(phone)
+    assert phone.do(HookEvent(off_hook=True)) == [Resume("c1"), Ring(False)]
+
+
+def test_a_join_that_fails_with_the_handset_up_keeps_the_consultation() -> None:
+    phone = connected_call("c1")
+    joining(phone)
+    ended = CallTransferEnded("c1", TransferEnded("c1", False, 481, "Call Does Not Exist"))
+    assert phone.do(ended) == []  # the user talks to c2; c1 stays on hold
+    other = phone.state.other
+    assert call_of(phone).call_id == "c2" and other is not None and other.held
+    assert not other.transferring
+
+
+def test_lifting_the_handset_while_joining_unmutes() -> None:
+    phone = connected_call("c1")
+    joining(phone)
+    phone.do(HookEvent(off_hook=False))
+    assert phone.do(HookEvent(off_hook=True)) == [SetMute(False)]
+    assert not phone.state.muted and call_of(phone).call_id == "c2"
+
+
+def test_a_transfer_sent_on_hook_that_fails_rings_back_instead_of_resuming() -> None:
+    phone = connected_call("c1")
+    phone.do(key("hold"), HookEvent(off_hook=False))  # on hold, ringing back
+    phone.do(key("transfer"), key("7"), key("#"))  # transferred from the keys, on hook
+    assert phone.log[-1] == Transfer("c1", "7")
+    commands = phone.do(busy("c1"))
+    assert Resume("c1") not in commands
+    assert call_of(phone).held and call_of(phone).recall and phone.state.ringing
+    assert_no_open_microphone(phone)
+
+
+def test_a_failed_transfer_with_the_consultation_gone_rings_back_with_the_handset_down() -> None:
+    phone = connected_call("c1")
+    joining(phone)
+    phone.do(HookEvent(off_hook=False))
+    phone.do(CallFinished("c2", "", by_peer=True))  # the target hung up meanwhile
+    assert call_of(phone).call_id == "c1" and not phone.state.muted
+    assert phone.do(busy("c1")) == [Ring(True)]
+    assert call_of(phone).recall
+    assert_no_open_microphone(phone)
+
+
+# --------------------------------------------------------------------------- recall ends
+
+
+def test_a_held_call_rings_back_for_recall_after_then_ends_as_held_call_ended() -> None:
+    phone = connected_call("c1")
+    phone.do(CallSecure("c1", secured("ab12", "B32", verified=True)))
+    phone.do(key("hold"))
+    start = phone.state.now
     assert phone.do(HookEvent(off_hook=False)) == [Ring(True)]
+    limit = start + SETTINGS.recall_after
+    assert phone.at(limit - 0.1) == []  # still ringing back
+    assert next_deadline(phone.state) == limit  # the loop wakes up for it
+    assert phone.at(limit) == [Hangup("c1"), Ring(False)]
+    assert phone.state.call is None
+    assert "Held call ended" in (screen(phone).title, *screen(phone).lines)
+    assert phone.at(limit + 600) == []  # nobody was there: the notice stays until someone is
+    assert phone.state.notice == "Held call ended"
+    record = phone.state.history[0]
+    assert record.kind == "dialled" and record.duration == limit - 100.0
+    assert_no_open_microphone(phone)
+
+
+def test_a_recall_taken_back_in_time_has_no_time_limit_any_more() -> None:
+    phone = connected_call("c1")
+    phone.do(key("hold"), HookEvent(off_hook=False))
+    limit = phone.state.now + SETTINGS.recall_after
+    phone.do(HookEvent(off_hook=True))
+    assert call_of(phone).recall_until is None
+    assert phone.at(limit + 1) == []
+    assert call_of(phone).call_id == "c1"
+
+
+def test_a_consultation_ended_on_hook_starts_the_held_calls_time_limit() -> None:
+    phone = connected_call("c1")
+    phone.do(key("transfer"), key("5"), key("answer"), OutgoingCall("c2", "5"))
+    phone.do(CallConnected("c2"), HookEvent(off_hook=False))
+    assert call_of(phone).recall_until == phone.state.now + SETTINGS.recall_after
+    assert phone.at(phone.state.now + SETTINGS.recall_after) == [Hangup("c1"), Ring(False)]

@@ -21,6 +21,7 @@ from pidphone.app.call_events import (
     CallTransferEnded,
     CallTransferProgress,
 )
+from pidphone.app.call_state import CallState
 from pidphone.audio.analysis import dominant_frequencies, rms
 from pidphone.drivers.certs import make_test_pki
 from pidphone.ports import HookEvent
@@ -278,6 +279,86 @@ def test_the_handset_put_down_while_keying_a_target_keeps_the_held_call_ringing_
             assert abs(strongest(alice.heard(10)) - BOB) < 20
 
     asyncio.run(main())
+
+
+def test_the_handset_put_down_after_joining_completes_the_attended_transfer(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        async with three_phones(tmp_path) as (alice, bob, carol):
+            alice.engine.press(HookEvent(off_hook=True))
+            first = await alice_calls_bob(alice, bob)
+            for key in ("transfer", "5", "answer"):
+                alice.key(key)
+            await carol.until(lambda e: isinstance(e, CallIncoming))
+            carol.engine.press(HookEvent(off_hook=True))
+            await carol.until(lambda e: isinstance(e, CallSecure))
+            await asyncio.sleep(0.5)
+            alice.key("transfer")  # join them, and put the handset down at once
+            alice.engine.press(HookEvent(off_hook=False))
+            assert_no_open_microphone(alice)
+            await alice.until(lambda e: isinstance(e, CallTransferEnded), timeout=20)
+            ended = next(e for e in alice.events if isinstance(e, CallTransferEnded))
+            assert ended.call_id == first.call_id and ended.ended.succeeded
+            await until(lambda: alice.engine.calls() == [], timeout=10)
+            await asyncio.sleep(1.5)
+            assert_no_open_microphone(alice)
+            state = alice.engine._ui.state if alice.engine._ui is not None else None
+            assert state is not None and not state.muted and not state.ringing
+            # Bob talks to Carol now, and hears her (not Alice's room)
+            new = next(e for e in bob.events if isinstance(e, CallReferred)).new_call_id
+            await bob.until(lambda e: isinstance(e, CallSecure) and e.call_id == new)
+            assert abs(strongest(bob.heard(10)) - CAROL) < 20
+            assert abs(strongest(carol.heard(10)) - BOB) < 20
+
+    asyncio.run(main())
+
+
+def test_a_transfer_from_the_keys_on_hook_that_fails_keeps_the_call_on_hold(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        async with three_phones(tmp_path) as (alice, bob, carol):
+            alice.engine.press(HookEvent(off_hook=True))
+            first = await alice_calls_bob(alice, bob)
+            alice.key("hold")
+            await bob.until(lambda e: isinstance(e, CallHeld) and e.remote_hold)
+            alice.engine.press(HookEvent(off_hook=False))  # Bob rings back
+            for key in ("transfer", "5", "#"):  # transferred from the keys, the handset down
+                alice.key(key)
+            await carol.until(lambda e: isinstance(e, CallIncoming))
+            carol.key("hangup")  # Carol declines
+            await alice.until(lambda e: isinstance(e, CallTransferEnded))
+            assert not next(
+                e for e in alice.events if isinstance(e, CallTransferEnded)
+            ).ended.succeeded
+            await asyncio.sleep(1.5)
+            assert_no_open_microphone(alice)
+            assert rms(bob.heard(10)) < 50  # Bob still waits on hold: no sound of the room
+            shown = alice.engine.screen()
+            assert shown is not None and shown.title == "Call on hold"
+            assert [c.call_id for c in alice.engine.calls()] == [first.call_id]
+            bob.events.clear()
+            alice.engine.press(HookEvent(off_hook=True))  # taken back
+            await bob.until(lambda e: isinstance(e, CallHeld) and not e.remote_hold)
+            await asyncio.sleep(0.8)
+            assert abs(strongest(bob.heard(10)) - ALICE) < 20
+
+    asyncio.run(main())
+
+
+def assert_no_open_microphone(phone: Phone) -> None:
+    """No call has our microphone (connected, not on hold, not muted) while the handset is
+    down and nothing rings to call the user to it."""
+    ui = phone.engine._ui
+    assert ui is not None
+    state = ui.state
+    assert state is not None
+    live = [c for c in phone.engine.calls() if c.state == CallState.CONNECTED and not c.local_hold]
+    assert not (live and not state.off_hook and not state.ringing and not state.muted), (
+        live,
+        state.off_hook,
+    )
 
 
 def ring_of(phone: Phone) -> bytes:

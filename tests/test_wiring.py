@@ -14,7 +14,14 @@ from gpiozero.pins.mock import MockFactory
 
 from pidphone import wiring
 from pidphone.audio.analysis import dominant_frequencies
-from pidphone.config import Config, DisplayConfig, KeypadConfig, SecurityConfig, SimConfig
+from pidphone.config import (
+    Config,
+    DisplayConfig,
+    KeypadConfig,
+    PhoneConfig,
+    SecurityConfig,
+    SimConfig,
+)
 from pidphone.config.cross import complete
 from pidphone.drivers.keypad import RetryingKeypad
 from pidphone.drivers.sim_audio import SimAudioDevices
@@ -180,6 +187,11 @@ def test_zero_means_never_for_dimming(dim: float, expected: float) -> None:
     settings = wiring.phone_settings(config)
     assert settings.dim_after == expected
     assert settings.blank_after == float("inf")
+
+
+def test_the_recall_time_limit_reaches_the_phone() -> None:
+    config = Config(phone=PhoneConfig(recall_after=90.0))
+    assert wiring.phone_settings(config).recall_after == 90.0
 
 
 def test_the_zrtp_mtu_reaches_the_session_and_bounds_every_datagram() -> None:

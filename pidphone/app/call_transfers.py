@@ -1,8 +1,9 @@
 """Transfers (RFC 3515, RFC 3891, RFC 5589): what joins two calls, on the switchboard's behalf.
 
 - As transferor, `transfer` (blind) and `transfer_to_call` (attended) send the REFER; once
-  the transferee's new call is answered our calls in it are hung up ("Transferred"); a blind
-  transfer that fails takes its call off hold again (not while another call has the handset).
+  the transferee's new call is answered our calls in it are hung up ("Transferred"). A
+  transfer that fails leaves its call as it is (on hold): whether it comes back is the
+  phone's choice (pidphone.app.state), which knows where the handset is.
 - As transferee, a REFER is taken only from the peer of an established call (the SIP layer
   refuses any other), and only when the phone has room for one more call; the new call is
   placed through the registrar, shown on the screen (`CallReferred`), runs its own ZRTP
@@ -133,24 +134,19 @@ class Transfers:
         self._board.flush_call(call)
 
     def _over(self, call: Call, event: CallTransferEnded) -> None:
-        """Our transfer of `call` is over: on success our calls in it end; a blind transfer
-        that failed takes its call off hold (not while another call has the handset)."""
+        """Our transfer of `call` is over: on success our calls in it end. On failure the
+        call stays on hold: taking it back with the handset down would open the microphone
+        to the caller, so the phone decides (`Resume` when the handset is up)."""
         board = self._board
         consultation = self._joining.pop(call.call_id, None)
-        if event.ended.succeeded:
-            for call_id in (call.call_id, consultation):
-                other = board.call(call_id or "")
-                if other is not None and other.state != CallState.ENDED:
-                    other.hangup(board.now(), "Transferred")
-                    if other is not call:
-                        board.flush_call(other)
+        if not event.ended.succeeded:
             return
-        talking = any(
-            c.state == CallState.CONNECTED and not c.local_hold and c is not call
-            for c in board.calls()
-        )
-        if call.state == CallState.CONNECTED and call.local_hold and not talking:
-            call.resume(board.now())
+        for call_id in (call.call_id, consultation):
+            other = board.call(call_id or "")
+            if other is not None and other.state != CallState.ENDED:
+                other.hangup(board.now(), "Transferred")
+                if other is not call:
+                    board.flush_call(other)
 
     # ------------------------------------------------------------------ as transferee
 

@@ -59,6 +59,8 @@ class PhoneSettings:
     security_lost_timeout: float = 10.0
     """Seconds the SECURITY LOST warning gives the user to keep the line ("#") before the
     call ends by itself."""
+    recall_after: float = 60.0
+    """Seconds a call left on hold rings back (the handset down) before it is ended."""
     max_digits: int = 32
     contacts: tuple[Contact, ...] = ()
     """The phone book: names for callers and numbers, found by name with the "contacts" key."""

@@ -59,6 +59,9 @@ class CallView:
     recall: bool = False
     """The handset went down with this call on hold: it rings back until the handset is
     lifted (a held caller is never dropped by a handset put down)."""
+    recall_until: float | None = None
+    """While it rings back: when the phone gives up and ends it ("Held call ended"), so a
+    caller left on hold at an empty desk is not kept waiting for ever."""
     transfer: str = ""
     """What a transfer of (or into) this call is doing, for the screen ("Transfer: Ringing",
     "Transfer failed: Busy Here", "Transferred by Alice")."""
@@ -120,6 +123,9 @@ class PhoneState:
     off_hook: bool = False
     dnd: bool = False
     muted: bool = False
+    hushed: bool = False
+    """The handset went down while the held call was being joined to the consultation call:
+    the microphone is muted (`muted`) until the join is over or the handset is lifted."""
     volume: int = 70
     dialing: bool = False
     """Collecting digits (handset lifted, or a digit typed on hook to dial before lifting)."""

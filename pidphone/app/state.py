@@ -25,7 +25,14 @@ Rules worth knowing:
 - A call on hold is never dropped by the handset going down (while keying in a transfer
   target, after a consultation call, or after "hold"): it stays on hold and rings back
   ("Call on hold", `recall`) until the handset is lifted (or "answer") to take it back, or
-  "hangup" ends it. A call whose transfer is under way is hung up as before.
+  "hangup" ends it, or `recall_after` seconds pass ("Held call ended"). A call whose blind
+  transfer is under way is hung up as before. Once the two calls are being joined, the
+  handset going down completes the transfer: the consultation call is kept (the microphone
+  muted) until the join ends them both.
+- A transfer that fails gives its call back: taken off hold if the handset is up and no
+  other call is talking, else left on hold (ringing back while the handset is down, the
+  consultation call then ended). A call is never taken off hold by the phone itself while
+  the handset is down.
 - A call that loses its security (`CallSecurityLost`) has no audio either way. The SECURITY LOST
   warning (full screen, congestion tone) counts down `security_lost_timeout` seconds, then the
   call ends; one of the same keys keeps the line (silent, marked NO AUDIO), "hangup" ends it.
@@ -37,7 +44,7 @@ from dataclasses import replace
 
 from pidphone.ports import KEYPAD_KEYS, HookEvent, KeyEvent
 
-from .call_events import CallIncoming
+from .call_events import CallIncoming, CallTransferEnded
 from .call_facts import call_fact
 from .call_state import CallState, Security
 from .contacts import lookup, search
@@ -105,13 +112,19 @@ def reduce(state: PhoneState, event: ReducerInput, now: float | None = None) -> 
         state, more = _device(state, event), []
     else:
         state, more = call_fact(state, event)
+        if isinstance(event, CallTransferEnded) and not event.ended.succeeded:
+            state, after = _transfer_failed(state, event.call_id)
+            more = [*more, *after]
     commands += more
     state = _record_calls(before, state, event, commands)
     call = state.call
     if state.transfer_from is not None and (call is None or call.call_id != state.transfer_from):
         state = replace(state, transfer_from=None, digits="")  # the call went: so did its transfer
+    if state.hushed and (state.off_hook or not _talking(state)):
+        state = replace(state, hushed=False, muted=False)  # no call to keep quiet, or picked up
+        commands.append(SetMute(False))
     if call is not None and call.recall and (state.off_hook or not call.held):
-        state = replace(state, call=replace(call, recall=False))  # taken back
+        state = replace(state, call=replace(call, recall=False, recall_until=None))  # taken back
     return _with_sound(state, commands)
 
 
@@ -120,6 +133,7 @@ def next_deadline(state: PhoneState) -> float | None:
     candidates = [state.digit_deadline, state.notice_until]
     candidates += [c.lost_deadline for c in (state.call, state.other) if c is not None]
     candidates += [c.forward_at for c in (state.call, state.other) if c is not None]
+    candidates += [c.recall_until for c in (state.call, state.other) if c is not None]
     for after in (state.settings.dim_after, state.settings.blank_after):
         if after > 0:
             candidates.append(state.last_input + after)
@@ -282,6 +296,11 @@ def _tick(state: PhoneState, tick: Tick) -> Result:
     call = state.call
     if call is not None and call.lost_deadline is not None and tick.now >= call.lost_deadline:
         return _hang_up(state, call, notice="Security lost: call ended")
+    if call is not None and call.recall_until is not None and tick.now >= call.recall_until:
+        state, commands = _hang_up(state, call, notice="Held call ended")
+        if state.call is None:  # nobody was there: it stays until someone is
+            state = replace(state, notice_until=None)
+        return state, commands
     return state, []
 
 
@@ -311,13 +330,19 @@ def _hook(state: PhoneState, off_hook: bool) -> Result:
         return replace(state, dialing=True, digits="", notice="", notice_until=None), []
     # handset put down
     if call is not None and _may_recall(call):  # also while keying in a transfer target
-        recall = replace(call, recall=True)
+        recall = _recalling(state, call)
         return replace(state, call=recall, transfer_from=None, digits="", digit_deadline=None), []
+    if call is not None and _joining(state, call):
+        # The held call is being joined to this one: its success ends both (as a desk phone
+        # completes an attended transfer on hang-up); hanging up now would make it fail.
+        return replace(state, muted=True, hushed=not state.muted), (
+            [] if state.muted else [SetMute(True)]
+        )
     if call is not None and call.phase != CallState.INCOMING:
         state, commands = _hang_up(state, call)
         held = state.call
         if held is not None and _may_recall(held):  # the consultation ended: the held call
-            state = replace(state, call=replace(held, recall=True))
+            state = replace(state, call=_recalling(state, held))
         return state, commands
     return replace(
         state, dialing=False, digits="", digit_deadline=None, notice="", notice_until=None
@@ -336,6 +361,53 @@ def _may_recall(call: CallView) -> bool:
         and call.phase == CallState.CONNECTED
         and not call.transferring
     )
+
+
+def _recalling(state: PhoneState, call: CallView) -> CallView:
+    """`call`, left on hold with the handset down: it rings back for `recall_after`."""
+    return replace(call, recall=True, recall_until=state.now + state.settings.recall_after)
+
+
+def _joining(state: PhoneState, call: CallView) -> bool:
+    """`call` is a consultation call the held call is being joined to (attended transfer)."""
+    other = state.other
+    return (
+        other is not None
+        and other.transferring
+        and other.held
+        and call.call_id is not None
+        and call.phase == CallState.CONNECTED
+    )
+
+
+def _talking(state: PhoneState) -> bool:
+    """A call has our microphone: connected, and not on hold."""
+    return any(
+        c is not None and c.call_id is not None and c.phase == CallState.CONNECTED and not c.held
+        for c in (state.call, state.other)
+    )
+
+
+def _transfer_failed(state: PhoneState, call_id: str) -> Result:
+    """Our transfer of `call_id` failed: the call is ours again (module docstring)."""
+    call, other = state.call, state.other
+    if other is not None and other.call_id == call_id and call is not None:
+        if state.off_hook:
+            return state, []  # the user talks to the consultation call: it stays on hold
+        # the handset went down while the two were being joined: end the consultation
+        # call and ring back with the held one
+        state, commands = _hang_up(state, call)
+        held = state.call
+        if held is not None and _may_recall(held):
+            state = replace(state, call=_recalling(state, held))
+        return state, commands
+    if call is None or call.call_id != call_id or not _may_recall(call):
+        return state, []
+    if state.off_hook and not _talking(state):
+        return replace(state, call=replace(call, held=False)), [Resume(call_id)]
+    if not state.off_hook:
+        return replace(state, call=_recalling(state, call)), []
+    return state, []
 
 
 def _key(state: PhoneState, event: KeyEvent) -> Result:

@@ -317,6 +317,9 @@ class PhoneConfig:
     )
     """Forward a call still unanswered after forward_after seconds."""
     forward_after: float = field(default=20.0, metadata=meta(check=checks.between(1, 600, "s")))
+    recall_after: float = field(default=60.0, metadata=meta(check=checks.between(10, 3600, "s")))
+    """Seconds a call left on hold rings back, the handset down, before the phone ends it
+    ("Held call ended")."""
     """Seconds of ringing before forward_no_answer takes the call."""
     voicemail_indicator: bool = False
     """Subscribe to the voicemail box's message summary (RFC 3842) through the registrar and
