@@ -120,6 +120,7 @@ def test_blind_transfer_from_the_keys(tmp_path: Path) -> None:
 def test_a_refused_transfer_returns_to_the_held_call(tmp_path: Path) -> None:
     async def main() -> None:
         async with three_phones(tmp_path) as (alice, bob, carol):
+            alice.engine.press(HookEvent(off_hook=True))  # the handset up: taken back at once
             first = await alice_calls_bob(alice, bob)
             for key in ("transfer", "5", "transfer"):
                 alice.key(key)
@@ -138,6 +139,7 @@ def test_a_refused_transfer_returns_to_the_held_call(tmp_path: Path) -> None:
             assert shown is not None and shown.lines[-1].startswith("Transfer failed")
             assert [c.call_id for c in alice.engine.calls()] == [first.call_id]
             assert len(bob.engine.calls()) == 1
+            assert_no_open_microphone(alice)
 
     asyncio.run(main())
 
