@@ -23,9 +23,17 @@ import pytest
 
 from pidphone.app import phone_events as pe
 from pidphone.app.call import CallSettings
-from pidphone.app.call_events import CallFinished, CallHeld, CallIncoming, CallInsecure, CallSecure
+from pidphone.app.call_events import (
+    CallFinished,
+    CallHeld,
+    CallIncoming,
+    CallInsecure,
+    CallSecure,
+    CallSecurityLost,
+)
 from pidphone.app.controller import Controller, ControllerSettings
 from pidphone.app.media import MediaConfig
+from pidphone.app.media_events import MediaSecurityLost
 from pidphone.app.switchboard import SwitchboardSettings
 from pidphone.audio import g711
 from pidphone.audio.analysis import goertzel_power, rms
@@ -329,3 +337,42 @@ def test_a_secured_call_plays_the_secure_tone_once(tmp_path: Path) -> None:
     assert secured.secured.sas  # Bob's call was secure too, and he heard no tone
     assert beeps(bob.audio.earpiece(), SECURE_HZ) == []
     assert hears(bob.audio.earpiece(), 1000)
+
+
+def test_the_security_lost_warning_tone_plays_over_the_call(tmp_path: Path) -> None:
+    """SECURITY LOST is heard as well as seen: the reducer's congestion tone plays in place of
+    the handset call's audio (it used to wait for the handset to be free of calls, so the
+    warning was silent). The loss is told to Alice's phone UI as the media would report it;
+    her media goes on, so before the tone she hears Bob."""
+
+    async def main() -> tuple[Phone, float]:
+        pki = make_test_pki(tmp_path / "pki", ["127.0.0.1"])
+        bob = await make("bob", 700, pki, listen=True, dials={}, secure_tone=False)
+        assert bob.transport.listening is not None
+        uri = f"sips:bob@127.0.0.1:{bob.transport.listening[1]}"
+        alice = await make("alice", 1000, pki, listen=False, dials={"1": uri}, secure_tone=False)
+        try:
+            alice.key("speed1")
+            await bob.until(lambda e: isinstance(e, CallIncoming))
+            bob.engine.press(HookEvent(off_hook=True))
+            await alice.until(lambda e: isinstance(e, CallSecure))
+            await asyncio.sleep(0.6)
+            ui = alice.engine.ui
+            assert ui is not None
+            (call,) = alice.engine.calls()
+            lost = MediaSecurityLost("the peer asked to stop encryption (GoClear)")
+            lost_at = time.monotonic()
+            ui.fact(CallSecurityLost(call.call_id, lost))
+            await asyncio.sleep(1.2)
+        finally:
+            await alice.engine.stop()
+            await bob.engine.stop()
+        return alice, lost_at
+
+    alice, at = asyncio.run(main())
+    assert isinstance(alice.audio, TimedAudio)
+    earpiece = alice.audio.earpiece()
+    before = [f for f in earpiece if at - 0.5 < f[0] < at]
+    after = [f for f in earpiece if at + 0.1 < f[0] < at + 1.1]
+    assert hears(before, 700) and not hears(before, 425)
+    assert beeps(after, 425) and not hears(after, 700)  # the congestion tone, 0.25 s on/off

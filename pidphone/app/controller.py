@@ -280,7 +280,7 @@ class Controller:
         """The reducer's tone (it waits while an indication tone plays)."""
         self._tone = kind
         if self._indication is None:
-            self._send_media(SetHandsetTone(kind))
+            self._send_media(self._handset_tone())
 
     def _play_indication(self, kind: str | None) -> None:
         self._indication = kind
@@ -289,7 +289,14 @@ class Controller:
     def _handset_tone(self) -> SetHandsetTone:
         if self._indication is not None:
             return SetHandsetTone(self._indication, over_call=True)
-        return SetHandsetTone(self._tone)
+        return SetHandsetTone(self._tone, over_call=self._tone is not None and self._lost())
+
+    def _lost(self) -> bool:
+        """The handset's call lost its security (SECURITY LOST): it has no audio either way,
+        and the reducer's warning tone plays over it, heard as well as seen."""
+        state = self._ui.state if self._ui is not None else None
+        call = state.call if state is not None else None
+        return call is not None and call.lost_deadline is not None
 
     def _handset_moved(self) -> None:
         if self._tones is not None:
