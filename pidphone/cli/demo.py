@@ -29,6 +29,7 @@ from pidphone import wiring
 from pidphone.app.call import Call
 from pidphone.app.call_events import CallFinished, CallIncoming, CallSecure
 from pidphone.app.controller import Controller, ControllerEvent
+from pidphone.audio.tones import PLANS
 from pidphone.drivers.certs import make_test_pki
 from pidphone.drivers.draw import draw_screen
 from pidphone.drivers.sim_audio import SimAudioDevices, SimPlayback
@@ -265,6 +266,15 @@ def _tone_ok(heard: list[float], expected: float) -> bool:
     return bool(heard) and abs(heard[0] - expected) <= TONE_TOLERANCE
 
 
+def _secure_tone_note(heard: list[float]) -> str:
+    """Says which heard frequency is the secure indication tone (both phones play it in the
+    earpiece when the call becomes secure), so it is not taken for the peer's audio."""
+    tone = PLANS["etsi"]["secure"].frequencies[0]
+    if any(abs(f - tone) <= TONE_TOLERANCE for f in heard):
+        return f"; {tone:.0f} Hz: the secure tone"
+    return ""
+
+
 def _save_png(screen: Screen, path: Path) -> None:
     image = draw_screen(screen)
     scaled = image.resize((image.width * PNG_SCALE, image.height * PNG_SCALE), Resampling.NEAREST)
@@ -279,12 +289,14 @@ def _report(result: DemoResult, out: TextIO, screens_dir: Path | None) -> bool:
     print(f"  algorithms:        {result.algorithms}", file=out)
     print(f"  answer to SAS:     {result.answer_to_sas * 1000:.0f} ms", file=out)
     print(
-        f"  Alice heard:       {result.alice_heard} Hz (Bob sent {BOB_TONE:.0f} Hz)"
+        f"  Alice heard:       {result.alice_heard} Hz (Bob sent {BOB_TONE:.0f} Hz"
+        f"{_secure_tone_note(result.alice_heard)})"
         f" {'ok' if alice_ok else 'WRONG'}",
         file=out,
     )
     print(
-        f"  Bob heard:         {result.bob_heard} Hz (Alice sent {ALICE_TONE:.0f} Hz)"
+        f"  Bob heard:         {result.bob_heard} Hz (Alice sent {ALICE_TONE:.0f} Hz"
+        f"{_secure_tone_note(result.bob_heard)})"
         f" {'ok' if bob_ok else 'WRONG'}",
         file=out,
     )
