@@ -339,11 +339,7 @@ def _hook(state: PhoneState, off_hook: bool) -> Result:
             [] if state.muted else [SetMute(True)]
         )
     if call is not None and call.phase != CallState.INCOMING:
-        state, commands = _hang_up(state, call)
-        held = state.call
-        if held is not None and _may_recall(held):  # the consultation ended: the held call
-            state = replace(state, call=_recalling(state, held))
-        return state, commands
+        return _hang_up_and_recall(state, call)  # the consultation ended: the held call
     return replace(
         state, dialing=False, digits="", digit_deadline=None, notice="", notice_until=None
     ), []
@@ -366,6 +362,15 @@ def _may_recall(call: CallView) -> bool:
 def _recalling(state: PhoneState, call: CallView) -> CallView:
     """`call`, left on hold with the handset down: it rings back for `recall_after`."""
     return replace(call, recall=True, recall_until=state.now + state.settings.recall_after)
+
+
+def _hang_up_and_recall(state: PhoneState, call: CallView) -> Result:
+    """End `call` with the handset down: the held call it leaves behind rings back."""
+    state, commands = _hang_up(state, call)
+    held = state.call
+    if held is not None and _may_recall(held):
+        state = replace(state, call=_recalling(state, held))
+    return state, commands
 
 
 def _joining(state: PhoneState, call: CallView) -> bool:
@@ -396,11 +401,7 @@ def _transfer_failed(state: PhoneState, call_id: str) -> Result:
             return state, []  # the user talks to the consultation call: it stays on hold
         # the handset went down while the two were being joined: end the consultation
         # call and ring back with the held one
-        state, commands = _hang_up(state, call)
-        held = state.call
-        if held is not None and _may_recall(held):
-            state = replace(state, call=_recalling(state, held))
-        return state, commands
+        return _hang_up_and_recall(state, call)
     if call is None or call.call_id != call_id or not _may_recall(call):
         return state, []
     if state.off_hook and not _talking(state):
